@@ -1,0 +1,36 @@
+// Every key Corvid adds to a Gateway. Documented in docs/gateway-annotations.md.
+
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'corvid';
+/** Label: the Topology that owns this Gateway (prune selects on it). */
+export const TOPOLOGY_LABEL = 'corvid.dev/topology';
+/** Label: the pool this Gateway serves. */
+export const POOL_LABEL = 'corvid.dev/pool';
+
+/** Annotation: revision of the topology that produced the object, e.g. `main@sha1:<40 hex>`. */
+export const REVISION_ANNOTATION = 'corvid.dev/revision';
+/** Annotation: the relay pool through which this NAT'd pool reaches other NAT'd pools. */
+export const RELAY_ANNOTATION = 'corvid.dev/relay';
+/** Annotation: JSON array of pool names this pool may exchange traffic with (sorted), or `["*"]`. */
+export const PEERS_ANNOTATION = 'corvid.dev/peers';
+/** Annotation: JSON array of pool names explicitly denied (sorted). Takes precedence over peers. */
+export const DENIED_PEERS_ANNOTATION = 'corvid.dev/denied-peers';
+/** Annotation: JSON object, this pool's default link encryption {backend, ikeProposals, espProposals, pskSecretRef}. */
+export const ENCRYPTION_ANNOTATION = 'corvid.dev/encryption';
+/** Annotation: JSON object peer pool -> encryption policy, only for links that differ from the default. */
+export const ENCRYPTION_OVERRIDES_ANNOTATION = 'corvid.dev/encryption-overrides';
+/** Annotation: JSON array of the NAT'd pools this pool relays for (set on relay pools only). */
+export const RELAYS_FOR_ANNOTATION = 'corvid.dev/relays-for';
+/** Annotation: human-readable reason of the last election decision per active endpoint. */
+export const ELECTION_ANNOTATION = 'corvid.dev/election';
+
+/** Node annotation: overrides the node's public IP. */
+export const NODE_PUBLIC_IP_ANNOTATION = 'corvid.dev/public-ip';
+/** Node annotation: `"true"` drains this node as a gateway for planned maintenance. */
+export const NODE_DRAIN_ANNOTATION = 'corvid.dev/drain';
+
+/** endpoints[].config: the endpoint's rank in the pool's preference order (0 = most preferred). */
+export const ENDPOINT_PRIORITY_CONFIG = 'corvid.dev/priority';
+
+/** Lease annotation written by the agent on its heartbeat Lease: JSON peer -> {up, since}. */
+export const TUNNEL_HEALTH_ANNOTATION = 'corvid.dev/tunnels';

@@ -1,0 +1,76 @@
+// Inputs and outputs of the pure planner. No I/O anywhere in src/plan.
+
+import type { Gateway } from '../gateway/types.ts';
+import type { Topology } from '../topology/types.ts';
+
+/** What the planner needs from a Kubernetes Node (see inventory.ts). */
+export interface InventoryNode {
+  name: string;
+  labels: Record<string, string>;
+  ready: boolean;
+  /** RFC 3339 lastTransitionTime of the Ready condition, if any. */
+  readySince?: string;
+  /** First InternalIP. */
+  internalIP?: string;
+  /** All pod CIDRs (IPv4 and IPv6), in the node's order. */
+  podCIDRs: string[];
+  unschedulable: boolean;
+  /** From the corvid.dev/public-ip annotation. */
+  publicIP?: string;
+  /** From the corvid.dev/drain annotation. */
+  drained: boolean;
+}
+
+/** Fresher health signals than Ready, per gateway candidate. All optional. */
+export interface CandidateHealth {
+  /** Seconds since the candidate last renewed its heartbeat Lease. */
+  heartbeatAgeSeconds?: number;
+  /** RFC 3339 time since which the heartbeat has been continuously fresh. */
+  heartbeatSince?: string;
+  /** Tunnel-health verdict from the agents: false means Ready but not forwarding. */
+  tunnelHealthy?: boolean;
+  /** RFC 3339 time of the last time this candidate was seen unhealthy (the sync remembers it). */
+  lastUnhealthy?: string;
+}
+
+export interface PlanInput {
+  topology: Topology;
+  /** Revision string written into annotations, e.g. `main@sha1:<sha>`. */
+  revision: string;
+  nodes: InventoryNode[];
+  /** Keyed by node name. */
+  health: Record<string, CandidateHealth>;
+  /** The Gateways currently live (for stickiness and relay stability). */
+  previous: Gateway[];
+  /** RFC 3339 "now"; the only clock the planner sees. */
+  now: string;
+}
+
+export type FindingSeverity = 'warning' | 'error';
+
+export interface Finding {
+  severity: FindingSeverity;
+  /** Stable machine code, e.g. `node-in-two-pools`, `gateway-not-in-pool`, `no-healthy-candidate`. */
+  code: string;
+  pool?: string;
+  node?: string;
+  message: string;
+}
+
+export type DecisionKind = 'elected' | 'kept' | 'lost' | 'preempted' | 'handed-over';
+
+export interface Decision {
+  pool: string;
+  node: string;
+  kind: DecisionKind;
+  /** e.g. "elected: most preferred healthy candidate", "lost: not ready", "lost: heartbeat expired". */
+  reason: string;
+}
+
+export interface PlanResult {
+  /** One per pool, sorted by name; byte-stable for equal inputs. */
+  gateways: Gateway[];
+  findings: Finding[];
+  /** Election changes relative to `previous` (empty when nothing changed). */
+  decisions: Decision[];
+}

@@ -1,0 +1,105 @@
+// The normalised, fully defaulted topology that the rest of Corvid consumes.
+// The YAML shape is defined by schemas/topology.schema.json; this is what the
+// validator returns after defaults are filled in and meaning is checked.
+
+export const TOPOLOGY_API_VERSION = 'corvid.dev/v1alpha1';
+export const TOPOLOGY_KIND = 'Topology';
+
+export type Backend = 'ipsec' | 'wireguard' | 'none';
+
+export interface SecretKeyRef {
+  /** Secret name; the agent reads it as a mounted file `<secretDir>/<name>/<key>`. */
+  name: string;
+  key: string;
+}
+
+/** A complete encryption policy for one link (after defaults and overrides). */
+export interface EncryptionPolicy {
+  backend: Backend;
+  ikeProposals: string[];
+  espProposals: string[];
+  /** Absent only when backend is `none`. */
+  pskSecretRef?: SecretKeyRef;
+  allowInsecure: boolean;
+}
+
+/** A partial policy as written in a per-pool or per-pair override. */
+export type EncryptionOverride = Partial<EncryptionPolicy>;
+
+export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: SelectorOperator;
+  values?: string[];
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+export interface GatewayPreference {
+  node: string;
+  publicIP?: string;
+  /** Default 4500 (IKE NAT-T). */
+  publicPort: number;
+}
+
+export interface Pool {
+  name: string;
+  nodeSelector: LabelSelector;
+  /** In priority order, most preferred first. */
+  gateways: GatewayPreference[];
+  behindNAT: boolean;
+  /** Pool through which this (NAT'd) pool reaches other NAT'd pools. */
+  relay?: string;
+  encryption?: EncryptionOverride;
+}
+
+export type RuleAction = 'allow' | 'deny';
+
+/** A rule for a pool pair; `*` matches any pool. */
+export interface PairRule {
+  action: RuleAction;
+  pools: [string, string];
+}
+
+export interface Connectivity {
+  mode: 'mesh' | 'hub';
+  /** Required when mode is `hub`. */
+  hub?: string;
+  /** Evaluated in order, first match wins; no match means allowed. */
+  rules: PairRule[];
+}
+
+export interface LinkOverride {
+  pools: [string, string];
+  encryption: EncryptionOverride;
+}
+
+export interface ElectionSettings {
+  /** Keep a healthy active gateway even when a more preferred one is healthy. */
+  sticky: boolean;
+  /** Return to a more preferred gateway once it has been healthy for minHealthySeconds. */
+  preempt: boolean;
+  /** A candidate must be continuously healthy this long before it may be elected (hysteresis). */
+  minHealthySeconds: number;
+  /** A candidate whose heartbeat is older than this is unhealthy. */
+  heartbeatTimeoutSeconds: number;
+  /** Active gateways per pool. */
+  replicas: number;
+}
+
+export interface Topology {
+  name: string;
+  /** Allow a revision that yields no Gateways at all (prune everything). */
+  allowEmpty: boolean;
+  encryption: EncryptionPolicy;
+  connectivity: Connectivity;
+  election: ElectionSettings;
+  /** Sorted by name. */
+  pools: Pool[];
+  /** Per-pair encryption overrides, each pair sorted, list sorted. */
+  links: LinkOverride[];
+}
