@@ -1,0 +1,20 @@
+// Public face of the topology language: load (parse + schema + meaning + normalise) and the pure policy questions.
+
+import type { Topology } from './types.ts';
+import type { TopologyError } from './errors.ts';
+import { loadTopology as load } from './load.ts';
+
+export type { TopologyError } from './errors.ts';
+export { formatTopologyError } from './errors.ts';
+export { linkPolicy, pairVerdict, poolByName } from './policy.ts';
+export type * from './types.ts';
+export { TOPOLOGY_API_VERSION, TOPOLOGY_KIND } from './types.ts';
+
+export type TopologyResult =
+  | { ok: true; topology: Topology; warnings: TopologyError[] }
+  | { ok: false; errors: TopologyError[] };
+
+/** Parse, check and normalise one topology file. Pure: text in, result out, never throws. */
+export function loadTopology(text: string, file: string): TopologyResult {
+  return load(text, file);
+}
