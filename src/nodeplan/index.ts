@@ -1,0 +1,5 @@
+// Public face of the node plan (pure): Gateways + this node -> role, tunnels, routes, rules.
+export { nodePlan, connName } from './plan.ts';
+export { canonicalPrefix, canonicalAddress, comparePrefixes, sortPrefixes } from './cidr.ts';
+export type * from './types.ts';
+export { CONN_PREFIX, DEFAULT_ROUTE_TABLE, DEFAULT_RULE_PRIORITY } from './types.ts';

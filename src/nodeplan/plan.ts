@@ -1,0 +1,380 @@
+// nodePlan(): the pure heart of the node agent. Gateways + this node's name -> role, IKE connections, routes, rules.
+//
+// Decisions (see docs in the report / README of the agent):
+// - Membership: a node belongs to the pool whose Gateway lists it in status.nodes (or as an active endpoint).
+// - Role: `gateway` when the node is its pool's active tunnel endpoint, `member` otherwise, `outside` in no pool.
+// - A link between pools A and B exists when both Gateways' peers/denied-peers annotations allow it, both pools have
+//   an active gateway with an address and at least one subnet, no subnet of A overlaps one of B, and both sides agree
+//   on the backend. Two NAT'd pools never connect directly: they go through their common relay pool.
+// - Active gateways get one IKE connection (one CHILD_SA with traffic-selector lists) per reachable peer pool.
+//   Ordinary nodes get routes for every reachable remote prefix via the local gateway's privateIP, in our table, plus
+//   one rule per family `from all lookup <table> pref <priority>` (a lookup that finds no route falls through to the
+//   next rule, so one rule covers every prefix and never needs rewriting).
+// - Gateways need no routes of ours for ipsec links: charon (kernel-libipsec) installs routes for the remote traffic
+//   selectors in table 220 via ipsec0, which serve both the gateway's own traffic and traffic forwarded from its pool's
+//   members (forwarding must be on, as on every Kubernetes node). Backend `none` links are plain routes via the peer
+//   gateway's address on the gateway (in our table), and via the gateway on members, exactly as for ipsec.
+
+import type { Gateway } from '../gateway/types.ts';
+import { encryptionFor, mayPeer, readGatewayLinks, type GatewayLinks } from '../gateway/annotations.ts';
+import type { EncryptionPolicy } from '../topology/types.ts';
+import { canonicalAddress, canonicalPrefix, comparePrefixes, familyOfPrefix, overlaps, sortPrefixes } from './cidr.ts';
+import {
+  CONN_PREFIX,
+  DEFAULT_ROUTE_TABLE,
+  DEFAULT_RULE_PRIORITY,
+  type Family,
+  type NodePlan,
+  type NodePlanFinding,
+  type NodePlanInput,
+  type Reach,
+  type RoutePlan,
+  type RulePlan,
+  type TunnelPlan,
+} from './types.ts';
+
+interface Active {
+  node: string;
+  privateIP: string;
+  publicIP?: string;
+  publicPort?: number;
+}
+
+interface PoolInfo {
+  name: string;
+  gw: Gateway;
+  links: GatewayLinks;
+  nat: boolean;
+  active?: Active;
+  /** Canonical, sorted. */
+  subnets: string[];
+  nodes: Set<string>;
+}
+
+class Findings {
+  private readonly byKey = new Map<string, NodePlanFinding>();
+  add(f: NodePlanFinding): void {
+    const k = `${f.code}\u0000${f.pool ?? ''}\u0000${f.peer ?? ''}\u0000${f.message}`;
+    if (!this.byKey.has(k)) this.byKey.set(k, f);
+  }
+  sorted(): NodePlanFinding[] {
+    return [...this.byKey.values()].sort(
+      (a, b) =>
+        cmp(a.code, b.code) || cmp(a.pool ?? '', b.pool ?? '') || cmp(a.peer ?? '', b.peer ?? '') || cmp(a.message, b.message),
+    );
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The connection name for the tunnel to a peer pool. */
+export function connName(peerPool: string): string {
+  return `${CONN_PREFIX}${peerPool}`;
+}
+
+function readPools(gateways: Gateway[], f: Findings): Map<string, PoolInfo> {
+  const pools = new Map<string, PoolInfo>();
+  const sorted = [...gateways].sort((a, b) => cmp(a.metadata.name, b.metadata.name));
+  for (const gw of sorted) {
+    const links = readGatewayLinks(gw);
+    if (pools.has(links.pool)) {
+      f.add({ severity: 'error', code: 'duplicate-pool', pool: links.pool, message: `Gateway ${gw.metadata.name} serves pool ${links.pool} again; ignored` });
+      continue;
+    }
+    for (const p of links.problems) f.add({ severity: 'error', code: 'bad-annotation', pool: links.pool, message: p });
+    const nodes = new Set<string>();
+    const subnets: string[] = [];
+    const ipOf = new Map<string, string>();
+    for (const n of gw.status?.nodes ?? []) {
+      nodes.add(n.nodeName);
+      const ip = canonicalAddress(n.privateIP ?? '');
+      if (ip !== undefined) ipOf.set(n.nodeName, ip);
+      for (const s of n.subnets ?? []) {
+        const c = canonicalPrefix(s);
+        if (c === undefined) f.add({ severity: 'warning', code: 'bad-subnet', pool: links.pool, message: `node ${n.nodeName}: "${s}" is not a CIDR; ignored` });
+        else subnets.push(c);
+      }
+    }
+    const tunnelActives = (gw.status?.activeEndpoints ?? []).filter((e) => e.type === 'tunnel');
+    if (tunnelActives.length > 1) {
+      f.add({ severity: 'warning', code: 'multiple-active', pool: links.pool, message: `${tunnelActives.length} active tunnel endpoints; using ${tunnelActives[0].nodeName}` });
+    }
+    const info: PoolInfo = { name: links.pool, gw, links, nat: links.underNAT, subnets: sortPrefixes(subnets), nodes };
+    const a = tunnelActives[0];
+    if (a !== undefined) {
+      nodes.add(a.nodeName);
+      if (a.underNAT === true) info.nat = true;
+      const privateIP = ipOf.get(a.nodeName);
+      if (privateIP === undefined) {
+        f.add({ severity: 'error', code: 'active-without-address', pool: links.pool, message: `active gateway ${a.nodeName} has no valid privateIP in status.nodes` });
+      } else {
+        const active: Active = { node: a.nodeName, privateIP };
+        if (a.publicIP !== undefined && a.publicIP !== '') {
+          const pub = canonicalAddress(a.publicIP);
+          if (pub === undefined) f.add({ severity: 'warning', code: 'bad-public-ip', pool: links.pool, message: `active gateway ${a.nodeName}: publicIP "${a.publicIP}" is not an IP; ignored` });
+          else {
+            active.publicIP = pub;
+            if (a.publicPort !== undefined && a.publicPort > 0) active.publicPort = a.publicPort;
+          }
+        }
+        info.active = active;
+      }
+    }
+    pools.set(info.name, info);
+  }
+  return pools;
+}
+
+type LinkVerdict =
+  | { ok: true; backend: 'ipsec' | 'none'; policy: EncryptionPolicy }
+  | { ok: false; finding?: Omit<NodePlanFinding, 'pool' | 'peer'> };
+
+function samePolicy(a: EncryptionPolicy, b: EncryptionPolicy): boolean {
+  return (
+    a.backend === b.backend &&
+    a.ikeProposals.join(',') === b.ikeProposals.join(',') &&
+    a.espProposals.join(',') === b.espProposals.join(',') &&
+    a.pskSecretRef?.name === b.pskSecretRef?.name &&
+    a.pskSecretRef?.key === b.pskSecretRef?.key &&
+    a.allowInsecure === b.allowInsecure
+  );
+}
+
+function hasOverlap(a: PoolInfo, b: PoolInfo): boolean {
+  return a.subnets.some((x) => b.subnets.some((y) => overlaps(x, y)));
+}
+
+/**
+ * Whether pools a and b can have a direct link (tunnel or clear route), symmetric in a and b except that the
+ * policy returned is a's view (its proposals and secret). Two NAT'd pools never link directly.
+ */
+function directLink(a: PoolInfo, b: PoolInfo): LinkVerdict {
+  if (!mayPeer(a.links, b.name) || !mayPeer(b.links, a.name)) return { ok: false };
+  if (!a.active || !b.active || a.subnets.length === 0 || b.subnets.length === 0) return { ok: false };
+  if (a.nat && b.nat) return { ok: false };
+  if (hasOverlap(a, b)) {
+    return { ok: false, finding: { severity: 'error', code: 'subnet-overlap', message: 'the two pools have overlapping subnets; no link' } };
+  }
+  const pa = encryptionFor(a.links, b.name);
+  const pb = encryptionFor(b.links, a.name);
+  if (!pa || !pb) {
+    return { ok: false, finding: { severity: 'error', code: 'no-encryption', message: 'no usable encryption policy on one side (missing or malformed annotation); no link' } };
+  }
+  if (pa.backend !== pb.backend) {
+    return { ok: false, finding: { severity: 'error', code: 'encryption-mismatch', message: `backends differ (${pa.backend} vs ${pb.backend}); no link` } };
+  }
+  if (pa.backend === 'wireguard') {
+    return { ok: false, finding: { severity: 'error', code: 'unsupported-backend', message: 'backend wireguard is not supported by this agent yet; no link' } };
+  }
+  if (pa.backend === 'none') {
+    if (!pa.allowInsecure || !pb.allowInsecure) {
+      return { ok: false, finding: { severity: 'error', code: 'insecure-not-allowed', message: 'backend none without allowInsecure; no link' } };
+    }
+    if (a.nat || b.nat) {
+      return { ok: false, finding: { severity: 'error', code: 'none-behind-nat', message: 'backend none needs both gateways reachable without NAT; no link' } };
+    }
+    return { ok: true, backend: 'none', policy: pa };
+  }
+  if (!pa.pskSecretRef || !pb.pskSecretRef) {
+    return { ok: false, finding: { severity: 'error', code: 'no-psk', message: 'ipsec link without pskSecretRef; no link' } };
+  }
+  if (pa.ikeProposals.length === 0 || pa.espProposals.length === 0) {
+    return { ok: false, finding: { severity: 'error', code: 'no-proposals', message: 'ipsec link without IKE or ESP proposals; no link' } };
+  }
+  return { ok: true, backend: 'ipsec', policy: pa };
+}
+
+/** The relay pool through which NAT'd pools a and x exchange traffic, or a reason why they cannot. Symmetric. */
+function relayPath(pools: Map<string, PoolInfo>, a: PoolInfo, x: PoolInfo): { relay?: PoolInfo; why?: string } {
+  if (!mayPeer(a.links, x.name) || !mayPeer(x.links, a.name)) return {};
+  if (!a.active || !x.active || a.subnets.length === 0 || x.subnets.length === 0) return {};
+  const [p, q] = a.name < x.name ? [a, x] : [x, a];
+  if (p.links.relay === undefined || q.links.relay === undefined) {
+    return { why: `both pools are behind NAT and ${p.links.relay === undefined ? p.name : q.name} has no relay` };
+  }
+  if (p.links.relay !== q.links.relay) return { why: `both pools are behind NAT and use different relays (${p.links.relay}, ${q.links.relay})` };
+  const r = pools.get(p.links.relay);
+  if (!r) return { why: `relay pool ${p.links.relay} has no Gateway` };
+  if (r.nat) return { why: `relay pool ${r.name} is itself behind NAT` };
+  if (!r.links.relaysFor.includes(p.name) || !r.links.relaysFor.includes(q.name)) {
+    return { why: `relay pool ${r.name} does not list both pools in its relays-for annotation` };
+  }
+  if (hasOverlap(p, q)) return { why: 'the two pools have overlapping subnets' };
+  const lp = directLink(p, r);
+  const lq = directLink(q, r);
+  if (!lp.ok || lp.backend !== 'ipsec') return { why: `no ipsec tunnel between ${p.name} and relay ${r.name}` };
+  if (!lq.ok || lq.backend !== 'ipsec') return { why: `no ipsec tunnel between ${q.name} and relay ${r.name}` };
+  return { relay: r };
+}
+
+/** NAT'd pools whose traffic with `a` goes through relay `r` (sorted by name). */
+function relayedVia(pools: Map<string, PoolInfo>, r: PoolInfo, a: PoolInfo): PoolInfo[] {
+  const out: PoolInfo[] = [];
+  for (const x of pools.values()) {
+    if (x.name === a.name || x.name === r.name || !x.nat || !a.nat) continue;
+    if (relayPath(pools, a, x).relay?.name === r.name) out.push(x);
+  }
+  return out.sort((p, q) => cmp(p.name, q.name));
+}
+
+function remoteAddress(peer: PoolInfo): string {
+  const a = peer.active as Active;
+  return a.publicIP ?? a.privateIP;
+}
+
+function routesVia(prefixes: Array<{ dst: string; pool: string }>, via: string, f: Findings, pool: string): RoutePlan[] {
+  const viaFamily = familyOfPrefix(via);
+  const out: RoutePlan[] = [];
+  for (const p of prefixes) {
+    const family = familyOfPrefix(p.dst);
+    if (family === 6 && viaFamily === 4) {
+      f.add({
+        severity: 'warning',
+        code: 'no-ipv6-next-hop',
+        pool,
+        peer: p.pool,
+        message: `no route for ${p.dst}: the next hop ${via} is IPv4 and Linux cannot route IPv6 via an IPv4 next hop (the traffic selectors still carry it)`,
+      });
+      continue;
+    }
+    out.push({ family, dst: p.dst, via, pool: p.pool });
+  }
+  return out;
+}
+
+/** This node's role and desired state. Deterministic: equal inputs give deep-equal, sorted outputs. */
+export function nodePlan(input: NodePlanInput): NodePlan {
+  const routeTable = input.routeTable ?? DEFAULT_ROUTE_TABLE;
+  const rulePriority = input.rulePriority ?? DEFAULT_RULE_PRIORITY;
+  const f = new Findings();
+  const pools = readPools(input.gateways, f);
+  const base: NodePlan = {
+    nodeName: input.nodeName,
+    role: 'outside',
+    tunnels: [],
+    routes: [],
+    rules: [],
+    reach: [],
+    findings: [],
+    routeTable,
+    rulePriority,
+  };
+
+  const mine = [...pools.values()].filter((p) => p.nodes.has(input.nodeName));
+  if (mine.length !== 1) {
+    if (mine.length > 1) {
+      f.add({ severity: 'error', code: 'node-in-two-pools', message: `node ${input.nodeName} is listed by pools ${mine.map((p) => p.name).join(', ')}; acting as outside` });
+    }
+    return { ...base, findings: f.sorted() };
+  }
+  const me = mine[0];
+  const plan: NodePlan = { ...base, pool: me.name };
+  if (!me.active) {
+    f.add({ severity: 'warning', code: 'no-active-gateway', pool: me.name, message: `pool ${me.name} has no active gateway; no routes` });
+    return { ...plan, role: 'member', findings: f.sorted() };
+  }
+  plan.gatewayNode = me.active.node;
+  plan.role = me.active.node === input.nodeName ? 'gateway' : 'member';
+  if (me.subnets.length === 0) {
+    f.add({ severity: 'warning', code: 'no-subnets', pool: me.name, message: `pool ${me.name} has no subnets in status.nodes; no links` });
+  }
+
+  const reach: Reach[] = [];
+  const tunnels: TunnelPlan[] = [];
+  const clearRoutes: Array<{ dst: string; pool: string; via: string }> = [];
+
+  for (const peer of [...pools.values()].sort((a, b) => cmp(a.name, b.name))) {
+    if (peer.name === me.name) continue;
+    if (me.nat && peer.nat) {
+      const rp = relayPath(pools, me, peer);
+      if (rp.relay) reach.push({ pool: peer.name, path: 'relay', via: rp.relay.name, backend: 'ipsec' });
+      else if (rp.why) f.add({ severity: 'warning', code: 'relay-unavailable', pool: me.name, peer: peer.name, message: `no path: ${rp.why}` });
+      continue;
+    }
+    const link = directLink(me, peer);
+    if (!link.ok) {
+      if (link.finding) f.add({ ...link.finding, pool: me.name, peer: peer.name });
+      continue;
+    }
+    const pb = encryptionFor(peer.links, me.name) as EncryptionPolicy;
+    if (!samePolicy(link.policy, pb)) {
+      f.add({ severity: 'warning', code: 'encryption-differs', pool: me.name, peer: peer.name, message: 'the two Gateways give this link different proposals or secrets; using ours' });
+    }
+    reach.push({ pool: peer.name, path: 'direct', backend: link.backend });
+    if (plan.role !== 'gateway') continue;
+
+    if (link.backend === 'none') {
+      for (const dst of peer.subnets) clearRoutes.push({ dst, pool: peer.name, via: remoteAddress(peer) });
+      continue;
+    }
+    // Relay traffic: as the relay we carry the other NAT'd pools' subnets to a NAT'd peer; as a NAT'd pool we
+    // receive them from our relay.
+    const extraLocal = peer.nat ? relayedVia(pools, me, peer) : [];
+    const extraRemote = me.nat && me.links.relay === peer.name ? relayedVia(pools, peer, me) : [];
+    const localTs = sortPrefixes([...me.subnets, ...extraLocal.flatMap((x) => x.subnets)]);
+    const remoteTs = sortPrefixes([...peer.subnets, ...extraRemote.flatMap((x) => x.subnets)]);
+    const role = me.nat ? 'initiator' : peer.nat ? 'responder' : me.name < peer.name ? 'initiator' : 'responder';
+    const t: TunnelPlan = {
+      name: connName(peer.name),
+      peerPool: peer.name,
+      peerNode: (peer.active as Active).node,
+      role,
+      localId: me.active.node,
+      remoteId: (peer.active as Active).node,
+      localAddr: me.active.privateIP,
+      remoteAddr: peer.nat ? '%any' : remoteAddress(peer),
+      localTs,
+      remoteTs,
+      ikeProposals: [...link.policy.ikeProposals],
+      espProposals: [...link.policy.espProposals],
+      pskSecretRef: { ...(link.policy.pskSecretRef as { name: string; key: string }) },
+      relayed: [...extraLocal, ...extraRemote].map((x) => x.name).sort(),
+    };
+    const port = peer.nat ? undefined : (peer.active as Active).publicIP !== undefined ? (peer.active as Active).publicPort : undefined;
+    if (port !== undefined) t.remotePort = port;
+    tunnels.push(t);
+  }
+
+  let routes: RoutePlan[] = [];
+  if (plan.role === 'member') {
+    const prefixes: Array<{ dst: string; pool: string }> = [];
+    for (const r of reach) {
+      for (const dst of (pools.get(r.pool) as PoolInfo).subnets) prefixes.push({ dst, pool: r.pool });
+    }
+    routes = routesVia(prefixes, me.active.privateIP, f, me.name);
+  } else {
+    const byVia = new Map<string, Array<{ dst: string; pool: string }>>();
+    for (const c of clearRoutes) byVia.set(c.via, [...(byVia.get(c.via) ?? []), c]);
+    for (const [via, list] of byVia) routes.push(...routesVia(list, via, f, me.name));
+  }
+  routes = dedupeRoutes(routes, f, me.name);
+
+  const families = [...new Set(routes.map((r) => r.family))].sort() as Family[];
+  const rules: RulePlan[] = families.map((family) => ({ family, priority: rulePriority, table: routeTable }));
+
+  return {
+    ...plan,
+    tunnels: tunnels.sort((a, b) => cmp(a.name, b.name)),
+    routes,
+    rules,
+    reach: reach.sort((a, b) => cmp(a.pool, b.pool)),
+    findings: f.sorted(),
+  };
+}
+
+/** Sort routes and drop duplicate prefixes (two remote pools claiming the same prefix: the first pool by name wins). */
+function dedupeRoutes(routes: RoutePlan[], f: Findings, pool: string): RoutePlan[] {
+  const sorted = [...routes].sort((a, b) => a.family - b.family || comparePrefixes(a.dst, b.dst) || cmp(a.pool, b.pool));
+  const out: RoutePlan[] = [];
+  for (const r of sorted) {
+    const prev = out[out.length - 1];
+    if (prev && prev.family === r.family && prev.dst === r.dst) {
+      f.add({ severity: 'warning', code: 'duplicate-prefix', pool, peer: r.pool, message: `${r.dst} is claimed by ${prev.pool} and ${r.pool}; routed to ${prev.pool}` });
+      continue;
+    }
+    out.push(r);
+  }
+  return out;
+}

@@ -1,0 +1,358 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { nodePlan } from '../../src/nodeplan/index.ts';
+import type { NodePlan, TunnelPlan } from '../../src/nodeplan/index.ts';
+import { encodeGatewayAnnotations } from '../../src/gateway/annotations.ts';
+import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../../src/gateway/types.ts';
+import { POOL_LABEL } from '../../src/gateway/keys.ts';
+import type { EncryptionPolicy } from '../../src/topology/types.ts';
+
+const IPSEC: EncryptionPolicy = {
+  backend: 'ipsec',
+  ikeProposals: ['aes256-sha256-modp2048'],
+  espProposals: ['aes256-sha256'],
+  pskSecretRef: { name: 'corvid-psk', key: 'psk' },
+  allowInsecure: false,
+};
+
+interface PoolSpec {
+  nodes: Array<[name: string, ip: string, ...subnets: string[]]>;
+  active?: string;
+  nat?: boolean;
+  publicIP?: string;
+  publicPort?: number;
+  peers?: string[];
+  denied?: string[];
+  relay?: string;
+  relaysFor?: string[];
+  encryption?: EncryptionPolicy;
+  overrides?: Record<string, EncryptionPolicy>;
+}
+
+function gw(pool: string, s: PoolSpec): Gateway {
+  const nat = s.nat ?? false;
+  const endpoint = (nodeName: string) => ({
+    nodeName,
+    type: 'tunnel' as const,
+    port: 4500,
+    underNAT: nat,
+    ...(s.publicIP && nodeName === s.active ? { publicIP: s.publicIP } : {}),
+    ...(s.publicPort && nodeName === s.active ? { publicPort: s.publicPort } : {}),
+  });
+  return {
+    apiVersion: GATEWAY_API_VERSION,
+    kind: GATEWAY_KIND,
+    metadata: {
+      name: pool,
+      labels: { [POOL_LABEL]: pool },
+      annotations: encodeGatewayAnnotations({
+        peers: s.peers ?? ['*'],
+        deniedPeers: s.denied,
+        relay: s.relay,
+        relaysFor: s.relaysFor,
+        encryption: s.encryption ?? IPSEC,
+        encryptionOverrides: s.overrides,
+      }),
+    },
+    spec: { endpoints: s.active ? [endpoint(s.active)] : [], tunnelConfig: { Replicas: 1 } },
+    status: {
+      nodes: s.nodes.map(([nodeName, privateIP, ...subnets]) => ({ nodeName, privateIP, subnets })),
+      activeEndpoints: s.active ? [endpoint(s.active)] : [],
+    },
+  };
+}
+
+// Two public pools.
+const A = (o: Partial<PoolSpec> = {}) =>
+  gw('a', { nodes: [['a-gw', '10.1.0.10', '10.101.0.0/24'], ['a-n1', '10.1.0.11', '10.101.1.0/24']], active: 'a-gw', publicIP: '192.0.2.1', ...o });
+const B = (o: Partial<PoolSpec> = {}) =>
+  gw('b', { nodes: [['b-gw', '10.2.0.10', '10.102.0.0/24'], ['b-n1', '10.2.0.11', '10.102.1.0/24']], active: 'b-gw', publicIP: '192.0.2.2', ...o });
+
+function tunnel(p: NodePlan, peer: string): TunnelPlan {
+  const t = p.tunnels.find((x) => x.peerPool === peer);
+  assert.ok(t, `no tunnel to ${peer}; tunnels: ${p.tunnels.map((x) => x.peerPool)}; findings: ${JSON.stringify(p.findings)}`);
+  return t;
+}
+
+test('active gateway: one IKE connection per peer pool, one CHILD_SA with all subnets as TS lists', () => {
+  const p = nodePlan({ gateways: [A(), B()], nodeName: 'a-gw' });
+  assert.equal(p.role, 'gateway');
+  assert.equal(p.pool, 'a');
+  assert.equal(p.gatewayNode, 'a-gw');
+  assert.deepEqual(p.tunnels, [
+    {
+      name: 'corvid-b',
+      peerPool: 'b',
+      peerNode: 'b-gw',
+      role: 'initiator', // both public: the smaller pool name initiates
+      localId: 'a-gw',
+      remoteId: 'b-gw',
+      localAddr: '10.1.0.10',
+      remoteAddr: '192.0.2.2',
+      localTs: ['10.101.0.0/24', '10.101.1.0/24'],
+      remoteTs: ['10.102.0.0/24', '10.102.1.0/24'],
+      ikeProposals: ['aes256-sha256-modp2048'],
+      espProposals: ['aes256-sha256'],
+      pskSecretRef: { name: 'corvid-psk', key: 'psk' },
+      relayed: [],
+    },
+  ]);
+  // A gateway's ipsec traffic is routed by charon (table 220); no routes or rules of ours.
+  assert.deepEqual(p.routes, []);
+  assert.deepEqual(p.rules, []);
+  assert.deepEqual(p.findings, []);
+
+  const q = nodePlan({ gateways: [A(), B()], nodeName: 'b-gw' });
+  const tb = tunnel(q, 'a');
+  assert.equal(tb.role, 'responder');
+  assert.equal(tb.remoteAddr, '192.0.2.1');
+  assert.deepEqual(tb.localTs, tunnel(p, 'b').remoteTs);
+  assert.deepEqual(tb.remoteTs, tunnel(p, 'b').localTs);
+});
+
+test('remote address falls back to the privateIP, remote port from publicPort', () => {
+  const p = nodePlan({ gateways: [A({ publicIP: undefined }), B({ publicPort: 14500 })], nodeName: 'b-gw' });
+  assert.equal(tunnel(p, 'a').remoteAddr, '10.1.0.10');
+  assert.equal(tunnel(p, 'a').remotePort, undefined);
+  const q = nodePlan({ gateways: [A({ publicIP: undefined }), B({ publicPort: 14500 })], nodeName: 'a-gw' });
+  assert.equal(tunnel(q, 'b').remoteAddr, '192.0.2.2');
+  assert.equal(tunnel(q, 'b').remotePort, 14500);
+});
+
+test('member: routes to every remote subnet via the local gateway, one rule per family, none for own subnets', () => {
+  const p = nodePlan({ gateways: [A(), B()], nodeName: 'a-n1', routeTable: 9100, rulePriority: 9200 });
+  assert.equal(p.role, 'member');
+  assert.deepEqual(p.tunnels, []);
+  assert.deepEqual(p.routes, [
+    { family: 4, dst: '10.102.0.0/24', via: '10.1.0.10', pool: 'b' },
+    { family: 4, dst: '10.102.1.0/24', via: '10.1.0.10', pool: 'b' },
+  ]);
+  assert.deepEqual(p.rules, [{ family: 4, priority: 9200, table: 9100 }]);
+  assert.equal(p.routeTable, 9100);
+});
+
+test('outside: a node in no pool gets nothing', () => {
+  const p = nodePlan({ gateways: [A(), B()], nodeName: 'stranger' });
+  assert.equal(p.role, 'outside');
+  assert.equal(p.pool, undefined);
+  assert.deepEqual([p.tunnels, p.routes, p.rules], [[], [], []]);
+});
+
+test('NAT: the NAT\'d side initiates, the public side answers from %any', () => {
+  const gws = [A(), B({ nat: true, publicIP: undefined })];
+  const a = tunnel(nodePlan({ gateways: gws, nodeName: 'a-gw' }), 'b');
+  const b = tunnel(nodePlan({ gateways: gws, nodeName: 'b-gw' }), 'a');
+  assert.equal(a.role, 'responder');
+  assert.equal(a.remoteAddr, '%any');
+  assert.equal(b.role, 'initiator');
+  assert.equal(b.remoteAddr, '192.0.2.1');
+});
+
+const CLOUD = (o: Partial<PoolSpec> = {}) =>
+  gw('cloud', { nodes: [['c-gw', '10.0.0.10', '10.100.0.0/24'], ['c-n1', '10.0.0.11', '10.100.1.0/24']], active: 'c-gw', publicIP: '198.51.100.1', relaysFor: ['lyon', 'oslo'], ...o });
+const LYON = (o: Partial<PoolSpec> = {}) =>
+  gw('lyon', { nodes: [['l-gw', '192.168.1.10', '10.110.0.0/24'], ['l-n1', '192.168.1.11', '10.110.1.0/24']], active: 'l-gw', nat: true, relay: 'cloud', ...o });
+const OSLO = (o: Partial<PoolSpec> = {}) =>
+  gw('oslo', { nodes: [['o-gw', '192.168.1.10', '10.120.0.0/24'], ['o-n1', '192.168.1.12', '10.120.1.0/24', 'fd00:120::/64']], active: 'o-gw', nat: true, relay: 'cloud', ...o });
+
+test('relay: two NAT\'d pools never connect directly; the relay carries both', () => {
+  const gws = [CLOUD(), LYON(), OSLO()];
+  const lyon = nodePlan({ gateways: gws, nodeName: 'l-gw' });
+  assert.deepEqual(lyon.tunnels.map((t) => t.name), ['corvid-cloud']);
+  const l = tunnel(lyon, 'cloud');
+  assert.equal(l.role, 'initiator');
+  assert.deepEqual(l.localTs, ['10.110.0.0/24', '10.110.1.0/24']);
+  assert.deepEqual(l.remoteTs, ['10.100.0.0/24', '10.100.1.0/24', '10.120.0.0/24', '10.120.1.0/24', 'fd00:120::/64']);
+  assert.deepEqual(l.relayed, ['oslo']);
+  assert.deepEqual(lyon.reach, [
+    { pool: 'cloud', path: 'direct', backend: 'ipsec' },
+    { pool: 'oslo', path: 'relay', via: 'cloud', backend: 'ipsec' },
+  ]);
+
+  const cloud = nodePlan({ gateways: gws, nodeName: 'c-gw' });
+  assert.deepEqual(cloud.tunnels.map((t) => t.name), ['corvid-lyon', 'corvid-oslo']);
+  const cl = tunnel(cloud, 'lyon');
+  assert.equal(cl.role, 'responder');
+  assert.equal(cl.remoteAddr, '%any');
+  // The relay's CHILD_SA towards lyon: remote = lyon, local = its own + oslo's subnets (mirror of lyon's side).
+  assert.deepEqual(cl.localTs, l.remoteTs);
+  assert.deepEqual(cl.remoteTs, l.localTs);
+  const co = tunnel(cloud, 'oslo');
+  assert.deepEqual(co.localTs, ['10.100.0.0/24', '10.100.1.0/24', '10.110.0.0/24', '10.110.1.0/24']);
+  assert.deepEqual(co.remoteTs, ['10.120.0.0/24', '10.120.1.0/24', 'fd00:120::/64']);
+
+  // A lyon member routes cloud's and oslo's IPv4 prefixes via its gateway; oslo's IPv6 prefix needs an IPv6 next hop.
+  const member = nodePlan({ gateways: gws, nodeName: 'l-n1' });
+  assert.deepEqual(member.routes.map((r) => `${r.dst}>${r.via}@${r.pool}`), [
+    '10.100.0.0/24>192.168.1.10@cloud',
+    '10.100.1.0/24>192.168.1.10@cloud',
+    '10.120.0.0/24>192.168.1.10@oslo',
+    '10.120.1.0/24>192.168.1.10@oslo',
+  ]);
+  assert.deepEqual(member.findings.map((x) => x.code), ['no-ipv6-next-hop']);
+});
+
+test('relay: a pair denied on either side is absent, also for relayed traffic', () => {
+  const gws = [CLOUD(), LYON({ denied: ['oslo'] }), OSLO()];
+  const lyon = nodePlan({ gateways: gws, nodeName: 'l-gw' });
+  assert.deepEqual(tunnel(lyon, 'cloud').remoteTs, ['10.100.0.0/24', '10.100.1.0/24']);
+  const cloud = nodePlan({ gateways: gws, nodeName: 'c-gw' });
+  assert.deepEqual(tunnel(cloud, 'oslo').localTs, ['10.100.0.0/24', '10.100.1.0/24']);
+  assert.deepEqual(tunnel(cloud, 'lyon').localTs, ['10.100.0.0/24', '10.100.1.0/24']);
+  const on1 = nodePlan({ gateways: gws, nodeName: 'o-n1' });
+  assert.deepEqual(on1.reach.map((r) => r.pool), ['cloud']);
+});
+
+test('relay: a relay that does not list a pool in relays-for carries nothing for it', () => {
+  const gws = [CLOUD({ relaysFor: ['lyon'] }), LYON(), OSLO()];
+  const lyon = nodePlan({ gateways: gws, nodeName: 'l-gw' });
+  assert.deepEqual(tunnel(lyon, 'cloud').relayed, []);
+  assert.deepEqual(lyon.findings.map((x) => [x.code, x.peer]), [['relay-unavailable', 'oslo']]);
+});
+
+test('denied links are absent on both sides (peers and denied-peers, either side)', () => {
+  for (const gws of [
+    [A({ denied: ['b'] }), B()],
+    [A(), B({ denied: ['a'] })],
+    [A({ peers: ['c'] }), B()],
+    [A(), B({ peers: [] })],
+  ]) {
+    for (const node of ['a-gw', 'b-gw', 'a-n1', 'b-n1']) {
+      const p = nodePlan({ gateways: gws, nodeName: node });
+      assert.deepEqual([p.tunnels, p.routes, p.rules, p.reach], [[], [], [], []], node);
+    }
+  }
+});
+
+test('role change: a gateway that loses the election becomes an ordinary node', () => {
+  const before = nodePlan({ gateways: [A(), B()], nodeName: 'a-gw' });
+  assert.equal(before.role, 'gateway');
+  const after = nodePlan({ gateways: [A({ active: 'a-n1' }), B()], nodeName: 'a-gw' });
+  assert.equal(after.role, 'member');
+  assert.equal(after.gatewayNode, 'a-n1');
+  assert.deepEqual(after.tunnels, []);
+  assert.deepEqual(after.routes.map((r) => r.via), ['10.1.0.11', '10.1.0.11']);
+  const newGw = nodePlan({ gateways: [A({ active: 'a-n1' }), B()], nodeName: 'a-n1' });
+  assert.equal(newGw.role, 'gateway');
+  assert.equal(tunnel(newGw, 'b').localAddr, '10.1.0.11');
+  // The peer follows: its tunnel now points at the new gateway.
+  const peer = nodePlan({ gateways: [A({ active: 'a-n1', publicIP: undefined }), B()], nodeName: 'b-gw' });
+  assert.equal(tunnel(peer, 'a').remoteId, 'a-n1');
+  assert.equal(tunnel(peer, 'a').remoteAddr, '10.1.0.11');
+});
+
+test('no active gateway in the local pool: no routes, a finding', () => {
+  const p = nodePlan({ gateways: [A({ active: undefined }), B()], nodeName: 'a-n1' });
+  assert.equal(p.role, 'member');
+  assert.deepEqual(p.routes, []);
+  assert.deepEqual(p.findings.map((x) => x.code), ['no-active-gateway']);
+  // The peer does not tunnel to a pool without a gateway.
+  assert.deepEqual(nodePlan({ gateways: [A({ active: undefined }), B()], nodeName: 'b-gw' }).tunnels, []);
+});
+
+test('IPv6 subnets are carried through: TS lists and IPv6 routes via an IPv6 gateway', () => {
+  const a6 = gw('a', { nodes: [['a-gw', 'fd00:1::10', '10.101.0.0/24', 'fd00:101::/64'], ['a-n1', 'fd00:1::11', 'fd00:101:1::/64']], active: 'a-gw' });
+  const b6 = gw('b', { nodes: [['b-gw', 'fd00:2::10', '10.102.0.0/24', 'fd00:102:0:0::/64']], active: 'b-gw' });
+  const g = nodePlan({ gateways: [a6, b6], nodeName: 'a-gw' });
+  assert.deepEqual(tunnel(g, 'b').localTs, ['10.101.0.0/24', 'fd00:101::/64', 'fd00:101:1::/64']);
+  assert.deepEqual(tunnel(g, 'b').remoteTs, ['10.102.0.0/24', 'fd00:102::/64']);
+  assert.equal(tunnel(g, 'b').remoteAddr, 'fd00:2::10');
+  const m = nodePlan({ gateways: [a6, b6], nodeName: 'a-n1' });
+  assert.deepEqual(m.routes, [
+    { family: 4, dst: '10.102.0.0/24', via: 'fd00:1::10', pool: 'b' },
+    { family: 6, dst: 'fd00:102::/64', via: 'fd00:1::10', pool: 'b' },
+  ]);
+  assert.deepEqual(m.rules.map((r) => r.family), [4, 6]);
+  assert.deepEqual(m.findings, []);
+});
+
+test('per-peer encryption override wins over the pool default', () => {
+  const strong: EncryptionPolicy = { ...IPSEC, ikeProposals: ['aes256-sha384-modp3072'], espProposals: ['aes256-sha384'], pskSecretRef: { name: 'ab', key: 'k' } };
+  const gws = [A({ overrides: { b: strong } }), B({ overrides: { a: strong } })];
+  const t = tunnel(nodePlan({ gateways: gws, nodeName: 'a-gw' }), 'b');
+  assert.deepEqual(t.ikeProposals, ['aes256-sha384-modp3072']);
+  assert.deepEqual(t.pskSecretRef, { name: 'ab', key: 'k' });
+});
+
+test('backends: wireguard is a clear finding, none routes in the clear only when allowed and not NATed', () => {
+  const wg: EncryptionPolicy = { ...IPSEC, backend: 'wireguard' };
+  const p = nodePlan({ gateways: [A({ encryption: wg }), B({ encryption: wg })], nodeName: 'a-gw' });
+  assert.deepEqual(p.tunnels, []);
+  assert.deepEqual(p.findings.map((x) => [x.severity, x.code, x.peer]), [['error', 'unsupported-backend', 'b']]);
+
+  const none: EncryptionPolicy = { backend: 'none', ikeProposals: [], espProposals: [], allowInsecure: true };
+  const gws = [A({ encryption: none }), B({ encryption: none })];
+  const g = nodePlan({ gateways: gws, nodeName: 'a-gw' });
+  assert.deepEqual(g.tunnels, []);
+  assert.deepEqual(g.routes.map((r) => `${r.dst}>${r.via}`), ['10.102.0.0/24>192.0.2.2', '10.102.1.0/24>192.0.2.2']);
+  assert.deepEqual(g.rules.length, 1);
+  const m = nodePlan({ gateways: gws, nodeName: 'a-n1' });
+  assert.deepEqual(m.routes.map((r) => `${r.dst}>${r.via}`), ['10.102.0.0/24>10.1.0.10', '10.102.1.0/24>10.1.0.10']);
+
+  const noInsecure = { ...none, allowInsecure: false };
+  assert.deepEqual(
+    nodePlan({ gateways: [A({ encryption: noInsecure }), B({ encryption: noInsecure })], nodeName: 'a-gw' }).findings.map((x) => x.code),
+    ['insecure-not-allowed'],
+  );
+  assert.deepEqual(
+    nodePlan({ gateways: [A({ encryption: none }), B({ encryption: none, nat: true })], nodeName: 'a-gw' }).findings.map((x) => x.code),
+    ['none-behind-nat'],
+  );
+  // Sides disagreeing on the backend: no link at all.
+  assert.deepEqual(
+    nodePlan({ gateways: [A({ encryption: none }), B()], nodeName: 'a-n1' }).findings.map((x) => x.code),
+    ['encryption-mismatch'],
+  );
+});
+
+test('a malformed encryption annotation fails closed', () => {
+  const a = A();
+  a.metadata.annotations = { ...a.metadata.annotations, 'corvid.dev/encryption': '{not json' };
+  const p = nodePlan({ gateways: [a, B()], nodeName: 'b-gw' });
+  assert.deepEqual(p.tunnels, []);
+  assert.deepEqual(p.findings.map((x) => [x.code, x.pool]), [['bad-annotation', 'a'], ['no-encryption', 'b']]);
+});
+
+test('overlapping pool subnets: no link, an error', () => {
+  const p = nodePlan({ gateways: [A(), B({ nodes: [['b-gw', '10.2.0.10', '10.101.0.0/16']] })], nodeName: 'a-gw' });
+  assert.deepEqual(p.tunnels, []);
+  assert.deepEqual(p.findings.map((x) => x.code), ['subnet-overlap']);
+});
+
+test('subnets are canonicalised (host bits, IPv6 compression)', () => {
+  const p = nodePlan({ gateways: [A(), B({ nodes: [['b-gw', '10.2.0.10', '10.102.0.7/24', 'FD00:0102:0000::/48']] })], nodeName: 'a-gw' });
+  assert.deepEqual(tunnel(p, 'b').remoteTs, ['10.102.0.0/24', 'fd00:102::/48']);
+});
+
+test('determinism: Gateway order and duplicate evaluation give identical plans', () => {
+  const gws = [CLOUD(), LYON(), OSLO(), A(), B()];
+  for (const node of ['c-gw', 'c-n1', 'l-gw', 'l-n1', 'o-gw', 'o-n1', 'a-gw', 'a-n1', 'b-gw', 'x']) {
+    const p1 = nodePlan({ gateways: gws, nodeName: node });
+    const p2 = nodePlan({ gateways: [...gws].reverse(), nodeName: node });
+    const p3 = nodePlan({ gateways: [gws[2], gws[0], gws[4], gws[1], gws[3]], nodeName: node });
+    assert.deepEqual(p2, p1, node);
+    assert.deepEqual(p3, p1, node);
+    assert.equal(JSON.stringify(p2), JSON.stringify(p1), node);
+  }
+  // 5 pools: cloud tunnels to a, b, lyon, oslo; a to b, cloud; lyon only to cloud but reaches everybody else through it? no:
+  // lyon is NAT'd and a/b are public, so lyon tunnels to a and b directly as well.
+  const lyon = nodePlan({ gateways: gws, nodeName: 'l-gw' });
+  assert.deepEqual(lyon.tunnels.map((t) => [t.name, t.role]), [
+    ['corvid-a', 'initiator'],
+    ['corvid-b', 'initiator'],
+    ['corvid-cloud', 'initiator'],
+  ]);
+  const cloud = nodePlan({ gateways: gws, nodeName: 'c-gw' });
+  assert.deepEqual(cloud.tunnels.map((t) => [t.name, t.role]), [
+    ['corvid-a', 'responder'],
+    ['corvid-b', 'responder'],
+    ['corvid-lyon', 'responder'],
+    ['corvid-oslo', 'responder'],
+  ]);
+});
+
+test('a node listed by two pools acts as outside', () => {
+  const p = nodePlan({ gateways: [A(), B({ nodes: [['b-gw', '10.2.0.10', '10.102.0.0/24'], ['a-n1', '10.2.0.99', '10.102.9.0/24']] })], nodeName: 'a-n1' });
+  assert.equal(p.role, 'outside');
+  assert.deepEqual(p.findings.map((x) => x.code), ['node-in-two-pools']);
+});
