@@ -1,0 +1,256 @@
+// Kubernetes connection: load a kubeconfig, and a small JSON REST client on top of it.
+//
+// Why our own request function rather than the generated API classes of @kubernetes/client-node: the generated
+// classes turn timestamps into Date objects and drop fields they do not know, while a watch delivers the wire JSON.
+// Every object Corvid reads (list or watch) is the wire JSON, so caches and the pure planner see one shape.
+// Authentication (token, client certificate, exec/OIDC plugins, in-cluster) stays with client-node's KubeConfig.
+
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { KubeConfig } from '@kubernetes/client-node';
+
+export { KubeConfig } from '@kubernetes/client-node';
+
+export interface LoadKubeConfigOptions {
+  /** Path of a kubeconfig file. Default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
+  kubeconfig?: string;
+  /** Context to use instead of the file's current-context. */
+  context?: string;
+}
+
+/** Load a kubeconfig the way kubectl does. Throws with a plain message when the file or context does not exist. */
+export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
+  const kc = new KubeConfig();
+  if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') {
+    kc.loadFromFile(opts.kubeconfig);
+  } else {
+    kc.loadFromDefault();
+  }
+  if (opts.context !== undefined && opts.context !== '') {
+    if (kc.getContextObject(opts.context) === null) {
+      throw new Error(`kubeconfig has no context "${opts.context}"`);
+    }
+    kc.setCurrentContext(opts.context);
+  }
+  if (kc.getCurrentCluster() === null) {
+    throw new Error('kubeconfig has no current cluster (set --kubeconfig, $KUBECONFIG or run in a cluster)');
+  }
+  return kc;
+}
+
+/** The Kubernetes `Status` object the API server sends with an error. */
+export interface KubeStatus {
+  kind?: string;
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+  details?: unknown;
+}
+
+/** An HTTP error answer of the API server. `code` is the HTTP status (as in client-node's ApiException). */
+export class KubeApiError extends Error {
+  readonly code: number;
+  readonly statusCode: number;
+  readonly reason: string;
+  readonly status: KubeStatus | undefined;
+  constructor(method: string, path: string, code: number, status: KubeStatus | undefined, raw: string) {
+    const detail = status?.message ?? (raw.length > 300 ? `${raw.slice(0, 300)}...` : raw);
+    super(`${method} ${path}: ${code}${status?.reason ? ` ${status.reason}` : ''}: ${detail}`);
+    this.name = 'KubeApiError';
+    this.code = code;
+    this.statusCode = code;
+    this.reason = status?.reason ?? '';
+    this.status = status;
+  }
+}
+
+/** HTTP status of an error from this client or from client-node; undefined for network errors. */
+export function statusCode(e: unknown): number | undefined {
+  if (e === null || typeof e !== 'object') return undefined;
+  const o = e as { statusCode?: unknown; code?: unknown };
+  if (typeof o.statusCode === 'number') return o.statusCode;
+  if (typeof o.code === 'number') return o.code;
+  return undefined;
+}
+
+/**
+ * True for errors worth retrying with backoff: network errors, timeouts, 409 conflicts, 429, and 5xx answers except
+ * the 500 that kube-apiserver 1.20 sends when a server-side apply fails the CRD schema (that one is permanent).
+ */
+export function isTransient(e: unknown): boolean {
+  const code = statusCode(e);
+  if (code === undefined) return true;
+  if (code === 500 && isSchemaRejection(e)) return false;
+  return code === 409 || code === 429 || code >= 500;
+}
+
+/** A write rejected by validation: 422, or (1.20 server-side apply) 500 "failed to create typed patch object". */
+export function isSchemaRejection(e: unknown): boolean {
+  const code = statusCode(e);
+  if (code === 422) return true;
+  return code === 500 && /failed to create typed patch object/.test(errorMessage(e));
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface KubeRequest {
+  method: HttpMethod;
+  /** API path, e.g. `/api/v1/nodes`. */
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  /** Sent as JSON (JSON is valid YAML, so this also serves `application/apply-patch+yaml`). */
+  body?: unknown;
+  /** Default `application/json`. */
+  contentType?: string;
+  /** Whole-request timeout; default 30 s. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Content types of the PATCH strategies (the ones client-node's PatchStrategy names). */
+export const CONTENT_TYPE = {
+  json: 'application/json',
+  mergePatch: 'application/merge-patch+json',
+  jsonPatch: 'application/json-patch+json',
+  /** Server-side apply (PatchStrategy.ServerSideApply). Custom resources need this one. */
+  apply: 'application/apply-patch+yaml',
+} as const;
+
+const agents = new WeakMap<KubeConfig, HttpAgent>();
+
+function agentFor(kc: KubeConfig, tls: boolean): HttpAgent {
+  let agent = agents.get(kc);
+  if (agent === undefined) {
+    agent = tls ? new HttpsAgent({ keepAlive: true, maxSockets: 32 }) : new HttpAgent({ keepAlive: true, maxSockets: 32 });
+    agents.set(kc, agent);
+  }
+  return agent;
+}
+
+/** The URL of `path` with `query` on the current cluster. */
+export function kubeUrl(kc: KubeConfig, path: string, query?: KubeRequest['query']): URL {
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new Error('kubeconfig has no current cluster');
+  const url = new URL(cluster.server.replace(/\/+$/, '') + path);
+  for (const [k, v] of Object.entries(query ?? {})) {
+    if (v !== undefined) url.searchParams.set(k, String(v));
+  }
+  return url;
+}
+
+/**
+ * One API request; resolves to the parsed JSON answer (undefined for an empty body).
+ * Rejects with KubeApiError for HTTP errors and with the socket's error for network failures.
+ */
+export async function kubeRequest<T = any>(kc: KubeConfig, req: KubeRequest): Promise<T> {
+  const url = kubeUrl(kc, req.path, req.query);
+  const tls = url.protocol === 'https:';
+  const opts: RequestOptions = { headers: {} };
+  await kc.applyToHTTPSOptions(opts);
+  const body = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
+  const headers: Record<string, string> = {
+    ...(opts.headers as Record<string, string>),
+    Accept: 'application/json',
+  };
+  if (body !== undefined) {
+    headers['Content-Type'] = req.contentType ?? CONTENT_TYPE.json;
+    headers['Content-Length'] = String(body.length);
+  }
+  const options: RequestOptions = {
+    ...opts,
+    method: req.method,
+    headers,
+    agent: agentFor(kc, tls),
+    timeout: req.timeoutMs ?? 30_000,
+    signal: req.signal,
+  };
+  const send = tls ? httpsRequest : httpRequest;
+  return new Promise<T>((resolve, reject) => {
+    const r = send(url, options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const code = res.statusCode ?? 0;
+        let parsed: unknown;
+        try {
+          parsed = text === '' ? undefined : JSON.parse(text);
+        } catch {
+          parsed = undefined;
+        }
+        if (code >= 200 && code < 300) {
+          resolve(parsed as T);
+        } else {
+          const status = parsed !== null && typeof parsed === 'object' ? (parsed as KubeStatus) : undefined;
+          reject(new KubeApiError(req.method, req.path, code, status, text));
+        }
+      });
+    });
+    r.on('timeout', () => r.destroy(new Error(`${req.method} ${req.path}: timed out after ${req.timeoutMs ?? 30_000} ms`)));
+    r.on('error', reject);
+    if (body !== undefined) r.write(body);
+    r.end();
+  });
+}
+
+/** A list answer: items plus the list's resourceVersion (the point to watch from). */
+export interface KubeList<T> {
+  items: T[];
+  resourceVersion: string;
+}
+
+/** GET a collection; follows `continue` tokens so the result is complete. */
+export async function listAll<T>(
+  kc: KubeConfig,
+  path: string,
+  query: { labelSelector?: string; fieldSelector?: string } = {},
+): Promise<KubeList<T>> {
+  const items: T[] = [];
+  let cont: string | undefined;
+  let resourceVersion = '';
+  do {
+    const page = await kubeRequest<{ items?: T[]; metadata?: { resourceVersion?: string; continue?: string } }>(kc, {
+      method: 'GET',
+      path,
+      query: { ...query, limit: 500, continue: cont },
+    });
+    items.push(...(page.items ?? []));
+    resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+    cont = page.metadata?.continue || undefined;
+  } while (cont !== undefined);
+  return { items, resourceVersion };
+}
+
+/** `metadata` fields every object has (what the informer and the helpers rely on). */
+export interface KubeObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  managedFields?: unknown[];
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: KubeObjectMeta;
+}
+
+/** Serialise a label map as a selector string: `a=b,c=d` (sorted). */
+export function labelSelector(labels: Record<string, string>): string {
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(',');
+}

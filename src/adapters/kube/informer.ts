@@ -1,0 +1,301 @@
+// A resilient informer: list + watch into a cache, with change callbacks.
+//
+// - A watch that ends (server timeout, client inactivity timeout) resumes from the last resourceVersion.
+// - 410 Gone (an etcd compaction, either as the HTTP answer or as a watch ERROR event) relists, and the relist is
+//   diffed against the cache so callbacks see the adds, updates and deletes that were missed.
+// - Every other error (network, API server restart, 5xx, 403) is reported to onError and retried with exponential
+//   backoff and jitter; the cache keeps its last content meanwhile. It never gives up until stop().
+//
+// Objects are the wire JSON (see client.ts). The watch stream itself is client-node's Watch.
+
+import { Watch } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { errorMessage, listAll, statusCode, type KubeObject } from './client.ts';
+
+export type InformerEventType = 'add' | 'update' | 'delete';
+
+export interface InformerEvent<T> {
+  type: InformerEventType;
+  object: T;
+  /** The cached object before an update. */
+  previous?: T;
+}
+
+export interface InformerErrorInfo {
+  /** Consecutive failures so far (1 for the first). */
+  attempt: number;
+  /** Milliseconds until the next try. */
+  retryInMs: number;
+}
+
+export interface InformerOptions {
+  /** Collection path, e.g. `/api/v1/nodes`, `/apis/coordination.k8s.io/v1/namespaces/x/leases`. */
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** First retry delay after an error; doubles up to maxBackoffMs. Default 250 ms. */
+  initialBackoffMs?: number;
+  /** Default 30 s. */
+  maxBackoffMs?: number;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+function key(o: KubeObject): string {
+  const m = o.metadata ?? {};
+  return `${m.namespace ?? ''}/${m.name ?? ''}`;
+}
+
+type WatchEnd = { kind: 'closed' } | { kind: 'gone' } | { kind: 'error'; err: unknown };
+
+export class Informer<T extends KubeObject> {
+  readonly path: string;
+  private readonly kc: KubeConfig;
+  private readonly opts: InformerOptions;
+  private cache = new Map<string, T>();
+  private rv = '';
+  private synced = false;
+  private running: Promise<void> | undefined;
+  private abort: AbortController | undefined;
+  private readonly changeCbs = new Set<(e: InformerEvent<T>) => void>();
+  private readonly errorCbs = new Set<(err: unknown, info: InformerErrorInfo) => void>();
+  private syncWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+
+  constructor(kc: KubeConfig, opts: InformerOptions) {
+    this.kc = kc;
+    this.opts = opts;
+    this.path = opts.path;
+  }
+
+  /** Start listing and watching in the background. Resolves once the cache holds a first complete list. */
+  start(): Promise<void> {
+    if (this.running === undefined) {
+      this.abort = new AbortController();
+      this.running = this.loop(this.abort.signal);
+    }
+    return this.waitForSync();
+  }
+
+  /** Stop the watch and the retries. The cache keeps its content. Pending waitForSync() calls reject. */
+  async stop(): Promise<void> {
+    this.abort?.abort();
+    const r = this.running;
+    this.running = undefined;
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    for (const w of waiters) w.reject(new Error(`informer ${this.path} stopped before it synced`));
+    await r;
+  }
+
+  /** True once a first list has been stored. */
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** Resolves when synced; rejects on stop() or after timeoutMs. */
+  waitForSync(timeoutMs?: number): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const w = { resolve, reject };
+      this.syncWaiters.push(w);
+      if (timeoutMs !== undefined) {
+        setTimeout(() => {
+          if (!this.syncWaiters.includes(w)) return;
+          this.syncWaiters = this.syncWaiters.filter((x) => x !== w);
+          reject(new Error(`informer ${this.path} did not sync within ${timeoutMs} ms`));
+        }, timeoutMs).unref();
+      }
+    });
+  }
+
+  /** The cached objects (optionally of one namespace), sorted by namespace/name. */
+  list(namespace?: string): T[] {
+    const out: T[] = [];
+    for (const [k, v] of [...this.cache.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+      if (namespace === undefined || k.startsWith(`${namespace}/`)) out.push(v);
+    }
+    return out;
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.cache.get(`${namespace ?? ''}/${name}`);
+  }
+
+  /** resourceVersion the cache is current to. */
+  resourceVersion(): string {
+    return this.rv;
+  }
+
+  /** Called for every add, update and delete (also the ones a relist discovers). Returns an unsubscribe function. */
+  onChange(cb: (e: InformerEvent<T>) => void): () => void {
+    this.changeCbs.add(cb);
+    return () => this.changeCbs.delete(cb);
+  }
+
+  /** Called for every list or watch failure before the retry. Returns an unsubscribe function. */
+  onError(cb: (err: unknown, info: InformerErrorInfo) => void): () => void {
+    this.errorCbs.add(cb);
+    return () => this.errorCbs.delete(cb);
+  }
+
+  private emit(e: InformerEvent<T>): void {
+    for (const cb of [...this.changeCbs]) {
+      try {
+        cb(e);
+      } catch {
+        // A callback's failure is its own business; the informer keeps going.
+      }
+    }
+  }
+
+  private async loop(signal: AbortSignal): Promise<void> {
+    const initial = this.opts.initialBackoffMs ?? 250;
+    const max = this.opts.maxBackoffMs ?? 30_000;
+    let backoff = initial;
+    let attempt = 0;
+    const fail = async (err: unknown): Promise<void> => {
+      attempt++;
+      const retryInMs = Math.round(backoff * (0.8 + Math.random() * 0.4));
+      for (const cb of [...this.errorCbs]) {
+        try {
+          cb(err, { attempt, retryInMs });
+        } catch {
+          // ignore
+        }
+      }
+      await sleep(retryInMs, signal);
+      backoff = Math.min(backoff * 2, max);
+    };
+    while (!signal.aborted) {
+      if (this.rv === '') {
+        try {
+          await this.relist();
+          backoff = initial;
+          attempt = 0;
+        } catch (err) {
+          if (signal.aborted) break;
+          await fail(err);
+          continue;
+        }
+      }
+      const started = Date.now();
+      const end = await this.watchOnce(signal);
+      if (signal.aborted) break;
+      if (end.kind === 'gone') {
+        this.rv = '';
+        continue;
+      }
+      if (end.kind === 'error') {
+        await fail(end.err);
+        continue;
+      }
+      // A clean end. One that comes right away, over and over, must not spin.
+      if (Date.now() - started < 1000) await fail(new Error(`watch ${this.path} closed at once`));
+      else {
+        backoff = initial;
+        attempt = 0;
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const { labelSelector, fieldSelector } = this.opts;
+    const list = await listAll<T>(this.kc, this.path, { labelSelector, fieldSelector });
+    const fresh = new Map<string, T>();
+    for (const o of list.items) fresh.set(key(o), o);
+    const old = this.cache;
+    this.cache = fresh;
+    this.rv = list.resourceVersion;
+    const events: InformerEvent<T>[] = [];
+    for (const [k, o] of old) if (!fresh.has(k)) events.push({ type: 'delete', object: o });
+    for (const [k, o] of fresh) {
+      const prev = old.get(k);
+      if (prev === undefined) events.push({ type: 'add', object: o });
+      else if (prev.metadata?.resourceVersion !== o.metadata?.resourceVersion) {
+        events.push({ type: 'update', object: o, previous: prev });
+      }
+    }
+    if (!this.synced) {
+      this.synced = true;
+      const waiters = this.syncWaiters;
+      this.syncWaiters = [];
+      for (const w of waiters) w.resolve();
+    }
+    for (const e of events) this.emit(e);
+  }
+
+  private watchOnce(signal: AbortSignal): Promise<WatchEnd> {
+    return new Promise<WatchEnd>((resolve) => {
+      let settled = false;
+      let controller: AbortController | undefined;
+      const finish = (end: WatchEnd): void => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener('abort', onAbort);
+        controller?.abort();
+        resolve(end);
+      };
+      const onAbort = (): void => finish({ kind: 'closed' });
+      signal.addEventListener('abort', onAbort, { once: true });
+      const query: Record<string, string | boolean> = { resourceVersion: this.rv, allowWatchBookmarks: true };
+      if (this.opts.labelSelector) query.labelSelector = this.opts.labelSelector;
+      if (this.opts.fieldSelector) query.fieldSelector = this.opts.fieldSelector;
+      const onEvent = (type: string, obj: any): void => {
+        if (settled) return;
+        if (type === 'ERROR') {
+          if (obj?.code === 410) finish({ kind: 'gone' });
+          else finish({ kind: 'error', err: new Error(`watch ${this.path}: ${obj?.code ?? ''} ${obj?.message ?? 'error event'}`) });
+          return;
+        }
+        const rv: string | undefined = obj?.metadata?.resourceVersion;
+        if (type === 'BOOKMARK') {
+          if (rv) this.rv = rv;
+          return;
+        }
+        const o = obj as T;
+        const k = key(o);
+        if (type === 'ADDED' || type === 'MODIFIED') {
+          const prev = this.cache.get(k);
+          this.cache.set(k, o);
+          if (rv) this.rv = rv;
+          this.emit(prev === undefined ? { type: 'add', object: o } : { type: 'update', object: o, previous: prev });
+        } else if (type === 'DELETED') {
+          const prev = this.cache.get(k);
+          this.cache.delete(k);
+          if (rv) this.rv = rv;
+          this.emit({ type: 'delete', object: prev ?? o });
+        }
+      };
+      const onDone = (err: unknown): void => {
+        if (err === null || err === undefined) return finish({ kind: 'closed' });
+        if (statusCode(err) === 410) return finish({ kind: 'gone' });
+        if ((err as { name?: string }).name === 'TimeoutError') return finish({ kind: 'closed' });
+        if ((err as { name?: string }).name === 'AbortError' && signal.aborted) return finish({ kind: 'closed' });
+        finish({ kind: 'error', err: err instanceof Error ? err : new Error(errorMessage(err)) });
+      };
+      new Watch(this.kc).watch(this.path, query, onEvent, onDone).then(
+        (c) => {
+          controller = c;
+          if (settled) c.abort();
+        },
+        (err: unknown) => finish({ kind: 'error', err }),
+      );
+    });
+  }
+}
+
+/** Shorthand for `new Informer<T>(kc, opts)`. */
+export function makeResilientInformer<T extends KubeObject>(kc: KubeConfig, opts: InformerOptions): Informer<T> {
+  return new Informer<T>(kc, opts);
+}

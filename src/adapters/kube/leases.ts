@@ -1,0 +1,91 @@
+// Heartbeat Leases (coordination.k8s.io/v1, one per node, written by the agents): list, watch, convert to the
+// planner's HeartbeatLease. The agent's writer is heartbeat.ts; this is the reader.
+
+import type { KubeConfig } from '@kubernetes/client-node';
+import { TUNNEL_HEALTH_ANNOTATION } from '../../gateway/keys.ts';
+import type { HeartbeatLease } from '../../plan/health.ts';
+import { listAll, type KubeObject } from './client.ts';
+import { Informer, type InformerOptions } from './informer.ts';
+
+export const DEFAULT_LEASE_NAMESPACE = 'corvid-system';
+
+/** Leases of the sync's own leader election; never heartbeats. */
+export const LEADER_LEASE_NAME = 'corvid-sync-leader';
+
+export function leasesPath(namespace: string): string {
+  return `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
+}
+
+/** A coordination.k8s.io/v1 Lease as wire JSON. */
+export interface LeaseJson extends KubeObject {
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+/**
+ * The planner's view of a heartbeat Lease: node = Lease name; times as sent; tunnels from the corvid.dev/tunnels
+ * annotation (an unparsable annotation is left out rather than guessed at). Returns undefined for the leader Lease.
+ */
+export function heartbeatFromLease(lease: LeaseJson): HeartbeatLease | undefined {
+  const name = lease.metadata?.name;
+  if (!name || name === LEADER_LEASE_NAME) return undefined;
+  const hb: HeartbeatLease = { node: name };
+  const spec = lease.spec ?? {};
+  if (spec.renewTime) hb.renewTime = spec.renewTime;
+  if (spec.acquireTime) hb.acquireTime = spec.acquireTime;
+  if (typeof spec.leaseDurationSeconds === 'number') hb.leaseDurationSeconds = spec.leaseDurationSeconds;
+  const raw = lease.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION];
+  if (raw !== undefined) {
+    const tunnels = parseTunnels(raw);
+    if (tunnels !== undefined) hb.tunnels = tunnels;
+  }
+  return hb;
+}
+
+function parseTunnels(raw: string): HeartbeatLease['tunnels'] {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const out: NonNullable<HeartbeatLease['tunnels']> = {};
+  for (const [peer, t] of Object.entries(v as Record<string, unknown>)) {
+    if (t === null || typeof t !== 'object') continue;
+    const { up, since } = t as { up?: unknown; since?: unknown };
+    if (typeof up !== 'boolean') continue;
+    out[peer] = { up, since: typeof since === 'string' ? since : '' };
+  }
+  return out;
+}
+
+/** Heartbeat Leases of a namespace, converted. */
+export async function listHeartbeatLeases(kc: KubeConfig, namespace = DEFAULT_LEASE_NAMESPACE): Promise<HeartbeatLease[]> {
+  const { items } = await listAll<LeaseJson>(kc, leasesPath(namespace));
+  return heartbeatsFrom(items);
+}
+
+/** Convert a list of Leases (e.g. an informer's cache), dropping the non-heartbeat ones. */
+export function heartbeatsFrom(leases: readonly LeaseJson[]): HeartbeatLease[] {
+  const out: HeartbeatLease[] = [];
+  for (const l of leases) {
+    const hb = heartbeatFromLease(l);
+    if (hb !== undefined) out.push(hb);
+  }
+  return out;
+}
+
+/** An informer on the Leases of one namespace. */
+export function leaseInformer(
+  kc: KubeConfig,
+  namespace = DEFAULT_LEASE_NAMESPACE,
+  opts: Omit<InformerOptions, 'path'> = {},
+): Informer<LeaseJson> {
+  return new Informer<LeaseJson>(kc, { ...opts, path: leasesPath(namespace) });
+}

@@ -1,0 +1,137 @@
+// Topology custom resources (topologies.corvid.dev/v1alpha1, cluster-scoped): list, watch, status with kstatus
+// conditions (Ready / Reconciling / Stalled, observedGeneration, lastAppliedRevision, lastAttemptedRevision).
+
+import type { KubeConfig } from '@kubernetes/client-node';
+import { CONTENT_TYPE, kubeRequest, listAll, statusCode, type KubeList, type KubeObject } from './client.ts';
+import { FIELD_MANAGER, STATUS_FIELD_MANAGER, type ApplyOptions } from './gateways.ts';
+import { Informer, type InformerOptions } from './informer.ts';
+
+export const TOPOLOGY_GROUP = 'corvid.dev';
+export const TOPOLOGY_VERSION = 'v1alpha1';
+export const TOPOLOGY_PLURAL = 'topologies';
+export const TOPOLOGIES_PATH = `/apis/${TOPOLOGY_GROUP}/${TOPOLOGY_VERSION}/${TOPOLOGY_PLURAL}`;
+
+function topologyPath(name: string): string {
+  return `${TOPOLOGIES_PATH}/${encodeURIComponent(name)}`;
+}
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+/** A metav1.Condition. */
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  /** CamelCase, e.g. `ReconciliationSucceeded`, `ValidationFailed`. */
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface TopologyStatus {
+  observedGeneration?: number;
+  lastAppliedRevision?: string;
+  lastAttemptedRevision?: string;
+  conditions?: Condition[];
+  [k: string]: unknown;
+}
+
+/** A Topology object as wire JSON; spec is the topology document's spec (validated by src/topology). */
+export interface TopologyObject extends KubeObject {
+  spec?: Record<string, unknown>;
+  status?: TopologyStatus;
+}
+
+/** All Topology objects. */
+export function listTopologies(kc: KubeConfig): Promise<KubeList<TopologyObject>> {
+  return listAll<TopologyObject>(kc, TOPOLOGIES_PATH);
+}
+
+/** One Topology, or undefined when it does not exist. */
+export async function getTopology(kc: KubeConfig, name: string): Promise<TopologyObject | undefined> {
+  try {
+    return await kubeRequest<TopologyObject>(kc, { method: 'GET', path: topologyPath(name) });
+  } catch (e) {
+    if (statusCode(e) === 404) return undefined;
+    throw e;
+  }
+}
+
+/** An informer on Topologies; `name` restricts it to one object (field selector metadata.name). */
+export function topologyInformer(
+  kc: KubeConfig,
+  opts: { name?: string } & Omit<InformerOptions, 'path' | 'fieldSelector'> = {},
+): Informer<TopologyObject> {
+  const { name, ...rest } = opts;
+  return new Informer<TopologyObject>(kc, {
+    ...rest,
+    path: TOPOLOGIES_PATH,
+    fieldSelector: name === undefined ? undefined : `metadata.name=${name}`,
+  });
+}
+
+/**
+ * Server-side apply of a Topology's metadata (labels, annotations) and spec, with force. Used to keep a status object
+ * for topologies that come from git or a file. Never touches status.
+ */
+export function applyTopology(
+  kc: KubeConfig,
+  obj: { name: string; labels?: Record<string, string>; annotations?: Record<string, string>; spec: unknown },
+  opts: ApplyOptions = {},
+): Promise<TopologyObject> {
+  const metadata: Record<string, unknown> = { name: obj.name };
+  if (obj.labels) metadata.labels = obj.labels;
+  if (obj.annotations) metadata.annotations = obj.annotations;
+  return kubeRequest<TopologyObject>(kc, {
+    method: 'PATCH',
+    path: topologyPath(obj.name),
+    query: { fieldManager: opts.fieldManager ?? FIELD_MANAGER, force: true, dryRun: opts.dryRun ? 'All' : undefined },
+    body: { apiVersion: `${TOPOLOGY_GROUP}/${TOPOLOGY_VERSION}`, kind: 'Topology', metadata, spec: obj.spec },
+    contentType: CONTENT_TYPE.apply,
+  });
+}
+
+/**
+ * Server-side apply of a Topology's status through the status subresource (manager STATUS_FIELD_MANAGER, force).
+ * Send the whole status: fields this manager sent before and leaves out are removed.
+ */
+export function applyTopologyStatus(
+  kc: KubeConfig,
+  name: string,
+  status: TopologyStatus,
+  opts: ApplyOptions = {},
+): Promise<TopologyObject> {
+  return kubeRequest<TopologyObject>(kc, {
+    method: 'PATCH',
+    path: `${topologyPath(name)}/status`,
+    query: {
+      fieldManager: opts.fieldManager ?? STATUS_FIELD_MANAGER,
+      force: true,
+      dryRun: opts.dryRun ? 'All' : undefined,
+    },
+    body: { apiVersion: `${TOPOLOGY_GROUP}/${TOPOLOGY_VERSION}`, kind: 'Topology', metadata: { name }, status },
+    contentType: CONTENT_TYPE.apply,
+  });
+}
+
+/**
+ * Put `next` into `conditions` (by type), keeping the old lastTransitionTime when the status did not flip.
+ * Pure: `now` is the RFC 3339 time to use for a transition. Result sorted by type.
+ */
+export function setCondition(
+  conditions: readonly Condition[] | undefined,
+  next: Omit<Condition, 'lastTransitionTime'>,
+  now: string,
+): Condition[] {
+  const old = (conditions ?? []).find((c) => c.type === next.type);
+  const lastTransitionTime = old !== undefined && old.status === next.status ? old.lastTransitionTime : now;
+  const merged: Condition = { ...next, lastTransitionTime };
+  return [...(conditions ?? []).filter((c) => c.type !== next.type), merged].sort((a, b) =>
+    a.type < b.type ? -1 : a.type > b.type ? 1 : 0,
+  );
+}
+
+/** Remove a condition type (kstatus: Reconciling and Stalled are absent when false). */
+export function removeCondition(conditions: readonly Condition[] | undefined, type: string): Condition[] {
+  return (conditions ?? []).filter((c) => c.type !== type);
+}
