@@ -1,0 +1,32 @@
+// Durations as written in the topology (`30s`, `2m`, `1m30s`, `500ms`) to seconds.
+
+const DURATION = /^(?:([0-9]+)h)?(?:([0-9]+)m(?!s))?(?:([0-9]+)s)?(?:([0-9]+)ms)?$/;
+
+/** Seconds in a duration string, or undefined when it is not one (units h, m, s, ms; largest first). */
+export function parseDuration(text: string): number | undefined {
+  if (text.length < 2) return undefined;
+  const m = DURATION.exec(text);
+  if (!m || (m[1] ?? m[2] ?? m[3] ?? m[4]) === undefined) return undefined;
+  const n = (s: string | undefined): number => (s === undefined ? 0 : Number(s));
+  const ms = ((n(m[1]) * 60 + n(m[2])) * 60 + n(m[3])) * 1000 + n(m[4]);
+  return Number.isSafeInteger(ms) ? ms / 1000 : undefined;
+}
+
+/** A duration in its shortest form: 90 -> `1m30s`, 0.5 -> `500ms`. */
+export function formatDuration(seconds: number): string {
+  let ms = Math.round(seconds * 1000);
+  if (ms === 0) return '0s';
+  let out = '';
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+    ['ms', 1],
+  ] as const) {
+    if (ms >= size) {
+      out += `${Math.floor(ms / size)}${unit}`;
+      ms %= size;
+    }
+  }
+  return out;
+}

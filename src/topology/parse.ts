@@ -1,0 +1,189 @@
+// YAML text -> plain data, keeping a way back from any JSON path to its line and column.
+
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments } from 'yaml';
+import type { Document, Node, Pair } from 'yaml';
+import type { TopologyError } from './errors.ts';
+
+export type PathSegment = string | number;
+
+export interface Position {
+  line: number;
+  col: number;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `spec.pools[2].gateways[0].publicIP`; keys that are not identifiers are written `["a.b/c"]`. */
+export function formatPath(path: readonly PathSegment[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else if (IDENTIFIER.test(seg)) out += out === '' ? seg : `.${seg}`;
+    else out += `[${JSON.stringify(seg)}]`;
+  }
+  return out;
+}
+
+/** Split an ajv instancePath (`/spec/pools/0/name`) into segments; numeric segments become numbers. */
+export function pointerToPath(pointer: string, data: unknown): PathSegment[] {
+  if (pointer === '') return [];
+  const out: PathSegment[] = [];
+  let cur: unknown = data;
+  for (const raw of pointer.slice(1).split('/')) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(cur) && /^(0|[1-9][0-9]*)$/.test(seg)) {
+      out.push(Number(seg));
+      cur = cur[Number(seg)];
+    } else {
+      out.push(seg);
+      cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[seg] : undefined;
+    }
+  }
+  return out;
+}
+
+/** Which part of a map entry an error is about. */
+export type NodePart = 'value' | 'key';
+
+/** Maps JSON paths of the parsed document back to source positions. */
+export class Locator {
+  readonly file: string;
+  private readonly doc: Document | undefined;
+  private readonly lines: LineCounter;
+  private readonly textLength: number;
+
+  constructor(file: string, doc: Document | undefined, lines: LineCounter, textLength: number) {
+    this.file = file;
+    this.doc = doc;
+    this.lines = lines;
+    this.textLength = textLength;
+  }
+
+  /** 1-based line and column of a character offset. */
+  offset(offset: number): Position {
+    const o = Math.max(0, Math.min(offset, this.textLength));
+    const p = this.lines.linePos(o);
+    return { line: Math.max(1, p.line || 1), col: Math.max(1, p.col || 1) };
+  }
+
+  /**
+   * Position of the node at `path`: of its value by default, of its key with `part: 'key'`. When the path does not
+   * exist (a missing field), the position of the deepest existing ancestor entry (its key) is used.
+   */
+  at(path: readonly PathSegment[], part: NodePart = 'value'): Position {
+    const doc = this.doc;
+    if (!doc || !doc.contents) return { line: 1, col: 1 };
+    let node: unknown = doc.contents;
+    let keyNode: Node | undefined;
+    for (const seg of path) {
+      let next: unknown;
+      let nextKey: Node | undefined;
+      if (isMap(node)) {
+        const pair = node.items.find((p: Pair) => keyText(p.key) === String(seg));
+        if (!pair) break;
+        next = pair.value;
+        nextKey = isScalar(pair.key) || isMap(pair.key) || isSeq(pair.key) ? (pair.key as Node) : undefined;
+        if (next === null || next === undefined) {
+          // `key:` with nothing after it: the key is the only place to point at.
+          keyNode = nextKey;
+          node = undefined;
+          continue;
+        }
+      } else if (isSeq(node) && typeof seg === 'number') {
+        next = node.items[seg];
+        if (next === undefined) break;
+        nextKey = undefined;
+      } else {
+        break;
+      }
+      node = next;
+      keyNode = nextKey;
+    }
+    const usable = (n: unknown): n is Node => n !== undefined && n !== null && Array.isArray((n as Node).range);
+    const emptyScalar = isScalar(node) && node.value === null && (node.source === '' || node.source === undefined);
+    if (part === 'key' && keyNode && usable(keyNode)) return this.offset(keyNode.range![0]);
+    if (usable(node) && !(emptyScalar && keyNode)) return this.offset(node.range![0]);
+    if (keyNode && usable(keyNode)) return this.offset(keyNode.range![0]);
+    if (usable(node)) return this.offset(node.range![0]);
+    return this.offset(usable(doc.contents) ? doc.contents.range![0] : 0);
+  }
+
+  /** A TopologyError at `path`. */
+  error(path: readonly PathSegment[], message: string, part: NodePart = 'value'): TopologyError {
+    const pos = this.at(path, part);
+    return { file: this.file, line: pos.line, col: pos.col, path: formatPath(path), message };
+  }
+}
+
+function keyText(key: unknown): string | undefined {
+  if (isScalar(key)) return String(key.value);
+  if (key === null || key === undefined) return undefined;
+  return String(key);
+}
+
+export type ParseResult =
+  | { ok: true; data: unknown; locator: Locator; warnings: TopologyError[] }
+  | { ok: false; errors: TopologyError[] };
+
+/**
+ * Parse one YAML document, keeping positions. Reports YAML's own errors at YAML's own positions, and refuses a
+ * stream with more than one document or with none.
+ */
+export function parseYaml(text: string, file: string): ParseResult {
+  const lines = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const bare = new Locator(file, undefined, lines, text.length);
+  const asError = (e: { pos: [number, number]; message: string }): TopologyError => {
+    const pos = bare.offset(e.pos[0]);
+    return { file, line: pos.line, col: pos.col, path: '', message: yamlMessage(e.message) };
+  };
+  const list = Array.isArray(docs) ? docs : [];
+  const errors: TopologyError[] = [];
+  for (const d of list) errors.push(...d.errors.map(asError));
+  if (list.length > 1) {
+    const second = list[1];
+    const start = second.range?.[0] ?? 0;
+    // Point at the `---` that opens the second document when there is one.
+    const marker = text.lastIndexOf('---', Math.max(0, start));
+    const pos = bare.offset(marker >= 0 && marker <= start ? marker : start);
+    errors.push({
+      file,
+      line: pos.line,
+      col: pos.col,
+      path: '',
+      message: `the file holds ${list.length} YAML documents; a topology file holds exactly one: remove the extra "---" documents or move them to files of their own`,
+    });
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  const doc = list[0];
+  if (!doc || doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    return {
+      ok: false,
+      errors: [
+        {
+          file,
+          line: 1,
+          col: 1,
+          path: '',
+          message: 'the file is empty; write a Topology with apiVersion, kind, metadata and spec (see topology/example.yaml)',
+        },
+      ],
+    };
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : 'the document cannot be read';
+    return { ok: false, errors: [{ file, line: 1, col: 1, path: '', message: yamlMessage(msg) }] };
+  }
+  const locator = new Locator(file, doc, lines, text.length);
+  const warnings = doc.warnings.map(asError);
+  return { ok: true, data, locator, warnings };
+}
+
+/** YAML's message, on one line and without a trailing period. */
+function yamlMessage(message: string): string {
+  const first = message.split('\n')[0].trim().replace(/\.$/, '');
+  return `invalid YAML: ${first}`;
+}

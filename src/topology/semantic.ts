@@ -1,0 +1,606 @@
+// The meaning checks: everything the schema cannot say. They run on the lenient model, so they also work on a file
+// with shape errors; every finding points at the most specific node. Messages name pools that exist and fields, but
+// never repeat a value the check refused.
+
+import type { TopologyError } from './errors.ts';
+import { ipVersion } from './ip.ts';
+import type { Locator, PathSegment } from './parse.ts';
+import { closest } from './schema.ts';
+import { arr, isObj } from './normalise.ts';
+import type { Model } from './normalise.ts';
+import { applyOverride, linkPolicy, matchingRule, pairRoute, pairVerdict, relayCandidates, sortedPair } from './policy.ts';
+import type { EncryptionOverride, EncryptionPolicy, Pool, Topology } from './types.ts';
+
+export interface Findings {
+  errors: TopologyError[];
+  warnings: TopologyError[];
+}
+
+/** Algorithm names refused unless allowInsecure is true. */
+export const WEAK_ALGORITHMS: readonly string[] = ['des', '3des', 'md5', 'modp768', 'modp1024', 'null'];
+
+const ENCRYPTION_FIELDS = ['backend', 'ikeProposals', 'espProposals', 'pskSecretRef', 'allowInsecure'] as const;
+type EncryptionField = (typeof ENCRYPTION_FIELDS)[number];
+
+const POOLS: PathSegment[] = ['spec', 'pools'];
+const RULES: PathSegment[] = ['spec', 'connectivity', 'rules'];
+const LINKS: PathSegment[] = ['spec', 'links'];
+
+function q(name: string): string {
+  return `"${name}"`;
+}
+
+function same(x: unknown, y: unknown): boolean {
+  return JSON.stringify(x) === JSON.stringify(y);
+}
+
+/** Canonical text of a label selector, to compare two pools' selectors. */
+function selectorKey(p: Pool): string {
+  const labels = Object.entries(p.nodeSelector.matchLabels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const exprs = (p.nodeSelector.matchExpressions ?? [])
+    .map((e) => JSON.stringify([e.key, e.operator, [...(e.values ?? [])].sort()]))
+    .sort();
+  return JSON.stringify([labels, exprs]);
+}
+
+class Checker {
+  readonly errors: TopologyError[] = [];
+  readonly warnings: TopologyError[] = [];
+  readonly t: Topology;
+  readonly spec: Record<string, unknown>;
+  readonly names: Set<string>;
+  readonly pools: Map<string, Pool>;
+  /** Raw index in spec.pools of each pool (first of its name). */
+  readonly poolAt: Map<string, number>;
+  private readonly loc: Locator;
+  private readonly model: Model;
+
+  constructor(data: unknown, model: Model, loc: Locator) {
+    this.loc = loc;
+    this.model = model;
+    this.t = model.topology;
+    const root = isObj(data) ? data : {};
+    this.spec = isObj(root.spec) ? root.spec : {};
+    this.pools = new Map(this.t.pools.map((p) => [p.name, p]));
+    this.names = new Set(this.pools.keys());
+    this.poolAt = new Map(this.t.pools.map((p, k) => [p.name, model.poolIndex[k]]));
+  }
+
+  error(path: readonly PathSegment[], message: string, part: 'key' | 'value' = 'value'): void {
+    this.errors.push(this.loc.error(path, message, part));
+  }
+
+  warn(path: readonly PathSegment[], message: string, part: 'key' | 'value' = 'value'): void {
+    this.warnings.push(this.loc.error(path, message, part));
+  }
+
+  pool(name: string): PathSegment[] {
+    return [...POOLS, this.poolAt.get(name) ?? 0];
+  }
+
+  raw(path: readonly PathSegment[]): unknown {
+    let cur: unknown = { spec: this.spec };
+    for (const seg of path) {
+      if (cur === null || typeof cur !== 'object') return undefined;
+      cur = (cur as Record<string | number, unknown>)[seg];
+    }
+    return cur;
+  }
+
+  unknownPool(): string {
+    const list = [...this.names].sort();
+    return list.length === 0
+      ? 'no pool has this name (spec.pools declares none)'
+      : `no pool has this name; declared pools: ${list.slice(0, 12).join(', ')}${list.length > 12 ? ', ...' : ''}`;
+  }
+
+  unknownPoolNear(word: string): string {
+    const guess = closest(word, [...this.names]);
+    return guess !== undefined ? `no pool has this name; did you mean ${q(guess)}?` : this.unknownPool();
+  }
+
+  /** Every pair of distinct known pools, sorted. */
+  pairs(): [string, string][] {
+    const names = [...this.names].sort();
+    const out: [string, string][] = [];
+    for (let i = 0; i < names.length; i++) for (let j = i + 1; j < names.length; j++) out.push([names[i], names[j]]);
+    return out;
+  }
+
+  linkEntry(a: string, b: string): number | undefined {
+    const [x, y] = sortedPair(a, b);
+    const k = this.t.links.findIndex((l) => {
+      const [p, r] = sortedPair(l.pools[0], l.pools[1]);
+      return p === x && r === y;
+    });
+    return k < 0 ? undefined : this.model.linkIndex[k];
+  }
+
+  // ---------------------------------------------------------------- pools
+
+  checkPools(): void {
+    const rawPools = this.raw(POOLS);
+    if (Array.isArray(rawPools) && rawPools.length === 0 && this.t.allowEmpty !== true) {
+      this.error(
+        POOLS,
+        'the topology has no pools; add pools, or set spec.allowEmpty: true if removing every Gateway is intended',
+      );
+    }
+    const firstByName = new Map<string, number>();
+    const gatewayAt = new Map<string, [number, number]>();
+    const selectors = new Map<string, number>();
+    arr(rawPools).forEach((p, i) => {
+      if (!isObj(p)) return;
+      const here: PathSegment[] = [...POOLS, i];
+      if (typeof p.name === 'string') {
+        const first = firstByName.get(p.name);
+        if (first !== undefined) {
+          this.error([...here, 'name'], `another pool already has this name (spec.pools[${first}]); pool names must be unique`);
+        } else {
+          firstByName.set(p.name, i);
+        }
+      }
+      this.checkSelector(p.nodeSelector, [...here, 'nodeSelector']);
+      const model = typeof p.name === 'string' && this.poolAt.get(p.name) === i ? this.pools.get(p.name) : undefined;
+      if (model && isObj(p.nodeSelector)) {
+        const key = selectorKey(model);
+        const other = selectors.get(key);
+        const empty = Object.keys(model.nodeSelector.matchLabels ?? {}).length === 0 && (model.nodeSelector.matchExpressions ?? []).length === 0;
+        if (other !== undefined && !empty) {
+          this.error(
+            [...here, 'nodeSelector'],
+            `selects the same nodes as spec.pools[${other}]; every node belongs to one pool, so give each pool its own selector`,
+            'key',
+          );
+        } else if (!empty) {
+          selectors.set(key, i);
+        }
+      }
+      arr(p.gateways).forEach((g, j) => {
+        if (!isObj(g)) return;
+        const gpath: PathSegment[] = [...here, 'gateways', j];
+        if (typeof g.node === 'string') {
+          const prev = gatewayAt.get(g.node);
+          if (prev && prev[0] === i) {
+            this.error([...gpath, 'node'], `this node is already listed at spec.pools[${i}].gateways[${prev[1]}]; list each gateway once`);
+          } else if (prev) {
+            const owner = arr(rawPools)[prev[0]];
+            const ownerName = isObj(owner) && typeof owner.name === 'string' ? ` ${q(owner.name)}` : '';
+            this.error(
+              [...gpath, 'node'],
+              `this node is already a gateway of pool${ownerName} (spec.pools[${prev[0]}].gateways[${prev[1]}].node); a node can be a gateway of one pool only`,
+            );
+          } else {
+            gatewayAt.set(g.node, [i, j]);
+          }
+        }
+        if (typeof g.publicIP === 'string' && g.publicIP !== '') this.checkPublicIP(g.publicIP, [...gpath, 'publicIP']);
+      });
+    });
+    for (const p of this.t.pools) {
+      if (p.gateways.length > 0 && p.gateways.length < this.t.election.replicas) {
+        this.warn(
+          [...this.pool(p.name), 'gateways'],
+          `lists ${p.gateways.length} gateway${p.gateways.length === 1 ? '' : 's'} but spec.election.replicas is ${this.t.election.replicas}; the pool will run with fewer active gateways than asked`,
+          'key',
+        );
+      }
+    }
+  }
+
+  checkSelector(sel: unknown, path: PathSegment[]): void {
+    if (!isObj(sel)) return;
+    const labels = isObj(sel.matchLabels) ? Object.keys(sel.matchLabels).length : 0;
+    const exprs = Array.isArray(sel.matchExpressions) ? sel.matchExpressions.length : 0;
+    if (labels === 0 && exprs === 0) {
+      this.error(path, 'is empty and would select every node of the cluster; set matchLabels or matchExpressions', 'key');
+    }
+    arr(sel.matchExpressions).forEach((e, k) => {
+      if (!isObj(e) || typeof e.operator !== 'string') return;
+      const epath: PathSegment[] = [...path, 'matchExpressions', k];
+      const values = Array.isArray(e.values) ? e.values : undefined;
+      if ((e.operator === 'In' || e.operator === 'NotIn') && (values === undefined || values.length === 0)) {
+        if (values === undefined) this.error([...epath, 'operator'], `operator ${e.operator} needs a non-empty values list; add values`);
+        else this.error([...epath, 'values'], `operator ${e.operator} needs at least one value`);
+      }
+      if ((e.operator === 'Exists' || e.operator === 'DoesNotExist') && values !== undefined && values.length > 0) {
+        this.error([...epath, 'values'], `operator ${e.operator} takes no values; remove values`, 'key');
+      }
+    });
+  }
+
+  checkPublicIP(ip: string, path: PathSegment[]): void {
+    const v = ipVersion(ip);
+    if (v === 0) {
+      this.error(path, 'must be an IPv4 or IPv6 address, e.g. 203.0.113.10 or 2001:db8::10');
+      return;
+    }
+    const lower = ip.toLowerCase();
+    const unusable =
+      v === 4
+        ? /^(0|127)\./.test(ip) || /^169\.254\./.test(ip) || /^(22[4-9]|2[3-5][0-9])\./.test(ip)
+        : /^::1?$|^0*:?(0*:)*0*1?$/.test(lower.replace(/%.*/, '')) || /^ff/.test(lower) || /^fe[89ab]/.test(lower);
+    if (unusable) {
+      this.warn(path, 'is a loopback, unspecified, link-local or multicast address, which other pools cannot reach');
+    }
+  }
+
+  // ---------------------------------------------------------------- references, relays, hub
+
+  checkRelaysAndHub(): void {
+    const hubMode = this.t.connectivity.mode === 'hub';
+    const hub = this.t.connectivity.hub;
+    const connPath: PathSegment[] = ['spec', 'connectivity'];
+    if (hubMode && hub === undefined && this.raw([...connPath, 'hub']) === undefined) {
+      this.error([...connPath, 'mode'], 'mode hub needs connectivity.hub: the name of the hub pool');
+    }
+    if (hub !== undefined) {
+      const hp = this.pools.get(hub);
+      if (!hp) this.error([...connPath, 'hub'], this.unknownPoolNear(hub));
+      else if (hp.behindNAT && hubMode) {
+        this.error([...connPath, 'hub'], `pool ${q(hub)} is behind NAT and cannot be the hub; pick a pool with behindNAT: false`);
+      }
+      if (!hubMode) this.warn([...connPath, 'hub'], 'is used only when mode is hub; remove it or set mode: hub', 'key');
+    }
+    for (const { pool: p, index } of this.model.allPools) {
+      if (p.relay === undefined) continue;
+      const rpath = [...POOLS, index, 'relay'];
+      const r = this.pools.get(p.relay);
+      if (p.relay === p.name) {
+        this.error(rpath, 'a pool cannot relay through itself; name a pool that is not behind NAT, or remove relay');
+      } else if (!r) {
+        this.error(rpath, this.unknownPoolNear(p.relay));
+      } else if (r.behindNAT) {
+        this.error(rpath, `pool ${q(p.relay)} is itself behind NAT and cannot relay; name a pool with behindNAT: false`);
+      } else if (pairVerdict(this.t, p.name, p.relay) === 'deny') {
+        const k = this.model.ruleIndex[matchingRule(this.t, p.name, p.relay)];
+        this.error(rpath, `spec.connectivity.rules[${k}] denies this pool and ${q(p.relay)}, so it cannot relay for it; allow the pair or name another relay`);
+      } else if (hubMode && hub !== undefined && p.relay !== hub) {
+        this.error(rpath, `in hub mode pools behind NAT relay through the hub ${q(hub)}; remove relay or set it to the hub`);
+      }
+      if (!p.behindNAT) {
+        this.warn(rpath, 'is used only by pools behind NAT; remove it, or set behindNAT: true if the pool is behind NAT', 'key');
+      }
+    }
+  }
+
+  checkRules(): void {
+    const rules = this.t.connectivity.rules;
+    rules.forEach((r, k) => {
+      const i = this.model.ruleIndex[k];
+      const path: PathSegment[] = [...RULES, i, 'pools'];
+      r.pools.forEach((name, s) => {
+        if (name !== '*' && !this.names.has(name)) this.error([...path, s], this.unknownPoolNear(name));
+      });
+      if (r.pools[0] === r.pools[1] && r.pools[0] !== '*') {
+        this.error(path, 'names the same pool twice; a rule is about two different pools (traffic inside a pool is never touched)');
+      }
+      for (let j = 0; j < k; j++) {
+        const e = rules[j].pools;
+        // Rule j covers rule k when each side of k is covered by a side of j, in either order.
+        const covers = (x: string, y: string): boolean => x === '*' || x === y;
+        if ((covers(e[0], r.pools[0]) && covers(e[1], r.pools[1])) || (covers(e[0], r.pools[1]) && covers(e[1], r.pools[0]))) {
+          this.warn([...RULES, i], `never applies: spec.connectivity.rules[${this.model.ruleIndex[j]}] comes first and matches every pair it covers`);
+          break;
+        }
+      }
+    });
+  }
+
+  /** Pairs that must talk but have no path; relays that matter. */
+  checkPaths(): void {
+    const t = this.t;
+    const hubMode = t.connectivity.mode === 'hub';
+    const brokenRelay = (x: Pool): boolean =>
+      x.relay !== undefined &&
+      (x.relay === x.name || !this.pools.has(x.relay) || this.pools.get(x.relay)!.behindNAT || pairVerdict(t, x.name, x.relay) === 'deny');
+    const warnedPool = new Set<string>();
+    const talks = new Map<string, number>(t.pools.map((p) => [p.name, 0]));
+    for (const [a, b] of this.pairs()) {
+      if (pairVerdict(t, a, b) === 'deny') continue;
+      const ri = matchingRule(t, a, b);
+      const explicit = ri >= 0;
+      const rulePath: PathSegment[] = [...RULES, explicit ? this.model.ruleIndex[ri] : 0];
+      const pa = this.pools.get(a)!;
+      const pb = this.pools.get(b)!;
+      const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? pb : pa;
+      const route = pairRoute(t, a, b);
+      if (route.via !== 'none') {
+        talks.set(a, talks.get(a)! + 1);
+        talks.set(b, talks.get(b)! + 1);
+      }
+      const natPair = pa.behindNAT && pb.behindNAT;
+      if (route.via === 'relay' && !hubMode) {
+        // A relay is found; make sure the sync controller cannot pick two different ones.
+        if ((pa.relay === undefined) !== (pb.relay === undefined)) {
+          const [unset, set] = pa.relay === undefined ? [pa, pb] : [pb, pa];
+          if (relayCandidates(t, unset.name).length > 1 && !warnedPool.has(unset.name)) {
+            warnedPool.add(unset.name);
+            this.warn(
+              [...this.pool(unset.name), 'behindNAT'],
+              `names no relay while pool ${q(set.name)} (also behind NAT) relays through ${q(set.relay!)}; pools behind NAT reach each other only through a common relay, so set relay: ${set.relay} here too`,
+            );
+          }
+        } else if (pa.relay === undefined) {
+          for (const x of [pa, pb]) {
+            if (relayCandidates(t, x.name).length > 1 && !warnedPool.has(x.name)) {
+              warnedPool.add(x.name);
+              this.warn(
+                [...this.pool(x.name), 'behindNAT'],
+                'names no relay and several pools could relay for it; pools behind NAT reach each other only through a common relay, which Corvid may not pick for both, so set the same relay on every pool behind NAT',
+              );
+            }
+          }
+        }
+      }
+      if (route.via !== 'none') continue;
+      if (natPair && !hubMode && (brokenRelay(pa) || brokenRelay(pb))) continue; // reported at the relay
+      const pairText = `pools ${q(a)} and ${q(b)}`;
+      switch (route.reason) {
+        case 'no-relay': {
+          if (hubMode) break; // reported at connectivity.hub
+          const msg = `${pairText} are both behind NAT and may talk, but no pool can relay between them: add a pool with behindNAT: false, or deny the pair in spec.connectivity.rules`;
+          if (explicit) this.error(rulePath, msg);
+          else this.error([...this.pool(later.name), 'behindNAT'], msg);
+          break;
+        }
+        case 'different-relays':
+          this.error(
+            [...this.pool(later.name), 'relay'],
+            `${pairText} are both behind NAT and may talk, but relay through different pools (${q(pa.relay!)} and ${q(pb.relay!)}); pools behind NAT reach each other only through a common relay: set the same relay on both, or deny the pair`,
+          );
+          break;
+        case 'hop-denied': {
+          const via = hubMode ? t.connectivity.hub : (pa.relay ?? pb.relay);
+          if (via === undefined) {
+            const msg = `${pairText} are both behind NAT, but the rules deny every pool outside NAT that could relay for both`;
+            if (explicit) this.error(rulePath, `allows ${pairText}, but they are both behind NAT and the rules deny every pool outside NAT that could relay for both; allow a relay pool for both, or remove this rule`);
+            else this.warn([...this.pool(later.name), 'behindNAT'], `${msg}, so they cannot reach each other; deny the pair to say so, or allow a relay pool for both`);
+            break;
+          }
+          const deniedPeer = pairVerdict(t, a, via) === 'deny' ? a : b;
+          const denyIdx = this.model.ruleIndex[matchingRule(t, deniedPeer, via)];
+          const through = hubMode ? `the hub ${q(via)}` : `their relay ${q(via)}`;
+          if (explicit) {
+            this.error(
+              rulePath,
+              `allows ${pairText}, but their traffic must pass through ${through} and spec.connectivity.rules[${denyIdx}] denies ${q(deniedPeer)} and ${q(via)}; allow that pair in an earlier rule, or remove this rule`,
+            );
+          } else {
+            this.warn(
+              [...RULES, denyIdx],
+              `also cuts ${pairText} off from each other, because their traffic must pass through ${through}; add a deny rule for them to say so, or allow ${q(deniedPeer)} and ${q(via)}`,
+            );
+          }
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    if (t.pools.length > 1) {
+      for (const p of t.pools) {
+        if (talks.get(p.name) === 0) {
+          this.warn([...this.pool(p.name), 'name'], 'can reach no other pool: every pair with it is denied or has no path');
+        }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- links
+
+  checkLinks(): void {
+    const seen = new Map<string, number>();
+    this.t.links.forEach((l, k) => {
+      const i = this.model.linkIndex[k];
+      const path: PathSegment[] = [...LINKS, i, 'pools'];
+      let known = true;
+      l.pools.forEach((name, s) => {
+        if (!this.names.has(name)) {
+          known = false;
+          this.error([...path, s], this.unknownPoolNear(name));
+        }
+      });
+      if (l.pools[0] === l.pools[1]) {
+        this.error(path, 'names the same pool twice; a link joins two different pools');
+        return;
+      }
+      const key = sortedPair(l.pools[0], l.pools[1]).join('\u0000');
+      const prev = seen.get(key);
+      if (prev !== undefined) {
+        this.error(path, `this pair already has an entry at spec.links[${prev}]; merge the two entries into one`);
+        return;
+      }
+      seen.set(key, i);
+      if (!known) return;
+      const [a, b] = l.pools;
+      if (pairRoute(this.t, a, b).via !== 'direct') {
+        this.warn(
+          path,
+          'no tunnel joins these two pools (the pair is denied, both are behind NAT and talk through a relay, or in hub mode neither is the hub), so this entry has no effect',
+        );
+        return;
+      }
+      const without: Topology = { ...this.t, links: this.t.links.filter((_, m) => m !== k) };
+      if (same(linkPolicy(this.t, a, b), linkPolicy(without, a, b))) {
+        this.warn([...LINKS, i, 'encryption'], 'changes nothing: the pools already get this encryption without it; remove the entry', 'key');
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- encryption
+
+  /** Errors already reported per place (`defaults`, `pool:<name>`, `link:<index>`) and kind. */
+  private readonly reported = new Set<string>();
+
+  private levelChecks(o: EncryptionOverride, eff: EncryptionPolicy, path: PathSegment[], place: string, isDefaults: boolean): void {
+    if ((isDefaults ? eff.backend : o.backend) === 'none' && !eff.allowInsecure) {
+      this.reported.add(`${place}:insecure`);
+      this.error([...path, 'backend'], 'backend none sends pod traffic unencrypted; set allowInsecure: true next to it to accept that, or use ipsec');
+    }
+    const backendSet = isDefaults ? eff.backend : o.backend;
+    if (backendSet !== undefined && backendSet !== 'none' && !eff.pskSecretRef) {
+      this.reported.add(`${place}:psk`);
+      this.error(
+        isDefaults ? path : [...path, 'backend'],
+        `backend ${backendSet} needs a pre-shared key: add pskSecretRef {name, key} naming the Secret that holds it (Corvid has no built-in key)`,
+        isDefaults ? 'key' : 'value',
+      );
+    }
+    if (!eff.allowInsecure) {
+      for (const field of ['ikeProposals', 'espProposals'] as const) {
+        (o[field] ?? []).forEach((proposal, n) => {
+          const weak = [...new Set(proposal.split('-').filter((alg) => WEAK_ALGORITHMS.includes(alg)))];
+          if (weak.length > 0) {
+            this.reported.add(`${place}:weak`);
+            const names = weak.length === 1 ? `algorithm ${weak[0]}` : `algorithms ${weak.slice(0, -1).join(', ')} and ${weak[weak.length - 1]}`;
+            this.error(
+              [...path, field, n],
+              `uses the weak ${names}; use strong ones such as aes256-sha256-modp2048, or set allowInsecure: true to accept them`,
+            );
+          }
+        });
+      }
+    }
+  }
+
+  checkEncryption(): void {
+    const t = this.t;
+    const defaultsRaw = this.raw(['spec', 'encryption']);
+    this.levelChecks(isObj(defaultsRaw) ? pick(defaultsRaw) : {}, t.encryption, ['spec', 'encryption'], 'defaults', true);
+
+    for (const { pool: p, index } of this.model.allPools) {
+      if (!p.encryption) continue;
+      const path = [...POOLS, index, 'encryption'];
+      const eff = applyOverride(t.encryption, p.encryption);
+      this.levelChecks(p.encryption, eff, path, this.poolAt.get(p.name) === index ? `pool:${p.name}` : `pool#${index}`, false);
+      const keys = Object.keys(p.encryption) as EncryptionField[];
+      if (keys.every((f) => same(p.encryption![f], t.encryption[f]))) {
+        this.warn(
+          path,
+          keys.length === 0 ? 'is empty; remove it' : 'changes nothing: every field it sets matches spec.encryption; remove it',
+          'key',
+        );
+      }
+    }
+
+    const linkAt = new Map<string, number>();
+    this.t.links.forEach((l, k) => {
+      if (!this.names.has(l.pools[0]) || !this.names.has(l.pools[1]) || l.pools[0] === l.pools[1]) return;
+      const key = sortedPair(l.pools[0], l.pools[1]).join('\u0000');
+      if (linkAt.has(key)) return;
+      linkAt.set(key, k);
+      const i = this.model.linkIndex[k];
+      const eff = linkPolicy(t, l.pools[0], l.pools[1]);
+      this.levelChecks(l.encryption, eff, [...LINKS, i, 'encryption'], `link:${i}`, false);
+    });
+
+    for (const [a, b] of this.pairs()) {
+      if (pairRoute(t, a, b).via !== 'direct') continue;
+      const pa = this.pools.get(a)!;
+      const pb = this.pools.get(b)!;
+      const li = this.linkEntry(a, b);
+      const linkK = li === undefined ? undefined : this.model.linkIndex.indexOf(li);
+      const link = linkK === undefined ? undefined : t.links[linkK];
+      this.checkConflict(pa, pb, li, link?.encryption);
+      const eff = linkPolicy(t, a, b);
+      const places = ['defaults', `pool:${a}`, `pool:${b}`, ...(li !== undefined ? [`link:${li}`] : [])];
+      const seenKind = (kind: string): boolean => places.some((pl) => this.reported.has(`${pl}:${kind}`));
+      const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? pb : pa;
+      const other = later === pa ? pb : pa;
+      const target: PathSegment[] =
+        li !== undefined
+          ? [...LINKS, li, 'encryption']
+          : [...this.pool(later.encryption ? later.name : other.encryption ? other.name : later.name), 'encryption'];
+      const part = 'key';
+      const pairText = `the link between pools ${q(a)} and ${q(b)}`;
+      if (eff.backend === 'none' && !eff.allowInsecure && !seenKind('insecure')) {
+        this.error(
+          target,
+          `${pairText} ends up with backend none and allowInsecure false; set allowInsecure: true for it in a spec.links entry, or choose an encrypting backend`,
+          part,
+        );
+      }
+      if (eff.backend !== 'none' && !eff.pskSecretRef && !seenKind('psk')) {
+        this.error(target, `${pairText} uses backend ${eff.backend} without a pre-shared key; set pskSecretRef {name, key}`, part);
+      }
+      if (!eff.allowInsecure && !seenKind('weak')) {
+        const weak = [...eff.ikeProposals, ...eff.espProposals].some((pr) => pr.split('-').some((alg) => WEAK_ALGORITHMS.includes(alg)));
+        if (weak) {
+          this.error(
+            target,
+            `${pairText} ends up with weak proposals and allowInsecure false; set strong proposals or allowInsecure: true for it in a spec.links entry`,
+            part,
+          );
+        }
+      }
+    }
+  }
+
+  private checkConflict(pa: Pool, pb: Pool, linkRawIndex: number | undefined, link: EncryptionOverride | undefined): void {
+    if (!pa.encryption || !pb.encryption) return;
+    const conflicts = ENCRYPTION_FIELDS.filter(
+      (f) => pa.encryption![f] !== undefined && pb.encryption![f] !== undefined && !same(pa.encryption![f], pb.encryption![f]),
+    );
+    const open = conflicts.filter((f) => link?.[f] === undefined);
+    if (open.length === 0) return;
+    const fields = open.join(', ');
+    const [a, b] = [pa.name, pb.name];
+    if (linkRawIndex === undefined) {
+      const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? b : a;
+      this.error(
+        [...this.pool(later), 'encryption', open[0]],
+        `pools ${q(a)} and ${q(b)} set different ${fields} and are joined by a tunnel; add a spec.links entry for the pair [${a}, ${b}] that sets encryption.${open.join(' and encryption.')}`,
+        'key',
+      );
+    } else {
+      this.error(
+        [...LINKS, linkRawIndex, 'encryption'],
+        `pools ${q(a)} and ${q(b)} set different ${fields}; set ${open.map((f) => `encryption.${f}`).join(' and ')} in this entry to decide`,
+        'key',
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- election
+
+  checkElection(): void {
+    const e = this.t.election;
+    const el = this.raw(['spec', 'election']);
+    if (e.preempt && e.sticky) {
+      this.error(
+        ['spec', 'election', 'preempt'],
+        isObj(el) && el.sticky === true
+          ? 'preempt: true moves back to the preferred gateway while sticky: true keeps the current one; set sticky: false to use preempt'
+          : 'preempt: true moves back to the preferred gateway, but sticky defaults to true and keeps the current one; add sticky: false to use preempt',
+      );
+    }
+    if (isObj(el) && typeof el.heartbeatTimeout === 'string' && e.heartbeatTimeoutSeconds === 0) {
+      this.error(['spec', 'election', 'heartbeatTimeout'], 'must be longer than 0s, e.g. 3s');
+    }
+  }
+}
+
+function pick(raw: Record<string, unknown>): EncryptionOverride {
+  const out: EncryptionOverride = {};
+  if (raw.backend === 'ipsec' || raw.backend === 'wireguard' || raw.backend === 'none') out.backend = raw.backend;
+  for (const f of ['ikeProposals', 'espProposals'] as const) {
+    const v = raw[f];
+    if (Array.isArray(v) && v.every((s) => typeof s === 'string')) out[f] = v as string[];
+  }
+  return out;
+}
+
+/** Every meaning check, on the lenient model of `data`. */
+export function checkMeaning(data: unknown, model: Model, loc: Locator): Findings {
+  const c = new Checker(data, model, loc);
+  c.checkPools();
+  c.checkRelaysAndHub();
+  c.checkRules();
+  c.checkLinks();
+  c.checkPaths();
+  c.checkEncryption();
+  c.checkElection();
+  return { errors: c.errors, warnings: c.warnings };
+}
+
