@@ -1,8 +1,85 @@
-// Placeholder until the command lands; replaced by its implementation.
-import type { CliIO } from '../io.ts';
-import { EXIT_USAGE } from '../io.ts';
+// corvid render: print the desired Gateway manifests (a YAML stream) on stdout and nothing else.
+// Made for GitOps generators (Argo CD Config Management Plugin): deterministic per input, and any error is a
+// non-zero exit with an empty stdout, so a broken topology never reaches `kubectl apply --prune`.
 
-export async function run(_argv: string[], io: CliIO): Promise<number> {
-  io.stderr.write('corvid render: not available in this build yet\n');
-  return EXIT_USAGE;
+import type { CliIO } from '../io.ts';
+import { EXIT_OK } from '../io.ts';
+import { commandFlags, str } from '../flags.ts';
+import { contentRevision, EXIT_ERROR, planDesired, readSnapshot, readTopologyFile, reportFindings, usageError } from '../inputs.ts';
+import { renderGatewaysYaml } from '../../gateway/render.ts';
+
+export const HELP = `Usage: corvid render -f FILE [--nodes SNAPSHOT.yaml] [--revision REV]
+
+Print the Gateway manifests a topology produces, as a YAML stream on stdout. Nothing else is printed on stdout:
+warnings and errors go to stderr, and any error exits non-zero with an empty stdout (a broken topology must never
+look like "no Gateways" to a GitOps tool that prunes).
+
+Flags:
+  -f, --file FILE        topology file (required)
+      --nodes SNAPSHOT   node snapshot (kubectl get nodes -o yaml > nodes.yaml): fills spec.endpoints and
+                         status (nodes, subnets, elected gateways) as the sync would. Without it only the
+                         specs are rendered and status is left out (no election).
+      --revision REV     revision written to the corvid.dev/revision annotation
+                         (default: sha256:<hex> of the file's content)
+  -h, --help             show this help
+
+The output is byte-identical for the same file, snapshot and revision. The election uses CORVID_NOW (RFC 3339)
+as "now" when set, else the clock.
+
+Examples:
+  corvid render -f topology/example.yaml
+  corvid render -f topology/example.yaml --nodes nodes.yaml > gateways.yaml
+  corvid render -f topology.yaml --revision "main@sha1:$(git rev-parse HEAD)"
+
+  # Argo CD Config Management Plugin (generate command): the app's commit as the revision
+  corvid render -f "$ARGOCD_ENV_TOPOLOGY" --revision "sha1:$ARGOCD_APP_REVISION"
+`;
+
+export async function run(argv: string[], io: CliIO): Promise<number> {
+  const parsed = commandFlags(
+    'render',
+    argv,
+    { file: { type: 'string', short: 'f' }, nodes: { type: 'string' }, revision: { type: 'string' } },
+    HELP,
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const file = str(parsed.values, 'file');
+  if (!file) return usageError('render', io, 'a topology file is required (-f FILE)');
+
+  const loaded = await readTopologyFile('render', io, file);
+  if (typeof loaded === 'number') return loaded;
+  const revision = str(parsed.values, 'revision') ?? contentRevision(loaded.text);
+  if (revision.trim() === '') return usageError('render', io, '--revision must not be empty');
+
+  const snapshotFile = str(parsed.values, 'nodes');
+  let output: string;
+  try {
+    if (snapshotFile !== undefined) {
+      const snap = await readSnapshot('render', io, snapshotFile);
+      if (typeof snap === 'number') return snap;
+      const now = io.env.CORVID_NOW || new Date().toISOString();
+      const result = planDesired({ topology: loaded.topology, revision, nodes: snap.nodes, leases: snap.leases, previous: [], now });
+      reportFindings(io, result.findings);
+      output = renderGatewaysYaml(result.gateways);
+    } else {
+      // Specs only: no nodes, so no election and no status. A fixed "now" keeps the output independent of the clock.
+      const result = planDesired({ topology: loaded.topology, revision, nodes: [], leases: [], previous: [], now: '1970-01-01T00:00:00Z' });
+      const gateways = result.gateways.map((g) => {
+        const { status: _status, ...rest } = g;
+        return rest;
+      });
+      output = renderGatewaysYaml(gateways);
+      io.stderr.write('corvid render: no --nodes snapshot: rendering specs only (no endpoints from nodes, no election, no status)\n');
+    }
+  } catch (e) {
+    io.stderr.write(`corvid render: internal error: ${(e as Error).stack ?? e}\n`);
+    return EXIT_ERROR;
+  }
+  if (output === '' && !loaded.topology.allowEmpty) {
+    io.stderr.write(`corvid render: ${file} yields no Gateways; refusing to print an empty set (set allowEmpty: true to mean it)\n`);
+    return EXIT_ERROR;
+  }
+  io.stdout.write(output);
+  return EXIT_OK;
 }

@@ -1,0 +1,290 @@
+// What the operator commands read: the topology file, an offline node snapshot, or the live cluster; and the one
+// planning step they share with the sync (src/plan's plan(), nothing else decides).
+
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { CliIO } from './io.ts';
+import { EXIT_USAGE } from './io.ts';
+import { formatTopologyError, loadTopology } from '../topology/index.ts';
+import type { Topology } from '../topology/types.ts';
+import { deriveHealth, emptyHealthMemory, inventoryFromNodeList, plan } from '../plan/index.ts';
+import type { HeartbeatLease, InventoryNode, PlanResult } from '../plan/index.ts';
+import type { Gateway } from '../gateway/types.ts';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
+import type { KubeConfig } from '../adapters/kube/client.ts';
+
+/** Exit code for errors (bad input, cluster unreachable), as kubectl diff uses >1 for errors. */
+export const EXIT_ERROR = 2;
+
+export function resolvePath(io: CliIO, p: string): string {
+  return isAbsolute(p) ? p : resolve(io.cwd, p);
+}
+
+export interface LoadedTopology {
+  topology: Topology;
+  text: string;
+  file: string;
+}
+
+/**
+ * Read and check a topology file. On failure prints every `file:line:col: ...` error (or the read error) to stderr
+ * and returns the exit code; warnings go to stderr too.
+ */
+export async function readTopologyFile(command: string, io: CliIO, file: string): Promise<LoadedTopology | number> {
+  let text: string;
+  try {
+    text = await readFile(resolvePath(io, file), 'utf8');
+  } catch (e) {
+    io.stderr.write(`corvid ${command}: cannot read topology file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+    return EXIT_ERROR;
+  }
+  const r = loadTopology(text, file);
+  if (!r.ok) {
+    for (const e of r.errors) io.stderr.write(`${formatTopologyError(e)}\n`);
+    io.stderr.write(`corvid ${command}: ${file} has ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}; nothing rendered\n`);
+    return EXIT_ERROR;
+  }
+  for (const w of r.warnings) io.stderr.write(`warning: ${formatTopologyError(w)}\n`);
+  return { topology: r.topology, text, file };
+}
+
+/** Default revision: the content hash of the topology file, `sha256:<64 hex>`. */
+export function contentRevision(text: string): string {
+  return `sha256:${createHash('sha256').update(text).digest('hex')}`;
+}
+
+export interface Snapshot {
+  nodes: InventoryNode[];
+  /** Heartbeat Leases found in the snapshot (kind Lease items), for offline health. */
+  leases: HeartbeatLease[];
+}
+
+/**
+ * A node snapshot: what `kubectl get nodes -o yaml` prints (a List/NodeList), a single Node, or a YAML stream of
+ * those. Items of kind Lease (`kubectl get leases -n corvid-system -o yaml`) are read as heartbeats.
+ */
+export async function readSnapshot(command: string, io: CliIO, file: string): Promise<Snapshot | number> {
+  let text: string;
+  try {
+    text = await readFile(resolvePath(io, file), 'utf8');
+  } catch (e) {
+    io.stderr.write(`corvid ${command}: cannot read node snapshot ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+    return EXIT_ERROR;
+  }
+  try {
+    return parseSnapshot(text);
+  } catch (e) {
+    io.stderr.write(`corvid ${command}: ${file}: ${(e as Error).message} (make it with: kubectl get nodes -o yaml > ${file})\n`);
+    return EXIT_ERROR;
+  }
+}
+
+export function parseSnapshot(text: string): Snapshot {
+  const nodeItems: unknown[] = [];
+  const leases: HeartbeatLease[] = [];
+  const docs = parseAllDocuments(text);
+  const list = Array.isArray(docs) ? docs : [docs];
+  for (const doc of list) {
+    if (doc.errors.length > 0) throw new Error(`not YAML: ${doc.errors[0].message}`);
+    const v = doc.toJS() as unknown;
+    if (v === null || v === undefined) continue;
+    const items =
+      typeof v === 'object' && !Array.isArray(v) && Array.isArray((v as { items?: unknown }).items)
+        ? (v as { items: unknown[] }).items
+        : Array.isArray(v)
+          ? v
+          : [v];
+    for (const item of items) {
+      const kind = (item as { kind?: unknown } | null)?.kind;
+      if (kind === 'Lease') {
+        const hb = leaseToHeartbeat(item as LeaseLike);
+        if (hb) leases.push(hb);
+      } else nodeItems.push(item);
+    }
+  }
+  return { nodes: inventoryFromNodeList(nodeItems), leases };
+}
+
+interface LeaseLike {
+  metadata?: { name?: string; annotations?: Record<string, string> };
+  spec?: { renewTime?: string; acquireTime?: string; leaseDurationSeconds?: number };
+}
+
+function leaseToHeartbeat(l: LeaseLike): HeartbeatLease | undefined {
+  const name = l.metadata?.name;
+  if (!name) return undefined;
+  const hb: HeartbeatLease = { node: name };
+  // YAML may have turned timestamps into strings already; keep them as sent.
+  if (l.spec?.renewTime) hb.renewTime = String(l.spec.renewTime);
+  if (l.spec?.acquireTime) hb.acquireTime = String(l.spec.acquireTime);
+  if (typeof l.spec?.leaseDurationSeconds === 'number') hb.leaseDurationSeconds = l.spec.leaseDurationSeconds;
+  const raw = l.metadata?.annotations?.['corvid.dev/tunnels'];
+  if (raw) {
+    try {
+      const t = JSON.parse(raw) as Record<string, { up?: unknown; since?: unknown }>;
+      const tunnels: NonNullable<HeartbeatLease['tunnels']> = {};
+      for (const [peer, s] of Object.entries(t)) {
+        if (s && typeof s.up === 'boolean') tunnels[peer] = { up: s.up, since: typeof s.since === 'string' ? s.since : '' };
+      }
+      hb.tunnels = tunnels;
+    } catch {
+      // A malformed annotation is no signal.
+    }
+  }
+  return hb;
+}
+
+// ---------------------------------------------------------------- the live cluster
+
+export const NO_CLUSTER_HINT = 'set --kubeconfig or KUBECONFIG, or pass --nodes to work offline';
+
+/** Load the kubeconfig (lazily importing the Kubernetes client). Prints a helpful error and returns an exit code. */
+export async function connect(
+  command: string,
+  io: CliIO,
+  opts: { kubeconfig?: string; context?: string },
+  hint = NO_CLUSTER_HINT,
+): Promise<KubeConfig | number> {
+  const { loadKubeConfig } = await import('../adapters/kube/client.ts');
+  const kubeconfig = opts.kubeconfig;
+  // client-node reads $KUBECONFIG from process.env; honour the io's env for tests and embedding.
+  const saved = process.env.KUBECONFIG;
+  try {
+    if (io.env.KUBECONFIG !== undefined) process.env.KUBECONFIG = io.env.KUBECONFIG;
+    else delete process.env.KUBECONFIG;
+    if (kubeconfig === undefined && io.env.KUBECONFIG === undefined && !(await defaultKubeconfigExists(io)) && !inCluster(io)) {
+      io.stderr.write(`corvid ${command}: no kubeconfig found: ${hint}\n`);
+      return EXIT_ERROR;
+    }
+    return loadKubeConfig({ kubeconfig: kubeconfig ? resolvePath(io, kubeconfig) : undefined, context: opts.context });
+  } catch (e) {
+    io.stderr.write(`corvid ${command}: cannot load kubeconfig: ${(e as Error).message}; ${hint}\n`);
+    return EXIT_ERROR;
+  } finally {
+    if (saved === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = saved;
+  }
+}
+
+async function defaultKubeconfigExists(io: CliIO): Promise<boolean> {
+  const home = io.env.HOME;
+  if (!home) return false;
+  try {
+    await readFile(resolve(home, '.kube', 'config'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function inCluster(io: CliIO): boolean {
+  return io.env.KUBERNETES_SERVICE_HOST !== undefined && io.env.KUBERNETES_SERVICE_PORT !== undefined;
+}
+
+export interface LiveState {
+  nodes: InventoryNode[];
+  /** Node name -> Ready. */
+  ready: Record<string, boolean>;
+  leases: HeartbeatLease[];
+  /** Every Gateway in the cluster. */
+  gateways: Gateway[];
+}
+
+/** Read Nodes, heartbeat Leases and Gateways from the cluster. Throws on API errors (the caller reports them). */
+export async function readLive(kc: KubeConfig, opts: { leaseNamespace?: string; withNodes?: boolean } = {}): Promise<LiveState> {
+  const [{ listNodes }, { listHeartbeatLeases, DEFAULT_LEASE_NAMESPACE }, { listGateways }, { statusCode }] = await Promise.all([
+    import('../adapters/kube/nodes.ts'),
+    import('../adapters/kube/leases.ts'),
+    import('../adapters/kube/gateways.ts'),
+    import('../adapters/kube/client.ts'),
+  ]);
+  const nodeList = opts.withNodes === false ? { items: [] } : await listNodes(kc);
+  let leases: HeartbeatLease[] = [];
+  try {
+    leases = await listHeartbeatLeases(kc, opts.leaseNamespace ?? DEFAULT_LEASE_NAMESPACE);
+  } catch (e) {
+    // No namespace or no permission: no heartbeat signal, as for a cluster without agents.
+    if (statusCode(e) !== 404 && statusCode(e) !== 403) throw e;
+  }
+  let gateways: Gateway[] = [];
+  try {
+    gateways = (await listGateways(kc)).items;
+  } catch (e) {
+    // The CRD is not installed yet: no live Gateways.
+    if (statusCode(e) !== 404) throw e;
+  }
+  const nodes = inventoryFromNodeList(nodeList.items);
+  const ready: Record<string, boolean> = {};
+  for (const n of nodes) ready[n.name] = n.ready;
+  return { nodes, ready, leases, gateways };
+}
+
+/** The Gateways a topology owns: managed by Corvid and labelled with the topology's name. */
+export function ownedBy(gateways: readonly Gateway[], topologyName: string): Gateway[] {
+  return gateways.filter(
+    (g) => g.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && g.metadata.labels?.[TOPOLOGY_LABEL] === topologyName,
+  );
+}
+
+export function clusterErrorMessage(command: string, e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const code = (e as { code?: unknown })?.code;
+  const hint =
+    code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || /ECONNREFUSED|ENOTFOUND|timed out/.test(msg)
+      ? `; is the cluster reachable? (check --kubeconfig/--context, or pass --nodes to work offline)`
+      : code === 401 || code === 403
+        ? '; the kubeconfig user needs get/list on nodes, leases (corvid-system) and gateways.raven.openyurt.io'
+        : '';
+  return `corvid ${command}: cannot read the cluster: ${msg}${hint}\n`;
+}
+
+// ---------------------------------------------------------------- planning, exactly as the sync does it
+
+export interface PlanOptions {
+  topology: Topology;
+  revision: string;
+  nodes: InventoryNode[];
+  leases: HeartbeatLease[];
+  previous: Gateway[];
+  now: string;
+}
+
+/** Health from the Leases (fresh memory, as a sync that just started) and the planner's result. */
+export function planDesired(o: PlanOptions): PlanResult {
+  const { health } = deriveHealth(o.leases, o.now, emptyHealthMemory(), {
+    heartbeatTimeoutSeconds: o.topology.election.heartbeatTimeoutSeconds,
+  });
+  return plan({
+    topology: o.topology,
+    revision: o.revision,
+    nodes: o.nodes,
+    health,
+    previous: o.previous,
+    now: o.now,
+  });
+}
+
+/** Print planner findings to stderr, one line each. */
+export function reportFindings(io: CliIO, findings: PlanResult['findings']): void {
+  for (const f of findings) io.stderr.write(`${f.severity}: ${f.message}${f.code ? ` [${f.code}]` : ''}\n`);
+}
+
+/** The revision annotation of a Gateway, if any. */
+export function revisionOf(g: Gateway | undefined): string | undefined {
+  return g?.metadata.annotations?.[REVISION_ANNOTATION];
+}
+
+/** Usage error helper. */
+export function usageError(command: string, io: CliIO, message: string): number {
+  io.stderr.write(`corvid ${command}: ${message}\nRun "corvid ${command} --help" for the flags and examples.\n`);
+  return EXIT_USAGE;
+}
+
+/** RFC 3339 now from the environment (CORVID_NOW, for reproducible output and tests) or the clock. */
+export function nowFrom(io: CliIO): string {
+  const fixed = io.env.CORVID_NOW;
+  if (fixed) return fixed;
+  return new Date().toISOString();
+}
