@@ -1,11 +1,12 @@
-// events.k8s.io/v1 Events. The API server accepts a new-style Event about a cluster-scoped object (Gateway, Topology)
-// only in `default` or kube-system, so DEFAULT_EVENT_NAMESPACE is `default`.
+// events.k8s.io/v1 Events. A new-style Event (one with eventTime) about a cluster-scoped object (Gateway, Topology)
+// must live in kube-system on Kubernetes 1.20 (1.22+ also accept `default`), so DEFAULT_EVENT_NAMESPACE is
+// kube-system: it works on every version.
 
 import { randomBytes } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { kubeRequest } from './client.ts';
 
-export const DEFAULT_EVENT_NAMESPACE = 'default';
+export const DEFAULT_EVENT_NAMESPACE = 'kube-system';
 export const REPORTING_CONTROLLER = 'corvid.dev/sync';
 
 export interface EventRef {

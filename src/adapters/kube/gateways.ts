@@ -111,8 +111,8 @@ export async function deleteGateway(
     await kubeRequest(kc, {
       method: 'DELETE',
       path: gatewayPath(name),
-      query: { dryRun: opts.dryRun ? 'All' : undefined },
-      body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions },
+      // With a body, the server reads the options from it and ignores the query: dryRun goes in the body.
+      body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions, ...(opts.dryRun ? { dryRun: ['All'] } : {}) },
     });
     return true;
   } catch (e) {

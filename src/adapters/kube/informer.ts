@@ -71,6 +71,8 @@ export class Informer<T extends KubeObject> {
   private readonly changeCbs = new Set<(e: InformerEvent<T>) => void>();
   private readonly errorCbs = new Set<(err: unknown, info: InformerErrorInfo) => void>();
   private syncWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** Counters for tests and metrics: full lists, watch connections, 410s, failures. */
+  readonly stats = { lists: 0, watches: 0, gone: 0, errors: 0 };
 
   constructor(kc: KubeConfig, opts: InformerOptions) {
     this.kc = kc;
@@ -78,7 +80,10 @@ export class Informer<T extends KubeObject> {
     this.path = opts.path;
   }
 
-  /** Start listing and watching in the background. Resolves once the cache holds a first complete list. */
+  /**
+   * Start listing and watching in the background. Resolves once the cache holds a first complete list. After stop(),
+   * start() resumes from the last resourceVersion (a 410 then relists and reports the differences as events).
+   */
   start(): Promise<void> {
     if (this.running === undefined) {
       this.abort = new AbortController();
@@ -166,6 +171,7 @@ export class Informer<T extends KubeObject> {
     let attempt = 0;
     const fail = async (err: unknown): Promise<void> => {
       attempt++;
+      this.stats.errors++;
       const retryInMs = Math.round(backoff * (0.8 + Math.random() * 0.4));
       for (const cb of [...this.errorCbs]) {
         try {
@@ -193,6 +199,7 @@ export class Informer<T extends KubeObject> {
       const end = await this.watchOnce(signal);
       if (signal.aborted) break;
       if (end.kind === 'gone') {
+        this.stats.gone++;
         this.rv = '';
         continue;
       }
@@ -212,6 +219,7 @@ export class Informer<T extends KubeObject> {
   private async relist(): Promise<void> {
     const { labelSelector, fieldSelector } = this.opts;
     const list = await listAll<T>(this.kc, this.path, { labelSelector, fieldSelector });
+    this.stats.lists++;
     const fresh = new Map<string, T>();
     for (const o of list.items) fresh.set(key(o), o);
     const old = this.cache;
@@ -284,6 +292,7 @@ export class Informer<T extends KubeObject> {
         if ((err as { name?: string }).name === 'AbortError' && signal.aborted) return finish({ kind: 'closed' });
         finish({ kind: 'error', err: err instanceof Error ? err : new Error(errorMessage(err)) });
       };
+      this.stats.watches++;
       new Watch(this.kc).watch(this.path, query, onEvent, onDone).then(
         (c) => {
           controller = c;

@@ -1,0 +1,182 @@
+// Shared helpers of the sync/kube/git integration tests (real control plane, real git; nothing mocked).
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments, stringify } from 'yaml';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { installCrds } from '../support/controlplane.ts';
+import { kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
+import { leasesPath } from '../../src/adapters/kube/leases.ts';
+import { microTime } from '../../src/adapters/kube/events.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+// Stand-ins used only while deploy/crds/ does not have the real CRD yet (permissive schemas, same names).
+const FALLBACK_CRDS: Record<string, object> = {
+  'gateways.raven.openyurt.io': {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'gateways.raven.openyurt.io' },
+    spec: {
+      group: 'raven.openyurt.io',
+      scope: 'Cluster',
+      names: { plural: 'gateways', singular: 'gateway', kind: 'Gateway', listKind: 'GatewayList', shortNames: ['gw'] },
+      versions: [
+        {
+          name: 'v1beta1',
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              properties: {
+                spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+                status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+              },
+            },
+          },
+        },
+      ],
+    },
+  },
+  'topologies.corvid.dev': {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'topologies.corvid.dev' },
+    spec: {
+      group: 'corvid.dev',
+      scope: 'Cluster',
+      names: { plural: 'topologies', singular: 'topology', kind: 'Topology', listKind: 'TopologyList', shortNames: ['topo'] },
+      versions: [
+        {
+          name: 'v1alpha1',
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              properties: {
+                spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+                status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+              },
+            },
+          },
+        },
+      ],
+    },
+  },
+};
+
+/** Install the Gateway and Topology CRDs from deploy/crds/ (a permissive stand-in for any not written yet). */
+export async function installCorvidCrds(kc: KubeConfig): Promise<{ fallback: string[] }> {
+  const dir = join(REPO_ROOT, 'deploy', 'crds');
+  const found = new Map<string, object>();
+  let files: string[] = [];
+  try {
+    files = (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f));
+  } catch {
+    // no directory yet
+  }
+  for (const f of files) {
+    for (const doc of parseAllDocuments(await readFile(join(dir, f), 'utf8'))) {
+      const o = doc.toJS() as { kind?: string; metadata?: { name?: string } } | null;
+      if (o?.kind === 'CustomResourceDefinition' && o.metadata?.name) found.set(o.metadata.name, o);
+    }
+  }
+  const fallback: string[] = [];
+  for (const [name, crd] of Object.entries(FALLBACK_CRDS)) {
+    if (!found.has(name)) {
+      found.set(name, crd);
+      fallback.push(name);
+    }
+  }
+  const tmp = await mkdtemp(join(tmpdir(), 'corvid-crds-'));
+  try {
+    let i = 0;
+    for (const crd of found.values()) await writeFile(join(tmp, `${i++}.yaml`), stringify(crd));
+    await installCrds(kc, tmp);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return { fallback };
+}
+
+export async function ensureNamespace(kc: KubeConfig, name: string): Promise<void> {
+  try {
+    await kubeRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } });
+  } catch (e) {
+    if (statusCode(e) !== 409) throw e;
+  }
+}
+
+/** Write (create or replace) a heartbeat Lease the way an agent would. */
+export async function writeHeartbeat(
+  kc: KubeConfig,
+  namespace: string,
+  node: string,
+  opts: { renewTime: Date; acquireTime?: Date; leaseDurationSeconds?: number; tunnels?: Record<string, { up: boolean; since: string }> },
+): Promise<void> {
+  const path = `${leasesPath(namespace)}/${node}`;
+  const annotations = opts.tunnels ? { 'corvid.dev/tunnels': JSON.stringify(opts.tunnels) } : undefined;
+  const spec = {
+    holderIdentity: node,
+    leaseDurationSeconds: opts.leaseDurationSeconds ?? 3,
+    renewTime: microTime(opts.renewTime),
+    acquireTime: microTime(opts.acquireTime ?? opts.renewTime),
+  };
+  for (let attempt = 0; ; attempt++) {
+    let cur: any;
+    try {
+      cur = await kubeRequest(kc, { method: 'GET', path });
+    } catch (e) {
+      if (statusCode(e) !== 404) throw e;
+    }
+    try {
+      if (cur === undefined) {
+        await kubeRequest(kc, {
+          method: 'POST',
+          path: leasesPath(namespace),
+          body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: node, namespace, annotations }, spec },
+        });
+      } else {
+        cur.spec = spec;
+        cur.metadata.annotations = annotations;
+        await kubeRequest(kc, { method: 'PUT', path, body: cur });
+      }
+      return;
+    } catch (e) {
+      if (statusCode(e) !== 409 || attempt > 5) throw e;
+    }
+  }
+}
+
+export async function deleteLease(kc: KubeConfig, namespace: string, name: string): Promise<void> {
+  try {
+    await kubeRequest(kc, { method: 'DELETE', path: `${leasesPath(namespace)}/${name}` });
+  } catch (e) {
+    if (statusCode(e) !== 404) throw e;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Poll `fn` until it returns a value other than undefined/false; throws with `what` after timeoutMs. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(everyMs);
+  }
+}
