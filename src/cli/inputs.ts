@@ -152,9 +152,10 @@ export async function connect(
   // client-node reads $KUBECONFIG from process.env; honour the io's env for tests and embedding.
   const saved = process.env.KUBECONFIG;
   try {
-    if (io.env.KUBECONFIG !== undefined) process.env.KUBECONFIG = io.env.KUBECONFIG;
+    const envKubeconfig = io.env.KUBECONFIG || undefined;
+    if (envKubeconfig !== undefined) process.env.KUBECONFIG = envKubeconfig;
     else delete process.env.KUBECONFIG;
-    if (kubeconfig === undefined && io.env.KUBECONFIG === undefined && !(await defaultKubeconfigExists(io)) && !inCluster(io)) {
+    if (kubeconfig === undefined && envKubeconfig === undefined && !(await defaultKubeconfigExists(io)) && !inCluster(io)) {
       io.stderr.write(`corvid ${command}: no kubeconfig found: ${hint}\n`);
       return EXIT_ERROR;
     }
