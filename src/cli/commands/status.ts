@@ -1,8 +1,283 @@
-// Placeholder until the command lands; replaced by its implementation.
-import type { CliIO } from '../io.ts';
-import { EXIT_USAGE } from '../io.ts';
+// corvid status: the live network at a glance: per pool the active gateway(s), the candidates and their health,
+// tunnels up/expected (from the agents' heartbeat Leases), the revision the sync last applied, and conditions.
 
-export async function run(_argv: string[], io: CliIO): Promise<number> {
-  io.stderr.write('corvid status: not available in this build yet\n');
-  return EXIT_USAGE;
+import type { CliIO } from '../io.ts';
+import { EXIT_OK, useColour } from '../io.ts';
+import { commandFlags, str } from '../flags.ts';
+import { clusterErrorMessage, connect, EXIT_ERROR, nowFrom, readLive } from '../inputs.ts';
+import type { LiveState } from '../inputs.ts';
+import type { HeartbeatLease } from '../../plan/index.ts';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../../gateway/keys.ts';
+import { readGatewayLinks } from '../../gateway/annotations.ts';
+import type { Gateway } from '../../gateway/types.ts';
+import { nodePlan } from '../../nodeplan/index.ts';
+
+export const HELP = `Usage: corvid status [--kubeconfig K] [--context C] [-o table|wide|json]
+
+Show the live network, one row per pool: the active gateway(s), the other candidates with their health, tunnels
+up out of expected (as the agents report them on their heartbeat Leases), the topology revision the sync last
+applied (Topology status) and conditions.
+
+Candidate health: ok (Ready, fresh heartbeat), no-heartbeat (Ready, no Lease from the agent), stale (heartbeat
+older than its lease duration), NotReady, missing (no such Node).
+
+Flags:
+      --kubeconfig FILE   kubeconfig (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
+      --context NAME      kubeconfig context
+  -o, --output FORMAT     table (default), wide (adds public endpoints, relay, nodes and subnets) or json
+      --lease-namespace NS  namespace of the agents' heartbeat Leases (default corvid-system)
+  -h, --help              show this help
+
+Examples:
+  corvid status
+  corvid status --context prod -o wide
+  corvid status -o json | jq '.pools[] | select(.tunnelsUp < .tunnelsExpected)'
+`;
+
+export type CandidateHealthWord = 'ok' | 'no-heartbeat' | 'stale' | 'NotReady' | 'missing';
+
+export interface PoolStatus {
+  topology: string;
+  pool: string;
+  gateway: string;
+  active: string[];
+  candidates: { node: string; active: boolean; health: CandidateHealthWord }[];
+  tunnelsUp: number;
+  tunnelsExpected: number;
+  /** Tunnels the agent reports down, by peer. */
+  tunnelsDown: string[];
+  revision?: string;
+  lastAppliedRevision?: string;
+  conditions: string[];
+  publicEndpoints: string[];
+  relay?: string;
+  nodes: number;
+  subnets: number;
+}
+
+export interface TopologySummary {
+  name: string;
+  lastAppliedRevision?: string;
+  lastAttemptedRevision?: string;
+  conditions: { type: string; status: string; reason: string; message: string }[];
+}
+
+export interface StatusReport {
+  topologies: TopologySummary[];
+  pools: PoolStatus[];
+}
+
+function ageSeconds(now: string, t: string | undefined): number | undefined {
+  if (!t) return undefined;
+  const ms = Date.parse(now) - Date.parse(t);
+  return Number.isFinite(ms) ? ms / 1000 : undefined;
+}
+
+function candidateHealth(node: string, state: LiveState, leases: Map<string, HeartbeatLease>, now: string): CandidateHealthWord {
+  if (!(node in state.ready)) return 'missing';
+  if (!state.ready[node]) return 'NotReady';
+  const l = leases.get(node);
+  if (!l) return 'no-heartbeat';
+  const age = ageSeconds(now, l.renewTime ?? l.acquireTime);
+  if (age !== undefined && l.leaseDurationSeconds !== undefined && age > l.leaseDurationSeconds) return 'stale';
+  return 'ok';
+}
+
+/** Build the report from what was read. Pure apart from `now`. */
+export function statusReport(state: LiveState, topologies: TopologySummary[], now: string): StatusReport {
+  const leases = new Map(state.leases.map((l) => [l.node, l]));
+  const managed = state.gateways.filter((g) => g.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
+  const topoBy = new Map(topologies.map((t) => [t.name, t]));
+  const pools: PoolStatus[] = [];
+  for (const g of [...managed].sort(byTopologyAndPool)) {
+    const topology = g.metadata.labels?.[TOPOLOGY_LABEL] ?? '';
+    const pool = g.metadata.labels?.[POOL_LABEL] ?? g.metadata.name;
+    const active = [...new Set((g.status?.activeEndpoints ?? []).map((e) => e.nodeName))].sort();
+    const candidates = (g.spec.endpoints ?? [])
+      .filter((e) => e.type === 'tunnel')
+      .map((e) => ({ node: e.nodeName, active: active.includes(e.nodeName), health: candidateHealth(e.nodeName, state, leases, now) }));
+    let expected = 0;
+    let up = 0;
+    const down: string[] = [];
+    for (const node of active) {
+      const plan = nodePlan({ gateways: managed, nodeName: node });
+      const reported = leases.get(node)?.tunnels ?? {};
+      for (const t of plan.tunnels) {
+        expected++;
+        const r = reported[t.peerPool] ?? reported[t.peerNode] ?? reported[t.name];
+        if (r?.up) up++;
+        else down.push(t.peerPool);
+      }
+    }
+    const topo = topoBy.get(topology);
+    const conditions: string[] = [];
+    if (active.length === 0) conditions.push('NoActiveGateway');
+    if (candidates.length > 0 && candidates.every((c) => c.health !== 'ok' && c.health !== 'no-heartbeat')) conditions.push('NoHealthyCandidate');
+    if (down.length > 0) conditions.push('TunnelsDown');
+    const links = readGatewayLinks(g);
+    if (links.problems.length > 0) conditions.push('BadAnnotations');
+    for (const c of topo?.conditions ?? []) {
+      const bad = (c.type === 'Ready' && c.status !== 'True') || (c.type !== 'Ready' && c.status === 'True');
+      if (bad) conditions.push(`${c.type}${c.reason ? `:${c.reason}` : ''}`);
+    }
+    const nodes = g.status?.nodes ?? [];
+    const ps: PoolStatus = {
+      topology,
+      pool,
+      gateway: g.metadata.name,
+      active,
+      candidates,
+      tunnelsUp: up,
+      tunnelsExpected: expected,
+      tunnelsDown: down.sort(),
+      conditions,
+      publicEndpoints: (g.status?.activeEndpoints ?? []).filter((e) => e.publicIP).map((e) => `${e.publicIP}:${e.publicPort ?? e.port ?? 4500}`),
+      nodes: nodes.length,
+      subnets: nodes.reduce((n, x) => n + (x.subnets?.length ?? 0), 0),
+    };
+    const rev = g.metadata.annotations?.[REVISION_ANNOTATION];
+    if (rev) ps.revision = rev;
+    if (topo?.lastAppliedRevision) ps.lastAppliedRevision = topo.lastAppliedRevision;
+    if (links.relay) ps.relay = links.relay;
+    pools.push(ps);
+  }
+  return { topologies, pools };
+}
+
+function byTopologyAndPool(a: Gateway, b: Gateway): number {
+  const ka = `${a.metadata.labels?.[TOPOLOGY_LABEL] ?? ''}\u0000${a.metadata.labels?.[POOL_LABEL] ?? a.metadata.name}`;
+  const kb = `${b.metadata.labels?.[TOPOLOGY_LABEL] ?? ''}\u0000${b.metadata.labels?.[POOL_LABEL] ?? b.metadata.name}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+function shortRevision(r: string | undefined): string {
+  if (!r) return '-';
+  // main@sha1:<40 hex> -> main@sha1:<12 hex>; sha256:<64> -> sha256:<12>
+  return r.replace(/(sha1|sha256):([0-9a-f]{12})[0-9a-f]+/, '$1:$2');
+}
+
+const HEALTH_COLOUR: Record<CandidateHealthWord, string> = {
+  ok: '32',
+  'no-heartbeat': '33',
+  stale: '33',
+  NotReady: '31',
+  missing: '31',
+};
+
+/** A table with columns padded to the widest cell (kubectl style: two spaces between columns). */
+export function formatTable(report: StatusReport, wide: boolean, colour: boolean): string {
+  const multiTopology = new Set(report.pools.map((p) => p.topology)).size > 1;
+  const header = [
+    ...(multiTopology ? ['TOPOLOGY'] : []),
+    'POOL',
+    'ACTIVE',
+    'CANDIDATES',
+    'TUNNELS',
+    'REVISION',
+    'CONDITIONS',
+    ...(wide ? ['ENDPOINTS', 'RELAY', 'NODES', 'SUBNETS'] : []),
+  ];
+  const paint = (text: string, code: string): string => (colour ? `\x1b[${code}m${text}\x1b[0m` : text);
+  const rows: { plain: string[]; shown: string[] }[] = report.pools.map((p) => {
+    const others = p.candidates.filter((c) => !c.active);
+    const candPlain = others.length ? others.map((c) => `${c.node}(${c.health})`).join(',') : '-';
+    const candShown = others.length ? others.map((c) => `${c.node}(${paint(c.health, HEALTH_COLOUR[c.health])})`).join(',') : '-';
+    const activePlain = p.active.length ? p.active.join(',') : '<none>';
+    const activeHealth = p.candidates.filter((c) => c.active);
+    const activeShown = p.active.length
+      ? p.active.map((n) => {
+          const h = activeHealth.find((c) => c.node === n)?.health;
+          return h && h !== 'ok' ? paint(n, HEALTH_COLOUR[h]) : n;
+        }).join(',')
+      : paint('<none>', '31');
+    const tunnels = `${p.tunnelsUp}/${p.tunnelsExpected}`;
+    const tunnelsShown = p.tunnelsUp < p.tunnelsExpected ? paint(tunnels, '31') : tunnels;
+    const revision = shortRevision(p.lastAppliedRevision ?? p.revision);
+    const conds = p.conditions.length ? p.conditions.join(',') : 'Ready';
+    const condsShown = p.conditions.length ? paint(conds, '31') : paint(conds, '32');
+    const wideCols = wide ? [p.publicEndpoints.join(',') || '-', p.relay ?? '-', String(p.nodes), String(p.subnets)] : [];
+    const lead = multiTopology ? [p.topology] : [];
+    return {
+      plain: [...lead, p.pool, activePlain, candPlain, tunnels, revision, conds, ...wideCols],
+      shown: [...lead, p.pool, activeShown, candShown, tunnelsShown, revision, condsShown, ...wideCols],
+    };
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => [...r.plain[i]].length)));
+  const line = (plain: string[], shown: string[]): string =>
+    shown
+      .map((cell, i) => (i === shown.length - 1 ? cell : cell + ' '.repeat(widths[i] - [...plain[i]].length + 2)))
+      .join('')
+      .trimEnd();
+  return [line(header, header), ...rows.map((r) => line(r.plain, r.shown))].join('\n') + '\n';
+}
+
+export async function run(argv: string[], io: CliIO): Promise<number> {
+  const parsed = commandFlags(
+    'status',
+    argv,
+    {
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      output: { type: 'string', short: 'o', choices: ['table', 'wide', 'json'] },
+      'lease-namespace': { type: 'string' },
+    },
+    HELP,
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const v = parsed.values;
+  const kc = await connect(
+    'status',
+    io,
+    { kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') },
+    'set --kubeconfig or KUBECONFIG (status reads the live cluster; for a topology file offline use "corvid graph -f FILE" or "corvid render -f FILE")',
+  );
+  if (typeof kc === 'number') return kc;
+  let state: LiveState;
+  let topologies: TopologySummary[] = [];
+  try {
+    state = await readLive(kc, { leaseNamespace: str(v, 'lease-namespace') });
+    topologies = await readTopologies(kc);
+  } catch (e) {
+    io.stderr.write(clusterErrorMessage('status', e));
+    return EXIT_ERROR;
+  }
+  const report = statusReport(state, topologies, nowFrom(io));
+  const output = str(v, 'output') ?? 'table';
+  if (output === 'json') {
+    io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return EXIT_OK;
+  }
+  if (report.pools.length === 0) {
+    io.stderr.write('No Gateways managed by Corvid in this cluster (is the sync running, and has it applied a topology?)\n');
+    return EXIT_OK;
+  }
+  io.stdout.write(formatTable(report, output === 'wide', useColour(io.stdout, io.env)));
+  for (const t of topologies) {
+    const notReady = t.conditions.find((c) => c.type === 'Ready' && c.status !== 'True');
+    if (notReady) io.stdout.write(`\nTopology ${t.name}: not Ready (${notReady.reason}): ${notReady.message}\n`);
+  }
+  return EXIT_OK;
+}
+
+async function readTopologies(kc: Parameters<typeof readLive>[0]): Promise<TopologySummary[]> {
+  const [{ listTopologies }, { statusCode }] = await Promise.all([import('../../adapters/kube/topologies.ts'), import('../../adapters/kube/client.ts')]);
+  try {
+    const { items } = await listTopologies(kc);
+    return items
+      .map((t) => {
+        const s: TopologySummary = {
+          name: t.metadata?.name ?? '',
+          conditions: (t.status?.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message })),
+        };
+        if (t.status?.lastAppliedRevision) s.lastAppliedRevision = t.status.lastAppliedRevision;
+        if (t.status?.lastAttemptedRevision) s.lastAttemptedRevision = t.status.lastAttemptedRevision;
+        return s;
+      })
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  } catch (e) {
+    // Topology CRD not installed (the sync may run from Git only): no revision or conditions to show.
+    if (statusCode(e) === 404) return [];
+    throw e;
+  }
 }
