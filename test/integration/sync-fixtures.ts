@@ -180,3 +180,88 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     await sleep(everyMs);
   }
 }
+
+// ---------------------------------------------------------------- git: a local bare "remote" and a work tree
+
+import { execFile } from 'node:child_process';
+
+function run(cmd: string, args: string[], cwd?: string, env?: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+export interface GitRemote {
+  /** The bare repository (the URL the sync clones). */
+  url: string;
+  /** A work tree with a push remote. */
+  work: string;
+  /** An SSH signing key and an allowed_signers file trusting it. */
+  signingKey: string;
+  allowedSigners: string;
+  /** A second key that is NOT in allowed_signers. */
+  untrustedKey: string;
+  /** Write a file, commit (signed with `sign`), push to `branch`; returns the commit sha. */
+  commit(path: string, text: string, opts?: { sign?: 'trusted' | 'untrusted'; branch?: string; message?: string }): Promise<string>;
+  tag(name: string): Promise<void>;
+  root: string;
+  cleanup(): Promise<void>;
+}
+
+export async function makeGitRemote(): Promise<GitRemote> {
+  const root = await mkdtemp(join(tmpdir(), 'corvid-git-'));
+  const url = join(root, 'remote.git');
+  const work = join(root, 'work');
+  await run('git', ['init', '--bare', '--quiet', '--initial-branch=main', url]);
+  await run('git', ['init', '--quiet', '--initial-branch=main', work]);
+  await run('git', ['remote', 'add', 'origin', url], work);
+  for (const [k, v] of [
+    ['user.name', 'Corvid Test'],
+    ['user.email', 'test@corvid.dev'],
+    ['commit.gpgsign', 'false'],
+    ['tag.gpgsign', 'false'],
+  ]) {
+    await run('git', ['config', k, v], work);
+  }
+  const signingKey = join(root, 'signing');
+  const untrustedKey = join(root, 'untrusted');
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test@corvid.dev', '-f', signingKey]);
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'mallory@corvid.dev', '-f', untrustedKey]);
+  const pub = (await readFile(`${signingKey}.pub`, 'utf8')).trim().split(' ').slice(0, 2).join(' ');
+  const allowedSigners = join(root, 'allowed_signers');
+  await writeFile(allowedSigners, `test@corvid.dev ${pub}\n`);
+  return {
+    url,
+    work,
+    root,
+    signingKey,
+    allowedSigners,
+    untrustedKey,
+    async commit(path, text, opts = {}) {
+      const branch = opts.branch ?? 'main';
+      const current = (await run('git', ['rev-parse', '--abbrev-ref', 'HEAD'], work).catch(() => 'main\n')).trim();
+      if (current !== branch) await run('git', ['checkout', '--quiet', '-B', branch], work);
+      const full = join(work, path);
+      await import('node:fs/promises').then((fs) => fs.mkdir(join(full, '..'), { recursive: true }));
+      await writeFile(full, text);
+      await run('git', ['add', path], work);
+      const sign =
+        opts.sign === undefined
+          ? []
+          : ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${opts.sign === 'trusted' ? signingKey : untrustedKey}`, '-c', 'commit.gpgsign=true'];
+      await run('git', [...sign, 'commit', '--quiet', '--allow-empty', '-m', opts.message ?? `update ${path}`], work);
+      await run('git', ['push', '--quiet', '--force', 'origin', `${branch}:${branch}`], work);
+      return (await run('git', ['rev-parse', 'HEAD'], work)).trim();
+    },
+    async tag(name) {
+      await run('git', ['tag', '-f', name], work);
+      await run('git', ['push', '--quiet', '--force', 'origin', `refs/tags/${name}`], work);
+    },
+    async cleanup() {
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,169 @@
+// A git repository followed by the sync: a bare mirror in a cache directory (no working tree), fetched on demand.
+// One ref is followed (a branch, a tag or a fixed commit); files are read from the resolved commit with `git show`.
+// Optional commit-signature verification with `git verify-commit` (SSH signers through gpg.ssh.allowedSignersFile, or
+// a GnuPG home with the trusted keys).
+
+import { execFile } from 'node:child_process';
+import { mkdir, stat } from 'node:fs/promises';
+import { simpleGit, type SimpleGit } from 'simple-git';
+
+export type GitRef = { branch: string } | { tag: string } | { commit: string };
+
+export type SignatureVerification =
+  | { mode: 'ssh'; allowedSignersFile: string }
+  | { mode: 'gpg'; gnupgHome: string };
+
+export interface GitRepoOptions {
+  /** Clone URL (https, ssh, file or a local path). Never logged with its credentials. */
+  url: string;
+  /** Cache directory for the bare mirror; created when missing. */
+  dir: string;
+  ref: GitRef;
+  /** Per-command timeout; default 60 s. */
+  timeoutMs?: number;
+}
+
+export interface GitCommit {
+  sha: string;
+  /** `main@sha1:<40 hex>`, `v1.2@sha1:<40 hex>`, or `sha1:<40 hex>` for a fixed commit. */
+  revision: string;
+}
+
+export interface VerifyResult {
+  verified: boolean;
+  /** git's verdict (first lines of its output), without secrets. */
+  message: string;
+}
+
+/** `https://user:token@host/x` -> `https://***@host/x`. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
+}
+
+/** The revision string of a ref at a commit. */
+export function revisionOf(ref: GitRef, sha: string): string {
+  if ('branch' in ref) return `${ref.branch}@sha1:${sha}`;
+  if ('tag' in ref) return `${ref.tag}@sha1:${sha}`;
+  return `sha1:${sha}`;
+}
+
+function describe(ref: GitRef): string {
+  return 'branch' in ref ? `branch ${ref.branch}` : 'tag' in ref ? `tag ${ref.tag}` : `commit ${ref.commit}`;
+}
+
+function firstLines(text: string, n = 3): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .slice(0, n)
+    .join('; ');
+}
+
+export class GitRepo {
+  readonly ref: GitRef;
+  private readonly url: string;
+  private readonly dir: string;
+  private readonly timeoutMs: number;
+  private ready = false;
+
+  constructor(opts: GitRepoOptions) {
+    this.url = opts.url;
+    this.dir = opts.dir;
+    this.ref = opts.ref;
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+    if ('commit' in opts.ref && !/^[0-9a-f]{40}$/.test(opts.ref.commit)) {
+      throw new Error(`commit must be 40 lowercase hex digits: ${opts.ref.commit}`);
+    }
+  }
+
+  private git(env: Record<string, string> = {}): SimpleGit {
+    return simpleGit({ baseDir: this.dir, timeout: { block: this.timeoutMs } }).env({ ...this.baseEnv(), ...env });
+  }
+
+  /** A small, fixed environment: never an editor, pager or prompt (simple-git refuses some variables anyway). */
+  private baseEnv(): Record<string, string> {
+    const base: Record<string, string> = { GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' };
+    for (const k of ['PATH', 'HOME', 'SSH_AUTH_SOCK', 'GNUPGHOME']) {
+      const v = process.env[k];
+      if (v !== undefined) base[k] = v;
+    }
+    return base;
+  }
+
+  private async init(): Promise<void> {
+    if (this.ready) return;
+    await mkdir(this.dir, { recursive: true });
+    const isRepo = await stat(`${this.dir}/HEAD`).then(
+      () => true,
+      () => false,
+    );
+    if (!isRepo) await this.git().raw(['init', '--bare', '--quiet']);
+    const remotes = await this.git().raw(['remote']);
+    if (remotes.split('\n').includes('origin')) await this.git().raw(['remote', 'set-url', 'origin', this.url]);
+    else await this.git().raw(['remote', 'add', 'origin', this.url]);
+    this.ready = true;
+  }
+
+  /** Fetch the followed ref and resolve it to a commit. Errors carry the redacted URL only. */
+  async fetch(): Promise<GitCommit> {
+    try {
+      await this.init();
+      const ref = this.ref;
+      let local: string;
+      if ('branch' in ref) {
+        local = `refs/remotes/origin/${ref.branch}`;
+        await this.git().raw(['fetch', '--quiet', '--force', '--no-tags', 'origin', `+refs/heads/${ref.branch}:${local}`]);
+      } else if ('tag' in ref) {
+        local = `refs/tags/${ref.tag}`;
+        await this.git().raw(['fetch', '--quiet', '--force', '--no-tags', 'origin', `+refs/tags/${ref.tag}:${local}`]);
+      } else {
+        local = ref.commit;
+        const have = await this.git()
+          .raw(['cat-file', '-e', `${ref.commit}^{commit}`])
+          .then(
+            () => true,
+            () => false,
+          );
+        if (!have) await this.git().raw(['fetch', '--quiet', '--force', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*']);
+      }
+      const sha = (await this.git().raw(['rev-parse', '--verify', '--quiet', `${local}^{commit}`])).trim();
+      if (!/^[0-9a-f]{40}$/.test(sha)) throw new Error(`${describe(ref)} not found`);
+      return { sha, revision: revisionOf(ref, sha) };
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new Error(`git fetch ${redactUrl(this.url)} (${describe(this.ref)}): ${firstLines(msg.split(this.url).join(redactUrl(this.url)))}`);
+    }
+  }
+
+  /** A file of a commit; undefined when the commit has no such file. */
+  async readFile(sha: string, path: string): Promise<string | undefined> {
+    const clean = path.replace(/^\.?\/+/, '');
+    const exists = await this.git()
+      .raw(['cat-file', '-e', `${sha}:${clean}`])
+      .then(
+        () => true,
+        () => false,
+      );
+    if (!exists) return undefined;
+    return this.git().raw(['show', `${sha}:${clean}`]);
+  }
+
+  /** `git verify-commit`: true only for a good signature by a trusted signer. */
+  async verifyCommit(sha: string, how: SignatureVerification): Promise<VerifyResult> {
+    const args =
+      how.mode === 'ssh'
+        ? ['-c', `gpg.ssh.allowedSignersFile=${how.allowedSignersFile}`, 'verify-commit', '--raw', sha]
+        : ['verify-commit', '--raw', sha];
+    const env: Record<string, string> = how.mode === 'gpg' ? { GNUPGHOME: how.gnupgHome } : {};
+    // The exit status is the verdict (simple-git reports a failure without stderr as a success, so not through it).
+    const out = await new Promise<{ ok: boolean; text: string }>((resolve) => {
+      execFile('git', args, { cwd: this.dir, env: { ...this.baseEnv(), ...env }, timeout: this.timeoutMs }, (err, stdout, stderr) => {
+        resolve({ ok: err === null, text: `${stderr}\n${stdout}` });
+      });
+    });
+    if (out.ok) return { verified: true, message: firstLines(out.text) || `good signature on ${sha}` };
+    const text = firstLines(out.text);
+    return { verified: false, message: text === '' ? `commit ${sha} has no valid signature` : text };
+  }
+}
