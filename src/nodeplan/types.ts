@@ -44,7 +44,7 @@ export interface TunnelPlan {
   /** IKE identities: the node names. */
   localId: string;
   remoteId: string;
-  /** Our privateIP. */
+  /** Our privateIP (informational: IKE binds to any local address; the kernel picks the source towards the peer). */
   localAddr: string;
   /** The peer's publicIP, else its privateIP; `%any` when the peer is behind NAT (we cannot reach it). */
   remoteAddr: string;

@@ -1,0 +1,104 @@
+// TunnelPlan -> the swanctl connection the agent loads over VICI, plus what the agent reads back from list-sas.
+
+import { createHash } from 'node:crypto';
+import type { ConnConfig, IkeSaInfo } from './vici/index.ts';
+import { CONN_PREFIX, canonicalPrefix, sortPrefixes, type TunnelPlan } from '../nodeplan/index.ts';
+
+/** Dead-peer detection interval: an idle tunnel is probed this often, so a dead peer is noticed. */
+export const DPD_DELAY = '10s';
+
+/**
+ * One IKEv2 connection with exactly one CHILD_SA (same name as the connection) carrying all local subnets to all
+ * remote subnets. The initiator re-initiates on DPD timeout and when the peer closes the CHILD_SA; the responder
+ * just clears. start_action stays `none`: the agent initiates explicitly (`trap` drops packets with kernel-libipsec).
+ */
+export function tunnelToConn(t: TunnelPlan): ConnConfig {
+  const initiator = t.role === 'initiator';
+  const conn: ConnConfig = {
+    version: 2,
+    // No local_addrs: IKE binds to any address and the kernel picks the source towards the peer. A gateway reached
+    // on a public address it holds on another interface (or behind 1:1 NAT) then works as well as one on a flat
+    // network; identities and the PSK, not addresses, authenticate the peer.
+    remote_addrs: [t.remoteAddr],
+    proposals: [...t.ikeProposals],
+    dpd_delay: DPD_DELAY,
+    local: { auth: 'psk', id: t.localId },
+    remote: { auth: 'psk', id: t.remoteId },
+    children: {
+      [t.name]: {
+        local_ts: [...t.localTs],
+        remote_ts: [...t.remoteTs],
+        esp_proposals: [...t.espProposals],
+        mode: 'tunnel',
+        start_action: 'none',
+        dpd_action: initiator ? 'restart' : 'clear',
+        close_action: initiator ? 'start' : 'none',
+      },
+    },
+  };
+  if (t.remotePort !== undefined) conn.remote_port = t.remotePort;
+  return conn;
+}
+
+/** Stable fingerprint of a connection config (what the agent compares to decide on a reload). */
+export function connHash(conn: ConnConfig): string {
+  return createHash('sha256').update(JSON.stringify(sortKeys(conn))).digest('hex').slice(0, 16);
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) out[k] = sortKeys((v as Record<string, unknown>)[k]);
+    return out;
+  }
+  return v;
+}
+
+export function ours(name: string): boolean {
+  return name.startsWith(CONN_PREFIX);
+}
+
+const UP_CHILD_STATES = new Set(['INSTALLED', 'REKEYING', 'REKEYED']);
+const PENDING_CHILD_STATES = new Set(['CREATED', 'ROUTED', 'INSTALLING']);
+
+export interface SaSummary {
+  /** An ESTABLISHED IKE_SA with an installed CHILD_SA of this connection. */
+  up: boolean;
+  /** A handshake in progress (IKE_SA CONNECTING, or a CHILD_SA being set up). */
+  pending: boolean;
+  bytesIn: number;
+  bytesOut: number;
+  /** Per CHILD_SA unique id: bytes so far (for monotonic counters). */
+  children: Array<{ uniqueId: string; bytesIn: number; bytesOut: number; localTs: string[]; remoteTs: string[]; up: boolean }>;
+}
+
+/** What list-sas says about the IKE_SAs named `name`. */
+export function summariseSas(sas: IkeSaInfo[], name: string): SaSummary {
+  const out: SaSummary = { up: false, pending: false, bytesIn: 0, bytesOut: 0, children: [] };
+  for (const sa of sas) {
+    if (sa.name !== name) continue;
+    if (sa.state === 'CONNECTING') out.pending = true;
+    for (const c of sa.children) {
+      if (c.name !== name) continue;
+      const up = sa.state === 'ESTABLISHED' && UP_CHILD_STATES.has(c.state);
+      if (up) out.up = true;
+      if (PENDING_CHILD_STATES.has(c.state)) out.pending = true;
+      out.bytesIn += c.bytesIn;
+      out.bytesOut += c.bytesOut;
+      out.children.push({ uniqueId: c.uniqueId, bytesIn: c.bytesIn, bytesOut: c.bytesOut, localTs: c.localTs, remoteTs: c.remoteTs, up });
+    }
+  }
+  return out;
+}
+
+function canonList(list: string[]): string {
+  return sortPrefixes(list.map((s) => canonicalPrefix(s) ?? s)).join(',');
+}
+
+/** Whether an installed CHILD_SA carries exactly the tunnel's traffic selectors. */
+export function saMatchesTunnel(s: SaSummary, t: TunnelPlan): boolean {
+  const l = canonList(t.localTs);
+  const r = canonList(t.remoteTs);
+  return s.children.some((c) => c.up && canonList(c.localTs) === l && canonList(c.remoteTs) === r);
+}

@@ -1,0 +1,244 @@
+// Apply a NodePlan to the node: IKE connections and PSKs over VICI, routes and rules through iproute2.
+//
+// Ownership: the agent touches only connections, CHILD/IKE SAs and shared keys named `corvid-*`, our routing table
+// and the rules that look it up. It never flushes xfrm state, other tables or other rules.
+// Order: routes first (they do not depend on charon), then VICI: terminate before unload; PSK before conn; initiate
+// where we are the initiator and nothing is up or in progress.
+// The reconciler keeps only a memory of the config fingerprints it loaded; everything else is read back each time,
+// so a charon restart (nothing loaded) or a hand-made change (a conn unloaded, a route deleted) is simply drift.
+
+import type { ViciCommands, IkeSaInfo } from './vici/index.ts';
+import type { Iproute } from '../adapters/iproute/iproute.ts';
+import type { NodePlan, TunnelPlan } from '../nodeplan/index.ts';
+import type { ConnConfig } from './vici/index.ts';
+import { connHash, ours, saMatchesTunnel, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
+import type { SecretReader } from './secrets.ts';
+import type { Logger } from './log.ts';
+
+export interface TunnelState {
+  peer: string;
+  conn: string;
+  up: boolean;
+  pending: boolean;
+  bytesIn: number;
+  bytesOut: number;
+  children: SaSummary['children'];
+}
+
+export interface ReconcileResult {
+  ok: boolean;
+  /** One line per problem; never contains key material. */
+  errors: string[];
+  /** Batch lines applied to routes/rules. */
+  ipChanges: string[];
+  /** VICI actions taken, e.g. `load-conn corvid-b`, `initiate corvid-b`. */
+  viciActions: string[];
+  tunnels: TunnelState[];
+  /** Routes in our table after the apply (as planned when the apply succeeded). */
+  routeCount: number;
+  /** False when the VICI part was skipped (no charon and nothing to do there). */
+  viciChecked: boolean;
+}
+
+export interface ReconcilerOptions {
+  /** A VICI session (reconnecting); undefined on nodes without charon. */
+  vici?: ViciCommands;
+  /** Whether charon's socket is there; the VICI part is skipped when it is not and nothing needs charon. */
+  viciPresent?: () => boolean;
+  iproute: Iproute;
+  secrets: SecretReader;
+  log: Logger;
+  /** How long an initiate waits for the SA (charon keeps trying afterwards). Default 5000 ms. */
+  initiateTimeoutMs?: number;
+  /** Timeout of terminate calls. Default 3000 ms. */
+  terminateTimeoutMs?: number;
+}
+
+interface Wanted {
+  tunnel: TunnelPlan;
+  conn: ConnConfig;
+  hash: string;
+  secret: Buffer;
+  fingerprint: string;
+}
+
+export class Reconciler {
+  private readonly o: ReconcilerOptions;
+  /** Connection name -> fingerprint of the config this process loaded. */
+  private readonly loaded = new Map<string, string>();
+  /** Shared-key id -> fingerprint of the key this process loaded. */
+  private readonly loadedKeys = new Map<string, string>();
+
+  constructor(opts: ReconcilerOptions) {
+    this.o = opts;
+  }
+
+  async reconcile(plan: NodePlan): Promise<ReconcileResult> {
+    const res: ReconcileResult = { ok: true, errors: [], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
+    await this.applyRoutes(plan, res);
+    await this.applyVici(plan, res);
+    res.ok = res.errors.length === 0;
+    return res;
+  }
+
+  private async applyRoutes(plan: NodePlan, res: ReconcileResult): Promise<void> {
+    try {
+      const r = await this.o.iproute.apply({
+        routes: plan.routes.map((x) => ({ family: x.family, dst: x.dst, via: x.via })),
+        rules: plan.rules.map((x) => ({ family: x.family, priority: x.priority, table: x.table })),
+      });
+      res.ipChanges.push(...r.changes.map((c) => c.line));
+      res.errors.push(...r.errors.map((e) => `route: ${e}`));
+      res.routeCount = plan.routes.length - r.errors.filter((e) => e.startsWith('route replace')).length;
+    } catch (e) {
+      res.errors.push(`routes: ${(e as Error).message}`);
+    }
+  }
+
+  private async wanted(plan: NodePlan, res: ReconcileResult): Promise<Map<string, Wanted>> {
+    const out = new Map<string, Wanted>();
+    for (const t of plan.tunnels) {
+      const s = await this.o.secrets.read(t.pskSecretRef);
+      if (!s.ok) {
+        res.errors.push(`tunnel ${t.name}: ${s.reason}`);
+        continue;
+      }
+      const conn = tunnelToConn(t);
+      out.set(t.name, { tunnel: t, conn, hash: connHash(conn), secret: s.data, fingerprint: s.fingerprint });
+    }
+    return out;
+  }
+
+  private async applyVici(plan: NodePlan, res: ReconcileResult): Promise<void> {
+    const want = await this.wanted(plan, res);
+    const vici = this.o.vici;
+    const present = this.o.viciPresent?.() ?? true;
+    if (vici === undefined || (!present && plan.tunnels.length === 0 && this.loaded.size === 0)) {
+      if (plan.tunnels.length > 0) res.errors.push('vici: this node is an active gateway but no charon VICI socket is available');
+      return;
+    }
+    res.viciChecked = true;
+    const log = this.o.log;
+    let conns: string[];
+    let keys: string[];
+    let sas: IkeSaInfo[];
+    try {
+      conns = (await vici.getConns()).filter(ours);
+      keys = (await vici.getShared()).filter(ours);
+      sas = (await vici.listSas()).filter((s) => ours(s.name));
+    } catch (e) {
+      res.errors.push(`vici: cannot read charon state: ${(e as Error).message}`);
+      return;
+    }
+    const step = async (action: string, fn: () => Promise<void>): Promise<boolean> => {
+      try {
+        await fn();
+        res.viciActions.push(action);
+        log.info('vici', { action });
+        return true;
+      } catch (e) {
+        res.errors.push(`vici: ${action}: ${(e as Error).message}`);
+        return false;
+      }
+    };
+    const terminateTimeoutMs = this.o.terminateTimeoutMs ?? 3000;
+
+    // 1. What is ours and no longer wanted: terminate first (unload-conn leaves SAs up), then unload.
+    const saNames = new Set(sas.map((s) => s.name));
+    for (const name of [...new Set([...conns, ...saNames])].sort()) {
+      if (want.has(name)) continue;
+      if (saNames.has(name)) await step(`terminate ${name}`, () => vici.terminate({ ike: name, force: true, timeoutMs: terminateTimeoutMs }));
+      if (conns.includes(name)) await step(`unload-conn ${name}`, () => vici.unloadConn(name));
+      this.loaded.delete(name);
+    }
+    for (const id of keys.sort()) {
+      if (want.has(id)) continue;
+      await step(`unload-shared ${id}`, () => vici.unloadShared(id));
+      this.loadedKeys.delete(id);
+    }
+
+    // 2. Keys, then connections, then initiation.
+    for (const [name, w] of [...want].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      if (!keys.includes(name) || this.loadedKeys.get(name) !== w.fingerprint) {
+        const ok = await step(`load-shared ${name}`, () =>
+          vici.loadShared({ id: name, type: 'IKE', data: w.secret, owners: [w.tunnel.localId, w.tunnel.remoteId] }),
+        );
+        if (ok) this.loadedKeys.set(name, w.fingerprint);
+        else continue;
+      }
+      const before = this.loaded.get(name);
+      let summary = summariseSas(sas, name);
+      if (!conns.includes(name) || before !== w.hash) {
+        if (!(await step(`load-conn ${name}`, () => vici.loadConn(name, w.conn)))) continue;
+        this.loaded.set(name, w.hash);
+        // An SA built from another config keeps its old traffic selectors: replace it. When this process never
+        // loaded the conn (agent restart), judge the SA by its traffic selectors instead of tearing it down blindly.
+        const stale = before !== undefined ? before !== w.hash : !saMatchesTunnel(summary, w.tunnel);
+        if ((summary.up || summary.pending) && stale) {
+          await step(`terminate ${name} (config changed)`, () => vici.terminate({ ike: name, force: true, timeoutMs: terminateTimeoutMs }));
+          summary = { ...summary, up: false, pending: false };
+        }
+      }
+      if (w.tunnel.role === 'initiator' && !summary.up && !summary.pending) {
+        await step(`initiate ${name}`, () => vici.initiate({ child: name, ike: name, timeoutMs: this.o.initiateTimeoutMs ?? 5000 }));
+      }
+    }
+
+    // 3. Read back the SAs for status and metrics.
+    try {
+      const after = (await vici.listSas()).filter((s) => ours(s.name));
+      for (const t of plan.tunnels) {
+        const s = summariseSas(after, t.name);
+        res.tunnels.push({ peer: t.peerPool, conn: t.name, up: s.up, pending: s.pending, bytesIn: s.bytesIn, bytesOut: s.bytesOut, children: s.children });
+      }
+    } catch (e) {
+      res.errors.push(`vici: list-sas: ${(e as Error).message}`);
+    }
+  }
+
+  /** Remove exactly what is ours: SAs and conns named corvid-*, our shared keys, our routes and rules. */
+  async teardown(): Promise<ReconcileResult> {
+    const res: ReconcileResult = { ok: true, errors: [], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
+    const vici = this.o.vici;
+    const present = this.o.viciPresent?.() ?? true;
+    if (vici !== undefined && present) {
+      res.viciChecked = true;
+      try {
+        const sas = (await vici.listSas()).filter((s) => ours(s.name));
+        for (const name of [...new Set(sas.map((s) => s.name))].sort()) {
+          try {
+            await vici.terminate({ ike: name, force: true, timeoutMs: this.o.terminateTimeoutMs ?? 3000 });
+            res.viciActions.push(`terminate ${name}`);
+          } catch (e) {
+            res.errors.push(`vici: terminate ${name}: ${(e as Error).message}`);
+          }
+        }
+        for (const name of (await vici.getConns()).filter(ours).sort()) {
+          await vici.unloadConn(name).then(
+            () => res.viciActions.push(`unload-conn ${name}`),
+            (e: Error) => res.errors.push(`vici: unload-conn ${name}: ${e.message}`),
+          );
+        }
+        for (const id of (await vici.getShared()).filter(ours).sort()) {
+          await vici.unloadShared(id).then(
+            () => res.viciActions.push(`unload-shared ${id}`),
+            (e: Error) => res.errors.push(`vici: unload-shared ${id}: ${e.message}`),
+          );
+        }
+      } catch (e) {
+        res.errors.push(`vici: ${(e as Error).message}`);
+      }
+      this.loaded.clear();
+      this.loadedKeys.clear();
+    }
+    try {
+      const r = await this.o.iproute.removeAll();
+      res.ipChanges.push(...r.changes.map((c) => c.line));
+      res.errors.push(...r.errors.map((e) => `route: ${e}`));
+    } catch (e) {
+      res.errors.push(`routes: ${(e as Error).message}`);
+    }
+    res.ok = res.errors.length === 0;
+    return res;
+  }
+}
