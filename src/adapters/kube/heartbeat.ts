@@ -1,0 +1,187 @@
+// The agent's heartbeat: a coordination.k8s.io/v1 Lease per gateway candidate (name = node name, holderIdentity =
+// node name), renewed every renewInterval. The active gateway also reports per-peer tunnel state in the Lease
+// annotation corvid.dev/tunnels = JSON {peerPool: {up, since}}; the annotation is written only when it changes, so an
+// ordinary renewal is a merge patch of spec.renewTime alone. The reader side is leases.ts.
+
+import type { KubeConfig } from '@kubernetes/client-node';
+import { TUNNEL_HEALTH_ANNOTATION } from '../../gateway/keys.ts';
+import { CONTENT_TYPE, errorMessage, kubeRequest, statusCode } from './client.ts';
+import { DEFAULT_LEASE_NAMESPACE, leasesPath, type LeaseJson } from './leases.ts';
+
+export interface TunnelHealth {
+  up: boolean;
+  /** RFC 3339 time since which `up` has had this value. */
+  since: string;
+}
+
+export interface HeartbeatOptions {
+  kc: KubeConfig;
+  nodeName: string;
+  /** Default corvid-system. */
+  namespace?: string;
+  /** Default 1000 ms. */
+  renewIntervalMs?: number;
+  /** Default 3 s. */
+  leaseDurationSeconds?: number;
+  now?: () => Date;
+  /** Called on the first failure after a success and on recovery (not on every failed renewal). */
+  onStateChange?: (ok: boolean, detail: string) => void;
+}
+
+/** Kubernetes MicroTime: RFC 3339 with exactly six fractional digits. */
+export function microTime(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+/** Canonical annotation value: peers sorted, keys in a fixed order. */
+export function encodeTunnels(t: Record<string, TunnelHealth>): string {
+  const out: Record<string, TunnelHealth> = {};
+  for (const peer of Object.keys(t).sort()) out[peer] = { up: t[peer].up, since: t[peer].since };
+  return JSON.stringify(out);
+}
+
+export class Heartbeat {
+  private readonly o: Required<Omit<HeartbeatOptions, 'onStateChange'>> & Pick<HeartbeatOptions, 'onStateChange'>;
+  private enabled = false;
+  /** Desired annotation value; null = no annotation. */
+  private tunnels: string | null = null;
+  /** What the Lease holds as far as we know; undefined = unknown (read it first). */
+  private written: { annotation: string | null } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+  private lastOk: boolean | undefined;
+  /** Time of the last successful renewal. */
+  lastRenew: Date | undefined;
+  /** Renewals and writes performed (for tests and metrics). */
+  readonly counts = { creates: 0, renewals: 0, annotationWrites: 0, errors: 0 };
+
+  constructor(opts: HeartbeatOptions) {
+    this.o = {
+      kc: opts.kc,
+      nodeName: opts.nodeName,
+      namespace: opts.namespace ?? DEFAULT_LEASE_NAMESPACE,
+      renewIntervalMs: opts.renewIntervalMs ?? 1000,
+      leaseDurationSeconds: opts.leaseDurationSeconds ?? 3,
+      now: opts.now ?? (() => new Date()),
+      onStateChange: opts.onStateChange,
+    };
+  }
+
+  /** Only gateway candidates heartbeat. Turning it off stops renewing (the Lease then expires). */
+  setEnabled(on: boolean): void {
+    this.enabled = on;
+  }
+
+  get isEnabled(): boolean {
+    return this.enabled;
+  }
+
+  /** The active gateway's tunnel state; undefined removes the annotation (not the active gateway). */
+  setTunnels(t: Record<string, TunnelHealth> | undefined): void {
+    this.tunnels = t === undefined ? null : encodeTunnels(t);
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    const tick = (): void => {
+      if (this.stopped) return;
+      this.running = this.renew().finally(() => {
+        this.running = undefined;
+        if (!this.stopped) this.timer = setTimeout(tick, this.o.renewIntervalMs);
+      });
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private path(name?: string): string {
+    const base = leasesPath(this.o.namespace);
+    return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
+  }
+
+  /** One renewal round. Never throws. */
+  async renew(): Promise<void> {
+    if (!this.enabled) return;
+    try {
+      await this.renewOnce();
+      this.lastRenew = this.o.now();
+      this.report(true, 'renewed');
+    } catch (e) {
+      this.counts.errors++;
+      if (statusCode(e) === 404 || statusCode(e) === 409) this.written = undefined;
+      this.report(false, errorMessage(e));
+    }
+  }
+
+  private report(ok: boolean, detail: string): void {
+    if (this.lastOk !== ok) this.o.onStateChange?.(ok, detail);
+    this.lastOk = ok;
+  }
+
+  private async renewOnce(): Promise<void> {
+    const kc = this.o.kc;
+    const now = microTime(this.o.now());
+    const name = this.o.nodeName;
+    if (this.written === undefined) {
+      let lease: LeaseJson | undefined;
+      try {
+        lease = await kubeRequest<LeaseJson>(kc, { method: 'GET', path: this.path(name), timeoutMs: 10_000 });
+      } catch (e) {
+        if (statusCode(e) !== 404) throw e;
+      }
+      if (lease === undefined) {
+        const body: LeaseJson = {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name, namespace: this.o.namespace, ...(this.tunnels !== null ? { annotations: { [TUNNEL_HEALTH_ANNOTATION]: this.tunnels } } : {}) },
+          spec: { holderIdentity: name, leaseDurationSeconds: this.o.leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+        } as LeaseJson;
+        await kubeRequest(kc, { method: 'POST', path: this.path(), body, timeoutMs: 10_000 });
+        this.counts.creates++;
+        if (this.tunnels !== null) this.counts.annotationWrites++;
+        this.written = { annotation: this.tunnels };
+        return;
+      }
+      // Take over an existing Lease (ours from an earlier run, or left behind): fix holder and duration once.
+      const spec: Record<string, unknown> = { renewTime: now };
+      if (lease.spec?.holderIdentity !== name) {
+        spec.holderIdentity = name;
+        spec.acquireTime = now;
+        spec.leaseTransitions = (lease.spec?.leaseTransitions ?? 0) + 1;
+      }
+      if (lease.spec?.leaseDurationSeconds !== this.o.leaseDurationSeconds) spec.leaseDurationSeconds = this.o.leaseDurationSeconds;
+      const current = lease.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION] ?? null;
+      const body: Record<string, unknown> = { spec };
+      if (current !== this.tunnels) body.metadata = { annotations: { [TUNNEL_HEALTH_ANNOTATION]: this.tunnels } };
+      await this.patch(body);
+      if (current !== this.tunnels) this.counts.annotationWrites++;
+      this.counts.renewals++;
+      this.written = { annotation: this.tunnels };
+      return;
+    }
+    const body: Record<string, unknown> = { spec: { renewTime: now } };
+    const changed = this.written.annotation !== this.tunnels;
+    if (changed) body.metadata = { annotations: { [TUNNEL_HEALTH_ANNOTATION]: this.tunnels } };
+    await this.patch(body);
+    this.counts.renewals++;
+    if (changed) this.counts.annotationWrites++;
+    this.written = { annotation: this.tunnels };
+  }
+
+  private async patch(body: Record<string, unknown>): Promise<void> {
+    await kubeRequest(this.o.kc, {
+      method: 'PATCH',
+      path: this.path(this.o.nodeName),
+      body,
+      contentType: CONTENT_TYPE.mergePatch,
+      timeoutMs: 10_000,
+    });
+  }
+}

@@ -1,0 +1,124 @@
+// Prometheus metrics of the agent, and the HTTP endpoints /healthz, /readyz, /metrics.
+
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { ReconcileResult } from './reconciler.ts';
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly tunnelUp: Gauge<'peer'>;
+  private readonly bytesIn: Counter<'peer'>;
+  private readonly bytesOut: Counter<'peer'>;
+  private readonly routes: Gauge<'table'>;
+  private readonly lastApply: Gauge;
+  private readonly applyErrors: Counter;
+  /** CHILD_SA unique id -> bytes already counted (SA counters restart with every new SA). */
+  private readonly seen = new Map<string, { peer: string; bytesIn: number; bytesOut: number }>();
+  private readonly peers = new Set<string>();
+
+  constructor() {
+    const registers = [this.registry];
+    this.tunnelUp = new Gauge({ name: 'corvid_tunnel_up', help: '1 when the tunnel to the peer pool has an installed CHILD_SA', labelNames: ['peer'], registers });
+    this.bytesIn = new Counter({ name: 'corvid_tunnel_bytes_in_total', help: 'Bytes received through the tunnel to the peer pool', labelNames: ['peer'], registers });
+    this.bytesOut = new Counter({ name: 'corvid_tunnel_bytes_out_total', help: 'Bytes sent through the tunnel to the peer pool', labelNames: ['peer'], registers });
+    this.routes = new Gauge({ name: 'corvid_routes', help: 'Routes the agent holds in its table', labelNames: ['table'], registers });
+    this.lastApply = new Gauge({ name: 'corvid_agent_last_apply_timestamp_seconds', help: 'Unix time of the last apply without errors', registers });
+    this.applyErrors = new Counter({ name: 'corvid_agent_apply_errors_total', help: 'Applies that ended with at least one error', registers });
+  }
+
+  record(res: ReconcileResult, table: number, now: Date): void {
+    this.routes.set({ table: String(table) }, res.routeCount);
+    if (res.ok) this.lastApply.set(now.getTime() / 1000);
+    else this.applyErrors.inc();
+    const current = new Set<string>();
+    for (const t of res.tunnels) {
+      current.add(t.peer);
+      this.tunnelUp.set({ peer: t.peer }, t.up ? 1 : 0);
+      for (const c of t.children) {
+        const prev = this.seen.get(c.uniqueId) ?? { peer: t.peer, bytesIn: 0, bytesOut: 0 };
+        const dIn = c.bytesIn >= prev.bytesIn ? c.bytesIn - prev.bytesIn : c.bytesIn;
+        const dOut = c.bytesOut >= prev.bytesOut ? c.bytesOut - prev.bytesOut : c.bytesOut;
+        if (dIn > 0) this.bytesIn.inc({ peer: t.peer }, dIn);
+        if (dOut > 0) this.bytesOut.inc({ peer: t.peer }, dOut);
+        this.seen.set(c.uniqueId, { peer: t.peer, bytesIn: c.bytesIn, bytesOut: c.bytesOut });
+      }
+      // Make the counters exist (at 0) as soon as the tunnel does.
+      this.bytesIn.inc({ peer: t.peer }, 0);
+      this.bytesOut.inc({ peer: t.peer }, 0);
+    }
+    if (res.viciChecked) {
+      for (const p of this.peers) {
+        if (!current.has(p)) {
+          this.tunnelUp.remove({ peer: p });
+          this.bytesIn.remove({ peer: p });
+          this.bytesOut.remove({ peer: p });
+        }
+      }
+      this.peers.clear();
+      for (const p of current) this.peers.add(p);
+      const live = new Set(res.tunnels.flatMap((t) => t.children.map((c) => c.uniqueId)));
+      for (const id of [...this.seen.keys()]) if (!live.has(id)) this.seen.delete(id);
+    }
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+export interface HealthSource {
+  /** The process loop is alive. */
+  healthy(): boolean;
+  /** Gateways synced and the last apply had no errors. */
+  ready(): { ready: boolean; reason?: string };
+}
+
+/** Serve /healthz, /readyz and /metrics on `addr` (`host:port`; port 0 picks one). Resolves to the bound port. */
+export async function serveHttp(addr: string, metrics: AgentMetrics, health: HealthSource): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const { host, port } = parseListenAddress(addr);
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const send = (code: number, body: string, type = 'text/plain; charset=utf-8'): void => {
+      res.writeHead(code, { 'Content-Type': type });
+      res.end(body);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'method not allowed\n');
+    if (path === '/healthz') return health.healthy() ? send(200, 'ok\n') : send(503, 'unhealthy\n');
+    if (path === '/readyz') {
+      const r = health.ready();
+      return r.ready ? send(200, 'ok\n') : send(503, `not ready: ${r.reason ?? 'starting'}\n`);
+    }
+    if (path === '/metrics') {
+      metrics.text().then(
+        (t) => send(200, t, metrics.registry.contentType),
+        (e: Error) => send(500, `${e.message}\n`),
+      );
+      return;
+    }
+    send(404, 'not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  const a = server.address();
+  const bound = typeof a === 'object' && a !== null ? a.port : port;
+  return {
+    server,
+    port: bound,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** `host:port`, `[v6]:port` or `:port` (all interfaces). */
+export function parseListenAddress(addr: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
+  if (!m) throw new Error(`listen address must be host:port, got "${addr}"`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`port out of range in "${addr}"`);
+  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]);
+  return { host, port };
+}
