@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { loadTopology } from '../../src/topology/index.ts';
+import { parseSnapshot, planDesired } from '../../src/cli/inputs.ts';
+import type { LiveState } from '../../src/cli/inputs.ts';
+import { formatTable, statusReport } from '../../src/cli/commands/status.ts';
+import { corvid, EXAMPLE, EXAMPLE_NODES, golden, NOW } from './cli-support.ts';
+
+function liveState(): LiveState {
+  const snap = parseSnapshot(readFileSync(EXAMPLE_NODES, 'utf8'));
+  const r = loadTopology(readFileSync(EXAMPLE, 'utf8'), 'example.yaml');
+  assert.ok(r.ok);
+  const gateways = planDesired({ topology: r.topology, revision: 'main@sha1:0123456789abcdef0123456789abcdef01234567', nodes: snap.nodes, leases: [], previous: [], now: NOW }).gateways;
+  const ready: Record<string, boolean> = {};
+  for (const n of snap.nodes) ready[n.name] = n.ready;
+  const fresh = '2026-11-20T09:59:58Z';
+  return {
+    nodes: snap.nodes,
+    ready,
+    gateways,
+    leases: [
+      { node: 'cloud-gw-1', renewTime: fresh, leaseDurationSeconds: 10, tunnels: { 'factory-lyon': { up: true, since: fresh }, 'store-berlin': { up: true, since: fresh }, 'warehouse-oslo': { up: false, since: fresh } } },
+      { node: 'cloud-gw-2', renewTime: '2026-11-20T09:00:00Z', leaseDurationSeconds: 10 },
+      { node: 'lyon-edge-1', renewTime: fresh, leaseDurationSeconds: 10, tunnels: { cloud: { up: true, since: fresh }, 'warehouse-oslo': { up: true, since: fresh } } },
+      { node: 'oslo-gw-1', renewTime: fresh, leaseDurationSeconds: 10, tunnels: { cloud: { up: false, since: fresh } } },
+    ],
+  };
+}
+
+const topologies = [
+  {
+    name: 'edge-network',
+    lastAppliedRevision: 'main@sha1:0123456789abcdef0123456789abcdef01234567',
+    conditions: [{ type: 'Ready', status: 'True', reason: 'ReconciliationSucceeded', message: 'applied' }],
+  },
+];
+
+test('status report: active, candidates with health, tunnels up/expected, conditions', () => {
+  const report = statusReport(liveState(), topologies, NOW);
+  const by = new Map(report.pools.map((p) => [p.pool, p]));
+  const cloud = by.get('cloud')!;
+  assert.deepEqual(cloud.active, ['cloud-gw-1']);
+  assert.deepEqual(cloud.candidates, [
+    { node: 'cloud-gw-1', active: true, health: 'ok' },
+    { node: 'cloud-gw-2', active: false, health: 'stale' },
+  ]);
+  assert.equal(cloud.tunnelsExpected, 3);
+  assert.equal(cloud.tunnelsUp, 2);
+  assert.deepEqual(cloud.tunnelsDown, ['warehouse-oslo']);
+  assert.deepEqual(cloud.conditions, ['TunnelsDown']);
+  const berlin = by.get('store-berlin')!;
+  assert.deepEqual(berlin.candidates.map((c) => `${c.node}:${c.health}`), ['berlin-gw-a:NotReady', 'berlin-gw-b:no-heartbeat']);
+  assert.equal(by.get('factory-lyon')!.tunnelsUp, 2);
+  assert.equal(by.get('factory-lyon')!.relay, 'cloud');
+  assert.deepEqual(by.get('factory-lyon')!.conditions, []);
+});
+
+test('status table and wide table (golden), no colour off a TTY', () => {
+  const report = statusReport(liveState(), topologies, NOW);
+  const table = formatTable(report, false, false);
+  assert.match(table, /^POOL {2,}ACTIVE {2,}CANDIDATES {2,}TUNNELS {2,}REVISION {2,}CONDITIONS\n/);
+  assert.doesNotMatch(table, /\x1b/);
+  golden('status-table.txt', table);
+  golden('status-wide.txt', formatTable(report, true, false));
+  assert.match(formatTable(report, false, true), /\x1b\[31m2\/3\x1b\[0m/);
+});
+
+test('status without a cluster says what to do', async () => {
+  const r = await corvid(['status']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /set --kubeconfig or KUBECONFIG/);
+  const bad = await corvid(['status', '-o', 'yaml']);
+  assert.equal(bad.code, 2);
+});
