@@ -5,7 +5,7 @@ import type { TopologyError } from './errors.ts';
 import { sortErrors } from './errors.ts';
 import { parseYaml } from './parse.ts';
 import { checkSchema } from './schema.ts';
-import { buildModel, finalise } from './normalise.ts';
+import { buildModel, finalise, isObj } from './normalise.ts';
 import { checkMeaning } from './semantic.ts';
 
 export type LoadResult =
@@ -19,7 +19,9 @@ export function loadTopology(text: string, file: string): LoadResult {
     const { data, locator } = parsed;
     const shape = checkSchema(data, locator);
     const model = buildModel(data);
-    const meaning = checkMeaning(data, model, locator);
+    // Meaning needs at least a spec mapping; without one the schema errors say all there is to say.
+    const spec = isObj(data) ? data.spec : undefined;
+    const meaning = isObj(spec) ? checkMeaning(data, model, locator) : { errors: [], warnings: [] };
     const errors = [...shape, ...meaning.errors];
     if (errors.length > 0) return { ok: false, errors: sortErrors(errors) };
     return { ok: true, topology: finalise(model), warnings: sortErrors([...parsed.warnings, ...meaning.warnings]) };

@@ -131,11 +131,11 @@ export type ParseResult =
  */
 export function parseYaml(text: string, file: string): ParseResult {
   const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   const bare = new Locator(file, undefined, lines, text.length);
-  const asError = (e: { pos: [number, number]; message: string }): TopologyError => {
+  const asError = (e: { pos: [number, number]; message: string; code?: string }): TopologyError => {
     const pos = bare.offset(e.pos[0]);
-    return { file, line: pos.line, col: pos.col, path: '', message: yamlMessage(e.message) };
+    return { file, line: pos.line, col: pos.col, path: '', message: yamlMessage(e.message, e.code) };
   };
   const list = Array.isArray(docs) ? docs : [];
   const errors: TopologyError[] = [];
@@ -182,8 +182,29 @@ export function parseYaml(text: string, file: string): ParseResult {
   return { ok: true, data, locator, warnings };
 }
 
-/** YAML's message, on one line and without a trailing period. */
-function yamlMessage(message: string): string {
-  const first = message.split('\n')[0].trim().replace(/\.$/, '');
-  return `invalid YAML: ${first}`;
+/** Plain words for YAML errors whose own message would quote the file. */
+const YAML_MESSAGES: Record<string, string> = {
+  DUPLICATE_KEY: 'a key appears twice in the same mapping; keep one',
+  TAG_RESOLVE_FAILED: 'unknown tag; remove the "!" tag, a topology needs none',
+  BAD_COLLECTION_TYPE: 'the tag does not fit this kind of node; remove the "!" tag',
+  BAD_DQ_ESCAPE: 'invalid escape sequence in a double-quoted string',
+  BAD_SCALAR_START: 'a plain value cannot start with this character; put the value in quotes',
+  BAD_DIRECTIVE: 'unknown or unsupported "%" directive; remove it',
+};
+
+/**
+ * YAML's message, on one line, without a trailing period and without any part of the file it might quote (a
+ * secret pasted into the wrong place must not come back in an error).
+ */
+export function yamlMessage(message: string, code?: string): string {
+  const fixed = code !== undefined ? YAML_MESSAGES[code] : undefined;
+  if (fixed) return `invalid YAML: ${fixed}`;
+  let m = message.split('\n')[0].trim();
+  m = m.replace(/"(?:[^"\\]|\\.)*"?/g, '').replace(/'(?:[^']|'')*'?/g, '');
+  if (code !== 'MISSING_CHAR') {
+    const cut = m.search(/:\s/);
+    if (cut >= 0) m = m.slice(0, cut);
+  }
+  m = m.replace(/[\s:]+$/, '').replace(/\.$/, '');
+  return `invalid YAML: ${m === '' ? 'the file cannot be read as YAML' : m}`;
 }

@@ -46,16 +46,16 @@ export function linkOverride(t: Topology, a: string, b: string): LinkOverride | 
 
 /** Apply a partial override on top of a complete policy. */
 export function applyOverride(base: EncryptionPolicy, o: EncryptionOverride | undefined): EncryptionPolicy {
-  if (!o) return base;
-  const out: EncryptionPolicy = {
+  if (!o) return applyOverride(base, {});
+  const ref = o.pskSecretRef ?? base.pskSecretRef;
+  // Keys in the order of EncryptionPolicy, so JSON of a policy is stable.
+  return {
     backend: o.backend ?? base.backend,
     ikeProposals: [...(o.ikeProposals ?? base.ikeProposals)],
     espProposals: [...(o.espProposals ?? base.espProposals)],
+    ...(ref ? { pskSecretRef: { name: ref.name, key: ref.key } } : {}),
     allowInsecure: o.allowInsecure ?? base.allowInsecure,
   };
-  const ref = o.pskSecretRef ?? base.pskSecretRef;
-  if (ref) out.pskSecretRef = { name: ref.name, key: ref.key };
-  return out;
 }
 
 /**

@@ -26,8 +26,11 @@ const POOLS: PathSegment[] = ['spec', 'pools'];
 const RULES: PathSegment[] = ['spec', 'connectivity', 'rules'];
 const LINKS: PathSegment[] = ['spec', 'links'];
 
-function q(name: string): string {
-  return `"${name}"`;
+const POOL_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Whether a name is a well-formed pool name; only those are ever quoted back (the schema reports the others). */
+function wellFormed(name: string): boolean {
+  return POOL_NAME.test(name) && name.length <= 63;
 }
 
 function same(x: unknown, y: unknown): boolean {
@@ -88,15 +91,32 @@ class Checker {
   }
 
   unknownPool(): string {
-    const list = [...this.names].sort();
+    const list = [...this.names].filter(wellFormed).sort();
     return list.length === 0
       ? 'no pool has this name (spec.pools declares none)'
       : `no pool has this name; declared pools: ${list.slice(0, 12).join(', ')}${list.length > 12 ? ', ...' : ''}`;
   }
 
+  /** Whether a reference is a well-formed pool name (malformed ones are already reported by the schema). */
+  wellFormed(name: string): boolean {
+    return wellFormed(name);
+  }
+
+  /** A pool name quoted for a message, or the pool's path when the name is malformed. */
+  q(name: string): string {
+    return wellFormed(name) ? `"${name}"` : this.n(name);
+  }
+
+  /** A pool name as is, or the pool's path when the name is malformed. */
+  n(name: string): string {
+    if (wellFormed(name)) return name;
+    const i = this.poolAt.get(name);
+    return i === undefined ? 'a pool with an invalid name' : `spec.pools[${i}]`;
+  }
+
   unknownPoolNear(word: string): string {
     const guess = closest(word, [...this.names]);
-    return guess !== undefined ? `no pool has this name; did you mean ${q(guess)}?` : this.unknownPool();
+    return guess !== undefined ? `no pool has this name; did you mean ${this.q(guess)}?` : this.unknownPool();
   }
 
   /** Every pair of distinct known pools, sorted. */
@@ -165,7 +185,7 @@ class Checker {
             this.error([...gpath, 'node'], `this node is already listed at spec.pools[${i}].gateways[${prev[1]}]; list each gateway once`);
           } else if (prev) {
             const owner = arr(rawPools)[prev[0]];
-            const ownerName = isObj(owner) && typeof owner.name === 'string' ? ` ${q(owner.name)}` : '';
+            const ownerName = isObj(owner) && typeof owner.name === 'string' ? ` ${this.q(owner.name)}` : '';
             this.error(
               [...gpath, 'node'],
               `this node is already a gateway of pool${ownerName} (spec.pools[${prev[0]}].gateways[${prev[1]}].node); a node can be a gateway of one pool only`,
@@ -236,9 +256,11 @@ class Checker {
     }
     if (hub !== undefined) {
       const hp = this.pools.get(hub);
-      if (!hp) this.error([...connPath, 'hub'], this.unknownPoolNear(hub));
+      if (!hp) {
+        if (this.wellFormed(hub)) this.error([...connPath, 'hub'], this.unknownPoolNear(hub));
+      }
       else if (hp.behindNAT && hubMode) {
-        this.error([...connPath, 'hub'], `pool ${q(hub)} is behind NAT and cannot be the hub; pick a pool with behindNAT: false`);
+        this.error([...connPath, 'hub'], `pool ${this.q(hub)} is behind NAT and cannot be the hub; pick a pool with behindNAT: false`);
       }
       if (!hubMode) this.warn([...connPath, 'hub'], 'is used only when mode is hub; remove it or set mode: hub', 'key');
     }
@@ -249,14 +271,14 @@ class Checker {
       if (p.relay === p.name) {
         this.error(rpath, 'a pool cannot relay through itself; name a pool that is not behind NAT, or remove relay');
       } else if (!r) {
-        this.error(rpath, this.unknownPoolNear(p.relay));
+        if (this.wellFormed(p.relay)) this.error(rpath, this.unknownPoolNear(p.relay));
       } else if (r.behindNAT) {
-        this.error(rpath, `pool ${q(p.relay)} is itself behind NAT and cannot relay; name a pool with behindNAT: false`);
+        this.error(rpath, `pool ${this.q(p.relay)} is itself behind NAT and cannot relay; name a pool with behindNAT: false`);
       } else if (pairVerdict(this.t, p.name, p.relay) === 'deny') {
         const k = this.model.ruleIndex[matchingRule(this.t, p.name, p.relay)];
-        this.error(rpath, `spec.connectivity.rules[${k}] denies this pool and ${q(p.relay)}, so it cannot relay for it; allow the pair or name another relay`);
+        this.error(rpath, `spec.connectivity.rules[${k}] denies this pool and ${this.q(p.relay)}, so it cannot relay for it; allow the pair or name another relay`);
       } else if (hubMode && hub !== undefined && p.relay !== hub) {
-        this.error(rpath, `in hub mode pools behind NAT relay through the hub ${q(hub)}; remove relay or set it to the hub`);
+        this.error(rpath, `in hub mode pools behind NAT relay through the hub ${this.q(hub)}; remove relay or set it to the hub`);
       }
       if (!p.behindNAT) {
         this.warn(rpath, 'is used only by pools behind NAT; remove it, or set behindNAT: true if the pool is behind NAT', 'key');
@@ -270,7 +292,7 @@ class Checker {
       const i = this.model.ruleIndex[k];
       const path: PathSegment[] = [...RULES, i, 'pools'];
       r.pools.forEach((name, s) => {
-        if (name !== '*' && !this.names.has(name)) this.error([...path, s], this.unknownPoolNear(name));
+        if (name !== '*' && !this.names.has(name) && this.wellFormed(name)) this.error([...path, s], this.unknownPoolNear(name));
       });
       if (r.pools[0] === r.pools[1] && r.pools[0] !== '*') {
         this.error(path, 'names the same pool twice; a rule is about two different pools (traffic inside a pool is never touched)');
@@ -303,7 +325,7 @@ class Checker {
       const rulePath: PathSegment[] = [...RULES, explicit ? this.model.ruleIndex[ri] : 0];
       const pa = this.pools.get(a)!;
       const pb = this.pools.get(b)!;
-      const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? pb : pa;
+      const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? pa : pb;
       const route = pairRoute(t, a, b);
       if (route.via !== 'none') {
         talks.set(a, talks.get(a)! + 1);
@@ -318,7 +340,7 @@ class Checker {
             warnedPool.add(unset.name);
             this.warn(
               [...this.pool(unset.name), 'behindNAT'],
-              `names no relay while pool ${q(set.name)} (also behind NAT) relays through ${q(set.relay!)}; pools behind NAT reach each other only through a common relay, so set relay: ${set.relay} here too`,
+              `names no relay while pool ${this.q(set.name)} (also behind NAT) relays through ${this.q(set.relay!)}; pools behind NAT reach each other only through a common relay, so set relay: ${this.n(set.relay!)} here too`,
             );
           }
         } else if (pa.relay === undefined) {
@@ -335,7 +357,7 @@ class Checker {
       }
       if (route.via !== 'none') continue;
       if (natPair && !hubMode && (brokenRelay(pa) || brokenRelay(pb))) continue; // reported at the relay
-      const pairText = `pools ${q(a)} and ${q(b)}`;
+      const pairText = `pools ${this.q(a)} and ${this.q(b)}`;
       switch (route.reason) {
         case 'no-relay': {
           if (hubMode) break; // reported at connectivity.hub
@@ -347,7 +369,7 @@ class Checker {
         case 'different-relays':
           this.error(
             [...this.pool(later.name), 'relay'],
-            `${pairText} are both behind NAT and may talk, but relay through different pools (${q(pa.relay!)} and ${q(pb.relay!)}); pools behind NAT reach each other only through a common relay: set the same relay on both, or deny the pair`,
+            `${pairText} are both behind NAT and may talk, but relay through different pools (${this.q(pa.relay!)} and ${this.q(pb.relay!)}); pools behind NAT reach each other only through a common relay: set the same relay on both, or deny the pair`,
           );
           break;
         case 'hop-denied': {
@@ -360,16 +382,16 @@ class Checker {
           }
           const deniedPeer = pairVerdict(t, a, via) === 'deny' ? a : b;
           const denyIdx = this.model.ruleIndex[matchingRule(t, deniedPeer, via)];
-          const through = hubMode ? `the hub ${q(via)}` : `their relay ${q(via)}`;
+          const through = hubMode ? `the hub ${this.q(via)}` : `their relay ${this.q(via)}`;
           if (explicit) {
             this.error(
               rulePath,
-              `allows ${pairText}, but their traffic must pass through ${through} and spec.connectivity.rules[${denyIdx}] denies ${q(deniedPeer)} and ${q(via)}; allow that pair in an earlier rule, or remove this rule`,
+              `allows ${pairText}, but their traffic must pass through ${through} and spec.connectivity.rules[${denyIdx}] denies ${this.q(deniedPeer)} and ${this.q(via)}; allow that pair in an earlier rule, or remove this rule`,
             );
           } else {
             this.warn(
               [...RULES, denyIdx],
-              `also cuts ${pairText} off from each other, because their traffic must pass through ${through}; add a deny rule for them to say so, or allow ${q(deniedPeer)} and ${q(via)}`,
+              `also cuts ${pairText} off from each other, because their traffic must pass through ${through}; add a deny rule for them to say so, or allow ${this.q(deniedPeer)} and ${this.q(via)}`,
             );
           }
           break;
@@ -398,7 +420,7 @@ class Checker {
       l.pools.forEach((name, s) => {
         if (!this.names.has(name)) {
           known = false;
-          this.error([...path, s], this.unknownPoolNear(name));
+          if (this.wellFormed(name)) this.error([...path, s], this.unknownPoolNear(name));
         }
       });
       if (l.pools[0] === l.pools[1]) {
@@ -506,14 +528,14 @@ class Checker {
       const eff = linkPolicy(t, a, b);
       const places = ['defaults', `pool:${a}`, `pool:${b}`, ...(li !== undefined ? [`link:${li}`] : [])];
       const seenKind = (kind: string): boolean => places.some((pl) => this.reported.has(`${pl}:${kind}`));
-      const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? pb : pa;
+      const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? pa : pb;
       const other = later === pa ? pb : pa;
       const target: PathSegment[] =
         li !== undefined
           ? [...LINKS, li, 'encryption']
           : [...this.pool(later.encryption ? later.name : other.encryption ? other.name : later.name), 'encryption'];
       const part = 'key';
-      const pairText = `the link between pools ${q(a)} and ${q(b)}`;
+      const pairText = `the link between pools ${this.q(a)} and ${this.q(b)}`;
       if (eff.backend === 'none' && !eff.allowInsecure && !seenKind('insecure')) {
         this.error(
           target,
@@ -547,16 +569,16 @@ class Checker {
     const fields = open.join(', ');
     const [a, b] = [pa.name, pb.name];
     if (linkRawIndex === undefined) {
-      const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? b : a;
+      const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? a : b;
       this.error(
         [...this.pool(later), 'encryption', open[0]],
-        `pools ${q(a)} and ${q(b)} set different ${fields} and are joined by a tunnel; add a spec.links entry for the pair [${a}, ${b}] that sets encryption.${open.join(' and encryption.')}`,
+        `pools ${this.q(a)} and ${this.q(b)} set different ${fields} and are joined by a tunnel; add a spec.links entry for the pair [${this.n(a)}, ${this.n(b)}] that sets encryption.${open.join(' and encryption.')}`,
         'key',
       );
     } else {
       this.error(
         [...LINKS, linkRawIndex, 'encryption'],
-        `pools ${q(a)} and ${q(b)} set different ${fields}; set ${open.map((f) => `encryption.${f}`).join(' and ')} in this entry to decide`,
+        `pools ${this.q(a)} and ${this.q(b)} set different ${fields}; set ${open.map((f) => `encryption.${f}`).join(' and ')} in this entry to decide`,
         'key',
       );
     }
