@@ -6,7 +6,8 @@ import { loadTopology as load } from './load.ts';
 
 export type { TopologyError } from './errors.ts';
 export { formatTopologyError } from './errors.ts';
-export { linkPolicy, pairVerdict, poolByName } from './policy.ts';
+export { linkPolicy, pairVerdict, poolByName, pairRoute, relayOf, relayCandidates, tunnelPairs } from './policy.ts';
+export type { PairRoute } from './policy.ts';
 export type * from './types.ts';
 export { TOPOLOGY_API_VERSION, TOPOLOGY_KIND } from './types.ts';
 

@@ -66,7 +66,11 @@ export function applyOverride(base: EncryptionPolicy, o: EncryptionOverride | un
  * `pskSecretRef` is left out when the effective backend is `none`.
  */
 export function linkPolicy(t: Topology, a: string, b: string): EncryptionPolicy {
-  const pools = poolByName(t);
+  return linkPolicyWith(t, poolByName(t), a, b);
+}
+
+/** linkPolicy with the pools map computed once by the caller (for loops over many pairs). */
+export function linkPolicyWith(t: Topology, pools: ReadonlyMap<string, Pool>, a: string, b: string): EncryptionPolicy {
   const [x, y] = sortedPair(a, b);
   let p = applyOverride(t.encryption, pools.get(x)?.encryption);
   if (y !== x) p = applyOverride(p, pools.get(y)?.encryption);
@@ -119,8 +123,12 @@ export type PairRoute =
  * through the hub, and both spoke-hub hops must be allowed.
  */
 export function pairRoute(t: Topology, a: string, b: string): PairRoute {
+  return pairRouteWith(t, poolByName(t), a, b);
+}
+
+/** pairRoute with the pools map computed once by the caller (for loops over many pairs). */
+export function pairRouteWith(t: Topology, pools: ReadonlyMap<string, Pool>, a: string, b: string): PairRoute {
   if (a === b) return { via: 'none', reason: 'same-pool' };
-  const pools = poolByName(t);
   const pa = pools.get(a);
   const pb = pools.get(b);
   if (!pa || !pb) return { via: 'none', reason: 'unknown-pool' };
@@ -158,10 +166,11 @@ export function pairRoute(t: Topology, a: string, b: string): PairRoute {
 export function tunnelPairs(t: Topology): [string, string][] {
   const names = t.pools.map((p) => p.name).sort();
   const out: [string, string][] = [];
+  const pools = poolByName(t);
   for (let i = 0; i < names.length; i++) {
     for (let j = i + 1; j < names.length; j++) {
       const [a, b] = [names[i], names[j]];
-      if (pairRoute(t, a, b).via === 'direct') out.push([a, b]);
+      if (pairRouteWith(t, pools, a, b).via === 'direct') out.push([a, b]);
     }
   }
   return out;

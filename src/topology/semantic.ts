@@ -8,7 +8,8 @@ import type { Locator, PathSegment } from './parse.ts';
 import { closest } from './schema.ts';
 import { arr, isObj } from './normalise.ts';
 import type { Model } from './normalise.ts';
-import { applyOverride, linkPolicy, matchingRule, pairRoute, pairVerdict, relayCandidates, sortedPair } from './policy.ts';
+import { applyOverride, linkPolicyWith, matchingRule, pairRouteWith, pairVerdict, relayCandidates, sortedPair } from './policy.ts';
+import type { PairRoute } from './policy.ts';
 import type { EncryptionOverride, EncryptionPolicy, Pool, Topology } from './types.ts';
 
 export interface Findings {
@@ -117,6 +118,20 @@ class Checker {
   unknownPoolNear(word: string): string {
     const guess = closest(word, [...this.names]);
     return guess !== undefined ? `no pool has this name; did you mean ${this.q(guess)}?` : this.unknownPool();
+  }
+
+  private readonly routes = new Map<string, PairRoute>();
+
+  /** pairRoute, computed once per pair. */
+  route(a: string, b: string): PairRoute {
+    const [x, y] = sortedPair(a, b);
+    const key = `${x}\u0000${y}`;
+    let r = this.routes.get(key);
+    if (!r) {
+      r = pairRouteWith(this.t, this.pools, x, y);
+      this.routes.set(key, r);
+    }
+    return r;
   }
 
   /** Every pair of distinct known pools, sorted. */
@@ -326,7 +341,7 @@ class Checker {
       const pa = this.pools.get(a)!;
       const pb = this.pools.get(b)!;
       const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? pa : pb;
-      const route = pairRoute(t, a, b);
+      const route = this.route(a, b);
       if (route.via !== 'none') {
         talks.set(a, talks.get(a)! + 1);
         talks.set(b, talks.get(b)! + 1);
@@ -436,7 +451,7 @@ class Checker {
       seen.set(key, i);
       if (!known) return;
       const [a, b] = l.pools;
-      if (pairRoute(this.t, a, b).via !== 'direct') {
+      if (this.route(a, b).via !== 'direct') {
         this.warn(
           path,
           'no tunnel joins these two pools (the pair is denied, both are behind NAT and talk through a relay, or in hub mode neither is the hub), so this entry has no effect',
@@ -444,7 +459,7 @@ class Checker {
         return;
       }
       const without: Topology = { ...this.t, links: this.t.links.filter((_, m) => m !== k) };
-      if (same(linkPolicy(this.t, a, b), linkPolicy(without, a, b))) {
+      if (same(linkPolicyWith(this.t, this.pools, a, b), linkPolicyWith(without, this.pools, a, b))) {
         this.warn([...LINKS, i, 'encryption'], 'changes nothing: the pools already get this encryption without it; remove the entry', 'key');
       }
     });
@@ -513,19 +528,19 @@ class Checker {
       if (linkAt.has(key)) return;
       linkAt.set(key, k);
       const i = this.model.linkIndex[k];
-      const eff = linkPolicy(t, l.pools[0], l.pools[1]);
+      const eff = linkPolicyWith(t, this.pools, l.pools[0], l.pools[1]);
       this.levelChecks(l.encryption, eff, [...LINKS, i, 'encryption'], `link:${i}`, false);
     });
 
     for (const [a, b] of this.pairs()) {
-      if (pairRoute(t, a, b).via !== 'direct') continue;
+      if (this.route(a, b).via !== 'direct') continue;
       const pa = this.pools.get(a)!;
       const pb = this.pools.get(b)!;
       const li = this.linkEntry(a, b);
       const linkK = li === undefined ? undefined : this.model.linkIndex.indexOf(li);
       const link = linkK === undefined ? undefined : t.links[linkK];
       this.checkConflict(pa, pb, li, link?.encryption);
-      const eff = linkPolicy(t, a, b);
+      const eff = linkPolicyWith(t, this.pools, a, b);
       const places = ['defaults', `pool:${a}`, `pool:${b}`, ...(li !== undefined ? [`link:${li}`] : [])];
       const seenKind = (kind: string): boolean => places.some((pl) => this.reported.has(`${pl}:${kind}`));
       const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? pa : pb;
@@ -534,17 +549,16 @@ class Checker {
         li !== undefined
           ? [...LINKS, li, 'encryption']
           : [...this.pool(later.encryption ? later.name : other.encryption ? other.name : later.name), 'encryption'];
-      const part = 'key';
       const pairText = `the link between pools ${this.q(a)} and ${this.q(b)}`;
       if (eff.backend === 'none' && !eff.allowInsecure && !seenKind('insecure')) {
         this.error(
           target,
           `${pairText} ends up with backend none and allowInsecure false; set allowInsecure: true for it in a spec.links entry, or choose an encrypting backend`,
-          part,
+          'key',
         );
       }
       if (eff.backend !== 'none' && !eff.pskSecretRef && !seenKind('psk')) {
-        this.error(target, `${pairText} uses backend ${eff.backend} without a pre-shared key; set pskSecretRef {name, key}`, part);
+        this.error(target, `${pairText} uses backend ${eff.backend} without a pre-shared key; set pskSecretRef {name, key}`, 'key');
       }
       if (!eff.allowInsecure && !seenKind('weak')) {
         const weak = [...eff.ikeProposals, ...eff.espProposals].some((pr) => pr.split('-').some((alg) => WEAK_ALGORITHMS.includes(alg)));
@@ -552,7 +566,7 @@ class Checker {
           this.error(
             target,
             `${pairText} ends up with weak proposals and allowInsecure false; set strong proposals or allowInsecure: true for it in a spec.links entry`,
-            part,
+            'key',
           );
         }
       }

@@ -338,6 +338,21 @@ describe('topology meaning: encryption', () => {
     ]);
   });
 
+  it('refuses ipsec without a pre-shared key reference in a link override', () => {
+    const t = doc({
+      encryption: 'encryption: {backend: none, allowInsecure: true}\n',
+      pools: [pool('cloud'), pool('edge')],
+      links: '- pools: [cloud, edge]\n  encryption: {backend: ipsec, allowInsecure: false}\n',
+    });
+    expectErrors(t, [
+      [
+        'backend: ^ipsec, allowInsecure: false',
+        'spec.links[0].encryption.backend',
+        'backend ipsec needs a pre-shared key: add pskSecretRef {name, key} naming the Secret that holds it (Corvid has no built-in key)',
+      ],
+    ]);
+  });
+
   it('refuses backend none without allowInsecure: in defaults, a pool override and a link override', () => {
     const msg = 'backend none sends pod traffic unencrypted; set allowInsecure: true next to it to accept that, or use ipsec';
     expectErrors(doc({ encryption: 'encryption:\n  backend: none\n', pools: [pool('cloud'), pool('edge')] }), [['backend: ^none', 'spec.encryption.backend', msg]]);
