@@ -54,6 +54,20 @@ export interface ReconcilerOptions {
   terminateTimeoutMs?: number;
 }
 
+/** terminate of an SA that vanished meanwhile (the peer closed it first): the goal is reached. */
+function alreadyGone(e: unknown): boolean {
+  return /no matching SAs to terminate found/i.test((e as Error)?.message ?? '');
+}
+
+/** Terminate all SAs of a connection; an SA that is already gone counts as done. */
+async function terminateAll(vici: ViciCommands, name: string, timeoutMs: number): Promise<void> {
+  try {
+    await vici.terminate({ ike: name, force: true, timeoutMs });
+  } catch (e) {
+    if (!alreadyGone(e)) throw e;
+  }
+}
+
 interface Wanted {
   tunnel: TunnelPlan;
   conn: ConnConfig;
@@ -147,7 +161,7 @@ export class Reconciler {
     const saNames = new Set(sas.map((s) => s.name));
     for (const name of [...new Set([...conns, ...saNames])].sort()) {
       if (want.has(name)) continue;
-      if (saNames.has(name)) await step(`terminate ${name}`, () => vici.terminate({ ike: name, force: true, timeoutMs: terminateTimeoutMs }));
+      if (saNames.has(name)) await step(`terminate ${name}`, () => terminateAll(vici, name, terminateTimeoutMs));
       if (conns.includes(name)) await step(`unload-conn ${name}`, () => vici.unloadConn(name));
       this.loaded.delete(name);
     }
@@ -175,7 +189,7 @@ export class Reconciler {
         // loaded the conn (agent restart), judge the SA by its traffic selectors instead of tearing it down blindly.
         const stale = before !== undefined ? before !== w.hash : !saMatchesTunnel(summary, w.tunnel);
         if ((summary.up || summary.pending) && stale) {
-          await step(`terminate ${name} (config changed)`, () => vici.terminate({ ike: name, force: true, timeoutMs: terminateTimeoutMs }));
+          await step(`terminate ${name} (config changed)`, () => terminateAll(vici, name, terminateTimeoutMs));
           summary = { ...summary, up: false, pending: false };
         }
       }
@@ -207,7 +221,7 @@ export class Reconciler {
         const sas = (await vici.listSas()).filter((s) => ours(s.name));
         for (const name of [...new Set(sas.map((s) => s.name))].sort()) {
           try {
-            await vici.terminate({ ike: name, force: true, timeoutMs: this.o.terminateTimeoutMs ?? 3000 });
+            await terminateAll(vici, name, this.o.terminateTimeoutMs ?? 3000);
             res.viciActions.push(`terminate ${name}`);
           } catch (e) {
             res.errors.push(`vici: terminate ${name}: ${(e as Error).message}`);
@@ -223,6 +237,14 @@ export class Reconciler {
           await vici.unloadShared(id).then(
             () => res.viciActions.push(`unload-shared ${id}`),
             (e: Error) => res.errors.push(`vici: unload-shared ${id}: ${e.message}`),
+          );
+        }
+        // A peer may have re-initiated between our terminate and unload-conn (its close_action): sweep once more,
+        // now that no conn of ours is left to accept another one.
+        for (const name of [...new Set((await vici.listSas()).filter((s) => ours(s.name)).map((s) => s.name))].sort()) {
+          await terminateAll(vici, name, this.o.terminateTimeoutMs ?? 3000).then(
+            () => res.viciActions.push(`terminate ${name} (late)`),
+            (e: Error) => res.errors.push(`vici: terminate ${name}: ${e.message}`),
           );
         }
       } catch (e) {

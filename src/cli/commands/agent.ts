@@ -1,8 +1,190 @@
-// Placeholder until the command lands; replaced by its implementation.
+// corvid agent: the node agent. Gateways in, IPsec connections (charon over VICI), routes and rules out.
+
 import type { CliIO } from '../io.ts';
 import { EXIT_USAGE } from '../io.ts';
+import { commandFlags, str } from '../flags.ts';
+import { DEFAULT_ROUTE_TABLE, DEFAULT_RULE_PRIORITY } from '../../nodeplan/index.ts';
+import { validateTable } from '../../adapters/iproute/iproute.ts';
+import { DEFAULT_LEASE_NAMESPACE } from '../../adapters/kube/leases.ts';
 
-export async function run(_argv: string[], io: CliIO): Promise<number> {
-  io.stderr.write('corvid agent: not available in this build yet\n');
-  return EXIT_USAGE;
+export const DEFAULT_VICI_SOCKET = '/var/run/charon.vici';
+export const DEFAULT_SECRET_DIR = '/etc/corvid/secrets';
+export const DEFAULT_METRICS_ADDR = '127.0.0.1:9471';
+
+export const HELP = `Usage: corvid agent [flags]
+
+Run the node agent on one node. It watches the Gateways, works out this node's role in its pool and keeps the node
+in line with it, repairing drift every --repair-interval:
+  - active gateway: one IKE connection (one CHILD_SA with all subnets) per reachable peer pool, loaded into the
+    local charon over VICI, with its PSK read from <secret-dir>/<secret>/<key>;
+  - ordinary node: a route per remote pool prefix via the local gateway in table --route-table, and one rule
+    per address family (pref --rule-priority) that looks that table up;
+  - gateway candidates renew the Lease <lease-namespace>/<node-name>; the active gateway reports its tunnels
+    in the Lease annotation corvid.dev/tunnels.
+On SIGTERM or SIGINT it removes exactly what it created (corvid-* connections, SAs and keys, its table and rules)
+and exits. Logs are JSON lines on stderr.
+
+Flags:
+      --node-name NAME        this node (default: $NODE_NAME)
+      --kubeconfig FILE       kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster)
+      --context NAME          kubeconfig context
+      --vici-socket PATH      charon's VICI socket (default ${DEFAULT_VICI_SOCKET})
+      --route-table N         our routing table (default ${DEFAULT_ROUTE_TABLE}; never 220, charon's)
+      --rule-priority N       priority of our rules (default ${DEFAULT_RULE_PRIORITY})
+      --secret-dir DIR        where Secrets are mounted, one directory per Secret (default ${DEFAULT_SECRET_DIR})
+      --lease-namespace NS    namespace of the heartbeat Leases (default ${DEFAULT_LEASE_NAMESPACE})
+      --lease-renew DUR       heartbeat renew interval (default 1s)
+      --lease-duration DUR    Lease duration (default 3s)
+      --repair-interval DUR   how often drift is repaired (default 10s)
+      --metrics-addr ADDR     /healthz, /readyz, /metrics listen address, host:port (default ${DEFAULT_METRICS_ADDR};
+                              "" disables)
+      --netns NAME            apply routes and rules in the named network namespace (ip -n NAME) while the
+                              agent stays in its own (testing; in a DaemonSet use hostNetwork instead)
+      --log-level LEVEL       debug, info, warn or error (default info)
+  -h, --help                  show this help
+
+Durations: 500ms, 1s, 1m, or plain seconds.
+
+Examples:
+  # In a DaemonSet (NODE_NAME from the downward API, PSKs mounted under /etc/corvid/secrets):
+  corvid agent --vici-socket /var/run/charon.vici --metrics-addr 0.0.0.0:9471
+
+  # By hand on a test machine: node gw-a is network namespace gw-a with its own charon; the API server is
+  # on the host's loopback, so the agent stays on the host and drives the namespace's routes with ip -n:
+  corvid agent --node-name gw-a --netns gw-a --kubeconfig ./kubeconfig \\
+    --vici-socket /tmp/gw-a/charon.vici --secret-dir ./secrets --repair-interval 2s --metrics-addr 127.0.0.1:0
+`;
+
+/** `500ms`, `1s`, `2m`, `1.5s` or plain seconds -> milliseconds; undefined when malformed. */
+export function parseDuration(s: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
+}
+
+export async function run(argv: string[], io: CliIO): Promise<number> {
+  const parsed = commandFlags(
+    'agent',
+    argv,
+    {
+      'node-name': { type: 'string' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      'vici-socket': { type: 'string' },
+      'route-table': { type: 'string' },
+      'rule-priority': { type: 'string' },
+      'secret-dir': { type: 'string' },
+      'lease-namespace': { type: 'string' },
+      'lease-renew': { type: 'string' },
+      'lease-duration': { type: 'string' },
+      'repair-interval': { type: 'string' },
+      'metrics-addr': { type: 'string' },
+      netns: { type: 'string' },
+      'log-level': { type: 'string', choices: ['debug', 'info', 'warn', 'error'] },
+    },
+    HELP,
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const v = parsed.values;
+  const usage = (msg: string): number => {
+    io.stderr.write(`corvid agent: ${msg}\nRun "corvid agent --help" for the flags and examples.\n`);
+    return EXIT_USAGE;
+  };
+
+  const nodeName = str(v, 'node-name') ?? io.env.NODE_NAME ?? '';
+  if (nodeName === '') return usage('--node-name is required (or set NODE_NAME)');
+  const int = (name: string, def: number): number | string => {
+    const text = str(v, name);
+    if (text === undefined) return def;
+    if (!/^\d+$/.test(text)) return `--${name} must be a non-negative integer, got "${text}"`;
+    return Number(text);
+  };
+  const routeTable = int('route-table', DEFAULT_ROUTE_TABLE);
+  if (typeof routeTable === 'string') return usage(routeTable);
+  const badTable = validateTable(routeTable);
+  if (badTable) return usage(`--route-table: ${badTable}`);
+  const rulePriority = int('rule-priority', DEFAULT_RULE_PRIORITY);
+  if (typeof rulePriority === 'string') return usage(rulePriority);
+  if (rulePriority < 1 || rulePriority >= 32766) return usage('--rule-priority must be in 1..32765 (before the main table)');
+  const dur = (name: string, def: string): number | string => {
+    const text = str(v, name) ?? def;
+    const ms = parseDuration(text);
+    if (ms === undefined || ms <= 0) return `--${name} must be a positive duration like 500ms, 1s or 2m, got "${text}"`;
+    return ms;
+  };
+  const leaseRenewMs = dur('lease-renew', '1s');
+  if (typeof leaseRenewMs === 'string') return usage(leaseRenewMs);
+  const leaseDurationMs = dur('lease-duration', '3s');
+  if (typeof leaseDurationMs === 'string') return usage(leaseDurationMs);
+  if (leaseDurationMs < 1000 || leaseDurationMs % 1000 !== 0) return usage('--lease-duration must be whole seconds (Lease spec.leaseDurationSeconds)');
+  if (leaseRenewMs >= leaseDurationMs) return usage('--lease-renew must be shorter than --lease-duration');
+  const repairMs = dur('repair-interval', '10s');
+  if (typeof repairMs === 'string') return usage(repairMs);
+  const metricsAddr = str(v, 'metrics-addr') ?? DEFAULT_METRICS_ADDR;
+
+  // Loaded only now, so --help and flag errors never pay for the Kubernetes client.
+  const { loadKubeConfig } = await import('../../adapters/kube/client.ts');
+  const { jsonLogger } = await import('../../agent/log.ts');
+  const { Agent } = await import('../../agent/agent.ts');
+  const { parseListenAddress } = await import('../../agent/metrics.ts');
+  if (metricsAddr !== '') {
+    try {
+      parseListenAddress(metricsAddr);
+    } catch (e) {
+      return usage(`--metrics-addr: ${(e as Error).message}`);
+    }
+  }
+  const log = jsonLogger(io.stderr, { level: (str(v, 'log-level') ?? 'info') as 'info', fields: { node: nodeName } });
+
+  let kubeConfig;
+  try {
+    kubeConfig = loadKubeConfig({ kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') });
+  } catch (e) {
+    return usage(`cannot load kubeconfig: ${(e as Error).message}`);
+  }
+
+  const agent = new Agent({
+    nodeName,
+    kubeConfig,
+    viciSocket: str(v, 'vici-socket') ?? DEFAULT_VICI_SOCKET,
+    routeTable,
+    rulePriority,
+    secretDir: str(v, 'secret-dir') ?? DEFAULT_SECRET_DIR,
+    leaseNamespace: str(v, 'lease-namespace') ?? DEFAULT_LEASE_NAMESPACE,
+    leaseRenewMs,
+    leaseDurationSeconds: leaseDurationMs / 1000,
+    repairIntervalMs: repairMs,
+    metricsAddr,
+    log,
+    netns: str(v, 'netns') || undefined,
+  });
+
+  let stopRequested: (sig: string) => void = () => {};
+  const stopped = new Promise<string>((resolve) => (stopRequested = resolve));
+  const onSignal = (sig: NodeJS.Signals): void => stopRequested(sig);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    log.info('starting', { routeTable, rulePriority, repairIntervalMs: repairMs });
+    const started = agent.start().then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    const first = await Promise.race([started, stopped.then((sig) => ({ sig }))]);
+    if (first instanceof Error) {
+      log.error('start failed', { error: first.message });
+      await agent.stop();
+      return 1;
+    }
+    const sig = typeof first === 'object' && first !== null && 'sig' in first ? first.sig : await stopped;
+    log.info('stopping', { signal: sig });
+    const res = await agent.stop();
+    return res.ok ? 0 : 1;
+  } finally {
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGINT', onSignal);
+  }
 }

@@ -1,0 +1,266 @@
+// The node agent's shell: Gateways from the API server -> nodePlan() -> Reconciler, on every Gateway change and on a
+// repair timer; the heartbeat Lease; metrics and health endpoints; teardown of exactly what it made on stop().
+
+import { existsSync, readFileSync } from 'node:fs';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Gateway } from '../gateway/types.ts';
+import { gatewayInformer } from '../adapters/kube/gateways.ts';
+import type { Informer } from '../adapters/kube/informer.ts';
+import { errorMessage } from '../adapters/kube/client.ts';
+import { Heartbeat, type TunnelHealth } from '../adapters/kube/heartbeat.ts';
+import { Iproute } from '../adapters/iproute/iproute.ts';
+import { nodePlan, type NodePlan } from '../nodeplan/index.ts';
+import { ViciSession } from './vici/index.ts';
+import { Reconciler, type ReconcileResult } from './reconciler.ts';
+import { SecretReader } from './secrets.ts';
+import { AgentMetrics, serveHttp } from './metrics.ts';
+import type { Logger } from './log.ts';
+
+export interface AgentOptions {
+  nodeName: string;
+  kubeConfig: KubeConfig;
+  viciSocket: string;
+  routeTable: number;
+  rulePriority: number;
+  secretDir: string;
+  leaseNamespace: string;
+  leaseRenewMs: number;
+  leaseDurationSeconds: number;
+  repairIntervalMs: number;
+  /** `host:port`; empty string disables the HTTP endpoints. */
+  metricsAddr: string;
+  log: Logger;
+  /** Path of the ip binary (default `ip`). */
+  ipPath?: string;
+  /**
+   * Apply routes and rules inside this named network namespace (`ip -n`) while the agent itself stays in its own
+   * (tests: the API server listens on the host's loopback). The forwarding check is skipped then.
+   */
+  netns?: string;
+  initiateTimeoutMs?: number;
+  now?: () => Date;
+}
+
+/** Gateway candidates: nodes listed in any Gateway's spec.endpoints as a tunnel endpoint. */
+export function isGatewayCandidate(gateways: readonly Gateway[], node: string): boolean {
+  return gateways.some((g) => (g.spec?.endpoints ?? []).some((e) => e.nodeName === node && e.type === 'tunnel'));
+}
+
+function summary(plan: NodePlan): string {
+  return JSON.stringify({
+    role: plan.role,
+    pool: plan.pool,
+    gateway: plan.gatewayNode,
+    tunnels: plan.tunnels.map((t) => `${t.name}:${t.role}`),
+    routes: plan.routes.length,
+    findings: plan.findings.map((f) => f.code),
+  });
+}
+
+export class Agent {
+  private readonly o: AgentOptions;
+  private readonly log: Logger;
+  private readonly now: () => Date;
+  private informer: Informer<Gateway> | undefined;
+  private readonly vici: ViciSession;
+  private readonly reconciler: Reconciler;
+  private readonly heartbeat: Heartbeat;
+  readonly metrics = new AgentMetrics();
+  private http: { port: number; close(): Promise<void> } | undefined;
+  private repairTimer: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private loop: Promise<void> | undefined;
+  private again = false;
+  private stopping = false;
+  private lastPlanSummary = '';
+  private lastFindings = '';
+  private lastResult: ReconcileResult | undefined;
+  private readonly tunnelSince = new Map<string, TunnelHealth>();
+  private forwardingWarned = false;
+  /** Number of reconciles run (tests and logs). */
+  reconciles = 0;
+
+  constructor(opts: AgentOptions) {
+    this.o = opts;
+    this.log = opts.log;
+    this.now = opts.now ?? (() => new Date());
+    this.vici = new ViciSession(opts.viciSocket, {
+      timeoutMs: 10_000,
+      reconnectTimeoutMs: Math.min(5_000, Math.max(1_000, opts.repairIntervalMs)),
+      log: (line) => this.log.info(line),
+    });
+    this.reconciler = new Reconciler({
+      vici: this.vici,
+      viciPresent: () => existsSync(opts.viciSocket),
+      iproute: new Iproute({ table: opts.routeTable, ipPath: opts.ipPath, netns: opts.netns }),
+      secrets: new SecretReader(opts.secretDir),
+      log: this.log.child({ component: 'reconciler' }),
+      initiateTimeoutMs: opts.initiateTimeoutMs,
+    });
+    this.heartbeat = new Heartbeat({
+      kc: opts.kubeConfig,
+      nodeName: opts.nodeName,
+      namespace: opts.leaseNamespace,
+      renewIntervalMs: opts.leaseRenewMs,
+      leaseDurationSeconds: opts.leaseDurationSeconds,
+      now: this.now,
+      onStateChange: (ok, detail) =>
+        ok ? this.log.info('heartbeat renewed', { lease: `${opts.leaseNamespace}/${opts.nodeName}` }) : this.log.warn('heartbeat failing', { error: detail }),
+    });
+  }
+
+  /** Port of the HTTP endpoints (after start). */
+  get httpPort(): number | undefined {
+    return this.http?.port;
+  }
+
+  async start(): Promise<void> {
+    const o = this.o;
+    if (o.metricsAddr !== '') {
+      this.http = await serveHttp(o.metricsAddr, this.metrics, {
+        healthy: () => !this.stopping,
+        ready: () => this.readiness(),
+      });
+      this.log.info('serving /healthz /readyz /metrics', { addr: o.metricsAddr, port: this.http.port });
+    }
+    this.informer = gatewayInformer(o.kubeConfig);
+    this.informer.onChange(() => this.trigger());
+    this.informer.onError((err, info) => this.log.warn('gateway watch failed; retrying', { error: errorMessage(err), attempt: info.attempt, retryInMs: info.retryInMs }));
+    await this.informer.start();
+    this.log.info('gateways synced', { count: this.informer.list().length });
+    await this.runNow();
+    this.heartbeat.start();
+    const repair = (): void => {
+      if (this.stopping) return;
+      this.trigger(0);
+      this.repairTimer = setTimeout(repair, o.repairIntervalMs);
+    };
+    this.repairTimer = setTimeout(repair, o.repairIntervalMs);
+  }
+
+  private readiness(): { ready: boolean; reason?: string } {
+    if (this.stopping) return { ready: false, reason: 'stopping' };
+    if (!this.informer?.hasSynced()) return { ready: false, reason: 'gateways not synced' };
+    if (this.lastResult === undefined) return { ready: false, reason: 'not applied yet' };
+    if (!this.lastResult.ok) return { ready: false, reason: this.lastResult.errors[0] };
+    return { ready: true };
+  }
+
+  /** Schedule a reconcile (debounced); a reconcile in progress is followed by another one. */
+  trigger(delayMs = 50): void {
+    if (this.stopping) return;
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      void this.runNow();
+    }, delayMs);
+  }
+
+  /** Reconcile now (or right after the one in progress). */
+  runNow(): Promise<void> {
+    if (this.loop) {
+      this.again = true;
+      return this.loop;
+    }
+    this.loop = (async () => {
+      try {
+        do {
+          this.again = false;
+          if (this.stopping) break;
+          await this.reconcileOnce();
+        } while (this.again);
+      } finally {
+        this.loop = undefined;
+      }
+    })();
+    return this.loop;
+  }
+
+  /** The plan for the Gateways currently cached. */
+  currentPlan(): NodePlan {
+    return nodePlan({
+      gateways: this.informer?.list() ?? [],
+      nodeName: this.o.nodeName,
+      routeTable: this.o.routeTable,
+      rulePriority: this.o.rulePriority,
+    });
+  }
+
+  private async reconcileOnce(): Promise<void> {
+    const gateways = this.informer?.list() ?? [];
+    const plan = this.currentPlan();
+    const s = summary(plan);
+    if (s !== this.lastPlanSummary) {
+      this.log.info('plan', JSON.parse(s) as Record<string, unknown>);
+      this.lastPlanSummary = s;
+    }
+    const findings = JSON.stringify(plan.findings);
+    if (findings !== this.lastFindings) {
+      for (const f of plan.findings) this.log[f.severity === 'error' ? 'error' : 'warn']('finding', { ...f });
+      this.lastFindings = findings;
+    }
+    if (plan.role === 'gateway' && this.o.netns === undefined) this.checkForwarding();
+    this.reconciles++;
+    let res: ReconcileResult;
+    try {
+      res = await this.reconciler.reconcile(plan);
+    } catch (e) {
+      res = { ok: false, errors: [(e as Error).message], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
+    }
+    this.lastResult = res;
+    this.metrics.record(res, this.o.routeTable, this.now());
+    if (res.ipChanges.length > 0) this.log.info('routes applied', { changes: res.ipChanges });
+    for (const e of res.errors) this.log.error('apply failed', { error: e });
+
+    this.heartbeat.setEnabled(isGatewayCandidate(gateways, this.o.nodeName));
+    this.heartbeat.setTunnels(plan.role === 'gateway' ? this.tunnelHealth(plan, res) : undefined);
+    if (plan.role !== 'gateway') this.tunnelSince.clear();
+  }
+
+  private tunnelHealth(plan: NodePlan, res: ReconcileResult): Record<string, TunnelHealth> {
+    const up = new Map(res.tunnels.map((t) => [t.peer, t.up]));
+    const out: Record<string, TunnelHealth> = {};
+    const nowText = this.now().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    for (const t of plan.tunnels) {
+      const isUp = up.get(t.peerPool) === true;
+      const prev = this.tunnelSince.get(t.peerPool);
+      const next = prev !== undefined && prev.up === isUp ? prev : { up: isUp, since: nowText };
+      if (prev === undefined || prev.up !== isUp) this.log.info(isUp ? 'tunnel up' : 'tunnel down', { peer: t.peerPool, conn: t.name });
+      this.tunnelSince.set(t.peerPool, next);
+      out[t.peerPool] = next;
+    }
+    for (const peer of [...this.tunnelSince.keys()]) if (!(peer in out)) this.tunnelSince.delete(peer);
+    return out;
+  }
+
+  private checkForwarding(): void {
+    let v4 = '1';
+    try {
+      v4 = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
+    } catch {
+      return;
+    }
+    if (v4 !== '1' && !this.forwardingWarned) {
+      this.log.warn('IPv4 forwarding is off on this gateway: traffic from the pool\'s other nodes will not cross the tunnels (the agent does not change sysctls)');
+      this.forwardingWarned = true;
+    } else if (v4 === '1') {
+      this.forwardingWarned = false;
+    }
+  }
+
+  /** Stop watching and remove exactly what the agent created. */
+  async stop(): Promise<ReconcileResult> {
+    this.stopping = true;
+    if (this.repairTimer) clearTimeout(this.repairTimer);
+    if (this.debounce) clearTimeout(this.debounce);
+    await this.loop;
+    await this.informer?.stop();
+    await this.heartbeat.stop();
+    const res = await this.reconciler.teardown();
+    for (const e of res.errors) this.log.error('teardown failed', { error: e });
+    this.log.info('removed everything the agent created', { vici: res.viciActions, routes: res.ipChanges });
+    await this.vici.close();
+    await this.http?.close();
+    return res;
+  }
+}

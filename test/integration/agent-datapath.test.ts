@@ -1,0 +1,321 @@
+// THE datapath test: real packets between two pools of network namespaces, through tunnels that four `corvid agent`
+// processes build from Gateways in a real kube-apiserver, with one real charon (kernel-libipsec) per gateway.
+//
+// Pool a: a-gw (gateway) + a-n1 (ordinary node); pool b: b-gw + b-n1 (see agent-lab.ts for the addresses).
+// The agents run on the host (the API server listens on the host's loopback) and drive their node's namespace with
+// `--netns` (ip -n) and their node's charon through its VICI socket.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NetnsLab, netnsSkipReason, stopChild, sweepStaleNamespaces } from '../support/netns.ts';
+import { charonSkipReason, startCharon, type CharonInstance } from '../support/charon.ts';
+import { createNode, installCrds, useControlPlane } from '../support/controlplane.ts';
+import { ViciSession } from '../../src/agent/vici/index.ts';
+import { Iproute } from '../../src/adapters/iproute/iproute.ts';
+import { applyGateway, applyGatewayStatus, deleteGateway } from '../../src/adapters/kube/gateways.ts';
+import { kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
+import type { LeaseJson } from '../../src/adapters/kube/leases.ts';
+import { TUNNEL_HEALTH_ANNOTATION } from '../../src/gateway/keys.ts';
+import type { Gateway } from '../../src/gateway/types.ts';
+import { buildTwoPools, gatewayFor, makeSecretDir, waitFor, type PoolLab } from './agent-lab.ts';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const cp = useControlPlane();
+const skip = netnsSkipReason() ?? charonSkipReason() ?? cp.skip;
+const TABLE = 9027;
+const REPAIR_MS = 1000;
+const LEASE_NS = 'corvid-system';
+
+const lab = new NetnsLab();
+let a: PoolLab;
+let b: PoolLab;
+const charons = new Map<string, CharonInstance>();
+const sessions: ViciSession[] = [];
+let secrets: { dir: string; remove(): Promise<void> } | undefined;
+let crdDir = '';
+
+interface AgentProc {
+  node: string;
+  ns: string;
+  child: ChildProcess;
+  log: string[];
+  port?: number;
+}
+const agents = new Map<string, AgentProc>();
+
+function vici(node: string): ViciSession {
+  const s = new ViciSession(charons.get(node)!.socketPath, { reconnectTimeoutMs: 5000 });
+  sessions.push(s);
+  return s;
+}
+
+function startAgent(node: string, ns: string): AgentProc {
+  const socket = charons.get(node)?.socketPath ?? join(tmpdir(), `corvid-no-charon-${process.pid}.vici`);
+  const args = [
+    join(REPO, 'bin/corvid.js'), 'agent',
+    '--node-name', node,
+    '--netns', ns,
+    '--kubeconfig', cp.get().kubeconfigPath,
+    '--vici-socket', socket,
+    '--secret-dir', secrets!.dir,
+    '--route-table', String(TABLE),
+    '--repair-interval', `${REPAIR_MS}ms`,
+    '--lease-namespace', LEASE_NS,
+    '--lease-renew', '500ms',
+    '--lease-duration', '3s',
+    '--metrics-addr', '127.0.0.1:0',
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_NAME: '' } });
+  lab.track(child);
+  const proc: AgentProc = { node, ns, child, log: [] };
+  let buf = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => {
+    buf += c;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      proc.log.push(line);
+      try {
+        const j = JSON.parse(line) as { msg?: string; port?: number };
+        if (j.msg?.startsWith('serving') && typeof j.port === 'number') proc.port = j.port;
+      } catch {
+        // not JSON: kept as is
+      }
+    }
+  });
+  agents.set(node, proc);
+  return proc;
+}
+
+function logTail(lines = 25): string {
+  return [...agents.values()].map((p) => `--- ${p.node} (exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'})\n${p.log.slice(-lines).join('\n')}`).join('\n');
+}
+
+async function ping(ns: string, from: string, to: string, count = 1): Promise<boolean> {
+  const r = await lab.exec(ns, ['ping', '-c', String(count), '-i', '0.2', '-W', '1', '-I', from, to], { allowFail: true });
+  return r.code === 0;
+}
+
+async function applyPool(gw: Gateway): Promise<void> {
+  const kc = cp.get().kubeConfig;
+  await applyGateway(kc, gw, { fieldManager: 'corvid-test' });
+  await applyGatewayStatus(kc, gw.metadata.name, gw.status!, { fieldManager: 'corvid-test-status' });
+}
+
+async function ourState(node: string, ns: string) {
+  const routes = await new Iproute({ table: TABLE, netns: ns }).read();
+  const s = charons.has(node) ? vici(node) : undefined;
+  return {
+    conns: s ? (await s.getConns()).filter((c) => c.startsWith('corvid-')) : [],
+    keys: s ? (await s.getShared()).filter((c) => c.startsWith('corvid-')) : [],
+    sas: s ? (await s.listSas()).filter((c) => c.name.startsWith('corvid-')).length : 0,
+    routes: routes.routes.length,
+    rules: routes.rules.length,
+  };
+}
+
+async function metricsOf(node: string): Promise<string> {
+  const port = agents.get(node)?.port;
+  assert.ok(port, `agent ${node} reported no metrics port`);
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  return res.text();
+}
+
+function metric(text: string, name: string, labels: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  return line === undefined ? undefined : Number(line.split(' ').pop());
+}
+
+async function lease(node: string): Promise<LeaseJson | undefined> {
+  try {
+    return await kubeRequest<LeaseJson>(cp.get().kubeConfig, { method: 'GET', path: `/apis/coordination.k8s.io/v1/namespaces/${LEASE_NS}/leases/${node}` });
+  } catch (e) {
+    if (statusCode(e) === 404) return undefined;
+    throw e;
+  }
+}
+
+// Root-level hooks start at registration, so the control plane's before hook may still be running: a suite's hooks
+// run only after it.
+describe('agent datapath', { skip }, () => {
+  before(async () => {
+    if (skip) return;
+    sweepStaleNamespaces();
+    [a, b] = await buildTwoPools(lab);
+    charons.set(a.gwNode, await startCharon({ netns: a.gwNs }));
+    charons.set(b.gwNode, await startCharon({ netns: b.gwNs }));
+    secrets = await makeSecretDir();
+
+    const kc = cp.get().kubeConfig;
+    // Only the Gateway CRD (installCrds applies every YAML of a directory).
+    crdDir = await mkdtemp(join(tmpdir(), 'corvid-crd-'));
+    await copyFile(join(REPO, 'deploy/crds/gateway.yaml'), join(crdDir, 'gateway.yaml'));
+    await installCrds(kc, crdDir);
+    await kubeRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: LEASE_NS } } }).catch((e) => {
+      if (statusCode(e) !== 409) throw e;
+    });
+    for (const p of [a, b]) {
+      await createNode(kc, { name: p.gwNode, labels: { 'corvid.dev/pool': p.pool }, internalIP: p.gwLan, podCIDRs: [p.gwSubnet] });
+      await createNode(kc, { name: p.memberNode, labels: { 'corvid.dev/pool': p.pool }, internalIP: p.memberLan, podCIDRs: [p.memberSubnet] });
+    }
+    for (const p of [a, b]) {
+      startAgent(p.gwNode, p.gwNs);
+      startAgent(p.memberNode, p.memberNs);
+    }
+    for (const p of [a, b]) await applyPool(gatewayFor(p));
+  }, { timeout: 120_000 });
+
+  after(async () => {
+    await Promise.all([...agents.values()].map((p) => stopChild(p.child, 8000)));
+    if (process.env.CORVID_TEST_LOGS) console.log(logTail(200));
+    await Promise.all(sessions.map((s) => s.close().catch(() => {})));
+    for (const c of charons.values()) await c.stop();
+    await lab.cleanup();
+    await secrets?.remove();
+    if (crdDir) await rm(crdDir, { recursive: true, force: true });
+  });
+
+  test('pods in pool a reach pods in pool b through an encrypted tunnel built by the agents', { skip, timeout: 90_000 }, async () => {
+    try {
+      await waitFor('ping a-n1 pod -> b-n1 pod', () => ping(a.memberNs, a.memberPod, b.memberPod), 30_000, 250);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${logTail()}`);
+    }
+    assert.ok(await ping(b.memberNs, b.memberPod, a.memberPod), 'reverse direction');
+    assert.ok(await ping(a.gwNs, a.gwPod, b.memberPod), 'gateway pod to remote member pod');
+
+    // The packets crossed the underlay as ESP, and no ICMP between pod addresses appeared there in the clear.
+    const dump = lab.spawn(b.gwNs, ['timeout', '6', 'tcpdump', '-n', '-l', '-i', 'wan0', '-c', '8', 'not arp']);
+    let out = '';
+    let listening = false;
+    dump.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+    dump.stderr!.setEncoding('utf8').on('data', (c: string) => {
+      if (c.includes('listening on')) listening = true;
+    });
+    await waitFor('tcpdump listening', () => listening, 5000, 50);
+    assert.ok(await ping(a.memberNs, a.memberPod, b.memberPod, 4));
+    await new Promise<void>((resolve) => (dump.exitCode !== null ? resolve() : dump.once('exit', () => resolve())));
+    assert.match(out, /ESP\(spi=0x[0-9a-f]+/, `no ESP on the underlay:\n${out}`);
+    assert.doesNotMatch(out, /ICMP/, `cleartext ICMP on the underlay:\n${out}`);
+    assert.doesNotMatch(out, /10\.10[12]\./, `pod addresses visible on the underlay:\n${out}`);
+
+    // list-sas: one CHILD_SA carrying every subnet of both pools, with bytes both ways.
+    const [sa] = await vici(a.gwNode).listSas();
+    assert.equal(sa.name, 'corvid-b');
+    assert.deepEqual(sa.children.map((c) => [c.name, c.localTs, c.remoteTs]), [
+      ['corvid-b', [a.gwSubnet, a.memberSubnet], [b.gwSubnet, b.memberSubnet]],
+    ]);
+    assert.ok(sa.children[0].bytesIn > 0 && sa.children[0].bytesOut > 0);
+
+    // Members: our table and one rule; no route for the own pool.
+    const member = await new Iproute({ table: TABLE, netns: a.memberNs }).read();
+    assert.deepEqual(member.routes.map((r) => `${r.dst} via ${r.via}`).sort(), [`${b.gwSubnet} via ${a.gwLan}`, `${b.memberSubnet} via ${a.gwLan}`]);
+    assert.deepEqual(member.rules.map((r) => [r.family, r.priority]), [[4, 9027]]);
+
+    // Metrics of the gateway agent (after a repair tick has read the counters).
+    await waitFor('byte counters in /metrics', async () => {
+      const m = await metricsOf(a.gwNode);
+      return (metric(m, 'corvid_tunnel_bytes_out_total', 'peer="b"') ?? 0) > 0 && (metric(m, 'corvid_tunnel_bytes_in_total', 'peer="b"') ?? 0) > 0;
+    }, 5000, 200);
+    const m = await metricsOf(a.gwNode);
+    assert.equal(metric(m, 'corvid_tunnel_up', 'peer="b"'), 1);
+    assert.ok((metric(m, 'corvid_agent_last_apply_timestamp_seconds', '') ?? Number(m.match(/^corvid_agent_last_apply_timestamp_seconds (\S+)$/m)?.[1])) > 0);
+    assert.equal(metric(await metricsOf(a.memberNode), 'corvid_routes', 'table="9027"'), 2);
+    const ready = await fetch(`http://127.0.0.1:${agents.get(a.memberNode)!.port}/readyz`);
+    assert.equal(ready.status, 200);
+
+    // Heartbeat: gateway candidates hold a Lease; the active gateway reports its tunnel.
+    const l = await waitFor('tunnel state in the Lease', async () => {
+      const x = await lease(a.gwNode);
+      return x?.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION]?.includes('"up":true') ? x : undefined;
+    }, 10_000, 200);
+    assert.equal(l.spec?.holderIdentity, a.gwNode);
+    assert.equal(l.spec?.leaseDurationSeconds, 3);
+    const tunnels = JSON.parse(l.metadata!.annotations![TUNNEL_HEALTH_ANNOTATION]) as Record<string, { up: boolean; since: string }>;
+    assert.deepEqual(Object.keys(tunnels), ['b']);
+    assert.match(tunnels.b.since, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    const renewed = Date.parse(l.spec!.renewTime!);
+    await new Promise((r) => setTimeout(r, 1200));
+    const l2 = await lease(a.gwNode);
+    assert.ok(Date.parse(l2!.spec!.renewTime!) > renewed, 'Lease renewed');
+    assert.equal(l2!.metadata!.annotations![TUNNEL_HEALTH_ANNOTATION], l.metadata!.annotations![TUNNEL_HEALTH_ANNOTATION], 'annotation unchanged while the tunnel is stable');
+    assert.equal(await lease(a.memberNode), undefined, 'ordinary nodes that are not candidates keep no Lease');
+  });
+
+  test('repair: a route deleted and a conn unloaded by hand come back within the repair interval', { skip, timeout: 30_000 }, async () => {
+    const va = vici(a.gwNode);
+    assert.deepEqual(await va.getConns(), ['corvid-b']);
+    await lab.exec(a.memberNs, ['ip', 'route', 'del', b.memberSubnet, 'table', String(TABLE)]);
+    await va.unloadConn('corvid-b');
+    const t0 = Date.now();
+    await waitFor('route and conn restored', async () => {
+      const routes = (await new Iproute({ table: TABLE, netns: a.memberNs }).read()).routes.map((r) => r.dst);
+      return routes.includes(b.memberSubnet) && (await va.getConns()).includes('corvid-b');
+    }, REPAIR_MS * 3 + 2000, 100);
+    const took = Date.now() - t0;
+    assert.ok(took <= REPAIR_MS * 2 + 1000, `repaired after ${took} ms`);
+    assert.ok(await ping(a.memberNs, a.memberPod, b.memberPod));
+  });
+
+  test('deleting the Gateways removes every conn, key, SA, route and rule the agents made', { skip, timeout: 60_000 }, async () => {
+    const kc = cp.get().kubeConfig;
+    // Foreign state in the same places must survive.
+    await lab.exec(a.memberNs, ['ip', 'route', 'add', '10.200.0.0/24', 'via', a.gwLan, 'table', '100']);
+    await lab.exec(a.memberNs, ['ip', 'rule', 'add', 'pref', '9027', 'lookup', '100']);
+    await vici(a.gwNode).loadConn('other-conn', { version: 2, remote_addrs: ['192.0.2.77'], local: { auth: 'psk' }, remote: { auth: 'psk' }, children: { x: { remote_ts: ['10.200.0.0/24'] } } });
+
+    for (const p of [a, b]) assert.ok(await deleteGateway(kc, p.pool, {}));
+    const nodes = [[a.gwNode, a.gwNs], [a.memberNode, a.memberNs], [b.gwNode, b.gwNs], [b.memberNode, b.memberNs]] as const;
+    try {
+      for (const [node, ns] of nodes) {
+        await waitFor(`${node} clean`, async () => {
+          const s = await ourState(node, ns);
+          return s.conns.length + s.keys.length + s.sas + s.routes + s.rules === 0 ? s : undefined;
+        }, 10_000, 200);
+      }
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${logTail()}`);
+    }
+    assert.equal(await ping(a.memberNs, a.memberPod, b.memberPod), false, 'no path without the tunnel');
+    assert.deepEqual(await vici(a.gwNode).getConns(), ['other-conn']);
+    assert.match((await lab.exec(a.memberNs, ['ip', 'route', 'show', 'table', '100'])).stdout, /10\.200\.0\.0\/24/);
+    assert.match((await lab.exec(a.memberNs, ['ip', 'rule', 'show'])).stdout, /9027:\s+from all lookup 100/);
+    // The tunnel annotation goes once the node is no longer an active gateway... and the Lease stops being renewed.
+    await vici(a.gwNode).unloadConn('other-conn');
+    await lab.exec(a.memberNs, ['ip', 'route', 'del', '10.200.0.0/24', 'table', '100']);
+    await lab.exec(a.memberNs, ['ip', 'rule', 'del', 'pref', '9027', 'lookup', '100']);
+  });
+
+  test('SIGTERM: the agents remove exactly what they created and exit 0', { skip, timeout: 60_000 }, async () => {
+    for (const p of [a, b]) await applyPool(gatewayFor(p));
+    await waitFor('tunnel back after re-creating the Gateways', () => ping(a.memberNs, a.memberPod, b.memberPod), 20_000, 250);
+    for (const [node, ns] of [[a.gwNode, a.gwNs], [a.memberNode, a.memberNs]] as const) {
+      const s = await ourState(node, ns);
+      assert.ok(s.conns.length + s.routes > 0, `${node} has state before SIGTERM`);
+    }
+    const exits = await Promise.all(
+      [...agents.values()].map(
+        (p) =>
+          new Promise<number | null>((resolve) => {
+            p.child.once('exit', (code) => resolve(code));
+            p.child.kill('SIGTERM');
+          }),
+      ),
+    );
+    assert.deepEqual(exits, [0, 0, 0, 0], logTail());
+    for (const [node, ns] of [[a.gwNode, a.gwNs], [a.memberNode, a.memberNs], [b.gwNode, b.gwNs], [b.memberNode, b.memberNs]] as const) {
+      assert.deepEqual(await ourState(node, ns), { conns: [], keys: [], sas: 0, routes: 0, rules: 0 }, node);
+    }
+    // The agents logged what they removed, and never a key.
+    const all = [...agents.values()].flatMap((p) => p.log).join('\n');
+    assert.match(all, /removed everything the agent created/);
+    const { readFileSync } = await import('node:fs');
+    const psk = readFileSync(join(secrets!.dir, 'corvid-psk', 'psk'), 'utf8');
+    assert.ok(!all.includes(psk), 'the PSK never appears in the logs');
+  });
+});
