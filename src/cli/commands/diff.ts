@@ -55,6 +55,7 @@ Flags:
       --revision REV      revision for the corvid.dev/revision annotation. Without it the annotation is not
                           compared (live objects keep theirs; new ones get sha256:<hex> of the file).
   -o, --output FORMAT     text (default) or json: {changed, objects:[{name, action, diff}], impact}
+      --lease-namespace NS  namespace of the agents' heartbeat Leases (default corvid-system)
   -h, --help              show this help
 
 Exit status: 0 no differences, 1 differences, 2 or more an error (as kubectl diff).
@@ -201,6 +202,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       nodes: { type: 'string' },
       revision: { type: 'string' },
       output: { type: 'string', short: 'o', choices: ['text', 'json'] },
+      'lease-namespace': { type: 'string' },
     },
     HELP,
     io,
@@ -234,7 +236,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     const kc = await connect('diff', io, { kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') });
     if (typeof kc === 'number') return kc;
     try {
-      const live = await readLive(kc, { withNodes: snapshotFile === undefined });
+      const live = await readLive(kc, { withNodes: snapshotFile === undefined, leaseNamespace: str(v, 'lease-namespace') });
       liveAll = live.gateways;
       if (snapshotFile === undefined) {
         nodes = live.nodes;
@@ -266,7 +268,10 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     });
   }
 
-  const objects = compareGateways(previous, desired);
+  // A live Gateway of the same name that Corvid does not own yet is what the apply would overwrite: compare with it.
+  const desiredNames = new Set(desired.map((g) => g.metadata.name));
+  const liveForCompare = [...previous, ...liveAll.filter((g) => desiredNames.has(g.metadata.name) && !previous.includes(g))];
+  const objects = compareGateways(liveForCompare, desired);
   const impact = computeImpact(previous, desired);
   const changed = objects.length > 0;
 

@@ -49,6 +49,7 @@ Flags:
                           (.svg, .dot/.gv, .mmd/.mermaid)
   -o, --out FILE          write to FILE instead of stdout
       --edges MODE        auto (default) or all
+      --lease-namespace NS  namespace of the agents' heartbeat Leases for --live (default corvid-system)
   -h, --help              show this help
 
 The SVG is self-contained (inline presentation attributes, generic fonts, no external references) and
@@ -95,6 +96,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       format: { type: 'string', choices: ['svg', 'dot', 'mermaid'] },
       out: { type: 'string', short: 'o' },
       edges: { type: 'string', choices: ['auto', 'all'] },
+      'lease-namespace': { type: 'string' },
     },
     HELP,
     io,
@@ -123,7 +125,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     const kc = await connect('graph', io, { kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') }, 'set --kubeconfig or KUBECONFIG, or drop --live and draw a topology file offline (-f FILE [--nodes SNAPSHOT])');
     if (typeof kc === 'number') return kc;
     try {
-      const state = await readLive(kc);
+      const state = await readLive(kc, { leaseNamespace: str(v, 'lease-namespace') });
       gateways = topology
         ? ownedBy(state.gateways, topology.name)
         : state.gateways.filter((g) => g.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
