@@ -93,6 +93,8 @@ export function formatAddress(family: Family, value: bigint): string {
   if (family === 4) {
     return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
   }
+  // IPv4-mapped addresses print with a dotted tail, as inet_ntop (and so iproute2) does.
+  if (value >> 32n === 0xffffn) return `::ffff:${formatAddress(4, value & 0xffffffffn)}`;
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
   // RFC 5952: compress the longest run (>= 2) of zero groups, the first one on ties.

@@ -159,3 +159,30 @@ test('reconciler: a weak or missing PSK is refused and never appears in errors',
     await weakDir.remove();
   }
 });
+
+test('reconciler: a gateway that loses the election becomes an ordinary node (conns terminated and unloaded, routes added)', { skip, timeout: 60_000 }, async () => {
+  const gws = [gatewayFor(a), gatewayFor(b)];
+  const A = side(a, charonA!);
+  const B = side(b, charonB!);
+  await B.gw.reconcile(nodePlan({ gateways: gws, nodeName: b.gwNode }));
+  const up = await A.gw.reconcile(nodePlan({ gateways: gws, nodeName: a.gwNode }));
+  assert.equal(up.tunnels[0]?.up, true, JSON.stringify(up.errors));
+
+  // a-n1 wins pool a's election: a-gw is now an ordinary node of pool a.
+  const lost = nodePlan({ gateways: [gatewayFor(a, { active: a.memberNode }), gatewayFor(b)], nodeName: a.gwNode });
+  assert.equal(lost.role, 'member');
+  const res = await A.gw.reconcile(lost);
+  assert.deepEqual(res.errors, []);
+  assert.deepEqual(res.viciActions, ['terminate corvid-b', 'unload-conn corvid-b', 'unload-shared corvid-b']);
+  assert.deepEqual(res.ipChanges.sort(), [
+    `route replace ${b.gwSubnet} via ${a.memberLan} table 9027`,
+    `route replace ${b.memberSubnet} via ${a.memberLan} table 9027`,
+    'rule add pref 9027 lookup 9027',
+  ]);
+  assert.deepEqual(await A.vici.listSas(), []);
+  assert.deepEqual(await A.vici.getConns(), []);
+  assert.deepEqual(await A.vici.getShared(), []);
+  await A.gw.teardown();
+  await B.gw.teardown();
+  assert.deepEqual(await new Iproute({ table: 9027, netns: a.gwNs }).read(), { routes: [], rules: [] });
+});

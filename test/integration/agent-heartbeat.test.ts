@@ -1,0 +1,101 @@
+// The heartbeat Lease writer against a real kube-apiserver.
+import { describe, test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { useControlPlane } from '../support/controlplane.ts';
+import { Heartbeat, encodeTunnels, microTime } from '../../src/adapters/kube/heartbeat.ts';
+import { heartbeatFromLease, type LeaseJson } from '../../src/adapters/kube/leases.ts';
+import { kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
+import { TUNNEL_HEALTH_ANNOTATION } from '../../src/gateway/keys.ts';
+import { waitFor } from './agent-lab.ts';
+
+const cp = useControlPlane();
+const NS = 'corvid-hb-test';
+
+async function getLease(name: string): Promise<LeaseJson | undefined> {
+  try {
+    return await kubeRequest<LeaseJson>(cp.get().kubeConfig, { method: 'GET', path: `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${name}` });
+  } catch (e) {
+    if (statusCode(e) === 404) return undefined;
+    throw e;
+  }
+}
+
+test('microTime has six fractional digits; tunnels encode sorted', () => {
+  assert.equal(microTime(new Date('2026-11-24T10:00:00.123Z')), '2026-11-24T10:00:00.123000Z');
+  assert.equal(encodeTunnels({ z: { up: false, since: 't2' }, a: { up: true, since: 't1' } }), '{"a":{"up":true,"since":"t1"},"z":{"up":false,"since":"t2"}}');
+});
+
+describe('heartbeat Lease', { skip: cp.skip }, () => {
+  before(async () => {
+    await kubeRequest(cp.get().kubeConfig, { method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } }).catch((e) => {
+      if (statusCode(e) !== 409) throw e;
+    });
+  });
+
+  test('creates, renews only renewTime, writes the tunnel annotation only on change, stops when disabled', { timeout: 30_000 }, async () => {
+    const hb = new Heartbeat({ kc: cp.get().kubeConfig, nodeName: 'gw-1', namespace: NS, renewIntervalMs: 150, leaseDurationSeconds: 3 });
+    await hb.renew(); // disabled: nothing
+    assert.equal(await getLease('gw-1'), undefined);
+    hb.setEnabled(true);
+    hb.start();
+    try {
+      const l1 = await waitFor('Lease created', () => getLease('gw-1'), 5000, 50);
+      assert.equal(l1.spec?.holderIdentity, 'gw-1');
+      assert.equal(l1.spec?.leaseDurationSeconds, 3);
+      assert.equal(l1.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION], undefined);
+
+      hb.setTunnels({ b: { up: true, since: '2026-11-24T10:00:00Z' } });
+      const l2 = await waitFor('annotation', async () => {
+        const l = await getLease('gw-1');
+        return l?.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION] ? l : undefined;
+      }, 5000, 50);
+      assert.deepEqual(heartbeatFromLease(l2)?.tunnels, { b: { up: true, since: '2026-11-24T10:00:00Z' } });
+      const writes = hb.counts.annotationWrites;
+      const renewals = hb.counts.renewals;
+      hb.setTunnels({ b: { up: true, since: '2026-11-24T10:00:00Z' } }); // same content: no write
+      await waitFor('more renewals', () => hb.counts.renewals >= renewals + 4, 5000, 50);
+      assert.equal(hb.counts.annotationWrites, writes);
+      const l3 = await getLease('gw-1');
+      assert.ok(Date.parse(l3!.spec!.renewTime!) > Date.parse(l2.spec!.renewTime!));
+      assert.equal(l3!.spec!.acquireTime, l1.spec!.acquireTime);
+
+      // No longer the active gateway: the annotation goes.
+      hb.setTunnels(undefined);
+      await waitFor('annotation removed', async () => ((await getLease('gw-1'))?.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION] === undefined ? true : undefined), 5000, 50);
+
+      // No longer a candidate: renewals stop.
+      hb.setEnabled(false);
+      await new Promise((r) => setTimeout(r, 300));
+      const frozen = (await getLease('gw-1'))!.spec!.renewTime;
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal((await getLease('gw-1'))!.spec!.renewTime, frozen);
+    } finally {
+      await hb.stop();
+    }
+  });
+
+  test('takes over a Lease left by someone else and recreates a deleted one', { timeout: 30_000 }, async () => {
+    const kc = cp.get().kubeConfig;
+    await kubeRequest(kc, {
+      method: 'POST',
+      path: `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases`,
+      body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'gw-2' }, spec: { holderIdentity: 'old', leaseDurationSeconds: 15, leaseTransitions: 2 } },
+    });
+    const states: boolean[] = [];
+    const hb = new Heartbeat({ kc, nodeName: 'gw-2', namespace: NS, renewIntervalMs: 100, leaseDurationSeconds: 3, onStateChange: (ok) => states.push(ok) });
+    hb.setEnabled(true);
+    await hb.renew();
+    const l = await getLease('gw-2');
+    assert.equal(l?.spec?.holderIdentity, 'gw-2');
+    assert.equal(l?.spec?.leaseDurationSeconds, 3);
+    assert.equal(l?.spec?.leaseTransitions, 3);
+    assert.deepEqual(states, [true]);
+
+    await kubeRequest(kc, { method: 'DELETE', path: `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/gw-2` });
+    await hb.renew(); // 404 on the patch: forgets what it knew
+    assert.deepEqual(states, [true, false]);
+    await hb.renew(); // creates it again
+    assert.equal((await getLease('gw-2'))?.spec?.holderIdentity, 'gw-2');
+    assert.deepEqual(states, [true, false, true]);
+  });
+});

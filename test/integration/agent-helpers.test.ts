@@ -1,0 +1,183 @@
+// Pure checks of the agent's helpers (kept with the agent's tests): PSK rules, conn building, SA summaries, CLI
+// durations, listen addresses, metrics bookkeeping, the CLI's usage errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { weakPskReason, MIN_PSK_BYTES } from '../../src/agent/secrets.ts';
+import { connHash, saMatchesTunnel, summariseSas, tunnelToConn } from '../../src/agent/conns.ts';
+import { AgentMetrics, parseListenAddress } from '../../src/agent/metrics.ts';
+import { parseDuration, run as runAgent } from '../../src/cli/commands/agent.ts';
+import { jsonLogger } from '../../src/agent/log.ts';
+import type { TunnelPlan } from '../../src/nodeplan/index.ts';
+import { canonicalPrefix, comparePrefixes } from '../../src/nodeplan/cidr.ts';
+import type { IkeSaInfo } from '../../src/agent/vici/index.ts';
+
+test('PSK rules: length, repeated patterns, placeholders; strong random keys pass', () => {
+  assert.match(weakPskReason(Buffer.from('short'))!, /shorter than 32/);
+  assert.match(weakPskReason(Buffer.alloc(40, 'a'))!, /short pattern repeated/);
+  assert.match(weakPskReason(Buffer.from('abcd'.repeat(10)))!, /short pattern repeated/);
+  assert.match(weakPskReason(Buffer.from('password-changeme-secret-2024-password'))!, /placeholder/);
+  assert.match(weakPskReason(Buffer.from('openyurt-raven-openyurt-raven-openyurt-raven'))!, /placeholder/);
+  assert.match(weakPskReason(Buffer.from(' '.repeat(10) + 'x'.repeat(10) + ' '.repeat(20)))!, /whitespace|pattern/);
+  for (let i = 0; i < 20; i++) assert.equal(weakPskReason(Buffer.from(randomBytes(32).toString('base64'))), undefined);
+  assert.equal(weakPskReason(Buffer.from(randomBytes(MIN_PSK_BYTES).map((x) => (x % 94) + 33))), undefined);
+});
+
+const T: TunnelPlan = {
+  name: 'corvid-b',
+  peerPool: 'b',
+  peerNode: 'b-gw',
+  role: 'initiator',
+  localId: 'a-gw',
+  remoteId: 'b-gw',
+  localAddr: '10.1.0.10',
+  remoteAddr: '192.0.2.2',
+  remotePort: 4500,
+  localTs: ['10.101.0.0/24', '10.101.1.0/24'],
+  remoteTs: ['10.102.0.0/24', 'fd00:102::/64'],
+  ikeProposals: ['aes256-sha256-modp2048'],
+  espProposals: ['aes256-sha256'],
+  pskSecretRef: { name: 'corvid-psk', key: 'psk' },
+  relayed: [],
+};
+
+test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, initiator restarts, responder clears', () => {
+  const c = tunnelToConn(T);
+  assert.deepEqual(c, {
+    version: 2,
+    remote_addrs: ['192.0.2.2'],
+    remote_port: 4500,
+    proposals: ['aes256-sha256-modp2048'],
+    dpd_delay: '10s',
+    local: { auth: 'psk', id: 'a-gw' },
+    remote: { auth: 'psk', id: 'b-gw' },
+    children: {
+      'corvid-b': {
+        local_ts: ['10.101.0.0/24', '10.101.1.0/24'],
+        remote_ts: ['10.102.0.0/24', 'fd00:102::/64'],
+        esp_proposals: ['aes256-sha256'],
+        mode: 'tunnel',
+        start_action: 'none',
+        dpd_action: 'restart',
+        close_action: 'start',
+      },
+    },
+  });
+  const r = tunnelToConn({ ...T, role: 'responder', remoteAddr: '%any', remotePort: undefined });
+  assert.deepEqual(r.remote_addrs, ['%any']);
+  assert.equal(r.remote_port, undefined);
+  assert.equal(r.children['corvid-b'].dpd_action, 'clear');
+  assert.equal(r.children['corvid-b'].close_action, 'none');
+  assert.equal(connHash(tunnelToConn(T)), connHash(tunnelToConn({ ...T })));
+  assert.notEqual(connHash(tunnelToConn(T)), connHash(tunnelToConn({ ...T, remoteTs: ['10.102.0.0/24'] })));
+});
+
+function sa(state: string, childState: string, localTs = T.localTs, remoteTs = T.remoteTs): IkeSaInfo {
+  return {
+    name: 'corvid-b',
+    uniqueId: '1',
+    state,
+    initiator: true,
+    natAny: false,
+    children: [
+      { name: 'corvid-b', uniqueId: '7', state: childState, encap: false, bytesIn: 10, bytesOut: 20, packetsIn: 1, packetsOut: 2, localTs, remoteTs },
+    ],
+  };
+}
+
+test('SA summaries: up, pending, TS match', () => {
+  assert.equal(summariseSas([sa('ESTABLISHED', 'INSTALLED')], 'corvid-b').up, true);
+  assert.equal(summariseSas([sa('ESTABLISHED', 'INSTALLED')], 'corvid-c').up, false);
+  assert.equal(summariseSas([sa('CONNECTING', 'CREATED')], 'corvid-b').pending, true);
+  assert.equal(summariseSas([sa('ESTABLISHED', 'INSTALLING')], 'corvid-b').up, false);
+  assert.equal(saMatchesTunnel(summariseSas([sa('ESTABLISHED', 'INSTALLED')], 'corvid-b'), T), true);
+  assert.equal(saMatchesTunnel(summariseSas([sa('ESTABLISHED', 'INSTALLED', ['10.101.1.0/24', '10.101.0.0/24'])], 'corvid-b'), T), true);
+  assert.equal(saMatchesTunnel(summariseSas([sa('ESTABLISHED', 'INSTALLED', ['10.101.0.0/24'])], 'corvid-b'), T), false);
+});
+
+test('metrics: byte counters stay monotonic across SA replacements; gone peers disappear', async () => {
+  const m = new AgentMetrics();
+  const res = (children: Array<{ uniqueId: string; bytesIn: number; bytesOut: number }>, peers = ['b']) => ({
+    ok: true,
+    errors: [],
+    ipChanges: [],
+    viciActions: [],
+    routeCount: 0,
+    viciChecked: true,
+    tunnels: peers.map((peer) => ({
+      peer,
+      conn: `corvid-${peer}`,
+      up: true,
+      pending: false,
+      bytesIn: 0,
+      bytesOut: 0,
+      children: children.map((c) => ({ ...c, localTs: [], remoteTs: [], up: true })),
+    })),
+  });
+  m.record(res([{ uniqueId: '1', bytesIn: 100, bytesOut: 50 }]), 9027, new Date(1000_000));
+  m.record(res([{ uniqueId: '1', bytesIn: 150, bytesOut: 50 }]), 9027, new Date(1001_000));
+  m.record(res([{ uniqueId: '2', bytesIn: 30, bytesOut: 5 }]), 9027, new Date(1002_000)); // rekeyed: new SA from 0
+  let text = await m.text();
+  assert.match(text, /corvid_tunnel_bytes_in_total\{peer="b"\} 180/);
+  assert.match(text, /corvid_tunnel_bytes_out_total\{peer="b"\} 55/);
+  assert.match(text, /corvid_tunnel_up\{peer="b"\} 1/);
+  assert.match(text, /corvid_agent_last_apply_timestamp_seconds 1002/);
+  assert.match(text, /corvid_routes\{table="9027"\} 0/);
+  m.record(res([], []), 9027, new Date(1003_000));
+  text = await m.text();
+  assert.doesNotMatch(text, /peer="b"/);
+});
+
+test('durations and listen addresses', () => {
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('1s'), 1000);
+  assert.equal(parseDuration('1.5s'), 1500);
+  assert.equal(parseDuration('2m'), 120_000);
+  assert.equal(parseDuration('3'), 3000);
+  assert.equal(parseDuration('x'), undefined);
+  assert.deepEqual(parseListenAddress('127.0.0.1:9471'), { host: '127.0.0.1', port: 9471 });
+  assert.deepEqual(parseListenAddress(':9471'), { host: '0.0.0.0', port: 9471 });
+  assert.deepEqual(parseListenAddress('[::1]:0'), { host: '::1', port: 0 });
+  assert.throws(() => parseListenAddress('9471'), /host:port/);
+});
+
+test('corvid agent: usage errors exit 2 with one clear line', async () => {
+  const run = async (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+    let err = '';
+    let out = '';
+    const code = await runAgent(argv, { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, env, cwd: '/' });
+    return { code, err, out };
+  };
+  assert.match((await run([])).err, /--node-name is required/);
+  assert.equal((await run([])).code, 2);
+  assert.match((await run(['--node-name', 'n', '--route-table', '220'])).err, /charon/);
+  assert.match((await run(['--node-name', 'n', '--route-table', 'x'])).err, /non-negative integer/);
+  assert.match((await run(['--node-name', 'n', '--lease-renew', '3s', '--lease-duration', '3s'])).err, /shorter than/);
+  assert.match((await run(['--node-name', 'n', '--repair-interval', '0s'])).err, /positive duration/);
+  assert.match((await run(['--node-name', 'n', '--metrics-addr', 'nope'])).err, /host:port/);
+  assert.match((await run(['--node-name', 'n', '--kubeconfig', '/nonexistent'])).err, /cannot load kubeconfig/);
+  const help = await run(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.out, /Examples:/);
+});
+
+test('JSON logs: one object per line, errors as messages', () => {
+  let out = '';
+  const log = jsonLogger({ write: (s: string) => (out += s) }, { now: () => new Date(0), fields: { node: 'n' } });
+  log.debug('hidden');
+  log.child({ component: 'c' }).error('boom', { error: new Error('bad'), skip: undefined });
+  assert.deepEqual(out.trim().split('\n').map((l) => JSON.parse(l)), [
+    { ts: '1970-01-01T00:00:00.000Z', level: 'error', msg: 'boom', node: 'n', component: 'c', error: 'bad' },
+  ]);
+});
+
+test('cidr helpers: canonical forms match iproute2 output', () => {
+  assert.equal(canonicalPrefix('2001:DB8:0:0:1:0:0:1/128'), '2001:db8::1:0:0:1/128');
+  assert.equal(canonicalPrefix('2001:db8:0:1:0:0:0:0/64'), '2001:db8:0:1::/64');
+  assert.equal(canonicalPrefix('::/0'), '::/0');
+  assert.equal(canonicalPrefix('10.1.2.3'), '10.1.2.3/32');
+  assert.equal(canonicalPrefix('10.1.2.3/33'), undefined);
+  assert.equal(canonicalPrefix('::ffff:10.1.2.3/128'), '::ffff:10.1.2.3/128'); // as inet_ntop prints it
+  assert.ok(comparePrefixes('10.2.0.0/16', '10.10.0.0/16') < 0);
+  assert.ok(comparePrefixes('fd00::/8', '10.0.0.0/8') > 0);
+});
