@@ -1,0 +1,275 @@
+// The end-to-end network: three node pools built from network namespaces, two of them behind real NAT routers.
+// Drawn in test/e2e/README.md. Nothing here knows about Corvid: this is the "data centre" the system runs on.
+//
+//   "Internet" 198.51.100.0/24 (TEST-NET-2), a bridge in its own namespace
+//     ├── cloud-gw-1  wan0 198.51.100.11        ├── edge-a router wan0 198.51.100.21 (masquerade, drops inbound new)
+//     └── cloud-gw-2  wan0 198.51.100.12        └── edge-b router wan0 198.51.100.22 (masquerade, drops inbound new)
+//
+//   pool LAN (a bridge per pool)   cloud 10.10.0.0/24, edge-a 10.20.0.0/24 (router .1), edge-b 10.30.0.0/24 (router .1)
+//     gw-1 .11, gw-2 .12, node-1 .13 (the InternalIP of each Node)
+//   pod CIDRs (one /24 per node)   cloud 10.110.{1,2,3}.0/24, edge-a 10.120.{1,2,3}.0/24, edge-b 10.130.{1,2,3}.0/24
+//     the "pod" is <podCIDR>.5/32 on the node namespace's lo
+//
+// No namespace has a default route: pod traffic between pools can only travel through the tunnels, so a packet that
+// would leak in the clear has no route and is dropped. Within a pool, static routes to every other node's pod CIDR
+// via its LAN address stand in for the CNI (flannel host-gw style). Edge gateway candidates reach the Internet via
+// their router; ordinary edge nodes do not reach it at all.
+//
+// kernel-libipsec (the only ESP datapath this kernel has) refuses a CHILD_SA whose local traffic selector holds no
+// address of the gateway (it needs a source address for the route it installs in table 220). Kernel ESP does not.
+// So every gateway candidate also holds <subnet>.254/32 on lo for every subnet it may have to carry as a local
+// traffic selector: its pool's other nodes' pod CIDRs and, on the relay (cloud), the NAT'd pools' pod CIDRs.
+// Nothing is ever sent to a .254 address.
+//
+// Only addresses inside these namespaces are used; every namespace is made by this file and removed by cleanup(),
+// also when the process exits early (NetnsLab's exit hooks).
+
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netns.ts';
+
+export type PoolName = 'cloud' | 'edge-a' | 'edge-b';
+export const POOLS: readonly PoolName[] = ['cloud', 'edge-a', 'edge-b'];
+/** The label the topology's node selectors use. */
+export const POOL_SELECTOR_LABEL = 'topology.corvid.dev/pool';
+
+export const INTERNET_CIDR = '198.51.100.0/24';
+
+export interface FabricNode {
+  /** Kubernetes node name, e.g. `edge-a-gw-1`. */
+  name: string;
+  pool: PoolName;
+  /** `candidate`: a gateway candidate (runs charon); `member`: an ordinary node. */
+  kind: 'candidate' | 'member';
+  /** Network namespace of the node. */
+  ns: string;
+  /** InternalIP (LAN address). */
+  lanIP: string;
+  podCIDR: string;
+  /** The pod's address (on lo, inside podCIDR). */
+  podIP: string;
+  /** cloud candidates: their address on the Internet. */
+  publicIP?: string;
+}
+
+export interface FabricPool {
+  name: PoolName;
+  behindNAT: boolean;
+  lanCIDR: string;
+  /** The LAN switch namespace (holds bridge br0). */
+  switchNs: string;
+  /** NAT'd pools: the router namespace, its WAN address and LAN address. */
+  router?: { ns: string; wanIP: string; lanIP: string };
+  nodes: FabricNode[];
+}
+
+interface PoolPlan {
+  name: PoolName;
+  n: number;
+  behindNAT: boolean;
+}
+
+const PLAN: PoolPlan[] = [
+  { name: 'cloud', n: 1, behindNAT: false },
+  { name: 'edge-a', n: 2, behindNAT: true },
+  { name: 'edge-b', n: 3, behindNAT: true },
+];
+
+function short(pool: PoolName): string {
+  return pool === 'cloud' ? 'c' : pool === 'edge-a' ? 'a' : 'b';
+}
+
+/** The nftables ruleset of a NAT router: masquerade out of wan0, drop new connections coming in on wan0. */
+export function routerRuleset(): string {
+  return `table ip corvid_nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan0" masquerade
+  }
+}
+table inet corvid_fw {
+  counter inbound_new_dropped {}
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname "wan0" ct state new counter name "inbound_new_dropped" drop
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname "wan0" ct state new counter name "inbound_new_dropped" drop
+    iifname "wan0" ct state invalid drop
+  }
+}
+`;
+}
+
+function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((d) => {
+    if (d === '') return false;
+    try {
+      accessSync(join(d, cmd), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** undefined when the fabric can be built here; otherwise one line saying how to enable it. */
+export function fabricSkipReason(): string | undefined {
+  const ns = netnsSkipReason();
+  if (ns !== undefined) return ns;
+  const missing = [
+    ['nft', 'nftables'],
+    ['ping', 'iputils-ping'],
+    ['sysctl', 'procps'],
+  ].filter(([cmd]) => !onPath(cmd));
+  if (missing.length > 0) return `the e2e fabric needs ${missing.map(([c, p]) => `${c} (apt-get install ${p})`).join(', ')}`;
+  return undefined;
+}
+
+export class Fabric {
+  readonly lab: NetnsLab;
+  /** Namespace of the Internet bridge. */
+  internetNs = '';
+  readonly pools = new Map<PoolName, FabricPool>();
+  readonly nodes = new Map<string, FabricNode>();
+
+  private constructor(lab: NetnsLab) {
+    this.lab = lab;
+  }
+
+  /** Build the whole network. On failure, everything made so far is removed before the error is rethrown. */
+  static async build(): Promise<Fabric> {
+    sweepStaleNamespaces();
+    const f = new Fabric(new NetnsLab());
+    try {
+      await f.buildAll();
+    } catch (e) {
+      await f.cleanup();
+      throw e;
+    }
+    return f;
+  }
+
+  private async buildAll(): Promise<void> {
+    const lab = this.lab;
+    this.internetNs = await lab.addNs('inet');
+    await lab.bridge(this.internetNs, 'br0');
+    let port = 0;
+
+    for (const p of PLAN) {
+      const s = short(p.name);
+      const switchNs = await lab.addNs(`${s}sw`);
+      await lab.bridge(switchNs, 'br0');
+      const lanPrefix = `10.${p.n}0.0`;
+      const pool: FabricPool = { name: p.name, behindNAT: p.behindNAT, lanCIDR: `${lanPrefix}.0/24`, switchNs, nodes: [] };
+
+      if (p.behindNAT) {
+        const ns = await lab.addNs(`${s}rt`);
+        const wanIP = `198.51.100.${20 + p.n - 1}`;
+        const lanIP = `${lanPrefix}.1`;
+        await lab.plug(this.internetNs, 'br0', `p${++port}`, ns, 'wan0');
+        await lab.plug(switchNs, 'br0', 'prt', ns, 'lan0');
+        await lab.addr(ns, 'wan0', `${wanIP}/24`);
+        await lab.addr(ns, 'lan0', `${lanIP}/24`);
+        await lab.forwarding(ns);
+        await lab.exec(ns, ['nft', '-f', '-'], { input: routerRuleset() });
+        pool.router = { ns, wanIP, lanIP };
+      }
+
+      const kinds: Array<[string, FabricNode['kind']]> = [
+        ['gw-1', 'candidate'],
+        ['gw-2', 'candidate'],
+        ['node-1', 'member'],
+      ];
+      for (const [i, [suffix, kind]] of kinds.entries()) {
+        const name = `${p.name}-${suffix}`;
+        const ns = await lab.addNs(`${s}${suffix.replace('-', '')}`);
+        const podNet = `10.1${p.n}0.${i + 1}`;
+        const node: FabricNode = {
+          name,
+          pool: p.name,
+          kind,
+          ns,
+          lanIP: `${lanPrefix}.${11 + i}`,
+          podCIDR: `${podNet}.0/24`,
+          podIP: `${podNet}.5`,
+        };
+        await lab.plug(switchNs, 'br0', `p${i}`, ns, 'eth0');
+        await lab.addr(ns, 'eth0', `${node.lanIP}/24`);
+        await lab.addr(ns, 'lo', `${node.podIP}/32`);
+        if (kind === 'candidate') {
+          await lab.forwarding(ns);
+          if (!p.behindNAT) {
+            node.publicIP = `198.51.100.${10 + i + 1}`;
+            await lab.plug(this.internetNs, 'br0', `p${++port}`, ns, 'wan0');
+            await lab.addr(ns, 'wan0', `${node.publicIP}/24`);
+          } else {
+            await lab.route(ns, INTERNET_CIDR, 'via', pool.router!.lanIP);
+          }
+        }
+        pool.nodes.push(node);
+        this.nodes.set(name, node);
+      }
+      this.pools.set(p.name, pool);
+    }
+
+    // The CNI's part: within a pool, every node reaches every other node's pod CIDR directly.
+    for (const pool of this.pools.values()) {
+      for (const a of pool.nodes) {
+        for (const b of pool.nodes) if (a !== b) await lab.route(a.ns, b.podCIDR, 'via', b.lanIP);
+      }
+    }
+    // kernel-libipsec's need for a local address in every local traffic selector (see the top of this file).
+    for (const pool of this.pools.values()) {
+      const extra = pool.behindNAT ? [] : [...this.pools.values()].filter((q) => q.behindNAT).flatMap((q) => q.nodes);
+      for (const c of pool.nodes.filter((n) => n.kind === 'candidate')) {
+        for (const other of [...pool.nodes, ...extra]) {
+          if (other !== c) await lab.addr(c.ns, 'lo', `${other.podCIDR.replace(/\.0\/24$/, '.254')}/32`);
+        }
+      }
+    }
+  }
+
+  node(name: string): FabricNode {
+    const n = this.nodes.get(name);
+    if (!n) throw new Error(`no node ${name} in the fabric`);
+    return n;
+  }
+
+  pool(name: PoolName): FabricPool {
+    return this.pools.get(name)!;
+  }
+
+  candidates(pool?: PoolName): FabricNode[] {
+    return [...this.nodes.values()].filter((n) => n.kind === 'candidate' && (pool === undefined || n.pool === pool));
+  }
+
+  /** One ping (or `count`) from a node's pod address to an address; true when every reply came back. */
+  async ping(from: string, to: string, opts: { count?: number; waitS?: number; source?: string } = {}): Promise<boolean> {
+    const n = this.node(from);
+    const count = opts.count ?? 1;
+    const r = await this.lab.exec(n.ns, ['ping', '-n', '-q', '-c', String(count), '-i', '0.2', '-W', String(opts.waitS ?? 1), '-I', opts.source ?? n.podIP, to], { allowFail: true });
+    return r.code === 0;
+  }
+
+  /** Pod-to-pod ping between two nodes. */
+  podPing(from: string, to: string, opts: { count?: number; waitS?: number } = {}): Promise<boolean> {
+    return this.ping(from, this.node(to).podIP, opts);
+  }
+
+  /** Packets the router of a NAT'd pool dropped as new inbound connections. */
+  async routerDrops(pool: PoolName): Promise<number> {
+    const r = this.pool(pool).router;
+    if (!r) throw new Error(`pool ${pool} has no router`);
+    const out = await this.lab.exec(r.ns, ['nft', 'list', 'counter', 'inet', 'corvid_fw', 'inbound_new_dropped']);
+    const m = /packets (\d+)/.exec(out.stdout);
+    if (!m) throw new Error(`cannot read the router counter: ${out.stdout}`);
+    return Number(m[1]);
+  }
+
+  /** Remove every namespace (and the interfaces inside) and kill every process tracked by the lab. Idempotent. */
+  cleanup(): Promise<void> {
+    return this.lab.cleanup();
+  }
+}
