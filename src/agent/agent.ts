@@ -74,6 +74,7 @@ export class Agent {
   private stopping = false;
   private lastPlanSummary = '';
   private lastFindings = '';
+  private lastProblems = '';
   private lastResult: ReconcileResult | undefined;
   private readonly tunnelSince = new Map<string, TunnelHealth>();
   private forwardingWarned = false;
@@ -205,12 +206,19 @@ export class Agent {
     try {
       res = await this.reconciler.reconcile(plan);
     } catch (e) {
-      res = { ok: false, errors: [(e as Error).message], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
+      res = { ok: false, errors: [(e as Error).message], warnings: [], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
     }
     this.lastResult = res;
     this.metrics.record(res, this.o.routeTable, this.now());
     if (res.ipChanges.length > 0) this.log.info('routes applied', { changes: res.ipChanges });
-    for (const e of res.errors) this.log.error('apply failed', { error: e });
+    // Problems are logged when they change, not on every repair tick.
+    const problems = JSON.stringify([res.errors, res.warnings]);
+    if (problems !== this.lastProblems) {
+      for (const e of res.errors) this.log.error('apply failed', { error: e });
+      for (const w of res.warnings) this.log.warn('tunnel not up yet; retrying at the next repair', { detail: w });
+      if (res.errors.length + res.warnings.length === 0 && this.lastProblems !== '') this.log.info('apply clean again');
+      this.lastProblems = problems;
+    }
 
     this.heartbeat.setEnabled(isGatewayCandidate(gateways, this.o.nodeName));
     this.heartbeat.setTunnels(plan.role === 'gateway' ? this.tunnelHealth(plan, res) : undefined);

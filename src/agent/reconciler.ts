@@ -29,6 +29,11 @@ export interface ReconcileResult {
   ok: boolean;
   /** One line per problem; never contains key material. */
   errors: string[];
+  /**
+   * Problems of the peer rather than of this node (an initiate that did not complete: the peer is down, not yet
+   * configured or unreachable). Retried at the next repair; they do not make the agent unready.
+   */
+  warnings: string[];
   /** Batch lines applied to routes/rules. */
   ipChanges: string[];
   /** VICI actions taken, e.g. `load-conn corvid-b`, `initiate corvid-b`. */
@@ -88,7 +93,7 @@ export class Reconciler {
   }
 
   async reconcile(plan: NodePlan): Promise<ReconcileResult> {
-    const res: ReconcileResult = { ok: true, errors: [], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
+    const res: ReconcileResult = { ok: true, errors: [], warnings: [], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
     await this.applyRoutes(plan, res);
     await this.applyVici(plan, res);
     res.ok = res.errors.length === 0;
@@ -144,14 +149,14 @@ export class Reconciler {
       res.errors.push(`vici: cannot read charon state: ${(e as Error).message}`);
       return;
     }
-    const step = async (action: string, fn: () => Promise<void>): Promise<boolean> => {
+    const step = async (action: string, fn: () => Promise<void>, peerProblem = false): Promise<boolean> => {
       try {
         await fn();
         res.viciActions.push(action);
         log.info('vici', { action });
         return true;
       } catch (e) {
-        res.errors.push(`vici: ${action}: ${(e as Error).message}`);
+        (peerProblem ? res.warnings : res.errors).push(`vici: ${action}: ${(e as Error).message}`);
         return false;
       }
     };
@@ -194,7 +199,7 @@ export class Reconciler {
         }
       }
       if (w.tunnel.role === 'initiator' && !summary.up && !summary.pending) {
-        await step(`initiate ${name}`, () => vici.initiate({ child: name, ike: name, timeoutMs: this.o.initiateTimeoutMs ?? 5000 }));
+        await step(`initiate ${name}`, () => vici.initiate({ child: name, ike: name, timeoutMs: this.o.initiateTimeoutMs ?? 5000 }), true);
       }
     }
 
@@ -212,7 +217,7 @@ export class Reconciler {
 
   /** Remove exactly what is ours: SAs and conns named corvid-*, our shared keys, our routes and rules. */
   async teardown(): Promise<ReconcileResult> {
-    const res: ReconcileResult = { ok: true, errors: [], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
+    const res: ReconcileResult = { ok: true, errors: [], warnings: [], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
     const vici = this.o.vici;
     const present = this.o.viciPresent?.() ?? true;
     if (vici !== undefined && present) {

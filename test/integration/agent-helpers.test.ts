@@ -100,6 +100,7 @@ test('metrics: byte counters stay monotonic across SA replacements; gone peers d
   const res = (children: Array<{ uniqueId: string; bytesIn: number; bytesOut: number }>, peers = ['b']) => ({
     ok: true,
     errors: [],
+    warnings: [],
     ipChanges: [],
     viciActions: [],
     routeCount: 0,
