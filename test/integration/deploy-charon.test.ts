@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments } from 'yaml';
-import { ViciClient } from '../../src/agent/vici/index.ts';
+import { ViciClient, type VersionInfo } from '../../src/agent/vici/index.ts';
 
 const REPO_ROOT = new URL('../../', import.meta.url).pathname;
 const CONF = join(REPO_ROOT, 'deploy', 'charon', 'strongswan.conf');
@@ -92,7 +92,7 @@ async function startSidecar(caps: string[]): Promise<Sidecar> {
 }
 
 /** Resolves when VICI answers `version`; rejects if charon exits or 10 s pass. */
-async function viciReady(s: Sidecar): Promise<Record<string, unknown>> {
+async function viciReady(s: Sidecar): Promise<VersionInfo> {
   const deadline = Date.now() + 10_000;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -100,7 +100,7 @@ async function viciReady(s: Sidecar): Promise<Record<string, unknown>> {
     try {
       const client = await ViciClient.connect(s.socket, { timeoutMs: 1000 });
       try {
-        return (await client.version()) as Record<string, unknown>;
+        return await client.version();
       } finally {
         await client.close();
       }

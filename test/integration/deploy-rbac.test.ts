@@ -1,0 +1,206 @@
+// deploy/base RBAC against a real kube-apiserver: the sync (the real reconciler, Topology-object source, leader
+// election, Events) and the agent's Kubernetes side (heartbeat Lease, Gateway informer) run with ServiceAccount
+// tokens bound by deploy/base, and everything outside their grants is refused with 403.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { KubeConfig } from '@kubernetes/client-node';
+import { createNode, useControlPlane } from '../support/controlplane.ts';
+import { installCorvidCrds, startTestSync, topologyYaml, waitFor, type TestSync } from './sync-fixtures.ts';
+import { CONTENT_TYPE, kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
+import { applyGateway, gatewayInformer, listGateways } from '../../src/adapters/kube/gateways.ts';
+import { applyTopology, getTopology } from '../../src/adapters/kube/topologies.ts';
+import { listEvents, DEFAULT_EVENT_NAMESPACE } from '../../src/adapters/kube/events.ts';
+import { Heartbeat } from '../../src/adapters/kube/heartbeat.ts';
+import { listNodes } from '../../src/adapters/kube/nodes.ts';
+import type { Gateway } from '../../src/gateway/types.ts';
+
+const REPO_ROOT = new URL('../../', import.meta.url).pathname;
+const NS = 'corvid-system';
+const cp = useControlPlane();
+const SKIP = cp.skip ?? (process.env.TEST_KUBECONFIG ? 'needs a local control plane (it installs cluster-wide RBAC), not TEST_KUBECONFIG' : undefined);
+
+function docs(pathInRepo: string): any[] {
+  return parseAllDocuments(readFileSync(join(REPO_ROOT, pathInRepo), 'utf8')).map((d) => d.toJS());
+}
+
+const PLURAL: Record<string, string> = {
+  Namespace: 'namespaces',
+  ServiceAccount: 'serviceaccounts',
+  ClusterRole: 'clusterroles',
+  ClusterRoleBinding: 'clusterrolebindings',
+  Role: 'roles',
+  RoleBinding: 'rolebindings',
+};
+
+/** Server-side apply of the manifests as written (namespaces included, as kustomize would leave them). */
+async function applyManifests(kc: KubeConfig, objs: any[]): Promise<void> {
+  for (const o of objs) {
+    const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
+    const base = group === '' ? `/api/${version}` : `/apis/${group}/${version}`;
+    const ns = o.metadata.namespace ? `/namespaces/${o.metadata.namespace}` : '';
+    const plural = PLURAL[o.kind];
+    assert.ok(plural, `no path for kind ${o.kind}`);
+    await kubeRequest(kc, {
+      method: 'PATCH',
+      path: `${base}${ns}/${plural}/${o.metadata.name}`,
+      query: { fieldManager: 'corvid-test', force: true },
+      body: o,
+      contentType: CONTENT_TYPE.apply,
+    });
+  }
+}
+
+/** A kubeconfig that authenticates as a ServiceAccount, with a token from the TokenRequest API. */
+async function serviceAccountConfig(admin: KubeConfig, name: string): Promise<KubeConfig> {
+  const tr = await kubeRequest<{ status: { token: string } }>(admin, {
+    method: 'POST',
+    path: `/api/v1/namespaces/${NS}/serviceaccounts/${name}/token`,
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+  });
+  const cluster = admin.getCurrentCluster()!;
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: cluster.server, caData: cluster.caData, skipTLSVerify: false }],
+    users: [{ name, token: tr.status.token }],
+    contexts: [{ name, cluster: 'c', user: name }],
+    currentContext: name,
+  });
+  return kc;
+}
+
+async function forbidden(what: string, call: () => Promise<unknown>): Promise<void> {
+  try {
+    await call();
+  } catch (e) {
+    assert.equal(statusCode(e), 403, `${what}: expected 403, got ${(e as Error).message}`);
+    return;
+  }
+  assert.fail(`${what}: allowed, but RBAC should refuse it`);
+}
+
+describe('deploy/base RBAC on a real API server', { skip: SKIP }, () => {
+  let admin: KubeConfig;
+  let syncKc: KubeConfig;
+  let agentKc: KubeConfig;
+  let sync: TestSync | undefined;
+
+  before(async () => {
+    admin = cp.get().kubeConfig;
+    await installCorvidCrds(admin);
+    await applyManifests(admin, [
+      ...docs('deploy/base/namespace.yaml'),
+      ...docs('deploy/base/serviceaccounts.yaml'),
+      ...docs('deploy/base/rbac-sync.yaml'),
+      ...docs('deploy/base/rbac-agent.yaml'),
+    ]);
+    syncKc = await serviceAccountConfig(admin, 'corvid-sync');
+    agentKc = await serviceAccountConfig(admin, 'corvid-agent');
+    await createNode(admin, { name: 'rbac-a1', labels: { pool: 'a' }, internalIP: '10.1.0.1', podCIDRs: ['10.244.1.0/24'] });
+    await createNode(admin, { name: 'rbac-b1', labels: { pool: 'b' }, internalIP: '10.2.0.1', podCIDRs: ['10.244.2.0/24'] });
+  });
+
+  after(async () => {
+    await sync?.handle.stop();
+  });
+
+  test('the sync reconciles a Topology object into Gateways, status and Events as corvid-sync', async () => {
+    const text = topologyYaml({ name: 'rbac', pools: [{ name: 'a', label: 'a', gateways: ['rbac-a1'] }, { name: 'b', label: 'b', gateways: ['rbac-b1'] }] });
+    const topology = parseAllDocuments(text)[0].toJS();
+    await kubeRequest(admin, {
+      method: 'PATCH',
+      path: `/apis/corvid.dev/v1alpha1/topologies/${topology.metadata.name}`,
+      query: { fieldManager: 'gitops', force: true },
+      body: topology,
+      contentType: CONTENT_TYPE.apply,
+    });
+
+    sync = await startTestSync(syncKc, {
+      source: { kind: 'cluster' },
+      leaderElection: { namespace: NS, identity: 'rbac-test', leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500 },
+    });
+    const ready = await waitFor(
+      'Topology Ready=True',
+      async () => {
+        const t = await getTopology(admin, 'rbac');
+        return t?.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True') ? t : undefined;
+      },
+      30_000,
+    );
+    assert.equal(ready.status?.observedGeneration, ready.metadata?.generation);
+    const gws = (await listGateways(admin)).items;
+    assert.deepEqual(gws.map((g) => g.metadata.name).sort(), ['a', 'b']);
+    assert.ok(sync.handle.isLeader(), 'leader election through the Role in corvid-system');
+    const lease = await kubeRequest(admin, { method: 'GET', path: `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases` });
+    assert.ok(lease.items.some((l: any) => l.spec?.holderIdentity === 'rbac-test'));
+    const events = await listEvents(admin, DEFAULT_EVENT_NAMESPACE);
+    assert.ok(
+      events.some((e) => e.reportingController === 'corvid.dev/sync'),
+      `the sync recorded Events in ${DEFAULT_EVENT_NAMESPACE}: ${JSON.stringify(events.map((e) => e.reason))}`,
+    );
+    const denied = sync.logs.filter((l) => /forbidden|\b403\b/i.test(JSON.stringify(l)));
+    assert.deepEqual(denied, [], 'no request of the sync was refused');
+  });
+
+  test('the agent heartbeats and watches Gateways as corvid-agent', async () => {
+    const hb = new Heartbeat({ kc: agentKc, nodeName: 'rbac-a1', namespace: NS, renewIntervalMs: 200 });
+    hb.setEnabled(true);
+    hb.setTunnels({ b: { up: true, since: '2026-11-24T10:00:00Z' } });
+    hb.start();
+    const informer = gatewayInformer(agentKc);
+    try {
+      await informer.start();
+      await waitFor('two renewals', () => (hb.counts.renewals >= 2 ? true : undefined), 10_000);
+      hb.setTunnels({ b: { up: false, since: '2026-11-24T10:00:05Z' } });
+      await waitFor('annotation rewritten', () => (hb.counts.annotationWrites >= 2 ? true : undefined), 10_000);
+      assert.equal(hb.counts.errors, 0, 'no heartbeat write was refused');
+      const lease = await kubeRequest(admin, { method: 'GET', path: `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/rbac-a1` });
+      assert.match(lease.metadata.annotations['corvid.dev/tunnels'], /"up":false/);
+      // The Gateways the sync wrote in the previous test, seen through the agent's own watch.
+      await waitFor('Gateways in the agent\'s cache', () => (informer.list().length >= 2 ? true : undefined), 10_000);
+    } finally {
+      await hb.stop();
+      await informer.stop();
+    }
+  });
+
+  test('everything else is refused', async () => {
+    const secret = `/api/v1/namespaces/${NS}/secrets`;
+    for (const [who, kc] of [['corvid-sync', syncKc], ['corvid-agent', agentKc]] as const) {
+      await forbidden(`${who} lists Secrets`, () => kubeRequest(kc, { method: 'GET', path: secret }));
+      await forbidden(`${who} reads Secret corvid-psk`, () => kubeRequest(kc, { method: 'GET', path: `${secret}/corvid-psk` }));
+      await forbidden(`${who} writes a Lease in default`, () =>
+        kubeRequest(kc, { method: 'POST', path: '/apis/coordination.k8s.io/v1/namespaces/default/leases', body: { metadata: { name: 'x' }, spec: {} } }),
+      );
+      await forbidden(`${who} patches a Node`, () =>
+        kubeRequest(kc, { method: 'PATCH', path: '/api/v1/nodes/rbac-a1', body: { metadata: { labels: { x: 'y' } } }, contentType: CONTENT_TYPE.mergePatch }),
+      );
+    }
+    await forbidden('corvid-agent lists Nodes', () => listNodes(agentKc));
+    await forbidden('corvid-agent writes a Gateway', () => applyGateway(agentKc, gateway('rbac-x')));
+    await forbidden('corvid-agent lists Leases', () => kubeRequest(agentKc, { method: 'GET', path: `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases` }));
+    await forbidden('corvid-sync reads Events', () => listEvents(syncKc, DEFAULT_EVENT_NAMESPACE));
+    await forbidden('corvid-sync rewrites a Topology spec', () => applyTopology(syncKc, { name: 'rbac', spec: { pools: [] } }));
+  });
+
+  test('deploy/components/topology-status-object lets the sync keep a Topology object for git/file sources', async () => {
+    await applyManifests(admin, docs('deploy/components/topology-status-object/rbac.yaml'));
+    const text = topologyYaml({ name: 'rbac-git', pools: [{ name: 'a', label: 'a', gateways: ['rbac-a1'] }] });
+    const spec = parseAllDocuments(text)[0].toJS().spec;
+    // RBAC caches refresh at once on 1.20 for new bindings, but allow the authorizer a moment.
+    const obj = await waitFor('apply allowed', async () => applyTopology(syncKc, { name: 'rbac-git', spec }).catch(() => undefined), 10_000);
+    assert.equal(obj.metadata?.name, 'rbac-git');
+    await forbidden('corvid-sync deletes a Topology', () => kubeRequest(syncKc, { method: 'DELETE', path: '/apis/corvid.dev/v1alpha1/topologies/rbac-git' }));
+  });
+});
+
+function gateway(name: string): Gateway {
+  return {
+    apiVersion: 'raven.openyurt.io/v1beta1',
+    kind: 'Gateway',
+    metadata: { name },
+    spec: { endpoints: [{ nodeName: 'rbac-a1', type: 'tunnel', port: 4500, underNAT: false }], tunnelConfig: { Replicas: 1 }, proxyConfig: { Replicas: 1 } },
+  } as Gateway;
+}
