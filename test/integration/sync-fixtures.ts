@@ -265,3 +265,100 @@ export async function makeGitRemote(): Promise<GitRemote> {
     },
   };
 }
+
+// ---------------------------------------------------------------- the sync under test
+
+import { startSync, type SyncHandle, type SyncOptions } from '../../src/sync/index.ts';
+import { jsonLogger } from '../../src/sync/log.ts';
+
+export interface PoolSpec {
+  name: string;
+  /** Value of the `pool` node label. */
+  label: string;
+  gateways: string[];
+  behindNAT?: boolean;
+}
+
+/** A topology document: pools selected by the `pool` label, gateways with documentation public IPs. */
+export function topologyYaml(o: {
+  name: string;
+  pools: PoolSpec[];
+  allowEmpty?: boolean;
+  heartbeatTimeout?: string;
+  minHealthy?: string;
+}): string {
+  let ip = 1;
+  const lines = [
+    'apiVersion: corvid.dev/v1alpha1',
+    'kind: Topology',
+    'metadata:',
+    `  name: ${o.name}`,
+    'spec:',
+    ...(o.allowEmpty ? ['  allowEmpty: true'] : []),
+    '  encryption:',
+    '    pskSecretRef: {name: corvid-psk, key: psk}',
+    '  election:',
+    `    heartbeatTimeout: ${o.heartbeatTimeout ?? '2s'}`,
+    `    minHealthy: ${o.minHealthy ?? '0s'}`,
+  ];
+  if (o.pools.length === 0) lines.push('  pools: []');
+  else lines.push('  pools:');
+  for (const p of o.pools) {
+    lines.push(`    - name: ${p.name}`, `      nodeSelector: {matchLabels: {pool: ${p.label}}}`, '      gateways:');
+    for (const g of p.gateways) lines.push(`        - {node: ${g}, publicIP: 203.0.113.${ip++}}`);
+    if (p.behindNAT) lines.push('      behindNAT: true');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export interface TestSync {
+  handle: SyncHandle;
+  logs: Record<string, unknown>[];
+}
+
+/** Start a sync in-process with test timings (fast informer retries, short debounce); logs are captured. */
+export async function startTestSync(kc: KubeConfig, o: Partial<SyncOptions> & Pick<SyncOptions, 'source'>): Promise<TestSync> {
+  const logs: Record<string, unknown>[] = [];
+  const logger = jsonLogger({
+    level: 'debug',
+    write: (line) => {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      logs.push(rec);
+      if (process.env.CORVID_TEST_LOGS) process.stderr.write(line);
+    },
+  });
+  const handle = await startSync({
+    kubeConfig: kc,
+    leaseNamespace: 'corvid-system',
+    informerInitialBackoffMs: 100,
+    informerMaxBackoffMs: 1000,
+    retryInitialMs: 100,
+    retryMaxMs: 1000,
+    healthAddress: '127.0.0.1:0',
+    metricsAddress: '127.0.0.1:0',
+    ...o,
+    logger,
+  });
+  return { handle, logs };
+}
+
+/** Gateways and Topologies with their resourceVersions, to prove nothing was written. */
+export async function resourceVersions(kc: KubeConfig): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const gws = await kubeRequest<{ items: any[] }>(kc, { method: 'GET', path: '/apis/raven.openyurt.io/v1beta1/gateways' });
+  for (const g of gws.items) out[`gateway/${g.metadata.name}`] = g.metadata.resourceVersion;
+  const tps = await kubeRequest<{ items: any[] }>(kc, { method: 'GET', path: '/apis/corvid.dev/v1alpha1/topologies' });
+  for (const t of tps.items) out[`topology/${t.metadata.name}`] = t.metadata.resourceVersion;
+  return out;
+}
+
+export async function deleteAllGateways(kc: KubeConfig): Promise<void> {
+  const gws = await kubeRequest<{ items: any[] }>(kc, { method: 'GET', path: '/apis/raven.openyurt.io/v1beta1/gateways' });
+  for (const g of gws.items) {
+    await kubeRequest(kc, { method: 'DELETE', path: `/apis/raven.openyurt.io/v1beta1/gateways/${g.metadata.name}` }).catch(() => undefined);
+  }
+}
+
+export async function deleteTopology(kc: KubeConfig, name: string): Promise<void> {
+  await kubeRequest(kc, { method: 'DELETE', path: `/apis/corvid.dev/v1alpha1/topologies/${name}` }).catch(() => undefined);
+}

@@ -128,3 +128,26 @@ export function gatewayInformer(
 ): Informer<Gateway> {
   return new Informer<Gateway>(kc, { ...opts, path: GATEWAYS_PATH });
 }
+
+/**
+ * Replace a Gateway (PUT) under FIELD_MANAGER. `gw` must carry the resourceVersion it was read at (409 otherwise).
+ * Used to remove fields another manager added, which a server-side apply leaves in place. Status is not touched.
+ */
+export function replaceGateway(kc: KubeConfig, gw: Gateway, opts: ApplyOptions = {}): Promise<Gateway> {
+  return kubeRequest<Gateway>(kc, {
+    method: 'PUT',
+    path: gatewayPath(gw.metadata.name),
+    query: { fieldManager: opts.fieldManager ?? FIELD_MANAGER, dryRun: opts.dryRun ? 'All' : undefined },
+    body: gw,
+  });
+}
+
+/** Replace a Gateway's status (PUT /status) under STATUS_FIELD_MANAGER; `gw` must carry its resourceVersion. */
+export function replaceGatewayStatus(kc: KubeConfig, gw: Gateway, opts: ApplyOptions = {}): Promise<Gateway> {
+  return kubeRequest<Gateway>(kc, {
+    method: 'PUT',
+    path: `${gatewayPath(gw.metadata.name)}/status`,
+    query: { fieldManager: opts.fieldManager ?? STATUS_FIELD_MANAGER, dryRun: opts.dryRun ? 'All' : undefined },
+    body: gw,
+  });
+}

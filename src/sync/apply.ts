@@ -1,0 +1,174 @@
+// Phases 5-7: server-side dry run of every change, then the writes, then prune.
+// - Every change (spec apply, status apply, delete) is dry-run first; one failure stops the reconcile before any
+//   write, so a bad revision changes nothing live.
+// - Writes are server-side applies with force (manager corvid-sync; status through /status as corvid-sync-status).
+//   When an apply leaves a difference (a field another manager added), the part is replaced (PUT with the
+//   resourceVersion just read), so drift is really undone.
+// - Deletes carry uid and resourceVersion preconditions: a Gateway changed since it was read is not deleted.
+// - guard() runs before every write; it throws when this replica must not write (not the leader any more).
+
+import type { KubeConfig } from '@kubernetes/client-node';
+import { errorMessage, isSchemaRejection, isTransient, statusCode } from '../adapters/kube/client.ts';
+import {
+  applyGateway,
+  applyGatewayStatus,
+  deleteGateway,
+  replaceGateway,
+  replaceGatewayStatus,
+} from '../adapters/kube/gateways.ts';
+import { CORVID_PREFIX } from '../gateway/render.ts';
+import type { Gateway } from '../gateway/types.ts';
+import { specEqual, statusEqual, type ChangeSet } from './changes.ts';
+
+/** A phase failed. `transient`: retry with backoff; otherwise only a new revision helps. */
+export class PhaseError extends Error {
+  readonly reason: string;
+  readonly transient: boolean;
+  constructor(reason: string, message: string, transient: boolean) {
+    super(message);
+    this.name = 'PhaseError';
+    this.reason = reason;
+    this.transient = transient;
+  }
+}
+
+/** This replica may not write (it is not, or no longer, the leader). */
+export class NotLeaderError extends Error {
+  constructor() {
+    super('not the leader');
+    this.name = 'NotLeaderError';
+  }
+}
+
+export interface WriteContext {
+  kc: KubeConfig;
+  /** Throws NotLeaderError when writing is not allowed. Called before every write. */
+  guard: () => void;
+  /** Counts each write (verb, resource). */
+  countWrite: (verb: 'apply' | 'replace' | 'delete', resource: 'gateways' | 'gateways/status') => void;
+}
+
+function failure(reason: string, what: string, e: unknown): { transient: boolean; line: string } {
+  return { transient: isTransient(e) && !isSchemaRejection(e), line: `${what}: ${errorMessage(e)}` };
+}
+
+/** Phase 5. Throws PhaseError('DryRunFailed') listing every failing object. */
+export async function dryRun(kc: KubeConfig, changes: ChangeSet): Promise<void> {
+  const tries: Promise<void>[] = [];
+  const problems: { transient: boolean; line: string }[] = [];
+  for (const c of changes.apply) {
+    if (c.spec) {
+      tries.push(applyGateway(kc, c.desired, { dryRun: true }).then(() => undefined, (e) => void problems.push(failure('DryRunFailed', `Gateway ${c.name}`, e))));
+    }
+    // A status dry run needs the object to exist; a new Gateway's status is checked by its real write.
+    if (c.status && c.live !== undefined) {
+      tries.push(
+        applyGatewayStatus(kc, c.name, c.desired.status ?? {}, { dryRun: true }).then(
+          () => undefined,
+          (e) => void problems.push(failure('DryRunFailed', `Gateway ${c.name} status`, e)),
+        ),
+      );
+    }
+  }
+  for (const g of changes.prune) {
+    tries.push(
+      deleteGateway(kc, g.metadata.name, { uid: g.metadata.uid, resourceVersion: g.metadata.resourceVersion }, { dryRun: true }).then(
+        () => undefined,
+        (e) => void problems.push(failure('DryRunFailed', `delete Gateway ${g.metadata.name}`, e)),
+      ),
+    );
+  }
+  await Promise.all(tries);
+  if (problems.length > 0) {
+    problems.sort((a, b) => (a.line < b.line ? -1 : 1));
+    throw new PhaseError('DryRunFailed', `server dry run failed: ${problems.map((p) => p.line).join('; ')}`, problems.some((p) => p.transient));
+  }
+}
+
+/** The spec part of `desired` laid over `stored`: owned labels/annotations replaced, foreign ones kept. */
+function overlaySpec(stored: Gateway, desired: Gateway): Gateway {
+  const annotations: Record<string, string> = {};
+  for (const [k, v] of Object.entries(stored.metadata.annotations ?? {})) if (!k.startsWith(CORVID_PREFIX)) annotations[k] = v;
+  Object.assign(annotations, desired.metadata.annotations ?? {});
+  return {
+    ...stored,
+    metadata: {
+      ...stored.metadata,
+      labels: { ...(stored.metadata.labels ?? {}), ...(desired.metadata.labels ?? {}) },
+      annotations,
+    },
+    spec: desired.spec,
+  };
+}
+
+/** What a write left: the stored object, and the resourceVersions it had before (live and intermediate). */
+export interface Written {
+  object: Gateway;
+  superseded: string[];
+}
+
+/** Phase 6. Resolves to the stored objects by name. Throws PhaseError('ApplyFailed') or NotLeaderError. */
+export async function applyChanges(w: WriteContext, changes: ChangeSet): Promise<Map<string, Written>> {
+  const stored = new Map<string, Written>();
+  const problems: { transient: boolean; line: string }[] = [];
+  await Promise.all(
+    changes.apply.map(async (c) => {
+      const superseded: string[] = [];
+      const step = (g: Gateway): Gateway => {
+        if (cur?.metadata.resourceVersion) superseded.push(cur.metadata.resourceVersion);
+        return g;
+      };
+      let cur = c.live;
+      try {
+        if (c.spec) {
+          w.guard();
+          cur = step(await applyGateway(w.kc, c.desired));
+          w.countWrite('apply', 'gateways');
+          if (!specEqual(c.desired, cur)) {
+            w.guard();
+            cur = step(await replaceGateway(w.kc, overlaySpec(cur, c.desired)));
+            w.countWrite('replace', 'gateways');
+          }
+        }
+        if (c.status && cur !== undefined) {
+          w.guard();
+          cur = step(await applyGatewayStatus(w.kc, c.name, c.desired.status ?? {}));
+          w.countWrite('apply', 'gateways/status');
+          if (!statusEqual(c.desired, cur)) {
+            w.guard();
+            cur = step(await replaceGatewayStatus(w.kc, { ...cur, status: c.desired.status ?? {} }));
+            w.countWrite('replace', 'gateways/status');
+          }
+        }
+        if (cur !== undefined) stored.set(c.name, { object: cur, superseded });
+      } catch (e) {
+        if (e instanceof NotLeaderError) throw e;
+        problems.push(failure('ApplyFailed', `Gateway ${c.name}`, e));
+      }
+    }),
+  );
+  if (problems.length > 0) {
+    throw new PhaseError('ApplyFailed', `apply failed: ${problems.map((p) => p.line).join('; ')}`, problems.some((p) => p.transient));
+  }
+  return stored;
+}
+
+/** Phase 7. Deletes with uid+resourceVersion preconditions; resolves to the names deleted. */
+export async function prune(w: WriteContext, gateways: readonly Gateway[]): Promise<string[]> {
+  const deleted: string[] = [];
+  const problems: { transient: boolean; line: string }[] = [];
+  for (const g of gateways) {
+    try {
+      w.guard();
+      const gone = await deleteGateway(w.kc, g.metadata.name, { uid: g.metadata.uid, resourceVersion: g.metadata.resourceVersion });
+      w.countWrite('delete', 'gateways');
+      if (gone) deleted.push(g.metadata.name);
+    } catch (e) {
+      if (e instanceof NotLeaderError) throw e;
+      // 409: changed since read (precondition); the next reconcile looks again.
+      problems.push({ transient: true, line: `delete Gateway ${g.metadata.name}: ${statusCode(e) === 409 ? 'changed since it was read' : errorMessage(e)}` });
+    }
+  }
+  if (problems.length > 0) throw new PhaseError('PruneFailed', `prune failed: ${problems.map((p) => p.line).join('; ')}`, true);
+  return deleted;
+}

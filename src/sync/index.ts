@@ -1,0 +1,361 @@
+// `startSync`: wires the sources, informers, leader election, reconciler, HTTP endpoints and timers together.
+//
+// When a reconcile runs (debounced, one at a time):
+// - a source has a new artifact (git poll/webhook, file event, Topology change);
+// - a Gateway, Node or heartbeat Lease changed (drift repair, and the election reacting within one reconcile);
+// - a timer: the next heartbeat expiry or maturity (failover never waits for a periodic resync), a retry with
+//   exponential backoff after a failure, the periodic resync;
+// - this replica became the leader.
+// Only the leader reconciles; a standby keeps its caches warm and writes nothing at all.
+
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { errorMessage } from '../adapters/kube/client.ts';
+import { DEFAULT_EVENT_NAMESPACE, eventRecorder } from '../adapters/kube/events.ts';
+import { gatewayInformer } from '../adapters/kube/gateways.ts';
+import type { Informer } from '../adapters/kube/informer.ts';
+import { LeaderElector } from '../adapters/kube/leader.ts';
+import { DEFAULT_LEASE_NAMESPACE, LEADER_LEASE_NAME, leaseInformer } from '../adapters/kube/leases.ts';
+import { nodeInformer } from '../adapters/kube/nodes.ts';
+import { topologyInformer, type TopologyObject } from '../adapters/kube/topologies.ts';
+import type { GitRef, SignatureVerification } from '../adapters/git/repo.ts';
+import { verifyWebhookSignature } from '../adapters/git/webhook.ts';
+import { jsonLogger, type Logger } from './log.ts';
+import { createMetrics, type SyncMetrics } from './metrics.ts';
+import { Reconciler, type ReconcileReport } from './reconciler.ts';
+import { serve, type Handler, type Listening } from './server.ts';
+import { ClusterSource } from './source-cluster.ts';
+import { FileSource } from './source-file.ts';
+import { GitSource } from './source-git.ts';
+import type { TopologySource } from './source.ts';
+
+export type SourceOptions =
+  | {
+      kind: 'git';
+      url: string;
+      ref: GitRef;
+      /** Path of the topology file in the repository. */
+      path: string;
+      /** Where the bare mirror lives. */
+      cacheDir: string;
+      /** Poll interval. */
+      intervalMs: number;
+      verify?: SignatureVerification;
+    }
+  | { kind: 'file'; path: string; intervalMs: number }
+  | { kind: 'cluster'; name?: string };
+
+export interface LeaderElectionSettings {
+  namespace: string;
+  name?: string;
+  identity?: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+}
+
+export interface SyncOptions {
+  kubeConfig: KubeConfig;
+  source: SourceOptions;
+  /** Namespace of the agents' heartbeat Leases. Default corvid-system. */
+  leaseNamespace?: string;
+  /** Leader election; leave out to run as the only writer. */
+  leaderElection?: LeaderElectionSettings;
+  /** Namespace for Events. Default kube-system (see adapters/kube/events.ts). */
+  eventNamespace?: string;
+  /** git/file sources: keep a Topology object carrying status (spec = last applied revision). Default true. */
+  statusObject?: boolean;
+  /** e.g. `:8081`, `127.0.0.1:0`. /healthz and /readyz. */
+  healthAddress?: string;
+  /** /metrics. May equal healthAddress. */
+  metricsAddress?: string;
+  /** POST /hooks/git (git source only). Needs webhookSecret. */
+  webhookAddress?: string;
+  webhookSecret?: Buffer;
+  /** Coalescing window for events. Default 75 ms. */
+  debounceMs?: number;
+  /** Periodic reconcile even without events. Default 10 min. */
+  resyncIntervalMs?: number;
+  /** Retry backoff after a failed reconcile. Default 500 ms doubling to 60 s. */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  /** Informer backoff. Defaults 250 ms to 30 s. */
+  informerInitialBackoffMs?: number;
+  informerMaxBackoffMs?: number;
+  logger?: Logger;
+  /** Register process metrics (CPU, memory, event loop) too. Default false. */
+  defaultMetrics?: boolean;
+  now?: () => Date;
+}
+
+export interface SyncHandle {
+  stop(): Promise<void>;
+  isLeader(): boolean;
+  /** What /readyz answers. */
+  ready(): boolean;
+  /** The revision in force. */
+  revision(): string | undefined;
+  /** Ask for a reconcile now (debounced). */
+  trigger(reason: string): void;
+  /** Called after every reconcile that ran (not the skipped ones of a standby). Returns an unsubscribe function. */
+  onReconcile(cb: (r: ReconcileReport) => void): () => void;
+  metrics: SyncMetrics;
+  addresses: { health?: string; metrics?: string; webhook?: string };
+  identity: string;
+}
+
+function makeSource(o: SyncOptions, logger: Logger): TopologySource {
+  const s = o.source;
+  const backoff = { initialBackoffMs: o.informerInitialBackoffMs, maxBackoffMs: o.informerMaxBackoffMs };
+  switch (s.kind) {
+    case 'git':
+      return new GitSource({ url: s.url, ref: s.ref, path: s.path, cacheDir: s.cacheDir, intervalMs: s.intervalMs, verify: s.verify, logger: logger.with({ source: 'git' }) });
+    case 'file':
+      return new FileSource({ path: s.path, intervalMs: s.intervalMs, logger: logger.with({ source: 'file' }) });
+    case 'cluster':
+      return new ClusterSource({ kubeConfig: o.kubeConfig, name: s.name, logger: logger.with({ source: 'cluster' }), informerBackoff: backoff });
+  }
+}
+
+export async function startSync(o: SyncOptions): Promise<SyncHandle> {
+  const logger = o.logger ?? jsonLogger();
+  const kc = o.kubeConfig;
+  const metrics = createMetrics({ defaultMetrics: o.defaultMetrics });
+  const now = o.now ?? (() => new Date());
+  const identity = o.leaderElection?.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
+  const backoff = { initialBackoffMs: o.informerInitialBackoffMs, maxBackoffMs: o.informerMaxBackoffMs };
+  const leaseNamespace = o.leaseNamespace ?? DEFAULT_LEASE_NAMESPACE;
+
+  const source = makeSource(o, logger);
+  const gateways = gatewayInformer(kc, backoff);
+  const nodes = nodeInformer(kc, backoff);
+  const leases = leaseInformer(kc, leaseNamespace, backoff);
+  const topologies: Informer<TopologyObject> = source instanceof ClusterSource ? source.informer : topologyInformer(kc, backoff);
+  const informers: [string, Informer<any>][] = [
+    ['gateways', gateways],
+    ['nodes', nodes],
+    ['leases', leases],
+    ...(source instanceof ClusterSource ? [] : [['topologies', topologies] as [string, Informer<any>]]),
+  ];
+
+  let elector: LeaderElector | undefined;
+  const canWrite = (): boolean => (elector === undefined ? true : elector.isLeader());
+  const events = eventRecorder(kc, {
+    namespace: o.eventNamespace ?? DEFAULT_EVENT_NAMESPACE,
+    instance: identity,
+    onError: (e) => logger.warn('event not recorded', { error: errorMessage(e) }),
+  });
+  const reconciler = new Reconciler({
+    kc,
+    source,
+    gateways,
+    nodes,
+    leases,
+    topologies,
+    statusObject: o.statusObject ?? true,
+    events,
+    metrics,
+    logger,
+    canWrite,
+    now,
+  });
+
+  // ---------------------------------------------------------------- scheduling
+  const debounceMs = o.debounceMs ?? 75;
+  const retryInitial = o.retryInitialMs ?? 500;
+  const retryMax = o.retryMaxMs ?? 60_000;
+  let stopped = false;
+  let debounce: NodeJS.Timeout | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let wakeTimer: NodeJS.Timeout | undefined;
+  let resyncTimer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let dirty = false;
+  let retryDelay = retryInitial;
+  const listeners = new Set<(r: ReconcileReport) => void>();
+  const pendingReasons = new Set<string>();
+
+  // Events before the caches and the source are up only mark the work; the first reconcile runs after start-up.
+  let accepting = false;
+  const trigger = (reason: string): void => {
+    if (stopped) return;
+    pendingReasons.add(reason);
+    if (!accepting) return;
+    if (running) {
+      dirty = true;
+      return;
+    }
+    if (debounce === undefined) debounce = setTimeout(kick, debounceMs);
+  };
+
+  const kick = (): void => {
+    debounce = undefined;
+    if (stopped || running) return;
+    dirty = false;
+    running = (async () => {
+      const reasons = [...pendingReasons].sort();
+      pendingReasons.clear();
+      let report: ReconcileReport;
+      try {
+        report = await reconciler.reconcile();
+      } catch (e) {
+        logger.error('reconcile crashed', { error: errorMessage(e) });
+        report = { result: 'error', writes: 0, durationMs: 0 };
+      }
+      if (report.result === 'skipped') return;
+      logger.debug('reconciled', { result: report.result, revision: report.revision, writes: report.writes, durationMs: report.durationMs, reasons });
+      afterReconcile(report);
+      for (const cb of [...listeners]) {
+        try {
+          cb(report);
+        } catch {
+          // ignore
+        }
+      }
+    })().finally(() => {
+      running = undefined;
+      // Events that came during the reconcile (often its own writes coming back) get one more, debounced, pass.
+      if (dirty && !stopped && debounce === undefined) debounce = setTimeout(kick, debounceMs);
+    });
+  };
+
+  const afterReconcile = (r: ReconcileReport): void => {
+    clearTimeout(retryTimer);
+    clearTimeout(wakeTimer);
+    if (r.result === 'error') {
+      const delay = Math.round(retryDelay * (0.9 + Math.random() * 0.2));
+      retryDelay = Math.min(retryDelay * 2, retryMax);
+      metrics.reconcileTotal.inc({ controller: 'gateway', result: 'requeue' });
+      retryTimer = setTimeout(() => trigger('retry'), delay);
+      return;
+    }
+    retryDelay = retryInitial;
+    if (r.wakeAt !== undefined) {
+      const delay = Math.max(0, r.wakeAt - now().getTime() + 5);
+      wakeTimer = setTimeout(() => trigger('health-timer'), Math.min(delay, 2 ** 31 - 1));
+    }
+  };
+
+  // ---------------------------------------------------------------- wiring
+  for (const [name, inf] of informers) {
+    inf.onChange(() => trigger(name));
+    inf.onError((e, info) => logger.warn('watch failed; retrying', { resource: name, error: errorMessage(e), attempt: info.attempt, retryInMs: info.retryInMs }));
+  }
+  await Promise.all(informers.map(([, inf]) => inf.start()));
+  await source.start(() => trigger('source'));
+  logger.info('caches synced', { source: source.kind, leaseNamespace });
+  accepting = true;
+
+  if (o.leaderElection) {
+    const le = o.leaderElection;
+    elector = new LeaderElector(kc, {
+      namespace: le.namespace,
+      name: le.name ?? LEADER_LEASE_NAME,
+      identity,
+      leaseDurationMs: le.leaseDurationMs,
+      renewDeadlineMs: le.renewDeadlineMs,
+      retryPeriodMs: le.retryPeriodMs,
+      onStartedLeading: () => {
+        metrics.leader.set(1);
+        logger.info('became the leader', { identity });
+        trigger('leader');
+      },
+      onStoppedLeading: () => {
+        metrics.leader.set(0);
+        logger.warn('lost leadership; writing stopped', { identity });
+      },
+      onNewLeader: (id) => logger.info('leader observed', { leader: id }),
+      onError: (e) => logger.warn('leader election error', { error: errorMessage(e) }),
+    });
+    elector.start();
+  } else {
+    metrics.leader.set(1);
+    trigger('start');
+  }
+
+  const resyncMs = o.resyncIntervalMs ?? 10 * 60_000;
+  resyncTimer = setInterval(() => trigger('resync'), resyncMs);
+
+  // ---------------------------------------------------------------- HTTP
+  const synced = (): boolean => informers.every(([, inf]) => inf.hasSynced());
+  const ready = (): boolean => synced() && (!canWrite() || reconciler.ranOnce);
+  const text = (code: number, body: string): Handler => (_req, res) => void res.writeHead(code, { 'Content-Type': 'text/plain' }).end(body);
+  const routesByAddress = new Map<string, Record<string, Handler>>();
+  const add = (addr: string | undefined, routes: Record<string, Handler>): void => {
+    if (addr === undefined || addr === '' || addr === '0') return;
+    routesByAddress.set(addr, { ...(routesByAddress.get(addr) ?? {}), ...routes });
+  };
+  add(o.healthAddress, {
+    'GET /healthz': text(200, 'ok\n'),
+    'GET /readyz': (req, res, body) => (ready() ? text(200, 'ok\n') : text(503, 'not ready\n'))(req, res, body),
+  });
+  add(o.metricsAddress, {
+    'GET /metrics': async (_req, res) => {
+      const out = await metrics.registry.metrics();
+      res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(out);
+    },
+  });
+  if (o.webhookAddress) {
+    if (o.source.kind !== 'git') throw new Error('the git webhook needs the git source');
+    if (!o.webhookSecret || o.webhookSecret.length === 0) throw new Error('the git webhook needs a secret');
+    const secret = o.webhookSecret;
+    add(o.webhookAddress, {
+      'POST /hooks/git': (req, res, body) => {
+        const v = verifyWebhookSignature(req.headers, body, secret);
+        if (!v.ok) {
+          logger.warn('webhook refused', { reason: v.reason, remote: req.socket.remoteAddress });
+          res.writeHead(401, { 'Content-Type': 'text/plain' }).end('signature mismatch\n');
+          return;
+        }
+        logger.info('webhook accepted; fetching', { provider: v.provider });
+        source.refresh();
+        res.writeHead(202, { 'Content-Type': 'text/plain' }).end('fetch scheduled\n');
+      },
+    });
+  }
+  const servers: Listening[] = [];
+  const addresses: SyncHandle['addresses'] = {};
+  try {
+    for (const [addr, routes] of routesByAddress) {
+      const l = await serve(addr, routes);
+      servers.push(l);
+      if (addr === o.healthAddress) addresses.health = l.address;
+      if (addr === o.metricsAddress) addresses.metrics = l.address;
+      if (addr === o.webhookAddress) addresses.webhook = l.address;
+    }
+  } catch (e) {
+    await Promise.all(servers.map((s) => s.close()));
+    throw e;
+  }
+
+  return {
+    identity,
+    metrics,
+    addresses,
+    isLeader: canWrite,
+    ready,
+    revision: () => reconciler.revision(),
+    trigger,
+    onReconcile(cb) {
+      listeners.add(cb);
+      return () => listeners.delete(cb);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearTimeout(debounce);
+      clearTimeout(retryTimer);
+      clearTimeout(wakeTimer);
+      clearInterval(resyncTimer);
+      // Stop writing first (no write after this point), then let a running reconcile finish its reads.
+      const leaving = elector?.stop();
+      await running;
+      await leaving;
+      await source.stop();
+      await Promise.all(informers.map(([, inf]) => inf.stop()));
+      await Promise.all(servers.map((s) => s.close()));
+      logger.info('sync stopped', { identity });
+    },
+  };
+}

@@ -1,0 +1,488 @@
+// The reconcile: fetch -> verify -> validate -> plan -> server dry run -> apply -> prune -> status, one at a time.
+//
+// The last good revision keeps serving: when the newest revision fails any phase, it is rejected (status, Event,
+// metric, log) and the last good one is planned again against live health, so failover keeps working while a broken
+// commit sits on the branch. Nothing live changes because of a rejected revision: every write is dry-run first.
+// Prune runs only when the newest revision is the one in force and every phase passed.
+//
+// Policy lives in src/topology (what a valid topology is) and src/plan (who is elected, what the Gateways say);
+// this file only orders the phases and reports.
+
+import type { KubeConfig } from '@kubernetes/client-node';
+import { errorMessage } from '../adapters/kube/client.ts';
+import type { EventRecorder } from '../adapters/kube/events.ts';
+import type { Informer } from '../adapters/kube/informer.ts';
+import { heartbeatsFrom, type LeaseJson } from '../adapters/kube/leases.ts';
+import type { NodeJson } from '../adapters/kube/nodes.ts';
+import { applyTopology, applyTopologyStatus, type TopologyObject } from '../adapters/kube/topologies.ts';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../gateway/keys.ts';
+import { canonicalJson } from '../gateway/render.ts';
+import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../gateway/types.ts';
+import { deriveHealth, emptyHealthMemory, inventoryFromNode, plan, type HealthMemory } from '../plan/index.ts';
+import type { CandidateHealth, InventoryNode, PlanResult } from '../plan/types.ts';
+import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
+import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
+import { computeChanges, emptyRefusal, ownedKey, type ChangeSet } from './changes.ts';
+import type { Logger } from './log.ts';
+import type { SyncMetrics } from './metrics.ts';
+import { REJECT, type Artifact, type RejectReason, type TopologySource } from './source.ts';
+import { rfc3339, statusEquals, topologyStatus, type Outcome } from './status.ts';
+import { validate, type Candidate } from './validate.ts';
+
+export const SOURCE_ANNOTATION = 'corvid.dev/source';
+
+/** How long our own writes overlay the informer caches at most (normally they catch up in milliseconds). */
+const OVERLAY_TTL_MS = 10_000;
+
+export interface ReconcilerDeps {
+  kc: KubeConfig;
+  source: TopologySource;
+  gateways: Informer<Gateway>;
+  nodes: Informer<NodeJson>;
+  leases: Informer<LeaseJson>;
+  /** Topology objects (status target; for the cluster source also the input). */
+  topologies: Informer<TopologyObject>;
+  /** git/file sources: keep a Topology object (spec = last applied) to carry status. */
+  statusObject: boolean;
+  events: EventRecorder;
+  metrics: SyncMetrics;
+  logger: Logger;
+  /** False when this replica must not write (not the leader). Checked before every write. */
+  canWrite: () => boolean;
+  now: () => Date;
+}
+
+export type ReconcileResult = 'success' | 'error' | 'requeue' | 'skipped';
+
+export interface ReconcileReport {
+  result: ReconcileResult;
+  revision?: string;
+  outcome?: Outcome;
+  writes: number;
+  /** Earliest future time at which health may change by itself (heartbeat expiry, maturity). */
+  wakeAt?: number;
+  durationMs: number;
+}
+
+interface Rejection {
+  key: string;
+  outcome: Outcome & { kind: 'rejected' };
+  name?: string;
+}
+
+function artifactKey(a: Artifact & { ok: true }): string {
+  return `${a.revision}\n${a.text}`;
+}
+
+function capitalised(kind: string): string {
+  return kind
+    .split('-')
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join('');
+}
+
+export class Reconciler {
+  private readonly d: ReconcilerDeps;
+  private lastGood: (Candidate & { key: string }) | undefined;
+  private rejected: Rejection | undefined;
+  private memory: HealthMemory = emptyHealthMemory();
+  private readonly lastWritten = new Map<string, string>();
+  /** Our own recent writes, until the informer has caught up with them (see liveGateways). */
+  private readonly recent = new Map<string, { superseded: Set<string>; object: Gateway; at: number }>();
+  private readonly removed = new Map<string, { rv: string; at: number }>();
+  private readonly recentTopology = new Map<string, { superseded: Set<string>; object: TopologyObject; at: number }>();
+  private writes = 0;
+  /** Whether the first reconcile as a writer completed (for /readyz). */
+  ranOnce = false;
+
+  constructor(deps: ReconcilerDeps) {
+    this.d = deps;
+  }
+
+  /** The revision in force (the last one applied). */
+  revision(): string | undefined {
+    return this.lastGood?.revision;
+  }
+
+  private writeContext(): WriteContext {
+    return {
+      kc: this.d.kc,
+      guard: () => {
+        if (!this.d.canWrite()) throw new NotLeaderError();
+      },
+      countWrite: (verb, resource) => {
+        this.writes++;
+        this.d.metrics.writesTotal.inc({ verb, resource });
+      },
+    };
+  }
+
+  async reconcile(): Promise<ReconcileReport> {
+    const started = Date.now();
+    const writesBefore = this.writes;
+    if (!this.d.canWrite()) return { result: 'skipped', writes: 0, durationMs: 0 };
+    let report: Omit<ReconcileReport, 'durationMs' | 'writes'>;
+    try {
+      report = await this.run();
+    } catch (e) {
+      if (e instanceof NotLeaderError) {
+        this.d.logger.info('stopped writing: not the leader any more');
+        report = { result: 'skipped' };
+      } else {
+        this.d.logger.error('reconcile failed', { error: errorMessage(e) });
+        report = { result: 'error' };
+      }
+    }
+    const durationMs = Date.now() - started;
+    if (report.result !== 'skipped') {
+      this.d.metrics.reconcileTotal.inc({ controller: 'gateway', result: report.result });
+      this.d.metrics.reconcileTime.observe({ controller: 'gateway' }, durationMs / 1000);
+      this.ranOnce = true;
+    }
+    return { ...report, writes: this.writes - writesBefore, durationMs };
+  }
+
+  private async run(): Promise<Omit<ReconcileReport, 'durationMs' | 'writes'>> {
+    const now = this.d.now();
+    const art = this.d.source.latest();
+
+    // Phases 1-3: fetch (the source did it; take its newest artifact), verify, validate.
+    let candidate: (Candidate & { key: string }) | undefined;
+    let problem: Outcome | undefined;
+    let attempted: string | undefined;
+    if (art === undefined) {
+      problem = { kind: 'failed', reason: REJECT.fetchFailed, message: 'no revision fetched yet' };
+    } else if (!art.ok) {
+      attempted = art.revision;
+      if (art.transient) problem = { kind: 'failed', revision: art.revision, reason: art.reason, message: art.message };
+      else problem = this.reject(`${art.revision}\n${art.reason}`, art.revision, art.reason, art.message, art.object?.name);
+    } else {
+      attempted = art.revision;
+      const key = artifactKey(art);
+      if (this.lastGood?.key !== key) {
+        if (this.rejected?.key === key) problem = this.rejected.outcome;
+        else {
+          const v = validate(art);
+          if (v.ok) candidate = { ...v.candidate, key };
+          else problem = this.reject(key, art.revision, v.reason, v.message, art.object?.name ?? v.name);
+        }
+      }
+    }
+
+    // Phases 4-7, for the candidate; if it fails permanently, for the last good revision.
+    for (const serving of [candidate, this.lastGood]) {
+      if (serving === undefined) continue;
+      const isCandidate = serving === candidate;
+      let planned: PlanResult;
+      let wakeAt: number | undefined;
+      try {
+        ({ planned, wakeAt } = this.plan(serving, now));
+      } catch (e) {
+        if (!isCandidate) throw e;
+        problem = this.reject(serving.key, serving.revision, REJECT.planFailed, `planner failed: ${errorMessage(e)}`, serving.topology.name);
+        continue;
+      }
+      const live = this.liveGateways();
+      const changes = computeChanges(planned.gateways, live, serving.topology.name, this.lastWritten);
+      const refusal = emptyRefusal(planned.gateways, changes, serving.topology.allowEmpty);
+      if (refusal !== undefined) {
+        if (isCandidate) {
+          problem = this.reject(serving.key, serving.revision, REJECT.emptyTopologyRefused, refusal, serving.topology.name);
+          continue;
+        }
+        changes.prune = [];
+      }
+      const mayPrune = problem === undefined;
+      if (!mayPrune) changes.prune = [];
+
+      try {
+        await dryRun(this.d.kc, changes);
+      } catch (e) {
+        if (e instanceof PhaseError && !e.transient && isCandidate) {
+          problem = this.reject(serving.key, serving.revision, REJECT.dryRunFailed, e.message, serving.topology.name);
+          continue;
+        }
+        return this.failed(serving, attempted, e, REJECT.dryRunFailed);
+      }
+
+      let deleted: string[] = [];
+      try {
+        const stored = await applyChanges(this.writeContext(), changes);
+        for (const [name, w] of stored) {
+          this.lastWritten.set(name, ownedKey(w.object));
+          this.recent.set(name, { superseded: new Set(w.superseded), object: w.object, at: Date.now() });
+        }
+        deleted = await prune(this.writeContext(), changes.prune);
+        for (const name of deleted) {
+          this.lastWritten.delete(name);
+          const rv = changes.prune.find((g) => g.metadata.name === name)?.metadata.resourceVersion;
+          if (rv) this.removed.set(name, { rv, at: Date.now() });
+        }
+      } catch (e) {
+        if (e instanceof NotLeaderError) throw e;
+        return this.failed(serving, attempted, e, REJECT.applyFailed);
+      }
+
+      if (isCandidate) {
+        const previous = this.lastGood?.revision;
+        this.lastGood = serving;
+        this.rejected = undefined;
+        this.d.logger.info('revision applied', { revision: serving.revision, previous, topology: serving.topology.name });
+        void this.event(this.topologyRef(serving.topology.name), 'Normal', 'RevisionApplied', 'Apply', `applied revision ${serving.revision}`);
+      }
+      this.report(serving, planned, changes, deleted);
+      const outcome: Outcome = problem ?? { kind: 'applied', revision: serving.revision, notes: this.notes(planned) };
+      await this.writeStatus(outcome, attempted ?? serving.revision, serving.object?.name ?? serving.topology.name);
+      return { result: 'success', revision: serving.revision, outcome, wakeAt };
+    }
+
+    // Nothing to serve: no good revision yet.
+    const outcome = problem ?? { kind: 'failed' as const, reason: REJECT.fetchFailed, message: 'no revision fetched yet' };
+    const name = art?.object?.name ?? this.rejected?.name;
+    if (name !== undefined) await this.writeStatus(outcome, attempted, name);
+    return { result: outcome.kind === 'failed' ? 'error' : 'success', outcome };
+  }
+
+  /**
+   * Live Gateways: the informer's cache, overlaid with this sync's own writes that the cache has not caught up with
+   * yet (a cached copy whose resourceVersion our write superseded). Without this a reconcile right after a write
+   * would see the old object and write again.
+   */
+  private liveGateways(): Gateway[] {
+    const out = new Map<string, Gateway>();
+    const cutoff = Date.now() - OVERLAY_TTL_MS;
+    for (const [k, v] of this.recent) if (v.at < cutoff) this.recent.delete(k);
+    for (const [k, v] of this.removed) if (v.at < cutoff) this.removed.delete(k);
+    for (const g of this.d.gateways.list()) {
+      const name = g.metadata.name;
+      const rv = g.metadata.resourceVersion ?? '';
+      const mine = this.recent.get(name);
+      if (mine !== undefined) {
+        if (rv !== mine.object.metadata.resourceVersion && mine.superseded.has(rv)) {
+          out.set(name, mine.object);
+          continue;
+        }
+        this.recent.delete(name);
+      }
+      const gone = this.removed.get(name);
+      if (gone !== undefined) {
+        if (gone.rv === rv) continue;
+        this.removed.delete(name);
+      }
+      out.set(name, g);
+    }
+    for (const [name, mine] of this.recent) if (!out.has(name) && mine.superseded.size === 0) out.set(name, mine.object);
+    return [...out.values()].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
+  }
+
+  /** The Topology object, overlaid with our own latest write of it (as for Gateways). */
+  private liveTopology(name: string): TopologyObject | undefined {
+    const cached = this.d.topologies.get(name);
+    const mine = this.recentTopology.get(name);
+    if (mine === undefined) return cached;
+    const rv = cached?.metadata?.resourceVersion ?? '';
+    if (mine.at >= Date.now() - OVERLAY_TTL_MS && (cached === undefined || (rv !== mine.object.metadata?.resourceVersion && mine.superseded.has(rv)))) {
+      return mine.object;
+    }
+    this.recentTopology.delete(name);
+    return cached;
+  }
+
+  private rememberTopology(name: string, before: TopologyObject | undefined, after: TopologyObject): void {
+    const superseded = new Set(this.recentTopology.get(name)?.superseded ?? []);
+    if (before?.metadata?.resourceVersion) superseded.add(before.metadata.resourceVersion);
+    this.recentTopology.set(name, { superseded, object: after, at: Date.now() });
+  }
+
+  /** Phase 4: node inventory + heartbeat health -> plan. Also the next time health changes on its own. */
+  private plan(c: Candidate, now: Date): { planned: PlanResult; wakeAt?: number } {
+    const nowText = now.toISOString();
+    const nodes: InventoryNode[] = [];
+    for (const n of this.d.nodes.list()) {
+      try {
+        nodes.push(inventoryFromNode(n));
+      } catch (e) {
+        this.d.logger.warn('node skipped', { node: n.metadata?.name, error: errorMessage(e) });
+      }
+    }
+    const heartbeats = heartbeatsFrom(this.d.leases.list());
+    const timeoutS = c.topology.election.heartbeatTimeoutSeconds;
+    const { health, memory } = deriveHealth(heartbeats, nowText, this.memory, timeoutS > 0 ? { heartbeatTimeoutSeconds: timeoutS } : {});
+    this.memory = memory;
+    const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, previous: this.liveGateways(), now: nowText });
+    return { planned, wakeAt: nextWake(now.getTime(), heartbeats, health, nodes, timeoutS, c.topology.election.minHealthySeconds) };
+  }
+
+  private reject(key: string, revision: string | undefined, reason: RejectReason, message: string, name?: string): Outcome {
+    const outcome = { kind: 'rejected' as const, ...(revision ? { revision } : {}), reason, message };
+    if (this.rejected?.key !== key) {
+      this.rejected = { key, outcome, name };
+      this.d.metrics.topologyRejected.inc({ reason });
+      this.d.logger.error('revision rejected', { revision, reason, message, inForce: this.lastGood?.revision });
+      const ref = name ?? this.lastGood?.topology.name;
+      if (ref !== undefined) {
+        void this.event(this.topologyRef(ref), 'Warning', 'RevisionRejected', 'Validate', `${revision ?? 'revision'} rejected (${reason}): ${message}`);
+      }
+    }
+    return outcome;
+  }
+
+  private async failed(
+    serving: Candidate,
+    attempted: string | undefined,
+    e: unknown,
+    reason: string,
+  ): Promise<Omit<ReconcileReport, 'durationMs' | 'writes'>> {
+    const message = errorMessage(e);
+    const transient = !(e instanceof PhaseError) || e.transient;
+    this.d.logger.warn('reconcile failed; retrying', { revision: serving.revision, reason, error: message, transient });
+    const outcome: Outcome = { kind: 'failed', revision: serving.revision, reason: e instanceof PhaseError ? e.reason : reason, message };
+    try {
+      await this.writeStatus(outcome, attempted ?? serving.revision, serving.object?.name ?? serving.topology.name);
+    } catch (err) {
+      if (err instanceof NotLeaderError) throw err;
+    }
+    return { result: 'error', revision: serving.revision, outcome };
+  }
+
+  private notes(planned: PlanResult): string[] {
+    return planned.findings.filter((f) => f.severity === 'error').map((f) => f.message);
+  }
+
+  /** Events, metrics and logs about what a successful apply did. */
+  private report(serving: Candidate, planned: PlanResult, changes: ChangeSet, deleted: string[]): void {
+    const written = new Set(changes.apply.map((c) => c.name));
+    for (const dcs of planned.decisions) {
+      if (!written.has(dcs.pool)) continue;
+      const type = dcs.kind === 'lost' ? 'Warning' : 'Normal';
+      this.d.logger.info('election', { pool: dcs.pool, node: dcs.node, decision: dcs.kind, reason: dcs.reason });
+      void this.event(this.gatewayRef(dcs.pool), type, capitalised(dcs.kind), 'Elect', `${dcs.node}: ${dcs.reason}`);
+    }
+    for (const c of changes.apply) {
+      const before = (c.live?.status?.activeEndpoints ?? []).map((e) => e.nodeName);
+      const after = (c.desired.status?.activeEndpoints ?? []).map((e) => e.nodeName);
+      const gone = before.filter((n) => !after.includes(n));
+      if (before.length > 0 && gone.length > 0) {
+        this.d.metrics.failoverTotal.inc({ pool: c.name });
+        const why = planned.decisions.filter((x) => x.pool === c.name && gone.includes(x.node)).map((x) => `${x.node} ${x.reason}`);
+        const note = `active endpoint moved from ${before.join(',')} to ${after.join(',') || 'none'}${why.length ? ` (${why.join('; ')})` : ''}`;
+        this.d.logger.warn('failover', { pool: c.name, from: before, to: after, why });
+        void this.event(this.gatewayRef(c.name), 'Warning', 'Failover', 'Elect', note);
+      }
+      if (c.drift) {
+        this.d.logger.warn('drift repaired', { gateway: c.name, spec: c.spec, status: c.status });
+        void this.event(this.gatewayRef(c.name), 'Warning', 'DriftRepaired', 'Apply', `Gateway ${c.name} was changed outside Corvid; restored revision ${serving.revision}`);
+      }
+      if (!c.drift) this.d.logger.info('gateway applied', { gateway: c.name, spec: c.spec, status: c.status, created: c.live === undefined });
+    }
+    for (const name of deleted) {
+      this.d.logger.info('gateway pruned', { gateway: name, revision: serving.revision });
+      void this.event(this.gatewayRef(name), 'Normal', 'Pruned', 'Delete', `Gateway ${name} is no longer in revision ${serving.revision}`);
+    }
+    this.d.metrics.setActive(
+      planned.gateways.flatMap((g) => (g.status?.activeEndpoints ?? []).map((e) => ({ pool: g.metadata.name, node: e.nodeName }))),
+    );
+    this.d.metrics.setRevision(serving.revision);
+  }
+
+  /** Phase 8: status on the Topology object (and, for git/file sources, the object itself). */
+  private async writeStatus(outcome: Outcome, attempted: string | undefined, name: string): Promise<void> {
+    const guard = this.writeContext().guard;
+    let obj = this.liveTopology(name);
+    if (this.d.source.kind !== 'cluster') {
+      if (!this.d.statusObject) return;
+      const good = this.lastGood;
+      if (good !== undefined && good.topology.name === name) {
+        const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE };
+        const annotations = { [SOURCE_ANNOTATION]: this.d.source.kind };
+        const same =
+          obj !== undefined &&
+          canonicalJson(obj.spec ?? {}) === canonicalJson(good.rawSpec) &&
+          obj.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE &&
+          obj.metadata?.annotations?.[SOURCE_ANNOTATION] === this.d.source.kind;
+        if (!same) {
+          guard();
+          try {
+            const before = obj;
+            obj = await applyTopology(this.d.kc, { name, labels, annotations, spec: good.rawSpec });
+            this.rememberTopology(name, before, obj);
+            this.writes++;
+            this.d.metrics.writesTotal.inc({ verb: 'apply', resource: 'topologies' });
+          } catch (e) {
+            this.d.logger.warn('status object not written', { topology: name, error: errorMessage(e) });
+            return;
+          }
+        }
+      }
+    }
+    if (obj === undefined) return;
+    const status = topologyStatus({
+      previous: obj.status,
+      generation: obj.metadata?.generation,
+      lastAppliedRevision: this.lastGood?.revision ?? obj.status?.lastAppliedRevision,
+      lastAttemptedRevision: attempted ?? obj.status?.lastAttemptedRevision,
+      outcome,
+      now: rfc3339(this.d.now()),
+    });
+    if (statusEquals(obj.status, status)) return;
+    guard();
+    try {
+      this.rememberTopology(name, obj, await applyTopologyStatus(this.d.kc, name, status));
+      this.writes++;
+      this.d.metrics.writesTotal.inc({ verb: 'apply', resource: 'topologies/status' });
+    } catch (e) {
+      this.d.logger.warn('topology status not written', { topology: name, error: errorMessage(e) });
+    }
+  }
+
+  private topologyRef(name: string) {
+    const uid = this.d.topologies.get(name)?.metadata?.uid;
+    return { apiVersion: TOPOLOGY_API_VERSION, kind: 'Topology', name, ...(uid ? { uid } : {}) };
+  }
+
+  private gatewayRef(name: string) {
+    const uid = this.d.gateways.get(name)?.metadata.uid;
+    return { apiVersion: GATEWAY_API_VERSION, kind: GATEWAY_KIND, name, ...(uid ? { uid } : {}) };
+  }
+
+  private async event(regarding: { apiVersion: string; kind: string; name: string }, type: 'Normal' | 'Warning', reason: string, action: string, note: string): Promise<void> {
+    if (!this.d.canWrite()) return;
+    await this.d.events.record({ regarding, type, reason, action, note });
+  }
+}
+
+/**
+ * The earliest time after `nowMs` at which a candidate's health changes with no event: a heartbeat passing its
+ * timeout, a tunnel-down period passing it, or a healthy candidate becoming mature (minHealthySeconds).
+ */
+export function nextWake(
+  nowMs: number,
+  heartbeats: { node: string; renewTime?: string; acquireTime?: string; leaseDurationSeconds?: number; tunnels?: Record<string, { up: boolean; since: string }> }[],
+  health: Record<string, CandidateHealth>,
+  nodes: InventoryNode[],
+  heartbeatTimeoutSeconds: number,
+  minHealthySeconds: number,
+): number | undefined {
+  let best: number | undefined;
+  const consider = (ms: number | undefined): void => {
+    if (ms === undefined || Number.isNaN(ms) || ms <= nowMs) return;
+    if (best === undefined || ms < best) best = ms;
+  };
+  for (const hb of heartbeats) {
+    const timeoutS = heartbeatTimeoutSeconds > 0 ? heartbeatTimeoutSeconds : hb.leaseDurationSeconds;
+    if (timeoutS === undefined) continue;
+    const renew = Date.parse(hb.renewTime ?? hb.acquireTime ?? '');
+    // Expired means age > timeout: wake just after the boundary.
+    consider(renew + timeoutS * 1000 + 1);
+    for (const t of Object.values(hb.tunnels ?? {})) if (!t.up) consider(Date.parse(t.since) + timeoutS * 1000 + 1);
+  }
+  if (minHealthySeconds > 0) {
+    const W = minHealthySeconds * 1000;
+    for (const n of nodes) if (n.readySince) consider(Date.parse(n.readySince) + W);
+    for (const h of Object.values(health)) {
+      if (h.heartbeatSince) consider(Date.parse(h.heartbeatSince) + W);
+      if (h.lastUnhealthy) consider(Date.parse(h.lastUnhealthy) + W);
+    }
+  }
+  return best;
+}

@@ -1,0 +1,67 @@
+// HTTP endpoints of the sync: /healthz, /readyz, /metrics and POST /hooks/git. Handlers are grouped by listen
+// address, so health and metrics may share a port or not.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void | Promise<void>;
+
+/** `:8080` -> all interfaces, `127.0.0.1:0` -> loopback and a free port. */
+export function parseAddress(addr: string): { host: string | undefined; port: number } {
+  const m = /^(.*):(\d+)$/.exec(addr);
+  if (!m) throw new Error(`bind address must be [host]:port, got "${addr}"`);
+  const host = m[1] === '' ? undefined : m[1].replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(m[2]) };
+}
+
+const MAX_BODY = 1 << 20;
+
+export interface Listening {
+  /** host:port actually bound. */
+  address: string;
+  close(): Promise<void>;
+}
+
+/** Serve `routes` ("METHOD /path") on `addr`. Unknown paths 404, other methods 405, bodies over 1 MiB 413. */
+export async function serve(addr: string, routes: Record<string, Handler>): Promise<Listening> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const handler = routes[`${req.method} ${path}`];
+    if (handler === undefined) {
+      const known = Object.keys(routes).some((k) => k.split(' ')[1] === path);
+      res.writeHead(known ? 405 : 404, { 'Content-Type': 'text/plain' }).end(known ? 'method not allowed\n' : 'not found\n');
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        res.writeHead(413).end('body too large\n');
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (res.writableEnded) return;
+      Promise.resolve(handler(req, res, Buffer.concat(chunks))).catch(() => {
+        if (!res.headersSent) res.writeHead(500).end('internal error\n');
+      });
+    });
+  });
+  const { host, port } = parseAddress(addr);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const a = server.address() as AddressInfo;
+  return {
+    address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

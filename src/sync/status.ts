@@ -1,0 +1,80 @@
+// Phase 8: the Topology's status, Flux-style kstatus. Pure: the outcome of a reconcile in, the status out.
+//
+//   applied   Ready=True  (ReconciliationSucceeded), no Reconciling, no Stalled
+//   rejected  Ready=False (the reason), Stalled=True: only a new revision helps; the last applied one keeps serving
+//   failed    Ready=False (the reason), Reconciling=True (ProgressingWithRetry): retried with backoff
+//
+// lastTransitionTime moves only when a condition's status flips, so an unchanged outcome gives an equal status and
+// costs no write.
+
+import { canonicalJson } from '../gateway/render.ts';
+import { removeCondition, setCondition, type TopologyStatus } from '../adapters/kube/topologies.ts';
+import type { RejectReason } from './source.ts';
+
+export type Outcome =
+  | { kind: 'applied'; revision: string; notes?: string[] }
+  | { kind: 'rejected'; revision?: string; reason: RejectReason; message: string }
+  | { kind: 'failed'; revision?: string; reason: RejectReason | string; message: string };
+
+export interface StatusInput {
+  previous?: TopologyStatus;
+  generation?: number;
+  lastAppliedRevision?: string;
+  lastAttemptedRevision?: string;
+  outcome: Outcome;
+  /** RFC 3339, used only for a transition. */
+  now: string;
+}
+
+/** Conditions carry whole seconds, like the API server's own timestamps. */
+export function rfc3339(d: Date): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+function inForce(lastApplied: string | undefined): string {
+  return lastApplied ? `; ${lastApplied} stays in force` : '; no revision has been applied yet';
+}
+
+export function topologyStatus(input: StatusInput): TopologyStatus {
+  const { outcome, now, generation } = input;
+  let conditions = input.previous?.conditions ?? [];
+  const gen = generation !== undefined ? { observedGeneration: generation } : {};
+  if (outcome.kind === 'applied') {
+    const notes = outcome.notes ?? [];
+    const message = `Applied revision: ${outcome.revision}${notes.length > 0 ? `\n${notes.join('\n')}` : ''}`;
+    conditions = setCondition(conditions, { type: 'Ready', status: 'True', reason: 'ReconciliationSucceeded', message, ...gen }, now);
+    conditions = removeCondition(conditions, 'Reconciling');
+    conditions = removeCondition(conditions, 'Stalled');
+  } else {
+    const rev = outcome.revision ? `revision ${outcome.revision}: ` : '';
+    const message = `${rev}${outcome.message}${inForce(input.lastAppliedRevision)}`;
+    conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason: outcome.reason, message, ...gen }, now);
+    if (outcome.kind === 'rejected') {
+      conditions = setCondition(conditions, { type: 'Stalled', status: 'True', reason: outcome.reason, message, ...gen }, now);
+      conditions = removeCondition(conditions, 'Reconciling');
+    } else {
+      conditions = setCondition(
+        conditions,
+        { type: 'Reconciling', status: 'True', reason: 'ProgressingWithRetry', message: `retrying: ${outcome.message}`, ...gen },
+        now,
+      );
+      conditions = removeCondition(conditions, 'Stalled');
+    }
+  }
+  const status: TopologyStatus = { conditions };
+  if (generation !== undefined) status.observedGeneration = generation;
+  if (input.lastAppliedRevision !== undefined) status.lastAppliedRevision = input.lastAppliedRevision;
+  if (input.lastAttemptedRevision !== undefined) status.lastAttemptedRevision = input.lastAttemptedRevision;
+  return status;
+}
+
+/** Equal as far as this controller writes it (extra fields written by others are ignored). */
+export function statusEquals(a: TopologyStatus | undefined, b: TopologyStatus): boolean {
+  const pick = (s: TopologyStatus | undefined) => ({
+    observedGeneration: s?.observedGeneration,
+    lastAppliedRevision: s?.lastAppliedRevision,
+    lastAttemptedRevision: s?.lastAttemptedRevision,
+    conditions: (s?.conditions ?? []).map((c) => ({ ...c })),
+  });
+  return canonicalJson(pick(a)) === canonicalJson(pick(b));
+}
