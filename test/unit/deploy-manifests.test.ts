@@ -2,7 +2,7 @@
 // kustomize renders every entry point (when kubectl is installed); the Dockerfile builds what the manifests run.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -302,6 +302,24 @@ describe('kustomize renders', { skip: KUBECTL ? undefined : 'kubectl not on PATH
         const expected = entry === 'base' ? `corvid:${VERSION}` : `registry.example.com/corvid/corvid:${VERSION}`;
         for (const i of images) assert.equal(i, expected, entry);
       }
+    } finally {
+      copy.cleanup();
+    }
+  });
+
+  test('an overlay with the topology-status-object component', () => {
+    const copy = deployCopy();
+    try {
+      const dir = join(copy.dir, 'overlays', 'status-object');
+      mkdirSync(dir);
+      writeFileSync(
+        join(dir, 'kustomization.yaml'),
+        'resources: [../../base]\ncomponents: [../../components/topology-status-object]\n',
+      );
+      const objs = kustomize(dir);
+      const binding = objs.find((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name === 'corvid-sync-topology-writer');
+      assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'corvid-sync', namespace: 'corvid-system' }]);
+      assert.ok(objs.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'corvid-sync-topology-writer'));
     } finally {
       copy.cleanup();
     }
