@@ -36,7 +36,9 @@ const PLACEHOLDERS = [
 
 export type SecretResult = { ok: true; data: Buffer; fingerprint: string } | { ok: false; reason: string };
 
-const SAFE_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
+/** A Secret name (DNS subdomain) and a Secret data key ([-._a-zA-Z0-9]+); never `.` or `..` (no path tricks). */
+const SECRET_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+const SECRET_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 
 /** Why `data` is not acceptable as a PSK, or undefined when it is. The message never contains the data. */
 export function weakPskReason(data: Buffer): string | undefined {
@@ -69,7 +71,7 @@ export class SecretReader {
   }
 
   async read(ref: SecretKeyRef): Promise<SecretResult> {
-    if (!SAFE_NAME.test(ref.name) || !SAFE_NAME.test(ref.key)) {
+    if (!SECRET_NAME.test(ref.name) || !SECRET_KEY.test(ref.key) || ref.key === '.' || ref.key === '..') {
       return { ok: false, reason: `secret reference ${JSON.stringify(ref.name)}/${JSON.stringify(ref.key)} is not a valid Secret name and key` };
     }
     const path = this.pathOf(ref);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { weakPskReason, MIN_PSK_BYTES } from '../../src/agent/secrets.ts';
+import { weakPskReason, MIN_PSK_BYTES, SecretReader } from '../../src/agent/secrets.ts';
 import { connHash, saMatchesTunnel, summariseSas, tunnelToConn } from '../../src/agent/conns.ts';
 import { AgentMetrics, parseListenAddress } from '../../src/agent/metrics.ts';
 import { parseDuration, run as runAgent } from '../../src/cli/commands/agent.ts';
@@ -181,4 +181,15 @@ test('cidr helpers: canonical forms match iproute2 output', () => {
   assert.equal(canonicalPrefix('::ffff:10.1.2.3/128'), '::ffff:10.1.2.3/128'); // as inet_ntop prints it
   assert.ok(comparePrefixes('10.2.0.0/16', '10.10.0.0/16') < 0);
   assert.ok(comparePrefixes('fd00::/8', '10.0.0.0/8') > 0);
+});
+
+test('secret references cannot escape the secret directory', async () => {
+  const r = new SecretReader('/etc/corvid/secrets');
+  for (const ref of [{ name: '..', key: 'psk' }, { name: 'a/b', key: 'psk' }, { name: 'ok', key: '..' }, { name: 'ok', key: 'x/../../y' }, { name: 'Upper', key: 'k' }]) {
+    const res = await r.read(ref);
+    assert.equal(res.ok, false);
+    assert.match((res as { reason: string }).reason, /not a valid Secret name and key/);
+  }
+  const dotted = await r.read({ name: 'corvid-psk', key: '.hidden_key-1' });
+  assert.match((dotted as { reason: string }).reason, /cannot read PSK file \/etc\/corvid\/secrets\/corvid-psk\/\.hidden_key-1/);
 });
