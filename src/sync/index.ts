@@ -257,6 +257,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
       renewDeadlineMs: le.renewDeadlineMs,
       retryPeriodMs: le.retryPeriodMs,
       onStartedLeading: () => {
+        reconciler.forgetWrites();
         metrics.leader.set(1);
         logger.info('became the leader', { identity });
         trigger('leader');

@@ -87,6 +87,8 @@ export class Reconciler {
   private rejected: Rejection | undefined;
   private memory: HealthMemory = emptyHealthMemory();
   private readonly lastWritten = new Map<string, string>();
+  /** The Gateways as this sync last wrote them: the election's memory (see plan()). */
+  private readonly lastWrittenObject = new Map<string, Gateway>();
   /** Our own recent writes, until the informer has caught up with them (see liveGateways). */
   private readonly recent = new Map<string, { superseded: Set<string>; object: Gateway; at: number }>();
   private readonly removed = new Map<string, { rv: string; at: number }>();
@@ -97,6 +99,18 @@ export class Reconciler {
 
   constructor(deps: ReconcilerDeps) {
     this.d = deps;
+  }
+
+  /**
+   * Forget what this replica wrote (call on becoming the leader: another replica may have written since, and live
+   * state is then the truth).
+   */
+  forgetWrites(): void {
+    this.lastWritten.clear();
+    this.lastWrittenObject.clear();
+    this.recent.clear();
+    this.removed.clear();
+    this.recentTopology.clear();
   }
 
   /** The revision in force (the last one applied). */
@@ -205,16 +219,24 @@ export class Reconciler {
         return this.failed(serving, attempted, e, REJECT.dryRunFailed);
       }
 
+      // Who was active before this apply, as far as the election knows (what we wrote, else live).
+      const activeBefore = new Map<string, string[]>();
+      for (const c of changes.apply) {
+        const prev = this.lastWrittenObject.get(c.name) ?? c.live;
+        activeBefore.set(c.name, (prev?.status?.activeEndpoints ?? []).map((e) => e.nodeName));
+      }
       let deleted: string[] = [];
       try {
         const stored = await applyChanges(this.writeContext(), changes);
         for (const [name, w] of stored) {
           this.lastWritten.set(name, ownedKey(w.object));
+          this.lastWrittenObject.set(name, w.object);
           this.recent.set(name, { superseded: new Set(w.superseded), object: w.object, at: Date.now() });
         }
         deleted = await prune(this.writeContext(), changes.prune);
         for (const name of deleted) {
           this.lastWritten.delete(name);
+          this.lastWrittenObject.delete(name);
           const rv = changes.prune.find((g) => g.metadata.name === name)?.metadata.resourceVersion;
           if (rv) this.removed.set(name, { rv, at: Date.now() });
         }
@@ -230,7 +252,7 @@ export class Reconciler {
         this.d.logger.info('revision applied', { revision: serving.revision, previous, topology: serving.topology.name });
         void this.event(this.topologyRef(serving.topology.name), 'Normal', 'RevisionApplied', 'Apply', `applied revision ${serving.revision}`);
       }
-      this.report(serving, planned, changes, deleted);
+      this.report(serving, planned, changes, deleted, activeBefore);
       const outcome: Outcome = problem ?? { kind: 'applied', revision: serving.revision, notes: this.notes(planned) };
       await this.writeStatus(outcome, attempted ?? serving.revision, serving.object?.name ?? serving.topology.name);
       return { result: 'success', revision: serving.revision, outcome, wakeAt };
@@ -309,7 +331,10 @@ export class Reconciler {
     const timeoutS = c.topology.election.heartbeatTimeoutSeconds;
     const { health, memory } = deriveHealth(heartbeats, nowText, this.memory, timeoutS > 0 ? { heartbeatTimeoutSeconds: timeoutS } : {});
     this.memory = memory;
-    const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, previous: this.liveGateways(), now: nowText });
+    // The election's memory (who is active, why) is the previous Gateway. For a Gateway this sync wrote, that is what
+    // it wrote, not the live copy: a hand edit of status.activeEndpoints is drift to undo, not an election to keep.
+    const previous = this.liveGateways().map((g) => this.lastWrittenObject.get(g.metadata.name) ?? g);
+    const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, previous, now: nowText });
     return { planned, wakeAt: nextWake(now.getTime(), heartbeats, health, nodes, timeoutS, c.topology.election.minHealthySeconds) };
   }
 
@@ -350,7 +375,7 @@ export class Reconciler {
   }
 
   /** Events, metrics and logs about what a successful apply did. */
-  private report(serving: Candidate, planned: PlanResult, changes: ChangeSet, deleted: string[]): void {
+  private report(serving: Candidate, planned: PlanResult, changes: ChangeSet, deleted: string[], activeBefore: Map<string, string[]>): void {
     const written = new Set(changes.apply.map((c) => c.name));
     for (const dcs of planned.decisions) {
       if (!written.has(dcs.pool)) continue;
@@ -359,7 +384,7 @@ export class Reconciler {
       void this.event(this.gatewayRef(dcs.pool), type, capitalised(dcs.kind), 'Elect', `${dcs.node}: ${dcs.reason}`);
     }
     for (const c of changes.apply) {
-      const before = (c.live?.status?.activeEndpoints ?? []).map((e) => e.nodeName);
+      const before = activeBefore.get(c.name) ?? [];
       const after = (c.desired.status?.activeEndpoints ?? []).map((e) => e.nodeName);
       const gone = before.filter((n) => !after.includes(n));
       if (before.length > 0 && gone.length > 0) {

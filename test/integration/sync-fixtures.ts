@@ -362,3 +362,41 @@ export async function deleteAllGateways(kc: KubeConfig): Promise<void> {
 export async function deleteTopology(kc: KubeConfig, name: string): Promise<void> {
   await kubeRequest(kc, { method: 'DELETE', path: `/apis/corvid.dev/v1alpha1/topologies/${name}` }).catch(() => undefined);
 }
+
+/** Agents' heartbeats: renew one Lease per node every periodMs (acquireTime fixed), until stopped. */
+export function startHeartbeats(kc: KubeConfig, namespace: string, nodes: string[], periodMs = 500) {
+  const acquired = new Date();
+  const last = new Map<string, Date>();
+  const timers = new Map<string, NodeJS.Timeout>();
+  const inflight = new Map<string, Promise<void>>();
+  const beat = (node: string): Promise<void> => {
+    const renewTime = new Date();
+    const p = writeHeartbeat(kc, namespace, node, { renewTime, acquireTime: acquired, leaseDurationSeconds: 2 })
+      .then(() => void last.set(node, renewTime))
+      .catch(() => undefined);
+    inflight.set(node, p);
+    return p;
+  };
+  const start = async (node: string): Promise<void> => {
+    await beat(node);
+    timers.set(node, setInterval(() => void beat(node), periodMs));
+  };
+  return {
+    async start(): Promise<void> {
+      await Promise.all(nodes.map(start));
+    },
+    /** Stop one node's heartbeat; resolves to the last renewTime written. */
+    async stop(node: string): Promise<Date> {
+      clearInterval(timers.get(node));
+      timers.delete(node);
+      await inflight.get(node);
+      return last.get(node)!;
+    },
+    resume: start,
+    async stopAll(): Promise<void> {
+      for (const t of timers.values()) clearInterval(t);
+      timers.clear();
+      await Promise.all(inflight.values());
+    },
+  };
+}
