@@ -7,7 +7,6 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +35,6 @@ let b: PoolLab;
 const charons = new Map<string, CharonInstance>();
 const sessions: ViciSession[] = [];
 let secrets: { dir: string; remove(): Promise<void> } | undefined;
-let crdDir = '';
 
 interface AgentProc {
   node: string;
@@ -152,10 +150,7 @@ describe('agent datapath', { skip }, () => {
     secrets = await makeSecretDir();
 
     const kc = cp.get().kubeConfig;
-    // Only the Gateway CRD (installCrds applies every YAML of a directory).
-    crdDir = await mkdtemp(join(tmpdir(), 'corvid-crd-'));
-    await copyFile(join(REPO, 'deploy/crds/gateway.yaml'), join(crdDir, 'gateway.yaml'));
-    await installCrds(kc, crdDir);
+    await installCrds(kc);
     await kubeRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: LEASE_NS } } }).catch((e) => {
       if (statusCode(e) !== 409) throw e;
     });
@@ -177,74 +172,79 @@ describe('agent datapath', { skip }, () => {
     for (const c of charons.values()) await c.stop();
     await lab.cleanup();
     await secrets?.remove();
-    if (crdDir) await rm(crdDir, { recursive: true, force: true });
   });
 
   test('pods in pool a reach pods in pool b through an encrypted tunnel built by the agents', { skip, timeout: 90_000 }, async () => {
+    const t0 = Date.now();
     try {
-      await waitFor('ping a-n1 pod -> b-n1 pod', () => ping(a.memberNs, a.memberPod, b.memberPod), 30_000, 250);
-    } catch (e) {
-      throw new Error(`${(e as Error).message}\n${logTail()}`);
-    }
-    assert.ok(await ping(b.memberNs, b.memberPod, a.memberPod), 'reverse direction');
-    assert.ok(await ping(a.gwNs, a.gwPod, b.memberPod), 'gateway pod to remote member pod');
+      try {
+        await waitFor('ping a-n1 pod -> b-n1 pod', () => ping(a.memberNs, a.memberPod, b.memberPod), 30_000, 250);
+      } catch (e) {
+        throw new Error(`${(e as Error).message}\n${logTail()}`);
+      }
+      assert.ok(await ping(b.memberNs, b.memberPod, a.memberPod), 'reverse direction');
+      assert.ok(await ping(a.gwNs, a.gwPod, b.memberPod), 'gateway pod to remote member pod');
 
-    // The packets crossed the underlay as ESP, and no ICMP between pod addresses appeared there in the clear.
-    const dump = lab.spawn(b.gwNs, ['timeout', '6', 'tcpdump', '-n', '-l', '-i', 'wan0', '-c', '8', 'not arp']);
-    let out = '';
-    let listening = false;
-    dump.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
-    dump.stderr!.setEncoding('utf8').on('data', (c: string) => {
-      if (c.includes('listening on')) listening = true;
-    });
-    await waitFor('tcpdump listening', () => listening, 5000, 50);
-    assert.ok(await ping(a.memberNs, a.memberPod, b.memberPod, 4));
-    await new Promise<void>((resolve) => (dump.exitCode !== null ? resolve() : dump.once('exit', () => resolve())));
-    assert.match(out, /ESP\(spi=0x[0-9a-f]+/, `no ESP on the underlay:\n${out}`);
-    assert.doesNotMatch(out, /ICMP/, `cleartext ICMP on the underlay:\n${out}`);
-    assert.doesNotMatch(out, /10\.10[12]\./, `pod addresses visible on the underlay:\n${out}`);
+      // The packets crossed the underlay as ESP, and no ICMP between pod addresses appeared there in the clear.
+      // (IPv4 only: the fresh veths' own IPv6 router solicitations are ICMPv6 and have nothing to do with pods.)
+      const dump = lab.spawn(b.gwNs, ['timeout', '6', 'tcpdump', '-n', '-l', '-i', 'wan0', '-c', '8', 'ip']);
+      let out = '';
+      let listening = false;
+      dump.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+      dump.stderr!.setEncoding('utf8').on('data', (c: string) => {
+        if (c.includes('listening on')) listening = true;
+      });
+      await waitFor('tcpdump listening', () => listening, 5000, 50);
+      assert.ok(await ping(a.memberNs, a.memberPod, b.memberPod, 4));
+      await new Promise<void>((resolve) => (dump.exitCode !== null ? resolve() : dump.once('exit', () => resolve())));
+      assert.match(out, /ESP\(spi=0x[0-9a-f]+/, `no ESP on the underlay:\n${out}`);
+      assert.doesNotMatch(out, /ICMP/, `cleartext ICMP on the underlay:\n${out}`);
+      assert.doesNotMatch(out, /10\.10[12]\./, `pod addresses visible on the underlay:\n${out}`);
 
-    // list-sas: one CHILD_SA carrying every subnet of both pools, with bytes both ways.
-    const [sa] = await vici(a.gwNode).listSas();
-    assert.equal(sa.name, 'corvid-b');
-    assert.deepEqual(sa.children.map((c) => [c.name, c.localTs, c.remoteTs]), [
-      ['corvid-b', [a.gwSubnet, a.memberSubnet], [b.gwSubnet, b.memberSubnet]],
-    ]);
-    assert.ok(sa.children[0].bytesIn > 0 && sa.children[0].bytesOut > 0);
+      // list-sas: one CHILD_SA carrying every subnet of both pools, with bytes both ways.
+      const [sa] = await vici(a.gwNode).listSas();
+      assert.equal(sa.name, 'corvid-b');
+      assert.deepEqual(sa.children.map((c) => [c.name, c.localTs, c.remoteTs]), [
+        ['corvid-b', [a.gwSubnet, a.memberSubnet], [b.gwSubnet, b.memberSubnet]],
+      ]);
+      assert.ok(sa.children[0].bytesIn > 0 && sa.children[0].bytesOut > 0);
 
-    // Members: our table and one rule; no route for the own pool.
-    const member = await new Iproute({ table: TABLE, netns: a.memberNs }).read();
-    assert.deepEqual(member.routes.map((r) => `${r.dst} via ${r.via}`).sort(), [`${b.gwSubnet} via ${a.gwLan}`, `${b.memberSubnet} via ${a.gwLan}`]);
-    assert.deepEqual(member.rules.map((r) => [r.family, r.priority]), [[4, 9027]]);
+      // Members: our table and one rule; no route for the own pool.
+      const member = await new Iproute({ table: TABLE, netns: a.memberNs }).read();
+      assert.deepEqual(member.routes.map((r) => `${r.dst} via ${r.via}`).sort(), [`${b.gwSubnet} via ${a.gwLan}`, `${b.memberSubnet} via ${a.gwLan}`]);
+      assert.deepEqual(member.rules.map((r) => [r.family, r.priority]), [[4, 9027]]);
 
-    // Metrics of the gateway agent (after a repair tick has read the counters).
-    await waitFor('byte counters in /metrics', async () => {
+      // Metrics of the gateway agent (after a repair tick has read the counters).
+      await waitFor('byte counters in /metrics', async () => {
+        const m = await metricsOf(a.gwNode);
+        return (metric(m, 'corvid_tunnel_bytes_out_total', 'peer="b"') ?? 0) > 0 && (metric(m, 'corvid_tunnel_bytes_in_total', 'peer="b"') ?? 0) > 0;
+      }, 5000, 200);
       const m = await metricsOf(a.gwNode);
-      return (metric(m, 'corvid_tunnel_bytes_out_total', 'peer="b"') ?? 0) > 0 && (metric(m, 'corvid_tunnel_bytes_in_total', 'peer="b"') ?? 0) > 0;
-    }, 5000, 200);
-    const m = await metricsOf(a.gwNode);
-    assert.equal(metric(m, 'corvid_tunnel_up', 'peer="b"'), 1);
-    assert.ok((metric(m, 'corvid_agent_last_apply_timestamp_seconds', '') ?? Number(m.match(/^corvid_agent_last_apply_timestamp_seconds (\S+)$/m)?.[1])) > 0);
-    assert.equal(metric(await metricsOf(a.memberNode), 'corvid_routes', 'table="9027"'), 2);
-    const ready = await fetch(`http://127.0.0.1:${agents.get(a.memberNode)!.port}/readyz`);
-    assert.equal(ready.status, 200);
+      assert.equal(metric(m, 'corvid_tunnel_up', 'peer="b"'), 1);
+      assert.ok((metric(m, 'corvid_agent_last_apply_timestamp_seconds', '') ?? Number(m.match(/^corvid_agent_last_apply_timestamp_seconds (\S+)$/m)?.[1])) > 0);
+      assert.equal(metric(await metricsOf(a.memberNode), 'corvid_routes', 'table="9027"'), 2);
+      const ready = await fetch(`http://127.0.0.1:${agents.get(a.memberNode)!.port}/readyz`);
+      assert.equal(ready.status, 200);
 
-    // Heartbeat: gateway candidates hold a Lease; the active gateway reports its tunnel.
-    const l = await waitFor('tunnel state in the Lease', async () => {
-      const x = await lease(a.gwNode);
-      return x?.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION]?.includes('"up":true') ? x : undefined;
-    }, 10_000, 200);
-    assert.equal(l.spec?.holderIdentity, a.gwNode);
-    assert.equal(l.spec?.leaseDurationSeconds, 3);
-    const tunnels = JSON.parse(l.metadata!.annotations![TUNNEL_HEALTH_ANNOTATION]) as Record<string, { up: boolean; since: string }>;
-    assert.deepEqual(Object.keys(tunnels), ['b']);
-    assert.match(tunnels.b.since, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-    const renewed = Date.parse(l.spec!.renewTime!);
-    await new Promise((r) => setTimeout(r, 1200));
-    const l2 = await lease(a.gwNode);
-    assert.ok(Date.parse(l2!.spec!.renewTime!) > renewed, 'Lease renewed');
-    assert.equal(l2!.metadata!.annotations![TUNNEL_HEALTH_ANNOTATION], l.metadata!.annotations![TUNNEL_HEALTH_ANNOTATION], 'annotation unchanged while the tunnel is stable');
-    assert.equal(await lease(a.memberNode), undefined, 'ordinary nodes that are not candidates keep no Lease');
+      // Heartbeat: gateway candidates hold a Lease; the active gateway reports its tunnel.
+      const l = await waitFor('tunnel state in the Lease', async () => {
+        const x = await lease(a.gwNode);
+        return x?.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION]?.includes('"up":true') ? x : undefined;
+      }, 10_000, 200);
+      assert.equal(l.spec?.holderIdentity, a.gwNode);
+      assert.equal(l.spec?.leaseDurationSeconds, 3);
+      const tunnels = JSON.parse(l.metadata!.annotations![TUNNEL_HEALTH_ANNOTATION]) as Record<string, { up: boolean; since: string }>;
+      assert.deepEqual(Object.keys(tunnels), ['b']);
+      assert.match(tunnels.b.since, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      const renewed = Date.parse(l.spec!.renewTime!);
+      await new Promise((r) => setTimeout(r, 1200));
+      const l2 = await lease(a.gwNode);
+      assert.ok(Date.parse(l2!.spec!.renewTime!) > renewed, 'Lease renewed');
+      assert.equal(l2!.metadata!.annotations![TUNNEL_HEALTH_ANNOTATION], l.metadata!.annotations![TUNNEL_HEALTH_ANNOTATION], 'annotation unchanged while the tunnel is stable');
+      assert.equal(await lease(a.memberNode), undefined, 'ordinary nodes that are not candidates keep no Lease');
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n(after ${Date.now() - t0} ms)\n${logTail(40)}`);
+    }
   });
 
   test('repair: a route deleted and a conn unloaded by hand come back within the repair interval', { skip, timeout: 30_000 }, async () => {
