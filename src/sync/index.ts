@@ -101,6 +101,8 @@ export interface SyncHandle {
   /** Called after every reconcile that ran (not the skipped ones of a standby). Returns an unsubscribe function. */
   onReconcile(cb: (r: ReconcileReport) => void): () => void;
   metrics: SyncMetrics;
+  /** Counters of each informer (lists, watches, 410s, errors). */
+  informerStats(): Record<string, { lists: number; watches: number; gone: number; errors: number }>;
   addresses: { health?: string; metrics?: string; webhook?: string };
   identity: string;
 }
@@ -337,6 +339,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     isLeader: canWrite,
     ready,
     revision: () => reconciler.revision(),
+    informerStats: () => Object.fromEntries(informers.map(([name, inf]) => [name, { ...inf.stats }])),
     trigger,
     onReconcile(cb) {
       listeners.add(cb);

@@ -400,3 +400,62 @@ export function startHeartbeats(kc: KubeConfig, namespace: string, nodes: string
     },
   };
 }
+
+// ---------------------------------------------------------------- a TCP proxy to cut the sync off the API server
+
+import { createServer as createTcpServer, connect as tcpConnect, type Socket } from 'node:net';
+import { KubeConfig as KC } from '@kubernetes/client-node';
+
+export interface CuttableProxy {
+  /** A kubeconfig like `kc` whose server is the proxy. */
+  kubeConfig: KubeConfig;
+  /** Drop every connection and refuse new ones until resume(). */
+  cut(): void;
+  resume(): void;
+  close(): Promise<void>;
+}
+
+export async function cuttableProxy(kc: KubeConfig): Promise<CuttableProxy> {
+  const target = new URL(kc.getCurrentCluster()!.server);
+  const sockets = new Set<Socket>();
+  let open = true;
+  const server = createTcpServer((client) => {
+    if (!open) {
+      client.destroy();
+      return;
+    }
+    const upstream = tcpConnect(Number(target.port), target.hostname);
+    sockets.add(client);
+    sockets.add(upstream);
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as { port: number }).port;
+  const proxied = new KC();
+  proxied.loadFromString(kc.exportConfig());
+  proxied.clusters = proxied.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${port}` }));
+  return {
+    kubeConfig: proxied,
+    cut() {
+      open = false;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    resume() {
+      open = true;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

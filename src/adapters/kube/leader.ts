@@ -201,6 +201,8 @@ export class LeaderElector {
     const holder = spec.holderIdentity ?? '';
     const mine = holder === this.identity;
     if (!mine && holder !== '' && this.observed !== undefined && this.observed.at + this.o.leaseDurationMs > this.clock()) {
+      // Someone else holds it: if we thought we led, we do not any more, as of now (not after renewDeadline).
+      this.loseLeadership();
       return false;
     }
     const next: LeaseJson = {
