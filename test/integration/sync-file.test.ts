@@ -71,3 +71,53 @@ test('8: a ConfigMap-style ..data symlink swap is picked up; a bad file is refus
   t.diagnostic(line);
   console.log(line);
 });
+
+test('corvid sync as a process: flags, /readyz and /metrics, clean exit on SIGTERM', { skip: cp.skip }, async () => {
+  const { spawn } = await import('node:child_process');
+  const { createServer } = await import('node:net');
+  const kc = cp.get().kubeConfig;
+  const freePort = () =>
+    new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+  const [health, metrics] = [await freePort(), await freePort()];
+  const procDir = await mkdtemp(join(tmpdir(), 'corvid-proc-'));
+  const text = topologyYaml({ name: 'proc', pools: [{ name: 'pool-p', label: 'f', gateways: ['f1'] }] });
+  await writeFile(join(procDir, 'topology.yaml'), text);
+  const child = spawn(
+    process.execPath,
+    [
+      'bin/corvid.js', 'sync', '--source=file', `--file=${join(procDir, 'topology.yaml')}`, `--kubeconfig=${cp.get().kubeconfigPath}`,
+      `--health-probe-bind-address=127.0.0.1:${health}`, `--metrics-bind-address=127.0.0.1:${metrics}`, '--log-level=info',
+      '--leader-elect', '--leader-election-namespace=corvid-system', '--leader-election-id=corvid-proc-test',
+      '--leader-election-lease-duration=2s', '--leader-election-renew-deadline=1500ms', '--leader-election-retry-period=200ms',
+    ],
+    { cwd: new URL('../../', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    await waitFor('pool-p written by the process', async () => (await getGateway(kc, 'pool-p'))?.metadata.annotations?.['corvid.dev/revision'] === sha256(text), 15_000);
+    await waitFor('/readyz', async () => (await fetch(`http://127.0.0.1:${health}/readyz`)).status === 200, 5000);
+    const m = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
+    assert.match(m, /corvid_sync_leader 1/);
+    assert.match(m, /process_cpu_seconds_total/);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr);
+    // Every log line is one JSON object with ts, level and msg.
+    const lines = stderr.split('\n').filter((l) => l.startsWith('{'));
+    assert.ok(lines.length > 3, stderr);
+    for (const l of lines) {
+      const o = JSON.parse(l);
+      assert.ok(o.ts && o.level && o.msg, l);
+    }
+    assert.ok(lines.some((l) => JSON.parse(l).msg === 'shutting down'));
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await rm(procDir, { recursive: true, force: true });
+  }
+});

@@ -1,8 +1,254 @@
-// Placeholder until the command lands; replaced by its implementation.
-import type { CliIO } from '../io.ts';
-import { EXIT_USAGE } from '../io.ts';
+// corvid sync: run the sync controller (topology in, Gateways out) until SIGTERM/SIGINT.
 
-export async function run(_argv: string[], io: CliIO): Promise<number> {
-  io.stderr.write('corvid sync: not available in this build yet\n');
-  return EXIT_USAGE;
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { CliIO } from '../io.ts';
+import { EXIT_OK, EXIT_USAGE } from '../io.ts';
+import { bool, commandFlags, str, type FlagOptions } from '../flags.ts';
+import { parseDuration } from '../../topology/duration.ts';
+import type { GitRef, SignatureVerification } from '../../adapters/git/repo.ts';
+import { redactUrl } from '../../adapters/git/repo.ts';
+
+const EXIT_ERROR = 1;
+
+export const HELP = `Usage: corvid sync --source git|file|cluster [flags]
+
+Run the sync controller: read the topology, plan the Gateways against live node health (Node Ready, the agents'
+heartbeat Leases, tunnel health), dry-run every change server-side, apply it (server-side apply, field manager
+corvid-sync), prune Gateways the topology no longer has, and report on the Topology object's status (kstatus:
+Ready/Reconciling/Stalled, lastAppliedRevision, lastAttemptedRevision).
+
+A revision that fails any phase (fetch, signature, validation, dry run) changes nothing live: the last good one
+keeps serving, and status, an Event, a metric and the log say why. Runs until SIGTERM or SIGINT.
+
+Source (one of):
+      --source KIND            git, file or cluster (default cluster)
+  git:
+      --git-url URL            repository to follow (credentials in the URL are never logged)
+      --git-branch NAME        branch to follow (default main)
+      --git-tag NAME           or a tag
+      --git-commit SHA         or a fixed commit (40 hex digits)
+      --git-path PATH          topology file in the repository (default topology.yaml)
+      --git-cache-dir DIR      where the bare mirror is kept (default: a directory under $TMPDIR)
+      --verify-signatures MODE none (default), ssh or gpg: refuse commits without a trusted signature
+      --allowed-signers-file F ssh: trusted signers (git's gpg.ssh.allowedSignersFile format)
+      --gpg-home DIR           gpg: GnuPG home holding the trusted keys
+      --webhook-bind-address A serve POST /hooks/git here (GitHub X-Hub-Signature-256, Gitea X-Gitea-Signature)
+      --webhook-secret-file F  file holding the webhook's HMAC secret (required with --webhook-bind-address)
+  file:
+      --file PATH              topology file, e.g. a mounted ConfigMap key (symlink swaps are followed)
+  cluster:
+      --topology NAME          the Topology object to follow (default: the only one in the cluster)
+  git and file:
+      --interval DURATION      poll interval (default 1m); a webhook or a file event triggers at once
+      --no-status-object       do not keep a Topology object carrying status for git/file sources
+
+Cluster:
+      --kubeconfig FILE        kubeconfig (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
+      --context NAME           kubeconfig context
+      --lease-namespace NS     namespace of the agents' heartbeat Leases (default corvid-system)
+      --event-namespace NS     namespace for Events (default kube-system: the only one Kubernetes 1.20 accepts for
+                               Events about cluster-scoped objects)
+
+Leader election (two replicas, one writer):
+      --leader-elect                       take part in leader election; without it this replica always writes
+      --leader-election-namespace NS       namespace of the Lease (default $POD_NAMESPACE, else corvid-system)
+      --leader-election-id NAME            name of the Lease (default corvid-sync-leader)
+      --leader-election-lease-duration D   default 15s
+      --leader-election-renew-deadline D   default 10s
+      --leader-election-retry-period D     default 2s
+
+Operations:
+      --metrics-bind-address ADDR          /metrics (default :8080; 0 disables)
+      --health-probe-bind-address ADDR     /healthz and /readyz (default :8081; 0 disables)
+      --resync-interval DURATION           reconcile at least this often (default 10m)
+      --log-level LEVEL                    debug, info (default), warn or error; JSON lines on stderr
+  -h, --help                               show this help
+
+Examples:
+  # In the cluster (deploy/base): follow the Topology custom resource, two replicas.
+  corvid sync --source=cluster --leader-elect --leader-election-namespace=corvid-system
+
+  # Follow a branch, verify SSH-signed commits, fetch at once on a push webhook.
+  corvid sync --source=git --git-url=https://git.example.com/net/edge.git --git-branch=main \\
+    --git-path=clusters/edge/topology.yaml --verify-signatures=ssh --allowed-signers-file=/etc/corvid/allowed_signers \\
+    --webhook-bind-address=:9292 --webhook-secret-file=/etc/corvid/webhook-secret
+
+  # A topology mounted from a ConfigMap.
+  corvid sync --source=file --file=/etc/corvid/topology/topology.yaml
+`;
+
+const OPTIONS: FlagOptions = {
+  source: { type: 'string', choices: ['git', 'file', 'cluster'] },
+  'git-url': { type: 'string' },
+  'git-branch': { type: 'string' },
+  'git-tag': { type: 'string' },
+  'git-commit': { type: 'string' },
+  'git-path': { type: 'string' },
+  'git-cache-dir': { type: 'string' },
+  'verify-signatures': { type: 'string', choices: ['none', 'ssh', 'gpg'] },
+  'allowed-signers-file': { type: 'string' },
+  'gpg-home': { type: 'string' },
+  'webhook-bind-address': { type: 'string' },
+  'webhook-secret-file': { type: 'string' },
+  file: { type: 'string' },
+  topology: { type: 'string' },
+  interval: { type: 'string' },
+  'no-status-object': { type: 'boolean' },
+  kubeconfig: { type: 'string' },
+  context: { type: 'string' },
+  'lease-namespace': { type: 'string' },
+  'event-namespace': { type: 'string' },
+  'leader-elect': { type: 'boolean' },
+  'leader-election-namespace': { type: 'string' },
+  'leader-election-id': { type: 'string' },
+  'leader-election-lease-duration': { type: 'string' },
+  'leader-election-renew-deadline': { type: 'string' },
+  'leader-election-retry-period': { type: 'string' },
+  'metrics-bind-address': { type: 'string' },
+  'health-probe-bind-address': { type: 'string' },
+  'resync-interval': { type: 'string' },
+  'log-level': { type: 'string', choices: ['debug', 'info', 'warn', 'error'] },
+};
+
+class UsageError extends Error {}
+
+function durationMs(values: Record<string, unknown>, name: string, fallback: string): number {
+  const text = str(values as never, name) ?? fallback;
+  const s = parseDuration(text);
+  if (s === undefined || s <= 0) throw new UsageError(`--${name} must be a duration like 500ms, 15s or 1m (got "${text}")`);
+  return s * 1000;
+}
+
+/** A bind address flag: `0` or empty disables. */
+function bindAddress(v: string | undefined, fallback: string): string | undefined {
+  const a = v ?? fallback;
+  return a === '0' || a === '' ? undefined : a;
+}
+
+export async function run(argv: string[], io: CliIO): Promise<number> {
+  const parsed = commandFlags('sync', argv, OPTIONS, HELP, io);
+  if (typeof parsed === 'number') return parsed;
+  const v = parsed.values;
+
+  // Everything heavy is loaded only when the command really runs.
+  const [{ startSync }, { loadKubeConfig }, { jsonLogger }] = await Promise.all([
+    import('../../sync/index.ts'),
+    import('../../adapters/kube/client.ts'),
+    import('../../sync/log.ts'),
+  ]);
+  type Options = Parameters<typeof startSync>[0];
+
+  let options: Options;
+  try {
+    const kind = (str(v, 'source') ?? 'cluster') as 'git' | 'file' | 'cluster';
+    let source: Options['source'];
+    let webhookSecret: Buffer | undefined;
+    const webhookAddress = str(v, 'webhook-bind-address');
+    if (kind === 'git') {
+      const url = str(v, 'git-url');
+      if (!url) throw new UsageError('--source=git needs --git-url');
+      const refs = ['git-branch', 'git-tag', 'git-commit'].filter((f) => str(v, f) !== undefined);
+      if (refs.length > 1) throw new UsageError('give one of --git-branch, --git-tag, --git-commit');
+      const ref: GitRef = str(v, 'git-tag')
+        ? { tag: str(v, 'git-tag')! }
+        : str(v, 'git-commit')
+          ? { commit: str(v, 'git-commit')! }
+          : { branch: str(v, 'git-branch') ?? 'main' };
+      let verify: SignatureVerification | undefined;
+      const mode = str(v, 'verify-signatures') ?? 'none';
+      if (mode === 'ssh') {
+        const f = str(v, 'allowed-signers-file');
+        if (!f) throw new UsageError('--verify-signatures=ssh needs --allowed-signers-file');
+        verify = { mode: 'ssh', allowedSignersFile: f };
+      } else if (mode === 'gpg') {
+        const h = str(v, 'gpg-home');
+        if (!h) throw new UsageError('--verify-signatures=gpg needs --gpg-home');
+        verify = { mode: 'gpg', gnupgHome: h };
+      }
+      const cacheDir =
+        str(v, 'git-cache-dir') ?? join(tmpdir(), `corvid-git-${createHash('sha256').update(url).digest('hex').slice(0, 16)}`);
+      source = { kind: 'git', url, ref, path: str(v, 'git-path') ?? 'topology.yaml', cacheDir, intervalMs: durationMs(v, 'interval', '1m'), verify };
+      if (webhookAddress !== undefined) {
+        const f = str(v, 'webhook-secret-file');
+        if (!f) throw new UsageError('--webhook-bind-address needs --webhook-secret-file');
+        webhookSecret = Buffer.from(readFileSync(f, 'utf8').trim());
+        if (webhookSecret.length === 0) throw new UsageError(`--webhook-secret-file ${f} is empty`);
+      }
+    } else if (kind === 'file') {
+      const file = str(v, 'file');
+      if (!file) throw new UsageError('--source=file needs --file');
+      source = { kind: 'file', path: file, intervalMs: durationMs(v, 'interval', '1m') };
+    } else {
+      source = { kind: 'cluster', name: str(v, 'topology') };
+    }
+    if (kind !== 'git' && webhookAddress !== undefined) throw new UsageError('--webhook-bind-address needs --source=git');
+
+    const kubeConfig = loadKubeConfig({ kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') });
+    const podName = io.env.POD_NAME;
+    const identity = `${podName ?? hostname()}_${randomBytes(4).toString('hex')}`;
+    options = {
+      kubeConfig,
+      source,
+      leaseNamespace: str(v, 'lease-namespace'),
+      eventNamespace: str(v, 'event-namespace'),
+      statusObject: !bool(v, 'no-status-object'),
+      healthAddress: bindAddress(str(v, 'health-probe-bind-address'), ':8081'),
+      metricsAddress: bindAddress(str(v, 'metrics-bind-address'), ':8080'),
+      webhookAddress,
+      webhookSecret,
+      resyncIntervalMs: durationMs(v, 'resync-interval', '10m'),
+      defaultMetrics: true,
+      logger: jsonLogger({
+        level: (str(v, 'log-level') ?? 'info') as 'info',
+        write: (line) => io.stderr.write(line),
+        base: { component: 'sync' },
+      }),
+      ...(bool(v, 'leader-elect')
+        ? {
+            leaderElection: {
+              namespace: str(v, 'leader-election-namespace') ?? io.env.POD_NAMESPACE ?? 'corvid-system',
+              name: str(v, 'leader-election-id'),
+              identity,
+              leaseDurationMs: durationMs(v, 'leader-election-lease-duration', '15s'),
+              renewDeadlineMs: durationMs(v, 'leader-election-renew-deadline', '10s'),
+              retryPeriodMs: durationMs(v, 'leader-election-retry-period', '2s'),
+            },
+          }
+        : {}),
+    };
+    if (options.leaderElection) {
+      const le = options.leaderElection;
+      if (!(le.retryPeriodMs! < le.renewDeadlineMs! && le.renewDeadlineMs! < le.leaseDurationMs!)) {
+        throw new UsageError('leader election needs retry-period < renew-deadline < lease-duration');
+      }
+    }
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    io.stderr.write(`corvid sync: ${msg}\n`);
+    if (e instanceof UsageError) {
+      io.stderr.write('Run "corvid sync --help" for the flags and examples.\n');
+      return EXIT_USAGE;
+    }
+    return EXIT_ERROR;
+  }
+
+  let handle: Awaited<ReturnType<typeof startSync>>;
+  try {
+    handle = await startSync(options);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    io.stderr.write(`corvid sync: ${options.source.kind === 'git' ? msg.split(options.source.url).join(redactUrl(options.source.url)) : msg}\n`);
+    return EXIT_ERROR;
+  }
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  options.logger?.info('shutting down', { signal });
+  await handle.stop();
+  return EXIT_OK;
 }
