@@ -34,3 +34,14 @@ export const ENDPOINT_PRIORITY_CONFIG = 'corvid.dev/priority';
 
 /** Lease annotation written by the agent on its heartbeat Lease: JSON peer -> {up, since}. */
 export const TUNNEL_HEALTH_ANNOTATION = 'corvid.dev/tunnels';
+
+/**
+ * Annotation: the configured number of active tunnel endpoints, written only when it is above 1 (upstream's webhook
+ * caps spec.tunnelConfig.Replicas at 1, so that field says min(replicas, 1)); status.activeEndpoints lists them all.
+ */
+export const REPLICAS_ANNOTATION = 'corvid.dev/replicas';
+/**
+ * Annotation: `hub` when the topology's connectivity mode is hub (every Gateway of the topology carries it); absent
+ * means mesh. In hub mode every spoke's corvid.dev/relay is the hub and spokes reach each other only through it.
+ */
+export const CONNECTIVITY_ANNOTATION = 'corvid.dev/connectivity';

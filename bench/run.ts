@@ -1,0 +1,9 @@
+// Runs every benchmark in turn: `npm run bench`. Add a module by adding a line to BENCHES.
+const BENCHES: [string, () => Promise<unknown>][] = [
+  ['plan', async () => (await import('./plan.ts')).benchPlan()],
+];
+
+for (const [name, run] of BENCHES) {
+  console.log(`== ${name}`);
+  await run();
+}

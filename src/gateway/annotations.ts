@@ -1,0 +1,338 @@
+// Typed encode/decode of Corvid's JSON annotations on a Gateway (keys in keys.ts, documented in
+// docs/gateway-annotations.md). The sync encodes; the agent decodes with readGatewayLinks().
+//
+// Decoding never throws. A malformed annotation is reported in `problems` and its field falls back to the
+// fail-closed value: no peers, no encryption (the agent must then build no tunnel for that link).
+
+import type { EncryptionPolicy, SecretKeyRef } from '../topology/types.ts';
+import {
+  CONNECTIVITY_ANNOTATION,
+  DENIED_PEERS_ANNOTATION,
+  ELECTION_ANNOTATION,
+  ENCRYPTION_ANNOTATION,
+  ENCRYPTION_OVERRIDES_ANNOTATION,
+  PEERS_ANNOTATION,
+  POOL_LABEL,
+  RELAYS_FOR_ANNOTATION,
+  RELAY_ANNOTATION,
+  REPLICAS_ANNOTATION,
+  REVISION_ANNOTATION,
+} from './keys.ts';
+import { canonicalJson } from './render.ts';
+import type { Gateway } from './types.ts';
+
+/** `peers` value meaning "every pool not in denied-peers". */
+export const ALL_PEERS = '*';
+
+/** Everything Corvid tells the agents about one pool's links, decoded. */
+export interface GatewayLinks {
+  /** The pool (label corvid.dev/pool, else metadata.name). */
+  pool: string;
+  /** Sorted pool names this pool may exchange traffic with, or `['*']` for all pools not denied. */
+  peers: string[];
+  /** Sorted pool names that are denied; takes precedence over peers. */
+  deniedPeers: string[];
+  /** `hub` when the topology is hub-and-spoke (corvid.dev/connectivity), else `mesh`. */
+  connectivity: 'mesh' | 'hub';
+  /**
+   * Mesh: NAT'd pools only, the pool through which this pool reaches other NAT'd pools.
+   * Hub: every spoke, the hub.
+   */
+  relay?: string;
+  /** Relay pools only: the NAT'd pools this pool relays for (sorted). */
+  relaysFor: string[];
+  /** This pool's default link encryption (undefined when absent or malformed: build no tunnel). */
+  encryption?: EncryptionPolicy;
+  /** Peer pool -> full encryption policy, only for links that differ from `encryption`. */
+  encryptionOverrides: Record<string, EncryptionPolicy>;
+  /** All endpoints of a Gateway share underNAT (upstream rule); taken from spec.endpoints[0]. */
+  underNAT: boolean;
+  /** Active node -> reason of its last election decision. */
+  election: Record<string, string>;
+  revision?: string;
+  /** Active tunnel endpoints wanted (corvid.dev/replicas, default 1). */
+  replicas: number;
+  /** Malformed annotations, one line each. Empty for every Gateway Corvid wrote. */
+  problems: string[];
+}
+
+// ---- encoders (canonical JSON: sorted keys, sorted name lists) ----
+
+export function encodeNameList(names: readonly string[]): string {
+  return JSON.stringify([...new Set(names)].sort());
+}
+
+/** Encodings by policy object: the planner shares one object among all links with an equal policy. */
+const encodedPolicies = new WeakMap<EncryptionPolicy, string>();
+
+export function encodeEncryption(p: EncryptionPolicy): string {
+  let s = encodedPolicies.get(p);
+  if (s === undefined) {
+    s = canonicalJson(normaliseEncryption(p));
+    encodedPolicies.set(p, s);
+  }
+  return s;
+}
+
+export function encodeEncryptionOverrides(o: Readonly<Record<string, EncryptionPolicy>>): string {
+  const parts = Object.keys(o)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${encodeEncryption(o[k])}`);
+  return `{${parts.join(',')}}`;
+}
+
+export function encodeElection(reasons: Readonly<Record<string, string>>): string {
+  return canonicalJson(reasons);
+}
+
+function normaliseEncryption(p: EncryptionPolicy): EncryptionPolicy {
+  const out: EncryptionPolicy = {
+    backend: p.backend,
+    ikeProposals: [...p.ikeProposals],
+    espProposals: [...p.espProposals],
+    allowInsecure: p.allowInsecure,
+  };
+  if (p.pskSecretRef && p.backend !== 'none') out.pskSecretRef = { name: p.pskSecretRef.name, key: p.pskSecretRef.key };
+  return out;
+}
+
+/** What the planner writes; each field absent/empty -> its annotation is omitted. */
+export interface LinkAnnotations {
+  peers: readonly string[];
+  deniedPeers?: readonly string[];
+  connectivity?: 'mesh' | 'hub';
+  relay?: string;
+  relaysFor?: readonly string[];
+  encryption: EncryptionPolicy;
+  encryptionOverrides?: Readonly<Record<string, EncryptionPolicy>>;
+  election?: Readonly<Record<string, string>>;
+  revision?: string;
+  /** Written only when above 1 (see keys.ts REPLICAS_ANNOTATION). */
+  replicas?: number;
+}
+
+/** Annotations for a Gateway. Omits denied-peers, relay, relays-for, encryption-overrides, election when empty. */
+export function encodeGatewayAnnotations(a: LinkAnnotations): Record<string, string> {
+  const out: Record<string, string> = {};
+  out[PEERS_ANNOTATION] = encodeNameList(a.peers);
+  if (a.deniedPeers && a.deniedPeers.length > 0) out[DENIED_PEERS_ANNOTATION] = encodeNameList(a.deniedPeers);
+  if (a.connectivity === 'hub') out[CONNECTIVITY_ANNOTATION] = 'hub';
+  if (a.relay !== undefined) out[RELAY_ANNOTATION] = a.relay;
+  if (a.relaysFor && a.relaysFor.length > 0) out[RELAYS_FOR_ANNOTATION] = encodeNameList(a.relaysFor);
+  out[ENCRYPTION_ANNOTATION] = encodeEncryption(a.encryption);
+  if (a.encryptionOverrides && Object.keys(a.encryptionOverrides).length > 0) {
+    out[ENCRYPTION_OVERRIDES_ANNOTATION] = encodeEncryptionOverrides(a.encryptionOverrides);
+  }
+  if (a.election && Object.keys(a.election).length > 0) out[ELECTION_ANNOTATION] = encodeElection(a.election);
+  if (a.revision !== undefined) out[REVISION_ANNOTATION] = a.revision;
+  if (a.replicas !== undefined && a.replicas > 1) out[REPLICAS_ANNOTATION] = String(a.replicas);
+  return canonicalizeRecord(out);
+}
+
+function canonicalizeRecord(r: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(r).sort()) out[k] = r[k];
+  return out;
+}
+
+// ---- decoders ----
+
+type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
+
+function parseJson(text: string): Decoded<unknown> {
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch (e) {
+    return { ok: false, error: `not JSON: ${(e as Error).message}` };
+  }
+}
+
+export function decodeNameList(text: string): Decoded<string[]> {
+  const j = parseJson(text);
+  if (!j.ok) return j;
+  if (!Array.isArray(j.value) || !j.value.every((x) => typeof x === 'string' && x !== '')) {
+    return { ok: false, error: 'expected a JSON array of non-empty strings' };
+  }
+  return { ok: true, value: [...new Set(j.value as string[])].sort() };
+}
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
+}
+
+function decodeEncryptionValue(v: unknown): Decoded<EncryptionPolicy> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { ok: false, error: 'expected a JSON object' };
+  const o = v as Record<string, unknown>;
+  if (o.backend !== 'ipsec' && o.backend !== 'wireguard' && o.backend !== 'none') {
+    return { ok: false, error: 'backend must be ipsec, wireguard or none' };
+  }
+  if (!isStringArray(o.ikeProposals)) return { ok: false, error: 'ikeProposals must be an array of strings' };
+  if (!isStringArray(o.espProposals)) return { ok: false, error: 'espProposals must be an array of strings' };
+  if (o.allowInsecure !== undefined && typeof o.allowInsecure !== 'boolean') return { ok: false, error: 'allowInsecure must be a boolean' };
+  const out: EncryptionPolicy = {
+    backend: o.backend,
+    ikeProposals: [...o.ikeProposals],
+    espProposals: [...o.espProposals],
+    allowInsecure: o.allowInsecure === true,
+  };
+  if (o.pskSecretRef !== undefined) {
+    const r = o.pskSecretRef as Partial<SecretKeyRef> | null;
+    if (typeof r !== 'object' || r === null || typeof r.name !== 'string' || typeof r.key !== 'string') {
+      return { ok: false, error: 'pskSecretRef must be {name, key}' };
+    }
+    out.pskSecretRef = { name: r.name, key: r.key };
+  }
+  return { ok: true, value: out };
+}
+
+export function decodeEncryption(text: string): Decoded<EncryptionPolicy> {
+  const j = parseJson(text);
+  return j.ok ? decodeEncryptionValue(j.value) : j;
+}
+
+export function decodeEncryptionOverrides(text: string): Decoded<Record<string, EncryptionPolicy>> {
+  const j = parseJson(text);
+  if (!j.ok) return j;
+  if (typeof j.value !== 'object' || j.value === null || Array.isArray(j.value)) return { ok: false, error: 'expected a JSON object' };
+  const out: Record<string, EncryptionPolicy> = {};
+  for (const [peer, v] of Object.entries(j.value)) {
+    const d = decodeEncryptionValue(v);
+    if (!d.ok) return { ok: false, error: `${peer}: ${d.error}` };
+    out[peer] = d.value;
+  }
+  return { ok: true, value: out };
+}
+
+export function decodeElection(text: string): Decoded<Record<string, string>> {
+  const j = parseJson(text);
+  if (!j.ok) return j;
+  if (typeof j.value !== 'object' || j.value === null || Array.isArray(j.value)) return { ok: false, error: 'expected a JSON object' };
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(j.value)) {
+    if (typeof v !== 'string') return { ok: false, error: `${k}: expected a string` };
+    out[k] = v;
+  }
+  return { ok: true, value: out };
+}
+
+/**
+ * Decode every Corvid annotation of a Gateway. Absent annotations mean: peers `["*"]` (upstream mesh), no denied
+ * peers, no relay, no overrides. Malformed ones are listed in `problems` and fail closed: no peers; no encryption at
+ * all when either encryption annotation is malformed (a wrong default could weaken an overridden link).
+ */
+export function readGatewayLinks(gw: Gateway): GatewayLinks {
+  const ann = gw.metadata.annotations ?? {};
+  const problems: string[] = [];
+  const list = (key: string, absent: string[]): Decoded<string[]> => {
+    const text = ann[key];
+    if (text === undefined) return { ok: true, value: absent };
+    const d = decodeNameList(text);
+    if (!d.ok) problems.push(`${key}: ${d.error}`);
+    return d;
+  };
+
+  const peersD = list(PEERS_ANNOTATION, [ALL_PEERS]);
+  const deniedD = list(DENIED_PEERS_ANNOTATION, []);
+  const relaysForD = list(RELAYS_FOR_ANNOTATION, []);
+  const peersOk = peersD.ok && deniedD.ok;
+
+  let encryption: EncryptionPolicy | undefined;
+  let overrides: Record<string, EncryptionPolicy> = {};
+  let encryptionOk = true;
+  if (ann[ENCRYPTION_ANNOTATION] !== undefined) {
+    const d = decodeEncryption(ann[ENCRYPTION_ANNOTATION]);
+    if (d.ok) encryption = d.value;
+    else {
+      encryptionOk = false;
+      problems.push(`${ENCRYPTION_ANNOTATION}: ${d.error}`);
+    }
+  }
+  if (ann[ENCRYPTION_OVERRIDES_ANNOTATION] !== undefined) {
+    const d = decodeEncryptionOverrides(ann[ENCRYPTION_OVERRIDES_ANNOTATION]);
+    if (d.ok) overrides = d.value;
+    else {
+      encryptionOk = false;
+      problems.push(`${ENCRYPTION_OVERRIDES_ANNOTATION}: ${d.error}`);
+    }
+  }
+  if (!encryptionOk) {
+    encryption = undefined;
+    overrides = {};
+  }
+
+  let election: Record<string, string> = {};
+  if (ann[ELECTION_ANNOTATION] !== undefined) {
+    const d = decodeElection(ann[ELECTION_ANNOTATION]);
+    if (d.ok) election = d.value;
+    else problems.push(`${ELECTION_ANNOTATION}: ${d.error}`);
+  }
+
+  let replicas = 1;
+  if (ann[REPLICAS_ANNOTATION] !== undefined) {
+    const r = Number(ann[REPLICAS_ANNOTATION]);
+    if (Number.isInteger(r) && r >= 1) replicas = r;
+    else problems.push(`${REPLICAS_ANNOTATION}: expected a positive integer`);
+  }
+  const relay = ann[RELAY_ANNOTATION];
+  const mode = ann[CONNECTIVITY_ANNOTATION];
+  if (mode !== undefined && mode !== 'hub' && mode !== 'mesh') problems.push(`${CONNECTIVITY_ANNOTATION}: expected hub or mesh`);
+  const out: GatewayLinks = {
+    pool: gw.metadata.labels?.[POOL_LABEL] ?? gw.metadata.name,
+    connectivity: mode === 'hub' ? 'hub' : 'mesh',
+    peers: peersOk && peersD.ok ? peersD.value : [],
+    deniedPeers: peersOk && deniedD.ok ? deniedD.value : [],
+    relaysFor: relaysForD.ok ? relaysForD.value : [],
+    encryptionOverrides: overrides,
+    underNAT: gw.spec?.endpoints?.[0]?.underNAT === true,
+    election,
+    replicas,
+    problems,
+  };
+  if (relay !== undefined && relay !== '') out.relay = relay;
+  if (encryption) out.encryption = encryption;
+  if (ann[REVISION_ANNOTATION] !== undefined) out.revision = ann[REVISION_ANNOTATION];
+  return out;
+}
+
+/** Whether the pool of `links` may exchange traffic with `peer` (its own annotations only; the rule is symmetric). */
+export function mayPeer(links: Pick<GatewayLinks, 'pool' | 'peers' | 'deniedPeers'>, peer: string): boolean {
+  if (peer === links.pool) return false;
+  if (links.deniedPeers.includes(peer) || links.deniedPeers.includes(ALL_PEERS)) return false;
+  return links.peers.includes(ALL_PEERS) || links.peers.includes(peer);
+}
+
+/** The encryption for the link to `peer`: its override, else the pool default; undefined = build no tunnel. */
+export function encryptionFor(links: Pick<GatewayLinks, 'encryption' | 'encryptionOverrides'>, peer: string): EncryptionPolicy | undefined {
+  if (!links.encryption) return undefined;
+  return Object.hasOwn(links.encryptionOverrides, peer) ? links.encryptionOverrides[peer] : links.encryption;
+}
+
+/** How traffic between two pools travels, as both pools' agents must agree. */
+export type LinkRoute =
+  | { via: 'direct' }
+  | { via: 'relay'; relay: string }
+  | { via: 'none'; reason: 'same-pool' | 'denied' | 'no-relay' };
+
+/**
+ * The route between the pools of two Gateways (symmetric), from their annotations alone:
+ * - denied by either side's peers/denied-peers -> none;
+ * - hub mode: a spoke and its hub talk directly; two spokes go through the hub (their relay);
+ * - mesh: direct unless both are behind NAT. Two NAT'd pools go through the relay of the first of the two by name,
+ *   else through the other's relay, whichever both may talk to (each side's peers annotations); none if neither.
+ * underNAT comes from spec.endpoints, so a pool without endpoints counts as not behind NAT (it has no gateway anyway).
+ */
+export function routeBetween(a: GatewayLinks, b: GatewayLinks): LinkRoute {
+  if (a.pool === b.pool) return { via: 'none', reason: 'same-pool' };
+  if (!mayPeer(a, b.pool) || !mayPeer(b, a.pool)) return { via: 'none', reason: 'denied' };
+  if (a.connectivity === 'hub' || b.connectivity === 'hub') {
+    if (a.relay === b.pool || b.relay === a.pool) return { via: 'direct' };
+    const relay = a.relay ?? b.relay;
+    return relay === undefined ? { via: 'none', reason: 'no-relay' } : { via: 'relay', relay };
+  }
+  if (!(a.underNAT && b.underNAT)) return { via: 'direct' };
+  const [first, second] = a.pool < b.pool ? [a, b] : [b, a];
+  for (const relay of [first.relay, second.relay]) {
+    if (relay !== undefined && mayPeer(a, relay) && mayPeer(b, relay)) return { via: 'relay', relay };
+  }
+  return { via: 'none', reason: 'no-relay' };
+}

@@ -1,0 +1,206 @@
+// Gateway election for one pool. Pure; the planner feeds it candidate states computed at `now`.
+//
+// Rules (docs/gateway-annotations.md, "Election"):
+// - healthy = Ready, heartbeat not expired, tunnels not down. Drained candidates are healthy but not electable.
+// - mature = healthy, not drained, and healthy for at least minHealthySeconds, where healthy-since is
+//   max(readySince, heartbeatSince, lastUnhealthy).
+// - sticky: a healthy, undrained active endpoint is kept.
+// - preemption (preempt: true, or sticky: false): a kept endpoint yields to a more preferred one, but only once every
+//   endpoint of the ideal set (the `replicas` most preferred healthy candidates) is kept or mature; a more preferred
+//   candidate still maturing makes it wait instead of hopping through intermediate nodes.
+// - new elections pick mature candidates in preference order. When that leaves the pool with no gateway at all, the
+//   most preferred healthy candidate is elected anyway (availability beats hysteresis; the reason says so).
+// - a drained active endpoint is handed over to another healthy candidate (maturity not required: the operator asked
+//   for it). With no other healthy candidate and no other active endpoint it is kept, with a finding.
+// - more kept endpoints than replicas: the most preferred survive (upstream picks at random).
+
+import type { ElectionSettings } from '../topology/types.ts';
+import type { CandidateHealth, Decision, DecisionKind, Finding, InventoryNode } from './types.ts';
+import { parseTime } from './time.ts';
+
+export type Unhealth = 'not ready' | 'heartbeat expired' | 'tunnels down';
+
+export interface CandidateState {
+  node: string;
+  /** Index in the pool's gateways list (0 = most preferred). */
+  rank: number;
+  /** Why the candidate is unhealthy; undefined when healthy. */
+  unhealthy?: Unhealth;
+  drained: boolean;
+  /** Seconds of continuous health at `now` (Infinity when no time is known; 0 when unhealthy). */
+  healthyForSeconds: number;
+}
+
+export const REASONS = {
+  elected: 'elected: most preferred healthy candidate',
+  electedForAvailability: (w: number) =>
+    `elected: most preferred healthy candidate, healthy for less than ${w}s (no candidate was healthy for ${w}s and the pool had no healthy gateway)`,
+  electedForHandover: (w: number) =>
+    `elected: most preferred healthy candidate, healthy for less than ${w}s (replaces a drained gateway)`,
+  kept: 'kept: still healthy',
+  keptDrained: 'kept: drained, but no other healthy candidate',
+  lost: (why: Unhealth | 'drained') => `lost: ${why}`,
+  lostNotCandidate: 'lost: no longer a candidate',
+  lostOverReplicas: (r: number) => `lost: more active endpoints than replicas (${r})`,
+  handedOver: 'handed-over: drained',
+  preempted: (by: string, w: number) => `preempted: ${by} is more preferred and healthy for ${w}s`,
+} as const;
+
+/** A candidate's state at nowMs. heartbeatTimeoutSeconds ≤ 0 disables the heartbeat check. */
+export function candidateState(
+  node: InventoryNode,
+  rank: number,
+  health: CandidateHealth | undefined,
+  settings: Pick<ElectionSettings, 'heartbeatTimeoutSeconds'>,
+  nowMs: number,
+): CandidateState {
+  let unhealthy: Unhealth | undefined;
+  if (!node.ready) unhealthy = 'not ready';
+  else if (
+    health?.heartbeatAgeSeconds !== undefined &&
+    settings.heartbeatTimeoutSeconds > 0 &&
+    health.heartbeatAgeSeconds > settings.heartbeatTimeoutSeconds
+  ) {
+    unhealthy = 'heartbeat expired';
+  } else if (health?.tunnelHealthy === false) unhealthy = 'tunnels down';
+
+  let healthyForSeconds = 0;
+  if (!unhealthy) {
+    let since = -Infinity;
+    for (const t of [node.readySince, health?.heartbeatSince, health?.lastUnhealthy]) {
+      const ms = parseTime(t);
+      if (ms !== undefined && ms > since) since = ms;
+    }
+    healthyForSeconds = since === -Infinity ? Infinity : Math.max(0, (nowMs - since) / 1000);
+  }
+  const s: CandidateState = { node: node.name, rank, drained: node.drained, healthyForSeconds };
+  if (unhealthy) s.unhealthy = unhealthy;
+  return s;
+}
+
+export interface PoolElectionInput {
+  pool: string;
+  /** The pool's candidates (gateway preferences whose node is a member of the pool), in rank order. */
+  candidates: readonly CandidateState[];
+  /** Node names of the live Gateway's status.activeEndpoints, in their order. */
+  previousActive: readonly string[];
+  /** The live Gateway's election annotation (node -> reason), carried forward for kept endpoints. */
+  previousReasons: Readonly<Record<string, string>>;
+  settings: ElectionSettings;
+}
+
+export interface PoolElectionResult {
+  /** Elected node names in rank order. */
+  active: string[];
+  /** Active node -> reason of its last election decision. */
+  reasons: Record<string, string>;
+  decisions: Decision[];
+  findings: Finding[];
+}
+
+export function electPool(input: PoolElectionInput): PoolElectionResult {
+  const { pool, candidates, settings } = input;
+  const R = Math.max(1, Math.floor(settings.replicas));
+  const W = settings.minHealthySeconds;
+  const byNode = new Map(candidates.map((c) => [c.node, c]));
+  const healthyOK = (c: CandidateState): boolean => !c.unhealthy && !c.drained;
+  const mature = (c: CandidateState): boolean => healthyOK(c) && c.healthyForSeconds >= W;
+  const byRank = (a: CandidateState, b: CandidateState): number => a.rank - b.rank;
+
+  const decisions: Decision[] = [];
+  const findings: Finding[] = [];
+  const reasons: Record<string, string> = {};
+  const decide = (node: string, kind: DecisionKind, reason: string): void => {
+    decisions.push({ pool, node, kind, reason });
+  };
+
+  // 1. What happens to each previous active endpoint.
+  let kept: CandidateState[] = [];
+  const drainedActive: CandidateState[] = [];
+  const seen = new Set<string>();
+  for (const name of input.previousActive) {
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const c = byNode.get(name);
+    if (!c) decide(name, 'lost', REASONS.lostNotCandidate);
+    else if (c.unhealthy) decide(name, 'lost', REASONS.lost(c.unhealthy));
+    else if (c.drained) drainedActive.push(c);
+    else kept.push(c);
+  }
+  kept.sort(byRank);
+  drainedActive.sort(byRank);
+  for (const extra of kept.slice(R)) decide(extra.node, 'lost', REASONS.lostOverReplicas(R));
+  kept = kept.slice(0, R);
+
+  // 2. Preemption: move to the ideal set once all of it is ready.
+  if (settings.preempt || !settings.sticky) {
+    const top = candidates.filter(healthyOK).sort(byRank).slice(0, R);
+    const keptSet = new Set(kept);
+    if (top.every((c) => keptSet.has(c) || mature(c))) {
+      const topSet = new Set(top);
+      const newcomers = top.filter((c) => !keptSet.has(c));
+      const displaced = kept.filter((c) => !topSet.has(c)).sort((a, b) => b.rank - a.rank);
+      const n = Math.min(newcomers.length, displaced.length);
+      for (let i = 0; i < n; i++) decide(displaced[i].node, 'preempted', REASONS.preempted(newcomers[i].node, W));
+      const gone = new Set(displaced.slice(0, n));
+      kept = kept.filter((c) => !gone.has(c));
+    }
+  }
+
+  // 3. Fill the free slots: mature candidates first; recent ones only for availability or to replace drained ones.
+  const taken = new Set<CandidateState>([...kept, ...drainedActive]);
+  const need = R - kept.length;
+  const picks = candidates.filter((c) => mature(c) && !taken.has(c)).sort(byRank).slice(0, need);
+  for (const p of picks) taken.add(p);
+  const rem = need - picks.length;
+  const noGateway = kept.length + picks.length === 0;
+  const recentQuota = Math.min(rem, Math.max(drainedActive.length, noGateway ? 1 : 0));
+  const recent = candidates.filter((c) => healthyOK(c) && !taken.has(c)).sort(byRank).slice(0, recentQuota);
+
+  // 4. Drained active endpoints: handed over, dropped, or (nothing else to serve the pool) kept.
+  let retained: CandidateState | undefined;
+  const replacements = picks.length + recent.length;
+  if (drainedActive.length > 0) {
+    if (kept.length + replacements === 0) {
+      retained = drainedActive[0];
+      reasons[retained.node] = REASONS.keptDrained;
+      findings.push({
+        severity: 'warning',
+        code: 'drained-gateway-kept',
+        pool,
+        node: retained.node,
+        message: `gateway ${retained.node} is drained but stays active: no other healthy candidate in pool ${pool}`,
+      });
+    }
+    drainedActive.forEach((d, i) => {
+      if (d === retained) return;
+      if (i < replacements) decide(d.node, 'handed-over', REASONS.handedOver);
+      else decide(d.node, 'lost', REASONS.lost('drained'));
+    });
+  }
+
+  for (const k of kept) {
+    const prev = input.previousReasons[k.node];
+    reasons[k.node] = prev === undefined || prev === REASONS.keptDrained ? REASONS.kept : prev;
+  }
+  for (const p of picks) {
+    reasons[p.node] = REASONS.elected;
+    decide(p.node, 'elected', REASONS.elected);
+  }
+  for (const r of recent) {
+    const why = drainedActive.length > 0 ? REASONS.electedForHandover(W) : REASONS.electedForAvailability(W);
+    reasons[r.node] = why;
+    decide(r.node, 'elected', why);
+  }
+
+  const active = [...kept, ...picks, ...recent, ...(retained ? [retained] : [])].sort(byRank).map((c) => c.node);
+  if (active.length === 0) {
+    if (candidates.length === 0) {
+      findings.push({ severity: 'error', code: 'no-candidate', pool, message: `pool ${pool} has no gateway candidate among its nodes` });
+    } else {
+      const why = candidates.map((c) => `${c.node}: ${c.unhealthy ?? (c.drained ? 'drained' : 'healthy')}`).join(', ');
+      findings.push({ severity: 'error', code: 'no-healthy-candidate', pool, message: `pool ${pool} has no healthy gateway candidate (${why})` });
+    }
+  }
+  return { active, reasons, decisions, findings };
+}

@@ -1,0 +1,13 @@
+// Public face of the planner: node inventory, health derivation, election and the plan itself. Pure, no I/O.
+
+export type * from './types.ts';
+export { plan, TUNNEL_PORT, ANNOTATION_SIZE_LIMIT, UPSTREAM_MAX_TUNNEL_REPLICAS } from './planner.ts';
+export { inventoryFromNode, inventoryFromNodeList, InventoryError, isIP, isIPv4, isIPv6 } from './inventory.ts';
+export { deriveHealth, emptyHealthMemory } from './health.ts';
+export type { HeartbeatLease, HealthMemory, HealthOptions } from './health.ts';
+export { matchesSelector, selectorError, compileSelector, SelectorIndex } from './selector.ts';
+export { candidateState, electPool, REASONS } from './election.ts';
+export type { CandidateState, PoolElectionInput, PoolElectionResult, Unhealth } from './election.ts';
+export { chooseRelays, fnv1a32, relayWeight } from './relay.ts';
+export { peerTable, peersAllowed } from './peers.ts';
+export { encryptionTable } from './encryption.ts';

@@ -1,0 +1,134 @@
+// v1 Node (as JSON: @kubernetes/client-node V1Node, `kubectl get node -o json|yaml`) -> InventoryNode. Pure.
+
+import { NODE_DRAIN_ANNOTATION, NODE_PUBLIC_IP_ANNOTATION } from '../gateway/keys.ts';
+import type { InventoryNode } from './types.ts';
+
+/** Thrown for input that is not a Node / node list at all. Missing optional fields are never an error. */
+export class InventoryError extends Error {
+  override name = 'InventoryError';
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** RFC 3339 text of a timestamp given as a string or a Date (client-node deserialises to Date); `.000` dropped. */
+export function timeText(v: unknown): string | undefined {
+  if (typeof v === 'string') return v === '' ? undefined : v;
+  if (v instanceof Date && !Number.isNaN(v.getTime())) return v.toISOString().replace('.000Z', 'Z');
+  return undefined;
+}
+
+function stringMap(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!isObj(v)) return out;
+  for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  return out;
+}
+
+const IPV4_PART = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const IPV4_RE = new RegExp(`^${IPV4_PART}(\\.${IPV4_PART}){3}$`);
+const HEX_GROUP_RE = /^[0-9A-Fa-f]{1,4}$/;
+
+export function isIPv4(s: string): boolean {
+  return IPV4_RE.test(s);
+}
+
+/** RFC 4291 text form, with `::` compression and an optional trailing dotted quad; no zone. */
+export function isIPv6(s: string): boolean {
+  if (s.length < 2 || s.length > 45) return false;
+  const halves = s.split('::');
+  if (halves.length > 2) return false;
+  const groups = (h: string): string[] | undefined => (h === '' ? [] : h.split(':'));
+  const parts = halves.map(groups);
+  let count = 0;
+  for (let hi = 0; hi < parts.length; hi++) {
+    const p = parts[hi]!;
+    for (let i = 0; i < p.length; i++) {
+      const g = p[i];
+      const last = hi === parts.length - 1 && i === p.length - 1;
+      if (last && g.includes('.')) {
+        if (!isIPv4(g)) return false;
+        count += 2;
+      } else if (HEX_GROUP_RE.test(g)) count += 1;
+      else return false;
+    }
+  }
+  return halves.length === 2 ? count <= 7 : count === 8;
+}
+
+export function isIP(s: string): boolean {
+  return isIPv4(s) || isIPv6(s);
+}
+
+/** The planner's view of one v1 Node. Throws InventoryError only when there is no metadata.name. */
+export function inventoryFromNode(node: unknown): InventoryNode {
+  if (!isObj(node)) throw new InventoryError('a Node must be an object');
+  if (node.kind !== undefined && node.kind !== 'Node') throw new InventoryError(`expected a Node, got kind ${JSON.stringify(node.kind)}`);
+  const meta = isObj(node.metadata) ? node.metadata : {};
+  const name = str(meta.name);
+  if (!name) throw new InventoryError('a Node needs metadata.name');
+  const spec = isObj(node.spec) ? node.spec : {};
+  const status = isObj(node.status) ? node.status : {};
+  const annotations = stringMap(meta.annotations);
+
+  let ready = false;
+  let readySince: string | undefined;
+  if (Array.isArray(status.conditions)) {
+    const c = status.conditions.find((x): x is Obj => isObj(x) && x.type === 'Ready');
+    if (c) {
+      ready = c.status === 'True';
+      readySince = timeText(c.lastTransitionTime);
+    }
+  }
+
+  let internalIP: string | undefined;
+  if (Array.isArray(status.addresses)) {
+    const a = status.addresses.find((x): x is Obj => isObj(x) && x.type === 'InternalIP' && typeof x.address === 'string' && x.address !== '');
+    internalIP = a ? (a.address as string) : undefined;
+  }
+
+  let podCIDRs: string[] = [];
+  if (Array.isArray(spec.podCIDRs) && spec.podCIDRs.length > 0) podCIDRs = spec.podCIDRs.filter((x): x is string => typeof x === 'string' && x !== '');
+  else if (typeof spec.podCIDR === 'string' && spec.podCIDR !== '') podCIDRs = [spec.podCIDR];
+
+  const out: InventoryNode = {
+    name,
+    labels: stringMap(meta.labels),
+    ready,
+    podCIDRs,
+    unschedulable: spec.unschedulable === true,
+    drained: annotations[NODE_DRAIN_ANNOTATION] === 'true',
+  };
+  if (readySince !== undefined) out.readySince = readySince;
+  if (internalIP !== undefined) out.internalIP = internalIP;
+  const publicIP = annotations[NODE_PUBLIC_IP_ANNOTATION]?.trim();
+  if (publicIP) out.publicIP = publicIP;
+  return out;
+}
+
+/**
+ * Nodes from a `kind: List` / `kind: NodeList` (what `kubectl get nodes -o yaml` prints), a bare array of Nodes, or a
+ * single Node. Items keep their order; items of another kind are an error.
+ */
+export function inventoryFromNodeList(list: unknown): InventoryNode[] {
+  let items: unknown[];
+  if (Array.isArray(list)) items = list;
+  else if (isObj(list) && (list.kind === 'List' || list.kind === 'NodeList' || (list.kind === undefined && Array.isArray(list.items)))) {
+    items = Array.isArray(list.items) ? list.items : [];
+  } else if (isObj(list) && list.kind === 'Node') items = [list];
+  else throw new InventoryError('expected a List or NodeList of Nodes (kubectl get nodes -o yaml)');
+  return items.map((item, i) => {
+    try {
+      return inventoryFromNode(item);
+    } catch (e) {
+      throw new InventoryError(`items[${i}]: ${(e as Error).message}`);
+    }
+  });
+}

@@ -1,0 +1,261 @@
+// The pure core of the sync: topology + live nodes + health + live Gateways -> desired Gateways, findings, decisions.
+// Deterministic: equal inputs give byte-identical output whatever the order of `nodes`; re-planning with the output
+// as `previous` and nothing else changed gives equal objects. Problems in the data are findings, never exceptions.
+
+import { decodeElection, encodeGatewayAnnotations } from '../gateway/annotations.ts';
+import {
+  ELECTION_ANNOTATION,
+  ENDPOINT_PRIORITY_CONFIG,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  POOL_LABEL,
+  RELAY_ANNOTATION,
+  TOPOLOGY_LABEL,
+} from '../gateway/keys.ts';
+import { canonicalize } from '../gateway/render.ts';
+import type { Endpoint, Gateway, NodeInfo } from '../gateway/types.ts';
+import { GATEWAY_API_VERSION, GATEWAY_KIND } from '../gateway/types.ts';
+import type { Pool } from '../topology/types.ts';
+import { candidateState, electPool } from './election.ts';
+import type { CandidateState } from './election.ts';
+import { encryptionTable } from './encryption.ts';
+import { isIP } from './inventory.ts';
+import { peerAnnotationLists, peersAllowed, peerTable } from './peers.ts';
+import { chooseRelays } from './relay.ts';
+import { SelectorIndex } from './selector.ts';
+import { parseNow } from './time.ts';
+import type { Decision, Finding, InventoryNode, PlanInput, PlanResult } from './types.ts';
+import { canonicalJson } from '../gateway/render.ts';
+
+/** IKE NAT-T port, the upstream tunnel endpoint port. */
+export const TUNNEL_PORT = 4500;
+/** Kubernetes' limit on the total size of an object's annotations (TotalAnnotationSizeLimitB). */
+export const ANNOTATION_SIZE_LIMIT = 256 * 1024;
+/** Upstream's webhook refuses spec.tunnelConfig.Replicas > 1. */
+export const UPSTREAM_MAX_TUNNEL_REPLICAS = 1;
+
+const byName = (a: { name: string }, b: { name: string }): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+function findingOrder(a: Finding, b: Finding): number {
+  const ka = [a.pool ?? '', a.node ?? '', a.code, a.message];
+  const kb = [b.pool ?? '', b.node ?? '', b.code, b.message];
+  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i] < kb[i] ? -1 : 1;
+  return 0;
+}
+
+/** One node per name (duplicates: the canonically smallest wins, with a finding); order not significant. */
+function uniqueNodes(nodes: readonly InventoryNode[], findings: Finding[]): Map<string, InventoryNode> {
+  const byNodeName = new Map<string, InventoryNode>();
+  const duplicated = new Set<string>();
+  for (const n of nodes) {
+    const seen = byNodeName.get(n.name);
+    if (seen === undefined) {
+      byNodeName.set(n.name, n);
+      continue;
+    }
+    duplicated.add(n.name);
+    if (canonicalJson(n) < canonicalJson(seen)) byNodeName.set(n.name, n);
+  }
+  for (const dup of duplicated) {
+    findings.push({ severity: 'warning', code: 'duplicate-node', node: dup, message: `node ${dup} appears more than once in the inventory; one entry was used` });
+  }
+  return byNodeName;
+}
+
+function annotationBytes(a: Record<string, string>): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(a)) n += Buffer.byteLength(k) + Buffer.byteLength(v);
+  return n;
+}
+
+export function plan(input: PlanInput): PlanResult {
+  const { topology: t, now } = input;
+  const nowMs = parseNow(now);
+  const findings: Finding[] = [];
+  const decisions: Decision[] = [];
+  const pools: Pool[] = [...t.pools].sort(byName);
+
+  // Membership by selector; a node matched by several pools goes to the first by name.
+  const nodeByName = uniqueNodes(input.nodes, findings);
+  const index = new SelectorIndex(pools.map((p) => p.nodeSelector));
+  pools.forEach((p, i) => {
+    const err = index.error(i);
+    if (err) findings.push({ severity: 'error', code: 'invalid-selector', pool: p.name, message: `pool ${p.name}: invalid nodeSelector (${err}); it selects no node` });
+  });
+  const members: InventoryNode[][] = pools.map(() => []);
+  const poolOfNode = new Map<string, number>();
+  const hits: number[] = [];
+  for (const n of nodeByName.values()) {
+    index.matchingInto(n.labels, hits);
+    if (hits.length === 0) continue;
+    members[hits[0]].push(n);
+    poolOfNode.set(n.name, hits[0]);
+    if (hits.length > 1) {
+      const names = hits.map((i) => pools[i].name);
+      findings.push({
+        severity: 'warning',
+        code: 'node-in-two-pools',
+        pool: names[0],
+        node: n.name,
+        message: `node ${n.name} is selected by pools ${names.join(', ')}; it belongs to ${names[0]} (first by name)`,
+      });
+    }
+  }
+  for (const m of members) if (m.length > 1) m.sort(byName);
+
+  // Pool-level relations.
+  const peers = peerTable({ ...t, pools });
+  const allowed = (a: string, b: string): boolean => peersAllowed(peers, a, b);
+  const previous = new Map<string, Gateway>();
+  for (const g of input.previous) if (g?.metadata?.name) previous.set(g.metadata.name, g);
+  const previousRelay = new Map<string, string>();
+  for (const [name, g] of previous) {
+    const r = g.metadata.annotations?.[RELAY_ANNOTATION];
+    if (r) previousRelay.set(name, r);
+  }
+  const relays = chooseRelays({ topology: { ...t, pools }, previousRelay, allowed });
+  for (const f of relays.findings) findings.push(f);
+  const encryption = encryptionTable({ ...t, pools }, allowed);
+
+  const settings = t.election;
+  const replicas = Math.max(1, Math.floor(settings.replicas));
+  const gateways: Gateway[] = [];
+
+  pools.forEach((pool, pi) => {
+    const poolMembers = members[pi];
+    const prev = previous.get(pool.name);
+    if (prev && (prev.metadata.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || prev.metadata.labels?.[TOPOLOGY_LABEL] !== t.name)) {
+      findings.push({
+        severity: 'warning',
+        code: 'gateway-adopted',
+        pool: pool.name,
+        message: `Gateway ${pool.name} exists but is not labelled as managed by Corvid for topology ${t.name}; Corvid takes it over`,
+      });
+    }
+
+    // Node warnings and status.nodes.
+    const statusNodes: NodeInfo[] = [];
+    for (const n of poolMembers) {
+      if (!n.internalIP) {
+        findings.push({ severity: 'warning', code: 'node-without-internal-ip', pool: pool.name, node: n.name, message: `node ${n.name} has no InternalIP; left out of status.nodes` });
+      }
+      if (n.podCIDRs.length === 0) {
+        findings.push({ severity: 'warning', code: 'node-without-pod-cidr', pool: pool.name, node: n.name, message: `node ${n.name} has no podCIDR; its pods are not routable from other pools` });
+      }
+      if (n.internalIP) statusNodes.push({ nodeName: n.name, privateIP: n.internalIP, subnets: [...n.podCIDRs] });
+    }
+
+    // Candidates and spec.endpoints, in preference order.
+    const endpoints: Endpoint[] = [];
+    const endpointOf = new Map<string, Endpoint>();
+    const candidates: CandidateState[] = [];
+    const seenPref = new Set<string>();
+    pool.gateways.forEach((pref, rank) => {
+      if (seenPref.has(pref.node)) return;
+      seenPref.add(pref.node);
+      const node = nodeByName.get(pref.node);
+      const where = poolOfNode.get(pref.node);
+      if (!node || where !== pi) {
+        const why = !node ? 'no such node' : where === undefined ? 'the pool selector does not match it' : `it belongs to pool ${pools[where].name}`;
+        findings.push({ severity: 'warning', code: 'gateway-not-in-pool', pool: pool.name, node: pref.node, message: `gateway ${pref.node} of pool ${pool.name} is not a candidate: ${why}` });
+        return;
+      }
+      let publicIP: string | undefined;
+      if (pref.publicIP !== undefined) {
+        if (isIP(pref.publicIP)) publicIP = pref.publicIP;
+        else findings.push({ severity: 'error', code: 'invalid-public-ip', pool: pool.name, node: node.name, message: `gateway ${node.name}: topology publicIP ${JSON.stringify(pref.publicIP)} is not an IP address; left out` });
+      }
+      if (node.publicIP !== undefined) {
+        if (!isIP(node.publicIP)) {
+          findings.push({ severity: 'warning', code: 'invalid-public-ip', pool: pool.name, node: node.name, message: `node ${node.name}: annotation corvid.dev/public-ip ${JSON.stringify(node.publicIP)} is not an IP address; ignored` });
+        } else if (publicIP === undefined && pref.publicIP === undefined) publicIP = node.publicIP;
+        else if (publicIP !== undefined && publicIP !== node.publicIP) {
+          findings.push({ severity: 'warning', code: 'public-ip-conflict', pool: pool.name, node: node.name, message: `node ${node.name}: annotation corvid.dev/public-ip ${node.publicIP} differs from the topology's ${publicIP}; the topology wins` });
+        }
+      }
+      const ep: Endpoint = {
+        config: { [ENDPOINT_PRIORITY_CONFIG]: String(rank) },
+        nodeName: node.name,
+        port: TUNNEL_PORT,
+        ...(publicIP !== undefined ? { publicIP } : {}),
+        publicPort: pref.publicPort,
+        type: 'tunnel',
+        underNAT: pool.behindNAT,
+      };
+      endpoints.push(ep);
+      endpointOf.set(node.name, ep);
+      candidates.push(candidateState(node, rank, input.health[node.name], settings, nowMs));
+    });
+
+    // Election.
+    let previousReasons: Record<string, string> = {};
+    const prevElection = prev?.metadata.annotations?.[ELECTION_ANNOTATION];
+    if (prevElection !== undefined) {
+      const d = decodeElection(prevElection);
+      if (d.ok) previousReasons = d.value;
+    }
+    const election = electPool({
+      pool: pool.name,
+      candidates,
+      previousActive: (prev?.status?.activeEndpoints ?? []).map((e) => e.nodeName),
+      previousReasons,
+      settings,
+    });
+    for (const d of election.decisions) decisions.push(d);
+    for (const f of election.findings) findings.push(f);
+
+    // Annotations.
+    const enc = encryption.get(pool.name)!;
+    const lists = peerAnnotationLists(peers.get(pool.name)!);
+    const annotations = encodeGatewayAnnotations({
+      peers: lists.peers,
+      deniedPeers: lists.deniedPeers,
+      connectivity: t.connectivity.mode,
+      relay: relays.relayOf.get(pool.name),
+      relaysFor: relays.relaysFor.get(pool.name),
+      encryption: enc.default,
+      encryptionOverrides: enc.overrides,
+      election: election.reasons,
+      revision: input.revision,
+      ...(replicas > UPSTREAM_MAX_TUNNEL_REPLICAS ? { replicas } : {}),
+    });
+    const size = annotationBytes(annotations);
+    if (size > ANNOTATION_SIZE_LIMIT) {
+      findings.push({
+        severity: 'error',
+        code: 'annotations-too-large',
+        pool: pool.name,
+        message: `Gateway ${pool.name}: annotations take ${size} bytes, over the Kubernetes limit of ${ANNOTATION_SIZE_LIMIT}; the API server will refuse it`,
+      });
+    }
+
+    // Built with keys in sorted order (canonical form) so that no deep copy is needed; only the selector, which comes
+    // from the topology, is canonicalised.
+    const gw: Gateway = {
+      apiVersion: GATEWAY_API_VERSION,
+      kind: GATEWAY_KIND,
+      metadata: {
+        annotations,
+        labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [POOL_LABEL]: pool.name, [TOPOLOGY_LABEL]: t.name },
+        name: pool.name,
+      },
+      spec: {
+        endpoints,
+        nodeSelector: canonicalize(pool.nodeSelector),
+        proxyConfig: { Replicas: 0 },
+        tunnelConfig: { Replicas: Math.min(replicas, UPSTREAM_MAX_TUNNEL_REPLICAS) },
+      },
+      status: {
+        activeEndpoints: election.active.map((n) => {
+          const ep = endpointOf.get(n)!;
+          return { ...ep, config: { ...ep.config } };
+        }),
+        nodes: statusNodes,
+      },
+    };
+    gateways.push(gw);
+  });
+
+  findings.sort(findingOrder);
+  return { gateways, findings, decisions };
+}

@@ -1,0 +1,259 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { plan } from '../../src/plan/planner.ts';
+import { electPool, REASONS } from '../../src/plan/election.ts';
+import type { CandidateState } from '../../src/plan/election.ts';
+import type { Gateway } from '../../src/gateway/types.ts';
+import type { ElectionSettings } from '../../src/topology/types.ts';
+import type { CandidateHealth, InventoryNode } from '../../src/plan/types.ts';
+import { DEFAULT_ELECTION, input, node, NOW, pool, topology } from './plan-fixtures.ts';
+
+const RECENT = '2026-01-01T00:59:50Z'; // 10 s before NOW: not yet healthy for minHealthySeconds (30 s)
+const P = 'p';
+
+function live(active: string[], election?: Record<string, string>): Gateway {
+  return {
+    apiVersion: 'raven.openyurt.io/v1beta1',
+    kind: 'Gateway',
+    metadata: {
+      name: P,
+      labels: { 'app.kubernetes.io/managed-by': 'corvid', 'corvid.dev/topology': 'edge', 'corvid.dev/pool': P },
+      ...(election ? { annotations: { 'corvid.dev/election': JSON.stringify(election) } } : {}),
+    },
+    spec: {},
+    status: { activeEndpoints: active.map((nodeName) => ({ nodeName, type: 'tunnel' as const })) },
+  };
+}
+
+function run(opts: {
+  nodes: InventoryNode[];
+  gateways?: string[];
+  previous?: string[];
+  health?: Record<string, CandidateHealth>;
+  election?: Partial<ElectionSettings>;
+  previousElection?: Record<string, string>;
+}) {
+  const t = topology([pool(P, opts.gateways ?? ['a', 'b', 'c'])], { election: opts.election });
+  const r = plan(input(t, opts.nodes, { health: opts.health ?? {}, previous: opts.previous ? [live(opts.previous, opts.previousElection)] : [] }));
+  const gw = r.gateways[0];
+  return {
+    active: (gw.status?.activeEndpoints ?? []).map((e) => e.nodeName),
+    decisions: r.decisions.map((d) => `${d.node} ${d.reason}`),
+    kinds: r.decisions.map((d) => d.kind),
+    findings: r.findings.map((f) => f.code),
+    election: JSON.parse(gw.metadata.annotations?.['corvid.dev/election'] ?? '{}') as Record<string, string>,
+    gw,
+  };
+}
+
+const n = (name: string, o: Partial<InventoryNode> = {}) => node(name, P, o);
+
+test('first election: the most preferred healthy candidate', () => {
+  const r = run({ nodes: [n('a'), n('b'), n('c')] });
+  assert.deepEqual(r.active, ['a']);
+  assert.deepEqual(r.decisions, ['a elected: most preferred healthy candidate']);
+  assert.deepEqual(r.kinds, ['elected']);
+  assert.deepEqual(r.election, { a: REASONS.elected });
+});
+
+test('sticky: a healthy active endpoint is kept even when a more preferred one is healthy', () => {
+  const r = run({ nodes: [n('a'), n('b'), n('c')], previous: ['b'] });
+  assert.deepEqual(r.active, ['b']);
+  assert.deepEqual(r.decisions, []);
+  assert.deepEqual(r.election, { b: REASONS.kept });
+});
+
+test('kept endpoints carry their previous election reason forward (no churn)', () => {
+  const r = run({ nodes: [n('a'), n('b')], previous: ['b'], previousElection: { b: REASONS.elected } });
+  assert.deepEqual(r.election, { b: REASONS.elected });
+});
+
+test('lost: not ready', () => {
+  const r = run({ nodes: [n('a', { ready: false }), n('b'), n('c')], previous: ['a'] });
+  assert.deepEqual(r.active, ['b']);
+  assert.deepEqual(r.decisions, ['a lost: not ready', 'b elected: most preferred healthy candidate']);
+  assert.deepEqual(r.kinds, ['lost', 'elected']);
+});
+
+test('lost: heartbeat expired (age > heartbeatTimeoutSeconds)', () => {
+  const r = run({ nodes: [n('a'), n('b')], previous: ['a'], health: { a: { heartbeatAgeSeconds: 3.5 } } });
+  assert.deepEqual(r.decisions, ['a lost: heartbeat expired', 'b elected: most preferred healthy candidate']);
+  const fresh = run({ nodes: [n('a'), n('b')], previous: ['a'], health: { a: { heartbeatAgeSeconds: 3 } } });
+  assert.deepEqual(fresh.active, ['a'], 'age equal to the timeout is still fresh');
+});
+
+test('heartbeatTimeoutSeconds 0 disables the heartbeat check', () => {
+  const r = run({ nodes: [n('a'), n('b')], previous: ['a'], health: { a: { heartbeatAgeSeconds: 999 } }, election: { heartbeatTimeoutSeconds: 0 } });
+  assert.deepEqual(r.active, ['a']);
+});
+
+test('lost: tunnels down (Ready but not forwarding)', () => {
+  const r = run({ nodes: [n('a'), n('b')], previous: ['a'], health: { a: { tunnelHealthy: false } } });
+  assert.deepEqual(r.decisions, ['a lost: tunnels down', 'b elected: most preferred healthy candidate']);
+});
+
+test('not ready wins over the other reasons', () => {
+  const r = run({ nodes: [n('a', { ready: false, drained: true }), n('b')], previous: ['a'], health: { a: { heartbeatAgeSeconds: 99, tunnelHealthy: false } } });
+  assert.equal(r.decisions[0], 'a lost: not ready');
+});
+
+test('lost: no longer a candidate (removed from gateways, or node gone)', () => {
+  const removed = run({ nodes: [n('a'), n('b')], gateways: ['b'], previous: ['a'] });
+  assert.deepEqual(removed.decisions, ['a lost: no longer a candidate', 'b elected: most preferred healthy candidate']);
+  const gone = run({ nodes: [n('b')], previous: ['a'] });
+  assert.deepEqual(gone.decisions, ['a lost: no longer a candidate', 'b elected: most preferred healthy candidate']);
+});
+
+test('hysteresis: a new election skips candidates healthy for less than minHealthySeconds', () => {
+  const r = run({ nodes: [n('a', { ready: false }), n('b', { readySince: RECENT }), n('c')], previous: ['a'] });
+  assert.deepEqual(r.active, ['c']);
+});
+
+test('healthy-since is the latest of readySince, heartbeatSince and lastUnhealthy', () => {
+  for (const h of [{ heartbeatSince: RECENT }, { lastUnhealthy: RECENT }]) {
+    const r = run({ nodes: [n('a'), n('b')], health: { a: h } });
+    assert.deepEqual(r.active, ['b'], JSON.stringify(h));
+  }
+});
+
+test('availability beats hysteresis: no mature candidate and no healthy active -> most preferred healthy', () => {
+  const r = run({ nodes: [n('a', { ready: false }), n('b', { readySince: RECENT }), n('c', { readySince: RECENT })], previous: ['a'] });
+  assert.deepEqual(r.active, ['b']);
+  assert.deepEqual(r.decisions, ['a lost: not ready', `b ${REASONS.electedForAvailability(30)}`]);
+  const fresh = run({ nodes: [n('a', { readySince: RECENT })] });
+  assert.deepEqual(fresh.active, ['a'], 'also on a first election');
+});
+
+test('no healthy candidate: activeEndpoints empty, error finding', () => {
+  const r = run({ nodes: [n('a', { ready: false }), n('b', { ready: false })], gateways: ['a', 'b'], previous: ['a'] });
+  assert.deepEqual(r.active, []);
+  assert.deepEqual(r.decisions, ['a lost: not ready']);
+  assert.deepEqual(r.findings, ['no-healthy-candidate']);
+  assert.equal(r.gw.metadata.annotations?.['corvid.dev/election'], undefined);
+});
+
+test('no candidate at all: error finding', () => {
+  const r = run({ nodes: [n('x')], gateways: [] });
+  assert.deepEqual(r.active, []);
+  assert.deepEqual(r.findings, ['no-candidate']);
+});
+
+test('preemption: back to a more preferred node healthy for minHealthySeconds', () => {
+  const r = run({ nodes: [n('a'), n('b')], previous: ['b'], election: { preempt: true } });
+  assert.deepEqual(r.active, ['a']);
+  assert.deepEqual(r.decisions, ['b preempted: a is more preferred and healthy for 30s', 'a elected: most preferred healthy candidate']);
+  assert.deepEqual(r.kinds, ['preempted', 'elected']);
+});
+
+test('preemption waits until the preferred node is mature', () => {
+  const r = run({ nodes: [n('a', { readySince: RECENT }), n('b')], previous: ['b'], election: { preempt: true } });
+  assert.deepEqual(r.active, ['b']);
+  assert.deepEqual(r.decisions, []);
+});
+
+test('preemption waits for the most preferred healthy node instead of hopping through intermediate ones', () => {
+  const r = run({ nodes: [n('a', { readySince: RECENT }), n('b'), n('c')], previous: ['c'], election: { preempt: true } });
+  assert.deepEqual(r.active, ['c']);
+});
+
+test('preemption skips unhealthy and drained better nodes', () => {
+  const r = run({ nodes: [n('a', { drained: true }), n('b'), n('c')], previous: ['c'], election: { preempt: true } });
+  assert.deepEqual(r.active, ['b']);
+});
+
+test('sticky: false behaves as preempt: true', () => {
+  const r = run({ nodes: [n('a'), n('b')], previous: ['b'], election: { sticky: false } });
+  assert.deepEqual(r.active, ['a']);
+  assert.deepEqual(r.kinds, ['preempted', 'elected']);
+});
+
+test('drain: the active endpoint is handed over to another healthy candidate', () => {
+  const r = run({ nodes: [n('a', { drained: true }), n('b')], previous: ['a'] });
+  assert.deepEqual(r.active, ['b']);
+  assert.deepEqual(r.decisions, ['a handed-over: drained', 'b elected: most preferred healthy candidate']);
+  assert.deepEqual(r.kinds, ['handed-over', 'elected']);
+});
+
+test('drain: hands over even to a candidate healthy for less than minHealthySeconds', () => {
+  const r = run({ nodes: [n('a', { drained: true }), n('b', { readySince: RECENT })], previous: ['a'] });
+  assert.deepEqual(r.active, ['b']);
+  assert.deepEqual(r.decisions, ['a handed-over: drained', `b ${REASONS.electedForHandover(30)}`]);
+});
+
+test('drain: with no other healthy candidate the drained gateway stays, with a finding', () => {
+  const r = run({ nodes: [n('a', { drained: true }), n('b', { ready: false })], gateways: ['a', 'b'], previous: ['a'] });
+  assert.deepEqual(r.active, ['a']);
+  assert.deepEqual(r.decisions, []);
+  assert.deepEqual(r.findings, ['drained-gateway-kept']);
+  assert.deepEqual(r.election, { a: REASONS.keptDrained });
+});
+
+test('a drained node is never newly elected', () => {
+  const r = run({ nodes: [n('a', { drained: true }), n('b')] });
+  assert.deepEqual(r.active, ['b']);
+  const only = run({ nodes: [n('a', { drained: true })] });
+  assert.deepEqual(only.active, []);
+});
+
+test('an undrained gateway that was kept while drained gets a plain kept reason', () => {
+  const r = run({ nodes: [n('a')], previous: ['a'], previousElection: { a: REASONS.keptDrained } });
+  assert.deepEqual(r.election, { a: REASONS.kept });
+});
+
+test('replicas 2: two active endpoints; tunnelConfig says 1 for upstream, corvid.dev/replicas says 2', () => {
+  const r = run({ nodes: [n('a'), n('b'), n('c')], election: { replicas: 2 } });
+  assert.deepEqual(r.active, ['a', 'b']);
+  assert.deepEqual(r.gw.spec.tunnelConfig, { Replicas: 1 });
+  assert.equal(r.gw.metadata.annotations?.['corvid.dev/replicas'], '2');
+  const one = run({ nodes: [n('a')] });
+  assert.equal(one.gw.metadata.annotations?.['corvid.dev/replicas'], undefined);
+});
+
+test('replicas 2: a drained active with another active and no replacement is dropped', () => {
+  const r = run({ nodes: [n('a', { drained: true }), n('b')], gateways: ['a', 'b'], previous: ['a', 'b'], election: { replicas: 2 } });
+  assert.deepEqual(r.active, ['b']);
+  assert.deepEqual(r.decisions, ['a lost: drained']);
+});
+
+test('replicas 2: only a missing slot is filled; sticky endpoints stay', () => {
+  const r = run({ nodes: [n('a'), n('b'), n('c', { ready: false })], previous: ['b', 'c'], election: { replicas: 2 } });
+  assert.deepEqual(r.active, ['a', 'b']);
+  assert.deepEqual(r.decisions, ['c lost: not ready', 'a elected: most preferred healthy candidate']);
+});
+
+test('more kept endpoints than replicas: the most preferred survive (not random)', () => {
+  const r = run({ nodes: [n('a'), n('b'), n('c')], previous: ['c', 'b'] });
+  assert.deepEqual(r.active, ['b']);
+  assert.deepEqual(r.decisions, [`c ${REASONS.lostOverReplicas(1)}`]);
+});
+
+test('duplicate previous active endpoints are counted once', () => {
+  const r = run({ nodes: [n('a'), n('b')], previous: ['b', 'b'] });
+  assert.deepEqual(r.active, ['b']);
+  assert.deepEqual(r.decisions, []);
+});
+
+test('electPool directly: replicas 2 with preemption pairs the worst displaced with the best newcomer', () => {
+  const c = (node: string, rank: number, o: Partial<CandidateState> = {}): CandidateState => ({ node, rank, drained: false, healthyForSeconds: 3600, ...o });
+  const settings: ElectionSettings = { ...DEFAULT_ELECTION, replicas: 2, preempt: true };
+  const r = electPool({ pool: P, candidates: [c('a', 0), c('b', 1), c('c', 2), c('d', 3)], previousActive: ['c', 'd'], previousReasons: {}, settings });
+  assert.deepEqual(r.active, ['a', 'b']);
+  assert.deepEqual(
+    r.decisions.map((d) => `${d.node} ${d.reason}`),
+    [
+      'd preempted: a is more preferred and healthy for 30s',
+      'c preempted: b is more preferred and healthy for 30s',
+      'a elected: most preferred healthy candidate',
+      'b elected: most preferred healthy candidate',
+    ],
+  );
+});
+
+test('now is the only clock: the same candidate is immature at one now and mature later', () => {
+  const t = topology([pool(P, ['a', 'b'])]);
+  const nodes = [n('a', { readySince: RECENT }), n('b', { ready: false })];
+  assert.deepEqual(plan(input(t, nodes, { previous: [live(['b'])] })).decisions.map((d) => d.reason)[1], REASONS.electedForAvailability(30));
+  const later = plan(input(t, nodes, { previous: [live(['b'])], now: '2026-01-01T01:01:00Z' }));
+  assert.deepEqual(later.decisions.map((d) => d.reason)[1], REASONS.elected);
+  assert.equal(NOW, '2026-01-01T01:00:00Z');
+});
