@@ -14,10 +14,12 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage } from '../adapters/kube/client.ts';
 import { DEFAULT_EVENT_NAMESPACE, eventRecorder } from '../adapters/kube/events.ts';
 import { gatewayInformer } from '../adapters/kube/gateways.ts';
-import type { Informer } from '../adapters/kube/informer.ts';
+import type { Informer, InformerEvent } from '../adapters/kube/informer.ts';
 import { LeaderElector } from '../adapters/kube/leader.ts';
-import { DEFAULT_LEASE_NAMESPACE, LEADER_LEASE_NAME, leaseInformer } from '../adapters/kube/leases.ts';
-import { nodeInformer } from '../adapters/kube/nodes.ts';
+import { DEFAULT_LEASE_NAMESPACE, LEADER_LEASE_NAME, heartbeatFromLease, leaseInformer } from '../adapters/kube/leases.ts';
+import { nodeInformer, type NodeJson } from '../adapters/kube/nodes.ts';
+import { canonicalJson } from '../gateway/render.ts';
+import { inventoryFromNode } from '../plan/index.ts';
 import { topologyInformer, type TopologyObject } from '../adapters/kube/topologies.ts';
 import type { GitRef, SignatureVerification } from '../adapters/git/repo.ts';
 import { verifyWebhookSignature } from '../adapters/git/webhook.ts';
@@ -105,6 +107,15 @@ export interface SyncHandle {
   informerStats(): Record<string, { lists: number; watches: number; gone: number; errors: number }>;
   addresses: { health?: string; metrics?: string; webhook?: string };
   identity: string;
+}
+
+/** The planner's view of a Node, as one string ('' when it has none). */
+function nodeView(n: NodeJson): string {
+  try {
+    return canonicalJson(inventoryFromNode(n));
+  } catch {
+    return '';
+  }
 }
 
 function makeSource(o: SyncOptions, logger: Logger): TopologySource {
@@ -240,8 +251,29 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
   };
 
   // ---------------------------------------------------------------- wiring
+  // Kubelets rewrite Node status every few seconds and agents renew Leases every second; with many nodes that is a
+  // steady stream of events that change nothing the planner sees. Those are filtered out here: a Node event counts
+  // when the planner's view of the Node changed, a Lease event when anything but a fresh renewal changed. An expiry
+  // needs no event: the health timer fires at renewTime + timeout.
+  const matters: Record<string, (e: InformerEvent<any>) => boolean> = {
+    nodes: (e) => e.type !== 'update' || e.previous === undefined || nodeView(e.previous) !== nodeView(e.object),
+    leases: (e) => {
+      if (e.type !== 'update' || e.previous === undefined) return true;
+      const before = heartbeatFromLease(e.previous);
+      const after = heartbeatFromLease(e.object);
+      if (before === undefined || after === undefined) return before !== after;
+      if (canonicalJson({ ...before, renewTime: undefined }) !== canonicalJson({ ...after, renewTime: undefined })) return true;
+      // A renewal after the heartbeat had expired: the node is healthy again.
+      const timeoutS = reconciler.heartbeatTimeoutSeconds() ?? before.leaseDurationSeconds;
+      const last = Date.parse(before.renewTime ?? before.acquireTime ?? '');
+      return timeoutS === undefined || Number.isNaN(last) || now().getTime() - last > timeoutS * 1000;
+    },
+  };
   for (const [name, inf] of informers) {
-    inf.onChange(() => trigger(name));
+    const filter = matters[name];
+    inf.onChange((e) => {
+      if (filter === undefined || filter(e)) trigger(name);
+    });
     inf.onError((e, info) => logger.warn('watch failed; retrying', { resource: name, error: errorMessage(e), attempt: info.attempt, retryInMs: info.retryInMs }));
   }
   await Promise.all(informers.map(([, inf]) => inf.start()));

@@ -113,6 +113,12 @@ export class Reconciler {
     this.recentTopology.clear();
   }
 
+  /** The heartbeat timeout of the topology in force (seconds), if any. */
+  heartbeatTimeoutSeconds(): number | undefined {
+    const t = this.lastGood?.topology.election.heartbeatTimeoutSeconds;
+    return t !== undefined && t > 0 ? t : undefined;
+  }
+
   /** The revision in force (the last one applied). */
   revision(): string | undefined {
     return this.lastGood?.revision;
