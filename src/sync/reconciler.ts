@@ -28,6 +28,7 @@ import type { SyncMetrics } from './metrics.ts';
 import { REJECT, type Artifact, type RejectReason, type TopologySource } from './source.ts';
 import { rfc3339, statusEquals, topologyStatus, type Outcome } from './status.ts';
 import { validate, type Candidate } from './validate.ts';
+import { topologyDocument } from './source-cluster.ts';
 
 export const SOURCE_ANNOTATION = 'corvid.dev/source';
 
@@ -189,6 +190,9 @@ export class Reconciler {
       }
     }
 
+    // After a restart with a broken newest revision, the status object still holds the last applied spec.
+    if (this.lastGood === undefined && candidate === undefined && problem !== undefined) this.recoverFromStatusObject();
+
     // Phases 4-7, for the candidate; if it fails permanently, for the last good revision.
     for (const serving of [candidate, this.lastGood]) {
       if (serving === undefined) continue;
@@ -322,6 +326,29 @@ export class Reconciler {
     this.recentTopology.set(name, { superseded, object: after, at: Date.now() });
   }
 
+  /**
+   * git/file sources: take the last applied revision back from the status object (spec = what was applied, status
+   * lastAppliedRevision = its revision), so failover keeps working when the sync restarts while the newest revision
+   * is broken. Only an object this kind of source created, and only when there is exactly one.
+   */
+  private recoverFromStatusObject(): void {
+    if (this.d.source.kind === 'cluster' || !this.d.statusObject) return;
+    const mine = this.d.topologies
+      .list()
+      .filter((t) => t.metadata?.annotations?.[SOURCE_ANNOTATION] === this.d.source.kind && t.status?.lastAppliedRevision);
+    if (mine.length !== 1) return;
+    const obj = mine[0];
+    const name = obj.metadata?.name ?? '';
+    const revision = obj.status!.lastAppliedRevision!;
+    const v = validate({ ok: true, revision, file: `topologies/${name}`, text: topologyDocument(obj) });
+    if (!v.ok) {
+      this.d.logger.warn('status object holds no usable topology', { topology: name, error: v.message });
+      return;
+    }
+    this.lastGood = { ...v.candidate, key: `status-object\n${revision}` };
+    this.d.logger.info('serving the last applied revision from the status object', { topology: name, revision });
+  }
+
   /** Phase 4: node inventory + heartbeat health -> plan. Also the next time health changes on its own. */
   private plan(c: Candidate, now: Date): { planned: PlanResult; wakeAt?: number } {
     const nowText = now.toISOString();
@@ -422,6 +449,11 @@ export class Reconciler {
     let obj = this.liveTopology(name);
     if (this.d.source.kind !== 'cluster') {
       if (!this.d.statusObject) return;
+      // Never take over a Topology somebody else created (e.g. one applied for the cluster source).
+      if (obj !== undefined && obj.metadata?.annotations?.[SOURCE_ANNOTATION] === undefined) {
+        this.d.logger.warn('status not written: Topology exists and was not created by a git/file sync', { topology: name });
+        return;
+      }
       const good = this.lastGood;
       if (good !== undefined && good.topology.name === name) {
         const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE };

@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
-import { createNode, useControlPlane } from '../support/controlplane.ts';
+import { createNode, setNodeReady, useControlPlane } from '../support/controlplane.ts';
 import {
   deleteAllGateways,
   deleteTopology,
@@ -168,6 +168,17 @@ test('2: broken commits change nothing live and set Ready=False with the error',
     }
     const events = await listEvents(kc, 'kube-system');
     assert.ok(events.some((e) => e.reason === 'RevisionRejected' && e.regarding?.name === 'edge'));
+  });
+
+  // A restart while the newest commit is broken: the last applied revision comes back from the status object and
+  // keeps serving, failover included.
+  await withSync({}, async (s) => {
+    await waitFor('recovered from the status object', () => s.logs.some((l) => l.msg === 'serving the last applied revision from the status object'));
+    await setNodeReady(kc, 'a1', false);
+    await waitFor('failover while HEAD is broken', async () => (await getGateway(kc, 'pool-a'))?.status?.activeEndpoints?.[0]?.nodeName === 'a2');
+    assert.equal((await getGateway(kc, 'pool-a'))?.metadata.annotations?.['corvid.dev/revision'], `main@sha1:${good}`);
+    assert.equal((await getTopology(kc, 'edge'))?.status?.lastAppliedRevision, `main@sha1:${good}`);
+    await setNodeReady(kc, 'a1', true);
   });
 
   // Verification on: a trusted signed commit applies, an unsigned one is refused and the signed one stays.
