@@ -4,11 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import { installCrds } from '../support/controlplane.ts';
 import { kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
 import { leasesPath } from '../../src/adapters/kube/leases.ts';
 import { microTime } from '../../src/adapters/kube/events.ts';
+import { execFile } from 'node:child_process';
+import { startSync, type SyncHandle, type SyncOptions } from '../../src/sync/index.ts';
+import { jsonLogger } from '../../src/sync/log.ts';
+import { createServer as createTcpServer, connect as tcpConnect, type Socket } from 'node:net';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -183,8 +187,6 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 
 // ---------------------------------------------------------------- git: a local bare "remote" and a work tree
 
-import { execFile } from 'node:child_process';
-
 function run(cmd: string, args: string[], cwd?: string, env?: Record<string, string>): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { cwd, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
@@ -267,9 +269,6 @@ export async function makeGitRemote(): Promise<GitRemote> {
 }
 
 // ---------------------------------------------------------------- the sync under test
-
-import { startSync, type SyncHandle, type SyncOptions } from '../../src/sync/index.ts';
-import { jsonLogger } from '../../src/sync/log.ts';
 
 export interface PoolSpec {
   name: string;
@@ -403,9 +402,6 @@ export function startHeartbeats(kc: KubeConfig, namespace: string, nodes: string
 
 // ---------------------------------------------------------------- a TCP proxy to cut the sync off the API server
 
-import { createServer as createTcpServer, connect as tcpConnect, type Socket } from 'node:net';
-import { KubeConfig as KC } from '@kubernetes/client-node';
-
 export interface CuttableProxy {
   /** A kubeconfig like `kc` whose server is the proxy. */
   kubeConfig: KubeConfig;
@@ -439,7 +435,7 @@ export async function cuttableProxy(kc: KubeConfig): Promise<CuttableProxy> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const port = (server.address() as { port: number }).port;
-  const proxied = new KC();
+  const proxied = new KubeConfig();
   proxied.loadFromString(kc.exportConfig());
   proxied.clusters = proxied.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${port}` }));
   return {
