@@ -75,3 +75,42 @@ test('webhook signatures: GitHub and Gitea headers, constant-time compare, no he
   assert.equal(verifyWebhookSignature({ 'x-hub-signature-256': `sha256=${hex}` }, body, '').ok, false);
   assert.equal(redactUrl('https://user:tok@example.com/r.git'), 'https://***@example.com/r.git');
 });
+
+test('verifyCommit: GPG signatures against a GnuPG home of trusted keys', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdir, chmod } = await import('node:fs/promises');
+  try {
+    execFileSync('gpg', ['--version'], { stdio: 'ignore' });
+  } catch {
+    t.skip('needs gpg');
+    return;
+  }
+  const remote = await makeGitRemote();
+  try {
+    const signer = join(remote.root, 'gnupg-signer');
+    const empty = join(remote.root, 'gnupg-empty');
+    for (const d of [signer, empty]) {
+      await mkdir(d);
+      await chmod(d, 0o700);
+    }
+    const env = { ...process.env, GNUPGHOME: signer };
+    execFileSync('gpg', ['--batch', '--passphrase', '', '--quick-gen-key', 'Corvid Test <test@corvid.dev>', 'ed25519', 'sign', 'never'], { env, stdio: 'ignore' });
+    const fpr = execFileSync('gpg', ['--list-secret-keys', '--with-colons'], { env }).toString().split('\n').find((l) => l.startsWith('fpr'))!.split(':')[9];
+    execFileSync('git', ['-c', `user.signingkey=${fpr}`, 'commit', '--quiet', '--allow-empty', '-S', '-m', 'gpg signed'], { cwd: remote.work, env });
+    execFileSync('git', ['push', '--quiet', 'origin', 'main:main'], { cwd: remote.work, env });
+    const repo = new GitRepo({ url: remote.url, dir: join(remote.root, 'cache'), ref: { branch: 'main' } });
+    const c = await repo.fetch();
+    assert.equal((await repo.verifyCommit(c.sha, { mode: 'gpg', gnupgHome: signer })).verified, true);
+    assert.equal((await repo.verifyCommit(c.sha, { mode: 'gpg', gnupgHome: empty })).verified, false, 'a key not in the keyring is not trusted');
+  } finally {
+    // gpg starts an agent per GnuPG home: stop ours before the homes go.
+    for (const d of ['gnupg-signer', 'gnupg-empty']) {
+      try {
+        execFileSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: join(remote.root, d) }, stdio: 'ignore' });
+      } catch {
+        // not started
+      }
+    }
+    await remote.cleanup();
+  }
+});
