@@ -215,7 +215,8 @@ test('3: a removed pool is pruned; an empty topology is refused without allowEmp
     const one = await remote.commit('clusters/edge/topology.yaml', topologyYaml({ name: 'edge', pools: [TWO_POOLS[0]] }));
     await waitFor('pool-b pruned', async () => (await getGateway(kc, 'pool-b')) === undefined);
     assert.ok(await getGateway(kc, 'pool-a'));
-    assert.equal((await getTopology(kc, 'edge'))?.status?.lastAppliedRevision, `main@sha1:${one}`);
+    // Status is written after the prune, so wait for it rather than read it at once.
+    await waitFor('status of the one-pool revision', async () => (await getTopology(kc, 'edge'))?.status?.lastAppliedRevision === `main@sha1:${one}`);
 
     const empty = await remote.commit('clusters/edge/topology.yaml', topologyYaml({ name: 'edge', pools: [] }));
     await waitFor('empty refused', async () => {
