@@ -237,6 +237,11 @@ export class Fabric {
     return n;
   }
 
+  /** The node whose pod has this address (or the address itself when none does). */
+  nodeByPod(ip: string): string {
+    return [...this.nodes.values()].find((n) => n.podIP === ip)?.name ?? ip;
+  }
+
   pool(name: PoolName): FabricPool {
     return this.pools.get(name)!;
   }
@@ -271,5 +276,138 @@ export class Fabric {
   /** Remove every namespace (and the interfaces inside) and kill every process tracked by the lab. Idempotent. */
   cleanup(): Promise<void> {
     return this.lab.cleanup();
+  }
+}
+
+// ---------------------------------------------------------------- continuous ping (100 ms) with per-packet times
+
+export interface PingReply {
+  seq: number;
+  /** Wall-clock time the reply arrived (ping -D), ms since the epoch. */
+  at: number;
+}
+
+export interface PingOutage {
+  /** About when the first unanswered request after t was sent (ms since the epoch). */
+  firstLossAt?: number;
+  /** Time of the first reply to a request sent after the loss began. */
+  recoveredAt?: number;
+  /** Requests lost in between (so far, while not recovered). */
+  lost: number;
+}
+
+interface SeqState {
+  /** Time of the first line about this request (its reply, or ping's "no answer yet" when the next one is sent). */
+  seenAt: number;
+  repliedAt?: number;
+}
+
+/**
+ * `ping -D -O -i <interval>` from a node's pod address to another address, kept running until stop(). ping prints a
+ * line for every request: its reply, or "no answer yet" when the next request goes out (-O), each with ping's own
+ * wall-clock timestamp (-D). So every request is accounted for and a recovery is timed to the millisecond whatever
+ * this process's event loop was doing.
+ */
+export class Pinger {
+  readonly from: string;
+  readonly to: string;
+  readonly intervalMs: number;
+  private readonly seqs = new Map<number, SeqState>();
+  private readonly child: ReturnType<NetnsLab['spawn']>;
+  private readonly done: Promise<void>;
+  private buf = '';
+
+  constructor(fabric: Fabric, from: string, toAddr: string, intervalMs = 100) {
+    this.from = from;
+    this.to = toAddr;
+    this.intervalMs = intervalMs;
+    const n = fabric.node(from);
+    // stdbuf: one line at a time through the pipe.
+    this.child = fabric.lab.spawn(n.ns, ['stdbuf', '-oL', 'ping', '-D', '-O', '-n', '-i', String(intervalMs / 1000), '-W', '1', '-I', n.podIP, toAddr]);
+    this.child.stdout!.setEncoding('utf8').on('data', (c: string) => this.feed(c));
+    this.child.stderr!.resume();
+    this.done = new Promise((resolve) => this.child.once('exit', () => resolve()));
+  }
+
+  private feed(chunk: string): void {
+    this.buf += chunk;
+    let i;
+    while ((i = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, i);
+      this.buf = this.buf.slice(i + 1);
+      const seq = /icmp_seq=(\d+)/.exec(line);
+      const ts = /^\[(\d+\.\d+)\]/.exec(line);
+      if (!seq || !ts) continue;
+      const s = Number(seq[1]);
+      const at = Math.round(Number(ts[1]) * 1000);
+      const st = this.seqs.get(s) ?? { seenAt: at };
+      if (/bytes from/.test(line) && st.repliedAt === undefined) st.repliedAt = at;
+      this.seqs.set(s, st);
+    }
+  }
+
+  /** Every reply, in order of sequence number. */
+  get replies(): PingReply[] {
+    return [...this.seqs]
+      .filter(([, st]) => st.repliedAt !== undefined)
+      .sort((a, b) => a[0] - b[0])
+      .map(([seq, st]) => ({ seq, at: st.repliedAt! }));
+  }
+
+  /** Resolves with the first reply at or after time t, or undefined at the deadline. */
+  async waitForReply(t: number, timeoutMs: number): Promise<PingReply | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = this.replies.find((x) => x.at >= t);
+      if (r) return r;
+      if (Date.now() > deadline) return undefined;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  }
+
+  /** Resolves with the first reply that ends the first outage after time t, or undefined at the deadline. */
+  async waitForRecovery(t: number, timeoutMs: number): Promise<PingReply | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const o = this.outage(t);
+      if (o.recoveredAt !== undefined) return this.replies.find((r) => r.at === o.recoveredAt);
+      if (Date.now() > deadline) return undefined;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /**
+   * The first outage after time t: the first request seen at or after t - interval that got no reply, and the
+   * first reply to a later request. No loss at all gives {lost: 0}.
+   */
+  outage(t: number): PingOutage {
+    const ordered = [...this.seqs].sort((a, b) => a[0] - b[0]).filter(([, st]) => st.seenAt >= t - this.intervalMs);
+    let firstLoss: number | undefined;
+    let lost = 0;
+    for (const [, st] of ordered) {
+      if (firstLoss === undefined) {
+        if (st.repliedAt === undefined) {
+          firstLoss = st.seenAt - this.intervalMs;
+          lost = 1;
+        }
+        continue;
+      }
+      if (st.repliedAt !== undefined) return { firstLossAt: firstLoss, recoveredAt: st.repliedAt, lost };
+      lost++;
+    }
+    return firstLoss === undefined ? { lost: 0 } : { firstLossAt: firstLoss, lost };
+  }
+
+  /** Requests seen between t0 and t1 and how many of them got no reply. */
+  lostBetween(t0: number, t1: number): { sent: number; lost: number; lostSeqs: number[] } {
+    const inWindow = [...this.seqs].filter(([, st]) => st.seenAt >= t0 && st.seenAt <= t1).sort((a, b) => a[0] - b[0]);
+    const lostSeqs = inWindow.filter(([, st]) => st.repliedAt === undefined).map(([seq]) => seq);
+    return { sent: inWindow.length, lost: lostSeqs.length, lostSeqs };
+  }
+
+  /** Stop ping and wait for it. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGINT');
+    await this.done;
   }
 }

@@ -1,0 +1,272 @@
+// The whole system, git push to packets (see test/e2e/README.md for the set-up drawn and the budget):
+// a real kube-apiserver, a local bare Git repository, `corvid sync` following it, nine node namespaces in three pools
+// (two behind nftables NAT routers) each running `corvid agent`, and charon (kernel-libipsec) on every gateway
+// candidate. Every scenario asserts real pings between pod addresses and the Gateway objects.
+//
+// The scenarios run in order on one system; each leaves the network as scenario 1 built it (full mesh via the relay,
+// two healthy candidates per pool), only the active gateways may have moved. Order: 1, 3, 4, 5, 6, 2 (the policy
+// change last, so a path it fails to restore does not take the failure scenarios down with it).
+//
+// Run as root: npx node --test --test-concurrency=1 test/e2e/system.e2e.ts   (or npm run test:e2e)
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { useControlPlane } from '../support/controlplane.ts';
+import { NODE_DRAIN_ANNOTATION, REVISION_ANNOTATION } from '../../src/gateway/keys.ts';
+import { Fabric, Pinger, type PoolName } from './fabric.ts';
+import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from './system.ts';
+import { actives, everyone, versions, waitForMatrix } from './checks.ts';
+import { failoverPaths, formatFailover, runFailover } from './failover.ts';
+
+/** The budget of the whole file (set-up included); README.md states the same. */
+export const SUITE_BUDGET_MS = 6 * 60_000;
+/** Scenario 5: pings (100 ms apart) a planned drain may lose per path. */
+export const DRAIN_LOSS_BOUND = 10;
+/** Scenario 6: a killed charon or agent must have healed within this. */
+export const HEAL_BOUND_MS = 45_000;
+
+/** Extra `corvid agent` flags for an experiment, e.g. CORVID_E2E_AGENT_FLAGS="--repair-interval 1s"; none by default. */
+const AGENT_FLAGS = (process.env.CORVID_E2E_AGENT_FLAGS ?? '').split(' ').filter((a) => a !== '');
+
+/** publicPort of the cloud gateways for an experiment, e.g. CORVID_E2E_PUBLIC_PORT=500; the topology default otherwise. */
+const PUBLIC_PORT = process.env.CORVID_E2E_PUBLIC_PORT ? Number(process.env.CORVID_E2E_PUBLIC_PORT) : undefined;
+const topo = (f: Fabric, o: Parameters<typeof topologyYaml>[1] = {}) => topologyYaml(f, { publicPort: PUBLIC_PORT, ...o });
+
+const cp = useControlPlane();
+const skip = systemSkipReason(cp.skip);
+
+describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
+  let f: Fabric;
+  let sys: CorvidSystem;
+  let fullRevision = '';
+
+  before(async () => {
+    f = await Fabric.build();
+    sys = await CorvidSystem.start(cp.get(), f, { agentFlags: AGENT_FLAGS });
+    if (AGENT_FLAGS.length > 0) console.log(`# agent flags: ${AGENT_FLAGS.join(' ')}`);
+    if (PUBLIC_PORT !== undefined) console.log(`# cloud gateways' publicPort: ${PUBLIC_PORT}`);
+  }, { timeout: 120_000 });
+
+  after(async () => {
+    await sys?.stop();
+    await f?.cleanup();
+  });
+
+  const fail = (msg: string, nodes?: string[]): never => {
+    throw new Error(`${msg}\n${sys.logTail(nodes)}`);
+  };
+
+  test('1: a first push brings up every tunnel; every pod reaches every pod, edge<->edge relayed via cloud', { timeout: 120_000 }, async () => {
+    const t0 = Date.now();
+    fullRevision = await sys.push(topo(f), 'e2e: three pools, edges behind NAT relaying via cloud');
+    await waitFor('Topology status to show the first revision applied', async () => (await sys.topology())?.status?.lastAppliedRevision === fullRevision, 30_000).catch((e) => fail((e as Error).message));
+    const gws = await sys.gateways();
+    assert.deepEqual([...gws.keys()].sort(), ['cloud', 'edge-a', 'edge-b']);
+    for (const g of gws.values()) assert.equal(g.metadata.annotations?.[REVISION_ANNOTATION], fullRevision, `${g.metadata.name} revision`);
+    assert.deepEqual(actives(gws), { cloud: 'cloud-gw-1', 'edge-a': 'edge-a-gw-1', 'edge-b': 'edge-b-gw-1' });
+    assert.equal(gws.get('edge-a')!.spec.endpoints?.[0]?.underNAT, true);
+    assert.equal(gws.get('cloud')!.spec.endpoints?.[0]?.publicIP, '198.51.100.11');
+
+    const bad = await waitForMatrix(f, everyone, 60_000);
+    if (bad.length > 0) fail(`not every pod reaches every pod:\n${bad.join('\n')}`);
+    console.log(`# scenario 1: push -> all ${f.nodes.size * (f.nodes.size - 1)} pod pairs reachable in ${Date.now() - t0} ms`);
+    // Nothing failed, so nothing may move: the elections stay put for longer than the heartbeat timeout (3 s).
+    await new Promise((r) => setTimeout(r, 5000));
+    const settled = actives(await sys.gateways());
+    if (JSON.stringify(settled) !== JSON.stringify(actives(gws))) {
+      fail(`an election moved although nothing failed: ${JSON.stringify(actives(gws))} -> ${JSON.stringify(settled)}\n${sys.syncLines(/failover/)}`);
+    }
+
+    // The relay: edge-a's gateway has exactly one tunnel, to cloud, NAT-traversed, carrying edge-b's subnets too;
+    // the cloud gateway forwards between its two tunnels (its counters move by the pings sent edge-a -> edge-b).
+    const edgeSas = await sys.sas('edge-a-gw-1');
+    assert.deepEqual(edgeSas.map((s) => s.name), ['corvid-cloud']);
+    const child = edgeSas[0].children[0];
+    assert.equal(child.encap, true, 'ESP in UDP (NAT-T) from behind the router');
+    for (const n of f.pool('edge-b').nodes) assert.ok(child.remoteTs.includes(n.podCIDR), `edge-a's tunnel carries ${n.podCIDR}: ${child.remoteTs}`);
+    const cloudSas = await sys.sas('cloud-gw-1');
+    assert.deepEqual(cloudSas.map((s) => [s.name, s.remoteHost]).sort(), [
+      ['corvid-edge-a', f.pool('edge-a').router!.wanIP],
+      ['corvid-edge-b', f.pool('edge-b').router!.wanIP],
+    ]);
+    const counters = async () => {
+      const sas = await sys.sas('cloud-gw-1');
+      const of = (name: string) => sas.find((s) => s.name === name)!.children.reduce((acc, c) => ({ in: acc.in + c.packetsIn, out: acc.out + c.packetsOut }), { in: 0, out: 0 });
+      return { a: of('corvid-edge-a'), b: of('corvid-edge-b') };
+    };
+    const c0 = await counters();
+    const N = 20;
+    assert.ok(await f.podPing('edge-a-node-1', 'edge-b-node-1', { count: N }), 'edge-a pod -> edge-b pod');
+    const c1 = await counters();
+    assert.ok(c1.a.in - c0.a.in >= N, `cloud received >= ${N} packets from edge-a (${c1.a.in - c0.a.in})`);
+    assert.ok(c1.b.out - c0.b.out >= N, `cloud sent >= ${N} packets to edge-b (${c1.b.out - c0.b.out})`);
+    assert.ok(c1.b.in - c0.b.in >= N, `cloud received >= ${N} replies from edge-b (${c1.b.in - c0.b.in})`);
+    assert.ok(c1.a.out - c0.a.out >= N, `cloud sent >= ${N} replies to edge-a (${c1.a.out - c0.a.out})`);
+  });
+
+  test('3: a push of a broken topology changes nothing: pings flow, Gateways unchanged, status reports the error', { timeout: 120_000 }, async () => {
+    const before = await sys.gateways();
+    const broken = topo(f).replace('relay: cloud', 'relay: clodu');
+    assert.notEqual(broken, topo(f));
+    const pingers = [new Pinger(f, 'edge-a-node-1', f.node('edge-b-node-1').podIP), new Pinger(f, 'cloud-node-1', f.node('edge-a-node-1').podIP)];
+    const t0 = Date.now();
+    for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
+    const rev = await sys.push(broken, 'e2e: a typo in the relay');
+    const refused = await waitFor('the broken revision attempted and refused', async () => {
+      const t = await sys.topology();
+      const ready = t?.status?.conditions?.find((c) => c.type === 'Ready');
+      return t?.status?.lastAttemptedRevision === rev && ready?.status === 'False' ? t : undefined;
+    }, 30_000).catch((e) => fail((e as Error).message));
+    assert.equal(refused.status?.lastAppliedRevision, fullRevision, 'the last good revision keeps serving');
+    // A few seconds of the broken commit sitting on the branch (several polls).
+    await new Promise((r) => setTimeout(r, 5000));
+    const t1 = Date.now();
+    for (const p of pingers) await p.stop();
+    for (const p of pingers) {
+      const w = p.lostBetween(t0, t1);
+      assert.ok(w.sent >= 40, `${p.from} -> ${p.to}: ${w.sent} pings in the window`);
+      assert.equal(w.lost, 0, `${p.from} -> ${p.to}: lost ${w.lost} of ${w.sent} (seqs ${w.lostSeqs.join(',')})`);
+    }
+    assert.deepEqual(versions(await sys.gateways()), versions(before), 'no Gateway was written');
+
+    const table = await sys.corvid(['status']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /Ready:ValidationFailed/, `corvid status shows the refusal:\n${table.stdout}`);
+    const json = await sys.corvid(['status', '-o', 'json']);
+    const report = JSON.parse(json.stdout) as { topologies: Array<{ name: string; lastAttemptedRevision?: string; lastAppliedRevision?: string; conditions: Array<{ type: string; status: string; reason: string; message: string }> }> };
+    const t = report.topologies.find((x) => x.name === 'e2e')!;
+    const ready = t.conditions.find((c) => c.type === 'Ready')!;
+    assert.equal(ready.status, 'False');
+    assert.equal(ready.reason, 'ValidationFailed');
+    assert.match(ready.message, /clodu|relay/, ready.message);
+    assert.equal(t.lastAttemptedRevision, rev);
+    assert.equal(t.lastAppliedRevision, fullRevision);
+    console.log(`# scenario 3: refused in ${Date.now() - t0 - 5000} ms, 0 pings lost; status: ${ready.reason}: ${ready.message.split('\n')[0]}`);
+
+    fullRevision = await sys.push(topo(f), 'e2e: fix the relay typo');
+    await waitFor('Ready again after the fix', async () => {
+      const t = await sys.topology();
+      return t?.status?.lastAppliedRevision === fullRevision && t.status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+    }, 30_000);
+  });
+
+  test('4: failover: the active edge-a gateway dies; the other candidate takes over and pings resume', { timeout: 120_000 }, async () => {
+    const r = await runFailover(sys, 'edge-a', { timeoutMs: 60_000, revive: true });
+    console.log(`# scenario 4: ${formatFailover(r).split('\n').join('\n# ')}`);
+    if (r.recoveryMs === undefined) fail(`a path never came back:\n${formatFailover(r)}`);
+    assert.notEqual(r.successor, r.killed);
+    assert.equal(await sys.activeOf('edge-a'), r.successor, 'the successor stays active after the dead node is back (sticky)');
+    const bad = await waitForMatrix(f, everyone, 30_000);
+    if (bad.length > 0) fail(`after the failover:\n${bad.join('\n')}`);
+  });
+
+  test('5: a planned drain hands over with a bounded number of lost pings', { timeout: 120_000 }, async () => {
+    const pool: PoolName = 'edge-b';
+    const old = (await sys.activeOf(pool))!;
+    const successor = f.candidates(pool).find((n) => n.name !== old)!.name;
+    const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
+    const t0 = Date.now();
+    for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
+    await new Promise((r) => setTimeout(r, 1000));
+    const drainAt = Date.now();
+    await sys.annotateNode(old, { [NODE_DRAIN_ANNOTATION]: 'true' });
+    await waitFor(`${successor} elected after the drain`, async () => (await sys.activeOf(pool)) === successor, 30_000).catch((e) => fail((e as Error).message));
+    const electedMs = Date.now() - drainAt;
+    // Let the hand-over settle, then count.
+    await new Promise((r) => setTimeout(r, 5000));
+    const t1 = Date.now();
+    for (const p of pingers) await p.stop();
+    const lines: string[] = [];
+    let worst = 0;
+    for (const p of pingers) {
+      const w = p.lostBetween(t0, t1);
+      worst = Math.max(worst, w.lost);
+      lines.push(`${p.from} -> ${f.nodeByPod(p.to)}: lost ${w.lost}/${w.sent}`);
+    }
+    console.log(`# scenario 5: drain of ${old} -> ${successor} elected after ${electedMs} ms; ${lines.join('; ')}`);
+    assert.ok(worst <= DRAIN_LOSS_BOUND, `a drain loses at most ${DRAIN_LOSS_BOUND} pings (100 ms apart) per path; worst ${worst}: ${lines.join('; ')}\n${sys.logTail([old, successor, 'cloud-gw-1', 'cloud-gw-2'])}`);
+
+    // Undrain: the election is sticky, the successor stays.
+    await sys.annotateNode(old, { [NODE_DRAIN_ANNOTATION]: null });
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await sys.activeOf(pool), successor);
+    const bad = await waitForMatrix(f, everyone, 30_000);
+    if (bad.length > 0) fail(`after the drain:\n${bad.join('\n')}`);
+  });
+
+  test('6: a killed charon, then a killed agent, on active gateways heal with no intervention', { timeout: 150_000 }, async () => {
+    for (const [what, pool] of [['charon', 'cloud'], ['agent', 'edge-a']] as const) {
+      const node = (await sys.activeOf(pool))!;
+      const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
+      try {
+        const t0 = Date.now();
+        for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
+        const killAt = Date.now();
+        if (what === 'charon') sys.charons.get(node)!.kill();
+        else sys.agents.get(node)!.kill();
+        const restarts = () => (what === 'charon' ? sys.charons.get(node)!.restarts : sys.agents.get(node)!.restarts);
+        const restarted = () => (what === 'charon' ? sys.charons.get(node)!.alive() : sys.agents.get(node)!.ready());
+        // Healed: the supervisor brought the process back, and every path either never lost a ping or answers again;
+        // then two more seconds in which a late outage would show.
+        await waitFor(`the ${what} on ${node} restarted and every path answering`, async () => {
+          if (restarts() < 1 || !(await restarted())) return false;
+          return pingers.every((p) => {
+            const o = p.outage(killAt);
+            return o.firstLossAt === undefined || o.recoveredAt !== undefined;
+          });
+        }, HEAL_BOUND_MS, 100).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 2000));
+        const results = pingers.map((p) => {
+          const o = p.outage(killAt);
+          return { p, o, r: o.recoveredAt };
+        });
+        const unhealed = results.filter(({ r, o }) => r === undefined && o.firstLossAt !== undefined);
+        const activeNow = await sys.activeOf(pool);
+        const detail = results.map(({ p, r, o }) => `${p.from} -> ${f.nodeByPod(p.to)}: ${o.firstLossAt === undefined ? 'no loss' : r ? `back after ${r - killAt} ms (${o.lost} lost)` : 'NOT back'}`);
+        console.log(`# scenario 6 (${what} killed on ${node}): active now ${activeNow}; ${detail.join('; ')}`);
+        if (unhealed.length > 0) fail(`${what} on ${node} killed: not healed within ${HEAL_BOUND_MS} ms: ${detail.join('; ')}`);
+        assert.ok(restarts() >= 1, `the supervisor restarted the ${what}`);
+      } finally {
+        for (const p of pingers) await p.stop();
+      }
+      const bad = await waitForMatrix(f, everyone, 30_000);
+      if (bad.length > 0) fail(`after killing the ${what}:\n${bad.join('\n')}`);
+    }
+  });
+
+  test('2: a push denying edge-a<->edge-b takes exactly that path down; corvid diff predicted it', { timeout: 120_000 }, async () => {
+    const denyText = topo(f, { deny: [['edge-a', 'edge-b']] });
+    const file = await sys.file('deny.yaml', denyText);
+    const before = await sys.gateways();
+
+    // Against the live cluster, before the push: exit 1 (differences) and the impact names the pair.
+    const text = await sys.corvid(['diff', '-f', file]);
+    assert.equal(text.code, 1, `corvid diff exit code (stderr: ${text.stderr})`);
+    const lostLine = text.stdout.split('\n').find((l) => /edge-a/.test(l) && /edge-b/.test(l) && /(lose|lost|connectivity)/i.test(l));
+    assert.ok(lostLine, `the impact summary names the pair edge-a <-> edge-b:\n${text.stdout}`);
+    const json = await sys.corvid(['diff', '-f', file, '-o', 'json']);
+    assert.equal(json.code, 1, json.stderr);
+    const impact = (JSON.parse(json.stdout) as { impact: { connectivityLost: string[][]; connectivityGained: string[][] } }).impact;
+    assert.deepEqual(impact.connectivityLost, [['edge-a', 'edge-b']]);
+    assert.deepEqual(impact.connectivityGained, []);
+    assert.deepEqual(versions(await sys.gateways()), versions(before), 'corvid diff wrote nothing');
+
+    const keepAlive = new Pinger(f, 'edge-a-node-1', f.node('cloud-node-1').podIP);
+    const t0 = Date.now();
+    const rev = await sys.push(denyText, 'e2e: deny edge-a <-> edge-b');
+    await waitFor('the deny revision applied', async () => (await sys.topology())?.status?.lastAppliedRevision === rev, 30_000).catch((e) => fail((e as Error).message));
+    const cut = (a: PoolName, b: PoolName) => !(a !== b && [a, b].includes('edge-a') && [a, b].includes('edge-b'));
+    const bad = await waitForMatrix(f, cut, 30_000);
+    const settled = Date.now();
+    await keepAlive.stop();
+    if (bad.length > 0) fail(`after the deny:\n${bad.join('\n')}`);
+    const kept = keepAlive.lostBetween(t0, settled);
+    console.log(`# scenario 2: deny applied and matrix as predicted ${settled - t0} ms after the push; edge-a -> cloud lost ${kept.lost}/${kept.sent} pings meanwhile`);
+    assert.deepEqual(actives(await sys.gateways()), actives(before), 'no election moved');
+
+    // Back to the full mesh for the next scenarios.
+    fullRevision = await sys.push(topo(f), 'e2e: allow edge-a <-> edge-b again');
+    await waitFor('the full topology applied again', async () => (await sys.topology())?.status?.lastAppliedRevision === fullRevision, 30_000);
+    const back = await waitForMatrix(f, everyone, 30_000);
+    if (back.length > 0) fail(`after allowing again:\n${back.join('\n')}`);
+  });
+});
