@@ -236,14 +236,14 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
   const afterReconcile = (r: ReconcileReport): void => {
     clearTimeout(retryTimer);
     clearTimeout(wakeTimer);
-    if (r.result === 'error') {
+    if (r.result === 'error' || r.result === 'requeue') {
       const delay = Math.round(retryDelay * (0.9 + Math.random() * 0.2));
       retryDelay = Math.min(retryDelay * 2, retryMax);
-      metrics.reconcileTotal.inc({ controller: 'gateway', result: 'requeue' });
       retryTimer = setTimeout(() => trigger('retry'), delay);
-      return;
+    } else {
+      retryDelay = retryInitial;
     }
-    retryDelay = retryInitial;
+    // The health timer runs whatever the result: failover must not wait for a retry.
     if (r.wakeAt !== undefined) {
       const delay = Math.max(0, r.wakeAt - now().getTime() + 5);
       wakeTimer = setTimeout(() => trigger('health-timer'), Math.min(delay, 2 ** 31 - 1));

@@ -53,6 +53,10 @@ export interface ReconcilerDeps {
   now: () => Date;
 }
 
+/**
+ * success: done; error: a phase failed and is retried with backoff; requeue: the Gateways are in order but the source
+ * failed transiently (or has nothing yet), so it runs again with backoff; skipped: not the leader.
+ */
 export type ReconcileResult = 'success' | 'error' | 'requeue' | 'skipped';
 
 export interface ReconcileReport {
@@ -265,14 +269,15 @@ export class Reconciler {
       this.report(serving, planned, changes, deleted, activeBefore);
       const outcome: Outcome = problem ?? { kind: 'applied', revision: serving.revision, notes: this.notes(planned) };
       await this.writeStatus(outcome, attempted ?? serving.revision, serving.object?.name ?? serving.topology.name);
-      return { result: 'success', revision: serving.revision, outcome, wakeAt };
+      // A source that failed transiently (fetch) is asked again later; the Gateways themselves are in order.
+      return { result: problem?.kind === 'failed' ? 'requeue' : 'success', revision: serving.revision, outcome, wakeAt };
     }
 
     // Nothing to serve: no good revision yet.
     const outcome = problem ?? { kind: 'failed' as const, reason: REJECT.fetchFailed, message: 'no revision fetched yet' };
     const name = art?.object?.name ?? this.rejected?.name;
     if (name !== undefined) await this.writeStatus(outcome, attempted, name);
-    return { result: outcome.kind === 'failed' ? 'error' : 'success', outcome };
+    return { result: outcome.kind === 'failed' ? 'requeue' : 'success', outcome };
   }
 
   /**
