@@ -2,10 +2,11 @@
 // pools reach each other. Pure: built from a Topology and/or the Gateways (desired or live) plus optional health.
 
 import type { Endpoint, Gateway } from '../gateway/types.ts';
-import { mayPeer, readGatewayLinks } from '../gateway/annotations.ts';
+import { readGatewayLinks, routeBetween } from '../gateway/annotations.ts';
 import type { GatewayLinks } from '../gateway/annotations.ts';
 import type { Topology } from '../topology/types.ts';
-import { pairRoute, relayOf } from '../topology/policy.ts';
+import { pairRoute, relayChoice } from '../topology/policy.ts';
+import type { RelayChoice } from '../topology/policy.ts';
 
 export type Health = 'healthy' | 'degraded' | 'unhealthy' | 'unknown';
 
@@ -81,10 +82,10 @@ interface PoolFacts {
   gateway?: Gateway;
 }
 
-function collectPools(input: GraphInput): Map<string, PoolFacts> {
+function collectPools(input: GraphInput, relays: RelayChoice | undefined): Map<string, PoolFacts> {
   const pools = new Map<string, PoolFacts>();
   for (const p of input.topology?.pools ?? []) {
-    const relay = input.topology ? relayOf(input.topology, p.name) : undefined;
+    const relay = relays?.relayOf.get(p.name);
     pools.set(p.name, {
       name: p.name,
       behindNAT: p.behindNAT,
@@ -118,28 +119,31 @@ function collectPools(input: GraphInput): Map<string, PoolFacts> {
 }
 
 /**
- * From the Gateways' annotations, the way the agents read them (src/nodeplan): both sides must allow the pair; two
- * pools behind NAT go through their common relay, which must be public and list both in relays-for.
+ * From the Gateways' annotations, the way the agents read them (routeBetween, which src/nodeplan agrees with): both
+ * sides must allow the pair; two pools behind NAT (or two spokes) go through their common relay, which must be
+ * public, allow both and list both in relays-for.
  */
 function classifyFromAnnotations(pools: Map<string, PoolFacts>, a: string, b: string): { kind: EdgeKind; via?: string[] } {
   const la = pools.get(a)?.links;
   const lb = pools.get(b)?.links;
   if (!la || !lb) return { kind: 'unreachable' };
-  if (!mayPeer(la, b) || !mayPeer(lb, a)) return { kind: 'denied' };
-  if (!(la.underNAT && lb.underNAT)) return { kind: 'direct' };
-  const relay = la.relay;
-  if (relay === undefined || relay !== lb.relay) return { kind: 'unreachable' };
-  const lr = pools.get(relay)?.links;
-  if (!lr || lr.underNAT || !lr.relaysFor.includes(a) || !lr.relaysFor.includes(b)) return { kind: 'unreachable' };
-  return { kind: 'relayed', via: [relay] };
+  const r = routeBetween(la, lb, (p) => pools.get(p)?.links);
+  switch (r.via) {
+    case 'direct':
+      return { kind: 'direct' };
+    case 'relay':
+      return { kind: 'relayed', via: [r.relay] };
+    case 'none':
+      return { kind: r.reason === 'denied' ? 'denied' : 'unreachable' };
+  }
 }
 
 /** The Gateways decide when both pools have one (that is what the agents act on); otherwise the topology does. */
-function classify(input: GraphInput, pools: Map<string, PoolFacts>, a: string, b: string): { kind: EdgeKind; via?: string[] } {
+function classify(input: GraphInput, relays: RelayChoice | undefined, pools: Map<string, PoolFacts>, a: string, b: string): { kind: EdgeKind; via?: string[] } {
   if (pools.get(a)?.links && pools.get(b)?.links) return classifyFromAnnotations(pools, a, b);
   const t = input.topology;
   if (!t || !t.pools.some((p) => p.name === a) || !t.pools.some((p) => p.name === b)) return { kind: 'unreachable' };
-  const r = pairRoute(t, a, b);
+  const r = pairRoute(t, a, b, relays);
   switch (r.via) {
     case 'direct':
       return { kind: 'direct' };
@@ -167,7 +171,9 @@ function gatewayHealth(node: string, h: LiveHealth): { health: Health; detail: s
 
 /** Build the graph. Deterministic: pools sorted by name, edges by pair. */
 export function buildGraph(input: GraphInput): NetworkGraph {
-  const facts = collectPools(input);
+  // The topology's relays (named, or its automatic relay), computed once for all pools and pairs.
+  const relays = input.topology ? relayChoice(input.topology) : undefined;
+  const facts = collectPools(input, relays);
   const names = [...facts.keys()].sort();
   const mode = input.topology?.connectivity.mode ?? 'mesh';
   const hub = mode === 'hub' ? input.topology?.connectivity.hub : undefined;
@@ -201,7 +207,7 @@ export function buildGraph(input: GraphInput): NetworkGraph {
     for (let j = i + 1; j < names.length; j++) {
       const a = names[i];
       const b = names[j];
-      const c = classify(input, facts, a, b);
+      const c = classify(input, relays, facts, a, b);
       const e: GraphEdge = { a, b, kind: c.kind };
       if (c.via) e.via = c.via;
       if (input.health && c.kind === 'direct') e.health = tunnelState(input.health, a, b, active);

@@ -5,7 +5,8 @@
 // - Role: `gateway` when the node is its pool's active tunnel endpoint, `member` otherwise, `outside` in no pool.
 // - A link between pools A and B exists when both Gateways' peers/denied-peers annotations allow it, both pools have
 //   an active gateway with an address and at least one subnet, no subnet of A overlaps one of B, and both sides agree
-//   on the backend. Two NAT'd pools never connect directly: they go through their common relay pool.
+//   on the backend. Two NAT'd pools never connect directly: they go through their common relay pool; in hub mode
+//   (corvid.dev/connectivity: hub) two spokes go through the hub, their common relay, in the same way.
 // - Active gateways get one IKE connection (one CHILD_SA with traffic-selector lists) per reachable peer pool.
 //   Ordinary nodes get routes for every reachable remote prefix via the local gateway's privateIP, in our table, plus
 //   one rule per family `from all lookup <table> pref <priority>` (a lookup that finds no route falls through to the
@@ -186,15 +187,25 @@ function directLink(a: PoolInfo, b: PoolInfo): LinkVerdict {
   return { ok: true, backend: 'ipsec', policy: pa };
 }
 
-/** The relay pool through which NAT'd pools a and x exchange traffic, or a reason why they cannot. Symmetric. */
+/**
+ * Whether pools a and b exchange traffic through a relay rather than a tunnel of their own (as routeBetween says):
+ * hub mode, two spokes (neither is the other's relay, the hub); mesh, both behind NAT.
+ */
+function viaRelay(a: PoolInfo, b: PoolInfo): boolean {
+  if (a.links.connectivity === 'hub' || b.links.connectivity === 'hub') return a.links.relay !== b.name && b.links.relay !== a.name;
+  return a.nat && b.nat;
+}
+
+/** The common relay pool through which pools a and x (see viaRelay) exchange traffic, or why they cannot. Symmetric. */
 function relayPath(pools: Map<string, PoolInfo>, a: PoolInfo, x: PoolInfo): { relay?: PoolInfo; why?: string } {
   if (!mayPeer(a.links, x.name) || !mayPeer(x.links, a.name)) return {};
   if (!a.active || !x.active || a.subnets.length === 0 || x.subnets.length === 0) return {};
   const [p, q] = a.name < x.name ? [a, x] : [x, a];
+  const both = p.links.connectivity === 'hub' || q.links.connectivity === 'hub' ? 'both pools are spokes' : 'both pools are behind NAT';
   if (p.links.relay === undefined || q.links.relay === undefined) {
-    return { why: `both pools are behind NAT and ${p.links.relay === undefined ? p.name : q.name} has no relay` };
+    return { why: `${both} and ${p.links.relay === undefined ? p.name : q.name} has no relay` };
   }
-  if (p.links.relay !== q.links.relay) return { why: `both pools are behind NAT and use different relays (${p.links.relay}, ${q.links.relay})` };
+  if (p.links.relay !== q.links.relay) return { why: `${both} and use different relays (${p.links.relay}, ${q.links.relay})` };
   const r = pools.get(p.links.relay);
   if (!r) return { why: `relay pool ${p.links.relay} has no Gateway` };
   if (r.nat) return { why: `relay pool ${r.name} is itself behind NAT` };
@@ -209,11 +220,11 @@ function relayPath(pools: Map<string, PoolInfo>, a: PoolInfo, x: PoolInfo): { re
   return { relay: r };
 }
 
-/** NAT'd pools whose traffic with `a` goes through relay `r` (sorted by name). */
+/** Pools whose traffic with `a` goes through relay `r` (sorted by name). */
 function relayedVia(pools: Map<string, PoolInfo>, r: PoolInfo, a: PoolInfo): PoolInfo[] {
   const out: PoolInfo[] = [];
   for (const x of pools.values()) {
-    if (x.name === a.name || x.name === r.name || !x.nat || !a.nat) continue;
+    if (x.name === a.name || x.name === r.name || !viaRelay(a, x)) continue;
     if (relayPath(pools, a, x).relay?.name === r.name) out.push(x);
   }
   return out.sort((p, q) => cmp(p.name, q.name));
@@ -287,7 +298,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
 
   for (const peer of [...pools.values()].sort((a, b) => cmp(a.name, b.name))) {
     if (peer.name === me.name) continue;
-    if (me.nat && peer.nat) {
+    if (viaRelay(me, peer)) {
       const rp = relayPath(pools, me, peer);
       if (rp.relay) reach.push({ pool: peer.name, path: 'relay', via: rp.relay.name, backend: 'ipsec' });
       else if (rp.why) f.add({ severity: 'warning', code: 'relay-unavailable', pool: me.name, peer: peer.name, message: `no path: ${rp.why}` });
@@ -309,10 +320,10 @@ export function nodePlan(input: NodePlanInput): NodePlan {
       for (const dst of peer.subnets) clearRoutes.push({ dst, pool: peer.name, via: remoteAddress(peer) });
       continue;
     }
-    // Relay traffic: as the relay we carry the other NAT'd pools' subnets to a NAT'd peer; as a NAT'd pool we
-    // receive them from our relay.
-    const extraLocal = peer.nat ? relayedVia(pools, me, peer) : [];
-    const extraRemote = me.nat && me.links.relay === peer.name ? relayedVia(pools, peer, me) : [];
+    // Relay traffic: as the relay we carry to a peer the subnets of the pools it reaches through us; as a pool
+    // behind a relay (NAT'd, or a spoke) we receive them from our relay.
+    const extraLocal = peer.links.relay === me.name ? relayedVia(pools, me, peer) : [];
+    const extraRemote = me.links.relay === peer.name ? relayedVia(pools, peer, me) : [];
     const localTs = sortPrefixes([...me.subnets, ...extraLocal.flatMap((x) => x.subnets)]);
     const remoteTs = sortPrefixes([...peer.subnets, ...extraRemote.flatMap((x) => x.subnets)]);
     const role = me.nat ? 'initiator' : peer.nat ? 'responder' : me.name < peer.name ? 'initiator' : 'responder';

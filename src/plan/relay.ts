@@ -1,34 +1,27 @@
-// Relay choice for NAT'd pools. Two NAT'd pools cannot reach each other directly; each goes through a relay pool
-// that is not behind NAT. Pure and stable:
-// In hub mode every spoke (behind NAT or not) relays through the hub. In mesh mode, for each NAT'd pool:
-//   1. the relay the topology names for the pool;
-//   2. the relay recorded on the live Gateway (corvid.dev/relay), while that pool is still a valid relay;
-//   3. rendezvous (highest-random-weight) hashing: the valid relay with the highest FNV-1a 32-bit hash of
-//      "<natPool>|<relay>", ties to the smaller name.
+// Relay choice for the planner. The rule itself lives in src/topology/policy.ts (automaticRelay, automaticRelayFor,
+// relayOfPool), shared with the validator, `corvid graph` and the topology-only pairRoute; this module feeds it the
+// planner's inputs (cached connectivity, the relays recorded on the live Gateways) and turns problems into findings.
+//
+// Hub mode: every spoke (behind NAT or not) relays through the hub.
+// Mesh mode, for each pool behind NAT:
+//   1. the relay the topology names, while it is valid;
+//   2. else THE automatic relay of the topology, one choice shared by every NAT'd pool that names none, computed once
+//      per plan: the one recorded on their live Gateways while valid for all of them (sticky), else the relay named
+//      most often by the other NAT'd pools, else rendezvous hashing on "<topology>|<candidate>";
+//   3. else (no candidate is valid for every automatic pool) the pool's own rendezvous choice on "<pool>|<candidate>",
+//      with the finding `no-common-relay`: it reaches only the NAT'd pools that happen to share that relay.
 // A valid relay exists, is not behind NAT, is not the pool itself, and may talk to it (connectivity rules).
-// Because of (2), adding pools never moves an existing relay; (3) alone would move only the pools whose new
-// highest-weight relay is the added one (never "the last one by name", which moves on every addition).
 
+import { automaticRelay, automaticRelayFor, relayOfPool } from '../topology/policy.ts';
+import { fnv1a32, rendezvousWeight } from '../topology/hash.ts';
 import type { Pool, Topology } from '../topology/types.ts';
 import type { Finding } from './types.ts';
 
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
-const encoder = new TextEncoder();
+export { fnv1a32 };
 
-function fnvUpdate(h: number, bytes: Uint8Array): number {
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], FNV_PRIME) >>> 0;
-  return h;
-}
-
-/** FNV-1a 32-bit of the UTF-8 bytes of s, as an unsigned integer. */
-export function fnv1a32(s: string): number {
-  return fnvUpdate(FNV_OFFSET, encoder.encode(s));
-}
-
-/** The rendezvous weight of relay candidate `relay` for NAT'd pool `pool`: fnv1a32(`${pool}|${relay}`). */
+/** The per-pool rendezvous weight of relay candidate `relay` for NAT'd pool `pool`: fnv1a32(`${pool}|${relay}`). */
 export function relayWeight(pool: string, relay: string): number {
-  return fnv1a32(`${pool}|${relay}`);
+  return rendezvousWeight(pool, relay);
 }
 
 export interface RelayInput {
@@ -40,6 +33,8 @@ export interface RelayInput {
 }
 
 export interface RelayResult {
+  /** The topology's automatic relay (see automaticRelay), if any. */
+  automatic?: string;
   /** NAT'd pool -> relay pool. NAT'd pools without a valid relay are absent. */
   relayOf: Map<string, string>;
   /** Relay pool -> sorted NAT'd pools it relays for. */
@@ -69,17 +64,26 @@ export function chooseRelays(input: RelayInput): RelayResult {
       if (p.relay !== undefined && p.relay !== hub) {
         findings.push({ severity: 'warning', code: 'invalid-relay', pool: p.name, message: `pool ${p.name}: relay ${p.relay} ignored; in hub mode every spoke relays through the hub ${hub ?? '(none)'}` });
       }
-      const why = hub === undefined ? 'no hub is named' : invalidWhy(p, hub);
-      if (!why) relayOf.set(p.name, hub!);
-      else findings.push({ severity: 'warning', code: 'no-relay', pool: p.name, message: `pool ${p.name} cannot use the hub ${hub ?? '(none)'} as relay (${why}); it reaches no other spoke` });
+      const r = relayOfPool(t, p, undefined, allowed);
+      if (r !== undefined) relayOf.set(p.name, r);
+      else {
+        const why = hub === undefined ? 'no hub is named' : (invalidWhy(p, hub) ?? 'it is not usable');
+        findings.push({ severity: 'warning', code: 'no-relay', pool: p.name, message: `pool ${p.name} cannot use the hub ${hub ?? '(none)'} as relay (${why}); it reaches no other spoke` });
+      }
     }
     return { relayOf, relaysFor: invert(relayOf), findings };
   }
 
   const natPools = t.pools.filter((p) => p.behindNAT);
   if (natPools.length === 0) return { relayOf, relaysFor: new Map(), findings };
-  const open = t.pools.filter((p) => !p.behindNAT);
-  const openBytes = open.map((p) => encoder.encode(p.name));
+
+  // The automatic relay, once per plan. Sticky: the relays recorded on the live Gateways of the automatic pools.
+  const previous: string[] = [];
+  for (const p of natPools) {
+    const prev = p.relay === undefined ? previousRelay.get(p.name) : undefined;
+    if (prev !== undefined) previous.push(prev);
+  }
+  const automatic = automaticRelay(t, previous, allowed);
 
   for (const nat of natPools) {
     if (nat.relay !== undefined) {
@@ -90,30 +94,22 @@ export function chooseRelays(input: RelayInput): RelayResult {
       }
       findings.push({ severity: 'warning', code: 'invalid-relay', pool: nat.name, message: `pool ${nat.name}: relay ${nat.relay} is not usable (${why}); choosing another` });
     }
-    const prev = previousRelay.get(nat.name);
-    if (prev !== undefined && !invalidWhy(nat, prev)) {
-      relayOf.set(nat.name, prev);
-      continue;
-    }
-    // Rendezvous hashing; the FNV state after "<pool>|" is shared by all candidates.
-    const prefix = fnvUpdate(FNV_OFFSET, encoder.encode(`${nat.name}|`));
-    let best: string | undefined;
-    let bestW = -1;
-    for (let i = 0; i < open.length; i++) {
-      const r = open[i];
-      if (!allowed(nat.name, r.name)) continue;
-      const w = fnvUpdate(prefix, openBytes[i]);
-      if (w > bestW || (w === bestW && best !== undefined && r.name < best)) {
-        best = r.name;
-        bestW = w;
+    const r = automaticRelayFor(t, nat.name, automatic, allowed);
+    if (r !== undefined) {
+      relayOf.set(nat.name, r);
+      if (automatic === undefined && nat.relay === undefined && natPools.length > 1) {
+        findings.push({
+          severity: 'warning',
+          code: 'no-common-relay',
+          pool: nat.name,
+          message: `no pool outside NAT may relay for every NAT'd pool that names no relay; pool ${nat.name} relays through ${r} (its own choice) and reaches only the NAT'd pools with the same relay`,
+        });
       }
-    }
-    if (best !== undefined) relayOf.set(nat.name, best);
-    else if (natPools.length > 1) {
+    } else if (natPools.length > 1) {
       findings.push({ severity: 'warning', code: 'no-relay', pool: nat.name, message: `NAT'd pool ${nat.name} has no usable relay (no pool outside NAT that it may talk to); it cannot reach other NAT'd pools` });
     }
   }
-  return { relayOf, relaysFor: invert(relayOf), findings };
+  return automatic === undefined ? { relayOf, relaysFor: invert(relayOf), findings } : { automatic, relayOf, relaysFor: invert(relayOf), findings };
 }
 
 function invert(relayOf: ReadonlyMap<string, string>): Map<string, string[]> {

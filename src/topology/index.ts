@@ -6,8 +6,20 @@ import { loadTopology as load } from './load.ts';
 
 export type { TopologyError } from './errors.ts';
 export { formatTopologyError } from './errors.ts';
-export { linkPolicy, pairVerdict, poolByName, pairRoute, relayOf, relayCandidates, tunnelPairs } from './policy.ts';
-export type { PairRoute } from './policy.ts';
+export {
+  automaticRelay,
+  automaticRelayFor,
+  linkPolicy,
+  pairVerdict,
+  poolByName,
+  pairRoute,
+  relayChoice,
+  relayOfPool,
+  relayCandidates,
+  tunnelPairs,
+} from './policy.ts';
+export type { Allowed, PairRoute, RelayChoice } from './policy.ts';
+export { fnv1a32, rendezvousWeight } from './hash.ts';
 export type * from './types.ts';
 export { TOPOLOGY_API_VERSION, TOPOLOGY_KIND } from './types.ts';
 

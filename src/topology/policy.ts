@@ -1,10 +1,23 @@
-// Pure questions about a normalised Topology: which pools may talk, and with which encryption.
+// Pure questions about a normalised Topology: which pools may talk, with which encryption, and through which relay.
+// The relay rule lives here only (automaticRelay, relayOfPool); the planner (src/plan/relay.ts) calls it.
 
+import { rendezvousChoice, rendezvousOrder } from './hash.ts';
 import type { EncryptionOverride, EncryptionPolicy, LinkOverride, Pool, Topology } from './types.ts';
 
 /** Pools by name. */
 export function poolByName(t: Topology): Map<string, Pool> {
   return new Map(t.pools.map((p) => [p.name, p]));
+}
+
+/** poolByName, built once per Topology object (topologies are never mutated), for per-pool lookups in loops. */
+const indexes = new WeakMap<Topology, ReadonlyMap<string, Pool>>();
+function poolIndex(t: Topology): ReadonlyMap<string, Pool> {
+  let m = indexes.get(t);
+  if (m === undefined) {
+    m = poolByName(t);
+    indexes.set(t, m);
+  }
+  return m;
 }
 
 function ruleSideMatches(pattern: string, pool: string): boolean {
@@ -79,15 +92,12 @@ export function linkPolicyWith(t: Topology, pools: ReadonlyMap<string, Pool>, a:
   return p;
 }
 
-/**
- * The relay of a pool behind NAT as far as the topology alone says: its own `relay`, else the hub in hub mode.
- * Undefined for a pool not behind NAT, and for a pool behind NAT that names none in mesh mode: the sync controller
- * then picks one of relayCandidates() (and keeps it).
- */
-export function relayOf(t: Topology, pool: string): string | undefined {
-  const p = poolByName(t).get(pool);
-  if (!p || !p.behindNAT) return undefined;
-  return p.relay ?? (t.connectivity.mode === 'hub' ? t.connectivity.hub : undefined);
+/** Whether pools a and b may talk. Defaults to the rules (pairVerdict); the planner passes its cached peer table. */
+export type Allowed = (a: string, b: string) => boolean;
+
+/** `Allowed` from the connectivity rules. */
+export function rulesAllowed(t: Topology): Allowed {
+  return (a, b) => a !== b && pairVerdict(t, a, b) === 'allow';
 }
 
 /** Pools that could relay for `pool`: not behind NAT, not the pool itself, and allowed to talk to it. Sorted. */
@@ -98,36 +108,124 @@ export function relayCandidates(t: Topology, pool: string): string[] {
     .sort();
 }
 
+/**
+ * THE automatic relay of a mesh topology: one pool, shared by every pool behind NAT that names no relay, so that
+ * these pools can reach each other (and the pools naming the same relay). In order:
+ * 1. `previous`: the relay recorded on the live Gateways of those pools (corvid.dev/relay; the planner passes them),
+ *    the most recorded one first, while it is valid for all of them. Sticky: adding pools never moves it.
+ * 2. the relay named most often by the other pools behind NAT, so automatic pools join the named ones;
+ * 3. rendezvous (highest-random-weight) hashing over the candidates: the highest FNV-1a 32-bit weight of
+ *    `<topology name>|<candidate>`, ties to the smaller name (adding a pool moves it only onto the new pool).
+ * Ties in 1 and 2 go to the higher rendezvous weight. A candidate is valid when it is not behind NAT and the rules
+ * allow it with every automatic pool (a pool that no candidate may serve constrains nothing: it has no relay anyway).
+ * Undefined in hub mode, without automatic pools, without pools outside NAT, and when no candidate is valid for all
+ * automatic pools (each then falls back to its own choice, see automaticRelayFor).
+ * Computed once per topology: linear in the pools unless deny rules rule out many candidates.
+ */
+export function automaticRelay(t: Topology, previous?: string | readonly string[], allowed: Allowed = rulesAllowed(t)): string | undefined {
+  if (t.connectivity.mode === 'hub') return undefined;
+  const open = t.pools.filter((p) => !p.behindNAT).map((p) => p.name);
+  if (open.length === 0) return undefined;
+  const automatic = t.pools.filter((p) => p.behindNAT && p.relay === undefined).map((p) => p.name);
+  if (automatic.length === 0) return undefined;
+  const isOpen = new Set(open);
+  const bound = automatic.filter((p) => open.some((c) => allowed(p, c)));
+  const validForAll = (c: string): boolean => isOpen.has(c) && bound.every((p) => allowed(p, c));
+  const order = rendezvousOrder(t.name, open);
+  const rank = new Map(order.map((c, i) => [c, i]));
+  const mostCommon = (names: Iterable<string>): string | undefined => {
+    const count = new Map<string, number>();
+    for (const n of names) if (isOpen.has(n)) count.set(n, (count.get(n) ?? 0) + 1);
+    return [...count.keys()].sort((x, y) => count.get(y)! - count.get(x)! || rank.get(x)! - rank.get(y)!).find(validForAll);
+  };
+  const prev = previous === undefined ? [] : typeof previous === 'string' ? [previous] : previous;
+  const named = t.pools.filter((p) => p.behindNAT && p.relay !== undefined).map((p) => p.relay!);
+  return mostCommon(prev) ?? mostCommon(named) ?? order.find(validForAll);
+}
+
+/**
+ * The relay of a pool behind NAT that names none (or, in the planner, names an unusable one): the automatic relay
+ * when it is valid for the pool, else (no candidate is valid for every automatic pool) the pool's own rendezvous
+ * choice, the highest FNV-1a weight of `<pool>|<candidate>` among its candidates. Undefined when it has no candidate.
+ */
+export function automaticRelayFor(t: Topology, pool: string, automatic: string | undefined, allowed: Allowed = rulesAllowed(t)): string | undefined {
+  if (automatic !== undefined && automatic !== pool && poolIndex(t).get(automatic)?.behindNAT === false && allowed(pool, automatic)) return automatic;
+  const open = t.pools.filter((p) => !p.behindNAT && p.name !== pool).map((p) => p.name);
+  return rendezvousChoice(pool, open, (c) => allowed(pool, c));
+}
+
+/**
+ * relay(p), the pool through which `pool` reaches the pools it cannot reach directly. Mesh: for a pool behind NAT,
+ * the relay it names (as written, even when unusable: the validator refuses that), else `automatic`
+ * (automaticRelay(t)) or its fallback (automaticRelayFor); undefined for a pool not behind NAT. Hub mode: the hub,
+ * for every spoke the rules allow with it. Two pools behind NAT reach each other only when relay(a) === relay(b).
+ */
+export function relayOfPool(t: Topology, pool: Pool | string, automatic: string | undefined, allowed: Allowed = rulesAllowed(t)): string | undefined {
+  const p = typeof pool === 'string' ? poolIndex(t).get(pool) : pool;
+  if (!p) return undefined;
+  if (t.connectivity.mode === 'hub') {
+    const hub = t.connectivity.hub;
+    if (hub === undefined || hub === p.name) return undefined;
+    const hp = poolIndex(t).get(hub);
+    return hp && !hp.behindNAT && allowed(p.name, hub) ? hub : undefined;
+  }
+  if (!p.behindNAT) return undefined;
+  return p.relay ?? automaticRelayFor(t, p.name, automatic, allowed);
+}
+
+/** The relay choice of a whole topology, computed once (pass it to pairRoute in loops). */
+export interface RelayChoice {
+  /** automaticRelay(t, previous). */
+  automatic?: string;
+  /** Pool -> relayOfPool, for every pool that has a relay. */
+  relayOf: Map<string, string>;
+}
+
+/** relayOfPool for every pool, with the automatic relay computed once. */
+export function relayChoice(t: Topology, previous?: string | readonly string[], allowed: Allowed = rulesAllowed(t)): RelayChoice {
+  const automatic = automaticRelay(t, previous, allowed);
+  const relayOf = new Map<string, string>();
+  const hubMode = t.connectivity.mode === 'hub';
+  for (const p of t.pools) {
+    if (!hubMode && !p.behindNAT) continue;
+    const r = relayOfPool(t, p, automatic, allowed);
+    if (r !== undefined) relayOf.set(p.name, r);
+  }
+  return automatic === undefined ? { relayOf } : { automatic, relayOf };
+}
+
 /** How traffic between two pools travels. */
 export type PairRoute =
   /** One tunnel joins the two pools' gateways. */
   | { via: 'direct' }
   /**
    * Both pools are behind NAT (mesh mode): each has a tunnel to their common relay, which forwards. `automatic` when
-   * neither pool names a relay: `relay` is then the first common candidate by name, and the sync controller may pick
-   * another common one.
+   * neither pool names a relay: `relay` is then the topology's automatic relay (automaticRelay, without the live
+   * Gateways: the sync keeps a previous automatic relay while it is valid).
    */
   | { via: 'relay'; relay: string; automatic?: true }
   /** Hub mode, two spokes: each has a tunnel to the hub, which forwards. */
   | { via: 'hub'; hub: string }
   /**
-   * No path. `denied`: a rule denies the pair. `no-relay`: both are behind NAT and no pool outside NAT exists (or, in
-   * hub mode, there is no usable hub). `different-relays`: both name relays, and they differ. `hop-denied`: the rules
-   * deny a hop of the only possible paths (pool-relay or spoke-hub).
+   * No path. `denied`: a rule denies the pair. `no-relay`: both are behind NAT and no pool outside NAT exists, or a
+   * named relay cannot relay (or, in hub mode, there is no usable hub). `different-relays`: relay(a) !== relay(b).
+   * `hop-denied`: the rules deny a hop of the only possible paths (pool-relay or spoke-hub), or every candidate relay
+   * of a pool behind NAT that names none.
    */
   | { via: 'none'; reason: 'same-pool' | 'unknown-pool' | 'denied' | 'no-relay' | 'different-relays' | 'hop-denied' };
 
 /**
  * The route between pools a and b (symmetric), from the topology alone. Two pools behind NAT reach each other only
- * through a common relay, and both hops (a-relay, relay-b) must be allowed by the rules. In hub mode spokes talk
- * through the hub, and both spoke-hub hops must be allowed.
+ * through a common relay, relay(a) === relay(b) (relayOfPool), and both hops (a-relay, relay-b) must be allowed by the
+ * rules. In hub mode spokes talk through the hub, and both spoke-hub hops must be allowed. `relays`: relayChoice(t),
+ * computed once by callers that ask for many pairs (default: computed here, without live Gateways).
  */
-export function pairRoute(t: Topology, a: string, b: string): PairRoute {
-  return pairRouteWith(t, poolByName(t), a, b);
+export function pairRoute(t: Topology, a: string, b: string, relays?: RelayChoice): PairRoute {
+  return pairRouteWith(t, poolByName(t), a, b, relays);
 }
 
 /** pairRoute with the pools map computed once by the caller (for loops over many pairs). */
-export function pairRouteWith(t: Topology, pools: ReadonlyMap<string, Pool>, a: string, b: string): PairRoute {
+export function pairRouteWith(t: Topology, pools: ReadonlyMap<string, Pool>, a: string, b: string, relays?: RelayChoice): PairRoute {
   if (a === b) return { via: 'none', reason: 'same-pool' };
   const pa = pools.get(a);
   const pb = pools.get(b);
@@ -142,21 +240,18 @@ export function pairRouteWith(t: Topology, pools: ReadonlyMap<string, Pool>, a: 
     return { via: 'hub', hub };
   }
   if (!(pa.behindNAT && pb.behindNAT)) return { via: 'direct' };
-  const usable = (r: string | undefined): boolean => r !== undefined && r !== a && r !== b && pools.get(r)?.behindNAT === false;
-  const ra = pa.relay;
-  const rb = pb.relay;
-  if (ra !== undefined && rb !== undefined && ra !== rb) return { via: 'none', reason: 'different-relays' };
-  const named = ra ?? rb;
-  if (named !== undefined) {
-    if (!usable(named)) return { via: 'none', reason: 'no-relay' };
-    if (pairVerdict(t, a, named) === 'deny' || pairVerdict(t, b, named) === 'deny') return { via: 'none', reason: 'hop-denied' };
-    return { via: 'relay', relay: named };
+  const choice = relays ?? relayChoice(t);
+  const ra = choice.relayOf.get(a);
+  const rb = choice.relayOf.get(b);
+  if (ra === undefined || rb === undefined) {
+    // Only a pool that names no relay can lack one: no pool outside NAT at all, or the rules deny every candidate.
+    return { via: 'none', reason: t.pools.some((p) => !p.behindNAT) ? 'hop-denied' : 'no-relay' };
   }
-  if (!t.pools.some((p) => !p.behindNAT)) return { via: 'none', reason: 'no-relay' };
-  const fromB = new Set(relayCandidates(t, b));
-  const common = relayCandidates(t, a).find((r) => fromB.has(r));
-  if (common === undefined) return { via: 'none', reason: 'hop-denied' };
-  return { via: 'relay', relay: common, automatic: true };
+  const usable = (r: string): boolean => r !== a && r !== b && pools.get(r)?.behindNAT === false;
+  if (!usable(ra) || !usable(rb)) return { via: 'none', reason: 'no-relay' };
+  if (ra !== rb) return { via: 'none', reason: 'different-relays' };
+  if (pairVerdict(t, a, ra) === 'deny' || pairVerdict(t, b, ra) === 'deny') return { via: 'none', reason: 'hop-denied' };
+  return pa.relay === undefined && pb.relay === undefined ? { via: 'relay', relay: ra, automatic: true } : { via: 'relay', relay: ra };
 }
 
 /**
@@ -170,6 +265,10 @@ export function tunnelPairs(t: Topology): [string, string][] {
   for (let i = 0; i < names.length; i++) {
     for (let j = i + 1; j < names.length; j++) {
       const [a, b] = [names[i], names[j]];
+      const pa = pools.get(a)!;
+      const pb = pools.get(b)!;
+      // Two pools behind NAT in mesh mode never share a tunnel: no need for the relay choice.
+      if (t.connectivity.mode !== 'hub' && pa.behindNAT && pb.behindNAT) continue;
       if (pairRouteWith(t, pools, a, b).via === 'direct') out.push([a, b]);
     }
   }

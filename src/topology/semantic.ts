@@ -8,8 +8,8 @@ import type { Locator, PathSegment } from './parse.ts';
 import { closest } from './schema.ts';
 import { arr, isObj } from './normalise.ts';
 import type { Model } from './normalise.ts';
-import { applyOverride, linkPolicyWith, matchingRule, pairRouteWith, pairVerdict, relayCandidates, sortedPair } from './policy.ts';
-import type { PairRoute } from './policy.ts';
+import { applyOverride, linkPolicyWith, matchingRule, pairRouteWith, pairVerdict, relayCandidates, relayChoice, sortedPair } from './policy.ts';
+import type { PairRoute, RelayChoice } from './policy.ts';
 import type { EncryptionOverride, EncryptionPolicy, Pool, Topology } from './types.ts';
 
 export interface Findings {
@@ -121,6 +121,13 @@ class Checker {
   }
 
   private readonly routes = new Map<string, PairRoute>();
+  private relayView: RelayChoice | undefined;
+
+  /** relayChoice(t): the relay of every pool (named, or the topology's automatic relay), computed once. */
+  relays(): RelayChoice {
+    this.relayView ??= relayChoice(this.t);
+    return this.relayView;
+  }
 
   /** pairRoute, computed once per pair. */
   route(a: string, b: string): PairRoute {
@@ -128,7 +135,7 @@ class Checker {
     const key = `${x}\u0000${y}`;
     let r = this.routes.get(key);
     if (!r) {
-      r = pairRouteWith(this.t, this.pools, x, y);
+      r = pairRouteWith(this.t, this.pools, x, y, this.relays());
       this.routes.set(key, r);
     }
     return r;
@@ -347,27 +354,16 @@ class Checker {
         talks.set(b, talks.get(b)! + 1);
       }
       const natPair = pa.behindNAT && pb.behindNAT;
-      if (route.via === 'relay' && !hubMode) {
-        // A relay is found; make sure the sync controller cannot pick two different ones.
-        if ((pa.relay === undefined) !== (pb.relay === undefined)) {
-          const [unset, set] = pa.relay === undefined ? [pa, pb] : [pb, pa];
-          if (relayCandidates(t, unset.name).length > 1 && !warnedPool.has(unset.name)) {
-            warnedPool.add(unset.name);
-            this.warn(
-              [...this.pool(unset.name), 'behindNAT'],
-              `names no relay while pool ${this.q(set.name)} (also behind NAT) relays through ${this.q(set.relay!)}; pools behind NAT reach each other only through a common relay, so set relay: ${this.n(set.relay!)} here too`,
-            );
-          }
-        } else if (pa.relay === undefined) {
-          for (const x of [pa, pb]) {
-            if (relayCandidates(t, x.name).length > 1 && !warnedPool.has(x.name)) {
-              warnedPool.add(x.name);
-              this.warn(
-                [...this.pool(x.name), 'behindNAT'],
-                'names no relay and several pools could relay for it; pools behind NAT reach each other only through a common relay, which Corvid may not pick for both, so set the same relay on every pool behind NAT',
-              );
-            }
-          }
+      if (route.via === 'relay' && !hubMode && (pa.relay === undefined) !== (pb.relay === undefined)) {
+        // The automatic relay (shared by every pool behind NAT that names none) joins the named one today, but the
+        // sync keeps the automatic relay it chose earlier while that stays valid, so it may not follow a new name.
+        const [unset, set] = pa.relay === undefined ? [pa, pb] : [pb, pa];
+        if (relayCandidates(t, unset.name).length > 1 && !warnedPool.has(unset.name)) {
+          warnedPool.add(unset.name);
+          this.warn(
+            [...this.pool(unset.name), 'behindNAT'],
+            `names no relay while pool ${this.q(set.name)} (also behind NAT) relays through ${this.q(set.relay!)}; pools behind NAT reach each other only through a common relay, so set relay: ${this.n(set.relay!)} here too`,
+          );
         }
       }
       if (route.via !== 'none') continue;
@@ -381,14 +377,31 @@ class Checker {
           else this.error([...this.pool(later.name), 'behindNAT'], msg);
           break;
         }
-        case 'different-relays':
-          this.error(
-            [...this.pool(later.name), 'relay'],
-            `${pairText} are both behind NAT and may talk, but relay through different pools (${this.q(pa.relay!)} and ${this.q(pb.relay!)}); pools behind NAT reach each other only through a common relay: set the same relay on both, or deny the pair`,
-          );
+        case 'different-relays': {
+          const ra = this.relays().relayOf.get(a)!;
+          const rb = this.relays().relayOf.get(b)!;
+          if (pa.relay !== undefined && pb.relay !== undefined) {
+            this.error(
+              [...this.pool(later.name), 'relay'],
+              `${pairText} are both behind NAT and may talk, but relay through different pools (${this.q(ra)} and ${this.q(rb)}); pools behind NAT reach each other only through a common relay: set the same relay on both, or deny the pair`,
+            );
+            break;
+          }
+          // At least one relay is Corvid's automatic choice (it could not join the other, see automaticRelay).
+          const auto = pb.relay === undefined ? pb : pa;
+          const chosen = `${this.q(ra)} and ${this.q(rb)}, Corvid's choice for pools that name no relay`;
+          if (explicit) {
+            this.error(rulePath, `allows ${pairText}, but they are both behind NAT and relay through different pools (${chosen}); set the same relay on both, or remove this rule`);
+          } else {
+            this.warn(
+              [...this.pool(auto.name), 'behindNAT'],
+              `${pairText} are both behind NAT but relay through different pools (${chosen}), so they cannot reach each other; pools behind NAT reach each other only through a common relay: set the same relay on both, or deny the pair`,
+            );
+          }
           break;
+        }
         case 'hop-denied': {
-          const via = hubMode ? t.connectivity.hub : (pa.relay ?? pb.relay);
+          const via = hubMode ? t.connectivity.hub : (this.relays().relayOf.get(a) ?? this.relays().relayOf.get(b));
           if (via === undefined) {
             const msg = `${pairText} are both behind NAT, but the rules deny every pool outside NAT that could relay for both`;
             if (explicit) this.error(rulePath, `allows ${pairText}, but they are both behind NAT and the rules deny every pool outside NAT that could relay for both; allow a relay pool for both, or remove this rule`);

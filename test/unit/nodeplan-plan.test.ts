@@ -27,6 +27,7 @@ interface PoolSpec {
   relaysFor?: string[];
   encryption?: EncryptionPolicy;
   overrides?: Record<string, EncryptionPolicy>;
+  connectivity?: 'mesh' | 'hub';
 }
 
 function gw(pool: string, s: PoolSpec): Gateway {
@@ -48,6 +49,7 @@ function gw(pool: string, s: PoolSpec): Gateway {
       annotations: encodeGatewayAnnotations({
         peers: s.peers ?? ['*'],
         deniedPeers: s.denied,
+        connectivity: s.connectivity,
         relay: s.relay,
         relaysFor: s.relaysFor,
         encryption: s.encryption ?? IPSEC,
@@ -208,6 +210,39 @@ test('relay: a relay that does not list a pool in relays-for carries nothing for
   const lyon = nodePlan({ gateways: gws, nodeName: 'l-gw' });
   assert.deepEqual(tunnel(lyon, 'cloud').relayed, []);
   assert.deepEqual(lyon.findings.map((x) => [x.code, x.peer]), [['relay-unavailable', 'oslo']]);
+});
+
+test('relay: NAT\'d pools with different relays never reach each other (no "first one\'s relay")', () => {
+  const gws = [CLOUD({ relaysFor: ['lyon'] }), LYON(), OSLO({ relay: 'edge' }), gw('edge', { nodes: [['e-gw', '10.3.0.10', '10.130.0.0/24']], active: 'e-gw', publicIP: '198.51.100.3', relaysFor: ['oslo'] })];
+  const lyon = nodePlan({ gateways: gws, nodeName: 'l-gw' });
+  assert.deepEqual(lyon.reach.map((r) => r.pool), ['cloud', 'edge']);
+  assert.deepEqual(tunnel(lyon, 'cloud').relayed, []);
+  assert.deepEqual(lyon.findings.map((x) => [x.code, x.peer, x.message]), [['relay-unavailable', 'oslo', 'no path: both pools are behind NAT and use different relays (cloud, edge)']]);
+});
+
+test('hub mode: spokes reach each other only through the hub, NAT\'d or not', () => {
+  const hub = 'hub' as const;
+  const HUB = gw('cloud', { nodes: [['c-gw', '10.0.0.10', '10.100.0.0/24']], active: 'c-gw', publicIP: '198.51.100.1', relaysFor: ['a', 'b', 'lyon'], connectivity: hub });
+  const gws = [HUB, A({ relay: 'cloud', connectivity: hub }), B({ relay: 'cloud', connectivity: hub }), LYON({ connectivity: hub })];
+  const a = nodePlan({ gateways: gws, nodeName: 'a-gw' });
+  assert.deepEqual(a.tunnels.map((t) => t.name), ['corvid-cloud'], 'no direct tunnel between two public spokes');
+  const ac = tunnel(a, 'cloud');
+  assert.deepEqual(ac.relayed, ['b', 'lyon']);
+  assert.deepEqual(ac.remoteTs, ['10.100.0.0/24', '10.102.0.0/24', '10.102.1.0/24', '10.110.0.0/24', '10.110.1.0/24']);
+  assert.deepEqual(a.reach, [
+    { pool: 'b', path: 'relay', via: 'cloud', backend: 'ipsec' },
+    { pool: 'cloud', path: 'direct', backend: 'ipsec' },
+    { pool: 'lyon', path: 'relay', via: 'cloud', backend: 'ipsec' },
+  ]);
+  const c = nodePlan({ gateways: gws, nodeName: 'c-gw' });
+  assert.deepEqual(c.tunnels.map((t) => t.name), ['corvid-a', 'corvid-b', 'corvid-lyon']);
+  const ca = tunnel(c, 'a');
+  assert.deepEqual(ca.localTs, ac.remoteTs, 'the hub carries the other spokes\' subnets to a');
+  assert.deepEqual(ca.remoteTs, ac.localTs);
+  assert.deepEqual(c.findings, []);
+  // A spoke whose hop to the hub is denied reaches no other spoke.
+  const cut = [HUB, A({ relay: 'cloud', connectivity: hub }), B({ relay: 'cloud', connectivity: hub, denied: ['cloud'] })];
+  assert.deepEqual(nodePlan({ gateways: cut, nodeName: 'a-gw' }).reach.map((r) => r.pool), ['cloud']);
 });
 
 test('denied links are absent on both sides (peers and denied-peers, either side)', () => {

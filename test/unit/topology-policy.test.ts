@@ -4,7 +4,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { linkPolicy, loadTopology, pairVerdict, poolByName } from '../../src/topology/index.ts';
 import type { Topology } from '../../src/topology/index.ts';
-import { pairRoute, relayCandidates, relayOf, tunnelPairs } from '../../src/topology/policy.ts';
+import { automaticRelay, pairRoute, relayCandidates, relayChoice, relayOfPool, tunnelPairs } from '../../src/topology/policy.ts';
+import { rendezvousWeight } from '../../src/topology/hash.ts';
 import { formatDuration, parseDuration } from '../../src/topology/duration.ts';
 import { doc, pool } from './topology-helpers.ts';
 
@@ -100,18 +101,54 @@ describe('routes', () => {
     assert.deepEqual(pairRoute(t, 'n3', 'n4'), { via: 'none', reason: 'denied' });
     assert.deepEqual(pairRoute(t, 'n1', 'n1'), { via: 'none', reason: 'same-pool' });
     assert.deepEqual(pairRoute(t, 'n1', 'zz'), { via: 'none', reason: 'unknown-pool' });
-    assert.equal(relayOf(t, 'n1'), 'cloud');
-    assert.equal(relayOf(t, 'n4'), undefined);
-    assert.equal(relayOf(t, 'cloud'), undefined);
+    // The automatic relay joins the one named most often; n3 (no candidate at all) does not constrain it.
+    assert.equal(automaticRelay(t), 'cloud');
+    assert.equal(relayOfPool(t, 'n1', 'cloud'), 'cloud');
+    assert.equal(relayOfPool(t, 'n4', automaticRelay(t)), 'cloud');
+    assert.equal(relayOfPool(t, 'n3', automaticRelay(t)), undefined);
+    assert.equal(relayOfPool(t, 'cloud', automaticRelay(t)), undefined);
+    assert.deepEqual(Object.fromEntries(relayChoice(t).relayOf), { n1: 'cloud', n2: 'cloud', n4: 'cloud', n5: 'cloud' });
     assert.deepEqual(relayCandidates(t, 'n4'), ['cloud', 'dc']);
     assert.deepEqual(relayCandidates(t, 'n3'), []);
+  });
+
+  it('mesh: one automatic relay for every NAT\'d pool naming none; a common relay or no route', () => {
+    const pools = [pool('cloud'), pool('dc'), pool('edge'), pool('n1', NAT), pool('n2', NAT), pool('n3', NAT)];
+    const t = load(doc({ pools }));
+    const expected = ['cloud', 'dc', 'edge'].sort((a, b) => rendezvousWeight(t.name, b) - rendezvousWeight(t.name, a) || (a < b ? -1 : 1))[0];
+    assert.equal(automaticRelay(t), expected, 'rendezvous hashing on "<topology>|<candidate>"');
+    for (const [a, b] of [['n1', 'n2'], ['n1', 'n3'], ['n2', 'n3']]) assert.deepEqual(pairRoute(t, a, b), { via: 'relay', relay: expected, automatic: true });
+    // A previous choice (the planner's) wins while valid; without it the topology-only view never depends on order.
+    const other = ['cloud', 'dc', 'edge'].find((c) => c !== expected)!;
+    assert.equal(automaticRelay(t, other), other);
+    assert.equal(automaticRelay(t, 'n1'), expected, 'a previous relay behind NAT is not valid');
+    const reordered = load(doc({ pools: [...pools].reverse() }));
+    assert.equal(automaticRelay(reordered), expected);
+    // Named relays that differ from the automatic one: no route, and the reason says so.
+    const named = load(
+      doc({ connectivity: 'rules:\n  - {action: deny, pools: [n1, n2]}\n', pools: [pool('cloud'), pool('dc'), pool('n1', `${NAT}\nrelay: cloud`), pool('n2', `${NAT}\nrelay: dc`), pool('n3', NAT)] }),
+    );
+    assert.deepEqual(pairRoute({ ...named, connectivity: { mode: 'mesh', rules: [] } }, 'n1', 'n2'), { via: 'none', reason: 'different-relays' });
+    const joined = automaticRelay(named)!;
+    assert.ok(joined === 'cloud' || joined === 'dc');
+    assert.deepEqual(pairRoute(named, 'n3', joined === 'cloud' ? 'n1' : 'n2'), { via: 'relay', relay: joined });
+    assert.deepEqual(pairRoute(named, 'n3', joined === 'cloud' ? 'n2' : 'n1'), { via: 'none', reason: 'different-relays' });
+    // Every candidate of a pool is denied: hop-denied; no pool outside NAT at all: no-relay.
+    const cut = load(doc({ connectivity: 'rules:\n  - {action: deny, pools: [n2, cloud]}\n', pools: [pool('cloud'), pool('n1', NAT), pool('n2', NAT)] }));
+    assert.deepEqual(pairRoute(cut, 'n1', 'n2'), { via: 'none', reason: 'hop-denied' });
+    const closed = load(doc({ connectivity: 'rules:\n  - {action: deny, pools: [n1, n2]}\n', pools: [pool('n1', NAT), pool('n2', NAT)] }));
+    assert.equal(automaticRelay(closed), undefined);
+    assert.deepEqual(pairRoute({ ...closed, connectivity: { mode: 'mesh', rules: [] } }, 'n1', 'n2'), { via: 'none', reason: 'no-relay' });
   });
 
   it('hub: spokes through the hub, the hub direct', () => {
     const t = load(doc({ connectivity: 'mode: hub\nhub: hq', pools: [pool('hq'), pool('s1', NAT), pool('s2')] }));
     assert.deepEqual(pairRoute(t, 's1', 'hq'), { via: 'direct' });
     assert.deepEqual(pairRoute(t, 's1', 's2'), { via: 'hub', hub: 'hq' });
-    assert.equal(relayOf(t, 's1'), 'hq');
+    assert.equal(relayOfPool(t, 's1', undefined), 'hq');
+    assert.equal(relayOfPool(t, 's2', undefined), 'hq', 'every spoke, behind NAT or not');
+    assert.equal(relayOfPool(t, 'hq', undefined), undefined);
+    assert.equal(automaticRelay(t), undefined);
     assert.deepEqual(tunnelPairs(t), [['hq', 's1'], ['hq', 's2']]);
   });
 

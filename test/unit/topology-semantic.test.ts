@@ -234,6 +234,38 @@ describe('topology meaning: NAT and relays', () => {
     ]);
   });
 
+  it('accepts NAT\'d pools naming no relay when several pools could relay: they share the one automatic relay', () => {
+    expectValid(doc({ pools: [pool('cloud'), pool('dc'), pool('edge-a', NAT), pool('edge-b', NAT)] }));
+  });
+
+  it('warns when the automatic relay cannot be the one a NAT\'d peer names (the rules deny it for an automatic pool)', () => {
+    const t = doc({
+      connectivity: 'rules:\n  - {action: deny, pools: [edge-b, cloud]}\n',
+      pools: [pool('cloud'), pool('dc'), pool('edge-a', `${NAT}\nrelay: cloud`), pool('edge-b', NAT)],
+    });
+    expectValid(t, [
+      [
+        ['behindNAT: ^true', 1],
+        'spec.pools[3].behindNAT',
+        'pools "edge-a" and "edge-b" are both behind NAT but relay through different pools ("cloud" and "dc", Corvid\'s choice for pools that name no relay), so they cannot reach each other; pools behind NAT reach each other only through a common relay: set the same relay on both, or deny the pair',
+      ],
+    ]);
+  });
+
+  it('refuses an explicit allow for two NAT\'d pools whose automatic relays differ', () => {
+    const t = doc({
+      connectivity: 'rules:\n  - {action: allow, pools: [edge-a, edge-b]}\n  - {action: deny, pools: [edge-a, cloud]}\n  - {action: deny, pools: [edge-b, dc]}\n',
+      pools: [pool('cloud'), pool('dc'), pool('edge-a', NAT), pool('edge-b', NAT)],
+    });
+    expectErrors(t, [
+      [
+        '- ^{action: allow',
+        'spec.connectivity.rules[0]',
+        'allows pools "edge-a" and "edge-b", but they are both behind NAT and relay through different pools ("dc" and "cloud", Corvid\'s choice for pools that name no relay); set the same relay on both, or remove this rule',
+      ],
+    ]);
+  });
+
   it('warns about a relay on a pool that is not behind NAT', () => {
     const t = doc({ pools: [pool('cloud'), pool('edge', 'relay: cloud')] });
     expectValid(t, [['^relay: cloud', 'spec.pools[1].relay', 'is used only by pools behind NAT; remove it, or set behindNAT: true if the pool is behind NAT']]);
