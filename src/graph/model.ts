@@ -108,6 +108,11 @@ function collectPools(input: GraphInput, relays: RelayChoice | undefined): Map<s
       if (!x) facts.preferred.push({ node: e.nodeName, publicIP: e.publicIP });
       else if (e.publicIP && !x.publicIP) x.publicIP = e.publicIP;
     }
+    // spec carries the topology's publicIP only; an elected endpoint carries the effective one (node annotation).
+    for (const e of g.status?.activeEndpoints ?? []) {
+      const x = facts.preferred.find((y) => y.node === e.nodeName);
+      if (x && e.publicIP && !x.publicIP) x.publicIP = e.publicIP;
+    }
     facts.links = links;
     facts.gateway = g;
     if (links.relay) facts.relay = links.relay;

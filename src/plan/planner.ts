@@ -1,5 +1,6 @@
 // The pure core of the sync: topology + live nodes + health + live Gateways -> desired Gateways, findings, decisions.
-// Deterministic: equal inputs give byte-identical output whatever the order of `nodes`; re-planning with the output
+// spec is a function of the topology alone (every declared gateway is an endpoint); status carries what depends on
+// live nodes (members, elected endpoints with their effective publicIP). Deterministic: equal inputs give byte-identical output whatever the order of `nodes`; re-planning with the output
 // as `previous` and nothing else changed gives equal objects. Problems in the data are findings, never exceptions.
 
 import { decodeElection, encodeGatewayAnnotations } from '../gateway/annotations.ts';
@@ -77,6 +78,8 @@ export function plan(input: PlanInput): PlanResult {
 
   // Membership by selector; a node matched by several pools goes to the first by name.
   const nodeByName = uniqueNodes(input.nodes, findings);
+  // Whether there is an inventory to check the declared gateways against (none: `corvid render` without nodes).
+  const inventory = nodeByName.size > 0;
   const index = new SelectorIndex(pools.map((p) => p.nodeSelector));
   pools.forEach((p, i) => {
     const err = index.error(i);
@@ -145,37 +148,24 @@ export function plan(input: PlanInput): PlanResult {
       if (n.internalIP) statusNodes.push({ nodeName: n.name, privateIP: n.internalIP, subnets: [...n.podCIDRs] });
     }
 
-    // Candidates and spec.endpoints, in preference order.
+    // spec.endpoints: every declared gateway, in preference order, from the topology alone (so `corvid render`
+    // without nodes writes the same spec as the sync). Candidates: the declared gateways that are member nodes; their
+    // status endpoint carries the effective publicIP (the topology's, else the node's corvid.dev/public-ip).
     const endpoints: Endpoint[] = [];
-    const endpointOf = new Map<string, Endpoint>();
+    const activeEndpointOf = new Map<string, Endpoint>();
     const candidates: CandidateState[] = [];
     const seenPref = new Set<string>();
     pool.gateways.forEach((pref, rank) => {
       if (seenPref.has(pref.node)) return;
       seenPref.add(pref.node);
-      const node = nodeByName.get(pref.node);
-      const where = poolOfNode.get(pref.node);
-      if (!node || where !== pi) {
-        const why = !node ? 'no such node' : where === undefined ? 'the pool selector does not match it' : `it belongs to pool ${pools[where].name}`;
-        findings.push({ severity: 'warning', code: 'gateway-not-in-pool', pool: pool.name, node: pref.node, message: `gateway ${pref.node} of pool ${pool.name} is not a candidate: ${why}` });
-        return;
-      }
       let publicIP: string | undefined;
       if (pref.publicIP !== undefined) {
         if (isIP(pref.publicIP)) publicIP = pref.publicIP;
-        else findings.push({ severity: 'error', code: 'invalid-public-ip', pool: pool.name, node: node.name, message: `gateway ${node.name}: topology publicIP ${JSON.stringify(pref.publicIP)} is not an IP address; left out` });
-      }
-      if (node.publicIP !== undefined) {
-        if (!isIP(node.publicIP)) {
-          findings.push({ severity: 'warning', code: 'invalid-public-ip', pool: pool.name, node: node.name, message: `node ${node.name}: annotation corvid.dev/public-ip ${JSON.stringify(node.publicIP)} is not an IP address; ignored` });
-        } else if (publicIP === undefined && pref.publicIP === undefined) publicIP = node.publicIP;
-        else if (publicIP !== undefined && publicIP !== node.publicIP) {
-          findings.push({ severity: 'warning', code: 'public-ip-conflict', pool: pool.name, node: node.name, message: `node ${node.name}: annotation corvid.dev/public-ip ${node.publicIP} differs from the topology's ${publicIP}; the topology wins` });
-        }
+        else findings.push({ severity: 'error', code: 'invalid-public-ip', pool: pool.name, node: pref.node, message: `gateway ${pref.node}: topology publicIP ${JSON.stringify(pref.publicIP)} is not an IP address; left out` });
       }
       const ep: Endpoint = {
         config: { [ENDPOINT_PRIORITY_CONFIG]: String(rank) },
-        nodeName: node.name,
+        nodeName: pref.node,
         port: TUNNEL_PORT,
         ...(publicIP !== undefined ? { publicIP } : {}),
         publicPort: pref.publicPort,
@@ -183,7 +173,33 @@ export function plan(input: PlanInput): PlanResult {
         underNAT: pool.behindNAT,
       };
       endpoints.push(ep);
-      endpointOf.set(node.name, ep);
+
+      const node = nodeByName.get(pref.node);
+      const where = poolOfNode.get(pref.node);
+      if (!node || where !== pi) {
+        // An empty inventory (`corvid render` without nodes) has nothing to check: no candidate, no finding.
+        if (inventory) {
+          const why = !node ? 'no such node' : where === undefined ? 'the pool selector does not match it' : `it belongs to pool ${pools[where].name}`;
+          findings.push({ severity: 'warning', code: 'gateway-not-in-pool', pool: pool.name, node: pref.node, message: `gateway ${pref.node} of pool ${pool.name} is not a candidate: ${why}` });
+        }
+        return;
+      }
+      let effectiveIP = publicIP;
+      if (node.publicIP !== undefined) {
+        if (!isIP(node.publicIP)) {
+          findings.push({ severity: 'warning', code: 'invalid-public-ip', pool: pool.name, node: node.name, message: `node ${node.name}: annotation corvid.dev/public-ip ${JSON.stringify(node.publicIP)} is not an IP address; ignored` });
+        } else if (publicIP === undefined && pref.publicIP === undefined) effectiveIP = node.publicIP;
+        else if (publicIP !== undefined && publicIP !== node.publicIP) {
+          findings.push({ severity: 'warning', code: 'public-ip-conflict', pool: pool.name, node: node.name, message: `node ${node.name}: annotation corvid.dev/public-ip ${node.publicIP} differs from the topology's ${publicIP}; the topology wins` });
+        }
+      }
+      // Keys in canonical (sorted) order: publicIP sits between port and publicPort.
+      activeEndpointOf.set(
+        node.name,
+        effectiveIP === publicIP
+          ? ep
+          : { config: ep.config, nodeName: ep.nodeName, port: ep.port, publicIP: effectiveIP, publicPort: ep.publicPort, type: ep.type, underNAT: ep.underNAT },
+      );
       candidates.push(candidateState(node, rank, input.health[node.name], settings, nowMs));
     });
 
@@ -247,7 +263,7 @@ export function plan(input: PlanInput): PlanResult {
       },
       status: {
         activeEndpoints: election.active.map((n) => {
-          const ep = endpointOf.get(n)!;
+          const ep = activeEndpointOf.get(n)!;
           return { ...ep, config: { ...ep.config } };
         }),
         nodes: statusNodes,

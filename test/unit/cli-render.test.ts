@@ -37,6 +37,13 @@ test('render without nodes: specs only, no status, a note on stderr', async () =
   golden('render-example-specs.yaml', r.stdout);
 });
 
+test('render without nodes gives the spec the sync writes: every declared gateway as an endpoint', async () => {
+  const bare = gatewaysOf((await corvid(['render', '-f', EXAMPLE])).stdout) as unknown as { spec: { endpoints: { nodeName: string }[] } }[];
+  const synced = gatewaysOf((await corvid(['render', '-f', EXAMPLE, '--nodes', EXAMPLE_NODES])).stdout) as unknown as { spec: unknown }[];
+  assert.deepEqual(bare.map((d) => d.spec), synced.map((d) => d.spec));
+  assert.deepEqual(bare[0].spec.endpoints.map((e) => e.nodeName), ['cloud-gw-1', 'cloud-gw-2']);
+});
+
 test('--revision is written to every Gateway and changes nothing else', async () => {
   const a = await corvid(['render', '-f', EXAMPLE, '--revision', 'main@sha1:0123456789abcdef0123456789abcdef01234567']);
   const b = await corvid(['render', '-f', EXAMPLE]);

@@ -37,15 +37,38 @@ test('spec: selector verbatim, endpoints in preference order, upstream replica f
 test('priority is the rank in the topology list, stable when a candidate is missing', () => {
   const t = topology([pool('a', ['gone', 'a1'])]);
   const g = plan(input(t, [node('a1', 'a')])).gateways[0];
-  assert.equal(g.spec.endpoints![0].config!['corvid.dev/priority'], '1');
+  assert.deepEqual(g.spec.endpoints!.map((e) => [e.nodeName, e.config!['corvid.dev/priority']]), [['gone', '0'], ['a1', '1']]);
+  assert.deepEqual(g.status?.activeEndpoints?.map((e) => [e.nodeName, e.config!['corvid.dev/priority']]), [['a1', '1']]);
 });
 
-test('publicIP: the topology wins over the node annotation; the annotation fills in when the topology has none', () => {
-  const t = topology([pool('a', ['a1', 'a2', 'a3'], { publicIPs: { a1: '203.0.113.1' } })]);
+test('publicIP: the topology wins over the node annotation; the annotation fills in, in status only, when the topology has none', () => {
+  const t = topology([pool('a', ['a1', 'a2', 'a3'], { publicIPs: { a1: '203.0.113.1' } })], { election: { replicas: 3 } });
   const r = plan(input(t, [node('a1', 'a', { publicIP: '198.51.100.1' }), node('a2', 'a', { publicIP: '2001:db8::2' }), node('a3', 'a')]));
-  const eps = r.gateways[0].spec.endpoints!;
-  assert.deepEqual(eps.map((e) => e.publicIP), ['203.0.113.1', '2001:db8::2', undefined]);
+  const g = r.gateways[0];
+  assert.deepEqual(g.spec.endpoints!.map((e) => e.publicIP), ['203.0.113.1', undefined, undefined], 'spec: the topology alone');
+  assert.deepEqual(g.status?.activeEndpoints?.map((e) => e.publicIP), ['203.0.113.1', '2001:db8::2', undefined], 'status: the effective address');
+  assert.deepEqual(Object.keys(g.status!.activeEndpoints![1]), [...Object.keys(g.status!.activeEndpoints![1])].sort(), 'canonical key order');
   assert.deepEqual(r.findings.map((f) => `${f.code} ${f.node}`), ['public-ip-conflict a1']);
+});
+
+test('spec depends on the topology alone: every declared gateway, with or without nodes (corvid render = the sync)', () => {
+  const t = topology([pool('a', ['a1', 'ghost', 'a2'], { publicIPs: { a2: '203.0.113.2' }, behindNAT: true }), pool('b', ['b1'])]);
+  const withNodes = plan(input(t, [node('a1', 'a', { publicIP: '198.51.100.1' }), node('a2', 'a'), node('b1', 'b')]));
+  const without = plan(input(t, []));
+  assert.deepEqual(without.gateways.map((g) => g.spec), withNodes.gateways.map((g) => g.spec));
+  assert.deepEqual(withNodes.gateways[0].spec.endpoints, [
+    { config: { 'corvid.dev/priority': '0' }, nodeName: 'a1', port: 4500, publicPort: 4500, type: 'tunnel', underNAT: true },
+    { config: { 'corvid.dev/priority': '1' }, nodeName: 'ghost', port: 4500, publicPort: 4500, type: 'tunnel', underNAT: true },
+    { config: { 'corvid.dev/priority': '2' }, nodeName: 'a2', port: 4500, publicIP: '203.0.113.2', publicPort: 4500, type: 'tunnel', underNAT: true },
+  ]);
+  // The elected endpoint carries the node annotation's address in status.
+  assert.deepEqual(withNodes.gateways[0].status?.activeEndpoints, [
+    { config: { 'corvid.dev/priority': '0' }, nodeName: 'a1', port: 4500, publicIP: '198.51.100.1', publicPort: 4500, type: 'tunnel', underNAT: true },
+  ]);
+  // Without an inventory there is nothing to check gateways against: no gateway-not-in-pool, no election.
+  assert.deepEqual(without.findings.filter((f) => f.code === 'gateway-not-in-pool'), []);
+  assert.ok(without.gateways.every((g) => g.status?.activeEndpoints?.length === 0));
+  assert.deepEqual(withNodes.findings.map((f) => `${f.code} ${f.node ?? ''}`), ['gateway-not-in-pool ghost']);
 });
 
 test('publicIP: an invalid annotation is ignored with a warning; an invalid topology value is an error', () => {
@@ -87,7 +110,8 @@ test('a node selected by two pools belongs to the first by name, with a finding'
 test('a preferred gateway outside its pool is not a candidate: missing node, selector mismatch', () => {
   const t = topology([pool('a', ['ghost', 'stranger', 'a1'])]);
   const r = plan(input(t, [node('a1', 'a'), node('stranger', undefined)]));
-  assert.deepEqual(r.gateways[0].spec.endpoints!.map((e) => e.nodeName), ['a1']);
+  assert.deepEqual(r.gateways[0].spec.endpoints!.map((e) => e.nodeName), ['ghost', 'stranger', 'a1'], 'spec lists every declared gateway');
+  assert.deepEqual(r.gateways[0].status?.activeEndpoints?.map((e) => e.nodeName), ['a1']);
   assert.deepEqual(r.findings.map((f) => f.message), [
     'gateway ghost of pool a is not a candidate: no such node',
     'gateway stranger of pool a is not a candidate: the pool selector does not match it',

@@ -236,6 +236,16 @@ test('property: at most `replicas` active endpoints, sorted by preference', () =
   );
 });
 
+test('property: spec depends on the topology alone (no nodes, health or live Gateways: the same spec)', () => {
+  fc.assert(
+    fc.property(arbInput, (input) => {
+      const bare = plan({ ...input, nodes: [], health: {}, previous: [] });
+      assert.equal(JSON.stringify(bare.gateways.map((g) => g.spec)), JSON.stringify(plan(input).gateways.map((g) => g.spec)));
+    }),
+    RUNS,
+  );
+});
+
 test('property: deterministic, the same input twice gives identical JSON', () => {
   fc.assert(
     fc.property(arbInput, (input) => {

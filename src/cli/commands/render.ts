@@ -16,9 +16,10 @@ look like "no Gateways" to a GitOps tool that prunes).
 
 Flags:
   -f, --file FILE        topology file (required)
-      --nodes SNAPSHOT   node snapshot (kubectl get nodes -o yaml > nodes.yaml): fills spec.endpoints and
-                         status (nodes, subnets, elected gateways) as the sync would. Without it only the
-                         specs are rendered and status is left out (no election).
+      --nodes SNAPSHOT   node snapshot (kubectl get nodes -o yaml > nodes.yaml): fills status (nodes,
+                         subnets, elected gateways) as the sync would. Without it status is left out (no
+                         election). spec depends on the topology alone, so it is the same either way and
+                         the same as the sync writes.
       --revision REV     revision written to the corvid.dev/revision annotation
                          (default: sha256:<hex> of the file's content)
   -h, --help             show this help
@@ -63,14 +64,16 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       reportFindings(io, result.findings);
       output = renderGatewaysYaml(result.gateways);
     } else {
-      // Specs only: no nodes, so no election and no status. A fixed "now" keeps the output independent of the clock.
+      // Specs only: no nodes, so no election and no status. spec (every declared gateway as an endpoint) is what the
+      // sync writes too, so an Argo CD plugin and the sync never fight over it. A fixed "now" keeps the output
+      // independent of the clock.
       const result = planDesired({ topology: loaded.topology, revision, nodes: [], leases: [], previous: [], now: '1970-01-01T00:00:00Z' });
       const gateways = result.gateways.map((g) => {
         const { status: _status, ...rest } = g;
         return rest;
       });
       output = renderGatewaysYaml(gateways);
-      io.stderr.write('corvid render: no --nodes snapshot: rendering specs only (no endpoints from nodes, no election, no status)\n');
+      io.stderr.write('corvid render: no --nodes snapshot: rendering specs only (no election, no status)\n');
     }
   } catch (e) {
     io.stderr.write(`corvid render: internal error: ${(e as Error).stack ?? e}\n`);
