@@ -55,6 +55,12 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
     throw new Error(`${msg}\n${sys.logTail(nodes)}`);
   };
 
+  /** Every scenario after the first starts from a whole network; say so plainly when an earlier one broke it. */
+  const whole = async (): Promise<void> => {
+    const bad = await waitForMatrix(f, everyone, 30_000);
+    if (bad.length > 0) fail(`precondition: the network is not whole (left so by an earlier scenario):\n${bad.join('\n')}`);
+  };
+
   test('1: a first push brings up every tunnel; every pod reaches every pod, edge<->edge relayed via cloud', { timeout: 120_000 }, async () => {
     const t0 = Date.now();
     fullRevision = await sys.push(topo(f), 'e2e: three pools, edges behind NAT relaying via cloud');
@@ -90,7 +96,7 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
     ]);
     const counters = async () => {
       const sas = await sys.sas('cloud-gw-1');
-      const of = (name: string) => sas.find((s) => s.name === name)!.children.reduce((acc, c) => ({ in: acc.in + c.packetsIn, out: acc.out + c.packetsOut }), { in: 0, out: 0 });
+      const of = (name: string) => (sas.find((s) => s.name === name) ?? fail(`cloud-gw-1 has no IKE_SA ${name}: ${sas.map((s) => s.name)}`)).children.reduce((acc, c) => ({ in: acc.in + c.packetsIn, out: acc.out + c.packetsOut }), { in: 0, out: 0 });
       return { a: of('corvid-edge-a'), b: of('corvid-edge-b') };
     };
     const c0 = await counters();
@@ -104,6 +110,7 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
   });
 
   test('3: a push of a broken topology changes nothing: pings flow, Gateways unchanged, status reports the error', { timeout: 120_000 }, async () => {
+    await whole();
     const before = await sys.gateways();
     const broken = topo(f).replace('relay: cloud', 'relay: clodu');
     assert.notEqual(broken, topo(f));
@@ -150,6 +157,7 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
   });
 
   test('4: failover: the active edge-a gateway dies; the other candidate takes over and pings resume', { timeout: 120_000 }, async () => {
+    await whole();
     const r = await runFailover(sys, 'edge-a', { timeoutMs: 60_000, revive: true });
     console.log(`# scenario 4: ${formatFailover(r).split('\n').join('\n# ')}`);
     if (r.recoveryMs === undefined) fail(`a path never came back:\n${formatFailover(r)}`);
@@ -160,6 +168,7 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
   });
 
   test('5: a planned drain hands over with a bounded number of lost pings', { timeout: 120_000 }, async () => {
+    await whole();
     const pool: PoolName = 'edge-b';
     const old = (await sys.activeOf(pool))!;
     const successor = f.candidates(pool).find((n) => n.name !== old)!.name;
@@ -194,6 +203,7 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
   });
 
   test('6: a killed charon, then a killed agent, on active gateways heal with no intervention', { timeout: 150_000 }, async () => {
+    await whole();
     for (const [what, pool] of [['charon', 'cloud'], ['agent', 'edge-a']] as const) {
       const node = (await sys.activeOf(pool))!;
       const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
@@ -234,6 +244,7 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
   });
 
   test('2: a push denying edge-a<->edge-b takes exactly that path down; corvid diff predicted it', { timeout: 120_000 }, async () => {
+    await whole();
     const denyText = topo(f, { deny: [['edge-a', 'edge-b']] });
     const file = await sys.file('deny.yaml', denyText);
     const before = await sys.gateways();
@@ -242,7 +253,7 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
     const text = await sys.corvid(['diff', '-f', file]);
     assert.equal(text.code, 1, `corvid diff exit code (stderr: ${text.stderr})`);
     const lostLine = text.stdout.split('\n').find((l) => /edge-a/.test(l) && /edge-b/.test(l) && /(lose|lost|connectivity)/i.test(l));
-    assert.ok(lostLine, `the impact summary names the pair edge-a <-> edge-b:\n${text.stdout}`);
+    assert.ok(lostLine, `the impact summary names the pair edge-a <-> edge-b:\n--- stdout\n${text.stdout}\n--- stderr\n${text.stderr}`);
     const json = await sys.corvid(['diff', '-f', file, '-o', 'json']);
     assert.equal(json.code, 1, json.stderr);
     const impact = (JSON.parse(json.stdout) as { impact: { connectivityLost: string[][]; connectivityGained: string[][] } }).impact;
