@@ -1,13 +1,15 @@
 // The whole Corvid system on the e2e fabric: a real control plane, a local bare Git repository holding the topology,
-// `corvid sync` following it (startSync in this process, git source with a webhook and a short poll), and on every
-// node namespace a `corvid agent` process; on every gateway candidate also a charon (kernel-libipsec).
+// `corvid sync` following it (a `corvid sync --source git` process with a signed push webhook and a short poll; or
+// startSync in this process), and on every node namespace a `corvid agent` process; on every gateway candidate also
+// a charon (kernel-libipsec).
 //
-// Agents and charons are supervised like a kubelet would (restartPolicy: Always, restart after RESTART_DELAY_MS), so
-// a crash heals by itself; `die()` stops supervision and kills both, as when the node is lost.
+// Processes are supervised like a kubelet would (restartPolicy: Always, restart after RESTART_DELAY_MS), so a crash
+// heals by itself; `die()` stops supervision and kills a node's agent and charon, as when the node is lost.
 // Logs go to files in the run directory (CORVID_E2E_KEEP=1 keeps it; its path is printed).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { createWriteStream, mkdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -198,9 +200,11 @@ export class SupervisedCharon {
   }
 }
 
-/** A `corvid agent` process for one node, restarted when it exits unless the node is "dead" or stopping. */
-export class SupervisedAgent {
-  readonly node: FabricNode;
+/** A `corvid` process (an agent for one node, or the sync), restarted when it exits unless "dead" or stopping. */
+export class SupervisedProcess {
+  readonly name: string;
+  /** The node of an agent. */
+  readonly node: FabricNode | undefined;
   supervised = true;
   restarts = 0;
   child: ChildProcess | undefined;
@@ -211,9 +215,13 @@ export class SupervisedAgent {
   private readonly track: (c: ChildProcess) => void;
   private restartTimer: NodeJS.Timeout | undefined;
   private httpPort: number | undefined;
+  private readonly fixedPort: number | undefined;
 
-  constructor(node: FabricNode, argv: string[], logPath: string, track: (c: ChildProcess) => void) {
+  /** `httpPort`: where /readyz is served; otherwise taken from the process's "serving ..." log line. */
+  constructor(name: string, node: FabricNode | undefined, argv: string[], logPath: string, track: (c: ChildProcess) => void, httpPort?: number) {
+    this.name = name;
     this.node = node;
+    this.fixedPort = httpPort;
     this.argv = argv;
     this.logFile = createWriteStream(logPath, { flags: 'a' });
     this.track = track;
@@ -222,7 +230,7 @@ export class SupervisedAgent {
   start(): void {
     const child = spawn(process.execPath, this.argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_NAME: '' } });
     this.child = child;
-    this.httpPort = undefined;
+    this.httpPort = this.fixedPort;
     this.track(child);
     let buf = '';
     child.stderr!.setEncoding('utf8').on('data', (c: string) => {
@@ -232,7 +240,7 @@ export class SupervisedAgent {
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         const m = /"msg":"serving[^"]*".*"port":(\d+)/.exec(line);
-        if (m) this.httpPort = Number(m[1]);
+        if (m && this.fixedPort === undefined) this.httpPort = Number(m[1]);
         this.tail.push(line);
         buf = buf.slice(i + 1);
         if (this.tail.length > 200) this.tail.shift();
@@ -249,7 +257,7 @@ export class SupervisedAgent {
     });
   }
 
-  /** The port of the agent's /healthz /readyz /metrics (from its log), once it said so. */
+  /** The port of the process's /readyz, once known. */
   port(): number | undefined {
     return this.httpPort;
   }
@@ -266,7 +274,7 @@ export class SupervisedAgent {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** SIGKILL the agent (the supervisor brings it back when supervised). */
+  /** SIGKILL the process (the supervisor brings it back when supervised). */
   kill(): void {
     if (this.running()) this.child!.kill('SIGKILL');
   }
@@ -276,7 +284,7 @@ export class SupervisedAgent {
     if (!this.running()) this.start();
   }
 
-  /** SIGTERM (the agent removes what it made), SIGKILL after graceMs. */
+  /** SIGTERM (an agent removes what it made), SIGKILL after graceMs. */
   async stop(graceMs = 8000): Promise<void> {
     this.supervised = false;
     clearTimeout(this.restartTimer);
@@ -294,6 +302,20 @@ export interface SystemOptions {
   agentFlags?: string[];
   /** Log level of the agents and the sync. Default info. */
   logLevel?: 'debug' | 'info';
+  /** `process` (default): a `corvid sync` child process; `in-process`: startSync in this process. */
+  sync?: 'process' | 'in-process';
+}
+
+/** A free TCP port on 127.0.0.1 (bound and released: good enough for a test on loopback). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 const WEBHOOK_SECRET = randomBytes(16).toString('hex');
@@ -316,8 +338,11 @@ export class CorvidSystem {
   readonly dir: string;
   readonly repo: TopologyRepo;
   readonly charons = new Map<string, SupervisedCharon>();
-  readonly agents = new Map<string, SupervisedAgent>();
+  readonly agents = new Map<string, SupervisedProcess>();
+  /** The sync as a process (default), or its handle when it runs in this process. */
+  syncProcess: SupervisedProcess | undefined;
   sync: SyncHandle | undefined;
+  private webhookAddress = '';
   private readonly sessions: ViciSession[] = [];
   private readonly o: SystemOptions;
   private syncLog: WriteStream | undefined;
@@ -371,31 +396,55 @@ export class CorvidSystem {
       }),
     );
 
-    this.syncLog = createWriteStream(join(this.dir, 'sync.log'), { flags: 'a' });
-    const log = this.syncLog;
-    this.sync = await startSync({
-      kubeConfig: kc,
-      source: {
-        kind: 'git',
-        url: this.repo.bare,
-        ref: { branch: 'main' },
-        path: TOPOLOGY_PATH,
-        cacheDir: join(this.dir, 'sync-cache'),
-        intervalMs: this.o.pollMs ?? 2000,
-      },
-      leaseNamespace: LEASE_NAMESPACE,
-      healthAddress: '127.0.0.1:0',
-      metricsAddress: '127.0.0.1:0',
-      webhookAddress: '127.0.0.1:0',
-      webhookSecret: Buffer.from(WEBHOOK_SECRET),
-      logger: jsonLogger({ level: this.o.logLevel ?? 'info', write: (line) => log.write(line) }),
-    });
+    const pollMs = this.o.pollMs ?? 2000;
+    if (this.o.sync === 'in-process') {
+      this.syncLog = createWriteStream(join(this.dir, 'sync.log'), { flags: 'a' });
+      const log = this.syncLog;
+      this.sync = await startSync({
+        kubeConfig: kc,
+        source: { kind: 'git', url: this.repo.bare, ref: { branch: 'main' }, path: TOPOLOGY_PATH, cacheDir: join(this.dir, 'sync-cache'), intervalMs: pollMs },
+        leaseNamespace: LEASE_NAMESPACE,
+        healthAddress: '127.0.0.1:0',
+        metricsAddress: '127.0.0.1:0',
+        webhookAddress: '127.0.0.1:0',
+        webhookSecret: Buffer.from(WEBHOOK_SECRET),
+        logger: jsonLogger({ level: this.o.logLevel ?? 'info', write: (line) => log.write(line) }),
+      });
+      this.webhookAddress = this.sync.addresses.webhook ?? '';
+    } else {
+      const [webhookPort, healthPort] = [await freePort(), await freePort()];
+      this.webhookAddress = `127.0.0.1:${webhookPort}`;
+      const secretFile = join(this.dir, 'webhook-secret');
+      await writeFile(secretFile, WEBHOOK_SECRET, { mode: 0o400 });
+      const argv = [
+        join(REPO, 'bin/corvid.js'),
+        'sync',
+        '--source', 'git',
+        '--git-url', this.repo.bare,
+        '--git-branch', 'main',
+        '--git-path', TOPOLOGY_PATH,
+        '--git-cache-dir', join(this.dir, 'sync-cache'),
+        '--interval', `${pollMs}ms`,
+        '--webhook-bind-address', this.webhookAddress,
+        '--webhook-secret-file', secretFile,
+        '--kubeconfig', this.cp.kubeconfigPath,
+        '--lease-namespace', LEASE_NAMESPACE,
+        '--metrics-bind-address', '0',
+        '--health-probe-bind-address', `127.0.0.1:${healthPort}`,
+        '--log-level', this.o.logLevel ?? 'info',
+      ];
+      this.syncProcess = new SupervisedProcess('sync', undefined, argv, join(this.dir, 'sync.log'), (c) => this.fabric.lab.track(c), healthPort);
+      this.syncProcess.start();
+      await waitFor('corvid sync ready', () => this.syncProcess!.ready(), 60_000, 200).catch((e) => {
+        throw new Error(`${(e as Error).message}\n${this.syncProcess!.tail.slice(-20).join('\n')}`);
+      });
+    }
 
     for (const n of this.fabric.nodes.values()) this.startAgent(n);
-    await Promise.all([...this.agents.values()].map((a) => waitFor(`agent ${a.node.name} ready`, () => a.ready(), 60_000, 200)));
+    await Promise.all([...this.agents.values()].map((a) => waitFor(`agent ${a.name} ready`, () => a.ready(), 60_000, 200)));
   }
 
-  private startAgent(n: FabricNode): SupervisedAgent {
+  private startAgent(n: FabricNode): SupervisedProcess {
     const socket = this.charons.get(n.name)?.instance.socketPath ?? join(this.dir, `no-charon-${n.name}.vici`);
     const argv = [
       join(REPO, 'bin/corvid.js'),
@@ -410,7 +459,7 @@ export class CorvidSystem {
       '--log-level', this.o.logLevel ?? 'info',
       ...(this.o.agentFlags ?? []),
     ];
-    const a = new SupervisedAgent(n, argv, join(this.dir, `agent-${n.name}.log`), (c) => this.fabric.lab.track(c));
+    const a = new SupervisedProcess(`agent ${n.name}`, n, argv, join(this.dir, `agent-${n.name}.log`), (c) => this.fabric.lab.track(c));
     this.agents.set(n.name, a);
     a.start();
     return a;
@@ -421,7 +470,7 @@ export class CorvidSystem {
     const sha = await this.repo.push(text, message);
     const body = JSON.stringify({ ref: 'refs/heads/main', after: sha });
     const sig = `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(body).digest('hex')}`;
-    const addr = this.sync?.addresses.webhook;
+    const addr = this.webhookAddress;
     if (addr) {
       await fetch(`http://${addr}/hooks/git`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sig }, body }).catch(() => undefined);
     }
@@ -545,6 +594,7 @@ export class CorvidSystem {
   /** Stop everything this system started (agents first, so they remove what they made), keep the fabric. */
   async stop(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.stop()));
+    await this.syncProcess?.stop();
     await this.sync?.stop().catch(() => undefined);
     await Promise.all(this.sessions.map((s) => s.close().catch(() => undefined)));
     await Promise.all([...this.charons.values()].map((c) => c.stop()));
