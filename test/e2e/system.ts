@@ -322,13 +322,25 @@ const WEBHOOK_SECRET = randomBytes(16).toString('hex');
 const runDirs = new Set<string>();
 let exitHookInstalled = false;
 
+function removeRunDirs(): void {
+  if (process.env.CORVID_E2E_KEEP) return;
+  for (const d of runDirs) rmSync(d, { recursive: true, force: true });
+  runDirs.clear();
+}
+
+/** Run directories go on exit and on SIGINT/SIGTERM/SIGHUP (then the signal is raised again, as the helpers do). */
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.once('exit', () => {
-    if (process.env.CORVID_E2E_KEEP) return;
-    for (const d of runDirs) rmSync(d, { recursive: true, force: true });
-  });
+  process.once('exit', removeRunDirs);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      removeRunDirs();
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
 }
 
 export class CorvidSystem {
