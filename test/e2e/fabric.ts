@@ -24,7 +24,7 @@
 // Only addresses inside these namespaces are used; every namespace is made by this file and removed by cleanup(),
 // also when the process exits early (NetnsLab's exit hooks).
 
-import { accessSync, constants } from 'node:fs';
+import { onPath } from '../support/host.ts';
 import { join } from 'node:path';
 import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netns.ts';
 
@@ -100,18 +100,6 @@ table inet corvid_fw {
   }
 }
 `;
-}
-
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((d) => {
-    if (d === '') return false;
-    try {
-      accessSync(join(d, cmd), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
 }
 
 /** undefined when the fabric can be built here; otherwise one line saying how to enable it. */

@@ -1,12 +1,13 @@
 // A real strongSwan charon for integration tests, one per network namespace.
 // How and why (kernel-libipsec, private /run, STRONGSWAN_CONF): docs in the team notes on strongSwan in netns.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ViciClient } from '../../src/agent/vici/index.ts';
+import { isExecutable, killSync, onPath, onProcessExit } from './host.ts';
 
 export const CHARON_BIN = '/usr/lib/ipsec/charon';
 const READY_TIMEOUT_MS = 15_000;
@@ -30,19 +31,6 @@ export interface CharonOptions {
   netns?: string;
   /** Working directory (config, socket, log, private /run); a temp dir by default. */
   dir?: string;
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((d) => d !== '' && isExecutable(join(d, cmd)));
 }
 
 /** undefined when charon tests can run; otherwise one line saying how to enable them. */
@@ -86,33 +74,10 @@ charon {
 
 // Children of every live instance, killed by PID if the test process goes away early.
 const liveChildren = new Set<ChildProcess>();
-let exitHooksInstalled = false;
 
 function killAllSync(): void {
-  for (const child of liveChildren) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  for (const child of liveChildren) killSync(child);
   liveChildren.clear();
-}
-
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  process.once('exit', killAllSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      killAllSync();
-      process.removeListener(sig, onSignal);
-      process.kill(process.pid, sig);
-    };
-    process.on(sig, onSignal);
-  }
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -134,7 +99,7 @@ function logTail(dir: string): string {
 export async function startCharon(opts: CharonOptions = {}): Promise<CharonInstance> {
   const skip = charonSkipReason();
   if (skip !== undefined) throw new Error(`cannot start charon: ${skip}`);
-  installExitHooks();
+  onProcessExit(killAllSync);
 
   const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'corvid-charon-')));

@@ -1,7 +1,7 @@
 // A real Kubernetes control plane (etcd + kube-apiserver v1.20.2) for integration tests.
 // See test/support/README.md. With TEST_KUBECONFIG set, an existing cluster is used instead.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, openSync, closeSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, openSync, closeSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { createServer, type Server } from 'node:net';
@@ -21,6 +21,7 @@ import {
   type V1Node,
   type V1NodeCondition,
 } from '@kubernetes/client-node';
+import { isExecutable, killSync, onPath, onProcessExit } from './host.ts';
 
 export interface ControlPlane {
   /** Admin kubeconfig file (token auth, CA data). */
@@ -51,19 +52,6 @@ export function kubeApiServerPath(): string {
   return join(cache, 'kube-apiserver-1.20.2', 'bin', 'kube-apiserver');
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((d) => d !== '' && isExecutable(join(d, cmd)));
-}
-
 /** undefined when control-plane tests can run; otherwise one line saying how to enable them. */
 export function controlPlaneSkipReason(): string | undefined {
   const external = process.env.TEST_KUBECONFIG;
@@ -84,36 +72,12 @@ export function controlPlaneSkipReason(): string | undefined {
 // process goes away without stop().
 const liveChildren = new Set<ChildProcess>();
 const liveDirs = new Set<string>();
-let exitHooksInstalled = false;
 
 function cleanupSync(): void {
-  for (const child of liveChildren) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  for (const child of liveChildren) killSync(child);
   liveChildren.clear();
   for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
   liveDirs.clear();
-}
-
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  process.once('exit', cleanupSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      cleanupSync();
-      process.removeListener(sig, onSignal);
-      // Re-raise so the default action (exit) still happens.
-      process.kill(process.pid, sig);
-    };
-    process.on(sig, onSignal);
-  }
 }
 
 async function freePorts(n: number): Promise<number[]> {
@@ -390,7 +354,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
   const skip = controlPlaneSkipReason();
   if (skip !== undefined) throw new Error(`cannot start control plane: ${skip}`);
 
-  installExitHooks();
+  onProcessExit(cleanupSync);
   const dir = await mkdtemp(join(tmpdir(), 'corvid-cp-'));
   liveDirs.add(dir);
   const l: Local = { dir, etcdUrl: '', apiPort: 0, ca: '', adminToken: '' };

@@ -5,6 +5,7 @@
 // nothing ever appears in the host's own namespace and concurrent test processes cannot collide.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { killSync, onProcessExit } from './host.ts';
 
 const IP = '/usr/sbin/ip';
 
@@ -62,18 +63,9 @@ export function ip(...args: string[]): Promise<string> {
 
 const liveNamespaces = new Set<string>();
 const liveProcesses = new Set<ChildProcess>();
-let hooksInstalled = false;
 
 function cleanupSync(): void {
-  for (const child of liveProcesses) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  }
+  for (const child of liveProcesses) killSync(child);
   liveProcesses.clear();
   for (const ns of liveNamespaces) {
     try {
@@ -85,19 +77,6 @@ function cleanupSync(): void {
   liveNamespaces.clear();
 }
 
-function installHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.once('exit', cleanupSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      cleanupSync();
-      process.removeListener(sig, onSignal);
-      process.kill(process.pid, sig);
-    };
-    process.on(sig, onSignal);
-  }
-}
 
 function pidAlive(pid: number): boolean {
   try {
@@ -143,7 +122,7 @@ export class NetnsLab {
   private n = 0;
 
   constructor() {
-    installHooks();
+    onProcessExit(cleanupSync);
     this.prefix = `cvd-${process.pid}-${++labCounter}`;
   }
 
