@@ -11,6 +11,7 @@
 import { Watch } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage, listAll, statusCode, type KubeObject } from './client.ts';
+import { setTimeout as delay } from 'node:timers/promises';
 
 export type InformerEventType = 'add' | 'update' | 'delete';
 
@@ -39,17 +40,12 @@ export interface InformerOptions {
   maxBackoffMs?: number;
 }
 
+// Resolves after ms, or at once when the signal aborts (never rejects).
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  return delay(ms, undefined, { signal }).then(
+    () => undefined,
+    () => undefined,
+  );
 }
 
 function key(o: KubeObject): string {

@@ -10,6 +10,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage, kubeRequest, statusCode } from './client.ts';
 import { microTime } from './events.ts';
 import { LEADER_LEASE_NAME, leasesPath, type LeaseJson } from './leases.ts';
+import { setTimeout as delay } from 'node:timers/promises';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -32,17 +33,12 @@ export interface LeaderElectionOptions {
   now?: () => number;
 }
 
+// Resolves after ms, or at once when the signal aborts (never rejects).
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  return delay(ms, undefined, { signal }).then(
+    () => undefined,
+    () => undefined,
+  );
 }
 
 export class LeaderElector {
