@@ -36,7 +36,12 @@ export function tunnelToConn(t: TunnelPlan): ConnConfig {
       },
     },
   };
-  if (t.remotePort !== undefined) conn.remote_port = t.remotePort;
+  if (t.remotePort !== undefined) {
+    conn.remote_port = t.remotePort;
+    // IKE to a port other than 500 goes out from 4500 with the non-ESP marker from the first packet. From port 500 a
+    // NAT may still hold the mapping of another node behind it, and the peer would take the packets for ESP.
+    if (t.remotePort !== 500) conn.local_port = 4500;
+  }
   return conn;
 }
 

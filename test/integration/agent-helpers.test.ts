@@ -47,6 +47,7 @@ test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, initiator restar
     version: 2,
     remote_addrs: ['192.0.2.2'],
     remote_port: 4500,
+    local_port: 4500,
     proposals: ['aes256-sha256-modp2048'],
     dpd_delay: '10s',
     local: { auth: 'psk', id: 'a-gw' },
@@ -66,6 +67,11 @@ test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, initiator restar
   const r = tunnelToConn({ ...T, role: 'responder', remoteAddr: '%any', remotePort: undefined });
   assert.deepEqual(r.remote_addrs, ['%any']);
   assert.equal(r.remote_port, undefined);
+  assert.equal(r.local_port, undefined);
+  // IKE to port 500 floats to 4500 as usual; to any other port it leaves from 4500 with the non-ESP marker.
+  assert.equal(tunnelToConn({ ...T, remotePort: 500 }).local_port, undefined);
+  assert.equal(tunnelToConn({ ...T, remotePort: 4501 }).local_port, 4500);
+  assert.equal(tunnelToConn({ ...T, role: 'responder', remotePort: 4500 }).local_port, 4500);
   assert.equal(r.children['corvid-b'].dpd_action, 'clear');
   assert.equal(r.children['corvid-b'].close_action, 'none');
   assert.equal(connHash(tunnelToConn(T)), connHash(tunnelToConn({ ...T })));

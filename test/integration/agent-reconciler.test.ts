@@ -88,6 +88,10 @@ test('reconciler: tunnel up from the plan, pods ping across, drift and charon re
     ['corvid-b', ['10.101.0.0/24', '10.101.1.0/24'], ['10.102.0.0/24', '10.102.1.0/24']],
   ]);
   assert.ok(sa.children[0].bytesOut > 0 && sa.children[0].bytesIn > 0);
+  // The peer is on port 4500: IKE leaves from 4500 (non-ESP marker from the first packet) and both ends agree.
+  assert.deepEqual([sa.localPort, sa.remotePort], [4500, 4500]);
+  const [saB] = await B.vici.listSas();
+  assert.deepEqual([saB.localPort, saB.remotePort], [4500, 4500]);
 
   // Steady state: nothing to do.
   const again = await A.gw.reconcile(plan(a.gwNode));
