@@ -9,11 +9,12 @@ export const DPD_DELAY = '10s';
 
 /**
  * One IKEv2 connection with exactly one CHILD_SA (same name as the connection) carrying all local subnets to all
- * remote subnets. The initiator re-initiates on DPD timeout and when the peer closes the CHILD_SA; the responder
- * just clears. start_action stays `none`: the agent initiates explicitly (`trap` drops packets with kernel-libipsec).
+ * remote subnets. Exactly one mechanism starts a tunnel: the agent, which initiates explicitly (start_action `none`;
+ * `trap` drops packets with kernel-libipsec) at every reconcile that finds it down, and reconciles right after a
+ * VICI down event. charon itself never restarts it (close_action `none`, dpd_action `clear`): a charon-side restart
+ * racing the agent's initiate made two handshakes, one of them possibly against the peer's old config.
  */
 export function tunnelToConn(t: TunnelPlan): ConnConfig {
-  const initiator = t.role === 'initiator';
   const conn: ConnConfig = {
     version: 2,
     // No local_addrs: IKE binds to any address and the kernel picks the source towards the peer. A gateway reached
@@ -31,8 +32,8 @@ export function tunnelToConn(t: TunnelPlan): ConnConfig {
         esp_proposals: [...t.espProposals],
         mode: 'tunnel',
         start_action: 'none',
-        dpd_action: initiator ? 'restart' : 'clear',
-        close_action: initiator ? 'start' : 'none',
+        dpd_action: 'clear',
+        close_action: 'none',
       },
     },
   };

@@ -88,8 +88,24 @@ export class Reconciler {
   /** Shared-key id -> fingerprint of the key this process loaded. */
   private readonly loadedKeys = new Map<string, string>();
 
+  /** Connection name -> replacements of SAs with the wrong traffic selectors in a row, and when the next may be. */
+  private readonly tsRetries = new Map<string, { count: number; notBefore: number }>();
+
   constructor(opts: ReconcilerOptions) {
     this.o = opts;
+  }
+
+  /**
+   * Whether an SA with the wrong traffic selectors may be replaced now. The first replacement is immediate; if the
+   * peer keeps narrowing (its config really differs), later ones back off (10 s doubling to 5 min) instead of
+   * cutting the tunnel at every reconcile.
+   */
+  private mayReplace(name: string): boolean {
+    const now = Date.now();
+    const r = this.tsRetries.get(name) ?? { count: 0, notBefore: 0 };
+    if (now < r.notBefore) return false;
+    this.tsRetries.set(name, { count: r.count + 1, notBefore: now + Math.min(300_000, 10_000 * 2 ** r.count) });
+    return true;
   }
 
   async reconcile(plan: NodePlan): Promise<ReconcileResult> {
@@ -169,6 +185,7 @@ export class Reconciler {
       if (saNames.has(name)) await step(`terminate ${name}`, () => terminateAll(vici, name, terminateTimeoutMs));
       if (conns.includes(name)) await step(`unload-conn ${name}`, () => vici.unloadConn(name));
       this.loaded.delete(name);
+      this.tsRetries.delete(name);
     }
     for (const id of keys.sort()) {
       if (want.has(id)) continue;
@@ -197,6 +214,16 @@ export class Reconciler {
           await step(`terminate ${name} (config changed)`, () => terminateAll(vici, name, terminateTimeoutMs));
           summary = { ...summary, up: false, pending: false };
         }
+      }
+      // Steady state too: a CHILD_SA negotiated against the peer's old config (while both ends reloaded) carries
+      // fewer traffic selectors and would stay like that. The initiator replaces it; the responder waits for that.
+      if (w.tunnel.role === 'initiator' && summary.up && !summary.pending && !saMatchesTunnel(summary, w.tunnel)) {
+        if (this.mayReplace(name)) {
+          await step(`terminate ${name} (traffic selectors differ from the plan)`, () => terminateAll(vici, name, terminateTimeoutMs));
+          summary = { ...summary, up: false, pending: false };
+        }
+      } else if (summary.up) {
+        this.tsRetries.delete(name);
       }
       if (w.tunnel.role === 'initiator' && !summary.up && !summary.pending) {
         await step(`initiate ${name}`, () => vici.initiate({ child: name, ike: name, timeoutMs: this.o.initiateTimeoutMs ?? 5000 }), true);

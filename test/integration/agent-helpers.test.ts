@@ -41,7 +41,7 @@ const T: TunnelPlan = {
   relayed: [],
 };
 
-test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, initiator restarts, responder clears', () => {
+test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, only the agent starts it, NAT-T port from the first packet', () => {
   const c = tunnelToConn(T);
   assert.deepEqual(c, {
     version: 2,
@@ -59,8 +59,8 @@ test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, initiator restar
         esp_proposals: ['aes256-sha256'],
         mode: 'tunnel',
         start_action: 'none',
-        dpd_action: 'restart',
-        close_action: 'start',
+        dpd_action: 'clear',
+        close_action: 'none',
       },
     },
   });
@@ -74,6 +74,7 @@ test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, initiator restar
   assert.equal(tunnelToConn({ ...T, role: 'responder', remotePort: 4500 }).local_port, 4500);
   assert.equal(r.children['corvid-b'].dpd_action, 'clear');
   assert.equal(r.children['corvid-b'].close_action, 'none');
+  assert.equal(r.children['corvid-b'].start_action, 'none');
   assert.equal(connHash(tunnelToConn(T)), connHash(tunnelToConn({ ...T })));
   assert.notEqual(connHash(tunnelToConn(T)), connHash(tunnelToConn({ ...T, remoteTs: ['10.102.0.0/24'] })));
 });

@@ -12,6 +12,7 @@ import { Reconciler } from '../../src/agent/reconciler.ts';
 import { SecretReader } from '../../src/agent/secrets.ts';
 import { silentLogger } from '../../src/agent/log.ts';
 import { nodePlan } from '../../src/nodeplan/index.ts';
+import { tunnelToConn } from '../../src/agent/conns.ts';
 import { buildTwoPools, gatewayFor, makeSecretDir, waitFor, type PoolLab } from './agent-lab.ts';
 
 const skip = netnsSkipReason() ?? charonSkipReason();
@@ -189,4 +190,46 @@ test('reconciler: a gateway that loses the election becomes an ordinary node (co
   await A.gw.teardown();
   await B.gw.teardown();
   assert.deepEqual(await new Iproute({ table: 9027, netns: a.gwNs }).read(), { routes: [], rules: [] });
+});
+
+test('reconciler: an SA negotiated against the peer\'s old config (fewer traffic selectors) is replaced in the steady state', { skip, timeout: 60_000 }, async () => {
+  const full = [gatewayFor(a), gatewayFor(b)];
+  // Pool a as b's old config knew it: only a-gw's subnet.
+  const aOld = gatewayFor(a);
+  aOld.status!.nodes = aOld.status!.nodes!.filter((n) => n.nodeName === a.gwNode);
+  const A = side(a, charonA!);
+  const B = side(b, charonB!);
+  const planA = nodePlan({ gateways: full, nodeName: a.gwNode });
+  const planBOld = nodePlan({ gateways: [aOld, gatewayFor(b)], nodeName: b.gwNode });
+  const planBNew = nodePlan({ gateways: full, nodeName: b.gwNode });
+  assert.deepEqual(planBOld.tunnels[0].remoteTs, [a.gwSubnet]);
+
+  await B.gw.reconcile(planBOld);
+  const first = await A.gw.reconcile(planA);
+  assert.deepEqual(first.errors, []);
+  assert.equal(first.tunnels[0].up, true);
+  const narrowed = (await A.vici.listSas())[0].children[0];
+  assert.deepEqual(narrowed.localTs, [a.gwSubnet], 'b narrowed the CHILD_SA to its old config');
+
+  // b's agent loads its new config while the SA stays (the reload raced the negotiation): nothing tears it down.
+  await B.vici.loadConn('corvid-a', tunnelToConn(planBNew.tunnels[0]));
+  const fixed = await A.gw.reconcile(planA);
+  assert.deepEqual(fixed.errors, []);
+  assert.deepEqual(fixed.viciActions, ['terminate corvid-b (traffic selectors differ from the plan)', 'initiate corvid-b']);
+  const sas = await A.vici.listSas();
+  assert.equal(sas.length, 1);
+  assert.deepEqual(sas[0].children.map((c) => [c.localTs, c.remoteTs]), [[[a.gwSubnet, a.memberSubnet], [b.gwSubnet, b.memberSubnet]]]);
+  assert.ok(await waitFor('ping a-n1 -> b-n1 after the replacement', async () => {
+    await A.member.reconcile(nodePlan({ gateways: full, nodeName: a.memberNode }));
+    await B.member.reconcile(nodePlan({ gateways: full, nodeName: b.memberNode }));
+    return ping(a.memberNs, a.memberPod, b.memberPod);
+  }, 10_000));
+
+  // Steady again: nothing to do.
+  const again = await A.gw.reconcile(planA);
+  assert.deepEqual([again.viciActions, again.errors], [[], []]);
+  await A.gw.teardown();
+  await B.gw.teardown();
+  await A.member.teardown();
+  await B.member.teardown();
 });
