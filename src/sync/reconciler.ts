@@ -34,6 +34,9 @@ export const SOURCE_ANNOTATION = 'corvid.dev/source';
 
 /** How long our own writes overlay the informer caches at most (normally they catch up in milliseconds). */
 const OVERLAY_TTL_MS = 10_000;
+/** Backoff of the status write after a failure (it is requeued, but never tried more often than this). */
+const STATUS_RETRY_INITIAL_MS = 500;
+const STATUS_RETRY_MAX_MS = 60_000;
 
 export interface ReconcilerDeps {
   kc: KubeConfig;
@@ -91,6 +94,8 @@ export class Reconciler {
   private lastGood: (Candidate & { key: string }) | undefined;
   private rejected: Rejection | undefined;
   private memory: HealthMemory = emptyHealthMemory();
+  /** Set while the status write is failing: when it may be tried next, and the current backoff. */
+  private statusRetry: { delayMs: number; notBefore: number } | undefined;
   private readonly lastWritten = new Map<string, string>();
   /** The Gateways as this sync last wrote them: the election's memory (see plan()). */
   private readonly lastWrittenObject = new Map<string, Gateway>();
@@ -268,16 +273,17 @@ export class Reconciler {
       }
       this.report(serving, planned, changes, deleted, activeBefore);
       const outcome: Outcome = problem ?? { kind: 'applied', revision: serving.revision, notes: this.notes(planned) };
-      await this.writeStatus(outcome, attempted ?? serving.revision, serving.object?.name ?? serving.topology.name);
-      // A source that failed transiently (fetch) is asked again later; the Gateways themselves are in order.
-      return { result: problem?.kind === 'failed' ? 'requeue' : 'success', revision: serving.revision, outcome, wakeAt };
+      const statusWritten = await this.writeStatus(outcome, attempted ?? serving.revision, serving.object?.name ?? serving.topology.name);
+      // A source that failed transiently (fetch) is asked again later; the Gateways themselves are in order. So is a
+      // status write that failed: requeue, with backoff.
+      return { result: problem?.kind === 'failed' || !statusWritten ? 'requeue' : 'success', revision: serving.revision, outcome, wakeAt };
     }
 
     // Nothing to serve: no good revision yet.
     const outcome = problem ?? { kind: 'failed' as const, reason: REJECT.fetchFailed, message: 'no revision fetched yet' };
     const name = art?.object?.name ?? this.rejected?.name;
-    if (name !== undefined) await this.writeStatus(outcome, attempted, name);
-    return { result: outcome.kind === 'failed' ? 'requeue' : 'success', outcome };
+    const statusWritten = name === undefined || (await this.writeStatus(outcome, attempted, name));
+    return { result: outcome.kind === 'failed' || !statusWritten ? 'requeue' : 'success', outcome };
   }
 
   /**
@@ -448,16 +454,31 @@ export class Reconciler {
     this.d.metrics.setRevision(serving.revision);
   }
 
-  /** Phase 8: status on the Topology object (and, for git/file sources, the object itself). */
-  private async writeStatus(outcome: Outcome, attempted: string | undefined, name: string): Promise<void> {
+  /**
+   * Phase 8: status on the Topology object (and, for git/file sources, the object itself). False when a write failed
+   * or is still backing off from a failure: the caller requeues, and the next attempt waits STATUS_RETRY_INITIAL_MS
+   * doubling to STATUS_RETRY_MAX_MS, whatever triggers the reconciles in between (no hot loop on a refused write).
+   */
+  private async writeStatus(outcome: Outcome, attempted: string | undefined, name: string): Promise<boolean> {
+    if (this.statusRetry !== undefined && Date.now() < this.statusRetry.notBefore) return false;
+    const ok = await this.tryWriteStatus(outcome, attempted, name);
+    if (ok) this.statusRetry = undefined;
+    else {
+      const delayMs = this.statusRetry === undefined ? STATUS_RETRY_INITIAL_MS : Math.min(this.statusRetry.delayMs * 2, STATUS_RETRY_MAX_MS);
+      this.statusRetry = { delayMs, notBefore: Date.now() + delayMs };
+    }
+    return ok;
+  }
+
+  private async tryWriteStatus(outcome: Outcome, attempted: string | undefined, name: string): Promise<boolean> {
     const guard = this.writeContext().guard;
     let obj = this.liveTopology(name);
     if (this.d.source.kind !== 'cluster') {
-      if (!this.d.statusObject) return;
+      if (!this.d.statusObject) return true;
       // Never take over a Topology somebody else created (e.g. one applied for the cluster source).
       if (obj !== undefined && obj.metadata?.annotations?.[SOURCE_ANNOTATION] === undefined) {
         this.d.logger.warn('status not written: Topology exists and was not created by a git/file sync', { topology: name });
-        return;
+        return true;
       }
       const good = this.lastGood;
       if (good !== undefined && good.topology.name === name) {
@@ -477,13 +498,14 @@ export class Reconciler {
             this.writes++;
             this.d.metrics.writesTotal.inc({ verb: 'apply', resource: 'topologies' });
           } catch (e) {
+            if (e instanceof NotLeaderError) throw e;
             this.d.logger.warn('status object not written', { topology: name, error: errorMessage(e) });
-            return;
+            return false;
           }
         }
       }
     }
-    if (obj === undefined) return;
+    if (obj === undefined) return true;
     const status = topologyStatus({
       previous: obj.status,
       generation: obj.metadata?.generation,
@@ -492,14 +514,16 @@ export class Reconciler {
       outcome,
       now: rfc3339(this.d.now()),
     });
-    if (statusEquals(obj.status, status)) return;
+    if (statusEquals(obj.status, status)) return true;
     guard();
     try {
       this.rememberTopology(name, obj, await applyTopologyStatus(this.d.kc, name, status));
       this.writes++;
       this.d.metrics.writesTotal.inc({ verb: 'apply', resource: 'topologies/status' });
+      return true;
     } catch (e) {
       this.d.logger.warn('topology status not written', { topology: name, error: errorMessage(e) });
+      return false;
     }
   }
 

@@ -73,8 +73,13 @@ export function topologyInformer(
 /**
  * Server-side apply of a Topology's metadata (labels, annotations) and spec, with force. Used to keep a status object
  * for topologies that come from git or a file. Never touches status.
+ *
+ * The spec is replaced as a whole: kube-apiserver 1.20 answers 422 (`spec.connectivity: Invalid value: "null"`) when
+ * an apply drops a nested object this manager applied before. On a 422 the object is therefore read and replaced
+ * (PUT, same field manager) with the spec given, the labels and annotations merged in, and the resourceVersion just
+ * read (a concurrent write gives 409, retried by the caller). A 422 the PUT gives too is a real refusal and is thrown.
  */
-export function applyTopology(
+export async function applyTopology(
   kc: KubeConfig,
   obj: { name: string; labels?: Record<string, string>; annotations?: Record<string, string>; spec: unknown },
   opts: ApplyOptions = {},
@@ -82,12 +87,48 @@ export function applyTopology(
   const metadata: Record<string, unknown> = { name: obj.name };
   if (obj.labels) metadata.labels = obj.labels;
   if (obj.annotations) metadata.annotations = obj.annotations;
+  const fieldManager = opts.fieldManager ?? FIELD_MANAGER;
+  const dryRun = opts.dryRun ? 'All' : undefined;
+  try {
+    return await kubeRequest<TopologyObject>(kc, {
+      method: 'PATCH',
+      path: topologyPath(obj.name),
+      query: { fieldManager, force: true, dryRun },
+      body: { apiVersion: `${TOPOLOGY_GROUP}/${TOPOLOGY_VERSION}`, kind: 'Topology', metadata, spec: obj.spec },
+      contentType: CONTENT_TYPE.apply,
+    });
+  } catch (e) {
+    if (statusCode(e) !== 422) throw e;
+    const live = await getTopology(kc, obj.name);
+    if (live === undefined) throw e;
+    return replaceTopologySpec(kc, live, obj, { fieldManager, dryRun: opts.dryRun });
+  }
+}
+
+/** PUT `live` with its spec replaced by `obj.spec` and `obj`'s labels and annotations merged in (status untouched). */
+function replaceTopologySpec(
+  kc: KubeConfig,
+  live: TopologyObject,
+  obj: { name: string; labels?: Record<string, string>; annotations?: Record<string, string>; spec: unknown },
+  opts: { fieldManager: string; dryRun?: boolean },
+): Promise<TopologyObject> {
+  const { managedFields: _managed, ...meta } = (live.metadata ?? {}) as Record<string, unknown> & { managedFields?: unknown };
+  const body = {
+    apiVersion: `${TOPOLOGY_GROUP}/${TOPOLOGY_VERSION}`,
+    kind: 'Topology',
+    metadata: {
+      ...meta,
+      labels: { ...(live.metadata?.labels ?? {}), ...(obj.labels ?? {}) },
+      annotations: { ...(live.metadata?.annotations ?? {}), ...(obj.annotations ?? {}) },
+    },
+    spec: obj.spec,
+  };
   return kubeRequest<TopologyObject>(kc, {
-    method: 'PATCH',
+    method: 'PUT',
     path: topologyPath(obj.name),
-    query: { fieldManager: opts.fieldManager ?? FIELD_MANAGER, force: true, dryRun: opts.dryRun ? 'All' : undefined },
-    body: { apiVersion: `${TOPOLOGY_GROUP}/${TOPOLOGY_VERSION}`, kind: 'Topology', metadata, spec: obj.spec },
-    contentType: CONTENT_TYPE.apply,
+    query: { fieldManager: opts.fieldManager, dryRun: opts.dryRun ? 'All' : undefined },
+    body,
+    contentType: CONTENT_TYPE.json,
   });
 }
 
