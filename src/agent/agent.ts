@@ -10,8 +10,9 @@ import { errorMessage } from '../adapters/kube/client.ts';
 import { Heartbeat, type TunnelHealth } from '../adapters/kube/heartbeat.ts';
 import { Iproute } from '../adapters/iproute/iproute.ts';
 import { nodePlan, type NodePlan } from '../nodeplan/index.ts';
-import { ViciSession } from './vici/index.ts';
-import { Reconciler, type ReconcileResult } from './reconciler.ts';
+import { ViciSession, parseUpdownEvent, type Subscription, type ViciMessage } from './vici/index.ts';
+import { Reconciler, type ReconcileResult, type TunnelState } from './reconciler.ts';
+import { ours } from './conns.ts';
 import { SecretReader } from './secrets.ts';
 import { AgentMetrics, serveHttp } from './metrics.ts';
 import type { Logger } from './log.ts';
@@ -78,6 +79,18 @@ export class Agent {
   private lastResult: ReconcileResult | undefined;
   private readonly tunnelSince = new Map<string, TunnelHealth>();
   private forwardingWarned = false;
+  /** The plan of the last reconcile (what tunnel refreshes report on). */
+  private lastPlan: NodePlan | undefined;
+  /** ike-updown/child-updown subscription (re-registered by the session after charon restarts). */
+  private sub: Subscription | undefined;
+  private subscribing = false;
+  private tunnelTimer: NodeJS.Timeout | undefined;
+  private eventDebounce: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
+  private refreshAgain = false;
+  /** Tunnel state readers are numbered when they start reading; an older read never overwrites a newer one. */
+  private readSeq = 0;
+  private appliedSeq = 0;
   /** Number of reconciles run (tests and logs). */
   reconciles = 0;
 
@@ -131,6 +144,13 @@ export class Agent {
     this.log.info('gateways synced', { count: this.informer.list().length });
     await this.runNow();
     this.heartbeat.start();
+    // Tunnel state between reconciles: VICI events (below) and, as a fallback, a list-sas every lease renewal.
+    const refresh = (): void => {
+      if (this.stopping) return;
+      this.refreshTunnels();
+      this.tunnelTimer = setTimeout(refresh, o.leaseRenewMs);
+    };
+    this.tunnelTimer = setTimeout(refresh, o.leaseRenewMs);
     const repair = (): void => {
       if (this.stopping) return;
       this.trigger(0);
@@ -172,6 +192,8 @@ export class Agent {
         } while (this.again);
       } finally {
         this.loop = undefined;
+        // A refresh asked for during the reconcile was postponed; the reconcile's own read-back may be older.
+        if (this.refreshAgain) this.refreshTunnels();
       }
     })();
     return this.loop;
@@ -202,6 +224,7 @@ export class Agent {
     }
     if (plan.role === 'gateway' && this.o.netns === undefined) this.checkForwarding();
     this.reconciles++;
+    const seq = ++this.readSeq;
     let res: ReconcileResult;
     try {
       res = await this.reconciler.reconcile(plan);
@@ -209,6 +232,7 @@ export class Agent {
       res = { ok: false, errors: [(e as Error).message], warnings: [], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
     }
     this.lastResult = res;
+    this.lastPlan = plan;
     this.metrics.record(res, this.o.routeTable, this.now());
     if (res.ipChanges.length > 0) this.log.info('routes applied', { changes: res.ipChanges });
     // Problems are logged when they change, not on every repair tick.
@@ -221,12 +245,81 @@ export class Agent {
     }
 
     this.heartbeat.setEnabled(isGatewayCandidate(gateways, this.o.nodeName));
-    this.heartbeat.setTunnels(plan.role === 'gateway' ? this.tunnelHealth(plan, res) : undefined);
-    if (plan.role !== 'gateway') this.tunnelSince.clear();
+    if (plan.role === 'gateway') {
+      this.ensureSubscribed();
+      if (res.viciChecked && seq > this.appliedSeq) {
+        this.appliedSeq = seq;
+        if (this.heartbeat.setTunnels(this.tunnelHealth(plan, res.tunnels))) this.heartbeat.kick();
+      }
+    } else {
+      if (this.heartbeat.setTunnels(undefined)) this.heartbeat.kick();
+      this.tunnelSince.clear();
+    }
   }
 
-  private tunnelHealth(plan: NodePlan, res: ReconcileResult): Record<string, TunnelHealth> {
-    const up = new Map(res.tunnels.map((t) => [t.peer, t.up]));
+  /** Subscribe to SA up/down events once this node is an active gateway; a failed attempt is retried next reconcile. */
+  private ensureSubscribed(): void {
+    if (this.sub !== undefined || this.subscribing || this.stopping) return;
+    this.subscribing = true;
+    this.vici.subscribe(['ike-updown', 'child-updown'], (name, msg) => this.onSaEvent(name, msg)).then(
+      async (sub) => {
+        this.subscribing = false;
+        if (this.stopping) await sub.close();
+        else this.sub = sub;
+      },
+      (e: Error) => {
+        this.subscribing = false;
+        this.log.warn('cannot subscribe to charon SA events; tunnel state follows the lease renewals only', { error: e.message });
+      },
+    );
+  }
+
+  private onSaEvent(name: string, msg: ViciMessage): void {
+    if (this.stopping) return;
+    const ev = parseUpdownEvent(msg);
+    if (!ev.sas.some((sa) => ours(sa.name))) return;
+    if (this.eventDebounce) clearTimeout(this.eventDebounce);
+    this.eventDebounce = setTimeout(() => {
+      this.eventDebounce = undefined;
+      this.refreshTunnels();
+    }, 100);
+    // A tunnel went down: repair now rather than at the next repair tick (the initiator re-initiates).
+    if (!ev.up) {
+      this.log.info('SA down event', { event: name, sas: ev.sas.map((sa) => sa.name).filter(ours) });
+      this.trigger(250);
+    }
+  }
+
+  /** Re-read list-sas and publish the tunnel state (Lease annotation, metrics) if this node is an active gateway. */
+  refreshTunnels(): void {
+    if (this.stopping) return;
+    if (this.loop !== undefined || this.refreshing !== undefined) {
+      this.refreshAgain = true;
+      return;
+    }
+    this.refreshAgain = false;
+    const plan = this.lastPlan;
+    if (plan === undefined || plan.role !== 'gateway') return;
+    const seq = ++this.readSeq;
+    this.refreshing = (async () => {
+      let tunnels: TunnelState[];
+      try {
+        tunnels = await this.reconciler.readTunnels(plan);
+      } catch {
+        return; // charon away: the next reconcile reports it
+      }
+      if (this.stopping || seq <= this.appliedSeq || this.lastPlan !== plan) return;
+      this.appliedSeq = seq;
+      this.metrics.recordTunnels(tunnels, true);
+      if (this.heartbeat.setTunnels(this.tunnelHealth(plan, tunnels))) this.heartbeat.kick();
+    })().finally(() => {
+      this.refreshing = undefined;
+      if (this.refreshAgain && this.loop === undefined) this.refreshTunnels();
+    });
+  }
+
+  private tunnelHealth(plan: NodePlan, tunnels: readonly TunnelState[]): Record<string, TunnelHealth> {
+    const up = new Map(tunnels.map((t) => [t.peer, t.up]));
     const out: Record<string, TunnelHealth> = {};
     const nowText = this.now().toISOString().replace(/\.\d{3}Z$/, 'Z');
     for (const t of plan.tunnels) {
@@ -261,7 +354,11 @@ export class Agent {
     this.stopping = true;
     if (this.repairTimer) clearTimeout(this.repairTimer);
     if (this.debounce) clearTimeout(this.debounce);
+    if (this.tunnelTimer) clearTimeout(this.tunnelTimer);
+    if (this.eventDebounce) clearTimeout(this.eventDebounce);
     await this.loop;
+    await this.refreshing;
+    await this.sub?.close();
     await this.informer?.stop();
     await this.heartbeat.stop();
     const res = await this.reconciler.teardown();

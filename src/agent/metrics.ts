@@ -30,8 +30,13 @@ export class AgentMetrics {
     this.routes.set({ table: String(table) }, res.routeCount);
     if (res.ok) this.lastApply.set(now.getTime() / 1000);
     else this.applyErrors.inc();
+    this.recordTunnels(res.tunnels, res.viciChecked);
+  }
+
+  /** Tunnel state and byte counters from a list-sas read; `complete` = the list covers every tunnel of the plan. */
+  recordTunnels(tunnels: ReconcileResult['tunnels'], complete: boolean): void {
     const current = new Set<string>();
-    for (const t of res.tunnels) {
+    for (const t of tunnels) {
       current.add(t.peer);
       this.tunnelUp.set({ peer: t.peer }, t.up ? 1 : 0);
       for (const c of t.children) {
@@ -46,7 +51,7 @@ export class AgentMetrics {
       this.bytesIn.inc({ peer: t.peer }, 0);
       this.bytesOut.inc({ peer: t.peer }, 0);
     }
-    if (res.viciChecked) {
+    if (complete) {
       for (const p of this.peers) {
         if (!current.has(p)) {
           this.tunnelUp.remove({ peer: p });
@@ -56,7 +61,7 @@ export class AgentMetrics {
       }
       this.peers.clear();
       for (const p of current) this.peers.add(p);
-      const live = new Set(res.tunnels.flatMap((t) => t.children.map((c) => c.uniqueId)));
+      const live = new Set(tunnels.flatMap((t) => t.children.map((c) => c.uniqueId)));
       for (const id of [...this.seen.keys()]) if (!live.has(id)) this.seen.delete(id);
     }
   }

@@ -232,14 +232,21 @@ export class Reconciler {
 
     // 3. Read back the SAs for status and metrics.
     try {
-      const after = (await vici.listSas()).filter((s) => ours(s.name));
-      for (const t of plan.tunnels) {
-        const s = summariseSas(after, t.name);
-        res.tunnels.push({ peer: t.peerPool, conn: t.name, up: s.up, pending: s.pending, bytesIn: s.bytesIn, bytesOut: s.bytesOut, children: s.children });
-      }
+      res.tunnels.push(...(await this.readTunnels(plan)));
     } catch (e) {
       res.errors.push(`vici: list-sas: ${(e as Error).message}`);
     }
+  }
+
+  /** The state of the plan's tunnels as list-sas reports it now (cheap: no change is made). Throws on VICI errors. */
+  async readTunnels(plan: NodePlan): Promise<TunnelState[]> {
+    const vici = this.o.vici;
+    if (vici === undefined || plan.tunnels.length === 0) return [];
+    const after = (await vici.listSas()).filter((s) => ours(s.name));
+    return plan.tunnels.map((t) => {
+      const s = summariseSas(after, t.name);
+      return { peer: t.peerPool, conn: t.name, up: s.up, pending: s.pending, bytesIn: s.bytesIn, bytesOut: s.bytesOut, children: s.children };
+    });
   }
 
   /** Remove exactly what is ours: SAs and conns named corvid-*, our shared keys, our routes and rules. */

@@ -77,22 +77,43 @@ export class Heartbeat {
     return this.enabled;
   }
 
-  /** The active gateway's tunnel state; undefined removes the annotation (not the active gateway). */
-  setTunnels(t: Record<string, TunnelHealth> | undefined): void {
-    this.tunnels = t === undefined ? null : encodeTunnels(t);
+  /**
+   * The active gateway's tunnel state; undefined removes the annotation (not the active gateway). Returns whether
+   * the annotation value changed.
+   */
+  setTunnels(t: Record<string, TunnelHealth> | undefined): boolean {
+    const next = t === undefined ? null : encodeTunnels(t);
+    const changed = next !== this.tunnels;
+    this.tunnels = next;
+    return changed;
   }
 
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    const tick = (): void => {
-      if (this.stopped) return;
-      this.running = this.renew().finally(() => {
-        this.running = undefined;
-        if (!this.stopped) this.timer = setTimeout(tick, this.o.renewIntervalMs);
-      });
-    };
-    tick();
+    this.tick();
+  }
+
+  /** Renew now instead of at the next interval (a changed tunnel state is written at once). */
+  kick(): void {
+    if (this.stopped || !this.enabled) return;
+    if (this.running) {
+      this.kickWanted = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.tick();
+  }
+
+  private kickWanted = false;
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.kickWanted = false;
+    this.running = this.renew().finally(() => {
+      this.running = undefined;
+      if (!this.stopped) this.timer = setTimeout(() => this.tick(), this.kickWanted ? 0 : this.o.renewIntervalMs);
+    });
   }
 
   async stop(): Promise<void> {

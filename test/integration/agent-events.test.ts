@@ -1,0 +1,135 @@
+// The agent keeps its reported tunnel state fresh between reconciles: charon's ike-updown/child-updown events make
+// it re-read list-sas and write the Lease annotation at once, and a down event triggers a repair right away.
+// Two in-process Agents (a-gw, b-gw) against a real kube-apiserver and two real charons in namespaces; the repair
+// interval and the lease renewal are long (60 s / 20 s), so only the event path can explain a prompt update.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netns.ts';
+import { charonSkipReason, startCharon, type CharonInstance } from '../support/charon.ts';
+import { installCrds, useControlPlane } from '../support/controlplane.ts';
+import { ViciSession } from '../../src/agent/vici/index.ts';
+import { Agent } from '../../src/agent/agent.ts';
+import { silentLogger } from '../../src/agent/log.ts';
+import { applyGateway, applyGatewayStatus } from '../../src/adapters/kube/gateways.ts';
+import { kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
+import type { LeaseJson } from '../../src/adapters/kube/leases.ts';
+import { TUNNEL_HEALTH_ANNOTATION } from '../../src/gateway/keys.ts';
+import type { Gateway } from '../../src/gateway/types.ts';
+import { buildTwoPools, gatewayFor, makeSecretDir, waitFor, type PoolLab } from './agent-lab.ts';
+
+const cp = useControlPlane();
+const skip = netnsSkipReason() ?? charonSkipReason() ?? cp.skip;
+const LEASE_NS = 'corvid-events';
+const TABLE = 9028;
+
+const lab = new NetnsLab();
+let a: PoolLab;
+let b: PoolLab;
+const charons = new Map<string, CharonInstance>();
+const sessions: ViciSession[] = [];
+const agents: Agent[] = [];
+let secrets: { dir: string; remove(): Promise<void> } | undefined;
+
+function vici(node: string): ViciSession {
+  const s = new ViciSession(charons.get(node)!.socketPath, { reconnectTimeoutMs: 5000 });
+  sessions.push(s);
+  return s;
+}
+
+async function startAgent(p: PoolLab): Promise<Agent> {
+  const agent = new Agent({
+    nodeName: p.gwNode,
+    kubeConfig: cp.get().kubeConfig,
+    viciSocket: charons.get(p.gwNode)!.socketPath,
+    routeTable: TABLE,
+    rulePriority: TABLE,
+    secretDir: secrets!.dir,
+    leaseNamespace: LEASE_NS,
+    leaseRenewMs: 20_000,
+    leaseDurationSeconds: 60,
+    repairIntervalMs: 60_000,
+    metricsAddr: '',
+    log: silentLogger,
+    netns: p.gwNs,
+  });
+  agents.push(agent);
+  await agent.start();
+  return agent;
+}
+
+async function applyPool(gw: Gateway): Promise<void> {
+  const kc = cp.get().kubeConfig;
+  await applyGateway(kc, gw, { fieldManager: 'corvid-test' });
+  await applyGatewayStatus(kc, gw.metadata.name, gw.status!, { fieldManager: 'corvid-test-status' });
+}
+
+async function tunnels(node: string): Promise<Record<string, { up: boolean; since: string }> | undefined> {
+  try {
+    const l = await kubeRequest<LeaseJson>(cp.get().kubeConfig, { method: 'GET', path: `/apis/coordination.k8s.io/v1/namespaces/${LEASE_NS}/leases/${node}` });
+    const v = l.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION];
+    return v === undefined ? undefined : (JSON.parse(v) as Record<string, { up: boolean; since: string }>);
+  } catch (e) {
+    if (statusCode(e) === 404) return undefined;
+    throw e;
+  }
+}
+
+function tunnelUpMetric(text: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith('corvid_tunnel_up{peer="b"}'));
+  return line === undefined ? undefined : Number(line.split(' ').pop());
+}
+
+describe('agent tunnel state from VICI events', { skip }, () => {
+  before(async () => {
+    if (skip) return;
+    sweepStaleNamespaces();
+    [a, b] = await buildTwoPools(lab);
+    charons.set(a.gwNode, await startCharon({ netns: a.gwNs }));
+    charons.set(b.gwNode, await startCharon({ netns: b.gwNs }));
+    secrets = await makeSecretDir();
+    const kc = cp.get().kubeConfig;
+    await installCrds(kc);
+    await kubeRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: LEASE_NS } } }).catch((e) => {
+      if (statusCode(e) !== 409) throw e;
+    });
+    for (const p of [a, b]) await applyPool(gatewayFor(p));
+  }, { timeout: 120_000 });
+
+  after(async () => {
+    for (const agent of agents) await agent.stop().catch(() => {});
+    await Promise.all(sessions.map((s) => s.close().catch(() => {})));
+    for (const c of charons.values()) await c.stop();
+    await lab.cleanup();
+    await secrets?.remove();
+  });
+
+  test('a tunnel closed by the peer is reported down/up and repaired at once; since changes only with the state', { skip, timeout: 60_000 }, async () => {
+    // Responder first, so the initiator's first initiate succeeds (its next repair tick is 60 s away).
+    const agentB = await startAgent(b);
+    await waitFor('b-gw loaded corvid-a', async () => (await vici(b.gwNode).getConns()).includes('corvid-a'), 10_000);
+    const agentA = await startAgent(a);
+    const t1 = await waitFor('tunnel up in a-gw\'s Lease', async () => ((await tunnels(a.gwNode))?.b?.up === true ? tunnels(a.gwNode) : undefined), 10_000, 100);
+    const reconciles = agentA.reconciles;
+
+    // The peer closes the tunnel. Without events nothing would notice before the next repair tick (60 s).
+    await new Promise((r) => setTimeout(r, 1100)); // `since` has a one-second resolution
+    await vici(b.gwNode).terminate({ ike: 'corvid-a', timeoutMs: 3000 });
+    const t2 = await waitFor('tunnel up again with a new since', async () => {
+      const t = await tunnels(a.gwNode);
+      return t?.b?.up === true && t.b.since !== t1!.b.since ? t : undefined;
+    }, 8_000, 100);
+    assert.ok(agentA.reconciles > reconciles, 'the down event triggered a reconcile');
+    assert.ok(Date.parse(t2.b.since) > Date.parse(t1!.b.since));
+    assert.equal((await vici(a.gwNode).listSas()).length, 1, 'one IKE_SA: the tunnel was started once');
+
+    // Refreshes without a state change keep `since`.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual(await tunnels(a.gwNode), t2);
+
+    // The peer goes away for good (its agent stops and removes its conn): reported down at once, metric too.
+    await agentB.stop();
+    const t3 = await waitFor('tunnel down in a-gw\'s Lease', async () => ((await tunnels(a.gwNode))?.b?.up === false ? tunnels(a.gwNode) : undefined), 8_000, 100);
+    assert.notEqual(t3!.b.since, t2.b.since);
+    assert.equal(tunnelUpMetric(await agentA.metrics.text()), 0);
+  });
+});
