@@ -184,7 +184,7 @@ describe('RBAC is least privilege', () => {
   test('the optional components grant only what their conditional calls need', () => {
     for (const { file } of Object.values(CONDITIONAL)) {
       const rules = manifestsOf(file).filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').flatMap((r) => r.rules);
-      assert.deepEqual(rules, [{ apiGroups: ['corvid.dev'], resources: ['topologies'], verbs: ['create', 'patch'] }], file);
+      assert.deepEqual(rules, [{ apiGroups: ['corvid.dev'], resources: ['topologies'], verbs: ['create', 'patch', 'update'] }], file);
     }
   });
 

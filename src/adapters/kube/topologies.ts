@@ -101,35 +101,26 @@ export async function applyTopology(
     if (statusCode(e) !== 422) throw e;
     const live = await getTopology(kc, obj.name);
     if (live === undefined) throw e;
-    return replaceTopologySpec(kc, live, obj, { fieldManager, dryRun: opts.dryRun });
+    // Replace: the live metadata (resourceVersion included) without managedFields, our labels and annotations merged
+    // in, the spec given. Status is a subresource: a PUT here never touches it.
+    const { managedFields: _managed, ...liveMeta } = (live.metadata ?? {}) as Record<string, unknown> & { managedFields?: unknown };
+    return kubeRequest<TopologyObject>(kc, {
+      method: 'PUT',
+      path: topologyPath(obj.name),
+      query: { fieldManager, dryRun },
+      body: {
+        apiVersion: `${TOPOLOGY_GROUP}/${TOPOLOGY_VERSION}`,
+        kind: 'Topology',
+        metadata: {
+          ...liveMeta,
+          labels: { ...(live.metadata?.labels ?? {}), ...(obj.labels ?? {}) },
+          annotations: { ...(live.metadata?.annotations ?? {}), ...(obj.annotations ?? {}) },
+        },
+        spec: obj.spec,
+      },
+      contentType: CONTENT_TYPE.json,
+    });
   }
-}
-
-/** PUT `live` with its spec replaced by `obj.spec` and `obj`'s labels and annotations merged in (status untouched). */
-function replaceTopologySpec(
-  kc: KubeConfig,
-  live: TopologyObject,
-  obj: { name: string; labels?: Record<string, string>; annotations?: Record<string, string>; spec: unknown },
-  opts: { fieldManager: string; dryRun?: boolean },
-): Promise<TopologyObject> {
-  const { managedFields: _managed, ...meta } = (live.metadata ?? {}) as Record<string, unknown> & { managedFields?: unknown };
-  const body = {
-    apiVersion: `${TOPOLOGY_GROUP}/${TOPOLOGY_VERSION}`,
-    kind: 'Topology',
-    metadata: {
-      ...meta,
-      labels: { ...(live.metadata?.labels ?? {}), ...(obj.labels ?? {}) },
-      annotations: { ...(live.metadata?.annotations ?? {}), ...(obj.annotations ?? {}) },
-    },
-    spec: obj.spec,
-  };
-  return kubeRequest<TopologyObject>(kc, {
-    method: 'PUT',
-    path: topologyPath(obj.name),
-    query: { fieldManager: opts.fieldManager, dryRun: opts.dryRun ? 'All' : undefined },
-    body,
-    contentType: CONTENT_TYPE.json,
-  });
 }
 
 /**
