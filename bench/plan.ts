@@ -7,8 +7,8 @@
 // "steady" = the sync loop's usual case, re-planning with the previous output as the live Gateways. Medians after a
 // warm-up; growth per 10x compares steady medians.
 
-import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { machine, machineLine, type Machine } from './machine.ts';
 import { plan } from '../src/plan/planner.ts';
 import type { CandidateHealth, InventoryNode, PlanInput } from '../src/plan/types.ts';
 import type { Pool, Topology } from '../src/topology/types.ts';
@@ -113,7 +113,7 @@ export interface PlanBenchRow {
 
 export interface PlanBenchResult {
   name: 'plan';
-  machine: { cpu: string; cores: number; node: string; platform: string; load: string };
+  machine: Machine;
   rows: PlanBenchRow[];
 }
 
@@ -132,7 +132,8 @@ export function formatPlanBench(r: PlanBenchResult): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(widths[i])).join(' | ')} |`;
   return [
-    `plan() benchmark on ${r.machine.cpu}, ${r.machine.cores} cores, Node ${r.machine.node} (${r.machine.platform}), load average ${r.machine.load}`,
+    'plan() benchmark',
+    machineLine(r.machine),
     line(head),
     `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
     ...rows.map(line),
@@ -142,18 +143,7 @@ export function formatPlanBench(r: PlanBenchResult): string {
 export async function benchPlan(options: { sizes?: number[]; log?: (line: string) => void } = {}): Promise<PlanBenchResult> {
   const sizes = options.sizes ?? [1_000, 10_000, 100_000];
   const log = options.log ?? ((l: string) => console.log(l));
-  const cpu = cpus();
-  const result: PlanBenchResult = {
-    name: 'plan',
-    machine: {
-      cpu: cpu[0]?.model ?? 'unknown',
-      cores: cpu.length,
-      node: process.version,
-      platform: `${process.platform}/${process.arch}`,
-      load: loadavg().map((x) => x.toFixed(1)).join(' '),
-    },
-    rows: [],
-  };
+  const result: PlanBenchResult = { name: 'plan', machine: machine(), rows: [] };
   for (const n of sizes) {
     const input = buildPlanInput(n);
     const runs = n >= 100_000 ? 7 : n >= 10_000 ? 21 : 41;
