@@ -1,14 +1,16 @@
 // Heartbeat Leases (written by the agents) -> CandidateHealth per node. Pure: `now` and the memory come in, the new
-// memory goes out; the sync keeps the memory between calls.
+// memory goes out; the sync keeps the memory between calls. Linear in the number of Leases (plus sorting the names).
 //
 // Rules (docs/gateway-annotations.md, "Health"):
 // - heartbeatAgeSeconds = now - renewTime (acquireTime when never renewed). No time at all -> no heartbeat signal.
 // - heartbeatSince = acquireTime (else renewTime): the agent has renewed since then; a gap is caught by the memory.
-// - stale = heartbeatAgeSeconds > timeout, where timeout = options.heartbeatTimeoutSeconds, else the Lease's
-//   leaseDurationSeconds, else never stale.
-// - tunnelHealthy: undefined when the Lease reports no tunnels; false when it reports tunnels and ALL of them have been
-//   down for longer than the timeout (a gateway that is Ready but forwards nothing); true otherwise.
-//   Known limit: a pool whose only peers are all dead also sees all tunnels down; both sides then look unhealthy.
+// - stale = heartbeatAgeSeconds > timeout, where timeout = options.heartbeatTimeoutSeconds (when > 0), else the
+//   Lease's leaseDurationSeconds, else never stale.
+// - tunnelHealthy: undefined when the Lease reports no tunnels. false ("Ready but not forwarding") only when
+//   (a) the Lease reports at least one tunnel, (b)+(c) every one of them is down and its `since` is known and at least
+//   the tunnel grace old (tunnelGraceSeconds(timeout) = max(10 s, 3 × timeout)): a freshly elected gateway whose
+//   tunnels were loaded down, and never changed since, counts only once the grace has passed; and (d) the network is
+//   not down as a whole: another node's fresh (not stale) Lease reports a tunnel up. true otherwise.
 // - lastUnhealthy: the memory records `now` for a node whenever it is stale or tunnel-unhealthy, and keeps the last
 //   such time while it is healthy; nodes without a Lease are forgotten.
 
@@ -31,8 +33,29 @@ export interface HealthMemory {
 }
 
 export interface HealthOptions {
-  /** The topology's election.heartbeatTimeoutSeconds. */
+  /** The topology's election.heartbeatTimeoutSeconds. Absent or ≤ 0: each Lease's leaseDurationSeconds instead. */
   heartbeatTimeoutSeconds?: number;
+}
+
+/** The shortest tunnel grace, whatever the heartbeat timeout. */
+export const MIN_TUNNEL_GRACE_SECONDS = 10;
+/** The tunnel grace is this many heartbeat timeouts (when that is longer than the minimum). */
+export const TUNNEL_GRACE_TIMEOUTS = 3;
+
+/**
+ * How long all of a node's tunnels must have been down before it is tunnel-unhealthy: max(10 s, 3 × timeout), clearly
+ * longer than the heartbeat timeout, so that bootstrapping (a responder loading its conns before its peers connect)
+ * is never mistaken for "Ready but not forwarding".
+ */
+export function tunnelGraceSeconds(heartbeatTimeoutSeconds: number | undefined): number {
+  const t = heartbeatTimeoutSeconds !== undefined && heartbeatTimeoutSeconds > 0 ? heartbeatTimeoutSeconds : 0;
+  return Math.max(MIN_TUNNEL_GRACE_SECONDS, TUNNEL_GRACE_TIMEOUTS * t);
+}
+
+/** The heartbeat timeout that applies to a Lease (seconds), or undefined for none. */
+export function heartbeatTimeoutFor(lease: Pick<HeartbeatLease, 'leaseDurationSeconds'>, options: HealthOptions = {}): number | undefined {
+  const t = options.heartbeatTimeoutSeconds;
+  return t !== undefined && t > 0 ? t : lease.leaseDurationSeconds;
 }
 
 export function emptyHealthMemory(): HealthMemory {
@@ -54,32 +77,49 @@ export function deriveHealth(
       byNode.set(l.node, l);
     }
   }
+
+  // Pass 1: each node's heartbeat, and how many fresh Leases report a tunnel up (clause d).
+  interface Seen { lease: HeartbeatLease; timeoutS?: number; ageS?: number; stale: boolean; anyUp: boolean }
+  const seen: Seen[] = [];
+  let upReporters = 0;
+  for (const node of [...byNode.keys()].sort()) {
+    const lease = byNode.get(node)!;
+    const timeoutS = heartbeatTimeoutFor(lease, options);
+    const renewMs = parseTime(lease.renewTime) ?? parseTime(lease.acquireTime);
+    const ageS = renewMs === undefined ? undefined : Math.max(0, (nowMs - renewMs) / 1000);
+    const stale = ageS !== undefined && timeoutS !== undefined && ageS > timeoutS;
+    const anyUp = Object.values(lease.tunnels ?? {}).some((t) => t.up);
+    if (anyUp && !stale) upReporters++;
+    seen.push({ lease, timeoutS, ageS, stale, anyUp });
+  }
+
+  // Pass 2: the verdicts.
   const health: Record<string, CandidateHealth> = {};
   const lastUnhealthy: Record<string, string> = {};
-  for (const node of [...byNode.keys()].sort()) {
-    const l = byNode.get(node)!;
-    const timeoutS = options.heartbeatTimeoutSeconds ?? l.leaseDurationSeconds;
+  for (const { lease: l, timeoutS, ageS, stale, anyUp } of seen) {
+    const node = l.node;
     const h: CandidateHealth = {};
-    let unhealthy = false;
-
-    const renewMs = parseTime(l.renewTime) ?? parseTime(l.acquireTime);
-    if (renewMs !== undefined) {
-      h.heartbeatAgeSeconds = Math.max(0, (nowMs - renewMs) / 1000);
+    let unhealthy = stale;
+    if (ageS !== undefined) {
+      h.heartbeatAgeSeconds = ageS;
       const sinceText = parseTime(l.acquireTime) !== undefined ? l.acquireTime : l.renewTime;
       h.heartbeatSince = formatTime(parseTime(sinceText)!);
-      if (timeoutS !== undefined && h.heartbeatAgeSeconds > timeoutS) unhealthy = true;
     }
 
     const tunnels = Object.values(l.tunnels ?? {});
     if (tunnels.length > 0) {
-      const graceMs = (timeoutS ?? 0) * 1000;
-      const allDownLong = tunnels.every((t) => {
-        if (t.up) return false;
-        const since = parseTime(t.since);
-        return since === undefined || nowMs - since > graceMs;
-      });
-      h.tunnelHealthy = !allDownLong;
-      if (allDownLong) unhealthy = true;
+      const graceMs = tunnelGraceSeconds(timeoutS) * 1000;
+      const allDownLong =
+        !anyUp &&
+        tunnels.every((t) => {
+          // No readable `since`: not known to be down long (never blamed on a guess).
+          const since = parseTime(t.since);
+          return since !== undefined && nowMs - since >= graceMs;
+        });
+      // This node reports nothing up, so every up reporter is another node.
+      const blamed = allDownLong && upReporters > 0;
+      h.tunnelHealthy = !blamed;
+      if (blamed) unhealthy = true;
     }
 
     const remembered = memory.lastUnhealthy[node];

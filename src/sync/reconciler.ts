@@ -18,7 +18,7 @@ import { applyTopology, applyTopologyStatus, type TopologyObject } from '../adap
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../gateway/keys.ts';
 import { canonicalJson } from '../gateway/render.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../gateway/types.ts';
-import { deriveHealth, emptyHealthMemory, inventoryFromNode, plan, type HealthMemory } from '../plan/index.ts';
+import { deriveHealth, emptyHealthMemory, heartbeatTimeoutFor, inventoryFromNode, plan, tunnelGraceSeconds, type HealthMemory } from '../plan/index.ts';
 import type { CandidateHealth, InventoryNode, PlanResult } from '../plan/types.ts';
 import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
 import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
@@ -373,7 +373,8 @@ export class Reconciler {
     }
     const heartbeats = heartbeatsFrom(this.d.leases.list());
     const timeoutS = c.topology.election.heartbeatTimeoutSeconds;
-    const { health, memory } = deriveHealth(heartbeats, nowText, this.memory, timeoutS > 0 ? { heartbeatTimeoutSeconds: timeoutS } : {});
+    // The same options as `corvid plan/status` (src/cli/inputs.ts): deriveHealth itself treats a timeout ≤ 0 as none.
+    const { health, memory } = deriveHealth(heartbeats, nowText, this.memory, { heartbeatTimeoutSeconds: timeoutS });
     this.memory = memory;
     // The election's memory (who is active, why) is the previous Gateway. For a Gateway this sync wrote, that is what
     // it wrote, not the live copy: a hand edit of status.activeEndpoints is drift to undo, not an election to keep.
@@ -545,7 +546,8 @@ export class Reconciler {
 
 /**
  * The earliest time after `nowMs` at which a candidate's health changes with no event: a heartbeat passing its
- * timeout, a tunnel-down period passing it, or a healthy candidate becoming mature (minHealthySeconds).
+ * timeout, a tunnel-down period passing the tunnel grace (tunnelGraceSeconds, as deriveHealth), or a healthy
+ * candidate becoming mature (minHealthySeconds).
  */
 export function nextWake(
   nowMs: number,
@@ -561,12 +563,14 @@ export function nextWake(
     if (best === undefined || ms < best) best = ms;
   };
   for (const hb of heartbeats) {
-    const timeoutS = heartbeatTimeoutSeconds > 0 ? heartbeatTimeoutSeconds : hb.leaseDurationSeconds;
+    const timeoutS = heartbeatTimeoutFor(hb, { heartbeatTimeoutSeconds });
+    // Tunnels down for the grace (>= grace): wake at the boundary.
+    const graceMs = tunnelGraceSeconds(timeoutS) * 1000;
+    for (const t of Object.values(hb.tunnels ?? {})) if (!t.up) consider(Date.parse(t.since) + graceMs);
     if (timeoutS === undefined) continue;
     const renew = Date.parse(hb.renewTime ?? hb.acquireTime ?? '');
     // Expired means age > timeout: wake just after the boundary.
     consider(renew + timeoutS * 1000 + 1);
-    for (const t of Object.values(hb.tunnels ?? {})) if (!t.up) consider(Date.parse(t.since) + timeoutS * 1000 + 1);
   }
   if (minHealthySeconds > 0) {
     const W = minHealthySeconds * 1000;

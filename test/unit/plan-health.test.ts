@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { deriveHealth, emptyHealthMemory } from '../../src/plan/health.ts';
+import { deriveHealth, emptyHealthMemory, tunnelGraceSeconds } from '../../src/plan/health.ts';
 
 const NOW = '2026-01-01T01:00:00Z';
 
@@ -30,18 +30,142 @@ test('the Lease duration is the timeout when none is given', () => {
   assert.equal(ok.health.a.lastUnhealthy, undefined);
 });
 
-test('tunnels: all down for longer than the timeout -> tunnelHealthy false', () => {
-  const opts = { heartbeatTimeoutSeconds: 3 };
-  const lease = (tunnels: Record<string, { up: boolean; since: string }>) => [{ node: 'a', renewTime: NOW, tunnels }];
-  const allDownLong = deriveHealth(lease({ b: { up: false, since: '2026-01-01T00:59:00Z' }, c: { up: false, since: '2026-01-01T00:58:00Z' } }), NOW, emptyHealthMemory(), opts);
-  assert.equal(allDownLong.health.a.tunnelHealthy, false);
-  assert.equal(allDownLong.health.a.lastUnhealthy, NOW);
-  const oneUp = deriveHealth(lease({ b: { up: false, since: '2026-01-01T00:59:00Z' }, c: { up: true, since: '2026-01-01T00:58:00Z' } }), NOW, emptyHealthMemory(), opts);
+// Tunnel health. With heartbeatTimeoutSeconds 3 the grace is max(10 s, 3 × 3 s) = 10 s.
+type Tunnels = Record<string, { up: boolean; since: string }>;
+const T3 = { heartbeatTimeoutSeconds: 3 };
+const at = (secondsBeforeNow: number) => new Date(Date.parse(NOW) - secondsBeforeNow * 1000).toISOString();
+const down = (secondsBeforeNow: number) => ({ up: false, since: at(secondsBeforeNow) });
+const up = (secondsBeforeNow: number) => ({ up: true, since: at(secondsBeforeNow) });
+const hb = (node: string, tunnels?: Tunnels, renewedSecondsAgo = 0) => ({ node, renewTime: at(renewedSecondsAgo), ...(tunnels ? { tunnels } : {}) });
+/** Another node whose tunnel is up: the network as a whole works (clause d). */
+const witness = hb('w', { a: up(60) });
+
+test('tunnel grace: max(10 s, 3 × heartbeat timeout), clearly longer than the timeout', () => {
+  assert.equal(tunnelGraceSeconds(3), 10);
+  assert.equal(tunnelGraceSeconds(2), 10);
+  assert.equal(tunnelGraceSeconds(5), 15);
+  assert.equal(tunnelGraceSeconds(undefined), 10);
+  assert.equal(tunnelGraceSeconds(0), 10);
+  for (const t of [0.5, 1, 3, 4, 10, 60]) assert.ok(tunnelGraceSeconds(t) > t);
+});
+
+test('tunnels: all down for longer than the grace while another node has a tunnel up -> tunnelHealthy false', () => {
+  const r = deriveHealth([hb('a', { b: down(60), c: down(120) }), witness], NOW, emptyHealthMemory(), T3);
+  assert.equal(r.health.a.tunnelHealthy, false);
+  assert.equal(r.health.a.lastUnhealthy, NOW);
+  assert.equal(r.health.w.tunnelHealthy, true);
+  assert.equal(r.health.w.lastUnhealthy, undefined);
+});
+
+test('tunnels (a): a Lease that reports no tunnels gives no tunnel signal', () => {
+  const r = deriveHealth([hb('a', {}), hb('b'), witness], NOW, emptyHealthMemory(), T3);
+  assert.equal(r.health.a.tunnelHealthy, undefined);
+  assert.equal(r.health.b.tunnelHealthy, undefined);
+});
+
+test('tunnels (b): one tunnel up, or one down for less than the grace -> healthy', () => {
+  const oneUp = deriveHealth([hb('a', { b: down(60), c: up(60) }), witness], NOW, emptyHealthMemory(), T3);
   assert.equal(oneUp.health.a.tunnelHealthy, true);
-  const downBriefly = deriveHealth(lease({ b: { up: false, since: '2026-01-01T00:59:59Z' } }), NOW, emptyHealthMemory(), opts);
-  assert.equal(downBriefly.health.a.tunnelHealthy, true);
-  const none = deriveHealth(lease({}), NOW, emptyHealthMemory(), opts);
-  assert.equal(none.health.a.tunnelHealthy, undefined);
+  const oneRecent = deriveHealth([hb('a', { b: down(60), c: down(9) }), witness], NOW, emptyHealthMemory(), T3);
+  assert.equal(oneRecent.health.a.tunnelHealthy, true);
+});
+
+test('tunnels (b): down for longer than the heartbeat timeout but less than the grace -> healthy (the old 3 s rule)', () => {
+  for (const s of [3.5, 4, 9.9]) {
+    assert.equal(deriveHealth([hb('a', { b: down(s) }), witness], NOW, emptyHealthMemory(), T3).health.a.tunnelHealthy, true, `down ${s}s`);
+  }
+  // The boundary: down for exactly the grace counts.
+  assert.equal(deriveHealth([hb('a', { b: down(10) }), witness], NOW, emptyHealthMemory(), T3).health.a.tunnelHealthy, false);
+  // A longer timeout stretches the grace: 3 × 5 s.
+  const t5 = { heartbeatTimeoutSeconds: 5 };
+  assert.equal(deriveHealth([hb('a', { b: down(14) }), witness], NOW, emptyHealthMemory(), t5).health.a.tunnelHealthy, true);
+  assert.equal(deriveHealth([hb('a', { b: down(15) }), witness], NOW, emptyHealthMemory(), t5).health.a.tunnelHealthy, false);
+});
+
+test('tunnels (c): freshly elected — conns loaded down and unchanged since — counts only after the grace', () => {
+  // The agent started 4 s ago (acquireTime) and loaded its conns then: all down since then.
+  const fresh = { node: 'a', acquireTime: at(4), renewTime: at(0), tunnels: { b: down(4), c: down(4) } };
+  assert.equal(deriveHealth([fresh, witness], NOW, emptyHealthMemory(), T3).health.a.tunnelHealthy, true);
+  // Nothing changed for 11 s: now it counts.
+  const later = new Date(Date.parse(NOW) + 7000).toISOString();
+  const still = { ...fresh, renewTime: later };
+  const w = { ...witness, renewTime: later };
+  assert.equal(deriveHealth([still, w], later, emptyHealthMemory(), T3).health.a.tunnelHealthy, false);
+  // A `since` that cannot be read (or lies in the future) is not known to be old: not blamed.
+  assert.equal(deriveHealth([hb('a', { b: { up: false, since: 'garbage' } }), witness], NOW, emptyHealthMemory(), T3).health.a.tunnelHealthy, true);
+  assert.equal(deriveHealth([hb('a', { b: { up: false, since: '' } }), witness], NOW, emptyHealthMemory(), T3).health.a.tunnelHealthy, true);
+  assert.equal(deriveHealth([hb('a', { b: down(-30) }), witness], NOW, emptyHealthMemory(), T3).health.a.tunnelHealthy, true);
+});
+
+test('tunnels (d): nobody is blamed when no other node reports a tunnel up (the network is down as a whole)', () => {
+  // Alone.
+  assert.equal(deriveHealth([hb('a', { b: down(60) })], NOW, emptyHealthMemory(), T3).health.a.tunnelHealthy, true);
+  // Everyone's tunnels down for long: nobody blamed.
+  const all = deriveHealth([hb('a', { b: down(60) }), hb('b', { a: down(60) }), hb('c', {})], NOW, emptyHealthMemory(), T3);
+  assert.deepEqual([all.health.a.tunnelHealthy, all.health.b.tunnelHealthy, all.health.c.tunnelHealthy], [true, true, undefined]);
+  assert.deepEqual(all.memory, { lastUnhealthy: {} });
+  // The only "up" report comes from a stale Lease (its agent stopped renewing): it does not count.
+  const staleWitness = hb('w', { a: up(60) }, 30);
+  const r = deriveHealth([hb('a', { b: down(60) }), staleWitness], NOW, emptyHealthMemory(), T3);
+  assert.equal(r.health.a.tunnelHealthy, true);
+  assert.equal(r.health.w.lastUnhealthy, NOW, 'the stale witness itself is unhealthy (heartbeat)');
+});
+
+test('cascade: a new responder gateway whose tunnels are down while no one else has tunnels up is not blamed', () => {
+  // The e2e scenario: cloud-1 was just elected (responder only, behind no NAT; the edges reach it). It loaded its
+  // conns and reports them down; the edges' tunnels went down with the previous cloud gateway. Even after the
+  // heartbeat timeout (and after the grace), with nobody up, nobody is blamed.
+  for (const s of [3.5, 5, 30]) {
+    const r = deriveHealth(
+      [
+        { node: 'cloud-1', acquireTime: at(s), renewTime: at(0), tunnels: { 'edge-a': down(s), 'edge-b': down(s) } },
+        hb('edge-a-1', { cloud: down(s + 1) }),
+        hb('edge-b-1', { cloud: down(s + 1) }),
+      ],
+      NOW,
+      emptyHealthMemory(),
+      T3,
+    );
+    for (const n of ['cloud-1', 'edge-a-1', 'edge-b-1']) assert.equal(r.health[n].tunnelHealthy, true, `${n} after ${s}s`);
+    assert.deepEqual(r.memory, { lastUnhealthy: {} });
+  }
+});
+
+test('cascade: all down for longer than the grace while others are up is blamed; the verdict clears when a tunnel comes up', () => {
+  const leases = (aTunnels: Tunnels) => [hb('cloud-1', aTunnels), hb('cloud-2', { 'edge-a': up(120) }), hb('edge-a-1', { cloud: up(120) })];
+  const blamed = deriveHealth(leases({ 'edge-a': down(11), 'edge-b': down(40) }), NOW, emptyHealthMemory(), T3);
+  assert.equal(blamed.health['cloud-1'].tunnelHealthy, false);
+  assert.equal(blamed.health['cloud-1'].lastUnhealthy, NOW);
+  assert.equal(blamed.health['cloud-2'].tunnelHealthy, true);
+  // One tunnel comes up a second later: tunnel-healthy again; lastUnhealthy is remembered (hysteresis).
+  const later = new Date(Date.parse(NOW) + 1000).toISOString();
+  const cleared = deriveHealth(
+    [{ ...hb('cloud-1', { 'edge-a': { up: true, since: later }, 'edge-b': down(41) }), renewTime: later }, ...leases({}).slice(1)],
+    later,
+    blamed.memory,
+    T3,
+  );
+  assert.equal(cleared.health['cloud-1'].tunnelHealthy, true);
+  assert.equal(cleared.health['cloud-1'].lastUnhealthy, NOW);
+});
+
+test('tunnels: the verdict does not depend on the order of the Leases', () => {
+  const ls = [hb('a', { b: down(60) }), hb('b', { a: up(60) }), hb('c', { a: down(5) }), hb('d', {})];
+  const x = deriveHealth(ls, NOW, emptyHealthMemory(), T3);
+  const y = deriveHealth([...ls].reverse(), NOW, emptyHealthMemory(), T3);
+  assert.deepEqual(x, y);
+  assert.equal(x.health.a.tunnelHealthy, false);
+  assert.equal(x.health.c.tunnelHealthy, true);
+});
+
+test('a heartbeat timeout ≤ 0 is no timeout: the Lease duration applies (as the sync and the CLI pass it)', () => {
+  const stale = { node: 'a', renewTime: at(20), leaseDurationSeconds: 15 };
+  assert.deepEqual(
+    deriveHealth([stale], NOW, emptyHealthMemory(), { heartbeatTimeoutSeconds: 0 }),
+    deriveHealth([stale], NOW, emptyHealthMemory()),
+  );
+  assert.equal(deriveHealth([stale], NOW, emptyHealthMemory(), { heartbeatTimeoutSeconds: 0 }).health.a.lastUnhealthy, NOW);
+  assert.equal(deriveHealth([{ ...stale, leaseDurationSeconds: 30 }], NOW, emptyHealthMemory(), { heartbeatTimeoutSeconds: 0 }).health.a.lastUnhealthy, undefined);
 });
 
 test('a Lease without times gives no heartbeat signal', () => {

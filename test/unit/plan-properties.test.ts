@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { plan } from '../../src/plan/planner.ts';
+import { deriveHealth, emptyHealthMemory, tunnelGraceSeconds } from '../../src/plan/health.ts';
 import { matchesSelector } from '../../src/plan/selector.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import type { LabelSelector, Pool, Topology } from '../../src/topology/types.ts';
@@ -375,6 +376,43 @@ test('property (flapping): a newly elected node was healthy for the window, unle
   fc.assert(
     fc.property(arbSteps, fc.constantFrom(10, 30), fc.boolean(), (steps, W, preempt) => {
       assert.ok(simulate(steps, W, preempt).every((x) => !x.elected || x.elected.healthyFor >= W || x.elected.fallbackAllowed));
+    }),
+    RUNS,
+  );
+});
+
+// deriveHealth's tunnel verdict over random Leases: blamed exactly when (a) it reports tunnels, (b)+(c) all are down
+// with a readable `since` at least the grace old, and (d) another node's fresh Lease reports a tunnel up.
+const arbTunnelLeases = fc.uniqueArray(
+  fc.record({
+    node: fc.constantFrom(...NODES),
+    renewAgoS: fc.integer({ min: 0, max: 20 }),
+    tunnels: fc.dictionary(
+      fc.constantFrom(...POOLS),
+      fc.record({ up: fc.boolean(), sinceAgoS: fc.oneof(fc.integer({ min: -5, max: 40 }), fc.constant(undefined)) }),
+      { maxKeys: 3 },
+    ),
+  }),
+  { selector: (l) => l.node, maxLength: 6 },
+);
+
+test('property (health): a node is tunnel-unhealthy exactly under the four clauses, never alone, never within the grace', () => {
+  fc.assert(
+    fc.property(arbTunnelLeases, fc.integer({ min: 1, max: 6 }), (raw, timeoutS) => {
+      const leases = raw.map((l) => ({
+        node: l.node,
+        renewTime: iso(NOW_MS - l.renewAgoS * 1000),
+        tunnels: Object.fromEntries(Object.entries(l.tunnels).map(([p, t]) => [p, { up: t.up, since: t.sinceAgoS === undefined ? 'never' : iso(NOW_MS - t.sinceAgoS * 1000) }])),
+      }));
+      const { health } = deriveHealth(leases, iso(NOW_MS), emptyHealthMemory(), { heartbeatTimeoutSeconds: timeoutS });
+      const grace = tunnelGraceSeconds(timeoutS);
+      const fresh = (l: (typeof raw)[number]) => l.renewAgoS <= timeoutS;
+      const expected = (l: (typeof raw)[number]) => {
+        const ts = Object.values(l.tunnels);
+        const othersUp = raw.some((o) => o.node !== l.node && fresh(o) && Object.values(o.tunnels).some((t) => t.up));
+        return ts.length > 0 && ts.every((t) => !t.up && t.sinceAgoS !== undefined && t.sinceAgoS >= grace) && othersUp;
+      };
+      assert.ok(raw.every((l) => (health[l.node].tunnelHealthy === false) === expected(l)));
     }),
     RUNS,
   );
