@@ -261,7 +261,15 @@ export class Agent {
   private ensureSubscribed(): void {
     if (this.sub !== undefined || this.subscribing || this.stopping) return;
     this.subscribing = true;
-    this.vici.subscribe(['ike-updown', 'child-updown'], (name, msg) => this.onSaEvent(name, msg)).then(
+    let registrations = 0;
+    const onRegistered = (): void => {
+      // Re-registered after a reconnect: charon restarted and lost every conn and SA without an event. Repair now.
+      if (++registrations > 1 && !this.stopping) {
+        this.log.info('charon SA events re-registered (charon restarted?); reconciling');
+        this.trigger(0);
+      }
+    };
+    this.vici.subscribe(['ike-updown', 'child-updown'], (name, msg) => this.onSaEvent(name, msg), { onRegistered }).then(
       async (sub) => {
         this.subscribing = false;
         if (this.stopping) await sub.close();

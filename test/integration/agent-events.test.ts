@@ -1,7 +1,8 @@
 // The agent keeps its reported tunnel state fresh between reconciles: charon's ike-updown/child-updown events make
 // it re-read list-sas and write the Lease annotation at once, and a down event triggers a repair right away.
 // Two in-process Agents (a-gw, b-gw) against a real kube-apiserver and two real charons in namespaces; the repair
-// interval and the lease renewal are long (60 s / 20 s), so only the event path can explain a prompt update.
+// interval and the lease renewal are long (60 s / 20 s), so only the event path can explain a prompt update. A
+// charon restart raises no event: re-registering the subscription triggers the repair.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netns.ts';
@@ -131,5 +132,22 @@ describe('agent tunnel state from VICI events', { skip }, () => {
     const t3 = await waitFor('tunnel down in a-gw\'s Lease', async () => ((await tunnels(a.gwNode))?.b?.up === false ? tunnels(a.gwNode) : undefined), 8_000, 100);
     assert.notEqual(t3!.b.since, t2.b.since);
     assert.equal(tunnelUpMetric(await agentA.metrics.text()), 0);
+  });
+
+  test('a charon crash (no event tells of it) is repaired as soon as the events are re-registered', { skip, timeout: 60_000 }, async () => {
+    // The peer is back; a-gw's last initiate failed and its next repair tick is a minute away.
+    await startAgent(b);
+    await waitFor('b-gw loaded corvid-a', async () => (await vici(b.gwNode).getConns()).includes('corvid-a'), 10_000);
+    await new Promise((r) => setTimeout(r, 1000)); // let the repair the last test's down event triggered pass
+    // A crash (SIGKILL): charon says nothing on the way out, and comes back with no conn, key or SA.
+    const charon = charons.get(a.gwNode)!;
+    process.kill(charon.pid, 'SIGKILL');
+    await charon.restart();
+    await waitFor('a-gw\'s charon has the tunnel again', async () => {
+      const sas = await vici(a.gwNode).listSas();
+      return sas.some((sa) => sa.name === 'corvid-b' && sa.state === 'ESTABLISHED' && sa.children.length > 0);
+    }, 10_000, 100);
+    assert.deepEqual(await vici(a.gwNode).getConns(), ['corvid-b']);
+    await waitFor('tunnel up in a-gw\'s Lease', async () => (await tunnels(a.gwNode))?.b?.up === true, 5_000, 100);
   });
 });

@@ -679,9 +679,13 @@ export class ViciSession extends ViciCommands {
     return this.withClient(cmd, (client) => client.streamed(cmd, eventName, msg, opts));
   }
 
-  async subscribe(events: string[], handler: EventHandler): Promise<Subscription> {
+  /**
+   * `onRegistered` runs every time the events are registered, the first time and after each reconnect (a charon
+   * restart: whatever happened meanwhile raised no event here).
+   */
+  async subscribe(events: string[], handler: EventHandler, opts: { onRegistered?: () => void } = {}): Promise<Subscription> {
     if (this.isClosed) throw new ViciConnectionError(`VICI session for ${this.socketPath} is closed`, 'ECLOSED');
-    const sub = new SessionSubscription(this, events, handler);
+    const sub = new SessionSubscription(this, events, handler, opts.onRegistered);
     this.subscriptions.add(sub);
     sub.start();
     // The first registration waits as long as a command would; later ones retry forever.
@@ -787,6 +791,7 @@ class SessionSubscription implements Subscription {
   private readonly session: ViciSession;
   private readonly events: string[];
   private readonly handler: EventHandler;
+  private readonly onRegistered: (() => void) | undefined;
   private client: ViciClient | undefined;
   private readonly abort = new AbortController();
   private isClosed = false;
@@ -794,10 +799,11 @@ class SessionSubscription implements Subscription {
   private markReady!: () => void;
   private markFailed!: (err: Error) => void;
 
-  constructor(session: ViciSession, events: string[], handler: EventHandler) {
+  constructor(session: ViciSession, events: string[], handler: EventHandler, onRegistered?: () => void) {
     this.session = session;
     this.events = events;
     this.handler = handler;
+    this.onRegistered = onRegistered;
     this.resetReady();
   }
 
@@ -852,6 +858,11 @@ class SessionSubscription implements Subscription {
       }
       const lost = new Promise<void>((resolve) => client.onClose(() => resolve()));
       this.markReady();
+      try {
+        this.onRegistered?.();
+      } catch {
+        // the caller's business
+      }
       await lost;
       if (this.wanted()) this.resetReady();
     }
