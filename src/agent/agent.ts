@@ -90,6 +90,9 @@ export class Agent {
   private refreshAgain = false;
   /** Tunnel state readers are numbered when they start reading; an older read never overwrites a newer one. */
   private readSeq = 0;
+  /** Reconciles in a row whose initiate did not complete (the peer had not loaded its side yet, typically). */
+  private initiateRetries = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
   private appliedSeq = 0;
   /** Number of reconciles run (tests and logs). */
   reconciles = 0;
@@ -244,6 +247,20 @@ export class Agent {
       this.lastProblems = problems;
     }
 
+    // An initiate that did not complete (both ends reloading at once: this end was faster than the peer) is retried
+    // soon, 0.5 s doubling up to the repair interval, instead of at the next repair tick.
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (res.warnings.length > 0 && !this.stopping) {
+      const delay = Math.min(this.o.repairIntervalMs, 500 * 2 ** this.initiateRetries++);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.trigger(0);
+      }, delay);
+    } else if (res.warnings.length === 0) {
+      this.initiateRetries = 0;
+    }
+
     this.heartbeat.setEnabled(isGatewayCandidate(gateways, this.o.nodeName));
     if (plan.role === 'gateway') {
       this.ensureSubscribed();
@@ -291,8 +308,14 @@ export class Agent {
       this.eventDebounce = undefined;
       this.refreshTunnels();
     }, 100);
-    // A tunnel went down: repair now rather than at the next repair tick (the initiator re-initiates).
-    if (!ev.up) {
+    // A tunnel went down: repair now rather than at the next repair tick (the initiator re-initiates). A handshake
+    // that failed raises a down event too, for a tunnel not reported up: retrying that is the backoff's job
+    // (after the reconcile), or failing initiates would loop every few hundred milliseconds.
+    const wasUp = ev.sas.some((sa) => {
+      const t = this.lastPlan?.tunnels.find((x) => x.name === sa.name);
+      return t !== undefined && this.tunnelSince.get(t.peerPool)?.up === true;
+    });
+    if (!ev.up && wasUp) {
       this.log.info('SA down event', { event: name, sas: ev.sas.map((sa) => sa.name).filter(ours) });
       this.trigger(250);
     }
@@ -365,6 +388,7 @@ export class Agent {
     if (this.tunnelTimer) clearTimeout(this.tunnelTimer);
     if (this.eventDebounce) clearTimeout(this.eventDebounce);
     await this.loop;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.refreshing;
     await this.sub?.close();
     await this.informer?.stop();

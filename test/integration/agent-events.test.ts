@@ -30,6 +30,7 @@ const charons = new Map<string, CharonInstance>();
 const sessions: ViciSession[] = [];
 const agents: Agent[] = [];
 let secrets: { dir: string; remove(): Promise<void> } | undefined;
+let agentB2: Agent | undefined;
 
 function vici(node: string): ViciSession {
   const s = new ViciSession(charons.get(node)!.socketPath, { reconnectTimeoutMs: 5000 });
@@ -136,7 +137,7 @@ describe('agent tunnel state from VICI events', { skip }, () => {
 
   test('a charon crash (no event tells of it) is repaired as soon as the events are re-registered', { skip, timeout: 60_000 }, async () => {
     // The peer is back; a-gw's last initiate failed and its next repair tick is a minute away.
-    await startAgent(b);
+    agentB2 = await startAgent(b);
     await waitFor('b-gw loaded corvid-a', async () => (await vici(b.gwNode).getConns()).includes('corvid-a'), 10_000);
     await new Promise((r) => setTimeout(r, 1000)); // let the repair the last test's down event triggered pass
     // A crash (SIGKILL): charon says nothing on the way out, and comes back with no conn, key or SA.
@@ -149,5 +150,23 @@ describe('agent tunnel state from VICI events', { skip }, () => {
     }, 10_000, 100);
     assert.deepEqual(await vici(a.gwNode).getConns(), ['corvid-b']);
     await waitFor('tunnel up in a-gw\'s Lease', async () => (await tunnels(a.gwNode))?.b?.up === true, 5_000, 100);
+  });
+
+  test('an initiate that fails because the peer has not loaded its side yet is retried within seconds', { skip, timeout: 60_000 }, async () => {
+    await waitFor('tunnel up before', async () => (await tunnels(a.gwNode))?.b?.up === true, 10_000, 100);
+    // The peer's agent goes (removing its conn): a-gw's initiates fail until it is back.
+    await agentB2!.stop();
+    // Meanwhile b-gw's charon holds a conn for someone else (the peer's old config): a-gw's IKE_AUTH fails outright.
+    await vici(b.gwNode).loadConn('corvid-a', { version: 2, remote_addrs: [a.publicIP], local: { auth: 'psk', id: b.gwNode }, remote: { auth: 'psk', id: 'someone-else' }, children: { 'corvid-a': { local_ts: [b.gwSubnet], remote_ts: [a.gwSubnet] } } });
+    await waitFor('tunnel down in a-gw\'s Lease', async () => (await tunnels(a.gwNode))?.b?.up === false, 8_000, 100);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await vici(a.gwNode).listSas()).length, 0, 'the failed attempt left nothing pending');
+    const back = Date.now();
+    await startAgent(b);
+    await waitFor('a-gw re-initiated without waiting for its repair tick (60 s)', async () => {
+      const sas = await vici(a.gwNode).listSas();
+      return sas.some((sa) => sa.name === 'corvid-b' && sa.state === 'ESTABLISHED' && sa.children.length > 0);
+    }, 10_000, 100);
+    assert.ok(Date.now() - back < 10_000);
   });
 });
