@@ -44,6 +44,7 @@ import { GATEWAY_API_VERSION, GATEWAY_KIND, type Endpoint, type Gateway } from '
 import { applyGateway, applyGatewayStatus } from '../src/adapters/kube/gateways.ts';
 import { kubeRequest, statusCode } from '../src/adapters/kube/client.ts';
 import { baselineRssMiB, ms, machineLine, median, processMemory, iprouteVersion, strongswanVersion, table } from './machine.ts';
+import { waitFor } from '../test/support/wait.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const TABLE = 9027;
@@ -135,20 +136,6 @@ async function tableRouteCount(ns: string): Promise<number> {
   return out.split('\n').filter((l) => l.trim() !== '').length;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, stepMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
 
 export interface Row {
   what: string;

@@ -31,6 +31,7 @@ import type { IkeSaInfo } from '../../src/agent/vici/index.ts';
 import { startSync, type SyncHandle } from '../../src/sync/index.ts';
 import { jsonLogger } from '../../src/sync/log.ts';
 import { Fabric, POOL_SELECTOR_LABEL, fabricSkipReason, type FabricNode, type PoolName } from './fabric.ts';
+import { waitFor as pollUntil } from '../support/wait.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const LEASE_NAMESPACE = 'corvid-system';
@@ -620,18 +621,7 @@ export class CorvidSystem {
   }
 }
 
-/** Poll `fn` until it returns something other than undefined/false; fail after timeoutMs with `what` and the last error. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, stepMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
+/** waitFor with the e2e suite's longer default timeout (30 s). */
+export function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, stepMs = 100): Promise<T> {
+  return pollUntil(what, fn, timeoutMs, stepMs);
 }

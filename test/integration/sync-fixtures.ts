@@ -13,6 +13,7 @@ import { execFile } from 'node:child_process';
 import { startSync, type SyncHandle, type SyncOptions } from '../../src/sync/index.ts';
 import { jsonLogger } from '../../src/sync/log.ts';
 import { createServer as createTcpServer, connect as tcpConnect, type Socket } from 'node:net';
+import { waitFor as pollUntil } from '../support/wait.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -169,20 +170,9 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Poll `fn` until it returns a value other than undefined/false; throws with `what` after timeoutMs. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v as T;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(everyMs);
-  }
+/** waitFor with the sync tests' defaults (10 s, every 50 ms). */
+export function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  return pollUntil(what, fn, timeoutMs, everyMs);
 }
 
 // ---------------------------------------------------------------- git: a local bare "remote" and a work tree
