@@ -2,26 +2,10 @@
 // denied). Pure and deterministic.
 
 import type { GraphEdge, GraphGateway, NetworkGraph } from './model.ts';
-import { COLOURS } from './layout.ts';
+import { COLOURS, gatewayColour } from './layout.ts';
 
 function q(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
-}
-
-function gatewayColour(g: GraphGateway, live: boolean): string {
-  if (live) {
-    switch (g.health) {
-      case 'healthy':
-        return COLOURS.healthy;
-      case 'degraded':
-        return COLOURS.degraded;
-      case 'unhealthy':
-        return COLOURS.unhealthy;
-      default:
-        return COLOURS.unknown;
-    }
-  }
-  return g.active ? COLOURS.active : COLOURS.muted;
 }
 
 function edgeAttrs(e: GraphEdge): string {

@@ -2,7 +2,7 @@
 // and legend, and every text item with its estimated extent so tests can check that nothing leaves the canvas.
 // Pure and deterministic: the same graph gives the same numbers.
 
-import type { GraphEdge, GraphPool, NetworkGraph } from './model.ts';
+import type { GraphEdge, GraphGateway, GraphPool, NetworkGraph } from './model.ts';
 
 /** Monospace everywhere, so widths can be estimated without a font engine. */
 export const FONT_FAMILY = "'DejaVu Sans Mono', Menlo, Consolas, 'Liberation Mono', monospace";
@@ -109,6 +109,21 @@ export const COLOURS = {
   unhealthy: '#cf222e',
   unknown: '#8c959f',
 } as const;
+
+/** A gateway's colour: its health when drawn live, otherwise active or candidate. */
+export function gatewayColour(g: GraphGateway, live: boolean): string {
+  if (!live) return g.active ? COLOURS.active : COLOURS.muted;
+  switch (g.health) {
+    case 'healthy':
+      return COLOURS.healthy;
+    case 'degraded':
+      return COLOURS.degraded;
+    case 'unhealthy':
+      return COLOURS.unhealthy;
+    default:
+      return COLOURS.unknown;
+  }
+}
 
 function subtitle(p: GraphPool): string {
   const parts: string[] = [];

@@ -2,7 +2,7 @@
 // Deterministic: the same graph gives the same bytes.
 
 import type { GraphEdge, GraphGateway, NetworkGraph } from './model.ts';
-import { COLOURS, FONT_FAMILY, layoutGraph } from './layout.ts';
+import { COLOURS, FONT_FAMILY, gatewayColour, layoutGraph } from './layout.ts';
 import type { Layout, LayoutOptions, LegendItem, PoolBox, TextItem } from './layout.ts';
 
 export function escapeXml(s: string): string {
@@ -61,21 +61,8 @@ function edgeSvg(d: string, e: GraphEdge, dense: boolean): string {
   return `<path ${attrs.join(' ')}><title>${escapeXml(edgeTitle(e))}</title></path>`;
 }
 
-function healthColour(g: GraphGateway): string {
-  switch (g.health) {
-    case 'healthy':
-      return COLOURS.healthy;
-    case 'degraded':
-      return COLOURS.degraded;
-    case 'unhealthy':
-      return COLOURS.unhealthy;
-    default:
-      return COLOURS.unknown;
-  }
-}
-
 function gatewayDot(x: number, y: number, g: GraphGateway, live: boolean): string {
-  const colour = live ? healthColour(g) : g.active ? COLOURS.active : COLOURS.muted;
+  const colour = gatewayColour(g, live);
   return g.active
     ? `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="4.5" fill="${colour}" stroke="${colour}" stroke-width="1.5"/>`
     : `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="4" fill="#ffffff" stroke="${colour}" stroke-width="1.8"/>`;
