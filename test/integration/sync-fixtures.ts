@@ -1,9 +1,7 @@
 // Shared helpers of the sync/kube/git integration tests (real control plane, real git; nothing mocked).
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseAllDocuments, stringify } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { installCrds } from '../support/controlplane.ts';
 import { kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
@@ -15,98 +13,10 @@ import { jsonLogger } from '../../src/sync/log.ts';
 import { createServer as createTcpServer, connect as tcpConnect, type Socket } from 'node:net';
 import { waitFor as pollUntil } from '../support/wait.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-// Stand-ins used only while deploy/crds/ does not have the real CRD yet (permissive schemas, same names).
-const FALLBACK_CRDS: Record<string, object> = {
-  'gateways.raven.openyurt.io': {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: 'gateways.raven.openyurt.io' },
-    spec: {
-      group: 'raven.openyurt.io',
-      scope: 'Cluster',
-      names: { plural: 'gateways', singular: 'gateway', kind: 'Gateway', listKind: 'GatewayList', shortNames: ['gw'] },
-      versions: [
-        {
-          name: 'v1beta1',
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          schema: {
-            openAPIV3Schema: {
-              type: 'object',
-              properties: {
-                spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-                status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-              },
-            },
-          },
-        },
-      ],
-    },
-  },
-  'topologies.corvid.dev': {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: 'topologies.corvid.dev' },
-    spec: {
-      group: 'corvid.dev',
-      scope: 'Cluster',
-      names: { plural: 'topologies', singular: 'topology', kind: 'Topology', listKind: 'TopologyList', shortNames: ['topo'] },
-      versions: [
-        {
-          name: 'v1alpha1',
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          schema: {
-            openAPIV3Schema: {
-              type: 'object',
-              properties: {
-                spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-                status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-              },
-            },
-          },
-        },
-      ],
-    },
-  },
-};
-
-/** Install the Gateway and Topology CRDs from deploy/crds/ (a permissive stand-in for any not written yet). */
-export async function installCorvidCrds(kc: KubeConfig): Promise<{ fallback: string[] }> {
-  const dir = join(REPO_ROOT, 'deploy', 'crds');
-  const found = new Map<string, object>();
-  let files: string[] = [];
-  try {
-    files = (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f));
-  } catch {
-    // no directory yet
-  }
-  for (const f of files) {
-    for (const doc of parseAllDocuments(await readFile(join(dir, f), 'utf8'))) {
-      const o = doc.toJS() as { kind?: string; metadata?: { name?: string } } | null;
-      if (o?.kind === 'CustomResourceDefinition' && o.metadata?.name) found.set(o.metadata.name, o);
-    }
-  }
-  const fallback: string[] = [];
-  for (const [name, crd] of Object.entries(FALLBACK_CRDS)) {
-    if (!found.has(name)) {
-      found.set(name, crd);
-      fallback.push(name);
-    }
-  }
-  const tmp = await mkdtemp(join(tmpdir(), 'corvid-crds-'));
-  try {
-    let i = 0;
-    for (const crd of found.values()) await writeFile(join(tmp, `${i++}.yaml`), stringify(crd));
-    await installCrds(kc, tmp);
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
-  }
-  return { fallback };
+/** Install the Gateway and Topology CRDs from deploy/crds/ and wait until they are Established. */
+export async function installCorvidCrds(kc: KubeConfig): Promise<void> {
+  await installCrds(kc);
 }
 
 export async function ensureNamespace(kc: KubeConfig, name: string): Promise<void> {

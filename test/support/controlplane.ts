@@ -21,7 +21,7 @@ import {
   type V1Node,
   type V1NodeCondition,
 } from '@kubernetes/client-node';
-import { isExecutable, killSync, onPath, onProcessExit } from './host.ts';
+import { exited, isExecutable, killSync, onPath, onProcessExit, stopChild } from './host.ts';
 
 export interface ControlPlane {
   /** Admin kubeconfig file (token auth, CA data). */
@@ -125,23 +125,9 @@ function startProcess(bin: string, args: string[], logPath: string): ChildProces
   }
 }
 
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-async function stopProcess(child: ChildProcess | undefined, graceMs = 10_000): Promise<void> {
-  if (child === undefined || child.pid === undefined || exited(child)) return;
-  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    if (!exited(child)) child.kill('SIGKILL');
-  }, graceMs);
-  try {
-    await gone;
-  } finally {
-    clearTimeout(timer);
-    liveChildren.delete(child);
-  }
+// Children leave liveChildren through their own 'exit' listener.
+async function stopProcess(child: ChildProcess | undefined): Promise<void> {
+  if (child !== undefined) await stopChild(child, 10_000);
 }
 
 async function logTail(path: string, lines = 30): Promise<string> {

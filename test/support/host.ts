@@ -60,3 +60,22 @@ export function onProcessExit(cleanup: () => void): void {
     process.on(sig, onSignal);
   }
 }
+
+export function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** SIGTERM a child, SIGKILL after graceMs; resolves when it has exited. */
+export async function stopChild(child: ChildProcess, graceMs = 3000): Promise<void> {
+  if (child.pid === undefined || exited(child)) return;
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    if (!exited(child)) child.kill('SIGKILL');
+  }, graceMs);
+  try {
+    await gone;
+  } finally {
+    clearTimeout(timer);
+  }
+}

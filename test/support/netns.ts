@@ -5,7 +5,7 @@
 // nothing ever appears in the host's own namespace and concurrent test processes cannot collide.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { killSync, onProcessExit } from './host.ts';
+import { killSync, onProcessExit, stopChild } from './host.ts';
 
 const IP = '/usr/sbin/ip';
 
@@ -213,22 +213,5 @@ export class NetnsLab {
   }
 }
 
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-/** SIGTERM a child, SIGKILL after graceMs; resolves when it has exited. */
-export async function stopChild(child: ChildProcess, graceMs = 3000): Promise<void> {
-  if (child.pid === undefined || exited(child)) return;
-  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    if (!exited(child)) child.kill('SIGKILL');
-  }, graceMs);
-  try {
-    await gone;
-  } finally {
-    clearTimeout(timer);
-    liveProcesses.delete(child);
-  }
-}
+// Processes leave liveProcesses through their own 'exit' listener.
+export { stopChild } from './host.ts';
