@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NetnsLab, ip, netnsSkipReason, stopChild, sweepStaleNamespaces } from '../test/support/netns.ts';
 import { charonSkipReason, startCharon, type CharonInstance } from '../test/support/charon.ts';
-import { controlPlaneSkipReason, installCrds, startControlPlane, type ControlPlane } from '../test/support/controlplane.ts';
+import { controlPlaneSkipReason, installCrds, startControlPlane, type ControlPlane, ensureNamespace } from '../test/support/controlplane.ts';
 import { ENCRYPTION, makeSecretDir } from '../test/integration/agent-lab.ts';
 import { ViciSession } from '../src/agent/vici/index.ts';
 import { Iproute } from '../src/adapters/iproute/iproute.ts';
@@ -42,7 +42,6 @@ import { encodeGatewayAnnotations } from '../src/gateway/annotations.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL } from '../src/gateway/keys.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Endpoint, type Gateway } from '../src/gateway/types.ts';
 import { applyGateway, applyGatewayStatus } from '../src/adapters/kube/gateways.ts';
-import { kubeRequest, statusCode } from '../src/adapters/kube/client.ts';
 import { baselineRssMiB, ms, machineLine, median, processMemory, iprouteVersion, strongswanVersion, table } from './machine.ts';
 import { waitFor } from '../test/support/wait.ts';
 
@@ -378,9 +377,7 @@ export async function benchAgentMemory(o: { peers?: number } = {}): Promise<Agen
     cp = await startControlPlane();
     const kc = cp.kubeConfig;
     await installCrds(kc);
-    await kubeRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: LEASE_NAMESPACE } } }).catch((e) => {
-      if (statusCode(e) !== 409) throw e;
-    });
+    await ensureNamespace(kc, LEASE_NAMESPACE);
     await putGateways(kc, fleet(peers));
     const gwNs = await lab.addNs('gw');
     const memberNs = await lab.addNs('member');

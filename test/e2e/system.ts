@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ControlPlane } from '../support/controlplane.ts';
-import { createNode, installCrds } from '../support/controlplane.ts';
+import { createNode, installCrds, ensureNamespace } from '../support/controlplane.ts';
 import { charonSkipReason, startCharon, type CharonInstance } from '../support/charon.ts';
 import { stopChild } from '../support/netns.ts';
 import { CONTENT_TYPE, kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
@@ -390,9 +390,7 @@ export class CorvidSystem {
   private async startAll(): Promise<void> {
     const kc = this.kc;
     await installCrds(kc);
-    await kubeRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: LEASE_NAMESPACE } } }).catch((e) => {
-      if (statusCode(e) !== 409) throw e;
-    });
+    await ensureNamespace(kc, LEASE_NAMESPACE);
     for (const n of this.fabric.nodes.values()) {
       await createNode(kc, { name: n.name, labels: { [POOL_SELECTOR_LABEL]: n.pool }, internalIP: n.lanIP, podCIDRs: [n.podCIDR] });
     }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NetnsLab, netnsSkipReason, stopChild, sweepStaleNamespaces } from '../support/netns.ts';
 import { charonSkipReason, startCharon, type CharonInstance } from '../support/charon.ts';
-import { createNode, installCrds, useControlPlane } from '../support/controlplane.ts';
+import { createNode, installCrds, useControlPlane, ensureNamespace } from '../support/controlplane.ts';
 import { ViciSession } from '../../src/agent/vici/index.ts';
 import { Iproute } from '../../src/adapters/iproute/iproute.ts';
 import { applyGateway, applyGatewayStatus, deleteGateway } from '../../src/adapters/kube/gateways.ts';
@@ -151,9 +151,7 @@ describe('agent datapath', { skip }, () => {
 
     const kc = cp.get().kubeConfig;
     await installCrds(kc);
-    await kubeRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: LEASE_NS } } }).catch((e) => {
-      if (statusCode(e) !== 409) throw e;
-    });
+    await ensureNamespace(kc, LEASE_NS);
     for (const p of [a, b]) {
       await createNode(kc, { name: p.gwNode, labels: { 'corvid.dev/pool': p.pool }, internalIP: p.gwLan, podCIDRs: [p.gwSubnet] });
       await createNode(kc, { name: p.memberNode, labels: { 'corvid.dev/pool': p.pool }, internalIP: p.memberLan, podCIDRs: [p.memberSubnet] });

@@ -7,7 +7,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netns.ts';
 import { charonSkipReason, startCharon, type CharonInstance } from '../support/charon.ts';
-import { installCrds, useControlPlane } from '../support/controlplane.ts';
+import { installCrds, useControlPlane, ensureNamespace } from '../support/controlplane.ts';
 import { ViciSession } from '../../src/agent/vici/index.ts';
 import { Agent } from '../../src/agent/agent.ts';
 import { silentLogger } from '../../src/agent/log.ts';
@@ -91,9 +91,7 @@ describe('agent tunnel state from VICI events', { skip }, () => {
     secrets = await makeSecretDir();
     const kc = cp.get().kubeConfig;
     await installCrds(kc);
-    await kubeRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: LEASE_NS } } }).catch((e) => {
-      if (statusCode(e) !== 409) throw e;
-    });
+    await ensureNamespace(kc, LEASE_NS);
     for (const p of [a, b]) await applyPool(gatewayFor(p));
   }, { timeout: 120_000 });
 

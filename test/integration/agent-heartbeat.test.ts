@@ -1,7 +1,7 @@
 // The heartbeat Lease writer against a real kube-apiserver.
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { useControlPlane } from '../support/controlplane.ts';
+import { useControlPlane, ensureNamespace } from '../support/controlplane.ts';
 import { Heartbeat, encodeTunnels, microTime } from '../../src/adapters/kube/heartbeat.ts';
 import { heartbeatFromLease, type LeaseJson } from '../../src/adapters/kube/leases.ts';
 import { kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
@@ -27,9 +27,7 @@ test('microTime has six fractional digits; tunnels encode sorted', () => {
 
 describe('heartbeat Lease', { skip: cp.skip }, () => {
   before(async () => {
-    await kubeRequest(cp.get().kubeConfig, { method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } }).catch((e) => {
-      if (statusCode(e) !== 409) throw e;
-    });
+    await ensureNamespace(cp.get().kubeConfig, NS);
   });
 
   test('creates, renews only renewTime, writes the tunnel annotation only on change, stops when disabled', { timeout: 30_000 }, async () => {

@@ -19,13 +19,7 @@ export async function installCorvidCrds(kc: KubeConfig): Promise<void> {
   await installCrds(kc);
 }
 
-export async function ensureNamespace(kc: KubeConfig, name: string): Promise<void> {
-  try {
-    await kubeRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } });
-  } catch (e) {
-    if (statusCode(e) !== 409) throw e;
-  }
-}
+export { ensureNamespace } from '../support/controlplane.ts';
 
 /** Write (create or replace) a heartbeat Lease the way an agent would. */
 export async function writeHeartbeat(

@@ -22,6 +22,7 @@ import {
   type V1NodeCondition,
 } from '@kubernetes/client-node';
 import { exited, isExecutable, killSync, onPath, onProcessExit, stopChild } from './host.ts';
+import { kubeRequest, statusCode as kubeStatusCode } from '../../src/adapters/kube/client.ts';
 
 export interface ControlPlane {
   /** Admin kubeconfig file (token auth, CA data). */
@@ -556,4 +557,11 @@ export async function deleteNodes(kc: KubeConfig, names: string[]): Promise<void
       }
     }),
   );
+}
+
+/** Create a namespace; an existing one is fine. */
+export async function ensureNamespace(kc: KubeConfig, name: string): Promise<void> {
+  await kubeRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } }).catch((e) => {
+    if (kubeStatusCode(e) !== 409) throw e;
+  });
 }
