@@ -6,6 +6,8 @@
 //   resourceVersion just read), so drift is really undone.
 // - Deletes carry uid and resourceVersion preconditions: a Gateway changed since it was read is not deleted.
 // - guard() runs before every write; it throws when this replica must not write (not the leader any more).
+// - Dry runs and applies run a bounded number of Gateways at a time (DEFAULT_APPLY_CONCURRENCY): a first reconcile at
+//   10k nodes has about 2,000 of each, and having them all in flight at once only piles up memory.
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage, isSchemaRejection, isTransient, statusCode } from '../adapters/kube/client.ts';
@@ -19,6 +21,7 @@ import {
 import { CORVID_PREFIX } from '../gateway/render.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { specEqual, statusEqual, type ChangeSet } from './changes.ts';
+import { DEFAULT_APPLY_CONCURRENCY, mapBounded } from './parallel.ts';
 
 /** A phase failed. `transient`: retry with backoff; otherwise only a new revision helps. */
 export class PhaseError extends Error {
@@ -46,23 +49,25 @@ export interface WriteContext {
   guard: () => void;
   /** Counts each write (verb, resource). */
   countWrite: (verb: 'apply' | 'replace' | 'delete', resource: 'gateways' | 'gateways/status') => void;
+  /** Gateways written at once. Default DEFAULT_APPLY_CONCURRENCY. */
+  concurrency?: number;
 }
 
 function failure(reason: string, what: string, e: unknown): { transient: boolean; line: string } {
   return { transient: isTransient(e) && !isSchemaRejection(e), line: `${what}: ${errorMessage(e)}` };
 }
 
-/** Phase 5. Throws PhaseError('DryRunFailed') listing every failing object. */
-export async function dryRun(kc: KubeConfig, changes: ChangeSet): Promise<void> {
-  const tries: Promise<void>[] = [];
+/** Phase 5, `concurrency` requests at a time. Throws PhaseError('DryRunFailed') listing every failing object. */
+export async function dryRun(kc: KubeConfig, changes: ChangeSet, concurrency = DEFAULT_APPLY_CONCURRENCY): Promise<void> {
+  const tries: (() => Promise<void>)[] = [];
   const problems: { transient: boolean; line: string }[] = [];
   for (const c of changes.apply) {
     if (c.spec) {
-      tries.push(applyGateway(kc, c.desired, { dryRun: true }).then(() => undefined, (e) => void problems.push(failure('DryRunFailed', `Gateway ${c.name}`, e))));
+      tries.push(() => applyGateway(kc, c.desired, { dryRun: true }).then(() => undefined, (e) => void problems.push(failure('DryRunFailed', `Gateway ${c.name}`, e))));
     }
     // A status dry run needs the object to exist; a new Gateway's status is checked by its real write.
     if (c.status && c.live !== undefined) {
-      tries.push(
+      tries.push(() =>
         applyGatewayStatus(kc, c.name, c.desired.status ?? {}, { dryRun: true }).then(
           () => undefined,
           (e) => void problems.push(failure('DryRunFailed', `Gateway ${c.name} status`, e)),
@@ -71,14 +76,14 @@ export async function dryRun(kc: KubeConfig, changes: ChangeSet): Promise<void> 
     }
   }
   for (const g of changes.prune) {
-    tries.push(
+    tries.push(() =>
       deleteGateway(kc, g.metadata.name, { uid: g.metadata.uid, resourceVersion: g.metadata.resourceVersion }, { dryRun: true }).then(
         () => undefined,
         (e) => void problems.push(failure('DryRunFailed', `delete Gateway ${g.metadata.name}`, e)),
       ),
     );
   }
-  await Promise.all(tries);
+  await mapBounded(tries, concurrency, (t) => t());
   if (problems.length > 0) {
     problems.sort((a, b) => (a.line < b.line ? -1 : 1));
     throw new PhaseError('DryRunFailed', `server dry run failed: ${problems.map((p) => p.line).join('; ')}`, problems.some((p) => p.transient));
@@ -111,8 +116,10 @@ export interface Written {
 export async function applyChanges(w: WriteContext, changes: ChangeSet): Promise<Map<string, Written>> {
   const stored = new Map<string, Written>();
   const problems: { transient: boolean; line: string }[] = [];
-  await Promise.all(
-    changes.apply.map(async (c) => {
+  await mapBounded(
+    changes.apply,
+    w.concurrency ?? DEFAULT_APPLY_CONCURRENCY,
+    async (c) => {
       const superseded: string[] = [];
       const step = (g: Gateway): Gateway => {
         if (cur?.metadata.resourceVersion) superseded.push(cur.metadata.resourceVersion);
@@ -145,7 +152,7 @@ export async function applyChanges(w: WriteContext, changes: ChangeSet): Promise
         if (e instanceof NotLeaderError) throw e;
         problems.push(failure('ApplyFailed', `Gateway ${c.name}`, e));
       }
-    }),
+    },
   );
   if (problems.length > 0) {
     throw new PhaseError('ApplyFailed', `apply failed: ${problems.map((p) => p.line).join('; ')}`, problems.some((p) => p.transient));

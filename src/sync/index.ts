@@ -82,6 +82,8 @@ export interface SyncOptions {
   /** Retry backoff after a failed reconcile. Default 500 ms doubling to 60 s. */
   retryInitialMs?: number;
   retryMaxMs?: number;
+  /** Gateways dry-run, then written, at once by a reconcile. Default 16 (DEFAULT_APPLY_CONCURRENCY). */
+  applyConcurrency?: number;
   /** Informer backoff. Defaults 250 ms to 30 s. */
   informerInitialBackoffMs?: number;
   informerMaxBackoffMs?: number;
@@ -172,6 +174,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     logger,
     canWrite,
     now,
+    applyConcurrency: o.applyConcurrency,
   });
 
   // ---------------------------------------------------------------- scheduling

@@ -54,6 +54,8 @@ export interface ReconcilerDeps {
   /** False when this replica must not write (not the leader). Checked before every write. */
   canWrite: () => boolean;
   now: () => Date;
+  /** Gateways dry-run, then written, at once. Default DEFAULT_APPLY_CONCURRENCY (src/sync/parallel.ts). */
+  applyConcurrency?: number;
 }
 
 /**
@@ -144,6 +146,7 @@ export class Reconciler {
         this.writes++;
         this.d.metrics.writesTotal.inc({ verb, resource });
       },
+      concurrency: this.d.applyConcurrency,
     };
   }
 
@@ -229,7 +232,7 @@ export class Reconciler {
       if (!mayPrune) changes.prune = [];
 
       try {
-        await dryRun(this.d.kc, changes);
+        await dryRun(this.d.kc, changes, this.d.applyConcurrency);
       } catch (e) {
         if (e instanceof PhaseError && !e.transient && isCandidate) {
           problem = this.reject(serving.key, serving.revision, REJECT.dryRunFailed, e.message, serving.topology.name);
