@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useControlPlane } from '../support/controlplane.ts';
 import { ensureNamespace, installCorvidCrds, sleep, waitFor, writeHeartbeat } from './sync-fixtures.ts';
-import { isTransient, statusCode } from '../../src/adapters/kube/client.ts';
+import { CONTENT_TYPE, isTransient, kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
 import {
   FIELD_MANAGER,
   STATUS_FIELD_MANAGER,
@@ -15,7 +15,8 @@ import {
   getGateway,
   listGateways,
 } from '../../src/adapters/kube/gateways.ts';
-import { listNodes } from '../../src/adapters/kube/nodes.ts';
+import { NODES_PATH, listNodes, nodeInformer, type NodeJson } from '../../src/adapters/kube/nodes.ts';
+import { inventoryFromNode } from '../../src/plan/index.ts';
 import { listHeartbeatLeases } from '../../src/adapters/kube/leases.ts';
 import { LeaderElector } from '../../src/adapters/kube/leader.ts';
 import { eventRecorder, listEvents } from '../../src/adapters/kube/events.ts';
@@ -199,4 +200,69 @@ test('nodes, heartbeat Leases and Events read back as wire JSON', { skip: cp.ski
   const evs = await listEvents(kc);
   assert.ok(evs.some((e) => e.reason === 'Elected' && e.regarding?.name === 'gw-x' && e.reportingController === 'corvid.dev/sync'));
   assert.equal(isTransient(new Error('ECONNRESET')), true);
+});
+
+test('node informer: caches Nodes without managedFields or the fields the planner does not read, on list and on watch', { skip: cp.skip }, async () => {
+  const kc = cp.get().kubeConfig;
+  const name = 'ka-trim-1';
+  const manager = 'corvid-test-kubelet';
+  const apply = (path: string, body: object): Promise<NodeJson> =>
+    kubeRequest<NodeJson>(kc, { method: 'PATCH', path, query: { fieldManager: manager, force: true }, body, contentType: CONTENT_TYPE.apply });
+  const node = (labels: Record<string, string>): object => ({
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, labels, annotations: { 'corvid.dev/public-ip': '203.0.113.9', 'example.com/other': 'x' } },
+    spec: { podCIDR: '10.99.0.0/24', podCIDRs: ['10.99.0.0/24'], taints: [{ key: 'example.com/t', effect: 'NoSchedule' }], providerID: 'test://ka-trim-1' },
+  });
+  const status = {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name },
+    status: {
+      conditions: [
+        { type: 'MemoryPressure', status: 'False', reason: 'KubeletHasSufficientMemory', message: 'kubelet has sufficient memory available', lastHeartbeatTime: '2026-11-20T10:00:00Z', lastTransitionTime: '2026-11-01T09:00:00Z' },
+        { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status', lastHeartbeatTime: '2026-11-20T10:00:00Z', lastTransitionTime: '2026-11-01T09:00:00Z' },
+      ],
+      addresses: [{ type: 'InternalIP', address: '10.0.99.1' }, { type: 'Hostname', address: name }],
+      capacity: { cpu: '2', memory: '4Gi', pods: '110' },
+      allocatable: { cpu: '2', memory: '4Gi', pods: '110' },
+      images: [{ names: ['registry.example/pause:3.9'], sizeBytes: 300000 }],
+      nodeInfo: { machineID: 'm', systemUUID: 's', bootID: 'b', kernelVersion: '6.1', osImage: 'x', containerRuntimeVersion: 'containerd://1.7', kubeletVersion: 'v1.20.2', kubeProxyVersion: 'v1.20.2', operatingSystem: 'linux', architecture: 'amd64' },
+    },
+  };
+  await apply(`${NODES_PATH}/${name}`, node({ 'topology.corvid.dev/pool': 'p1' }));
+  const stored = await apply(`${NODES_PATH}/${name}/status`, status);
+  const managers = (stored.metadata?.managedFields as { manager: string }[] | undefined)?.map((m) => m.manager) ?? [];
+  assert.ok(managers.includes(manager), `the API server kept managedFields (managers: ${managers.join(', ')})`);
+  assert.ok(Array.isArray(stored.status?.images), 'the status carries images');
+
+  const informer = nodeInformer(kc);
+  const seen: NodeJson[] = [];
+  informer.onChange((e) => e.object.metadata?.name === name && seen.push(e.object));
+  try {
+    await informer.start();
+    const check = (cached: NodeJson | undefined, live: NodeJson, when: string): void => {
+      assert.ok(cached, `${when}: cached`);
+      assert.equal(cached.metadata?.managedFields, undefined, `${when}: no managedFields`);
+      assert.equal(cached.metadata?.resourceVersion, live.metadata?.resourceVersion, `${when}: resourceVersion kept`);
+      for (const k of ['images', 'nodeInfo', 'capacity', 'allocatable']) assert.equal(cached.status?.[k], undefined, `${when}: no status.${k}`);
+      assert.equal(cached.spec?.taints, undefined, `${when}: no spec.taints`);
+      assert.deepEqual(cached.status?.conditions?.map((c) => c.type), ['Ready'], `${when}: only the Ready condition`);
+      assert.deepEqual(inventoryFromNode(cached), inventoryFromNode(live), `${when}: the planner sees the same Node`);
+    };
+    // From the list.
+    check(informer.get(name), stored, 'listed');
+
+    // From a watch event (MODIFIED).
+    const changed = await apply(`${NODES_PATH}/${name}`, node({ 'topology.corvid.dev/pool': 'p2' }));
+    assert.ok(changed.metadata?.managedFields, 'the change carries managedFields on the wire');
+    const watched = await waitFor('the label change in the cache', () => informer.get(name)?.metadata?.labels?.['topology.corvid.dev/pool'] === 'p2' && informer.get(name));
+    check(watched, changed, 'watched');
+    assert.equal(inventoryFromNode(watched).labels['topology.corvid.dev/pool'], 'p2');
+    assert.ok(seen.length >= 1);
+    for (const o of seen) assert.equal(o.metadata?.managedFields, undefined, 'callbacks get the trimmed object too');
+  } finally {
+    await informer.stop();
+    await kubeRequest(kc, { method: 'DELETE', path: `${NODES_PATH}/${name}` }).catch(() => undefined);
+  }
 });

@@ -205,11 +205,12 @@ export interface KubeList<T> {
   resourceVersion: string;
 }
 
-/** GET a collection; follows `continue` tokens so the result is complete. */
+/** GET a collection; follows `continue` tokens so the result is complete. `transform` maps each item as its page arrives. */
 export async function listAll<T>(
   kc: KubeConfig,
   path: string,
   query: { labelSelector?: string; fieldSelector?: string } = {},
+  transform?: (item: T) => T,
 ): Promise<KubeList<T>> {
   const items: T[] = [];
   let cont: string | undefined;
@@ -220,7 +221,7 @@ export async function listAll<T>(
       path,
       query: { ...query, limit: 500, continue: cont },
     });
-    items.push(...(page.items ?? []));
+    for (const item of page.items ?? []) items.push(transform ? transform(item) : item);
     resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     cont = page.metadata?.continue || undefined;
   } while (cont !== undefined);

@@ -6,7 +6,9 @@
 // - Every other error (network, API server restart, 5xx, 403) is reported to onError and retried with exponential
 //   backoff and jitter; the cache keeps its last content meanwhile. It never gives up until stop().
 //
-// Objects are the wire JSON (see client.ts). The watch stream itself is client-node's Watch.
+// Objects are the wire JSON (see client.ts), passed through the optional `transform` as they arrive (list pages and
+// watch events alike), so a cache can keep only the part of each object its user reads. The watch stream itself is
+// client-node's Watch.
 
 import { Watch } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -40,6 +42,15 @@ export interface InformerOptions {
   maxBackoffMs?: number;
 }
 
+/** What the Informer takes: the options, and what to keep of each object received (default: all of it). */
+export interface InformerSettings<T extends KubeObject> extends InformerOptions {
+  /**
+   * Applied to every object as it arrives, before it is cached or passed to a callback. It must keep
+   * metadata.name, metadata.namespace and metadata.resourceVersion (the cache's key and version).
+   */
+  transform?: (o: T) => T;
+}
+
 // Resolves after ms, or at once when the signal aborts (never rejects).
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return delay(ms, undefined, { signal }).then(
@@ -58,7 +69,7 @@ type WatchEnd = { kind: 'closed' } | { kind: 'gone' } | { kind: 'error'; err: un
 export class Informer<T extends KubeObject> {
   readonly path: string;
   private readonly kc: KubeConfig;
-  private readonly opts: InformerOptions;
+  private readonly opts: InformerSettings<T>;
   private cache = new Map<string, T>();
   private rv = '';
   private synced = false;
@@ -70,7 +81,7 @@ export class Informer<T extends KubeObject> {
   /** Counters for tests and metrics: full lists, watch connections, 410s, failures. */
   readonly stats = { lists: 0, watches: 0, gone: 0, errors: 0 };
 
-  constructor(kc: KubeConfig, opts: InformerOptions) {
+  constructor(kc: KubeConfig, opts: InformerSettings<T>) {
     this.kc = kc;
     this.opts = opts;
     this.path = opts.path;
@@ -214,7 +225,7 @@ export class Informer<T extends KubeObject> {
 
   private async relist(): Promise<void> {
     const { labelSelector, fieldSelector } = this.opts;
-    const list = await listAll<T>(this.kc, this.path, { labelSelector, fieldSelector });
+    const list = await listAll<T>(this.kc, this.path, { labelSelector, fieldSelector }, this.opts.transform);
     this.stats.lists++;
     const fresh = new Map<string, T>();
     for (const o of list.items) fresh.set(key(o), o);
@@ -267,7 +278,7 @@ export class Informer<T extends KubeObject> {
           if (rv) this.rv = rv;
           return;
         }
-        const o = obj as T;
+        const o = this.opts.transform ? this.opts.transform(obj as T) : (obj as T);
         const k = key(o);
         if (type === 'ADDED' || type === 'MODIFIED') {
           const prev = this.cache.get(k);
@@ -301,6 +312,6 @@ export class Informer<T extends KubeObject> {
 }
 
 /** Shorthand for `new Informer<T>(kc, opts)`. */
-export function makeResilientInformer<T extends KubeObject>(kc: KubeConfig, opts: InformerOptions): Informer<T> {
+export function makeResilientInformer<T extends KubeObject>(kc: KubeConfig, opts: InformerSettings<T>): Informer<T> {
   return new Informer<T>(kc, opts);
 }

@@ -1,4 +1,5 @@
-// Nodes: list and watch, as wire JSON (what src/plan's inventoryFromNode reads).
+// Nodes: list and watch, as wire JSON (what src/plan's inventoryFromNode reads). The informer keeps only that part of
+// each Node (see trimNode): at 10k Nodes the rest (managedFields alone is about 1.4 KiB a Node) is most of the cache.
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import { listAll, type KubeList, type KubeObject } from './client.ts';
@@ -21,12 +22,35 @@ export function listNodes(kc: KubeConfig, opts: { labelSelector?: string } = {})
   return listAll<NodeJson>(kc, NODES_PATH, opts);
 }
 
-/** An informer on Nodes. */
+/**
+ * What the node informer keeps of a Node: metadata without managedFields; of the spec podCIDR, podCIDRs and
+ * unschedulable; of the status the addresses and the Ready condition. That is everything inventoryFromNode
+ * (src/plan/inventory.ts) and nodeReady read. Dropped: managedFields, taints, providerID, the other conditions,
+ * images, nodeInfo, capacity, allocatable, volumes, daemonEndpoints. A new reader of another Node field adds it here.
+ */
+export function trimNode(n: NodeJson): NodeJson {
+  const out: NodeJson = { ...n };
+  if (n.metadata !== undefined) {
+    const { managedFields: _dropped, ...metadata } = n.metadata;
+    out.metadata = metadata;
+  }
+  if (n.spec !== undefined) {
+    const { podCIDR, podCIDRs, unschedulable } = n.spec;
+    out.spec = { podCIDR, podCIDRs, unschedulable };
+  }
+  if (n.status !== undefined) {
+    const { addresses, conditions } = n.status;
+    out.status = { addresses, conditions: Array.isArray(conditions) ? conditions.filter((c) => c?.type === 'Ready') : conditions };
+  }
+  return out;
+}
+
+/** An informer on Nodes, caching each Node as trimNode leaves it. */
 export function nodeInformer(
   kc: KubeConfig,
   opts: Omit<InformerOptions, 'path'> = {},
 ): Informer<NodeJson> {
-  return new Informer<NodeJson>(kc, { ...opts, path: NODES_PATH });
+  return new Informer<NodeJson>(kc, { ...opts, path: NODES_PATH, transform: trimNode });
 }
 
 /** The Node's Ready condition status: true only for "True". */
