@@ -6,6 +6,8 @@
 // pools behind NAT, 10 nodes per pool with a /24 pod subnet each, one elected gateway per pool, one PSK, mesh.
 // nodePlan() (the agent's own planner) turns the Gateways into the node's plan, as the agent does.
 //
+// 0. nodePlan() alone: the hub's member (500 edge pools = 5,000 routes) and the hub's gateway (500 tunnels) of 501
+//    Gateways, pure and in memory (no root needed): `npx node bench/agent.ts nodeplan` runs only this part.
 // 1. gateway converge: the hub's active gateway with 200 peers = 200 IKE connections (each 10 local x 10 remote
 //    subnets) and 200 shared keys loaded into charon over VICI. The edge pools are behind NAT, so every tunnel is
 //    responder-only (remote %any, start_action none): charon never sends a packet. charon runs in a namespace of its
@@ -159,6 +161,38 @@ function formatRows(rows: Row[]): string {
 
 function verdict(medianMs: number, goalMs: number): string {
   return `< ${goalMs / 1000} s: ${medianMs < goalMs ? 'met' : 'MISSED'}`;
+}
+
+// ---------------------------------------------------------------- 0. nodePlan() alone (pure: no root, no charon)
+
+/**
+ * nodePlan() on its own, for the hub's member (every edge pool reached directly: `edges` x 10 routes) and the hub's
+ * gateway (`edges` tunnels), `edges` + 1 Gateways. Medians of `runs` calls after 3 warm-up calls.
+ */
+export function benchNodePlan(o: { edges?: number; runs?: number } = {}): Row[] {
+  const edges = o.edges ?? 500;
+  const runs = o.runs ?? 21;
+  console.log(`-- agent: nodePlan() alone, ${edges + 1} Gateways (pure, in memory)`);
+  const gateways = fleet(edges);
+  const cases = [
+    { node: HUB_MEMBER, what: 'hub member', ok: (p: NodePlan) => p.role === 'member' && p.routes.length === edges * NODES_PER_POOL, work: `${edges * NODES_PER_POOL} routes` },
+    { node: HUB_GW, what: 'hub gateway', ok: (p: NodePlan) => p.role === 'gateway' && p.tunnels.length === edges, work: `${edges} tunnels` },
+  ];
+  const rows: Row[] = [];
+  for (const c of cases) {
+    const plan = nodePlan({ gateways, nodeName: c.node });
+    if (!c.ok(plan)) throw new Error(`bench fleet is wrong for ${c.node}: role ${plan.role}, ${plan.routes.length} routes, ${plan.tunnels.length} tunnels`);
+    for (let i = 0; i < 3; i++) nodePlan({ gateways, nodeName: c.node });
+    const xs: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t = performance.now();
+      nodePlan({ gateways, nodeName: c.node });
+      xs.push(performance.now() - t);
+    }
+    rows.push(row(`nodePlan(), ${c.what}`, xs, c.work));
+  }
+  console.log(formatRows(rows));
+  return rows;
 }
 
 // ---------------------------------------------------------------- 1. the gateway with 200 peers
@@ -451,11 +485,18 @@ export async function benchAgentMemory(o: { peers?: number } = {}): Promise<Agen
 
 export async function benchAgent(o: { runs?: number } = {}): Promise<void> {
   console.log(machineLine());
+  benchNodePlan();
   await benchGatewayConverge({ runs: o.runs });
   await benchMemberRoutes({ runs: o.runs });
   await benchAgentMemory();
 }
 
+// `npx node bench/agent.ts nodeplan`: only the pure nodePlan() part (no root, no charon, no control plane).
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  await benchAgent();
+  if (process.argv[2] === 'nodeplan') {
+    console.log(machineLine());
+    benchNodePlan();
+  } else {
+    await benchAgent();
+  }
 }
