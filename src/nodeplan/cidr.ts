@@ -122,10 +122,21 @@ export function formatPrefix(p: Prefix): string {
   return `${formatAddress(p.family, p.value)}/${p.length}`;
 }
 
+/** A canonical CIDR text together with its parsed form, so hot loops compare and test overlap without parsing again. */
+export interface CanonicalPrefix {
+  text: string;
+  prefix: Prefix;
+}
+
+/** The canonical form of `s` (text and parsed), or undefined when `s` is not a prefix. */
+export function toCanonicalPrefix(s: string): CanonicalPrefix | undefined {
+  const prefix = parsePrefix(s.trim());
+  return prefix ? { text: formatPrefix(prefix), prefix } : undefined;
+}
+
 /** Canonical CIDR text, or undefined when `s` is not a prefix. */
 export function canonicalPrefix(s: string): string | undefined {
-  const p = parsePrefix(s.trim());
-  return p ? formatPrefix(p) : undefined;
+  return toCanonicalPrefix(s)?.text;
 }
 
 /** Canonical address text, or undefined. */
@@ -138,14 +149,19 @@ export function familyOfPrefix(s: string): Family {
   return s.includes(':') ? 6 : 4;
 }
 
+/** IPv4 before IPv6, then by address, then by length. */
+export function compareParsedPrefixes(pa: Prefix, pb: Prefix): number {
+  if (pa.family !== pb.family) return pa.family - pb.family;
+  if (pa.value !== pb.value) return pa.value < pb.value ? -1 : 1;
+  return pa.length - pb.length;
+}
+
 /** IPv4 before IPv6, then by address, then by length. Works on canonical CIDRs. */
 export function comparePrefixes(a: string, b: string): number {
   const pa = parsePrefix(a);
   const pb = parsePrefix(b);
   if (!pa || !pb) return a < b ? -1 : a > b ? 1 : 0;
-  if (pa.family !== pb.family) return pa.family - pb.family;
-  if (pa.value !== pb.value) return pa.value < pb.value ? -1 : 1;
-  return pa.length - pb.length;
+  return compareParsedPrefixes(pa, pb);
 }
 
 /** Sorted, de-duplicated canonical prefixes. */
@@ -153,11 +169,16 @@ export function sortPrefixes(list: Iterable<string>): string[] {
   return [...new Set(list)].sort(comparePrefixes);
 }
 
+/** sortPrefixes without parsing again: de-duplicated by text (the first kept), in comparePrefixes order. */
+export function sortCanonicalPrefixes(list: Iterable<CanonicalPrefix>): CanonicalPrefix[] {
+  const byText = new Map<string, CanonicalPrefix>();
+  for (const c of list) if (!byText.has(c.text)) byText.set(c.text, c);
+  return [...byText.values()].sort((a, b) => compareParsedPrefixes(a.prefix, b.prefix));
+}
+
 /** Whether two prefixes overlap (one contains the other). */
-export function overlaps(a: string, b: string): boolean {
-  const pa = parsePrefix(a);
-  const pb = parsePrefix(b);
-  if (!pa || !pb || pa.family !== pb.family) return false;
+export function overlaps(pa: Prefix, pb: Prefix): boolean {
+  if (pa.family !== pb.family) return false;
   const bits = pa.family === 4 ? 32 : 128;
   const len = Math.min(pa.length, pb.length);
   const mask = len === 0 ? 0n : ((1n << BigInt(len)) - 1n) << BigInt(bits - len);

@@ -19,7 +19,16 @@
 import type { Gateway } from '../gateway/types.ts';
 import { encryptionFor, mayPeer, readGatewayLinks, type GatewayLinks } from '../gateway/annotations.ts';
 import type { EncryptionPolicy } from '../topology/types.ts';
-import { canonicalAddress, canonicalPrefix, comparePrefixes, familyOfPrefix, overlaps, sortPrefixes } from './cidr.ts';
+import {
+  canonicalAddress,
+  compareParsedPrefixes,
+  familyOfPrefix,
+  overlaps,
+  sortCanonicalPrefixes,
+  toCanonicalPrefix,
+  type CanonicalPrefix,
+  type Prefix,
+} from './cidr.ts';
 import {
   CONN_PREFIX,
   DEFAULT_ROUTE_TABLE,
@@ -47,8 +56,8 @@ interface PoolInfo {
   links: GatewayLinks;
   nat: boolean;
   active?: Active;
-  /** Canonical, sorted. */
-  subnets: string[];
+  /** Canonical, sorted, each parsed once here: the per-pair checks (overlap, traffic selectors, routes) never parse. */
+  subnets: CanonicalPrefix[];
   nodes: Set<string>;
 }
 
@@ -86,14 +95,14 @@ function readPools(gateways: Gateway[], f: Findings): Map<string, PoolInfo> {
     }
     for (const p of links.problems) f.add({ severity: 'error', code: 'bad-annotation', pool: links.pool, message: p });
     const nodes = new Set<string>();
-    const subnets: string[] = [];
+    const subnets: CanonicalPrefix[] = [];
     const ipOf = new Map<string, string>();
     for (const n of gw.status?.nodes ?? []) {
       nodes.add(n.nodeName);
       const ip = canonicalAddress(n.privateIP ?? '');
       if (ip !== undefined) ipOf.set(n.nodeName, ip);
       for (const s of n.subnets ?? []) {
-        const c = canonicalPrefix(s);
+        const c = toCanonicalPrefix(s);
         if (c === undefined) f.add({ severity: 'warning', code: 'bad-subnet', pool: links.pool, message: `node ${n.nodeName}: "${s}" is not a CIDR; ignored` });
         else subnets.push(c);
       }
@@ -102,7 +111,7 @@ function readPools(gateways: Gateway[], f: Findings): Map<string, PoolInfo> {
     if (tunnelActives.length > 1) {
       f.add({ severity: 'warning', code: 'multiple-active', pool: links.pool, message: `${tunnelActives.length} active tunnel endpoints; using ${tunnelActives[0].nodeName}` });
     }
-    const info: PoolInfo = { name: links.pool, gw, links, nat: links.underNAT, subnets: sortPrefixes(subnets), nodes };
+    const info: PoolInfo = { name: links.pool, gw, links, nat: links.underNAT, subnets: sortCanonicalPrefixes(subnets), nodes };
     const a = tunnelActives[0];
     if (a !== undefined) {
       nodes.add(a.nodeName);
@@ -144,7 +153,7 @@ function samePolicy(a: EncryptionPolicy, b: EncryptionPolicy): boolean {
 }
 
 function hasOverlap(a: PoolInfo, b: PoolInfo): boolean {
-  return a.subnets.some((x) => b.subnets.some((y) => overlaps(x, y)));
+  return a.subnets.some((x) => b.subnets.some((y) => overlaps(x.prefix, y.prefix)));
 }
 
 /**
@@ -230,27 +239,38 @@ function relayedVia(pools: Map<string, PoolInfo>, r: PoolInfo, a: PoolInfo): Poo
   return out.sort((p, q) => cmp(p.name, q.name));
 }
 
+/** The subnets of these pools as traffic-selector texts: sorted, de-duplicated, without parsing again. */
+function subnetTexts(list: PoolInfo[]): string[] {
+  return sortCanonicalPrefixes(list.flatMap((x) => x.subnets)).map((c) => c.text);
+}
+
 function remoteAddress(peer: PoolInfo): string {
   const a = peer.active as Active;
   return a.publicIP ?? a.privateIP;
 }
 
-function routesVia(prefixes: Array<{ dst: string; pool: string }>, via: string, f: Findings, pool: string): RoutePlan[] {
+/** A route with its destination parsed, for sorting without parsing again. */
+interface ParsedRoute {
+  route: RoutePlan;
+  prefix: Prefix;
+}
+
+function routesVia(prefixes: Array<{ dst: CanonicalPrefix; pool: string }>, via: string, f: Findings, pool: string): ParsedRoute[] {
   const viaFamily = familyOfPrefix(via);
-  const out: RoutePlan[] = [];
-  for (const p of prefixes) {
-    const family = familyOfPrefix(p.dst);
+  const out: ParsedRoute[] = [];
+  for (const { dst: { text: dst, prefix }, pool: peer } of prefixes) {
+    const family = prefix.family;
     if (family === 6 && viaFamily === 4) {
       f.add({
         severity: 'warning',
         code: 'no-ipv6-next-hop',
         pool,
-        peer: p.pool,
-        message: `no route for ${p.dst}: the next hop ${via} is IPv4 and Linux cannot route IPv6 via an IPv4 next hop (the traffic selectors still carry it)`,
+        peer,
+        message: `no route for ${dst}: the next hop ${via} is IPv4 and Linux cannot route IPv6 via an IPv4 next hop (the traffic selectors still carry it)`,
       });
       continue;
     }
-    out.push({ family, dst: p.dst, via, pool: p.pool });
+    out.push({ route: { family, dst, via, pool: peer }, prefix });
   }
   return out;
 }
@@ -294,7 +314,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
 
   const reach: Reach[] = [];
   const tunnels: TunnelPlan[] = [];
-  const clearRoutes: Array<{ dst: string; pool: string; via: string }> = [];
+  const clearRoutes: Array<{ dst: CanonicalPrefix; pool: string; via: string }> = [];
 
   for (const peer of [...pools.values()].sort((a, b) => cmp(a.name, b.name))) {
     if (peer.name === me.name) continue;
@@ -324,8 +344,8 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     // behind a relay (NAT'd, or a spoke) we receive them from our relay.
     const extraLocal = peer.links.relay === me.name ? relayedVia(pools, me, peer) : [];
     const extraRemote = me.links.relay === peer.name ? relayedVia(pools, peer, me) : [];
-    const localTs = sortPrefixes([...me.subnets, ...extraLocal.flatMap((x) => x.subnets)]);
-    const remoteTs = sortPrefixes([...peer.subnets, ...extraRemote.flatMap((x) => x.subnets)]);
+    const localTs = subnetTexts([me, ...extraLocal]);
+    const remoteTs = subnetTexts([peer, ...extraRemote]);
     const role = me.nat ? 'initiator' : peer.nat ? 'responder' : me.name < peer.name ? 'initiator' : 'responder';
     const t: TunnelPlan = {
       name: connName(peer.name),
@@ -348,19 +368,23 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     tunnels.push(t);
   }
 
-  let routes: RoutePlan[] = [];
+  let parsedRoutes: ParsedRoute[] = [];
   if (plan.role === 'member') {
-    const prefixes: Array<{ dst: string; pool: string }> = [];
+    const prefixes: Array<{ dst: CanonicalPrefix; pool: string }> = [];
     for (const r of reach) {
       for (const dst of (pools.get(r.pool) as PoolInfo).subnets) prefixes.push({ dst, pool: r.pool });
     }
-    routes = routesVia(prefixes, me.active.privateIP, f, me.name);
+    parsedRoutes = routesVia(prefixes, me.active.privateIP, f, me.name);
   } else {
-    const byVia = new Map<string, Array<{ dst: string; pool: string }>>();
-    for (const c of clearRoutes) byVia.set(c.via, [...(byVia.get(c.via) ?? []), c]);
-    for (const [via, list] of byVia) routes.push(...routesVia(list, via, f, me.name));
+    const byVia = new Map<string, Array<{ dst: CanonicalPrefix; pool: string }>>();
+    for (const c of clearRoutes) {
+      const list = byVia.get(c.via);
+      if (list) list.push(c);
+      else byVia.set(c.via, [c]);
+    }
+    for (const [via, list] of byVia) parsedRoutes.push(...routesVia(list, via, f, me.name));
   }
-  routes = dedupeRoutes(routes, f, me.name);
+  const routes = dedupeRoutes(parsedRoutes, f, me.name);
 
   const families = [...new Set(routes.map((r) => r.family))].sort() as Family[];
   const rules: RulePlan[] = families.map((family) => ({ family, priority: rulePriority, table: routeTable }));
@@ -376,8 +400,10 @@ export function nodePlan(input: NodePlanInput): NodePlan {
 }
 
 /** Sort routes and drop duplicate prefixes (two remote pools claiming the same prefix: the first pool by name wins). */
-function dedupeRoutes(routes: RoutePlan[], f: Findings, pool: string): RoutePlan[] {
-  const sorted = [...routes].sort((a, b) => a.family - b.family || comparePrefixes(a.dst, b.dst) || cmp(a.pool, b.pool));
+function dedupeRoutes(routes: ParsedRoute[], f: Findings, pool: string): RoutePlan[] {
+  const sorted = [...routes]
+    .sort((a, b) => a.route.family - b.route.family || compareParsedPrefixes(a.prefix, b.prefix) || cmp(a.route.pool, b.route.pool))
+    .map((x) => x.route);
   const out: RoutePlan[] = [];
   for (const r of sorted) {
     const prev = out[out.length - 1];

@@ -354,6 +354,54 @@ test('overlapping pool subnets: no link, an error', () => {
   assert.deepEqual(p.findings.map((x) => x.code), ['subnet-overlap']);
 });
 
+test('overlap between pools with several subnets, IPv4 and IPv6 mixed: any one pair blocks the link, families never mix', () => {
+  const dual = (pool: string, gwIP: string, ...subnets: string[]) =>
+    gw(pool, { nodes: [[`${pool}-gw`, gwIP, ...subnets.slice(0, 2)], [`${pool}-n1`, gwIP.replace(/0$/, '1'), ...subnets.slice(2)]], active: `${pool}-gw` });
+  const codes = (...gws: Gateway[]) => nodePlan({ gateways: gws, nodeName: 'a-gw' }).findings.map((x) => [x.code, x.peer]);
+  const a = dual('a', 'fd00:1::10', '10.101.0.0/24', 'fd00:101::/64', '10.101.1.0/24', 'fd00:101:1::/64');
+  // Only the last subnet of b (an IPv6 /48 holding a's second /64) overlaps: no link.
+  assert.deepEqual(codes(a, dual('b', 'fd00:2::10', '10.102.0.0/24', 'fd00:102::/64', '10.102.1.0/24', 'fd00:101::/48')), [['subnet-overlap', 'b']]);
+  // A bare address inside a's IPv4 /24, and IPv4 0.0.0.0/0: each overlaps on its own.
+  assert.deepEqual(codes(a, dual('b', 'fd00:2::10', 'fd00:102::/64', '10.101.1.77')), [['subnet-overlap', 'b']]);
+  assert.deepEqual(codes(a, dual('b', 'fd00:2::10', 'fd00:102::/64', '0.0.0.0/0')), [['subnet-overlap', 'b']]);
+  // The same bits in the other family do not overlap: IPv4-compatible and IPv4-mapped IPv6 prefixes of a's IPv4
+  // subnets, ::/0 next to IPv4 only subnets, 0.0.0.0/0 next to IPv6 only subnets.
+  const c = dual('c', 'fd00:3::10', '::a65:0/120', '::ffff:10.101.1.0/120', '10.103.0.0/24');
+  const d = gw('d', { nodes: [['d-gw', '10.4.0.10', '::/0']], active: 'd-gw' });
+  const e = gw('e', { nodes: [['e-gw', 'fd00:5::10', '10.105.0.0/24']], active: 'e-gw' });
+  const v4 = gw('v4', { nodes: [['v4-gw', '10.6.0.10', '10.106.0.0/24', '10.106.1.0/24']], active: 'v4-gw' });
+  const g = nodePlan({ gateways: [a, c, e], nodeName: 'a-gw' });
+  assert.deepEqual(g.findings, []);
+  assert.deepEqual(tunnel(g, 'c').localTs, ['10.101.0.0/24', '10.101.1.0/24', 'fd00:101::/64', 'fd00:101:1::/64']);
+  assert.deepEqual(tunnel(g, 'c').remoteTs, ['10.103.0.0/24', '::a65:0/120', '::ffff:10.101.1.0/120']);
+  assert.deepEqual(nodePlan({ gateways: [v4, d], nodeName: 'v4-gw' }).tunnels.map((t) => t.name), ['corvid-d']);
+  assert.deepEqual(nodePlan({ gateways: [d, gw('f', { nodes: [['f-gw', '10.7.0.10', 'fd00:107::/64']], active: 'f-gw' })], nodeName: 'd-gw' }).findings.map((x) => x.code), ['subnet-overlap']);
+  // A member routes every reachable prefix, sorted across pools and families (IPv4 first, then by address).
+  const m = nodePlan({ gateways: [a, c, e], nodeName: 'a-n1' });
+  assert.deepEqual(m.routes.map((r) => `${r.dst}@${r.pool}`), ['10.103.0.0/24@c', '10.105.0.0/24@e', '::a65:0/120@c', '::ffff:10.101.1.0/120@c']);
+  assert.deepEqual(m.rules.map((r) => r.family), [4, 6]);
+});
+
+test('overlap between two pools behind one relay: no relayed path, each still tunnels to the relay', () => {
+  const gws = [CLOUD(), LYON(), OSLO({ nodes: [['o-gw', '192.168.1.10', '10.120.0.0/24', 'fd00:120::/64'], ['o-n1', '192.168.1.12', '10.110.1.128/25']] })];
+  const lyon = nodePlan({ gateways: gws, nodeName: 'l-gw' });
+  assert.deepEqual(lyon.tunnels.map((t) => [t.name, t.relayed]), [['corvid-cloud', []]]);
+  assert.deepEqual(lyon.findings.map((x) => [x.code, x.peer, x.message]), [['relay-unavailable', 'oslo', 'no path: the two pools have overlapping subnets']]);
+  const cloud = nodePlan({ gateways: gws, nodeName: 'c-gw' });
+  assert.deepEqual(cloud.tunnels.map((t) => [t.name, t.relayed, t.localTs]), [
+    ['corvid-lyon', [], ['10.100.0.0/24', '10.100.1.0/24']],
+    ['corvid-oslo', [], ['10.100.0.0/24', '10.100.1.0/24']],
+  ]);
+  assert.deepEqual(tunnel(cloud, 'oslo').remoteTs, ['10.110.1.128/25', '10.120.0.0/24', 'fd00:120::/64']);
+});
+
+test('two remote pools claiming one prefix: routed to the first pool by name, a finding', () => {
+  const c = gw('c', { nodes: [['c-gw', '10.3.0.10', '10.130.0.0/24', '10.103.0.0/24']], active: 'c-gw', publicIP: '192.0.2.3' });
+  const m = nodePlan({ gateways: [c, A(), B({ nodes: [['b-gw', '10.2.0.10', '10.102.0.0/24', '10.130.0.9/24']] })], nodeName: 'a-n1' });
+  assert.deepEqual(m.routes.map((r) => `${r.dst}@${r.pool}`), ['10.102.0.0/24@b', '10.103.0.0/24@c', '10.130.0.0/24@b']);
+  assert.deepEqual(m.findings.map((x) => [x.code, x.peer, x.message]), [['duplicate-prefix', 'c', '10.130.0.0/24 is claimed by b and c; routed to b']]);
+});
+
 test('subnets are canonicalised (host bits, IPv6 compression)', () => {
   const p = nodePlan({ gateways: [A(), B({ nodes: [['b-gw', '10.2.0.10', '10.102.0.7/24', 'FD00:0102:0000::/48']] })], nodeName: 'a-gw' });
   assert.deepEqual(tunnel(p, 'b').remoteTs, ['10.102.0.0/24', 'fd00:102::/48']);
