@@ -14,7 +14,9 @@
 // 5. memory and first reconcile at scale: Nodes created in batches (16 at a time; no kubelet, status set at create),
 //    10 per pool, 2 declared gateways per pool, one topology file; `corvid sync --source=file` started afresh per
 //    size. Reported: the first full reconcile (from the sync's log), spawn -> settled, and VmRSS / VmHWM of the process
-//    from /proc/<pid>/status, sampled once a second while it idles with a 2 s resync.
+//    from /proc/<pid>/status, sampled once a second while it idles with a 2 s resync. Then a full GC, asked for through
+//    the inspector (the process runs with --inspect on loopback), and the heap in use and VmRSS after it: the live
+//    set, which VmRSS alone hides (V8 collects lazily while memory is plentiful).
 //
 // Latencies are medians; nothing is asserted about timings. Everything started here (control planes, processes,
 // temp dirs) is stopped or removed in `finally` and by exit hooks.
@@ -167,6 +169,8 @@ class SyncProcess {
   readonly lines: LogLine[] = [];
   readonly metricsPort: number;
   readonly webhookPort: number | undefined;
+  /** ws:// address of the inspector, when started with `inspect`. */
+  inspectorUrl: string | undefined;
   private readonly waiters = new Set<() => void>();
   private readonly killOnExit = (): void => void this.child.kill('SIGKILL');
   private tail = '';
@@ -182,6 +186,8 @@ class SyncProcess {
       const parts = (this.tail + chunk).split('\n');
       this.tail = parts.pop() ?? '';
       for (const l of parts) {
+        const inspector = /^Debugger listening on (ws:\/\/\S+)/.exec(l);
+        if (inspector) this.inspectorUrl = inspector[1];
         if (!l.startsWith('{')) continue;
         try {
           this.lines.push({ ...(JSON.parse(l) as LogLine), seen });
@@ -196,13 +202,14 @@ class SyncProcess {
     });
   }
 
-  static async start(args: string[], o: { webhook?: boolean } = {}): Promise<SyncProcess> {
+  static async start(args: string[], o: { webhook?: boolean; inspect?: boolean } = {}): Promise<SyncProcess> {
     const metricsPort = await freePort();
     const healthPort = await freePort();
     const webhookPort = o.webhook ? await freePort() : undefined;
     const child = spawn(
       process.execPath,
       [
+        ...(o.inspect ? ['--inspect=127.0.0.1:0'] : []),
         join(REPO_ROOT, 'bin', 'corvid.js'),
         'sync',
         ...args,
@@ -271,6 +278,29 @@ class SyncProcess {
       if (performance.now() > deadline) throw new Error(`the sync did not settle within ${timeoutMs} ms (last reconciles: ${done.slice(-3).map((l) => JSON.stringify(l)).join(' ')})`);
       if (this.child.exitCode !== null) throw new Error(`corvid sync exited (${this.child.exitCode})`);
       await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** A full garbage collection in the process, through the inspector (needs `inspect`). */
+  async collectGarbage(): Promise<void> {
+    const url = this.inspectorUrl;
+    if (url === undefined) throw new Error('corvid sync was not started with an inspector');
+    const ws = new WebSocket(url);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.onerror = () => reject(new Error(`inspector ${url}: connection failed`));
+        ws.onopen = () => {
+          ws.onmessage = (m) => {
+            const r = JSON.parse(String(m.data)) as { id?: number; error?: { message: string } };
+            if (r.id !== 1) return;
+            if (r.error) reject(new Error(`HeapProfiler.collectGarbage: ${r.error.message}`));
+            else resolve();
+          };
+          ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+        };
+      });
+    } finally {
+      ws.close();
     }
   }
 
@@ -513,6 +543,9 @@ export interface ScaleRow {
   heapUsedMiB: number;
   heapTotalMiB: number;
   externalMiB: number;
+  /** After a full GC: the heap in use (the live set) and VmRSS. */
+  gcHeapUsedMiB: number;
+  gcRssMiB: number;
 }
 
 export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<ScaleRow[] | undefined> {
@@ -543,7 +576,7 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
       await deleteTopology(kc, TOPOLOGY);
       const file = join(dir, `topology-${n}.yaml`);
       await writeFile(file, topologyYaml(fleet));
-      sync = await SyncProcess.start([`--source=file`, `--file=${file}`, '--interval=1h', '--resync-interval=2s', `--kubeconfig=${cp.kubeconfigPath}`]);
+      sync = await SyncProcess.start([`--source=file`, `--file=${file}`, '--interval=1h', '--resync-interval=2s', `--kubeconfig=${cp.kubeconfigPath}`], { inspect: true });
       const synced = await sync.waitLine('caches synced', (l) => l.msg === 'caches synced', 120_000);
       const first = await sync.waitLine('the first reconcile', (l) => l.msg === 'reconciled', 170_000);
       if (first.result !== 'success') throw new Error(`the first reconcile at ${n} nodes ended ${first.result}`);
@@ -565,6 +598,12 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
       const heapUsedMiB = await mib('nodejs_heap_size_used_bytes');
       const heapTotalMiB = await mib('nodejs_heap_size_total_bytes');
       const externalMiB = await mib('nodejs_external_memory_bytes');
+      // The live set: two full collections (what finalizers release in the first goes in the second), 1 s for VmRSS.
+      await sync.collectGarbage();
+      await sync.collectGarbage();
+      await new Promise((r) => setTimeout(r, 1000));
+      const gcHeapUsedMiB = await mib('nodejs_heap_size_used_bytes');
+      const gcRssMiB = processMemory(sync.pid)?.rssMiB ?? NaN;
       const steady = sync.lines.slice(from).filter((l) => l.msg === 'reconciled').map((l) => Number(l.durationMs));
       rows.push({
         nodes: n,
@@ -583,6 +622,8 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
         heapUsedMiB,
         heapTotalMiB,
         externalMiB,
+        gcHeapUsedMiB,
+        gcRssMiB,
       });
       await sync.stop();
       sync = undefined;
@@ -590,7 +631,7 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
     console.log('corvid sync --source=file --leader-elect --resync-interval=2s as a process (a heartbeating fleet wakes it about as often: see the idle table); Nodes created 16 at a time, status set at create');
     console.log(
       table(
-        ['nodes', 'pools', 'nodes created (s)', 'spawn -> caches synced ms', 'first reconcile ms', 'its writes', 'spawn -> settled ms', 'steady reconcile ms (n)', 'VmRSS MiB', 'VmRSS max MiB', 'VmHWM MiB', 'heap used / total MiB', 'external MiB'],
+        ['nodes', 'pools', 'nodes created (s)', 'spawn -> caches synced ms', 'first reconcile ms', 'its writes', 'spawn -> settled ms', 'steady reconcile ms (n)', 'VmRSS MiB', 'VmRSS max MiB', 'VmHWM MiB', 'heap used / total MiB', 'external MiB', 'after full GC: heap used / VmRSS MiB'],
         rows.map((r) => [
           String(r.nodes),
           String(r.pools),
@@ -605,11 +646,13 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
           r.peakMiB.toFixed(1),
           `${r.heapUsedMiB.toFixed(1)} / ${r.heapTotalMiB.toFixed(1)}`,
           r.externalMiB.toFixed(1),
+          `${r.gcHeapUsedMiB.toFixed(1)} / ${r.gcRssMiB.toFixed(1)}`,
         ]),
       ),
     );
     console.log('(VmRSS sampled once a second for 12 s after settling; "steady reconcile" = median of the resync reconciles in that window;');
-    console.log(' heap used counts garbage not yet collected: V8 collects lazily while memory is plentiful)');
+    console.log(' heap used counts garbage not yet collected: V8 collects lazily while memory is plentiful; the last column is after');
+    console.log(' two full collections asked for through the inspector, at the end of the window)');
     const [bare, client, mods] = [
       await baselineRssMiB([]),
       await baselineRssMiB(['node_modules/@kubernetes/client-node/dist/index.js']),
