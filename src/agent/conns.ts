@@ -5,7 +5,7 @@ import type { ConnConfig, IkeSaInfo } from './vici/index.ts';
 import { CONN_PREFIX, canonicalPrefix, sortPrefixes, type TunnelPlan } from '../nodeplan/index.ts';
 
 /** Dead-peer detection interval: an idle tunnel is probed this often, so a dead peer is noticed. */
-export const DPD_DELAY = '10s';
+export const DPD_DELAY = '5s';
 
 /**
  * One IKEv2 connection with exactly one CHILD_SA (same name as the connection) carrying all local subnets to all

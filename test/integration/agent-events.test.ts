@@ -150,6 +150,30 @@ describe('agent tunnel state from VICI events', { skip }, () => {
     await waitFor('tunnel up in a-gw\'s Lease', async () => (await tunnels(a.gwNode))?.b?.up === true, 5_000, 100);
   });
 
+  test('a crash of the responder\'s charon is noticed by the initiator (DPD) and healed without anyone intervening', { skip, timeout: 90_000 }, async () => {
+    // Behind NAT only the initiator can start a tunnel; when the responder's charon dies and comes back empty, the
+    // initiator still holds its SA and hears nothing. Dead-peer detection (DPD_DELAY plus the shipped retransmission
+    // schedule, about 20 s) must clear the stale SA, and the down event makes the agent initiate again. With
+    // charon's default timers this takes minutes.
+    await waitFor('tunnel up before', async () => (await tunnels(a.gwNode))?.b?.up === true, 10_000, 100);
+    const before = (await vici(a.gwNode).listSas()).find((sa) => sa.name === 'corvid-b')!;
+    const charon = charons.get(b.gwNode)!;
+    const crashedAt = Date.now();
+    process.kill(charon.pid, 'SIGKILL');
+    await charon.restart();
+    await waitFor('b-gw\'s agent loaded corvid-a into the new charon', async () => (await vici(b.gwNode).getConns()).includes('corvid-a'), 10_000, 100);
+    assert.equal((await vici(b.gwNode).listSas()).length, 0, 'the responder does not initiate');
+    await waitFor('a-gw has a new tunnel to b-gw, established with the restarted charon', async () => {
+      const sas = await vici(b.gwNode).listSas();
+      return sas.some((sa) => sa.name === 'corvid-a' && sa.state === 'ESTABLISHED' && sa.children.length > 0);
+    }, 40_000, 200);
+    const after = (await vici(a.gwNode).listSas()).filter((sa) => sa.name === 'corvid-b');
+    assert.equal(after.length, 1, 'one IKE_SA: the stale one is gone');
+    assert.notEqual(after[0].uniqueId, before.uniqueId, 'a new IKE_SA');
+    await waitFor('tunnel up in a-gw\'s Lease', async () => (await tunnels(a.gwNode))?.b?.up === true, 5_000, 100);
+    console.log(`# responder charon crash healed by DPD in ${Date.now() - crashedAt} ms`);
+  });
+
   test('an initiate that fails because the peer has not loaded its side yet is retried within seconds', { skip, timeout: 60_000 }, async () => {
     await waitFor('tunnel up before', async () => (await tunnels(a.gwNode))?.b?.up === true, 10_000, 100);
     // The peer's agent goes (removing its conn): a-gw's initiates fail until it is back.

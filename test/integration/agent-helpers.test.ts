@@ -49,7 +49,7 @@ test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, only the agent s
     remote_port: 4500,
     local_port: 4500,
     proposals: ['aes256-sha256-modp2048'],
-    dpd_delay: '10s',
+    dpd_delay: '5s',
     local: { auth: 'psk', id: 'a-gw' },
     remote: { auth: 'psk', id: 'b-gw' },
     children: {

@@ -44,11 +44,25 @@ export function charonSkipReason(): string | undefined {
   return `needs ${missing.join(', ')}`;
 }
 
+// The IKE retransmission timers of the shipped charon config, so tests see the dead-peer timing production has.
+const SHIPPED_CONF = new URL('../../deploy/charon/strongswan.conf', import.meta.url);
+
+/** The `retransmit_*` settings of deploy/charon/strongswan.conf, as lines for a `charon { }` block. */
+export function shippedRetransmitSettings(): string[] {
+  const lines = readFileSync(SHIPPED_CONF, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^retransmit_\w+\s*=/.test(l));
+  if (lines.length === 0) throw new Error(`${SHIPPED_CONF.pathname}: no retransmit_* settings found`);
+  return lines;
+}
+
 function strongswanConf(dir: string): string {
   return `# Written by test/support/charon.ts
 charon {
   load_modular = no
   load = ${PLUGINS}
+${shippedRetransmitSettings().map((l) => `  ${l}`).join('\n')}
   plugins {
     vici {
       socket = unix://${join(dir, 'charon.vici')}
