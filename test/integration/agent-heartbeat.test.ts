@@ -48,6 +48,8 @@ describe('heartbeat Lease', { skip: cp.skip }, () => {
         return l?.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION] ? l : undefined;
       }, 5000, 50);
       assert.deepEqual(heartbeatFromLease(l2)?.tunnels, { b: { up: true, since: '2026-11-24T10:00:00Z' } });
+      // The server can show the write before the client has counted it (the response is still on its way).
+      await waitFor('the write counted', () => hb.counts.annotationWrites >= 1, 5000, 20);
       const writes = hb.counts.annotationWrites;
       const renewals = hb.counts.renewals;
       hb.setTunnels({ b: { up: true, since: '2026-11-24T10:00:00Z' } }); // same content: no write
