@@ -392,7 +392,11 @@ export class Agent {
     await this.refreshing;
     await this.sub?.close();
     await this.informer?.stop();
-    await this.heartbeat.stop();
+    // Release before the teardown: the sync hands the pool to another candidate while this one still forwards.
+    const lease = `${this.o.leaseNamespace}/${this.o.nodeName}`;
+    const rel = await this.heartbeat.release();
+    if (rel.released) this.log.info('heartbeat Lease released', { lease });
+    else if (rel.error !== undefined) this.log.warn('cannot release the heartbeat Lease; it expires after the heartbeat timeout', { lease, error: rel.error });
     const res = await this.reconciler.teardown();
     for (const e of res.errors) this.log.error('teardown failed', { error: e });
     this.log.info('removed everything the agent created', { vici: res.viciActions, routes: res.ipChanges });

@@ -18,7 +18,7 @@ import type { ElectionSettings } from '../topology/types.ts';
 import type { CandidateHealth, Decision, DecisionKind, Finding, InventoryNode } from './types.ts';
 import { parseTime } from './time.ts';
 
-export type Unhealth = 'not ready' | 'heartbeat expired' | 'tunnels down';
+export type Unhealth = 'not ready' | 'heartbeat released' | 'heartbeat expired' | 'tunnels down';
 
 export interface CandidateState {
   node: string;
@@ -56,6 +56,7 @@ export function candidateState(
 ): CandidateState {
   let unhealthy: Unhealth | undefined;
   if (!node.ready) unhealthy = 'not ready';
+  else if (health?.released === true && settings.heartbeatTimeoutSeconds > 0) unhealthy = 'heartbeat released';
   else if (
     health?.heartbeatAgeSeconds !== undefined &&
     settings.heartbeatTimeoutSeconds > 0 &&

@@ -6,6 +6,7 @@
 // - heartbeatSince = acquireTime (else renewTime): the agent has renewed since then; a gap is caught by the memory.
 // - stale = heartbeatAgeSeconds > timeout, where timeout = options.heartbeatTimeoutSeconds (when > 0), else the
 //   Lease's leaseDurationSeconds, else never stale.
+// - released: the agent gave the Lease up on a clean stop (holderIdentity ""): unhealthy at once, tunnels ignored.
 // - tunnelHealthy: undefined when the Lease reports no tunnels. false ("Ready but not forwarding") only when
 //   (a) the Lease reports at least one tunnel, (b)+(c) every one of them is down and its `since` is known and at least
 //   the tunnel grace old (tunnelGraceSeconds(timeout) = max(10 s, 3 × timeout)): a freshly elected gateway whose
@@ -25,6 +26,8 @@ export interface HeartbeatLease {
   leaseDurationSeconds?: number;
   /** From the corvid.dev/tunnels Lease annotation: peer -> {up, since}. */
   tunnels?: Record<string, { up: boolean; since: string }>;
+  /** The holder gave the Lease up (its agent stopped cleanly and removed its datapath). */
+  released?: boolean;
 }
 
 export interface HealthMemory {
@@ -87,8 +90,8 @@ export function deriveHealth(
     const timeoutS = heartbeatTimeoutFor(lease, options);
     const renewMs = parseTime(lease.renewTime) ?? parseTime(lease.acquireTime);
     const ageS = renewMs === undefined ? undefined : Math.max(0, (nowMs - renewMs) / 1000);
-    const stale = ageS !== undefined && timeoutS !== undefined && ageS > timeoutS;
-    const anyUp = Object.values(lease.tunnels ?? {}).some((t) => t.up);
+    const stale = lease.released === true || (ageS !== undefined && timeoutS !== undefined && ageS > timeoutS);
+    const anyUp = lease.released !== true && Object.values(lease.tunnels ?? {}).some((t) => t.up);
     if (anyUp && !stale) upReporters++;
     seen.push({ lease, timeoutS, ageS, stale, anyUp });
   }
@@ -106,7 +109,8 @@ export function deriveHealth(
       h.heartbeatSince = formatTime(parseTime(sinceText)!);
     }
 
-    const tunnels = Object.values(l.tunnels ?? {});
+    if (l.released === true) h.released = true;
+    const tunnels = l.released === true ? [] : Object.values(l.tunnels ?? {});
     if (tunnels.length > 0) {
       const graceMs = tunnelGraceSeconds(timeoutS) * 1000;
       const allDownLong =

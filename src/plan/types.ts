@@ -31,6 +31,8 @@ export interface CandidateHealth {
   tunnelHealthy?: boolean;
   /** RFC 3339 time of the last time this candidate was seen unhealthy (the sync remembers it). */
   lastUnhealthy?: string;
+  /** The agent stopped and gave its heartbeat Lease up (no holder): gone now, whatever the Lease's age. */
+  released?: boolean;
 }
 
 export interface PlanInput {

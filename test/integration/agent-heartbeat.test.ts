@@ -98,4 +98,43 @@ describe('heartbeat Lease', { skip: cp.skip }, () => {
     assert.equal((await getLease('gw-2'))?.spec?.holderIdentity, 'gw-2');
     assert.deepEqual(states, [true, false, true]);
   });
+
+  test('release on a clean stop: holder "" and no tunnel annotation, read as released; the next start takes it back', { timeout: 30_000 }, async () => {
+    const kc = cp.get().kubeConfig;
+    const hb = new Heartbeat({ kc, nodeName: 'gw-3', namespace: NS, renewIntervalMs: 100, leaseDurationSeconds: 3 });
+    assert.deepEqual(await hb.release(), { released: false }, 'nothing written yet: nothing to release');
+    hb.setEnabled(true);
+    hb.setTunnels({ b: { up: true, since: '2026-11-24T10:00:00Z' } });
+    hb.start();
+    await waitFor('Lease with tunnels', async () => ((await getLease('gw-3'))?.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION] ? true : undefined), 5000, 20);
+    assert.deepEqual(await hb.release(), { released: true });
+    const released = (await getLease('gw-3'))!;
+    assert.equal(released.spec?.holderIdentity, '');
+    assert.equal(released.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION], undefined);
+    assert.equal(heartbeatFromLease(released)?.released, true);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await getLease('gw-3'))!.metadata?.resourceVersion, released.metadata?.resourceVersion, 'stopped: no renewal after the release');
+
+    // The agent starts again: it takes the Lease back, as a new acquisition.
+    const again = new Heartbeat({ kc, nodeName: 'gw-3', namespace: NS, renewIntervalMs: 100, leaseDurationSeconds: 3 });
+    again.setEnabled(true);
+    await again.renew();
+    const back = (await getLease('gw-3'))!;
+    assert.equal(back.spec?.holderIdentity, 'gw-3');
+    assert.equal(back.spec?.leaseTransitions, (released.spec?.leaseTransitions ?? 0) + 1);
+    assert.equal(heartbeatFromLease(back)?.released, undefined);
+  });
+
+  test('release never takes a Lease that someone else holds now', { timeout: 30_000 }, async () => {
+    const kc = cp.get().kubeConfig;
+    const hb = new Heartbeat({ kc, nodeName: 'gw-4', namespace: NS, renewIntervalMs: 100, leaseDurationSeconds: 3 });
+    hb.setEnabled(true);
+    await hb.renew();
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/gw-4`;
+    await kubeRequest(kc, { method: 'PATCH', path, body: { spec: { holderIdentity: 'someone-else' } }, contentType: 'application/merge-patch+json' });
+    const rel = await hb.release();
+    assert.equal(rel.released, false);
+    assert.ok('error' in rel && rel.error, 'the refused write is reported');
+    assert.equal((await getLease('gw-4'))?.spec?.holderIdentity, 'someone-else');
+  });
 });

@@ -1,7 +1,7 @@
 // The sync against a real kube-apiserver with live health inputs (Nodes, heartbeat Leases written like agents do):
 // 4 a hand-edited Gateway is restored (with an Event);
-// 5 a node going NotReady, or its heartbeat expiring, moves the active endpoint; the time from the change to the
-//   written Gateway is measured and printed;
+// 5 a node going NotReady, its heartbeat expiring, or its agent releasing the Lease on a clean stop, moves the
+//   active endpoint; the time from the change to the written Gateway is measured and printed;
 // 7 an idle period (20 s here, to keep the suite fast) makes zero writes although heartbeats keep renewing.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +22,7 @@ import {
 } from './sync-fixtures.ts';
 import { CONTENT_TYPE, kubeRequest } from '../../src/adapters/kube/client.ts';
 import { gatewayInformer, getGateway } from '../../src/adapters/kube/gateways.ts';
+import { Heartbeat } from '../../src/adapters/kube/heartbeat.ts';
 import { listEvents } from '../../src/adapters/kube/events.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 
@@ -148,6 +149,24 @@ test('5: NotReady and an expired heartbeat move the active endpoint within one r
     t.diagnostic(`heartbeat back -> Gateway written in ${recoverMs} ms`);
     console.log(`heartbeat back -> Gateway written in ${recoverMs} ms`);
     assert.ok(recoverMs < 1000, `recovery took ${recoverMs} ms`);
+
+    // (d) The active a1's agent stops cleanly (the real heartbeat writer, as on SIGTERM) and releases its Lease:
+    // the sync hands pool-a over at once, long before the 2 s timeout would have run out.
+    await beats!.stop('a1');
+    const hb = new Heartbeat({ kc, nodeName: 'a1', namespace: NS, renewIntervalMs: 500, leaseDurationSeconds: 2 });
+    hb.setEnabled(true);
+    hb.start();
+    await waitFor('a1 renewed by the agent\'s heartbeat', () => hb.lastRenew !== undefined, 5000, 10);
+    const t3 = Date.now();
+    const rel = await hb.release();
+    assert.deepEqual(rel, { released: true });
+    const moved3 = await waitFor('a2 active after a1 released its Lease', () => firstActive('a2', t3), 5000, 5);
+    const releaseMs = moved3.at - t3;
+    t.diagnostic(`heartbeat released -> Gateway written in ${releaseMs} ms`);
+    console.log(`heartbeat released -> Gateway written in ${releaseMs} ms`);
+    assert.ok(moved3.at < hb.lastRenew!.getTime() + 2000, `handed over ${releaseMs} ms after the release: not before the expiry`);
+    await waitFor('Failover event naming the release', async () => (await listEvents(kc, 'kube-system')).some((e) => e.reason === 'Failover' && e.regarding?.name === 'pool-a' && /a1 lost: heartbeat released/.test(e.note ?? '')), 5000);
+    await beats!.resume('a1');
   } finally {
     await inf.stop();
   }

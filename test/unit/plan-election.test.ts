@@ -82,6 +82,14 @@ test('lost: heartbeat expired (age > heartbeatTimeoutSeconds)', () => {
   assert.deepEqual(fresh.active, ['a'], 'age equal to the timeout is still fresh');
 });
 
+test('lost: heartbeat released (the agent stopped cleanly), even though the Lease is fresh', () => {
+  const r = run({ nodes: [n('a'), n('b')], previous: ['a'], health: { a: { heartbeatAgeSeconds: 0.2, released: true } } });
+  assert.deepEqual(r.active, ['b']);
+  assert.deepEqual(r.decisions, ['a lost: heartbeat released', 'b elected: most preferred healthy candidate']);
+  const off = run({ nodes: [n('a'), n('b')], previous: ['a'], health: { a: { released: true } }, election: { heartbeatTimeoutSeconds: 0 } });
+  assert.deepEqual(off.active, ['a'], 'a disabled heartbeat check ignores releases too');
+});
+
 test('heartbeatTimeoutSeconds 0 disables the heartbeat check', () => {
   const r = run({ nodes: [n('a'), n('b')], previous: ['a'], health: { a: { heartbeatAgeSeconds: 999 } }, election: { heartbeatTimeoutSeconds: 0 } });
   assert.deepEqual(r.active, ['a']);

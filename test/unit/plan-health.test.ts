@@ -191,3 +191,21 @@ test('two Leases for one node: the most recently renewed wins, whatever the orde
 test('a malformed now is a caller bug', () => {
   assert.throws(() => deriveHealth([], 'yesterday', emptyHealthMemory()), RangeError);
 });
+
+test('a released Lease (the agent stopped cleanly) is unhealthy at once, however fresh, and its tunnels do not count', () => {
+  const fresh = '2026-01-01T00:59:59Z';
+  const r = deriveHealth(
+    [{ node: 'a', renewTime: fresh, leaseDurationSeconds: 3, released: true, tunnels: { b: { up: true, since: '2026-01-01T00:00:00Z' } } }, hb('c', { b: down(60) })],
+    NOW,
+    emptyHealthMemory(),
+    T3,
+  );
+  assert.equal(r.health.a.released, true);
+  assert.equal(r.health.a.lastUnhealthy, NOW);
+  assert.equal(r.health.a.tunnelHealthy, undefined, 'a released Lease gives no tunnel verdict');
+  // a's "up" no longer makes c's down tunnels blameworthy (clause d): nobody fresh reports a tunnel up.
+  assert.equal(r.health.c.tunnelHealthy, true);
+  const held = deriveHealth([{ node: 'a', renewTime: fresh, leaseDurationSeconds: 3 }], NOW, emptyHealthMemory(), T3);
+  assert.equal(held.health.a.released, undefined);
+  assert.equal(held.health.a.lastUnhealthy, undefined);
+});

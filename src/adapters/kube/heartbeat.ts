@@ -122,6 +122,28 @@ export class Heartbeat {
     await this.running;
   }
 
+  /**
+   * Stop, then give the Lease up (holderIdentity "", tunnel annotation removed) so the sync moves the election at
+   * once instead of after the heartbeat timeout. Only a Lease this heartbeat still holds is touched (a JSON patch
+   * that tests the holder). Best effort: a failed write is reported, never thrown; the Lease then simply expires.
+   */
+  async release(timeoutMs = 3_000): Promise<{ released: true } | { released: false; error?: string }> {
+    await this.stop();
+    if (!this.enabled || this.written === undefined) return { released: false };
+    const ops: Record<string, unknown>[] = [
+      { op: 'test', path: '/spec/holderIdentity', value: this.o.nodeName },
+      { op: 'replace', path: '/spec/holderIdentity', value: '' },
+    ];
+    if (this.written.annotation !== null) ops.push({ op: 'remove', path: `/metadata/annotations/${TUNNEL_HEALTH_ANNOTATION.replace('/', '~1')}` });
+    try {
+      await kubeRequest(this.o.kc, { method: 'PATCH', path: this.path(this.o.nodeName), body: ops, contentType: CONTENT_TYPE.jsonPatch, timeoutMs });
+      this.written = undefined;
+      return { released: true };
+    } catch (e) {
+      return { released: false, error: errorMessage(e) };
+    }
+  }
+
   private path(name?: string): string {
     const base = leasesPath(this.o.namespace);
     return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;

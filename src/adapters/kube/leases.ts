@@ -29,7 +29,8 @@ export interface LeaseJson extends KubeObject {
 
 /**
  * The planner's view of a heartbeat Lease: node = Lease name; times as sent; tunnels from the corvid.dev/tunnels
- * annotation (an unparsable annotation is left out rather than guessed at). Returns undefined for the leader Lease.
+ * annotation (an unparsable annotation is left out rather than guessed at); released when the holder is "".
+ * Returns undefined for the leader Lease.
  */
 export function heartbeatFromLease(lease: LeaseJson): HeartbeatLease | undefined {
   const name = lease.metadata?.name;
@@ -39,6 +40,8 @@ export function heartbeatFromLease(lease: LeaseJson): HeartbeatLease | undefined
   if (spec.renewTime) hb.renewTime = spec.renewTime;
   if (spec.acquireTime) hb.acquireTime = spec.acquireTime;
   if (typeof spec.leaseDurationSeconds === 'number') hb.leaseDurationSeconds = spec.leaseDurationSeconds;
+  // Released the way client-go's leader election does it: the holder is set to "" (absent = never claimed).
+  if (spec.holderIdentity === '') hb.released = true;
   const raw = lease.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION];
   if (raw !== undefined) {
     const tunnels = parseTunnels(raw);
