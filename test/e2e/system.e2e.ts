@@ -4,7 +4,7 @@
 // candidate. Every scenario asserts real pings between pod addresses and the Gateway objects.
 //
 // The scenarios run in order on one system; each leaves the network as scenario 1 built it (full mesh via the relay,
-// two healthy candidates per pool), only the active gateways may have moved. Order: 1, 3, 4, 5, 6, 2 (the policy
+// two healthy candidates per pool), only the active gateways may have moved. Order: 1, 3, 4, 5, 6, 7, 2 (the policy
 // change last, so a path it fails to restore does not take the failure scenarios down with it).
 //
 // Run as root: npx node --test --test-concurrency=1 test/e2e/system.e2e.ts   (or npm run test:e2e)
@@ -23,6 +23,11 @@ export const SUITE_BUDGET_MS = 6 * 60_000;
 export const DRAIN_LOSS_BOUND = 10;
 /** Scenario 6: a killed charon or agent must have healed within this. */
 export const HEAL_BOUND_MS = 45_000;
+/**
+ * Scenario 7: the hand-over after an agent's SIGTERM must come before this. Without the Lease release it would wait
+ * for the heartbeat to expire: at the earliest 2 s after the SIGTERM (renewed every 1 s, 3 s timeout by default).
+ */
+export const RELEASE_HANDOVER_BOUND_MS = 1_500;
 
 /** Extra `corvid agent` flags for an experiment, e.g. CORVID_E2E_AGENT_FLAGS="--repair-interval 1s"; none by default. */
 const AGENT_FLAGS = (process.env.CORVID_E2E_AGENT_FLAGS ?? '').split(' ').filter((a) => a !== '');
@@ -241,6 +246,46 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
       const bad = await waitForMatrix(f, everyone, 30_000);
       if (bad.length > 0) fail(`after killing the ${what}:\n${bad.join('\n')}`);
     }
+  });
+
+  test('7: a clean restart of the active gateway\'s agent (SIGTERM, as in a rolling update) hands over like a drain', { timeout: 120_000 }, async () => {
+    await whole();
+    const pool: PoolName = 'edge-b';
+    const old = (await sys.activeOf(pool))!;
+    const successor = f.candidates(pool).find((n) => n.name !== old)!.name;
+    const agent = sys.agents.get(old)!;
+    const restartsBefore = agent.restarts;
+    const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
+    try {
+      const t0 = Date.now();
+      for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
+      await new Promise((r) => setTimeout(r, 1000));
+      const termAt = Date.now();
+      agent.kill('SIGTERM');
+      // The agent releases its Lease before removing its datapath: the sync need not wait for the heartbeat timeout.
+      // Without the release a quick restart renews the Lease before it expires, and the pool is never handed over.
+      await waitFor(`${successor} elected after ${old}'s agent stopped (its released Lease hands the pool over)`, async () => (await sys.activeOf(pool)) === successor, 10_000, 20).catch((e) => fail((e as Error).message));
+      const electedMs = Date.now() - termAt;
+      await waitFor(`${old}'s agent restarted`, async () => agent.restarts > restartsBefore && (await agent.ready()), 30_000).catch((e) => fail((e as Error).message));
+      await new Promise((r) => setTimeout(r, 3000));
+      const t1 = Date.now();
+      for (const p of pingers) await p.stop();
+      const lines: string[] = [];
+      let worst = 0;
+      for (const p of pingers) {
+        const w = p.lostBetween(t0, t1);
+        worst = Math.max(worst, w.lost);
+        lines.push(`${p.from} -> ${f.nodeByPod(p.to)}: lost ${w.lost}/${w.sent}`);
+      }
+      console.log(`# scenario 7: SIGTERM to ${old}'s agent -> ${successor} elected after ${electedMs} ms; ${lines.join('; ')}`);
+      assert.ok(electedMs < RELEASE_HANDOVER_BOUND_MS, `handed over ${electedMs} ms after the SIGTERM, not within ${RELEASE_HANDOVER_BOUND_MS} ms: the released Lease must not wait for the heartbeat to expire`);
+      assert.ok(worst <= DRAIN_LOSS_BOUND, `a clean agent restart loses at most ${DRAIN_LOSS_BOUND} pings (100 ms apart) per path; worst ${worst}: ${lines.join('; ')}\n${sys.logTail([old, successor, 'cloud-gw-1', 'cloud-gw-2'])}`);
+      assert.equal(await sys.activeOf(pool), successor, 'the restarted agent does not take the pool back (sticky)');
+    } finally {
+      for (const p of pingers) await p.stop();
+    }
+    const bad = await waitForMatrix(f, everyone, 30_000);
+    if (bad.length > 0) fail(`after the agent restart:\n${bad.join('\n')}`);
   });
 
   test('2: a push denying edge-a<->edge-b takes exactly that path down; corvid diff predicted it', { timeout: 120_000 }, async () => {

@@ -275,9 +275,9 @@ export class SupervisedProcess {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** SIGKILL the process (the supervisor brings it back when supervised). */
-  kill(): void {
-    if (this.running()) this.child!.kill('SIGKILL');
+  /** Signal the process, SIGKILL by default (the supervisor brings it back when supervised, whatever the exit). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.running()) this.child!.kill(signal);
   }
 
   revive(): void {
