@@ -1,7 +1,7 @@
-// Assertions shared by the e2e scenarios and the failover benchmark: reachability matrices and Gateway snapshots.
+// Assertions shared by the e2e scenarios and the failover benchmark: reachability matrices, ping loss, Gateway snapshots.
 
 import type { Gateway } from '../../src/gateway/types.ts';
-import type { Fabric, PoolName } from './fabric.ts';
+import type { Fabric, Pinger, PoolName } from './fabric.ts';
 
 export interface PairResult {
   from: string;
@@ -49,4 +49,17 @@ export function versions(gws: Map<string, Gateway>): Record<string, string | und
 /** name -> active tunnel endpoint node. */
 export function actives(gws: Map<string, Gateway>): Record<string, string | undefined> {
   return Object.fromEntries([...gws].map(([n, g]) => [n, g.status?.activeEndpoints?.find((e) => e.type === 'tunnel')?.nodeName]).sort());
+}
+
+/** Stop the pingers now and count each one's lost pings since t0: one line per path, and the worst count. */
+export async function stopAndCountLoss(f: Fabric, pingers: readonly Pinger[], t0: number): Promise<{ worst: number; lines: string[] }> {
+  const t1 = Date.now();
+  for (const p of pingers) await p.stop();
+  let worst = 0;
+  const lines = pingers.map((p) => {
+    const w = p.lostBetween(t0, t1);
+    worst = Math.max(worst, w.lost);
+    return `${p.from} -> ${f.nodeByPod(p.to)}: lost ${w.lost}/${w.sent}`;
+  });
+  return { worst, lines };
 }

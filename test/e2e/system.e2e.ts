@@ -14,7 +14,7 @@ import { useControlPlane } from '../support/controlplane.ts';
 import { NODE_DRAIN_ANNOTATION, REVISION_ANNOTATION } from '../../src/gateway/keys.ts';
 import { Fabric, Pinger, type PoolName } from './fabric.ts';
 import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from './system.ts';
-import { actives, everyone, versions, waitForMatrix } from './checks.ts';
+import { actives, everyone, stopAndCountLoss, versions, waitForMatrix } from './checks.ts';
 import { failoverPaths, formatFailover, runFailover } from './failover.ts';
 
 /** The budget of the whole file (set-up included); README.md states the same. */
@@ -187,15 +187,7 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
     const electedMs = Date.now() - drainAt;
     // Let the hand-over settle, then count.
     await new Promise((r) => setTimeout(r, 5000));
-    const t1 = Date.now();
-    for (const p of pingers) await p.stop();
-    const lines: string[] = [];
-    let worst = 0;
-    for (const p of pingers) {
-      const w = p.lostBetween(t0, t1);
-      worst = Math.max(worst, w.lost);
-      lines.push(`${p.from} -> ${f.nodeByPod(p.to)}: lost ${w.lost}/${w.sent}`);
-    }
+    const { worst, lines } = await stopAndCountLoss(f, pingers, t0);
     console.log(`# scenario 5: drain of ${old} -> ${successor} elected after ${electedMs} ms; ${lines.join('; ')}`);
     assert.ok(worst <= DRAIN_LOSS_BOUND, `a drain loses at most ${DRAIN_LOSS_BOUND} pings (100 ms apart) per path; worst ${worst}: ${lines.join('; ')}\n${sys.logTail([old, successor, 'cloud-gw-1', 'cloud-gw-2'])}`);
 
@@ -268,15 +260,7 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
       const electedMs = Date.now() - termAt;
       await waitFor(`${old}'s agent restarted`, async () => agent.restarts > restartsBefore && (await agent.ready()), 30_000).catch((e) => fail((e as Error).message));
       await new Promise((r) => setTimeout(r, 3000));
-      const t1 = Date.now();
-      for (const p of pingers) await p.stop();
-      const lines: string[] = [];
-      let worst = 0;
-      for (const p of pingers) {
-        const w = p.lostBetween(t0, t1);
-        worst = Math.max(worst, w.lost);
-        lines.push(`${p.from} -> ${f.nodeByPod(p.to)}: lost ${w.lost}/${w.sent}`);
-      }
+      const { worst, lines } = await stopAndCountLoss(f, pingers, t0);
       console.log(`# scenario 7: SIGTERM to ${old}'s agent -> ${successor} elected after ${electedMs} ms; ${lines.join('; ')}`);
       assert.ok(electedMs < RELEASE_HANDOVER_BOUND_MS, `handed over ${electedMs} ms after the SIGTERM, not within ${RELEASE_HANDOVER_BOUND_MS} ms: the released Lease must not wait for the heartbeat to expire`);
       assert.ok(worst <= DRAIN_LOSS_BOUND, `a clean agent restart loses at most ${DRAIN_LOSS_BOUND} pings (100 ms apart) per path; worst ${worst}: ${lines.join('; ')}\n${sys.logTail([old, successor, 'cloud-gw-1', 'cloud-gw-2'])}`);
