@@ -1,8 +1,10 @@
 // What the apply and prune phases must do: desired vs live, per Gateway and per part (metadata+spec, status).
 // Pure. The prune set is exactly the live Gateways labelled managed-by=corvid and corvid.dev/topology=<topology> that
 // are no longer desired; nothing else is ever deleted.
+// With the Gateway spec owned by someone else (gatewaySpec 'external', e.g. Argo CD applying `corvid render`),
+// computeStatusOnlyChanges decides instead which Gateways the sync may write status to and which it waits for.
 
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, TOPOLOGY_LABEL } from '../gateway/keys.ts';
+import { ELECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
 import { canonicalJson, gatewaysEqual, ownedView } from '../gateway/render.ts';
 import type { Gateway } from '../gateway/types.ts';
 
@@ -14,6 +16,8 @@ export interface GatewayChange {
   spec: boolean;
   /** status differs. */
   status: boolean;
+  /** Only the corvid.dev/election annotation differs, and the spec is not the sync's to write: patch that alone. */
+  election?: boolean;
   /** Live differs from what this sync wrote last, while the desired state did not change: someone edited it. */
   drift: boolean;
 }
@@ -42,6 +46,28 @@ export function statusEqual(a: Gateway, b: Gateway): boolean {
   return canonicalJson(a.status ?? {}) === canonicalJson(b.status ?? {});
 }
 
+/** A Gateway without status and without the election annotation: exactly what `corvid render` (no nodes) prints. */
+function renderedPart(g: Gateway): Gateway {
+  const annotations = { ...(g.metadata.annotations ?? {}) };
+  delete annotations[ELECTION_ANNOTATION];
+  return { ...g, metadata: { ...g.metadata, annotations }, status: undefined };
+}
+
+/** Owned labels, corvid.dev/ annotations but the election, and spec are equal: the part the spec owner writes. */
+export function renderedEqual(a: Gateway, b: Gateway): boolean {
+  return gatewaysEqual(renderedPart(a), renderedPart(b));
+}
+
+function isDeleting(g: Gateway): boolean {
+  return (g.metadata as { deletionTimestamp?: string }).deletionTimestamp !== undefined;
+}
+
+/** Live differs from what this sync wrote last, while the desired state is still what it wrote. */
+function drifted(d: Gateway, l: Gateway | undefined, lastWritten: ReadonlyMap<string, string>): boolean {
+  const written = lastWritten.get(d.metadata.name);
+  return l !== undefined && written !== undefined && written === ownedKey(d) && written !== ownedKey(l);
+}
+
 export function isOwnedBy(g: Gateway, topology: string): boolean {
   const l = g.metadata.labels ?? {};
   return l[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && l[TOPOLOGY_LABEL] === topology;
@@ -68,12 +94,10 @@ export function computeChanges(
       unchanged.push(d.metadata.name);
       continue;
     }
-    const written = lastWritten.get(d.metadata.name);
-    const drift = l !== undefined && written !== undefined && written === ownedKey(d) && written !== ownedKey(l);
-    apply.push({ name: d.metadata.name, desired: d, ...(l ? { live: l } : {}), spec, status, drift });
+    apply.push({ name: d.metadata.name, desired: d, ...(l ? { live: l } : {}), spec, status, drift: drifted(d, l, lastWritten) });
   }
   const prune = live
-    .filter((g) => !wanted.has(g.metadata.name) && isOwnedBy(g, topology) && (g.metadata as { deletionTimestamp?: string }).deletionTimestamp === undefined)
+    .filter((g) => !wanted.has(g.metadata.name) && isOwnedBy(g, topology) && !isDeleting(g))
     .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
   return { apply, prune, unchanged };
 }
@@ -87,4 +111,68 @@ export function emptyRefusal(desired: readonly Gateway[], changes: ChangeSet, al
   return `the topology yields no Gateways; applying it would delete all ${changes.prune.length} (${changes.prune
     .map((g) => g.metadata.name)
     .join(', ')}). Set spec.allowEmpty: true if that is intended`;
+}
+
+/** A planned Gateway whose spec is not (yet) what the plan says, so the sync leaves it alone in external mode. */
+export interface WaitingGateway {
+  name: string;
+  /** missing: not there; other-revision: its corvid.dev/revision is another; differs: same revision, other content. */
+  why: 'missing' | 'deleting' | 'other-revision' | 'differs';
+  liveRevision?: string;
+}
+
+export interface StatusOnlyChanges extends ChangeSet {
+  waiting: WaitingGateway[];
+}
+
+/**
+ * External spec mode: the spec owner (Argo CD) creates, updates and prunes Gateways; the sync writes status and the
+ * election annotation, and only to a live Gateway whose rendered part (renderedEqual: labels, corvid.dev/ annotations
+ * including the revision, spec) equals the plan's, since status elected for another spec could point at a candidate
+ * that spec does not have. Every other planned Gateway is waiting. Nothing is pruned: `prune` is always empty.
+ */
+export function computeStatusOnlyChanges(
+  desired: readonly Gateway[],
+  live: readonly Gateway[],
+  lastWritten: ReadonlyMap<string, string> = new Map(),
+): StatusOnlyChanges {
+  const liveByName = new Map(live.map((g) => [g.metadata.name, g]));
+  const apply: GatewayChange[] = [];
+  const unchanged: string[] = [];
+  const waiting: WaitingGateway[] = [];
+  for (const d of desired) {
+    const name = d.metadata.name;
+    const l = liveByName.get(name);
+    if (l === undefined || isDeleting(l)) {
+      waiting.push({ name, why: l === undefined ? 'missing' : 'deleting' });
+      continue;
+    }
+    if (!renderedEqual(d, l)) {
+      const liveRevision = l.metadata.annotations?.[REVISION_ANNOTATION];
+      const why = liveRevision === d.metadata.annotations?.[REVISION_ANNOTATION] ? 'differs' : 'other-revision';
+      waiting.push({ name, why, ...(liveRevision !== undefined ? { liveRevision } : {}) });
+      continue;
+    }
+    const election = d.metadata.annotations?.[ELECTION_ANNOTATION] !== l.metadata.annotations?.[ELECTION_ANNOTATION];
+    const status = !statusEqual(d, l);
+    if (!election && !status) {
+      unchanged.push(name);
+      continue;
+    }
+    apply.push({ name, desired: d, live: l, spec: false, election, status, drift: drifted(d, l, lastWritten) });
+  }
+  waiting.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return { apply, prune: [], unchanged, waiting };
+}
+
+/** The status message for waiting Gateways: sorted, the first `max` named with why, then a count of the rest. */
+export function waitingMessage(waiting: readonly WaitingGateway[], revision: string, max = 5): string {
+  const why = (w: WaitingGateway): string =>
+    w.why === 'other-revision' ? `at ${w.liveRevision ?? 'no revision'}` : w.why === 'differs' ? 'spec differs from the plan' : w.why;
+  const named = [...waiting]
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+    .slice(0, max)
+    .map((w) => `${w.name} (${why(w)})`);
+  const more = waiting.length > max ? `, and ${waiting.length - max} more` : '';
+  return `waiting for the spec owner to apply revision ${revision} to ${waiting.length} Gateway${waiting.length === 1 ? '' : 's'}: ${named.join(', ')}${more}`;
 }

@@ -2,7 +2,8 @@
 //
 // When a reconcile runs (debounced, one at a time):
 // - a source has a new artifact (git poll/webhook, file event, Topology change);
-// - a Gateway, Node or heartbeat Lease changed (drift repair, and the election reacting within one reconcile);
+// - a Gateway, Node or heartbeat Lease changed (drift repair, the election reacting within one reconcile, and with
+//   gatewaySpec 'external' the spec owner applying a Gateway the sync was waiting for);
 // - a timer: the next heartbeat expiry or maturity (failover never waits for a periodic resync), a retry with
 //   exponential backoff after a failure, the periodic resync;
 // - this replica became the leader.
@@ -25,7 +26,7 @@ import type { GitRef, SignatureVerification } from '../adapters/git/repo.ts';
 import { verifyWebhookSignature } from '../adapters/git/webhook.ts';
 import { jsonLogger, type Logger } from './log.ts';
 import { createMetrics, type SyncMetrics } from './metrics.ts';
-import { Reconciler, type ReconcileReport } from './reconciler.ts';
+import { Reconciler, type GatewaySpecMode, type ReconcileReport } from './reconciler.ts';
 import { serve, type Handler, type Listening } from './server.ts';
 import { ClusterSource } from './source-cluster.ts';
 import { FileSource } from './source-file.ts';
@@ -84,6 +85,12 @@ export interface SyncOptions {
   retryMaxMs?: number;
   /** Gateways dry-run, then written, at once by a reconcile. Default 16 (DEFAULT_APPLY_CONCURRENCY). */
   applyConcurrency?: number;
+  /**
+   * 'apply' (default): the sync creates, applies and prunes the Gateways. 'external': another writer (Argo CD
+   * applying `corvid render`) owns their metadata and spec; the sync writes only status and the election annotation,
+   * to Gateways whose spec is already the planned one, and waits for the others.
+   */
+  gatewaySpec?: GatewaySpecMode;
   /** Informer backoff. Defaults 250 ms to 30 s. */
   informerInitialBackoffMs?: number;
   informerMaxBackoffMs?: number;
@@ -175,6 +182,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     canWrite,
     now,
     applyConcurrency: o.applyConcurrency,
+    gatewaySpec: o.gatewaySpec ?? 'apply',
   });
 
   // ---------------------------------------------------------------- scheduling

@@ -4,6 +4,9 @@
 // metric, log) and the last good one is planned again against live health, so failover keeps working while a broken
 // commit sits on the branch. Nothing live changes because of a rejected revision: every write is dry-run first.
 // Prune runs only when the newest revision is the one in force and every phase passed.
+// With gatewaySpec 'external' the Gateways' metadata and spec belong to another writer (Argo CD applying `corvid
+// render`): the sync never creates, applies, replaces or prunes them, writes only status and the election annotation
+// of those whose spec already is the plan's, and reports the others as waiting (computeStatusOnlyChanges).
 //
 // Policy lives in src/topology (what a valid topology is) and src/plan (who is elected, what the Gateways say);
 // this file only orders the phases and reports.
@@ -22,11 +25,11 @@ import { deriveHealth, emptyHealthMemory, heartbeatTimeoutFor, inventoryFromNode
 import type { CandidateHealth, InventoryNode, PlanResult } from '../plan/types.ts';
 import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
 import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
-import { computeChanges, emptyRefusal, ownedKey, type ChangeSet } from './changes.ts';
+import { computeChanges, computeStatusOnlyChanges, emptyRefusal, ownedKey, waitingMessage, type ChangeSet, type WaitingGateway } from './changes.ts';
 import type { Logger } from './log.ts';
 import type { SyncMetrics } from './metrics.ts';
 import { REJECT, type Artifact, type RejectReason, type TopologySource } from './source.ts';
-import { rfc3339, statusEquals, topologyStatus, type Outcome } from './status.ts';
+import { WAITING_FOR_GATEWAY_SPEC, rfc3339, statusEquals, topologyStatus, type Outcome } from './status.ts';
 import { validate, type Candidate } from './validate.ts';
 import { topologyDocument } from './source-cluster.ts';
 
@@ -56,7 +59,11 @@ export interface ReconcilerDeps {
   now: () => Date;
   /** Gateways dry-run, then written, at once. Default DEFAULT_APPLY_CONCURRENCY (src/sync/parallel.ts). */
   applyConcurrency?: number;
+  /** Who writes the Gateways' metadata and spec: this sync ('apply', the default) or another writer ('external'). */
+  gatewaySpec?: GatewaySpecMode;
 }
+
+export type GatewaySpecMode = 'apply' | 'external';
 
 /**
  * success: done; error: a phase failed and is retried with backoff; requeue: the Gateways are in order but the source
@@ -219,7 +226,10 @@ export class Reconciler {
         continue;
       }
       const live = this.liveGateways();
-      const changes = computeChanges(planned.gateways, live, serving.topology.name, this.lastWritten);
+      let changes: ChangeSet;
+      let waiting: WaitingGateway[] = [];
+      if (this.d.gatewaySpec === 'external') ({ waiting, ...changes } = computeStatusOnlyChanges(planned.gateways, live, this.lastWritten));
+      else changes = computeChanges(planned.gateways, live, serving.topology.name, this.lastWritten);
       const refusal = emptyRefusal(planned.gateways, changes, serving.topology.allowEmpty);
       if (refusal !== undefined) {
         if (isCandidate) {
@@ -275,11 +285,18 @@ export class Reconciler {
         void this.event(this.topologyRef(serving.topology.name), 'Normal', 'RevisionApplied', 'Apply', `applied revision ${serving.revision}`);
       }
       this.report(serving, planned, changes, deleted, activeBefore);
-      const outcome: Outcome = problem ?? { kind: 'applied', revision: serving.revision, notes: this.notes(planned) };
+      const outcome: Outcome =
+        problem ??
+        (waiting.length > 0
+          ? { kind: 'waiting', revision: serving.revision, reason: WAITING_FOR_GATEWAY_SPEC, message: waitingMessage(waiting, serving.revision) }
+          : { kind: 'applied', revision: serving.revision, notes: this.notes(planned) });
+      if (waiting.length > 0) this.d.logger.info('waiting for the Gateway spec', { revision: serving.revision, waiting: waiting.map((w) => w.name) });
       const statusWritten = await this.writeStatus(outcome, attempted ?? serving.revision, serving.object?.name ?? serving.topology.name);
       // A source that failed transiently (fetch) is asked again later; the Gateways themselves are in order. So is a
-      // status write that failed: requeue, with backoff.
-      return { result: problem?.kind === 'failed' || !statusWritten ? 'requeue' : 'success', revision: serving.revision, outcome, wakeAt };
+      // status write that failed: requeue, with backoff. Waiting Gateways are retried too, though their informer
+      // events (the spec owner's writes) normally trigger the reconcile first.
+      const requeue = problem?.kind === 'failed' || waiting.length > 0 || !statusWritten;
+      return { result: requeue ? 'requeue' : 'success', revision: serving.revision, outcome, wakeAt };
     }
 
     // Nothing to serve: no good revision yet.

@@ -3,6 +3,8 @@
 //   applied   Ready=True  (ReconciliationSucceeded), no Reconciling, no Stalled
 //   rejected  Ready=False (the reason), Stalled=True: only a new revision helps; the last applied one keeps serving
 //   failed    Ready=False (the reason), Reconciling=True (ProgressingWithRetry): retried with backoff
+//   waiting   Ready=False, Reconciling=True, both with the reason: the revision is planned, but the Gateway spec's
+//             owner (--gateway-spec=external) has not applied it yet; never Stalled, it gets better by itself
 //
 // lastTransitionTime moves only when a condition's status flips, so an unchanged outcome gives an equal status and
 // costs no write.
@@ -14,7 +16,10 @@ import type { RejectReason } from './source.ts';
 export type Outcome =
   | { kind: 'applied'; revision: string; notes?: string[] }
   | { kind: 'rejected'; revision?: string; reason: RejectReason; message: string }
-  | { kind: 'failed'; revision?: string; reason: RejectReason | string; message: string };
+  | { kind: 'failed'; revision?: string; reason: RejectReason | string; message: string }
+  | { kind: 'waiting'; revision: string; reason: string; message: string };
+
+export const WAITING_FOR_GATEWAY_SPEC = 'WaitingForGatewaySpec';
 
 export interface StatusInput {
   previous?: TopologyStatus;
@@ -44,6 +49,11 @@ export function topologyStatus(input: StatusInput): TopologyStatus {
     const message = `Applied revision: ${outcome.revision}${notes.length > 0 ? `\n${notes.join('\n')}` : ''}`;
     conditions = setCondition(conditions, { type: 'Ready', status: 'True', reason: 'ReconciliationSucceeded', message, ...gen }, now);
     conditions = removeCondition(conditions, 'Reconciling');
+    conditions = removeCondition(conditions, 'Stalled');
+  } else if (outcome.kind === 'waiting') {
+    const why = { reason: outcome.reason, message: outcome.message, ...gen };
+    conditions = setCondition(conditions, { type: 'Ready', status: 'False', ...why }, now);
+    conditions = setCondition(conditions, { type: 'Reconciling', status: 'True', ...why }, now);
     conditions = removeCondition(conditions, 'Stalled');
   } else {
     const rev = outcome.revision ? `revision ${outcome.revision}: ` : '';

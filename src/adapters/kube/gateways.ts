@@ -1,4 +1,5 @@
-// Gateways (raven.openyurt.io/v1beta1, cluster-scoped): list, watch, server-side apply, status apply, delete.
+// Gateways (raven.openyurt.io/v1beta1, cluster-scoped): list, watch, server-side apply, status apply, annotation
+// patch, delete.
 // Mechanism only: which Gateways to write and when is the sync's business.
 
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -85,6 +86,26 @@ export function applyGatewayStatus(
     },
     body,
     contentType: CONTENT_TYPE.apply,
+  });
+}
+
+/**
+ * JSON merge patch of a Gateway's annotations under FIELD_MANAGER: only the keys given change (null removes one), and
+ * no field another manager applied is dropped, unlike an apply that leaves them out. A merge patch never creates, so
+ * a Gateway deleted meanwhile is a 404.
+ */
+export function patchGatewayAnnotations(
+  kc: KubeConfig,
+  name: string,
+  annotations: Record<string, string | null>,
+  opts: ApplyOptions = {},
+): Promise<Gateway> {
+  return kubeRequest<Gateway>(kc, {
+    method: 'PATCH',
+    path: gatewayPath(name),
+    query: { fieldManager: opts.fieldManager ?? FIELD_MANAGER, dryRun: opts.dryRun ? 'All' : undefined },
+    body: { metadata: { annotations } },
+    contentType: CONTENT_TYPE.mergePatch,
   });
 }
 

@@ -46,6 +46,15 @@ Source (one of):
       --interval DURATION      poll interval (default 1m); a webhook or a file event triggers at once
       --no-status-object       do not keep a Topology object carrying status for git/file sources
 
+Gateways:
+      --gateway-spec MODE      who writes the Gateways' metadata and spec: apply (default) = this sync creates,
+                               applies and prunes them; external = another writer does (Argo CD with the corvid
+                               plugin, deploy/argocd/apps/corvid-gateways.yaml): the sync never creates, changes
+                               or deletes a Gateway, writes status and the election annotation only to Gateways
+                               whose spec is the planned one, and reports the others in the Topology's status as
+                               WaitingForGatewaySpec. Needs --source=git (the branch the spec owner renders, so
+                               the corvid.dev/revision annotations agree) or file
+
 Cluster:
       --kubeconfig FILE        kubeconfig (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
       --context NAME           kubeconfig context
@@ -79,6 +88,10 @@ Examples:
 
   # A topology mounted from a ConfigMap.
   corvid sync --source=file --file=/etc/corvid/topology/topology.yaml
+
+  # Argo CD applies the Gateways (corvid render); the sync follows the same branch and only elects.
+  corvid sync --source=git --git-url=https://git.example.com/net/edge.git --git-path=topology/edge.yaml \
+    --gateway-spec=external
 `;
 
 const OPTIONS: FlagOptions = {
@@ -98,6 +111,7 @@ const OPTIONS: FlagOptions = {
   topology: { type: 'string' },
   interval: { type: 'string' },
   'no-status-object': { type: 'boolean' },
+  'gateway-spec': { type: 'string', choices: ['apply', 'external'] },
   kubeconfig: { type: 'string' },
   context: { type: 'string' },
   'lease-namespace': { type: 'string' },
@@ -186,6 +200,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       source = { kind: 'cluster', name: str(v, 'topology') };
     }
     if (kind !== 'git' && webhookAddress !== undefined) throw new UsageError('--webhook-bind-address needs --source=git');
+    // The spec owner stamps corvid.dev/revision from Git (`corvid render --revision`); a Topology object's
+    // generation:<n> can never equal it, so every Gateway would wait for ever.
+    if (kind === 'cluster' && str(v, 'gateway-spec') === 'external') throw new UsageError('--gateway-spec=external needs --source=git or file');
 
     const kubeConfig = loadKubeConfig({ kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') });
     const podName = io.env.POD_NAME;
@@ -196,6 +213,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       leaseNamespace: str(v, 'lease-namespace'),
       eventNamespace: str(v, 'event-namespace'),
       statusObject: !bool(v, 'no-status-object'),
+      gatewaySpec: (str(v, 'gateway-spec') ?? 'apply') as 'apply' | 'external',
       healthAddress: bindAddress(str(v, 'health-probe-bind-address'), ':8081'),
       metricsAddress: bindAddress(str(v, 'metrics-bind-address'), ':8080'),
       webhookAddress,
