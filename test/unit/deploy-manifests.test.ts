@@ -325,6 +325,24 @@ describe('kustomize renders', { skip: KUBECTL ? undefined : 'kubectl not on PATH
     }
   });
 
+  test('an overlay with the gateway-spec-external component: the flag, and no create/update/delete on gateways', () => {
+    const copy = deployCopy();
+    try {
+      const dir = join(copy.dir, 'overlays', 'gateway-spec-external');
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'kustomization.yaml'), 'resources: [../../base]\ncomponents: [../../components/gateway-spec-external]\n');
+      const objs = kustomize(dir);
+      const sync = findObject(objs, 'Deployment', 'corvid-sync').spec.template.spec.containers.find((c: { name: string }) => c.name === 'sync');
+      assert.equal(sync.args.at(-1), '--gateway-spec=external');
+      const role = objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'corvid-sync');
+      const verbs = (resource: string) => role.rules.find((r: { resources: string[] }) => r.resources.includes(resource)).verbs;
+      assert.deepEqual(verbs('gateways'), ['get', 'list', 'watch', 'patch']);
+      assert.deepEqual(verbs('gateways/status'), ['patch', 'update']);
+    } finally {
+      copy.cleanup();
+    }
+  });
+
   test('flux and the Argo CD Applications', () => {
     const flux = kustomize(join(DEPLOY, 'flux'));
     assert.deepEqual(flux.map((o) => o.kind).sort(), ['GitRepository', 'Kustomization', 'Kustomization']);

@@ -12,6 +12,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { join, relative } from 'node:path';
 import { DEPLOY, REPO_ROOT, manifestsOf } from './deploy-support.ts';
 import ts from 'typescript';
@@ -149,6 +150,45 @@ describe('RBAC covers the API calls', () => {
     const agent = ds.spec.template.spec.containers.find((c: { name: string }) => c.name === 'agent');
     assert.ok(agent.args.includes('--lease-namespace=$(POD_NAMESPACE)'), 'the agent heartbeats in its own namespace');
     assert.equal(ds.metadata.namespace, DEFAULT_LEASE_NAMESPACE);
+  });
+});
+
+/** Adapter functions only `--gateway-spec=apply` calls: the spec apply, its PUT fallback, and prune. */
+const APPLY_MODE_ONLY = new Set(['applyGateway', 'replaceGateway', 'deleteGateway']);
+
+/** The JSON6902 `test`/`replace`/`add` operations of a kustomize patch, applied to a copy of `obj`. */
+function jsonPatch(obj: any, ops: { op: string; path: string; value?: unknown }[]): any {
+  const out = structuredClone(obj);
+  for (const { op, path, value } of ops) {
+    const keys = path.split('/').slice(1).map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const last = keys.pop()!;
+    const parent = keys.reduce((o, k) => o[k], out);
+    if (op === 'test') assert.deepEqual(parent[last], value, `patch test ${path}`);
+    else if (op === 'replace') parent[last] = value;
+    else if (op === 'add' && Array.isArray(parent)) parent.splice(last === '-' ? parent.length : Number(last), 0, value);
+    else throw new Error(`jsonPatch: ${op} not supported here`);
+  }
+  return out;
+}
+
+describe('the gateway-spec-external component', () => {
+  test('its reduced ClusterRole covers every call the sync makes in external mode, and only drops what apply mode uses', () => {
+    const component = manifestsOf('components/gateway-spec-external/kustomization.yaml')[0];
+    const rolePatch = component.patches.find((p: any) => p.target.kind === 'ClusterRole' && p.target.name === 'corvid-sync');
+    const reduced = rbac.map((o) => (o.kind === 'ClusterRole' && o.metadata.name === 'corvid-sync' ? jsonPatch(o, parseYaml(rolePatch.patch)) : o));
+    const grants = grantsFor('corvid-sync').filter((g) => g.source !== 'ClusterRole corvid-sync');
+    for (const role of reduced.filter((o) => o.kind === 'ClusterRole' && o.metadata.name === 'corvid-sync')) {
+      for (const rule of role.rules as Rule[]) grants.push({ rule, source: 'ClusterRole corvid-sync (reduced)' });
+    }
+    const { decls } = scanner.reachable('sync');
+    const fn = (n: Need): string | undefined => (n.decl && ts.isFunctionDeclaration(n.decl) ? n.decl.name?.text : undefined);
+    const needs = scan.needs.filter((n) => scanner.within(n, decls) && !APPLY_MODE_ONLY.has(fn(n) ?? '') && CONDITIONAL[fn(n) ?? ''] === undefined);
+    const missing = needs.filter((n) => !grants.some((g) => allows(g, n))).map((n) => `${n.verb} ${n.group}/${n.resource} (${n.where})`);
+    assert.deepEqual(missing, [], 'the reduced role lacks grants for external-mode calls');
+    const gatewayVerbs = (r: Rule[]) => r.filter((x) => x.resources.includes('gateways')).flatMap((x) => x.verbs).sort();
+    const before = gatewayVerbs(rbac.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'corvid-sync').rules);
+    const after = gatewayVerbs(reduced.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'corvid-sync').rules);
+    assert.deepEqual(before.filter((v) => !after.includes(v)), ['create', 'delete', 'update']);
   });
 });
 
