@@ -32,14 +32,16 @@ describe('argocd-cm patch', () => {
     assert.equal(argocdCm.metadata.namespace, 'argocd');
   });
 
-  test('ignoreDifferences: status of both kinds, and every field manager the sync writes with', () => {
+  test('ignoreDifferences: status of both kinds and the election; never the spec manager (Argo CD owns Gateway specs)', () => {
     const gw = parseYaml(argocdCm.data['resource.customizations.ignoreDifferences.raven.openyurt.io_Gateway']);
     const topo = parseYaml(argocdCm.data['resource.customizations.ignoreDifferences.corvid.dev_Topology']);
     assert.ok(gw.jsonPointers.includes('/status'));
     assert.ok(topo.jsonPointers.includes('/status'));
     assert.ok(gw.jqPathExpressions.includes('.metadata.annotations["corvid.dev/election"]'));
-    // The managers the kube adapter really uses (src/adapters/kube/gateways.ts).
-    assert.deepEqual([...gw.managedFieldsManagers].sort(), [FIELD_MANAGER, STATUS_FIELD_MANAGER].sort());
+    // The status manager the kube adapter really uses (src/adapters/kube/gateways.ts). Not the spec manager: with
+    // --gateway-spec=external it owns only the election annotation (ignored above), and ignoring it would hide spec
+    // fields it owned before a switch from the default mode, so Argo CD would never bring them in line with Git.
+    assert.deepEqual([...gw.managedFieldsManagers], [STATUS_FIELD_MANAGER]);
     assert.ok(topo.managedFieldsManagers.includes(STATUS_FIELD_MANAGER));
     // Git owns a Topology's spec: Argo CD must keep seeing spec drift, so the spec manager is not ignored there.
     assert.ok(!topo.managedFieldsManagers.includes(FIELD_MANAGER));
