@@ -1,14 +1,18 @@
 // deploy/base RBAC against a real kube-apiserver: the sync (the real reconciler, Topology-object source, leader
 // election, Events) and the agent's Kubernetes side (heartbeat Lease, Gateway informer) run with ServiceAccount
-// tokens bound by deploy/base, and everything outside their grants is refused with 403.
+// tokens bound by deploy/base, and everything outside their grants is refused with 403. The optional components'
+// roles are tested the same way.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createNode, useControlPlane } from '../support/controlplane.ts';
-import { installCorvidCrds, startTestSync, topologyYaml, waitFor, type TestSync } from './sync-fixtures.ts';
+import { installCorvidCrds, renderGateways, startTestSync, topologyYaml, waitFor, type TestSync } from './sync-fixtures.ts';
+import { jsonPatch } from '../support/json6902.ts';
 import { CONTENT_TYPE, kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
 import { applyGateway, gatewayInformer, listGateways } from '../../src/adapters/kube/gateways.ts';
 import { applyTopology, getTopology } from '../../src/adapters/kube/topologies.ts';
@@ -193,6 +197,38 @@ describe('deploy/base RBAC on a real API server', { skip: SKIP }, () => {
     const obj = await waitFor('apply allowed', async () => applyTopology(syncKc, { name: 'rbac-git', spec }).catch(() => undefined), 10_000);
     assert.equal(obj.metadata?.name, 'rbac-git');
     await forbidden('corvid-sync deletes a Topology', () => kubeRequest(syncKc, { method: 'DELETE', path: '/apis/corvid.dev/v1alpha1/topologies/rbac-git' }));
+  });
+
+  test('deploy/components/gateway-spec-external: the sync elects with the reduced role while Argo CD writes the Gateways', async () => {
+    await sync?.handle.stop(); // the apply-mode sync of the first test needs the full role
+    sync = undefined;
+    const component = docs('deploy/components/gateway-spec-external/kustomization.yaml')[0];
+    const rolePatch = component.patches.find((p: any) => p.target.kind === 'ClusterRole' && p.target.name === 'corvid-sync');
+    const base = docs('deploy/base/rbac-sync.yaml').find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'corvid-sync');
+    await applyManifests(admin, [jsonPatch(base, parseYaml(rolePatch.patch))]);
+    const createGateway = () => kubeRequest(syncKc, { method: 'POST', path: '/apis/raven.openyurt.io/v1beta1/gateways', body: gateway('rbac-x') });
+    await waitFor('the reduced role in force', async () => createGateway().then(() => false, (e) => statusCode(e) === 403), 10_000);
+    const dir = await mkdtemp(join(tmpdir(), 'corvid-rbac-ext-'));
+    try {
+      const file = join(dir, 'topology.yaml');
+      await writeFile(file, topologyYaml({ name: 'rbac-ext', pools: [{ name: 'ext-a', label: 'a', gateways: ['rbac-a1'] }, { name: 'ext-b', label: 'b', gateways: ['rbac-b1'] }] }));
+      // Argo CD's part, with its own rights: the rendered Gateways.
+      for (const g of await renderGateways(file)) await applyGateway(admin, g, { fieldManager: 'argocd-controller' });
+      sync = await startTestSync(syncKc, { source: { kind: 'file', path: file, intervalMs: 600_000 }, gatewaySpec: 'external' });
+      await waitFor('Topology rbac-ext Ready=True', async () => (await getTopology(admin, 'rbac-ext'))?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), 30_000);
+      const gws = (await listGateways(admin)).items.filter((g) => g.metadata.name.startsWith('ext-'));
+      assert.deepEqual(gws.map((g) => g.status?.activeEndpoints?.[0]?.nodeName).sort(), ['rbac-a1', 'rbac-b1'], 'status written under the reduced role');
+      assert.ok(gws.every((g) => g.metadata.annotations?.['corvid.dev/election']), 'the election annotation written (merge patch)');
+      const denied = sync.logs.filter((l) => /forbidden|\b403\b/i.test(JSON.stringify(l)));
+      assert.deepEqual(denied, [], 'no request of the sync was refused');
+      await forbidden('corvid-sync (reduced) deletes a Gateway', () => kubeRequest(syncKc, { method: 'DELETE', path: '/apis/raven.openyurt.io/v1beta1/gateways/ext-a' }));
+      await forbidden('corvid-sync (reduced) replaces a Gateway', () => kubeRequest(syncKc, { method: 'PUT', path: '/apis/raven.openyurt.io/v1beta1/gateways/ext-a', body: gws[0] }));
+    } finally {
+      await sync?.handle.stop();
+      sync = undefined;
+      await applyManifests(admin, [base]);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -7,12 +7,10 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { createNode, useControlPlane } from '../support/controlplane.ts';
-import { ensureNamespace, installCorvidCrds, sleep, startTestSync, topologyYaml, waitFor, type TestSync } from './sync-fixtures.ts';
+import { ensureNamespace, installCorvidCrds, renderGateways as render, sleep, startTestSync, topologyYaml, waitFor, type TestSync } from './sync-fixtures.ts';
 import { applyGateway, getGateway, listGateways } from '../../src/adapters/kube/gateways.ts';
 import { getTopology, type Condition } from '../../src/adapters/kube/topologies.ts';
-import { main } from '../../src/cli/main.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 
@@ -25,15 +23,6 @@ after(async () => {
 const cp = useControlPlane();
 
 const sha256 = (t: string) => `sha256:${createHash('sha256').update(t).digest('hex')}`;
-
-/** `corvid render -f FILE` (no nodes, default revision = sha256 of the file, as the file source's), parsed. */
-async function render(file: string): Promise<Gateway[]> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(['render', '-f', file], { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, env: {}, cwd: process.cwd() });
-  assert.equal(code, 0, err.join(''));
-  return parseAllDocuments(out.join('')).map((d) => d.toJS() as Gateway);
-}
 
 /** What Argo CD does with the rendered manifests: apply them under its own field manager. */
 async function argoApply(kc: KubeConfig, gateways: Gateway[]): Promise<void> {

@@ -12,6 +12,9 @@ import { startSync, type SyncHandle, type SyncOptions } from '../../src/sync/ind
 import { jsonLogger } from '../../src/sync/log.ts';
 import { createServer as createTcpServer, connect as tcpConnect, type Socket } from 'node:net';
 import { waitFor as pollUntil } from '../support/wait.ts';
+import { parseAllDocuments } from 'yaml';
+import { main } from '../../src/cli/main.ts';
+import type { Gateway } from '../../src/gateway/types.ts';
 
 
 /** Install the Gateway and Topology CRDs from deploy/crds/ and wait until they are Established. */
@@ -348,4 +351,14 @@ export async function cuttableProxy(kc: KubeConfig): Promise<CuttableProxy> {
         server.close(() => resolve());
       }),
   };
+}
+
+/** `corvid render -f FILE` (no nodes, default revision = sha256 of the file, as the file source's), parsed: what an
+ * Argo CD Config Management Plugin would apply. */
+export async function renderGateways(file: string): Promise<Gateway[]> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(['render', '-f', file], { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, env: {}, cwd: process.cwd() });
+  if (code !== 0) throw new Error(`corvid render exited ${code}: ${err.join('')}`);
+  return parseAllDocuments(out.join('')).map((d) => d.toJS() as Gateway);
 }

@@ -17,6 +17,7 @@ import { join, relative } from 'node:path';
 import { DEPLOY, REPO_ROOT, manifestsOf } from './deploy-support.ts';
 import ts from 'typescript';
 import { DYNAMIC, createScanner, type Component, type Need } from './deploy-rbac-scan.ts';
+import { jsonPatch } from '../support/json6902.ts';
 import { DEFAULT_EVENT_NAMESPACE } from '../../src/adapters/kube/events.ts';
 import { DEFAULT_LEASE_NAMESPACE } from '../../src/adapters/kube/leases.ts';
 
@@ -155,21 +156,6 @@ describe('RBAC covers the API calls', () => {
 
 /** Adapter functions only `--gateway-spec=apply` calls: the spec apply, its PUT fallback, and prune. */
 const APPLY_MODE_ONLY = new Set(['applyGateway', 'replaceGateway', 'deleteGateway']);
-
-/** The JSON6902 `test`/`replace`/`add` operations of a kustomize patch, applied to a copy of `obj`. */
-function jsonPatch(obj: any, ops: { op: string; path: string; value?: unknown }[]): any {
-  const out = structuredClone(obj);
-  for (const { op, path, value } of ops) {
-    const keys = path.split('/').slice(1).map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
-    const last = keys.pop()!;
-    const parent = keys.reduce((o, k) => o[k], out);
-    if (op === 'test') assert.deepEqual(parent[last], value, `patch test ${path}`);
-    else if (op === 'replace') parent[last] = value;
-    else if (op === 'add' && Array.isArray(parent)) parent.splice(last === '-' ? parent.length : Number(last), 0, value);
-    else throw new Error(`jsonPatch: ${op} not supported here`);
-  }
-  return out;
-}
 
 describe('the gateway-spec-external component', () => {
   test('its reduced ClusterRole covers every call the sync makes in external mode, and only drops what apply mode uses', () => {
