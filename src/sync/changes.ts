@@ -53,6 +53,26 @@ function renderedPart(g: Gateway): Gateway {
   return { ...g, metadata: { ...g.metadata, annotations }, status: undefined };
 }
 
+/** What the topology decides about a Gateway: its rendered part without the revision stamp. */
+function topologyPart(g: Gateway): Gateway {
+  const r = renderedPart(g);
+  const annotations = { ...r.metadata.annotations };
+  delete annotations[REVISION_ANNOTATION];
+  return { ...r, metadata: { ...r.metadata, annotations } };
+}
+
+/**
+ * `desired` stamped with the live Gateway's revision when nothing the topology decides about it changed, so that a
+ * commit touching one pool rewrites one Gateway, not all of them (and wakes no agent for the others). The annotation
+ * then says which revision last changed the Gateway; the Topology's status says which one is in force.
+ */
+export function keepLiveRevision(desired: Gateway, live: Gateway | undefined): Gateway {
+  const liveRevision = live?.metadata.annotations?.[REVISION_ANNOTATION];
+  if (live === undefined || liveRevision === undefined || liveRevision === desired.metadata.annotations?.[REVISION_ANNOTATION]) return desired;
+  if (!gatewaysEqual(topologyPart(desired), topologyPart(live))) return desired;
+  return { ...desired, metadata: { ...desired.metadata, annotations: { ...desired.metadata.annotations, [REVISION_ANNOTATION]: liveRevision } } };
+}
+
 /** Owned labels, corvid.dev/ annotations but the election, and spec are equal: the part the spec owner writes. */
 export function renderedEqual(a: Gateway, b: Gateway): boolean {
   return gatewaysEqual(renderedPart(a), renderedPart(b));
@@ -86,8 +106,9 @@ export function computeChanges(
   const wanted = new Set(desired.map((g) => g.metadata.name));
   const apply: GatewayChange[] = [];
   const unchanged: string[] = [];
-  for (const d of desired) {
-    const l = liveByName.get(d.metadata.name);
+  for (const planned of desired) {
+    const l = liveByName.get(planned.metadata.name);
+    const d = keepLiveRevision(planned, l);
     const spec = l === undefined || !specEqual(d, l);
     const status = l === undefined ? (d.status !== undefined && canonicalJson(d.status) !== '{}') : !statusEqual(d, l);
     if (!spec && !status) {

@@ -116,6 +116,7 @@ test('1: a pushed commit becomes Gateways, with the revision in their annotation
 
     // Webhook: a bad signature is refused; a good one fetches now.
     const pools = [{ ...TWO_POOLS[0], gateways: ['a2', 'a1'] }, TWO_POOLS[1]];
+    const bBefore = (await getGateway(kc, 'pool-b'))!;
     const sha2 = await remote.commit('clusters/edge/topology.yaml', topologyYaml({ name: 'edge', pools }));
     const body = JSON.stringify({ ref: 'refs/heads/main', after: sha2 });
     assert.equal(await postHook(s.handle.addresses.webhook!, body, 'sha256=' + '0'.repeat(64)), 401);
@@ -127,6 +128,10 @@ test('1: a pushed commit becomes Gateways, with the revision in their annotation
     const a2 = (await getGateway(kc, 'pool-a'))!;
     assert.equal(a2.metadata.annotations?.['corvid.dev/revision'], rev2);
     assert.deepEqual(a2.spec.endpoints?.map((e) => e.nodeName), ['a2', 'a1']);
+    // The commit touched pool-a only: pool-b is not rewritten, and its stamp names the commit that last changed it.
+    const b2 = (await getGateway(kc, 'pool-b'))!;
+    assert.equal(b2.metadata.annotations?.['corvid.dev/revision'], rev1);
+    assert.equal(b2.metadata.resourceVersion, bBefore.metadata.resourceVersion, 'pool-b was written although the commit did not change it');
 
     const metrics = await (await fetch(`http://${s.handle.addresses.metrics}/metrics`)).text();
     assert.match(metrics, new RegExp(`corvid_topology_info\\{revision="${rev2}"\\} 1`));

@@ -35,6 +35,22 @@ test('computeChanges: equal objects are left alone; spec and status differences 
   assert.deepEqual(c.prune, []);
 });
 
+test('computeChanges: a new revision rewrites only the Gateways whose content it changes; the others keep their stamp', () => {
+  const at = (g: Gateway, rev: string): Gateway => ({ ...g, metadata: { ...g.metadata, annotations: { ...g.metadata.annotations, 'corvid.dev/revision': rev } } });
+  const live = [at(gw('a', { topology: 't', active: 'n1', rv: '5' }), 'r1'), at(gw('b', { topology: 't', active: 'n1', rv: '6' }), 'r1'), at(gw('c', { topology: 't', active: 'n1', rv: '7' }), 'r1')];
+  const desired = [
+    at(gw('a', { topology: 't', active: 'n1' }), 'r2'), // untouched by r2
+    at(gw('b', { topology: 't', active: 'n1', endpoints: ['n1', 'n9'] }), 'r2'), // r2 adds a candidate
+    at(gw('c', { topology: 't', active: 'n2' }), 'r2'), // only the election moved
+  ];
+  const c = computeChanges(desired, live, 't');
+  assert.deepEqual(c.unchanged, ['a']);
+  assert.deepEqual(c.apply.map((x) => [x.name, x.spec, x.status, x.desired.metadata.annotations?.['corvid.dev/revision']]), [
+    ['b', true, false, 'r2'],
+    ['c', false, true, 'r1'], // status only: the revision stamp says which commit last changed it
+  ]);
+});
+
 test('computeChanges: prune takes only managed Gateways of this topology that are no longer desired', () => {
   const live = [
     gw('keep', { topology: 't', rv: '1' }),
