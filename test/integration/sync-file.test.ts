@@ -94,6 +94,7 @@ test('corvid sync as a process: flags, /readyz and /metrics, clean exit on SIGTE
       `--health-probe-bind-address=127.0.0.1:${health}`, `--metrics-bind-address=127.0.0.1:${metrics}`, '--log-level=info',
       '--leader-elect', '--leader-election-namespace=corvid-system', '--leader-election-id=corvid-proc-test',
       '--leader-election-lease-duration=2s', '--leader-election-renew-deadline=1500ms', '--leader-election-retry-period=200ms',
+      '--apply-concurrency=2',
     ],
     { cwd: new URL('../../', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'pipe'] },
   );

@@ -132,3 +132,12 @@ test('corvid sync --gateway-spec: a bad value, or external with the cluster sour
   const help = await corvid(['sync', '--help']);
   assert.match(help.stdout, /--gateway-spec MODE/);
 });
+
+test('corvid sync --apply-concurrency: a whole number from 1 to 256, else a usage error (exit 2)', async () => {
+  for (const v of ['0', '257', 'many', '2.5', '-1']) {
+    const r = await corvid(['sync', '--source=file', '--file=x.yaml', `--apply-concurrency=${v}`]);
+    assert.equal(r.code, 2, v);
+    assert.match(r.stderr, /--apply-concurrency must be a whole number from 1 to 256/);
+  }
+  assert.match((await corvid(['sync', '--help'])).stdout, /--apply-concurrency N/);
+});

@@ -74,6 +74,8 @@ Operations:
       --metrics-bind-address ADDR          /metrics (default :8080; 0 disables)
       --health-probe-bind-address ADDR     /healthz and /readyz (default :8081; 0 disables)
       --resync-interval DURATION           reconcile at least this often (default 10m)
+      --apply-concurrency N                Gateways dry-run, then written, at once (default 16; 1-256): lower it
+                                           for a slow API server, raise it for a first reconcile of thousands
       --log-level LEVEL                    debug, info (default), warn or error; JSON lines on stderr
   -h, --help                               show this help
 
@@ -125,6 +127,7 @@ const OPTIONS: FlagOptions = {
   'metrics-bind-address': { type: 'string' },
   'health-probe-bind-address': { type: 'string' },
   'resync-interval': { type: 'string' },
+  'apply-concurrency': { type: 'string' },
   'log-level': { type: 'string', choices: ['debug', 'info', 'warn', 'error'] },
 };
 
@@ -135,6 +138,15 @@ function durationMs(values: Record<string, unknown>, name: string, fallback: str
   const s = parseDuration(text);
   if (s === undefined || s <= 0) throw new UsageError(`--${name} must be a duration like 500ms, 15s or 1m (got "${text}")`);
   return s * 1000;
+}
+
+/** An integer flag within [min, max]; undefined when not given. */
+function boundedInt(values: Record<string, unknown>, name: string, min: number, max: number): number | undefined {
+  const text = str(values as never, name);
+  if (text === undefined) return undefined;
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`--${name} must be a whole number from ${min} to ${max} (got "${text}")`);
+  return n;
 }
 
 /** A bind address flag: `0` or empty disables. */
@@ -219,6 +231,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       webhookAddress,
       webhookSecret,
       resyncIntervalMs: durationMs(v, 'resync-interval', '10m'),
+      applyConcurrency: boundedInt(v, 'apply-concurrency', 1, 256),
       defaultMetrics: true,
       logger: jsonLogger({
         level: (str(v, 'log-level') ?? 'info') as 'info',
