@@ -10,6 +10,7 @@ export {
   automaticRelay,
   automaticRelayFor,
   linkPolicy,
+  mergeLinkPolicy,
   pairVerdict,
   poolByName,
   pairRoute,
@@ -18,7 +19,7 @@ export {
   relayCandidates,
   tunnelPairs,
 } from './policy.ts';
-export type { Allowed, PairRoute, RelayChoice } from './policy.ts';
+export type { Allowed, PairRoute, PoolOverride, RelayChoice } from './policy.ts';
 export { fnv1a32, rendezvousWeight } from './hash.ts';
 export type * from './types.ts';
 export { TOPOLOGY_API_VERSION, TOPOLOGY_KIND } from './types.ts';

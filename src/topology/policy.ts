@@ -84,10 +84,31 @@ export function linkPolicy(t: Topology, a: string, b: string): EncryptionPolicy 
 
 /** linkPolicy with the pools map computed once by the caller (for loops over many pairs). */
 export function linkPolicyWith(t: Topology, pools: ReadonlyMap<string, Pool>, a: string, b: string): EncryptionPolicy {
-  const [x, y] = sortedPair(a, b);
-  let p = applyOverride(t.encryption, pools.get(x)?.encryption);
-  if (y !== x) p = applyOverride(p, pools.get(y)?.encryption);
-  p = applyOverride(p, linkOverride(t, x, y)?.encryption);
+  return mergeLinkPolicy(
+    t.encryption,
+    { name: a, encryption: pools.get(a)?.encryption },
+    { name: b, encryption: pools.get(b)?.encryption },
+    linkOverride(t, a, b)?.encryption,
+  );
+}
+
+/** A pool's name and its own (partial) encryption override, as the link policy merge needs them. */
+export interface PoolOverride {
+  name: string;
+  encryption?: EncryptionOverride;
+}
+
+/**
+ * THE link policy merge, from its parts: defaults <- the smaller-named pool's override <- the larger-named pool's
+ * override <- the pair's links[] override; `pskSecretRef` left out when the effective backend is `none`. linkPolicy
+ * (from a Topology) and the agents' encryptionFor (from two Gateways, src/gateway/annotations.ts) both call it.
+ * Symmetric in a and b. With a === b it is the pool's own default (defaults <- its override).
+ */
+export function mergeLinkPolicy(defaults: EncryptionPolicy, a: PoolOverride, b: PoolOverride, link: EncryptionOverride | undefined): EncryptionPolicy {
+  const [x, y] = a.name <= b.name ? [a, b] : [b, a];
+  let p = applyOverride(defaults, x.encryption);
+  if (y.name !== x.name) p = applyOverride(p, y.encryption);
+  p = applyOverride(p, link);
   if (p.backend === 'none') delete p.pskSecretRef;
   return p;
 }
