@@ -90,7 +90,7 @@ function poolGateway(i: number): Gateway {
     metadata: {
       name: pool,
       labels: { [POOL_LABEL]: pool, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-      annotations: encodeGatewayAnnotations({ peers: ['*'], encryption: ENCRYPTION }),
+      annotations: encodeGatewayAnnotations({ peers: ['*'], encryption: ENCRYPTION, encryptionDefaults: ENCRYPTION }),
     },
     spec: {
       nodeSelector: { matchLabels: { [POOL_LABEL]: pool } },

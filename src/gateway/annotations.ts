@@ -3,14 +3,22 @@
 //
 // Decoding never throws. A malformed annotation is reported in `problems` and its field falls back to the
 // fail-closed value: no peers, no encryption (the agent must then build no tunnel for that link).
+//
+// Encryption: each Gateway publishes only its own part (the global defaults, its pool's own override, the links[]
+// overrides of its pairs); encryptionFor(me, peer) merges the parts of two Gateways with the topology's own rule
+// (mergeLinkPolicy), so a change of one pool's override rewrites only that pool's Gateway.
 
-import type { EncryptionPolicy, SecretKeyRef } from '../topology/types.ts';
+import { mergeLinkPolicy } from '../topology/policy.ts';
+import type { Backend, EncryptionOverride, EncryptionPolicy, SecretKeyRef } from '../topology/types.ts';
 import {
   CONNECTIVITY_ANNOTATION,
   DENIED_PEERS_ANNOTATION,
   ELECTION_ANNOTATION,
   ENCRYPTION_ANNOTATION,
+  ENCRYPTION_DEFAULTS_ANNOTATION,
+  ENCRYPTION_LINKS_ANNOTATION,
   ENCRYPTION_OVERRIDES_ANNOTATION,
+  ENCRYPTION_POOL_ANNOTATION,
   PEERS_ANNOTATION,
   POOL_LABEL,
   RELAYS_FOR_ANNOTATION,
@@ -41,9 +49,18 @@ export interface GatewayLinks {
   relay?: string;
   /** Relay pools only: the NAT'd pools this pool relays for (sorted). */
   relaysFor: string[];
-  /** This pool's default link encryption (undefined when absent or malformed: build no tunnel). */
+  /** This pool's default link encryption, corvid.dev/encryption (undefined when absent or malformed). */
   encryption?: EncryptionPolicy;
-  /** Peer pool -> full encryption policy, only for links that differ from `encryption`. */
+  /**
+   * The topology's global defaults (corvid.dev/encryption-defaults). Present = the Gateway is in the current format,
+   * and encryptionFor merges encryptionPool and encryptionLinks; absent = the old format (encryptionOverrides).
+   */
+  encryptionDefaults?: EncryptionPolicy;
+  /** This pool's own partial override (corvid.dev/encryption-pool); undefined when it sets none. */
+  encryptionPool?: EncryptionOverride;
+  /** Peer pool -> the partial links[] override of the pair (corvid.dev/encryption-links). */
+  encryptionLinks: Record<string, EncryptionOverride>;
+  /** Old format only (corvid.dev/encryption-overrides): peer pool -> full policy, where it differs from `encryption`. */
   encryptionOverrides: Record<string, EncryptionPolicy>;
   /** All endpoints of a Gateway share underNAT (upstream rule); taken from spec.endpoints[0]. */
   underNAT: boolean;
@@ -74,11 +91,29 @@ export function encodeEncryption(p: EncryptionPolicy): string {
   return s;
 }
 
+/** The old format's corvid.dev/encryption-overrides (no longer written by the planner; for compatibility tests). */
 export function encodeEncryptionOverrides(o: Readonly<Record<string, EncryptionPolicy>>): string {
   const parts = Object.keys(o)
     .sort()
     .map((k) => `${JSON.stringify(k)}:${encodeEncryption(o[k])}`);
   return `{${parts.join(',')}}`;
+}
+
+/** A partial override: only the fields it sets, keys sorted. */
+export function encodeEncryptionOverride(o: EncryptionOverride): string {
+  return canonicalJson(normaliseOverride(o));
+}
+
+/** corvid.dev/encryption-links: peer pool -> partial override, peers sorted. */
+export function encodeEncryptionLinks(l: Readonly<Record<string, EncryptionOverride>>): string {
+  const parts = Object.keys(l)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${encodeEncryptionOverride(l[k])}`);
+  return `{${parts.join(',')}}`;
+}
+
+function hasFields(o: EncryptionOverride | undefined): o is EncryptionOverride {
+  return o !== undefined && Object.keys(normaliseOverride(o)).length > 0;
 }
 
 export function encodeElection(reasons: Readonly<Record<string, string>>): string {
@@ -96,6 +131,16 @@ function normaliseEncryption(p: EncryptionPolicy): EncryptionPolicy {
   return out;
 }
 
+function normaliseOverride(o: EncryptionOverride): EncryptionOverride {
+  const out: EncryptionOverride = {};
+  if (o.backend !== undefined) out.backend = o.backend;
+  if (o.ikeProposals !== undefined) out.ikeProposals = [...o.ikeProposals];
+  if (o.espProposals !== undefined) out.espProposals = [...o.espProposals];
+  if (o.pskSecretRef !== undefined) out.pskSecretRef = { name: o.pskSecretRef.name, key: o.pskSecretRef.key };
+  if (o.allowInsecure !== undefined) out.allowInsecure = o.allowInsecure;
+  return out;
+}
+
 /** What the planner writes; each field absent/empty -> its annotation is omitted. */
 export interface LinkAnnotations {
   peers: readonly string[];
@@ -103,15 +148,21 @@ export interface LinkAnnotations {
   connectivity?: 'mesh' | 'hub';
   relay?: string;
   relaysFor?: readonly string[];
+  /** corvid.dev/encryption: this pool's default (defaults <- its own override). */
   encryption: EncryptionPolicy;
-  encryptionOverrides?: Readonly<Record<string, EncryptionPolicy>>;
+  /** corvid.dev/encryption-defaults: the topology's global defaults. */
+  encryptionDefaults: EncryptionPolicy;
+  /** corvid.dev/encryption-pool: the pool's own raw override; omitted when absent or empty. */
+  encryptionPool?: EncryptionOverride;
+  /** corvid.dev/encryption-links: peer -> raw links[] override of the pair; empty overrides and an empty map omitted. */
+  encryptionLinks?: Readonly<Record<string, EncryptionOverride>>;
   election?: Readonly<Record<string, string>>;
   revision?: string;
   /** Written only when above 1 (see keys.ts REPLICAS_ANNOTATION). */
   replicas?: number;
 }
 
-/** Annotations for a Gateway. Omits denied-peers, relay, relays-for, encryption-overrides, election when empty. */
+/** Annotations for a Gateway. Omits denied-peers, relay, relays-for, encryption-pool, encryption-links, election when empty. */
 export function encodeGatewayAnnotations(a: LinkAnnotations): Record<string, string> {
   const out: Record<string, string> = {};
   out[PEERS_ANNOTATION] = encodeNameList(a.peers);
@@ -120,9 +171,11 @@ export function encodeGatewayAnnotations(a: LinkAnnotations): Record<string, str
   if (a.relay !== undefined) out[RELAY_ANNOTATION] = a.relay;
   if (a.relaysFor && a.relaysFor.length > 0) out[RELAYS_FOR_ANNOTATION] = encodeNameList(a.relaysFor);
   out[ENCRYPTION_ANNOTATION] = encodeEncryption(a.encryption);
-  if (a.encryptionOverrides && Object.keys(a.encryptionOverrides).length > 0) {
-    out[ENCRYPTION_OVERRIDES_ANNOTATION] = encodeEncryptionOverrides(a.encryptionOverrides);
-  }
+  out[ENCRYPTION_DEFAULTS_ANNOTATION] = encodeEncryption(a.encryptionDefaults);
+  if (hasFields(a.encryptionPool)) out[ENCRYPTION_POOL_ANNOTATION] = encodeEncryptionOverride(a.encryptionPool);
+  const links: Record<string, EncryptionOverride> = {};
+  for (const [peer, o] of Object.entries(a.encryptionLinks ?? {})) if (hasFields(o)) links[peer] = o;
+  if (Object.keys(links).length > 0) out[ENCRYPTION_LINKS_ANNOTATION] = encodeEncryptionLinks(links);
   if (a.election && Object.keys(a.election).length > 0) out[ELECTION_ANNOTATION] = encodeElection(a.election);
   if (a.revision !== undefined) out[REVISION_ANNOTATION] = a.revision;
   if (a.replicas !== undefined && a.replicas > 1) out[REPLICAS_ANNOTATION] = String(a.replicas);
@@ -160,27 +213,61 @@ function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === 'string');
 }
 
-function decodeEncryptionValue(v: unknown): Decoded<EncryptionPolicy> {
+const BACKENDS: readonly unknown[] = ['ipsec', 'wireguard', 'none'] satisfies Backend[];
+
+/** A partial policy: every field optional, each one present well-typed. Unknown fields are ignored. */
+function decodeOverrideValue(v: unknown): Decoded<EncryptionOverride> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return { ok: false, error: 'expected a JSON object' };
   const o = v as Record<string, unknown>;
-  if (o.backend !== 'ipsec' && o.backend !== 'wireguard' && o.backend !== 'none') {
-    return { ok: false, error: 'backend must be ipsec, wireguard or none' };
+  const out: EncryptionOverride = {};
+  if (o.backend !== undefined) {
+    if (!BACKENDS.includes(o.backend)) return { ok: false, error: 'backend must be ipsec, wireguard or none' };
+    out.backend = o.backend as Backend;
   }
-  if (!isStringArray(o.ikeProposals)) return { ok: false, error: 'ikeProposals must be an array of strings' };
-  if (!isStringArray(o.espProposals)) return { ok: false, error: 'espProposals must be an array of strings' };
-  if (o.allowInsecure !== undefined && typeof o.allowInsecure !== 'boolean') return { ok: false, error: 'allowInsecure must be a boolean' };
-  const out: EncryptionPolicy = {
-    backend: o.backend,
-    ikeProposals: [...o.ikeProposals],
-    espProposals: [...o.espProposals],
-    allowInsecure: o.allowInsecure === true,
-  };
+  if (o.ikeProposals !== undefined) {
+    if (!isStringArray(o.ikeProposals)) return { ok: false, error: 'ikeProposals must be an array of strings' };
+    out.ikeProposals = [...o.ikeProposals];
+  }
+  if (o.espProposals !== undefined) {
+    if (!isStringArray(o.espProposals)) return { ok: false, error: 'espProposals must be an array of strings' };
+    out.espProposals = [...o.espProposals];
+  }
   if (o.pskSecretRef !== undefined) {
     const r = o.pskSecretRef as Partial<SecretKeyRef> | null;
     if (typeof r !== 'object' || r === null || typeof r.name !== 'string' || typeof r.key !== 'string') {
       return { ok: false, error: 'pskSecretRef must be {name, key}' };
     }
     out.pskSecretRef = { name: r.name, key: r.key };
+  }
+  if (o.allowInsecure !== undefined) {
+    if (typeof o.allowInsecure !== 'boolean') return { ok: false, error: 'allowInsecure must be a boolean' };
+    out.allowInsecure = o.allowInsecure;
+  }
+  return { ok: true, value: out };
+}
+
+/** A complete policy: backend and both proposal lists required, allowInsecure defaults to false. */
+function decodeEncryptionValue(v: unknown): Decoded<EncryptionPolicy> {
+  const d = decodeOverrideValue(v);
+  if (!d.ok) return d;
+  const o = d.value;
+  if (o.backend === undefined) return { ok: false, error: 'backend must be ipsec, wireguard or none' };
+  if (o.ikeProposals === undefined) return { ok: false, error: 'ikeProposals must be an array of strings' };
+  if (o.espProposals === undefined) return { ok: false, error: 'espProposals must be an array of strings' };
+  const out: EncryptionPolicy = { backend: o.backend, ikeProposals: o.ikeProposals, espProposals: o.espProposals, allowInsecure: o.allowInsecure === true };
+  if (o.pskSecretRef) out.pskSecretRef = o.pskSecretRef;
+  return { ok: true, value: out };
+}
+
+function decodePeerMap<T>(text: string, value: (v: unknown) => Decoded<T>): Decoded<Record<string, T>> {
+  const j = parseJson(text);
+  if (!j.ok) return j;
+  if (typeof j.value !== 'object' || j.value === null || Array.isArray(j.value)) return { ok: false, error: 'expected a JSON object' };
+  const out: Record<string, T> = {};
+  for (const [peer, v] of Object.entries(j.value)) {
+    const d = value(v);
+    if (!d.ok) return { ok: false, error: `${peer}: ${d.error}` };
+    out[peer] = d.value;
   }
   return { ok: true, value: out };
 }
@@ -190,17 +277,19 @@ export function decodeEncryption(text: string): Decoded<EncryptionPolicy> {
   return j.ok ? decodeEncryptionValue(j.value) : j;
 }
 
-export function decodeEncryptionOverrides(text: string): Decoded<Record<string, EncryptionPolicy>> {
+export function decodeEncryptionOverride(text: string): Decoded<EncryptionOverride> {
   const j = parseJson(text);
-  if (!j.ok) return j;
-  if (typeof j.value !== 'object' || j.value === null || Array.isArray(j.value)) return { ok: false, error: 'expected a JSON object' };
-  const out: Record<string, EncryptionPolicy> = {};
-  for (const [peer, v] of Object.entries(j.value)) {
-    const d = decodeEncryptionValue(v);
-    if (!d.ok) return { ok: false, error: `${peer}: ${d.error}` };
-    out[peer] = d.value;
-  }
-  return { ok: true, value: out };
+  return j.ok ? decodeOverrideValue(j.value) : j;
+}
+
+/** The old format's corvid.dev/encryption-overrides: peer -> complete policy. */
+export function decodeEncryptionOverrides(text: string): Decoded<Record<string, EncryptionPolicy>> {
+  return decodePeerMap(text, decodeEncryptionValue);
+}
+
+/** corvid.dev/encryption-links: peer -> partial override. */
+export function decodeEncryptionLinks(text: string): Decoded<Record<string, EncryptionOverride>> {
+  return decodePeerMap(text, decodeOverrideValue);
 }
 
 export function decodeElection(text: string): Decoded<Record<string, string>> {
@@ -218,7 +307,9 @@ export function decodeElection(text: string): Decoded<Record<string, string>> {
 /**
  * Decode every Corvid annotation of a Gateway. Absent annotations mean: peers `["*"]` (upstream mesh), no denied
  * peers, no relay, no overrides. Malformed ones are listed in `problems` and fail closed: no peers; no encryption at
- * all when either encryption annotation is malformed (a wrong default could weaken an overridden link).
+ * all when any encryption annotation is malformed (a wrong default could weaken an overridden link), or when
+ * encryption-pool or encryption-links is present without encryption-defaults (a part of the current format without
+ * the rest: never read as the old format).
  */
 export function readGatewayLinks(gw: Gateway): GatewayLinks {
   const ann = gw.metadata.annotations ?? {};
@@ -236,27 +327,33 @@ export function readGatewayLinks(gw: Gateway): GatewayLinks {
   const relaysForD = list(RELAYS_FOR_ANNOTATION, []);
   const peersOk = peersD.ok && deniedD.ok;
 
-  let encryption: EncryptionPolicy | undefined;
-  let overrides: Record<string, EncryptionPolicy> = {};
   let encryptionOk = true;
-  if (ann[ENCRYPTION_ANNOTATION] !== undefined) {
-    const d = decodeEncryption(ann[ENCRYPTION_ANNOTATION]);
-    if (d.ok) encryption = d.value;
-    else {
+  const decoded = <T>(key: string, decode: (text: string) => Decoded<T>): T | undefined => {
+    const text = ann[key];
+    if (text === undefined) return undefined;
+    const d = decode(text);
+    if (d.ok) return d.value;
+    encryptionOk = false;
+    problems.push(`${key}: ${d.error}`);
+    return undefined;
+  };
+  let encryption = decoded(ENCRYPTION_ANNOTATION, decodeEncryption);
+  let defaults = decoded(ENCRYPTION_DEFAULTS_ANNOTATION, decodeEncryption);
+  let poolOverride = decoded(ENCRYPTION_POOL_ANNOTATION, decodeEncryptionOverride);
+  let linkOverrides = decoded(ENCRYPTION_LINKS_ANNOTATION, decodeEncryptionLinks) ?? {};
+  let overrides = decoded(ENCRYPTION_OVERRIDES_ANNOTATION, decodeEncryptionOverrides) ?? {};
+  if (encryptionOk && ann[ENCRYPTION_DEFAULTS_ANNOTATION] === undefined) {
+    for (const key of [ENCRYPTION_POOL_ANNOTATION, ENCRYPTION_LINKS_ANNOTATION]) {
+      if (ann[key] === undefined) continue;
       encryptionOk = false;
-      problems.push(`${ENCRYPTION_ANNOTATION}: ${d.error}`);
-    }
-  }
-  if (ann[ENCRYPTION_OVERRIDES_ANNOTATION] !== undefined) {
-    const d = decodeEncryptionOverrides(ann[ENCRYPTION_OVERRIDES_ANNOTATION]);
-    if (d.ok) overrides = d.value;
-    else {
-      encryptionOk = false;
-      problems.push(`${ENCRYPTION_OVERRIDES_ANNOTATION}: ${d.error}`);
+      problems.push(`${key}: present without ${ENCRYPTION_DEFAULTS_ANNOTATION}`);
     }
   }
   if (!encryptionOk) {
     encryption = undefined;
+    defaults = undefined;
+    poolOverride = undefined;
+    linkOverrides = {};
     overrides = {};
   }
 
@@ -282,6 +379,7 @@ export function readGatewayLinks(gw: Gateway): GatewayLinks {
     peers: peersOk && peersD.ok ? peersD.value : [],
     deniedPeers: peersOk && deniedD.ok ? deniedD.value : [],
     relaysFor: relaysForD.ok ? relaysForD.value : [],
+    encryptionLinks: linkOverrides,
     encryptionOverrides: overrides,
     underNAT: gw.spec?.endpoints?.[0]?.underNAT === true,
     election,
@@ -290,6 +388,8 @@ export function readGatewayLinks(gw: Gateway): GatewayLinks {
   };
   if (relay !== undefined && relay !== '') out.relay = relay;
   if (encryption) out.encryption = encryption;
+  if (defaults) out.encryptionDefaults = defaults;
+  if (poolOverride) out.encryptionPool = poolOverride;
   if (ann[REVISION_ANNOTATION] !== undefined) out.revision = ann[REVISION_ANNOTATION];
   return out;
 }
@@ -301,8 +401,29 @@ export function mayPeer(links: Pick<GatewayLinks, 'pool' | 'peers' | 'deniedPeer
   return links.peers.includes(ALL_PEERS) || links.peers.includes(peer);
 }
 
-/** The encryption for the link to `peer`: its override, else the pool default; undefined = build no tunnel. */
-export function encryptionFor(links: Pick<GatewayLinks, 'encryption' | 'encryptionOverrides'>, peer: string): EncryptionPolicy | undefined {
+/** The encryption parts of a decoded Gateway that encryptionFor reads. */
+export type GatewayEncryption = Pick<
+  GatewayLinks,
+  'pool' | 'encryption' | 'encryptionDefaults' | 'encryptionPool' | 'encryptionLinks' | 'encryptionOverrides'
+>;
+
+/**
+ * The encryption of the link between the pools of two Gateways, as `me`'s agent uses it; undefined = build no tunnel.
+ * Current format (both carry encryption-defaults): linkPolicy's rule, mergeLinkPolicy(me's defaults, me's pool
+ * override, peer's pool override, me's links[] entry for peer): the same from both sides when the sync wrote both.
+ * Old format (one release, while the sync is upgraded): the old rule on the old-format side, which is `me` when `me`
+ * has no encryption-defaults, else `peer`: its encryption-overrides entry for the other pool, else its default. A
+ * Gateway whose encryption annotations are malformed (or an upstream one without any) has neither: undefined.
+ */
+export function encryptionFor(me: GatewayEncryption, peer: GatewayEncryption): EncryptionPolicy | undefined {
+  if (me.encryptionDefaults === undefined) return oldFormatEncryption(me, peer.pool);
+  if (peer.encryptionDefaults === undefined) return oldFormatEncryption(peer, me.pool);
+  const link = Object.hasOwn(me.encryptionLinks, peer.pool) ? me.encryptionLinks[peer.pool] : undefined;
+  return mergeLinkPolicy(me.encryptionDefaults, { name: me.pool, encryption: me.encryptionPool }, { name: peer.pool, encryption: peer.encryptionPool }, link);
+}
+
+/** The old format's rule: the Gateway's encryption-overrides entry for `peer`, else its default. */
+function oldFormatEncryption(links: GatewayEncryption, peer: string): EncryptionPolicy | undefined {
   if (!links.encryption) return undefined;
   return Object.hasOwn(links.encryptionOverrides, peer) ? links.encryptionOverrides[peer] : links.encryption;
 }

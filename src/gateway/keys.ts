@@ -15,9 +15,21 @@ export const RELAY_ANNOTATION = 'corvid.dev/relay';
 export const PEERS_ANNOTATION = 'corvid.dev/peers';
 /** Annotation: JSON array of pool names explicitly denied (sorted). Takes precedence over peers. */
 export const DENIED_PEERS_ANNOTATION = 'corvid.dev/denied-peers';
-/** Annotation: JSON object, this pool's default link encryption {backend, ikeProposals, espProposals, pskSecretRef}. */
+/**
+ * Annotation: JSON object, this pool's default link encryption {backend, ikeProposals, espProposals, pskSecretRef}
+ * (global defaults <- the pool's own override). For humans and upstream tooling; agents merge the parts below.
+ */
 export const ENCRYPTION_ANNOTATION = 'corvid.dev/encryption';
-/** Annotation: JSON object peer pool -> encryption policy, only for links that differ from the default. */
+/** Annotation: JSON object, the topology's global encryption defaults (a complete policy, same shape as encryption). */
+export const ENCRYPTION_DEFAULTS_ANNOTATION = 'corvid.dev/encryption-defaults';
+/** Annotation: JSON object, this pool's own partial encryption override (only the fields it sets); omitted when none. */
+export const ENCRYPTION_POOL_ANNOTATION = 'corvid.dev/encryption-pool';
+/** Annotation: JSON object peer pool -> the partial links[] encryption override of the pair; omitted when empty. */
+export const ENCRYPTION_LINKS_ANNOTATION = 'corvid.dev/encryption-links';
+/**
+ * Annotation (old format, no longer written): JSON object peer pool -> full encryption policy, for the links that
+ * differed from the default. Still read, for one release, from Gateways without encryption-defaults.
+ */
 export const ENCRYPTION_OVERRIDES_ANNOTATION = 'corvid.dev/encryption-overrides';
 /** Annotation: JSON array of the NAT'd pools this pool relays for (set on relay pools only). */
 export const RELAYS_FOR_ANNOTATION = 'corvid.dev/relays-for';

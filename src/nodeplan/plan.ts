@@ -167,8 +167,8 @@ function directLink(a: PoolInfo, b: PoolInfo): LinkVerdict {
   if (hasOverlap(a, b)) {
     return { ok: false, finding: { severity: 'error', code: 'subnet-overlap', message: 'the two pools have overlapping subnets; no link' } };
   }
-  const pa = encryptionFor(a.links, b.name);
-  const pb = encryptionFor(b.links, a.name);
+  const pa = encryptionFor(a.links, b.links);
+  const pb = encryptionFor(b.links, a.links);
   if (!pa || !pb) {
     return { ok: false, finding: { severity: 'error', code: 'no-encryption', message: 'no usable encryption policy on one side (missing or malformed annotation); no link' } };
   }
@@ -329,7 +329,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
       if (link.finding) f.add({ ...link.finding, pool: me.name, peer: peer.name });
       continue;
     }
-    const pb = encryptionFor(peer.links, me.name) as EncryptionPolicy;
+    const pb = encryptionFor(peer.links, me.links) as EncryptionPolicy;
     if (!samePolicy(link.policy, pb)) {
       f.add({ severity: 'warning', code: 'encryption-differs', pool: me.name, peer: peer.name, message: 'the two Gateways give this link different proposals or secrets; using ours' });
     }

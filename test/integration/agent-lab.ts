@@ -103,7 +103,7 @@ export function gatewayFor(p: PoolLab, opts: { active?: string; peers?: string[]
     metadata: {
       name: p.pool,
       labels: { [POOL_LABEL]: p.pool, 'app.kubernetes.io/managed-by': 'corvid' },
-      annotations: encodeGatewayAnnotations({ peers: opts.peers ?? ['*'], deniedPeers: opts.denied, encryption: ENCRYPTION }),
+      annotations: encodeGatewayAnnotations({ peers: opts.peers ?? ['*'], deniedPeers: opts.denied, encryption: ENCRYPTION, encryptionDefaults: ENCRYPTION }),
     },
     spec: {
       nodeSelector: { matchLabels: { [POOL_LABEL]: p.pool } },

@@ -41,7 +41,7 @@ function gw(pool: string, node: string, privateIP: string, subnet: string, o: { 
     metadata: {
       name: pool,
       labels: { [POOL_LABEL]: pool },
-      annotations: encodeGatewayAnnotations({ peers: ['*'], deniedPeers: o.denied, relay: o.relay, relaysFor: o.relaysFor, encryption: ENCRYPTION }),
+      annotations: encodeGatewayAnnotations({ peers: ['*'], deniedPeers: o.denied, relay: o.relay, relaysFor: o.relaysFor, encryption: ENCRYPTION, encryptionDefaults: ENCRYPTION }),
     },
     spec: { endpoints: [ep], tunnelConfig: { Replicas: 1 } },
     status: { nodes: [{ nodeName: node, privateIP, subnets: [subnet] }], activeEndpoints: [ep] },

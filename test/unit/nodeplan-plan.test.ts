@@ -2,10 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nodePlan } from '../../src/nodeplan/index.ts';
 import type { NodePlan, TunnelPlan } from '../../src/nodeplan/index.ts';
-import { encodeGatewayAnnotations } from '../../src/gateway/annotations.ts';
+import { encodeEncryptionOverrides, encodeGatewayAnnotations } from '../../src/gateway/annotations.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../../src/gateway/types.ts';
-import { POOL_LABEL } from '../../src/gateway/keys.ts';
-import type { EncryptionPolicy } from '../../src/topology/types.ts';
+import { ENCRYPTION_DEFAULTS_ANNOTATION, ENCRYPTION_OVERRIDES_ANNOTATION, POOL_LABEL } from '../../src/gateway/keys.ts';
+import { mergeLinkPolicy } from '../../src/topology/policy.ts';
+import type { EncryptionOverride, EncryptionPolicy } from '../../src/topology/types.ts';
 
 const IPSEC: EncryptionPolicy = {
   backend: 'ipsec',
@@ -25,9 +26,34 @@ interface PoolSpec {
   denied?: string[];
   relay?: string;
   relaysFor?: string[];
+  /** The topology's global defaults (corvid.dev/encryption-defaults); in the old format, the pool default. */
   encryption?: EncryptionPolicy;
-  overrides?: Record<string, EncryptionPolicy>;
+  /** The pool's own partial override (corvid.dev/encryption-pool). */
+  poolOverride?: EncryptionOverride;
+  /** Peer -> the links[] override of the pair (corvid.dev/encryption-links). */
+  links?: Record<string, EncryptionOverride>;
+  /** Old format (a sync before encryption-defaults): peer -> full policy (corvid.dev/encryption-overrides). */
+  oldOverrides?: Record<string, EncryptionPolicy>;
   connectivity?: 'mesh' | 'hub';
+}
+
+function encryptionAnnotations(pool: string, s: PoolSpec): Record<string, string> {
+  const defaults = s.encryption ?? IPSEC;
+  const ann = encodeGatewayAnnotations({
+    peers: s.peers ?? ['*'],
+    deniedPeers: s.denied,
+    connectivity: s.connectivity,
+    relay: s.relay,
+    relaysFor: s.relaysFor,
+    encryption: mergeLinkPolicy(defaults, { name: pool, encryption: s.poolOverride }, { name: pool, encryption: s.poolOverride }, undefined),
+    encryptionDefaults: defaults,
+    encryptionPool: s.poolOverride,
+    encryptionLinks: s.links,
+  });
+  if (s.oldOverrides === undefined) return ann;
+  delete ann[ENCRYPTION_DEFAULTS_ANNOTATION];
+  if (Object.keys(s.oldOverrides).length > 0) ann[ENCRYPTION_OVERRIDES_ANNOTATION] = encodeEncryptionOverrides(s.oldOverrides);
+  return ann;
 }
 
 function gw(pool: string, s: PoolSpec): Gateway {
@@ -46,15 +72,7 @@ function gw(pool: string, s: PoolSpec): Gateway {
     metadata: {
       name: pool,
       labels: { [POOL_LABEL]: pool },
-      annotations: encodeGatewayAnnotations({
-        peers: s.peers ?? ['*'],
-        deniedPeers: s.denied,
-        connectivity: s.connectivity,
-        relay: s.relay,
-        relaysFor: s.relaysFor,
-        encryption: s.encryption ?? IPSEC,
-        encryptionOverrides: s.overrides,
-      }),
+      annotations: encryptionAnnotations(pool, s),
     },
     spec: { endpoints: s.active ? [endpoint(s.active)] : [], tunnelConfig: { Replicas: 1 } },
     status: {
@@ -301,12 +319,38 @@ test('IPv6 subnets are carried through: TS lists and IPv6 routes via an IPv6 gat
   assert.deepEqual(m.findings, []);
 });
 
-test('per-peer encryption override wins over the pool default', () => {
+test('link encryption: defaults <- a\'s override <- b\'s override <- the links[] entry, the same from both sides', () => {
+  const link: EncryptionOverride = { ikeProposals: ['aes256-sha384-modp3072'], pskSecretRef: { name: 'ab', key: 'k' } };
+  const gws = [
+    A({ poolOverride: { espProposals: ['aes256gcm16'], ikeProposals: ['from-a'] }, links: { b: link } }),
+    B({ poolOverride: { espProposals: ['aes256gcm16'], pskSecretRef: { name: 'from-b', key: 'k' } }, links: { a: link } }),
+  ];
+  const p = nodePlan({ gateways: gws, nodeName: 'a-gw' });
+  const t = tunnel(p, 'b');
+  assert.deepEqual(t.ikeProposals, ['aes256-sha384-modp3072']);
+  assert.deepEqual(t.espProposals, ['aes256gcm16']);
+  assert.deepEqual(t.pskSecretRef, { name: 'ab', key: 'k' });
+  assert.deepEqual(p.findings, []);
+  const u = tunnel(nodePlan({ gateways: gws, nodeName: 'b-gw' }), 'a');
+  assert.deepEqual([u.ikeProposals, u.espProposals, u.pskSecretRef], [t.ikeProposals, t.espProposals, t.pskSecretRef]);
+  // Without the links[] entry the pools' overrides merge in name order (a, then b).
+  const plain = tunnel(nodePlan({ gateways: [A({ poolOverride: { ikeProposals: ['from-a'] } }), B({ poolOverride: { pskSecretRef: { name: 'from-b', key: 'k' } } })], nodeName: 'a-gw' }), 'b');
+  assert.deepEqual([plain.ikeProposals, plain.pskSecretRef], [['from-a'], { name: 'from-b', key: 'k' }]);
+});
+
+test('old-format Gateways (no encryption-defaults): the per-peer override wins over the pool default, as before', () => {
   const strong: EncryptionPolicy = { ...IPSEC, ikeProposals: ['aes256-sha384-modp3072'], espProposals: ['aes256-sha384'], pskSecretRef: { name: 'ab', key: 'k' } };
-  const gws = [A({ overrides: { b: strong } }), B({ overrides: { a: strong } })];
+  const gws = [A({ oldOverrides: { b: strong } }), B({ oldOverrides: { a: strong } })];
   const t = tunnel(nodePlan({ gateways: gws, nodeName: 'a-gw' }), 'b');
   assert.deepEqual(t.ikeProposals, ['aes256-sha384-modp3072']);
   assert.deepEqual(t.pskSecretRef, { name: 'ab', key: 'k' });
+  // One side rewritten by the new sync, the other not yet: both agents take the old-format side's policy.
+  const mixed = [A({ links: { b: { ikeProposals: ['aes256-sha384-modp3072'], espProposals: ['aes256-sha384'], pskSecretRef: { name: 'ab', key: 'k' } } } }), B({ oldOverrides: { a: strong } })];
+  for (const [node, peer] of [['a-gw', 'b'], ['b-gw', 'a']] as const) {
+    const p = nodePlan({ gateways: mixed, nodeName: node });
+    assert.deepEqual(tunnel(p, peer).ikeProposals, ['aes256-sha384-modp3072']);
+    assert.deepEqual(p.findings, []);
+  }
 });
 
 test('backends: wireguard is a clear finding, none routes in the clear only when allowed and not NATed', () => {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { plan, ANNOTATION_SIZE_LIMIT } from '../../src/plan/planner.ts';
-import { readGatewayLinks } from '../../src/gateway/annotations.ts';
+import { encryptionFor, readGatewayLinks } from '../../src/gateway/annotations.ts';
+import { linkPolicy } from '../../src/topology/policy.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import { DEFAULT_ENCRYPTION, input, node, NOW, pool, POOL_KEY, REV, topology } from './plan-fixtures.ts';
 
@@ -165,29 +166,40 @@ test('peers: denied pairs listed on both sides; default-deny rules give an expli
   assert.equal(ann('hub', 'denied-peers'), undefined);
 });
 
-test('encryption: the pool default, and overrides only for links that differ', () => {
+test('encryption: each pool publishes the defaults, its default, its own override and its links[] entries', () => {
   const strict = { espProposals: ['aes256gcm16'] };
+  const link = { ikeProposals: ['aes256-sha384-modp3072'] };
   const t = topology([pool('a', []), pool('b', [], { encryption: strict }), pool('c', [], { encryption: strict }), pool('d', [])], {
-    links: [{ pools: ['a', 'd'], encryption: { ikeProposals: ['aes256-sha384-modp3072'] } }],
+    links: [{ pools: ['d', 'a'], encryption: link }],
   });
   const g = byName(plan(input(t, [])).gateways);
+  const ann = (p: string) => g.get(p)!.metadata.annotations!;
+  const enc = (p: string) => Object.fromEntries(Object.entries(ann(p)).filter(([k]) => k.startsWith('corvid.dev/encryption')));
+  const defaults = JSON.stringify({ allowInsecure: false, backend: 'ipsec', espProposals: ['aes256-sha256'], ikeProposals: ['aes256-sha256-modp2048'], pskSecretRef: { key: 'psk', name: 'corvid-psk' } });
+  assert.deepEqual(enc('a'), { 'corvid.dev/encryption': defaults, 'corvid.dev/encryption-defaults': defaults, 'corvid.dev/encryption-links': '{"d":{"ikeProposals":["aes256-sha384-modp3072"]}}' });
+  assert.deepEqual(enc('d'), { 'corvid.dev/encryption': defaults, 'corvid.dev/encryption-defaults': defaults, 'corvid.dev/encryption-links': '{"a":{"ikeProposals":["aes256-sha384-modp3072"]}}' });
+  assert.deepEqual(enc('b'), {
+    'corvid.dev/encryption': defaults.replace('"aes256-sha256"]', '"aes256gcm16"]'),
+    'corvid.dev/encryption-defaults': defaults,
+    'corvid.dev/encryption-pool': '{"espProposals":["aes256gcm16"]}',
+  });
   const links = (p: string) => readGatewayLinks(g.get(p)!);
-  assert.deepEqual(links('a').encryption, DEFAULT_ENCRYPTION);
-  assert.deepEqual(Object.keys(links('a').encryptionOverrides), ['b', 'c', 'd']);
-  assert.deepEqual(links('a').encryptionOverrides.b.espProposals, ['aes256gcm16']);
-  assert.deepEqual(links('a').encryptionOverrides.d.ikeProposals, ['aes256-sha384-modp3072']);
-  assert.deepEqual(links('b').encryption?.espProposals, ['aes256gcm16']);
-  assert.deepEqual(Object.keys(links('b').encryptionOverrides), [], 'b-c share the override; b-a and b-d are b\'s default');
-  assert.equal(g.get('b')!.metadata.annotations?.['corvid.dev/encryption-overrides'], undefined);
-  assert.deepEqual(Object.keys(links('d').encryptionOverrides), ['a', 'b', 'c']);
+  assert.deepEqual(links('b').encryption, { ...DEFAULT_ENCRYPTION, ...strict });
+  for (const [x, y] of [['a', 'b'], ['a', 'd'], ['b', 'c'], ['b', 'd'], ['c', 'd']]) {
+    assert.deepEqual(encryptionFor(links(x), links(y)), linkPolicy(t, x, y), `${x}-${y}`);
+    assert.deepEqual(encryptionFor(links(y), links(x)), linkPolicy(t, x, y), `${y}-${x}`);
+  }
 });
 
-test('encryption: denied peers get no override', () => {
-  const t = topology([pool('a', []), pool('b', [], { encryption: { espProposals: ['x'] } })], {
+test('encryption: links[] entries of denied pairs are not published', () => {
+  const t = topology([pool('a', []), pool('b', [], { encryption: { espProposals: ['x'] } }), pool('c', [])], {
     connectivity: { mode: 'mesh', rules: [{ action: 'deny', pools: ['a', 'b'] }] },
+    links: [{ pools: ['a', 'b'], encryption: { ikeProposals: ['y'] } }, { pools: ['a', 'c'], encryption: { ikeProposals: ['z'] } }],
   });
   const g = byName(plan(input(t, [])).gateways);
-  assert.equal(g.get('a')!.metadata.annotations?.['corvid.dev/encryption-overrides'], undefined);
+  assert.equal(g.get('a')!.metadata.annotations?.['corvid.dev/encryption-links'], '{"c":{"ikeProposals":["z"]}}');
+  assert.equal(g.get('b')!.metadata.annotations?.['corvid.dev/encryption-links'], undefined);
+  assert.equal(g.get('b')!.metadata.annotations?.['corvid.dev/encryption-pool'], '{"espProposals":["x"]}');
 });
 
 test('hub mode: connectivity annotation on every Gateway, relay = hub on every spoke', () => {
@@ -208,10 +220,17 @@ test('a live Gateway not labelled for this topology is adopted with a warning', 
   assert.deepEqual(r.decisions, [], 'its active endpoint is kept (sticky across the migration)');
 });
 
-test('annotations over the Kubernetes size limit are an error finding', () => {
+test('annotations over the Kubernetes size limit are an error finding; a pool\'s annotations grow only with its own links[]', () => {
   const names = Array.from({ length: 1500 }, (_, i) => `store-${String(i).padStart(4, '0')}-${'x'.repeat(40)}`);
-  const t = topology([pool('cloud', []), ...names.map((n) => pool(n, [], { encryption: { espProposals: ['aes256gcm16'] } }))]);
-  const r = plan(input(t, []));
+  // 1500 pools with their own overrides: every Gateway stays small (the old per-peer overrides put all 1500 on cloud).
+  const overrides = topology([pool('cloud', []), ...names.map((n) => pool(n, [], { encryption: { espProposals: ['aes256gcm16'] } }))]);
+  const small = plan(input(overrides, []));
+  assert.deepEqual(small.findings.filter((f) => f.code === 'annotations-too-large'), []);
+  const size = (g: Gateway) => Object.entries(g.metadata.annotations ?? {}).reduce((n, [k, v]) => n + k.length + v.length, 0);
+  assert.ok(Math.max(...small.gateways.map(size)) < 2048);
+  // 1500 links[] entries on one pool: that pool's Gateway (only) carries them all.
+  const links = topology(overrides.pools, { links: names.map((n) => ({ pools: ['cloud', n] as [string, string], encryption: { ikeProposals: ['aes256-sha384-modp3072', 'aes256-sha512-modp4096', 'aes256gcm16-prfsha384-ecp384', 'aes256gcm16-prfsha512-ecp521'] } })) });
+  const r = plan(input(links, []));
   const big = r.findings.filter((f) => f.code === 'annotations-too-large');
   assert.deepEqual(big.map((f) => f.pool), ['cloud']);
   assert.match(big[0].message, new RegExp(String(ANNOTATION_SIZE_LIMIT)));
