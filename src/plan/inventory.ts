@@ -88,10 +88,16 @@ export function inventoryFromNode(node: unknown): InventoryNode {
     }
   }
 
+  // The first InternalIP, as ever; on a dual-stack node also the first InternalIP of the other family.
   let internalIP: string | undefined;
+  let internalIPOtherFamily: string | undefined;
   if (Array.isArray(status.addresses)) {
-    const a = status.addresses.find((x): x is Obj => isObj(x) && x.type === 'InternalIP' && typeof x.address === 'string' && x.address !== '');
-    internalIP = a ? (a.address as string) : undefined;
+    const internal = status.addresses
+      .filter((x): x is Obj => isObj(x) && x.type === 'InternalIP' && typeof x.address === 'string' && x.address !== '')
+      .map((x) => x.address as string);
+    internalIP = internal[0];
+    const family = internalIP === undefined ? undefined : isIPv4(internalIP) ? 4 : isIPv6(internalIP) ? 6 : undefined;
+    if (family !== undefined) internalIPOtherFamily = internal.find((a) => (family === 4 ? isIPv6(a) : isIPv4(a)));
   }
 
   let podCIDRs: string[] = [];
@@ -108,6 +114,7 @@ export function inventoryFromNode(node: unknown): InventoryNode {
   };
   if (readySince !== undefined) out.readySince = readySince;
   if (internalIP !== undefined) out.internalIP = internalIP;
+  if (internalIPOtherFamily !== undefined) out.internalIPOtherFamily = internalIPOtherFamily;
   const publicIP = annotations[NODE_PUBLIC_IP_ANNOTATION]?.trim();
   if (publicIP) out.publicIP = publicIP;
   return out;

@@ -12,6 +12,11 @@ export interface InventoryNode {
   readySince?: string;
   /** First InternalIP. */
   internalIP?: string;
+  /**
+   * Dual-stack nodes: the first InternalIP of the other family than internalIP (IPv6 when internalIP is IPv4, and
+   * the reverse). Absent on single-stack nodes and when internalIP is not a valid address.
+   */
+  internalIPOtherFamily?: string;
   /** All pod CIDRs (IPv4 and IPv6), in the node's order. */
   podCIDRs: string[];
   unschedulable: boolean;

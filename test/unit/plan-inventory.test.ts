@@ -37,11 +37,41 @@ test('every field from a kubectl -o yaml Node', () => {
     ready: true,
     readySince: '2026-01-01T00:05:00Z',
     internalIP: '192.168.1.10',
+    internalIPOtherFamily: 'fd00::10',
     podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'],
     unschedulable: true,
     publicIP: '198.51.100.7',
     drained: true,
   });
+});
+
+const internal = (...addresses: string[]) => ({
+  metadata: { name: 'n' },
+  status: { addresses: [{ type: 'ExternalIP', address: '2001:db8::99' }, ...addresses.map((address) => ({ type: 'InternalIP', address }))] },
+});
+
+test('dual stack: the first InternalIP stays internalIP; the first of the other family is internalIPOtherFamily', () => {
+  const pick = (...a: string[]) => {
+    const n = inventoryFromNode(internal(...a));
+    return [n.internalIP, n.internalIPOtherFamily];
+  };
+  assert.deepEqual(pick('10.0.0.1', 'fd00::1', 'fd00::2'), ['10.0.0.1', 'fd00::1']);
+  assert.deepEqual(pick('10.0.0.1', '10.0.0.2', 'fd00::2', 'fd00::3'), ['10.0.0.1', 'fd00::2']);
+  // IPv6-primary: the other family is IPv4.
+  assert.deepEqual(pick('fd00::1', '10.0.0.9', '10.0.0.1'), ['fd00::1', '10.0.0.9']);
+});
+
+test('single stack: no internalIPOtherFamily (and the node reads exactly as before)', () => {
+  for (const a of [['10.0.0.1'], ['10.0.0.1', '10.0.0.2'], ['fd00::1', 'fd00::2'], []]) {
+    const n = inventoryFromNode(internal(...a));
+    assert.equal('internalIPOtherFamily' in n, false, a.join(','));
+    assert.equal(n.internalIP, a[0]);
+  }
+  // An ExternalIP of the other family is not an InternalIP; a first InternalIP that is no address has no family.
+  assert.equal(inventoryFromNode(internal('10.0.0.1')).internalIPOtherFamily, undefined);
+  assert.deepEqual(inventoryFromNode(internal('node-1.example', 'fd00::1')).internalIPOtherFamily, undefined);
+  // An unusable address of the other family is skipped.
+  assert.equal(inventoryFromNode(internal('10.0.0.1', 'fd00::zz', 'fd00::5')).internalIPOtherFamily, 'fd00::5');
 });
 
 test('podCIDR is used when podCIDRs is absent; no CIDR at all gives []', () => {
