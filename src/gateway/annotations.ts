@@ -8,6 +8,7 @@
 // overrides of its pairs); encryptionFor(me, peer) merges the parts of two Gateways with the topology's own rule
 // (mergeLinkPolicy), so a change of one pool's override rewrites only that pool's Gateway.
 
+import { ipVersion } from '../topology/ip.ts';
 import { mergeLinkPolicy } from '../topology/policy.ts';
 import type { Backend, EncryptionOverride, EncryptionPolicy, SecretKeyRef } from '../topology/types.ts';
 import {
@@ -188,6 +189,17 @@ function canonicalizeRecord(r: Record<string, string>): Record<string, string> {
   return out;
 }
 
+/** One address per family, as carried by corvid.dev/private-ips. */
+export interface PrivateIPs {
+  ipv4?: string;
+  ipv6?: string;
+}
+
+/** corvid.dev/private-ips (endpoint config): the addresses, IPv4 first, comma-separated. */
+export function encodePrivateIPs(ips: PrivateIPs): string {
+  return [ips.ipv4, ips.ipv6].filter((x): x is string => x !== undefined).join(',');
+}
+
 // ---- decoders ----
 
 type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -300,6 +312,25 @@ export function decodeElection(text: string): Decoded<Record<string, string>> {
   for (const [k, v] of Object.entries(j.value)) {
     if (typeof v !== 'string') return { ok: false, error: `${k}: expected a string` };
     out[k] = v;
+  }
+  return { ok: true, value: out };
+}
+
+/**
+ * corvid.dev/private-ips: one to two IP addresses (no zone), comma-separated, at most one per family. Anything else
+ * (empty, not an IP, two of one family) is malformed: the reader must then use none of them.
+ */
+export function decodePrivateIPs(text: string): Decoded<PrivateIPs> {
+  const out: PrivateIPs = {};
+  const parts = text.split(',');
+  if (parts.length > 2) return { ok: false, error: 'expected at most two addresses' };
+  for (const part of parts) {
+    const a = part.trim();
+    const v = a.includes('%') ? 0 : ipVersion(a);
+    if (v === 0) return { ok: false, error: `${JSON.stringify(a)} is not an IP address` };
+    const key = v === 4 ? 'ipv4' : 'ipv6';
+    if (out[key] !== undefined) return { ok: false, error: `two IPv${v} addresses` };
+    out[key] = a;
   }
   return { ok: true, value: out };
 }

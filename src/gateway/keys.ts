@@ -43,6 +43,11 @@ export const NODE_DRAIN_ANNOTATION = 'corvid.dev/drain';
 
 /** endpoints[].config: the endpoint's rank in the pool's preference order (0 = most preferred). */
 export const ENDPOINT_PRIORITY_CONFIG = 'corvid.dev/priority';
+/**
+ * status.activeEndpoints[].config, dual-stack gateways only: the node's first InternalIP of each family, IPv4 first,
+ * comma-separated (`192.168.1.10,fd00::10`). Lets members route the family that status.nodes' privateIP lacks.
+ */
+export const ENDPOINT_PRIVATE_IPS_CONFIG = 'corvid.dev/private-ips';
 
 /** Lease annotation written by the agent on its heartbeat Lease: JSON peer -> {up, since}. */
 export const TUNNEL_HEALTH_ANNOTATION = 'corvid.dev/tunnels';

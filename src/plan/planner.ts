@@ -3,10 +3,11 @@
 // live nodes (members, elected endpoints with their effective publicIP). Deterministic: equal inputs give byte-identical output whatever the order of `nodes`; re-planning with the output
 // as `previous` and nothing else changed gives equal objects. Problems in the data are findings, never exceptions.
 
-import { decodeElection, encodeGatewayAnnotations } from '../gateway/annotations.ts';
+import { decodeElection, encodeGatewayAnnotations, encodePrivateIPs } from '../gateway/annotations.ts';
 import {
   ELECTION_ANNOTATION,
   ENDPOINT_PRIORITY_CONFIG,
+  ENDPOINT_PRIVATE_IPS_CONFIG,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   POOL_LABEL,
@@ -20,7 +21,7 @@ import type { Pool } from '../topology/types.ts';
 import { candidateState, electPool } from './election.ts';
 import type { CandidateState } from './election.ts';
 import { encryptionTable } from './encryption.ts';
-import { isIP } from './inventory.ts';
+import { isIP, isIPv4 } from './inventory.ts';
 import { peerAnnotationLists, peersAllowed, peerTable } from './peers.ts';
 import { chooseRelays } from './relay.ts';
 import { SelectorIndex } from './selector.ts';
@@ -67,6 +68,22 @@ function annotationBytes(a: Record<string, string>): number {
   let n = 0;
   for (const [k, v] of Object.entries(a)) n += Buffer.byteLength(k) + Buffer.byteLength(v);
   return n;
+}
+
+/**
+ * The config of an active endpoint: the spec's (the priority), plus, on a dual-stack node, corvid.dev/private-ips with
+ * its address of each family. status.nodes carries one privateIP (the first InternalIP); members need the gateway's
+ * address of the other family to route that family's prefixes to it, and the agents read only Gateways. In status, as
+ * it depends on the live node (spec stays a function of the topology). Keys in sorted order (canonical form).
+ */
+function activeConfig(ep: Endpoint, node: InventoryNode): Record<string, string> {
+  const config: Record<string, string> = { ...ep.config };
+  const ip = node.internalIP;
+  const other = node.internalIPOtherFamily;
+  if (ip !== undefined && other !== undefined) {
+    config[ENDPOINT_PRIVATE_IPS_CONFIG] = encodePrivateIPs(isIPv4(ip) ? { ipv4: ip, ipv6: other } : { ipv4: other, ipv6: ip });
+  }
+  return canonicalize(config);
 }
 
 export function plan(input: PlanInput): PlanResult {
@@ -266,7 +283,7 @@ export function plan(input: PlanInput): PlanResult {
       status: {
         activeEndpoints: election.active.map((n) => {
           const ep = activeEndpointOf.get(n)!;
-          return { ...ep, config: { ...ep.config } };
+          return { ...ep, config: activeConfig(ep, nodeByName.get(n)!) };
         }),
         nodes: statusNodes,
       },

@@ -4,6 +4,7 @@ import { plan, ANNOTATION_SIZE_LIMIT } from '../../src/plan/planner.ts';
 import { encryptionFor, readGatewayLinks } from '../../src/gateway/annotations.ts';
 import { linkPolicy } from '../../src/topology/policy.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
+import { canonicalJson } from '../../src/gateway/render.ts';
 import { DEFAULT_ENCRYPTION, input, node, NOW, pool, POOL_KEY, REV, topology } from './plan-fixtures.ts';
 
 const byName = (gws: Gateway[]) => new Map(gws.map((g) => [g.metadata.name, g]));
@@ -86,6 +87,47 @@ test('status.nodes: members sorted by name with first InternalIP and all podCIDR
     { nodeName: 'a1', privateIP: '10.1.0.1', subnets: ['10.244.1.0/24'] },
     { nodeName: 'a2', privateIP: '10.1.0.2', subnets: ['10.244.2.0/24', 'fd00:2::/64'] },
   ]);
+});
+
+test('dual stack: an active gateway with both families publishes corvid.dev/private-ips in status only', () => {
+  const t = topology([pool('a', ['a1', 'a2']), pool('b', ['b1']), pool('c', ['c1'])]);
+  const nodes = [
+    node('a1', 'a', { internalIP: '10.1.0.1', internalIPOtherFamily: 'fd00:1::1', podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'] }),
+    node('a2', 'a', { internalIP: '10.1.0.2', internalIPOtherFamily: 'fd00:1::2' }),
+    // IPv6-primary: the value still lists IPv4 first.
+    node('b1', 'b', { internalIP: 'fd00:2::1', internalIPOtherFamily: '10.2.0.1' }),
+    node('c1', 'c', { internalIP: '10.3.0.1' }),
+  ];
+  const r = plan(input(t, nodes));
+  const gws = byName(r.gateways);
+  assert.deepEqual(gws.get('a')!.status?.activeEndpoints, [
+    { config: { 'corvid.dev/priority': '0', 'corvid.dev/private-ips': '10.1.0.1,fd00:1::1' }, nodeName: 'a1', port: 4500, publicPort: 4500, type: 'tunnel', underNAT: false },
+  ]);
+  assert.deepEqual(gws.get('b')!.status?.activeEndpoints?.[0].config, { 'corvid.dev/priority': '0', 'corvid.dev/private-ips': '10.2.0.1,fd00:2::1' });
+  // Single stack: exactly as before.
+  assert.deepEqual(gws.get('c')!.status?.activeEndpoints?.[0].config, { 'corvid.dev/priority': '0' });
+  // spec stays a function of the topology: equal to the spec planned without any node.
+  const bare = byName(plan(input(t, [])).gateways);
+  for (const name of ['a', 'b', 'c']) assert.deepEqual(gws.get(name)!.spec, bare.get(name)!.spec, name);
+  // status.nodes keeps one privateIP per node (the first InternalIP).
+  assert.deepEqual(gws.get('b')!.status?.nodes?.[0].privateIP, 'fd00:2::1');
+  assert.deepEqual(r.findings, []);
+
+  // Deterministic and canonical: byte-identical whatever the node order; re-planning changes nothing.
+  const again = plan(input(t, [...nodes].reverse()));
+  assert.equal(JSON.stringify(again.gateways), JSON.stringify(r.gateways));
+  assert.equal(JSON.stringify(r.gateways), canonicalJson(r.gateways));
+  const replanned = plan(input(t, nodes, { previous: r.gateways }));
+  assert.equal(JSON.stringify(replanned.gateways), JSON.stringify(r.gateways));
+});
+
+test('dual stack: the key follows the election (a member that is not active publishes nothing)', () => {
+  const t = topology([pool('a', ['a1', 'a2'])]);
+  const a1 = node('a1', 'a', { internalIP: '10.1.0.1' });
+  const a2 = node('a2', 'a', { internalIP: '10.1.0.2', internalIPOtherFamily: 'fd00:1::2' });
+  assert.deepEqual(plan(input(t, [a1, a2])).gateways[0].status?.activeEndpoints?.[0].config, { 'corvid.dev/priority': '0' });
+  const failedOver = plan(input(t, [{ ...a1, ready: false }, a2])).gateways[0].status?.activeEndpoints;
+  assert.deepEqual(failedOver?.map((e) => [e.nodeName, e.config]), [['a2', { 'corvid.dev/priority': '1', 'corvid.dev/private-ips': '10.1.0.2,fd00:1::2' }]]);
 });
 
 test('nodes without InternalIP (left out of status) or podCIDRs get warnings', () => {
