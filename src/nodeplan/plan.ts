@@ -8,7 +8,8 @@
 //   on the backend. Two NAT'd pools never connect directly: they go through their common relay pool; in hub mode
 //   (corvid.dev/connectivity: hub) two spokes go through the hub, their common relay, in the same way.
 // - Active gateways get one IKE connection (one CHILD_SA with traffic-selector lists) per reachable peer pool.
-//   Ordinary nodes get routes for every reachable remote prefix via the local gateway's privateIP, in our table, plus
+//   Ordinary nodes get routes for every reachable remote prefix via the local gateway's privateIP (a prefix of the
+//   other family: via the gateway's address of that family from corvid.dev/private-ips), in our table, plus
 //   one rule per family `from all lookup <table> pref <priority>` (a lookup that finds no route falls through to the
 //   next rule, so one rule covers every prefix and never needs rewriting).
 // - Gateways need no routes of ours for ipsec links: charon (kernel-libipsec) installs routes for the remote traffic
@@ -17,7 +18,8 @@
 //   gateway's address on the gateway (in our table), and via the gateway on members, exactly as for ipsec.
 
 import type { Gateway } from '../gateway/types.ts';
-import { encryptionFor, mayPeer, readGatewayLinks, type GatewayLinks } from '../gateway/annotations.ts';
+import { decodePrivateIPs, encryptionFor, mayPeer, readGatewayLinks, type GatewayLinks } from '../gateway/annotations.ts';
+import { ENDPOINT_PRIVATE_IPS_CONFIG } from '../gateway/keys.ts';
 import type { EncryptionPolicy } from '../topology/types.ts';
 import {
   canonicalAddress,
@@ -46,6 +48,8 @@ import {
 interface Active {
   node: string;
   privateIP: string;
+  /** Dual-stack gateway: its address of the other family than privateIP (corvid.dev/private-ips), canonical. */
+  otherIP?: string;
   publicIP?: string;
   publicPort?: number;
 }
@@ -121,6 +125,8 @@ function readPools(gateways: Gateway[], f: Findings): Map<string, PoolInfo> {
         f.add({ severity: 'error', code: 'active-without-address', pool: links.pool, message: `active gateway ${a.nodeName} has no valid privateIP in status.nodes` });
       } else {
         const active: Active = { node: a.nodeName, privateIP };
+        const otherIP = otherFamilyAddress(a.config?.[ENDPOINT_PRIVATE_IPS_CONFIG], privateIP, a.nodeName, links.pool, f);
+        if (otherIP !== undefined) active.otherIP = otherIP;
         if (a.publicIP !== undefined && a.publicIP !== '') {
           const pub = canonicalAddress(a.publicIP);
           if (pub === undefined) f.add({ severity: 'warning', code: 'bad-public-ip', pool: links.pool, message: `active gateway ${a.nodeName}: publicIP "${a.publicIP}" is not an IP; ignored` });
@@ -135,6 +141,27 @@ function readPools(gateways: Gateway[], f: Findings): Map<string, PoolInfo> {
     pools.set(info.name, info);
   }
   return pools;
+}
+
+/**
+ * The active gateway's address of the other family than privateIP, from its corvid.dev/private-ips config. Fail safe:
+ * a value that is not a string, not one or two addresses of distinct families, or whose entry of privateIP's family
+ * contradicts privateIP is ignored with a `bad-private-ips` finding (no route rather than a wrong one).
+ */
+function otherFamilyAddress(raw: unknown, privateIP: string, node: string, pool: string, f: Findings): string | undefined {
+  if (raw === undefined) return undefined;
+  const bad = (why: string): undefined => {
+    f.add({ severity: 'warning', code: 'bad-private-ips', pool, message: `active gateway ${node}: ${ENDPOINT_PRIVATE_IPS_CONFIG} ${JSON.stringify(raw)} ${why}; ignored` });
+    return undefined;
+  };
+  if (typeof raw !== 'string') return bad('is not a string');
+  const d = decodePrivateIPs(raw);
+  if (!d.ok) return bad(`is malformed (${d.error})`);
+  const v4 = d.value.ipv4 === undefined ? undefined : canonicalAddress(d.value.ipv4);
+  const v6 = d.value.ipv6 === undefined ? undefined : canonicalAddress(d.value.ipv6);
+  const [same, other] = familyOfPrefix(privateIP) === 4 ? [v4, v6] : [v6, v4];
+  if (same !== undefined && same !== privateIP) return bad(`contradicts privateIP ${privateIP} in status.nodes`);
+  return other;
 }
 
 type LinkVerdict =
@@ -249,24 +276,45 @@ function remoteAddress(peer: PoolInfo): string {
   return a.publicIP ?? a.privateIP;
 }
 
+/** A next hop: the address to use, and the same node's address of the other family when it is known. */
+interface NextHop {
+  via: string;
+  other?: string;
+}
+
+/** The next hop towards a peer's gateway: its public address (one family only), else its private address(es). */
+function remoteHop(peer: PoolInfo): NextHop {
+  const a = peer.active as Active;
+  if (a.publicIP !== undefined) return { via: a.publicIP };
+  return a.otherIP !== undefined ? { via: a.privateIP, other: a.otherIP } : { via: a.privateIP };
+}
+
 /** A route with its destination parsed, for sorting without parsing again. */
 interface ParsedRoute {
   route: RoutePlan;
   prefix: Prefix;
 }
 
-function routesVia(prefixes: Array<{ dst: CanonicalPrefix; pool: string }>, via: string, f: Findings, pool: string): ParsedRoute[] {
-  const viaFamily = familyOfPrefix(via);
+/**
+ * Routes to these prefixes via the hop: a prefix of the hop's family goes via `via`; one of the other family via the
+ * same node's address of that family (`other`) when known. Without it, an IPv6 prefix gets no route (Linux cannot
+ * route IPv6 via an IPv4 next hop: finding `no-ipv6-next-hop`); an IPv4 prefix goes via the IPv6 address (RFC 5549).
+ */
+function routesVia(prefixes: Array<{ dst: CanonicalPrefix; pool: string }>, hop: NextHop, f: Findings, pool: string): ParsedRoute[] {
+  const viaFamily = familyOfPrefix(hop.via);
+  const other = hop.other !== undefined && familyOfPrefix(hop.other) !== viaFamily ? hop.other : undefined;
   const out: ParsedRoute[] = [];
   for (const { dst: { text: dst, prefix }, pool: peer } of prefixes) {
     const family = prefix.family;
-    if (family === 6 && viaFamily === 4) {
+    let via = hop.via;
+    if (family !== viaFamily && other !== undefined) via = other;
+    else if (family === 6 && viaFamily === 4) {
       f.add({
         severity: 'warning',
         code: 'no-ipv6-next-hop',
         pool,
         peer,
-        message: `no route for ${dst}: the next hop ${via} is IPv4 and Linux cannot route IPv6 via an IPv4 next hop (the traffic selectors still carry it)`,
+        message: `no route for ${dst}: the next hop ${hop.via} is IPv4, no IPv6 address of it is published (${ENDPOINT_PRIVATE_IPS_CONFIG}), and Linux cannot route IPv6 via an IPv4 next hop (the traffic selectors still carry it)`,
       });
       continue;
     }
@@ -314,7 +362,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
 
   const reach: Reach[] = [];
   const tunnels: TunnelPlan[] = [];
-  const clearRoutes: Array<{ dst: CanonicalPrefix; pool: string; via: string }> = [];
+  const clearRoutes: Array<{ dst: CanonicalPrefix; pool: string; hop: NextHop }> = [];
 
   for (const peer of [...pools.values()].sort((a, b) => cmp(a.name, b.name))) {
     if (peer.name === me.name) continue;
@@ -337,7 +385,8 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     if (plan.role !== 'gateway') continue;
 
     if (link.backend === 'none') {
-      for (const dst of peer.subnets) clearRoutes.push({ dst, pool: peer.name, via: remoteAddress(peer) });
+      const hop = remoteHop(peer);
+      for (const dst of peer.subnets) clearRoutes.push({ dst, pool: peer.name, hop });
       continue;
     }
     // Relay traffic: as the relay we carry to a peer the subnets of the pools it reaches through us; as a pool
@@ -374,15 +423,17 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     for (const r of reach) {
       for (const dst of (pools.get(r.pool) as PoolInfo).subnets) prefixes.push({ dst, pool: r.pool });
     }
-    parsedRoutes = routesVia(prefixes, me.active.privateIP, f, me.name);
+    const hop: NextHop = me.active.otherIP !== undefined ? { via: me.active.privateIP, other: me.active.otherIP } : { via: me.active.privateIP };
+    parsedRoutes = routesVia(prefixes, hop, f, me.name);
   } else {
-    const byVia = new Map<string, Array<{ dst: CanonicalPrefix; pool: string }>>();
+    const byHop = new Map<string, { hop: NextHop; list: Array<{ dst: CanonicalPrefix; pool: string }> }>();
     for (const c of clearRoutes) {
-      const list = byVia.get(c.via);
-      if (list) list.push(c);
-      else byVia.set(c.via, [c]);
+      const k = `${c.hop.via} ${c.hop.other ?? ''}`;
+      const e = byHop.get(k);
+      if (e) e.list.push(c);
+      else byHop.set(k, { hop: c.hop, list: [c] });
     }
-    for (const [via, list] of byVia) parsedRoutes.push(...routesVia(list, via, f, me.name));
+    for (const { hop, list } of byHop.values()) parsedRoutes.push(...routesVia(list, hop, f, me.name));
   }
   const routes = dedupeRoutes(parsedRoutes, f, me.name);
 

@@ -35,6 +35,8 @@ interface PoolSpec {
   /** Old format (a sync before encryption-defaults): peer -> full policy (corvid.dev/encryption-overrides). */
   oldOverrides?: Record<string, EncryptionPolicy>;
   connectivity?: 'mesh' | 'hub';
+  /** status.activeEndpoints[0].config['corvid.dev/private-ips'] (a dual-stack gateway); any value, for malformed ones. */
+  privateIPs?: unknown;
 }
 
 function encryptionAnnotations(pool: string, s: PoolSpec): Record<string, string> {
@@ -77,7 +79,9 @@ function gw(pool: string, s: PoolSpec): Gateway {
     spec: { endpoints: s.active ? [endpoint(s.active)] : [], tunnelConfig: { Replicas: 1 } },
     status: {
       nodes: s.nodes.map(([nodeName, privateIP, ...subnets]) => ({ nodeName, privateIP, subnets })),
-      activeEndpoints: s.active ? [endpoint(s.active)] : [],
+      activeEndpoints: s.active
+        ? [s.privateIPs === undefined ? endpoint(s.active) : { ...endpoint(s.active), config: { 'corvid.dev/private-ips': s.privateIPs as string } }]
+        : [],
     },
   };
 }
@@ -201,7 +205,8 @@ test('relay: two NAT\'d pools never connect directly; the relay carries both', (
   assert.deepEqual(co.localTs, ['10.100.0.0/24', '10.100.1.0/24', '10.110.0.0/24', '10.110.1.0/24']);
   assert.deepEqual(co.remoteTs, ['10.120.0.0/24', '10.120.1.0/24', 'fd00:120::/64']);
 
-  // A lyon member routes cloud's and oslo's IPv4 prefixes via its gateway; oslo's IPv6 prefix needs an IPv6 next hop.
+  // A lyon member routes cloud's and oslo's IPv4 prefixes via its gateway; oslo's IPv6 prefix needs an IPv6 next hop,
+  // and lyon's gateway publishes none (single-stack, or a sync before corvid.dev/private-ips).
   const member = nodePlan({ gateways: gws, nodeName: 'l-n1' });
   assert.deepEqual(member.routes.map((r) => `${r.dst}>${r.via}@${r.pool}`), [
     '10.100.0.0/24>192.168.1.10@cloud',
@@ -209,7 +214,68 @@ test('relay: two NAT\'d pools never connect directly; the relay carries both', (
     '10.120.0.0/24>192.168.1.10@oslo',
     '10.120.1.0/24>192.168.1.10@oslo',
   ]);
-  assert.deepEqual(member.findings.map((x) => x.code), ['no-ipv6-next-hop']);
+  assert.deepEqual(member.findings.map((x) => [x.code, x.peer]), [['no-ipv6-next-hop', 'oslo']]);
+  assert.deepEqual(member.rules.map((r) => r.family), [4]);
+});
+
+test('dual stack: a member routes IPv6 prefixes (relayed ones too) via its gateway\'s published IPv6 address', () => {
+  const gws = [CLOUD(), LYON({ privateIPs: '192.168.1.10,FD00:1:0::10' }), OSLO()];
+  const member = nodePlan({ gateways: gws, nodeName: 'l-n1' });
+  assert.deepEqual(member.routes.map((r) => `${r.family} ${r.dst}>${r.via}@${r.pool}`), [
+    '4 10.100.0.0/24>192.168.1.10@cloud',
+    '4 10.100.1.0/24>192.168.1.10@cloud',
+    '4 10.120.0.0/24>192.168.1.10@oslo',
+    '4 10.120.1.0/24>192.168.1.10@oslo',
+    '6 fd00:120::/64>fd00:1::10@oslo',
+  ]);
+  assert.deepEqual(member.findings, []);
+  assert.deepEqual(member.rules.map((r) => r.family), [4, 6]);
+  // The gateway itself needs no routes of ours for ipsec links, whatever the family.
+  assert.deepEqual(nodePlan({ gateways: gws, nodeName: 'l-gw' }).routes, []);
+  // Only the member's own pool's gateway counts: oslo's published addresses do not route lyon's traffic.
+  const other = nodePlan({ gateways: [CLOUD(), LYON(), OSLO({ privateIPs: '192.168.1.10,fd00:2::10' })], nodeName: 'l-n1' });
+  assert.deepEqual(other.findings.map((x) => x.code), ['no-ipv6-next-hop']);
+});
+
+test('dual stack: an IPv6-primary gateway publishes its IPv4 address, used for IPv4 prefixes', () => {
+  const a = (o: Partial<PoolSpec> = {}) =>
+    gw('a', { nodes: [['a-gw', 'fd00:1::10', '10.101.0.0/24', 'fd00:101::/64'], ['a-n1', 'fd00:1::11', '10.101.1.0/24']], active: 'a-gw', publicIP: '192.0.2.1', ...o });
+  const b = B({ nodes: [['b-gw', '10.2.0.10', '10.102.0.0/24', 'fd00:102::/64']] });
+  const routes = (gws: Gateway[]) => nodePlan({ gateways: gws, nodeName: 'a-n1' }).routes.map((r) => `${r.family} ${r.dst}>${r.via}`);
+  assert.deepEqual(routes([a({ privateIPs: '10.1.0.10,fd00:1::10' }), b]), ['4 10.102.0.0/24>10.1.0.10', '6 fd00:102::/64>fd00:1::10']);
+  // Without it, IPv4 goes via the IPv6 next hop (RFC 5549), as before.
+  assert.deepEqual(routes([a(), b]), ['4 10.102.0.0/24>fd00:1::10', '6 fd00:102::/64>fd00:1::10']);
+});
+
+test('dual stack: a malformed corvid.dev/private-ips is ignored with a finding: no IPv6 route rather than a wrong one', () => {
+  const ipv4Routes = ['10.100.0.0/24', '10.100.1.0/24', '10.120.0.0/24', '10.120.1.0/24'];
+  for (const bad of ['', 'fd00:1::zz', 'fe80::1%eth0', '192.168.1.10,fd00:1::10,fd00:1::11', 'fd00:1::10,fd00:1::11', '192.168.1.10,192.168.1.11', '192.168.1.99,fd00:1::10', ' ', 42, ['fd00:1::10']]) {
+    const member = nodePlan({ gateways: [CLOUD(), LYON({ privateIPs: bad }), OSLO()], nodeName: 'l-n1' });
+    const label = JSON.stringify(bad);
+    assert.deepEqual(member.routes.map((r) => r.dst), ipv4Routes, label);
+    assert.deepEqual(member.findings.map((x) => [x.severity, x.code, x.pool]), [['warning', 'bad-private-ips', 'lyon'], ['warning', 'no-ipv6-next-hop', 'lyon']], label);
+  }
+  // An IPv6 address alone (no IPv4 entry) is well-formed: nothing to contradict.
+  const ok = nodePlan({ gateways: [CLOUD(), LYON({ privateIPs: 'fd00:1::10' }), OSLO()], nodeName: 'l-n1' });
+  assert.deepEqual([ok.findings, ok.routes.at(-1)?.via], [[], 'fd00:1::10']);
+});
+
+test('dual stack, backend none: the gateway routes IPv6 prefixes via the peer gateway\'s published IPv6 address', () => {
+  const none: EncryptionPolicy = { backend: 'none', ikeProposals: [], espProposals: [], allowInsecure: true };
+  const b = (o: Partial<PoolSpec> = {}) => B({ encryption: none, nodes: [['b-gw', '10.2.0.10', '10.102.0.0/24', 'fd00:102::/64']], ...o });
+  const a = A({ encryption: none, privateIPs: '10.1.0.10,fd00:1::10' });
+  const at = (gws: Gateway[], node: string) => nodePlan({ gateways: gws, nodeName: node });
+  // The peer is reached at its private addresses: IPv6 via its IPv6 one.
+  const g = at([a, b({ publicIP: undefined, privateIPs: '10.2.0.10,fd00:2::10' })], 'a-gw');
+  assert.deepEqual(g.routes.map((r) => `${r.dst}>${r.via}`), ['10.102.0.0/24>10.2.0.10', 'fd00:102::/64>fd00:2::10']);
+  assert.deepEqual(g.findings, []);
+  // A public address is of one family only: no IPv6 next hop for the peer's IPv6 prefix.
+  const pub = at([a, b({ privateIPs: '10.2.0.10,fd00:2::10' })], 'a-gw');
+  assert.deepEqual(pub.routes.map((r) => `${r.dst}>${r.via}`), ['10.102.0.0/24>192.0.2.2']);
+  assert.deepEqual(pub.findings.map((x) => x.code), ['no-ipv6-next-hop']);
+  // The member routes both families via its own gateway.
+  const m = at([a, b({ publicIP: undefined, privateIPs: '10.2.0.10,fd00:2::10' })], 'a-n1');
+  assert.deepEqual(m.routes.map((r) => `${r.dst}>${r.via}`), ['10.102.0.0/24>10.1.0.10', 'fd00:102::/64>fd00:1::10']);
 });
 
 test('relay: a pair denied on either side is absent, also for relayed traffic', () => {
