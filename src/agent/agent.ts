@@ -47,6 +47,20 @@ export function isGatewayCandidate(gateways: readonly Gateway[], node: string): 
   return gateways.some((g) => (g.spec?.endpoints ?? []).some((e) => e.nodeName === node && e.type === 'tunnel'));
 }
 
+/** A forwarding sysctl an active gateway needs (the agent only reads it and warns: it does not change sysctls). */
+export interface ForwardingSysctl {
+  family: 4 | 6;
+  path: string;
+}
+
+/** IPv4 forwarding always; IPv6 forwarding too when the plan carries IPv6 prefixes (traffic selectors or routes). */
+export function forwardingSysctls(plan: NodePlan): ForwardingSysctl[] {
+  const out: ForwardingSysctl[] = [{ family: 4, path: '/proc/sys/net/ipv4/ip_forward' }];
+  const v6 = plan.routes.some((r) => r.family === 6) || plan.tunnels.some((t) => [...t.localTs, ...t.remoteTs].some((ts) => ts.includes(':')));
+  if (v6) out.push({ family: 6, path: '/proc/sys/net/ipv6/conf/all/forwarding' });
+  return out;
+}
+
 function summary(plan: NodePlan): string {
   return JSON.stringify({
     role: plan.role,
@@ -78,7 +92,8 @@ export class Agent {
   private lastProblems = '';
   private lastResult: ReconcileResult | undefined;
   private readonly tunnelSince = new Map<string, TunnelHealth>();
-  private forwardingWarned = false;
+  /** Families whose forwarding-off warning was logged (again only after it was seen on). */
+  private readonly forwardingWarned = new Set<4 | 6>();
   /** The plan of the last reconcile (what tunnel refreshes report on). */
   private lastPlan: NodePlan | undefined;
   /** ike-updown/child-updown subscription (re-registered by the session after charon restarts). */
@@ -225,7 +240,7 @@ export class Agent {
       for (const f of plan.findings) this.log[f.severity === 'error' ? 'error' : 'warn']('finding', { ...f });
       this.lastFindings = findings;
     }
-    if (plan.role === 'gateway' && this.o.netns === undefined) this.checkForwarding();
+    if (plan.role === 'gateway' && this.o.netns === undefined) this.checkForwarding(plan);
     this.reconciles++;
     const seq = ++this.readSeq;
     let res: ReconcileResult;
@@ -365,18 +380,23 @@ export class Agent {
     return out;
   }
 
-  private checkForwarding(): void {
-    let v4 = '1';
-    try {
-      v4 = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
-    } catch {
-      return;
-    }
-    if (v4 !== '1' && !this.forwardingWarned) {
-      this.log.warn('IPv4 forwarding is off on this gateway: traffic from the pool\'s other nodes will not cross the tunnels (the agent does not change sysctls)');
-      this.forwardingWarned = true;
-    } else if (v4 === '1') {
-      this.forwardingWarned = false;
+  private checkForwarding(plan: NodePlan): void {
+    for (const { family, path } of forwardingSysctls(plan)) {
+      let value: string;
+      try {
+        value = readFileSync(path, 'utf8').trim();
+      } catch {
+        continue;
+      }
+      if (value !== '1' && !this.forwardingWarned.has(family)) {
+        this.log.warn(
+          `IPv${family} forwarding is off on this gateway: ${family === 6 ? 'IPv6 ' : ''}traffic from the pool's other nodes will not cross the tunnels (the agent does not change sysctls)`,
+          { sysctl: path },
+        );
+        this.forwardingWarned.add(family);
+      } else if (value === '1') {
+        this.forwardingWarned.delete(family);
+      }
     }
   }
 

@@ -8,7 +8,8 @@ import { connHash, saMatchesTunnel, summariseSas, tunnelToConn } from '../../src
 import { AgentMetrics, parseListenAddress } from '../../src/agent/metrics.ts';
 import { parseDuration, run as runAgent } from '../../src/cli/commands/agent.ts';
 import { jsonLogger } from '../../src/agent/log.ts';
-import type { TunnelPlan } from '../../src/nodeplan/index.ts';
+import type { NodePlan, TunnelPlan } from '../../src/nodeplan/index.ts';
+import { forwardingSysctls } from '../../src/agent/agent.ts';
 import { canonicalPrefix, comparePrefixes } from '../../src/nodeplan/cidr.ts';
 import type { IkeSaInfo } from '../../src/agent/vici/index.ts';
 
@@ -199,4 +200,15 @@ test('secret references cannot escape the secret directory', async () => {
   }
   const dotted = await r.read({ name: 'corvid-psk', key: '.hidden_key-1' });
   assert.match((dotted as { reason: string }).reason, /cannot read PSK file \/etc\/corvid\/secrets\/corvid-psk\/\.hidden_key-1/);
+});
+
+test('forwarding check: IPv4 always, IPv6 only when the plan carries IPv6 prefixes', () => {
+  const base: NodePlan = { nodeName: 'a-gw', role: 'gateway', tunnels: [], routes: [], rules: [], reach: [], findings: [], routeTable: 9027, rulePriority: 9027 };
+  const families = (p: NodePlan) => forwardingSysctls(p).map((s) => [s.family, s.path]);
+  const v4 = [4, '/proc/sys/net/ipv4/ip_forward'];
+  const v6 = [6, '/proc/sys/net/ipv6/conf/all/forwarding'];
+  assert.deepEqual(families({ ...base, tunnels: [{ ...T, remoteTs: ['10.102.0.0/24'] }] }), [v4]);
+  assert.deepEqual(families({ ...base, tunnels: [T] }), [v4, v6]);
+  assert.deepEqual(families({ ...base, tunnels: [{ ...T, localTs: ['fd00:101::/64'], remoteTs: ['10.102.0.0/24'] }] }), [v4, v6]);
+  assert.deepEqual(families({ ...base, routes: [{ family: 6, dst: 'fd00:102::/64', via: 'fd00:2::10', pool: 'b' }] }), [v4, v6]);
 });
