@@ -125,6 +125,19 @@ describe('heartbeat Lease', { skip: cp.skip }, () => {
     assert.equal(heartbeatFromLease(back)?.released, undefined);
   });
 
+  test('a tunnel change made while a renewal is in flight is written by the next renewal', { timeout: 30_000 }, async () => {
+    const kc = cp.get().kubeConfig;
+    const hb = new Heartbeat({ kc, nodeName: 'gw-5', namespace: NS, renewIntervalMs: 100, leaseDurationSeconds: 3 });
+    hb.setEnabled(true);
+    const first = hb.renew(); // creates the Lease, without tunnels: the value when the round began
+    hb.setTunnels({ b: { up: true, since: '2026-11-24T10:00:00Z' } });
+    await first;
+    assert.equal((await getLease('gw-5'))?.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION], undefined);
+    await hb.renew();
+    const l = await getLease('gw-5');
+    assert.deepEqual(heartbeatFromLease(l!)?.tunnels, { b: { up: true, since: '2026-11-24T10:00:00Z' } }, 'the change was lost');
+  });
+
   test('release never takes a Lease that someone else holds now', { timeout: 30_000 }, async () => {
     const kc = cp.get().kubeConfig;
     const hb = new Heartbeat({ kc, nodeName: 'gw-4', namespace: NS, renewIntervalMs: 100, leaseDurationSeconds: 3 });

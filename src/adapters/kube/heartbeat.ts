@@ -172,6 +172,9 @@ export class Heartbeat {
     const kc = this.o.kc;
     const now = microTime(this.o.now());
     const name = this.o.nodeName;
+    // What this round writes: setTunnels may change the desired value while a request is in flight, and `written`
+    // must record what was really sent, or the change would never be written.
+    const tunnels = this.tunnels;
     if (this.written === undefined) {
       let lease: LeaseJson | undefined;
       try {
@@ -183,13 +186,13 @@ export class Heartbeat {
         const body: LeaseJson = {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
-          metadata: { name, namespace: this.o.namespace, ...(this.tunnels !== null ? { annotations: { [TUNNEL_HEALTH_ANNOTATION]: this.tunnels } } : {}) },
+          metadata: { name, namespace: this.o.namespace, ...(tunnels !== null ? { annotations: { [TUNNEL_HEALTH_ANNOTATION]: tunnels } } : {}) },
           spec: { holderIdentity: name, leaseDurationSeconds: this.o.leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
         } as LeaseJson;
         await kubeRequest(kc, { method: 'POST', path: this.path(), body, timeoutMs: 10_000 });
         this.counts.creates++;
-        if (this.tunnels !== null) this.counts.annotationWrites++;
-        this.written = { annotation: this.tunnels };
+        if (tunnels !== null) this.counts.annotationWrites++;
+        this.written = { annotation: tunnels };
         return;
       }
       // Take over an existing Lease (ours from an earlier run, or left behind): fix holder and duration once.
@@ -202,20 +205,20 @@ export class Heartbeat {
       if (lease.spec?.leaseDurationSeconds !== this.o.leaseDurationSeconds) spec.leaseDurationSeconds = this.o.leaseDurationSeconds;
       const current = lease.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION] ?? null;
       const body: Record<string, unknown> = { spec };
-      if (current !== this.tunnels) body.metadata = { annotations: { [TUNNEL_HEALTH_ANNOTATION]: this.tunnels } };
+      if (current !== tunnels) body.metadata = { annotations: { [TUNNEL_HEALTH_ANNOTATION]: tunnels } };
       await this.patch(body);
-      if (current !== this.tunnels) this.counts.annotationWrites++;
+      if (current !== tunnels) this.counts.annotationWrites++;
       this.counts.renewals++;
-      this.written = { annotation: this.tunnels };
+      this.written = { annotation: tunnels };
       return;
     }
     const body: Record<string, unknown> = { spec: { renewTime: now } };
-    const changed = this.written.annotation !== this.tunnels;
-    if (changed) body.metadata = { annotations: { [TUNNEL_HEALTH_ANNOTATION]: this.tunnels } };
+    const changed = this.written.annotation !== tunnels;
+    if (changed) body.metadata = { annotations: { [TUNNEL_HEALTH_ANNOTATION]: tunnels } };
     await this.patch(body);
     this.counts.renewals++;
     if (changed) this.counts.annotationWrites++;
-    this.written = { annotation: this.tunnels };
+    this.written = { annotation: tunnels };
   }
 
   private async patch(body: Record<string, unknown>): Promise<void> {
