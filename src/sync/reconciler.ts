@@ -101,6 +101,11 @@ function capitalised(kind: string): string {
 export class Reconciler {
   private readonly d: ReconcilerDeps;
   private lastGood: (Candidate & { key: string }) | undefined;
+  /**
+   * The revision whose Gateways are all in place (status lastAppliedRevision, the RevisionApplied Event). Equal to
+   * lastGood's once applied; with gatewaySpec 'external' it follows only when no Gateway waits for the spec owner.
+   */
+  private appliedRevision: string | undefined;
   private rejected: Rejection | undefined;
   private memory: HealthMemory = emptyHealthMemory();
   /** Set while the status write is failing: when it may be tried next, and the current backoff. */
@@ -278,9 +283,13 @@ export class Reconciler {
       }
 
       if (isCandidate) {
-        const previous = this.lastGood?.revision;
         this.lastGood = serving;
         this.rejected = undefined;
+      }
+      // Applied once every Gateway is in place: at once in apply mode, when the spec owner has caught up otherwise.
+      if (serving === this.lastGood && waiting.length === 0 && this.appliedRevision !== serving.revision) {
+        const previous = this.appliedRevision;
+        this.appliedRevision = serving.revision;
         this.d.logger.info('revision applied', { revision: serving.revision, previous, topology: serving.topology.name });
         void this.event(this.topologyRef(serving.topology.name), 'Normal', 'RevisionApplied', 'Apply', `applied revision ${serving.revision}`);
       }
@@ -377,6 +386,7 @@ export class Reconciler {
       return;
     }
     this.lastGood = { ...v.candidate, key: `status-object\n${revision}` };
+    this.appliedRevision = revision;
     this.d.logger.info('serving the last applied revision from the status object', { topology: name, revision });
   }
 
@@ -530,7 +540,7 @@ export class Reconciler {
     const status = topologyStatus({
       previous: obj.status,
       generation: obj.metadata?.generation,
-      lastAppliedRevision: this.lastGood?.revision ?? obj.status?.lastAppliedRevision,
+      lastAppliedRevision: this.appliedRevision ?? obj.status?.lastAppliedRevision,
       lastAttemptedRevision: attempted ?? obj.status?.lastAttemptedRevision,
       outcome,
       now: rfc3339(this.d.now()),

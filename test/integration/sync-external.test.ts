@@ -11,6 +11,7 @@ import { createNode, useControlPlane } from '../support/controlplane.ts';
 import { ensureNamespace, installCorvidCrds, renderGateways as render, sleep, startTestSync, topologyYaml, waitFor, type TestSync } from './sync-fixtures.ts';
 import { applyGateway, getGateway, listGateways } from '../../src/adapters/kube/gateways.ts';
 import { getTopology, type Condition } from '../../src/adapters/kube/topologies.ts';
+import { listEvents } from '../../src/adapters/kube/events.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 
@@ -96,6 +97,10 @@ test('external Gateway spec: the sync waits for the spec owner, then writes stat
       return tp?.status?.lastAttemptedRevision === sha256(v2) && c?.reason === 'WaitingForGatewaySpec' ? c : undefined;
     });
     assert.equal(ready.message, `waiting for the spec owner to apply revision ${sha256(v2)} to 1 Gateway: pool-x (at ${sha256(v1)})`);
+    // Not applied yet: the status and the Events still name v1 as the last applied revision.
+    assert.equal((await getTopology(kc, 'ext'))?.status?.lastAppliedRevision, sha256(v1));
+    const appliedNotes = async () => (await listEvents(kc, 'kube-system')).filter((e) => e.reason === 'RevisionApplied' && e.regarding?.name === 'ext').map((e) => e.note);
+    assert.ok(!(await appliedNotes()).includes(`applied revision ${sha256(v2)}`), 'RevisionApplied for v2 before Argo CD applied it');
     await sleep(500);
     const rvAfter = Object.fromEntries((await listGateways(kc)).items.map((g) => [g.metadata.name, g.metadata.resourceVersion]));
     assert.deepEqual(rvAfter, rvBefore, 'neither Gateway was written nor deleted');
@@ -106,6 +111,7 @@ test('external Gateway spec: the sync waits for the spec owner, then writes stat
       const tp = await getTopology(kc, 'ext');
       return tp?.status?.lastAppliedRevision === sha256(v2) && condition(tp.status.conditions, 'Ready')?.status === 'True';
     });
+    await waitFor('RevisionApplied for v2', async () => (await appliedNotes()).includes(`applied revision ${sha256(v2)}`));
     const x = (await getGateway(kc, 'pool-x'))!;
     assert.deepEqual(x.spec.endpoints?.map((e) => e.nodeName), ['x1', 'x2', 'y1']);
     assert.deepEqual(x.status?.activeEndpoints?.map((e) => e.nodeName), ['x1'], 'the election is sticky across the spec change');
