@@ -86,3 +86,17 @@ export function str(values: FlagValues, name: string): string | undefined {
 export function bool(values: FlagValues, name: string): boolean {
   return values[name] === true;
 }
+
+/**
+ * A whole-number flag: undefined when absent, else the number, or a message for usage() when it is not digits or lies
+ * outside [min, max].
+ */
+export function intFlag(values: FlagValues, name: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | string | undefined {
+  const text = str(values, name);
+  if (text === undefined) return undefined;
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (n >= min && n <= max) return n;
+  return min === 0 && max === Number.MAX_SAFE_INTEGER
+    ? `--${name} must be a non-negative integer, got "${text}"`
+    : `--${name} must be a whole number from ${min} to ${max} (got "${text}")`;
+}

@@ -282,11 +282,15 @@ interface NextHop {
   other?: string;
 }
 
+/** A gateway's private address(es) as a next hop. */
+function privateHop(a: Active): NextHop {
+  return a.otherIP !== undefined ? { via: a.privateIP, other: a.otherIP } : { via: a.privateIP };
+}
+
 /** The next hop towards a peer's gateway: its public address (one family only), else its private address(es). */
 function remoteHop(peer: PoolInfo): NextHop {
   const a = peer.active as Active;
-  if (a.publicIP !== undefined) return { via: a.publicIP };
-  return a.otherIP !== undefined ? { via: a.privateIP, other: a.otherIP } : { via: a.privateIP };
+  return a.publicIP !== undefined ? { via: a.publicIP } : privateHop(a);
 }
 
 /** A route with its destination parsed, for sorting without parsing again. */
@@ -423,8 +427,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     for (const r of reach) {
       for (const dst of (pools.get(r.pool) as PoolInfo).subnets) prefixes.push({ dst, pool: r.pool });
     }
-    const hop: NextHop = me.active.otherIP !== undefined ? { via: me.active.privateIP, other: me.active.otherIP } : { via: me.active.privateIP };
-    parsedRoutes = routesVia(prefixes, hop, f, me.name);
+    parsedRoutes = routesVia(prefixes, privateHop(me.active), f, me.name);
   } else {
     const byHop = new Map<string, { hop: NextHop; list: Array<{ dst: CanonicalPrefix; pool: string }> }>();
     for (const c of clearRoutes) {

@@ -46,19 +46,21 @@ export function statusEqual(a: Gateway, b: Gateway): boolean {
   return canonicalJson(a.status ?? {}) === canonicalJson(b.status ?? {});
 }
 
-/** A Gateway without status and without the election annotation: exactly what `corvid render` (no nodes) prints. */
-function renderedPart(g: Gateway): Gateway {
+/** `g` without status and without these annotations. */
+function withoutStatusAnd(g: Gateway, annotationKeys: readonly string[]): Gateway {
   const annotations = { ...(g.metadata.annotations ?? {}) };
-  delete annotations[ELECTION_ANNOTATION];
+  for (const k of annotationKeys) delete annotations[k];
   return { ...g, metadata: { ...g.metadata, annotations }, status: undefined };
+}
+
+/** Exactly what `corvid render` (no nodes) prints: no status, no election annotation. */
+function renderedPart(g: Gateway): Gateway {
+  return withoutStatusAnd(g, [ELECTION_ANNOTATION]);
 }
 
 /** What the topology decides about a Gateway: its rendered part without the revision stamp. */
 function topologyPart(g: Gateway): Gateway {
-  const r = renderedPart(g);
-  const annotations = { ...r.metadata.annotations };
-  delete annotations[REVISION_ANNOTATION];
-  return { ...r, metadata: { ...r.metadata, annotations } };
+  return withoutStatusAnd(g, [ELECTION_ANNOTATION, REVISION_ANNOTATION]);
 }
 
 /**

@@ -2,7 +2,7 @@
 
 import type { CliIO } from '../io.ts';
 import { EXIT_USAGE } from '../io.ts';
-import { commandFlags, str } from '../flags.ts';
+import { commandFlags, intFlag, str } from '../flags.ts';
 import { DEFAULT_ROUTE_TABLE, DEFAULT_RULE_PRIORITY } from '../../nodeplan/index.ts';
 import { validateTable } from '../../adapters/iproute/iproute.ts';
 import { DEFAULT_LEASE_NAMESPACE } from '../../adapters/kube/leases.ts';
@@ -96,17 +96,11 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 
   const nodeName = str(v, 'node-name') ?? io.env.NODE_NAME ?? '';
   if (nodeName === '') return usage('--node-name is required (or set NODE_NAME)');
-  const int = (name: string, def: number): number | string => {
-    const text = str(v, name);
-    if (text === undefined) return def;
-    if (!/^\d+$/.test(text)) return `--${name} must be a non-negative integer, got "${text}"`;
-    return Number(text);
-  };
-  const routeTable = int('route-table', DEFAULT_ROUTE_TABLE);
+  const routeTable = intFlag(v, 'route-table') ?? DEFAULT_ROUTE_TABLE;
   if (typeof routeTable === 'string') return usage(routeTable);
   const badTable = validateTable(routeTable);
   if (badTable) return usage(`--route-table: ${badTable}`);
-  const rulePriority = int('rule-priority', DEFAULT_RULE_PRIORITY);
+  const rulePriority = intFlag(v, 'rule-priority') ?? DEFAULT_RULE_PRIORITY;
   if (typeof rulePriority === 'string') return usage(rulePriority);
   if (rulePriority < 1 || rulePriority >= 32766) return usage('--rule-priority must be in 1..32765 (before the main table)');
   const dur = (name: string, def: string): number | string => {

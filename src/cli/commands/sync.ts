@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { CliIO } from '../io.ts';
 import { EXIT_OK, EXIT_USAGE } from '../io.ts';
-import { bool, commandFlags, str, type FlagOptions } from '../flags.ts';
+import { bool, commandFlags, intFlag, str, type FlagOptions } from '../flags.ts';
 import { parseDuration } from '../../topology/duration.ts';
 import type { GitRef, SignatureVerification } from '../../adapters/git/repo.ts';
 import { redactUrl } from '../../adapters/git/repo.ts';
@@ -140,15 +140,6 @@ function durationMs(values: Record<string, unknown>, name: string, fallback: str
   return s * 1000;
 }
 
-/** An integer flag within [min, max]; undefined when not given. */
-function boundedInt(values: Record<string, unknown>, name: string, min: number, max: number): number | undefined {
-  const text = str(values as never, name);
-  if (text === undefined) return undefined;
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!(n >= min && n <= max)) throw new UsageError(`--${name} must be a whole number from ${min} to ${max} (got "${text}")`);
-  return n;
-}
-
 /** A bind address flag: `0` or empty disables. */
 function bindAddress(v: string | undefined, fallback: string): string | undefined {
   const a = v ?? fallback;
@@ -216,6 +207,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     // generation:<n> can never equal it, so every Gateway would wait for ever.
     if (kind === 'cluster' && str(v, 'gateway-spec') === 'external') throw new UsageError('--gateway-spec=external needs --source=git or file');
 
+    const applyConcurrency = intFlag(v, 'apply-concurrency', 1, 256);
+    if (typeof applyConcurrency === 'string') throw new UsageError(applyConcurrency);
+
     const kubeConfig = loadKubeConfig({ kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') });
     const podName = io.env.POD_NAME;
     const identity = `${podName ?? hostname()}_${randomBytes(4).toString('hex')}`;
@@ -231,7 +225,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       webhookAddress,
       webhookSecret,
       resyncIntervalMs: durationMs(v, 'resync-interval', '10m'),
-      applyConcurrency: boundedInt(v, 'apply-concurrency', 1, 256),
+      applyConcurrency,
       defaultMetrics: true,
       logger: jsonLogger({
         level: (str(v, 'log-level') ?? 'info') as 'info',
