@@ -5,7 +5,7 @@
 // nothing ever appears in the host's own namespace and concurrent test processes cannot collide.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { killSync, onProcessExit, stopChild } from './host.ts';
+import { killSync, onPath, onProcessExit, stopChild } from './host.ts';
 
 const IP = '/usr/sbin/ip';
 
@@ -215,3 +215,13 @@ export class NetnsLab {
 
 // Processes leave liveProcesses through their own 'exit' listener.
 export { stopChild } from './host.ts';
+
+/**
+ * undefined when every [command, Debian package] is on PATH; otherwise one line for a skip naming what to install,
+ * e.g. `missingToolsReason('the CNI emulation', [['nft', 'nftables']])`.
+ */
+export function missingToolsReason(what: string, tools: Array<[cmd: string, pkg: string]>): string | undefined {
+  const missing = tools.filter(([cmd]) => !onPath(cmd));
+  if (missing.length === 0) return undefined;
+  return `${what} needs ${missing.map(([c, p]) => `${c} (apt-get install ${p})`).join(', ')}`;
+}
