@@ -428,13 +428,13 @@ export async function benchAgentMemory(o: { peers?: number } = {}): Promise<Agen
     const cases = [
       {
         role: 'gateway',
-        args: ['--node-name', HUB_GW, '--netns', gwNs, '--vici-socket', charon.socketPath],
+        args: ['--node-name', HUB_GW, '--netns', gwNs, '--vici-socket', charon.socketPath, '--state-dir', join(logDir, 'state-gw')],
         state: `${peers} conns + ${peers} keys in charon`,
         done: async () => (await vici!.getConns()).length === peers,
       },
       {
         role: 'member',
-        args: ['--node-name', HUB_MEMBER, '--netns', memberNs, '--vici-socket', join(logDir, 'no-charon.vici')],
+        args: ['--node-name', HUB_MEMBER, '--netns', memberNs, '--vici-socket', join(logDir, 'no-charon.vici'), '--state-dir', join(logDir, 'state-member')],
         state: `${peers * NODES_PER_POOL} routes + 1 rule`,
         done: async () => (await tableRouteCount(memberNs)) === peers * NODES_PER_POOL,
       },

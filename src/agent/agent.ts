@@ -9,9 +9,12 @@ import type { Informer } from '../adapters/kube/informer.ts';
 import { errorMessage } from '../adapters/kube/client.ts';
 import { Heartbeat, type TunnelHealth } from '../adapters/kube/heartbeat.ts';
 import { Iproute } from '../adapters/iproute/iproute.ts';
+import { Nft } from '../adapters/nft/nft.ts';
+import { RpFilter } from '../adapters/sysctl/rpfilter.ts';
+import { join } from 'node:path';
 import { nodePlan, type NodePlan } from '../nodeplan/index.ts';
 import { ViciSession, parseUpdownEvent, type Subscription, type ViciMessage } from './vici/index.ts';
-import { Reconciler, type ReconcileResult, type TunnelState } from './reconciler.ts';
+import { Reconciler, emptyResult, type ReconcileResult, type TunnelState } from './reconciler.ts';
 import { ours } from './conns.ts';
 import { SecretReader } from './secrets.ts';
 import { AgentMetrics, serveHttp } from './metrics.ts';
@@ -40,6 +43,14 @@ export interface AgentOptions {
   netns?: string;
   initiateTimeoutMs?: number;
   now?: () => Date;
+  /** Manage the nftables table inet corvid (default true). */
+  packetFilter?: boolean;
+  /** Loosen strict rp_filter where cross-pool traffic needs it (default true). */
+  looseRpFilter?: boolean;
+  /** Where values to put back after a restart are kept (rp_filter.json). */
+  stateDir: string;
+  /** Where the node's /proc/sys is (default /proc/sys). */
+  procSys?: string;
 }
 
 /** Gateway candidates: nodes listed in any Gateway's spec.endpoints as a tunnel endpoint. */
@@ -79,6 +90,9 @@ export class Agent {
   private informer: Informer<Gateway> | undefined;
   private readonly vici: ViciSession;
   private readonly reconciler: Reconciler;
+  private readonly iproute: Iproute;
+  /** MTU of the device holding this node's InternalIP (read before each plan). */
+  private uplinkMtu: number | undefined;
   private readonly heartbeat: Heartbeat;
   readonly metrics = new AgentMetrics();
   private http: { port: number; close(): Promise<void> } | undefined;
@@ -121,10 +135,15 @@ export class Agent {
       reconnectTimeoutMs: Math.min(5_000, Math.max(1_000, opts.repairIntervalMs)),
       log: (line) => this.log.info(line),
     });
+    this.iproute = new Iproute({ table: opts.routeTable, ipPath: opts.ipPath, netns: opts.netns });
     this.reconciler = new Reconciler({
       vici: this.vici,
       viciPresent: () => existsSync(opts.viciSocket),
-      iproute: new Iproute({ table: opts.routeTable, ipPath: opts.ipPath, netns: opts.netns }),
+      iproute: this.iproute,
+      ...(opts.packetFilter === false ? {} : { nft: new Nft({ netns: opts.netns, ipPath: opts.ipPath }) }),
+      ...(opts.looseRpFilter === false
+        ? {}
+        : { rpFilter: new RpFilter({ statePath: join(opts.stateDir, 'rp_filter.json'), netns: opts.netns, ipPath: opts.ipPath, procSys: opts.procSys }) }),
       secrets: new SecretReader(opts.secretDir),
       log: this.log.child({ component: 'reconciler' }),
       initiateTimeoutMs: opts.initiateTimeoutMs,
@@ -224,11 +243,25 @@ export class Agent {
       nodeName: this.o.nodeName,
       routeTable: this.o.routeTable,
       rulePriority: this.o.rulePriority,
+      ...(this.uplinkMtu === undefined ? {} : { uplinkMtu: this.uplinkMtu }),
     });
+  }
+
+  /** The MTU of the device that holds this node's privateIP (from its Gateway), when it can be read. */
+  private async readUplinkMtu(gateways: readonly Gateway[]): Promise<number | undefined> {
+    const ip = gateways.flatMap((g) => g.status?.nodes ?? []).find((n) => n.nodeName === this.o.nodeName)?.privateIP;
+    if (ip === undefined) return undefined;
+    try {
+      return await this.iproute.mtuOfAddress(ip);
+    } catch (e) {
+      this.log.warn('cannot read the uplink MTU', { error: (e as Error).message });
+      return undefined;
+    }
   }
 
   private async reconcileOnce(): Promise<void> {
     const gateways = this.informer?.list() ?? [];
+    this.uplinkMtu = await this.readUplinkMtu(gateways);
     const plan = this.currentPlan();
     const s = summary(plan);
     if (s !== this.lastPlanSummary) {
@@ -247,12 +280,13 @@ export class Agent {
     try {
       res = await this.reconciler.reconcile(plan);
     } catch (e) {
-      res = { ok: false, errors: [(e as Error).message], warnings: [], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
+      res = { ...emptyResult(), ok: false, errors: [(e as Error).message] };
     }
     this.lastResult = res;
     this.lastPlan = plan;
     this.metrics.record(res, this.o.routeTable, this.now());
     if (res.ipChanges.length > 0) this.log.info('routes applied', { changes: res.ipChanges });
+    if (res.packetChanges.length > 0) this.log.info('packet policy applied', { changes: res.packetChanges });
     // Problems are logged when they change, not on every repair tick.
     const problems = JSON.stringify([res.errors, res.warnings]);
     if (problems !== this.lastProblems) {

@@ -9,7 +9,9 @@
 
 import type { ViciCommands, IkeSaInfo } from './vici/index.ts';
 import type { Iproute } from '../adapters/iproute/iproute.ts';
-import type { NodePlan, TunnelPlan } from '../nodeplan/index.ts';
+import type { Nft } from '../adapters/nft/nft.ts';
+import type { RpFilter } from '../adapters/sysctl/rpfilter.ts';
+import { devicesToward, type NodePlan, type PacketPolicy, type TunnelPlan } from '../nodeplan/index.ts';
 import type { ConnConfig } from './vici/index.ts';
 import { connHash, ours, saMatchesTunnel, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
 import type { SecretReader } from './secrets.ts';
@@ -36,6 +38,8 @@ export interface ReconcileResult {
   warnings: string[];
   /** Batch lines applied to routes/rules. */
   ipChanges: string[];
+  /** Packet filter and sysctl changes: `nft table inet corvid written|deleted`, `rp_filter <dev>=<value>`. */
+  packetChanges: string[];
   /** VICI actions taken, e.g. `load-conn corvid-b`, `initiate corvid-b`. */
   viciActions: string[];
   tunnels: TunnelState[];
@@ -51,12 +55,21 @@ export interface ReconcilerOptions {
   /** Whether charon's socket is there; the VICI part is skipped when it is not and nothing needs charon. */
   viciPresent?: () => boolean;
   iproute: Iproute;
+  /** Our nftables table (pod source addresses kept, MSS clamping); undefined: not managed. */
+  nft?: Nft;
+  /** Loose reverse-path filtering where cross-pool traffic arrives asymmetrically; undefined: not managed. */
+  rpFilter?: RpFilter;
   secrets: SecretReader;
   log: Logger;
   /** How long an initiate waits for the SA (charon keeps trying afterwards). Default 5000 ms. */
   initiateTimeoutMs?: number;
   /** Timeout of terminate calls. Default 3000 ms. */
   terminateTimeoutMs?: number;
+}
+
+/** A result with nothing done yet. */
+export function emptyResult(): ReconcileResult {
+  return { ok: true, errors: [], warnings: [], ipChanges: [], packetChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
 }
 
 /** terminate of an SA that vanished meanwhile (the peer closed it first): the goal is reached. */
@@ -116,17 +129,44 @@ export class Reconciler {
   }
 
   async reconcile(plan: NodePlan): Promise<ReconcileResult> {
-    const res: ReconcileResult = { ok: true, errors: [], warnings: [], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
+    const res = emptyResult();
     await this.applyRoutes(plan, res);
+    await this.applyPacketPolicy(plan.packet, plan.poolNeighbours, res);
     await this.applyVici(plan, res);
     res.ok = res.errors.length === 0;
     return res;
   }
 
+  /**
+   * The nftables table, then rp_filter on the devices that carry this pool's own traffic (found in the main table):
+   * both before the tunnels, so that the first forwarded packet already keeps its source and passes the filter.
+   */
+  private async applyPacketPolicy(packet: PacketPolicy, poolNeighbours: string[], res: ReconcileResult): Promise<void> {
+    if (this.o.nft !== undefined) {
+      try {
+        const r = await this.o.nft.apply(packet);
+        if (r.error !== undefined) res.errors.push(`nft: ${r.error}`);
+        else if (r.changed) res.packetChanges.push(`nft table inet ${this.o.nft.table} ${packet.remote.length > 0 ? 'written' : 'deleted'}`);
+      } catch (e) {
+        res.errors.push(`nft: ${(e as Error).message}`);
+      }
+    }
+    if (this.o.rpFilter !== undefined) {
+      try {
+        const devices = poolNeighbours.length === 0 ? [] : devicesToward(poolNeighbours, await this.o.iproute.routes('main'));
+        const r = await this.o.rpFilter.ensure(devices);
+        res.packetChanges.push(...r.changes.map((c) => `rp_filter ${c}`));
+        res.errors.push(...r.errors);
+      } catch (e) {
+        res.errors.push(`rp_filter: ${(e as Error).message}`);
+      }
+    }
+  }
+
   private async applyRoutes(plan: NodePlan, res: ReconcileResult): Promise<void> {
     try {
       const r = await this.o.iproute.apply({
-        routes: plan.routes.map((x) => ({ family: x.family, dst: x.dst, via: x.via })),
+        routes: plan.routes.map((x) => (x.mtu === undefined ? { family: x.family, dst: x.dst, via: x.via } : { family: x.family, dst: x.dst, via: x.via, mtu: x.mtu })),
         rules: plan.rules.map((x) => ({ family: x.family, priority: x.priority, table: x.table })),
       });
       res.ipChanges.push(...r.changes.map((c) => c.line));
@@ -258,7 +298,7 @@ export class Reconciler {
 
   /** Remove exactly what is ours: SAs and conns named corvid-*, our shared keys, our routes and rules. */
   async teardown(): Promise<ReconcileResult> {
-    const res: ReconcileResult = { ok: true, errors: [], warnings: [], ipChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
+    const res = emptyResult();
     const vici = this.o.vici;
     const present = this.o.viciPresent?.() ?? true;
     if (vici !== undefined && present) {
@@ -306,6 +346,8 @@ export class Reconciler {
     } catch (e) {
       res.errors.push(`routes: ${(e as Error).message}`);
     }
+    // Routes first: no cross-pool packet may leave with its source rewritten after the exemption is gone.
+    await this.applyPacketPolicy({ local: [], remote: [], mss: [] }, [], res);
     res.ok = res.errors.length === 0;
     return res;
   }

@@ -25,6 +25,7 @@ import {
   RELAYS_FOR_ANNOTATION,
   RELAY_ANNOTATION,
   REPLICAS_ANNOTATION,
+  MTU_ANNOTATION,
   REVISION_ANNOTATION,
 } from './keys.ts';
 import { canonicalJson } from './render.ts';
@@ -65,6 +66,8 @@ export interface GatewayLinks {
   encryptionOverrides: Record<string, EncryptionPolicy>;
   /** All endpoints of a Gateway share underNAT (upstream rule); taken from spec.endpoints[0]. */
   underNAT: boolean;
+  /** The pool's uplink MTU (corvid.dev/mtu), when published and valid. */
+  mtu?: number;
   /** Active node -> reason of its last election decision. */
   election: Record<string, string>;
   revision?: string;
@@ -161,6 +164,8 @@ export interface LinkAnnotations {
   revision?: string;
   /** Written only when above 1 (see keys.ts REPLICAS_ANNOTATION). */
   replicas?: number;
+  /** corvid.dev/mtu: the pool's uplink MTU; omitted when absent. */
+  mtu?: number;
 }
 
 /** Annotations for a Gateway. Omits denied-peers, relay, relays-for, encryption-pool, encryption-links, election when empty. */
@@ -180,6 +185,7 @@ export function encodeGatewayAnnotations(a: LinkAnnotations): Record<string, str
   if (a.election && Object.keys(a.election).length > 0) out[ELECTION_ANNOTATION] = encodeElection(a.election);
   if (a.revision !== undefined) out[REVISION_ANNOTATION] = a.revision;
   if (a.replicas !== undefined && a.replicas > 1) out[REPLICAS_ANNOTATION] = String(a.replicas);
+  if (a.mtu !== undefined) out[MTU_ANNOTATION] = String(a.mtu);
   return canonicalizeRecord(out);
 }
 
@@ -422,7 +428,23 @@ export function readGatewayLinks(gw: Gateway): GatewayLinks {
   if (defaults) out.encryptionDefaults = defaults;
   if (poolOverride) out.encryptionPool = poolOverride;
   if (ann[REVISION_ANNOTATION] !== undefined) out.revision = ann[REVISION_ANNOTATION];
+  if (ann[MTU_ANNOTATION] !== undefined) {
+    const mtu = decodeMtu(ann[MTU_ANNOTATION]);
+    if (mtu.ok) out.mtu = mtu.value;
+    else problems.push(`${MTU_ANNOTATION}: ${mtu.error}`);
+  }
   return out;
+}
+
+/** The smallest and largest MTU a pool may declare (IPv4's minimum datagram; jumbo frames). */
+export const MIN_MTU = 576;
+export const MAX_MTU = 9000;
+
+/** corvid.dev/mtu: a whole number of bytes in MIN_MTU..MAX_MTU. */
+export function decodeMtu(text: string): Decoded<number> {
+  const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < MIN_MTU || n > MAX_MTU) return { ok: false, error: `expected a whole number of bytes in ${MIN_MTU}..${MAX_MTU}` };
+  return { ok: true, value: n };
 }
 
 /** Whether the pool of `links` may exchange traffic with `peer` (its own annotations only; the rule is symmetric). */

@@ -36,6 +36,12 @@ export const RELAYS_FOR_ANNOTATION = 'corvid.dev/relays-for';
 /** Annotation: human-readable reason of the last election decision per active endpoint. */
 export const ELECTION_ANNOTATION = 'corvid.dev/election';
 
+/**
+ * Annotation: the MTU of this pool's uplink/WAN path, decimal (`"1400"`), from the topology's pool `mtu`; written only
+ * when set. The largest packet the pool's gateways can send to other pools (576..9000).
+ */
+export const MTU_ANNOTATION = 'corvid.dev/mtu';
+
 /** Node annotation: overrides the node's public IP. */
 export const NODE_PUBLIC_IP_ANNOTATION = 'corvid.dev/public-ip';
 /** Node annotation: `"true"` drains this node as a gateway for planned maintenance. */

@@ -20,7 +20,7 @@
 import type { Gateway } from '../gateway/types.ts';
 import { decodePrivateIPs, encryptionFor, mayPeer, readGatewayLinks, type GatewayLinks } from '../gateway/annotations.ts';
 import { ENDPOINT_PRIVATE_IPS_CONFIG } from '../gateway/keys.ts';
-import type { EncryptionPolicy } from '../topology/types.ts';
+import type { Backend, EncryptionPolicy } from '../topology/types.ts';
 import {
   canonicalAddress,
   compareParsedPrefixes,
@@ -35,7 +35,11 @@ import {
   CONN_PREFIX,
   DEFAULT_ROUTE_TABLE,
   DEFAULT_RULE_PRIORITY,
+  IPSEC_OVERHEAD,
+  mssFor,
   type Family,
+  type MssClamp,
+  type PacketPolicy,
   type NodePlan,
   type NodePlanFinding,
   type NodePlanInput,
@@ -63,6 +67,8 @@ interface PoolInfo {
   /** Canonical, sorted, each parsed once here: the per-pair checks (overlap, traffic selectors, routes) never parse. */
   subnets: CanonicalPrefix[];
   nodes: Set<string>;
+  /** The pool's uplink MTU from its Gateway, when published. */
+  mtu?: number;
 }
 
 class Findings {
@@ -116,6 +122,7 @@ function readPools(gateways: Gateway[], f: Findings): Map<string, PoolInfo> {
       f.add({ severity: 'warning', code: 'multiple-active', pool: links.pool, message: `${tunnelActives.length} active tunnel endpoints; using ${tunnelActives[0].nodeName}` });
     }
     const info: PoolInfo = { name: links.pool, gw, links, nat: links.underNAT, subnets: sortCanonicalPrefixes(subnets), nodes };
+    if (links.mtu !== undefined) info.mtu = links.mtu;
     const a = tunnelActives[0];
     if (a !== undefined) {
       nodes.add(a.nodeName);
@@ -304,11 +311,11 @@ interface ParsedRoute {
  * same node's address of that family (`other`) when known. Without it, an IPv6 prefix gets no route (Linux cannot
  * route IPv6 via an IPv4 next hop: finding `no-ipv6-next-hop`); an IPv4 prefix goes via the IPv6 address (RFC 5549).
  */
-function routesVia(prefixes: Array<{ dst: CanonicalPrefix; pool: string }>, hop: NextHop, f: Findings, pool: string): ParsedRoute[] {
+function routesVia(prefixes: Array<{ dst: CanonicalPrefix; pool: string; mtu?: number }>, hop: NextHop, f: Findings, pool: string): ParsedRoute[] {
   const viaFamily = familyOfPrefix(hop.via);
   const other = hop.other !== undefined && familyOfPrefix(hop.other) !== viaFamily ? hop.other : undefined;
   const out: ParsedRoute[] = [];
-  for (const { dst: { text: dst, prefix }, pool: peer } of prefixes) {
+  for (const { dst: { text: dst, prefix }, pool: peer, mtu } of prefixes) {
     const family = prefix.family;
     let via = hop.via;
     if (family !== viaFamily && other !== undefined) via = other;
@@ -322,9 +329,58 @@ function routesVia(prefixes: Array<{ dst: CanonicalPrefix; pool: string }>, hop:
       });
       continue;
     }
-    out.push({ route: { family, dst, via, pool: peer }, prefix });
+    out.push({ route: mtu === undefined ? { family, dst, via, pool: peer } : { family, dst, via, pool: peer, mtu }, prefix });
   }
   return out;
+}
+
+/**
+ * The MTU inside the path from our pool to a peer pool through `hops` (the peer, or the relay then the peer): the
+ * smallest uplink MTU of the pools on the way (ours: published, else this node's uplink; another pool's: published,
+ * else unknown and left out), less the tunnel's overhead for the outer family of each hop. Undefined when no MTU is
+ * known at all.
+ */
+function pathMtu(me: PoolInfo, hops: PoolInfo[], backend: Backend, uplinkMtu: number | undefined): number | undefined {
+  let mtu: number | undefined;
+  const own = me.mtu ?? uplinkMtu;
+  for (const hop of hops) {
+    const outer = [own, hop.mtu].filter((x): x is number => x !== undefined);
+    if (outer.length === 0) continue;
+    const inner = Math.min(...outer) - (backend === 'ipsec' ? IPSEC_OVERHEAD[familyOfPrefix(remoteAddress(hop))] : 0);
+    mtu = mtu === undefined ? inner : Math.min(mtu, inner);
+  }
+  return mtu;
+}
+
+/** MSS clamps for the remote prefixes with a known path MTU, one per (family, MSS). */
+function mssClamps(remote: Array<{ dst: CanonicalPrefix; mtu?: number }>): MssClamp[] {
+  const groups = new Map<string, { clamp: MssClamp; list: CanonicalPrefix[] }>();
+  for (const { dst, mtu } of remote) {
+    if (mtu === undefined) continue;
+    const family = dst.prefix.family;
+    const mss = mssFor(mtu, family);
+    const k = `${family} ${mss}`;
+    const g = groups.get(k) ?? { clamp: { family, mss, remote: [] }, list: [] };
+    g.list.push(dst);
+    groups.set(k, g);
+  }
+  return [...groups.values()]
+    .map((g) => ({ ...g.clamp, remote: sortCanonicalPrefixes(g.list).map((c) => c.text) }))
+    .sort((a, b) => a.family - b.family || a.mss - b.mss);
+}
+
+/** The other nodes of our pool as prefixes: their pod subnets and addresses (rp_filter's devices come from them). */
+function poolNeighbours(me: PoolInfo, nodeName: string): string[] {
+  const out: CanonicalPrefix[] = [];
+  for (const n of me.gw.status?.nodes ?? []) {
+    if (n.nodeName === nodeName) continue;
+    for (const s of [n.privateIP ?? '', ...(n.subnets ?? [])]) {
+      const c = toCanonicalPrefix(s);
+      if (c !== undefined) out.push(c);
+    }
+  }
+  const texts = sortCanonicalPrefixes(out).map((c) => c.text);
+  return texts.filter((t, i) => i === 0 || texts[i - 1] !== t);
 }
 
 /** This node's role and desired state. Deterministic: equal inputs give deep-equal, sorted outputs. */
@@ -341,6 +397,8 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     rules: [],
     reach: [],
     findings: [],
+    packet: { local: [], remote: [], mss: [] },
+    poolNeighbours: [],
     routeTable,
     rulePriority,
   };
@@ -421,20 +479,28 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     tunnels.push(t);
   }
 
+  // Every remote prefix this pool reaches, with the MTU of its path.
+  const remote: Array<{ dst: CanonicalPrefix; pool: string; mtu?: number }> = [];
+  for (const r of reach) {
+    const peer = pools.get(r.pool) as PoolInfo;
+    const hops = r.path === 'relay' ? [pools.get(r.via as string) as PoolInfo, peer] : [peer];
+    const mtu = pathMtu(me, hops, r.backend, input.uplinkMtu);
+    for (const dst of peer.subnets) remote.push(mtu === undefined ? { dst, pool: r.pool } : { dst, pool: r.pool, mtu });
+  }
+
   let parsedRoutes: ParsedRoute[] = [];
   if (plan.role === 'member') {
-    const prefixes: Array<{ dst: CanonicalPrefix; pool: string }> = [];
-    for (const r of reach) {
-      for (const dst of (pools.get(r.pool) as PoolInfo).subnets) prefixes.push({ dst, pool: r.pool });
-    }
-    parsedRoutes = routesVia(prefixes, privateHop(me.active), f, me.name);
+    parsedRoutes = routesVia(remote, privateHop(me.active), f, me.name);
   } else {
-    const byHop = new Map<string, { hop: NextHop; list: Array<{ dst: CanonicalPrefix; pool: string }> }>();
+    const mtuOf = new Map(remote.map((r) => [`${r.pool} ${r.dst.text}`, r.mtu]));
+    const byHop = new Map<string, { hop: NextHop; list: Array<{ dst: CanonicalPrefix; pool: string; mtu?: number }> }>();
     for (const c of clearRoutes) {
       const k = `${c.hop.via} ${c.hop.other ?? ''}`;
+      const mtu = mtuOf.get(`${c.pool} ${c.dst.text}`);
+      const item = mtu === undefined ? { dst: c.dst, pool: c.pool } : { dst: c.dst, pool: c.pool, mtu };
       const e = byHop.get(k);
-      if (e) e.list.push(c);
-      else byHop.set(k, { hop: c.hop, list: [c] });
+      if (e) e.list.push(item);
+      else byHop.set(k, { hop: c.hop, list: [item] });
     }
     for (const { hop, list } of byHop.values()) parsedRoutes.push(...routesVia(list, hop, f, me.name));
   }
@@ -442,9 +508,20 @@ export function nodePlan(input: NodePlanInput): NodePlan {
 
   const families = [...new Set(routes.map((r) => r.family))].sort() as Family[];
   const rules: RulePlan[] = families.map((family) => ({ family, priority: rulePriority, table: routeTable }));
+  const remoteTexts = sortCanonicalPrefixes(remote.map((r) => r.dst)).map((c) => c.text);
+  const packet: PacketPolicy =
+    remote.length === 0
+      ? base.packet
+      : {
+          local: me.subnets.map((c) => c.text),
+          remote: remoteTexts.filter((t, i) => i === 0 || remoteTexts[i - 1] !== t),
+          mss: plan.role === 'gateway' ? mssClamps(remote) : [],
+        };
 
   return {
     ...plan,
+    packet,
+    poolNeighbours: remote.length === 0 ? [] : poolNeighbours(me, input.nodeName),
     tunnels: tunnels.sort((a, b) => cmp(a.name, b.name)),
     routes,
     rules,

@@ -24,6 +24,23 @@ export interface NodePlanInput {
   routeTable?: number;
   /** Priority of our rules (default DEFAULT_RULE_PRIORITY). */
   rulePriority?: number;
+  /**
+   * The MTU of this node's uplink (the device of its InternalIP): the pool's MTU when its Gateway publishes none
+   * (corvid.dev/mtu). Undefined: no MTU is known, and nothing is clamped.
+   */
+  uplinkMtu?: number;
+}
+
+/**
+ * Bytes IPsec adds to a packet, worst case for the proposals Corvid accepts: outer IP header (IPv4 20, IPv6 40),
+ * UDP 8 (NAT-T encapsulation, always assumed), ESP header 8, IV 16 (AES-CBC), padding up to 15, trailer 2 and an
+ * ICV of up to 32 (HMAC-SHA2-512).
+ */
+export const IPSEC_OVERHEAD: Record<Family, number> = { 4: 20 + 8 + 8 + 16 + 15 + 2 + 32, 6: 40 + 8 + 8 + 16 + 15 + 2 + 32 };
+
+/** The TCP MSS that fits an MTU: IPv4 header 20, IPv6 header 40, TCP header 20. */
+export function mssFor(mtu: number, family: Family): number {
+  return mtu - (family === 4 ? 40 : 60);
 }
 
 /** How the two gateways of a tunnel find each other. */
@@ -69,6 +86,30 @@ export interface RoutePlan {
   via: string;
   /** The pool this prefix belongs to. */
   pool: string;
+  /** The path MTU towards dst through the tunnel(s), when an MTU is known (the route's `mtu`, and `advmss` from it). */
+  mtu?: number;
+}
+
+/** TCP MSS clamping on an active gateway, for SYNs to and from these remote prefixes. */
+export interface MssClamp {
+  family: Family;
+  mss: number;
+  /** Canonical CIDRs of `family`, sorted. */
+  remote: string[];
+}
+
+/**
+ * What this node's packet filter does for cross-pool traffic (the agent's nftables table): flows between `local` and
+ * `remote`, and between two remote pools (a relay), keep their pod source address whatever the CNI's masquerade
+ * rules say; active gateways clamp TCP MSS to the tunnel's MTU.
+ */
+export interface PacketPolicy {
+  /** This pool's subnets (canonical, sorted). */
+  local: string[];
+  /** Subnets of every pool this node's pool reaches, directly or through a relay (canonical, sorted). */
+  remote: string[];
+  /** Sorted by family, then mss. Empty unless role is `gateway`. */
+  mss: MssClamp[];
 }
 
 /** A rule `from all lookup <table> pref <priority>` (one per family that has routes). */
@@ -115,6 +156,13 @@ export interface NodePlan {
   reach: Reach[];
   /** Sorted by code, pool, peer. */
   findings: NodePlanFinding[];
+  packet: PacketPolicy;
+  /**
+   * The other nodes of this pool as prefixes: their pod subnets and their addresses (canonical, sorted). The devices
+   * this node routes them through carry pool traffic that meets cross-pool traffic on another path (rp_filter).
+   * Empty when this node exchanges no traffic with another pool.
+   */
+  poolNeighbours: string[];
   routeTable: number;
   rulePriority: number;
 }

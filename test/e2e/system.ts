@@ -465,6 +465,7 @@ export class CorvidSystem {
       '--kubeconfig', this.cp.kubeconfigPath,
       '--vici-socket', socket,
       '--secret-dir', join(this.dir, 'secrets'),
+      '--state-dir', join(this.dir, `state-${n.name}`),
       '--lease-namespace', LEASE_NAMESPACE,
       '--metrics-addr', '127.0.0.1:0',
       '--log-level', this.o.logLevel ?? 'info',

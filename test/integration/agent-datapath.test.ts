@@ -60,6 +60,7 @@ function startAgent(node: string, ns: string): AgentProc {
     '--kubeconfig', cp.get().kubeconfigPath,
     '--vici-socket', socket,
     '--secret-dir', secrets!.dir,
+    '--state-dir', join(secrets!.dir, `state-${node}`),
     '--route-table', String(TABLE),
     '--repair-interval', `${REPAIR_MS}ms`,
     '--lease-namespace', LEASE_NS,

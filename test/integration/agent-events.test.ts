@@ -3,6 +3,7 @@
 // Two in-process Agents (a-gw, b-gw) against a real kube-apiserver and two real charons in namespaces; the repair
 // interval and the lease renewal are long (60 s / 20 s), so only the event path can explain a prompt update. A
 // charon restart raises no event: re-registering the subscription triggers the repair.
+import { join } from 'node:path';
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netns.ts';
@@ -46,6 +47,7 @@ async function startAgent(p: PoolLab): Promise<Agent> {
     routeTable: TABLE,
     rulePriority: TABLE,
     secretDir: secrets!.dir,
+    stateDir: join(secrets!.dir, `state-${p.gwNode}`),
     leaseNamespace: LEASE_NS,
     leaseRenewMs: 20_000,
     leaseDurationSeconds: 60,

@@ -110,6 +110,7 @@ test('metrics: byte counters stay monotonic across SA replacements; gone peers d
     errors: [],
     warnings: [],
     ipChanges: [],
+    packetChanges: [],
     viciActions: [],
     routeCount: 0,
     viciChecked: true,
@@ -203,7 +204,19 @@ test('secret references cannot escape the secret directory', async () => {
 });
 
 test('forwarding check: IPv4 always, IPv6 only when the plan carries IPv6 prefixes', () => {
-  const base: NodePlan = { nodeName: 'a-gw', role: 'gateway', tunnels: [], routes: [], rules: [], reach: [], findings: [], routeTable: 9027, rulePriority: 9027 };
+  const base: NodePlan = {
+    nodeName: 'a-gw',
+    role: 'gateway',
+    tunnels: [],
+    routes: [],
+    rules: [],
+    reach: [],
+    findings: [],
+    packet: { local: [], remote: [], mss: [] },
+    poolNeighbours: [],
+    routeTable: 9027,
+    rulePriority: 9027,
+  };
   const families = (p: NodePlan) => forwardingSysctls(p).map((s) => [s.family, s.path]);
   const v4 = [4, '/proc/sys/net/ipv4/ip_forward'];
   const v6 = [6, '/proc/sys/net/ipv6/conf/all/forwarding'];

@@ -37,6 +37,8 @@ interface PoolSpec {
   connectivity?: 'mesh' | 'hub';
   /** status.activeEndpoints[0].config['corvid.dev/private-ips'] (a dual-stack gateway); any value, for malformed ones. */
   privateIPs?: unknown;
+  /** corvid.dev/mtu */
+  mtu?: number;
 }
 
 function encryptionAnnotations(pool: string, s: PoolSpec): Record<string, string> {
@@ -51,6 +53,7 @@ function encryptionAnnotations(pool: string, s: PoolSpec): Record<string, string
     encryptionDefaults: defaults,
     encryptionPool: s.poolOverride,
     encryptionLinks: s.links,
+    mtu: s.mtu,
   });
   if (s.oldOverrides === undefined) return ann;
   delete ann[ENCRYPTION_DEFAULTS_ANNOTATION];
@@ -548,4 +551,66 @@ test('a node listed by two pools acts as outside', () => {
   const p = nodePlan({ gateways: [A(), B({ nodes: [['b-gw', '10.2.0.10', '10.102.0.0/24'], ['a-n1', '10.2.0.99', '10.102.9.0/24']] })], nodeName: 'a-n1' });
   assert.equal(p.role, 'outside');
   assert.deepEqual(p.findings.map((x) => x.code), ['node-in-two-pools']);
+});
+
+test('packet policy: pod sources kept for local<->remote flows on every node; relays see every remote pool', () => {
+  const gws = [CLOUD(), LYON(), OSLO()];
+  const member = nodePlan({ gateways: gws, nodeName: 'l-n1' });
+  assert.deepEqual(member.packet.local, ['10.110.0.0/24', '10.110.1.0/24']);
+  assert.deepEqual(member.packet.remote, ['10.100.0.0/24', '10.100.1.0/24', '10.120.0.0/24', '10.120.1.0/24', 'fd00:120::/64']);
+  assert.deepEqual(member.packet.mss, [], 'members do not clamp: no MTU is known and they are not gateways');
+  const relay = nodePlan({ gateways: gws, nodeName: 'c-gw' });
+  assert.deepEqual(relay.packet.remote, ['10.110.0.0/24', '10.110.1.0/24', '10.120.0.0/24', '10.120.1.0/24', 'fd00:120::/64']);
+  // A pool that reaches nobody has nothing to exempt, and a node outside every pool neither.
+  const alone = nodePlan({ gateways: [A({ denied: ['b'] }), B()], nodeName: 'a-n1' });
+  assert.deepEqual(alone.packet, { local: [], remote: [], mss: [] });
+  assert.deepEqual(alone.poolNeighbours, []);
+  assert.deepEqual(nodePlan({ gateways: gws, nodeName: 'nobody' }).packet, { local: [], remote: [], mss: [] });
+});
+
+test('pool neighbours: the other nodes of the pool, their subnets and addresses, for rp_filter', () => {
+  const p = nodePlan({ gateways: [A(), B()], nodeName: 'a-gw' });
+  assert.deepEqual(p.poolNeighbours, ['10.1.0.11/32', '10.101.1.0/24']);
+  const m = nodePlan({ gateways: [A(), B()], nodeName: 'a-n1' });
+  assert.deepEqual(m.poolNeighbours, ['10.1.0.10/32', '10.101.0.0/24']);
+});
+
+test('MTU: published pool MTUs (else the uplink) less the IPsec overhead give route MTUs and gateway MSS clamps', () => {
+  // Overhead for IPv4 outer headers: 20 + 8 (NAT-T) + 8 (ESP) + 16 (IV) + 15 (padding) + 2 + 32 (ICV) = 101.
+  const gws = [A({ mtu: 1500 }), B({ mtu: 1400 })];
+  const member = nodePlan({ gateways: gws, nodeName: 'a-n1' });
+  assert.deepEqual(member.routes.map((r) => [r.dst, r.mtu]), [['10.102.0.0/24', 1299], ['10.102.1.0/24', 1299]]);
+  const gwPlan = nodePlan({ gateways: gws, nodeName: 'a-gw' });
+  assert.deepEqual(gwPlan.packet.mss, [{ family: 4, mss: 1259, remote: ['10.102.0.0/24', '10.102.1.0/24'] }]);
+  // The other side computes the same path MTU from the same two Gateways.
+  assert.deepEqual(nodePlan({ gateways: gws, nodeName: 'b-gw' }).packet.mss.map((c) => c.mss), [1259]);
+
+  // Nothing published: this node's uplink stands for its pool; unknown peers do not lower it.
+  const bare = nodePlan({ gateways: [A(), B()], nodeName: 'a-gw', uplinkMtu: 1450 });
+  assert.deepEqual(bare.packet.mss.map((c) => c.mss), [1450 - 101 - 40]);
+  // The published MTU wins over the uplink's; no MTU at all: no route MTU and no clamp.
+  assert.deepEqual(nodePlan({ gateways: [A({ mtu: 1400 }), B()], nodeName: 'a-gw', uplinkMtu: 9000 }).packet.mss.map((c) => c.mss), [1259]);
+  const none = nodePlan({ gateways: [A(), B()], nodeName: 'a-n1' });
+  assert.ok(none.routes.every((r) => r.mtu === undefined));
+  assert.deepEqual(nodePlan({ gateways: [A(), B()], nodeName: 'a-gw' }).packet.mss, []);
+});
+
+test('MTU: a relayed path takes the smallest MTU on the way; IPv6 prefixes clamp 20 bytes lower', () => {
+  const gws = [CLOUD({ mtu: 1500 }), LYON({ mtu: 1500 }), OSLO({ mtu: 1380 })];
+  const lyon = nodePlan({ gateways: gws, nodeName: 'l-gw' });
+  assert.deepEqual(lyon.packet.mss, [
+    { family: 4, mss: 1239, remote: ['10.120.0.0/24', '10.120.1.0/24'] },
+    { family: 4, mss: 1359, remote: ['10.100.0.0/24', '10.100.1.0/24'] },
+    { family: 6, mss: 1219, remote: ['fd00:120::/64'] },
+  ]);
+  const member = nodePlan({ gateways: gws, nodeName: 'l-n1' });
+  assert.deepEqual(member.routes.map((r) => `${r.dst}:${r.mtu}`), ['10.100.0.0/24:1399', '10.100.1.0/24:1399', '10.120.0.0/24:1279', '10.120.1.0/24:1279']);
+});
+
+test('MTU: a malformed corvid.dev/mtu is ignored with a finding', () => {
+  const a = A();
+  a.metadata.annotations = { ...a.metadata.annotations, 'corvid.dev/mtu': '15OO' };
+  const p = nodePlan({ gateways: [a, B()], nodeName: 'a-gw' });
+  assert.deepEqual(p.packet.mss, []);
+  assert.ok(p.findings.some((f) => f.code === 'bad-annotation' && /corvid\.dev\/mtu/.test(f.message)), JSON.stringify(p.findings));
 });

@@ -8,7 +8,8 @@
 // Reads use `ip -json`. Changes go through one `ip -batch -` process per address family and apply (iproute2 cannot
 // switch family per batch line, and an IPv6 rule needs `-6`). `-force` lets the rest of a batch run when one line
 // fails; failures are returned, and the next reconcile retries them.
-import { execFile, spawn } from 'node:child_process';
+import { runCommand, type CommandResult } from '../command.ts';
+import { mssFor } from '../../nodeplan/types.ts';
 
 export type Family = 4 | 6;
 
@@ -19,6 +20,8 @@ export interface RouteEntry {
   dst: string;
   /** Next hop; its family may differ from `family` for IPv4 routes via an IPv6 next hop (RFC 5549). */
   via: string;
+  /** Path MTU towards dst (the tunnel's); the route then also carries advmss = mtu - 40 (IPv4) or - 60 (IPv6). */
+  mtu?: number;
 }
 
 /** A plain rule `from all lookup <table> pref <priority>`. */
@@ -41,6 +44,8 @@ export interface ActualRoute {
   dev?: string;
   /** `unicast` unless the kernel reports another type (blackhole, unreachable, ...). */
   type: string;
+  mtu?: number;
+  advmss?: number;
   /** True when the route is exactly `dst via X` with nothing else we would not have written. */
   plain: boolean;
 }
@@ -103,7 +108,24 @@ export function withPrefixLength(dst: string, family: Family): string {
   return `${dst}/${family === 4 ? 32 : 128}`;
 }
 
-const ROUTE_KEYS_PLAIN = new Set(['dst', 'gateway', 'via', 'dev', 'flags', 'metric', 'pref', 'table', 'protocol', 'scope']);
+const ROUTE_KEYS_PLAIN = new Set(['dst', 'gateway', 'via', 'dev', 'flags', 'metric', 'pref', 'table', 'protocol', 'scope', 'metrics']);
+const ROUTE_METRICS_PLAIN = new Set(['mtu', 'advmss']);
+
+
+/** `metrics: [{mtu, advmss}]` of `ip -json route`; undefined when it holds anything else. */
+function routeMetrics(v: unknown): { mtu?: number; advmss?: number } | undefined {
+  if (v === undefined) return {};
+  if (!Array.isArray(v)) return undefined;
+  const out: { mtu?: number; advmss?: number } = {};
+  for (const m of v) {
+    if (typeof m !== 'object' || m === null) return undefined;
+    for (const [k, x] of Object.entries(m as Record<string, unknown>)) {
+      if (!ROUTE_METRICS_PLAIN.has(k) || typeof x !== 'number') return undefined;
+      out[k as 'mtu' | 'advmss'] = x;
+    }
+  }
+  return out;
+}
 
 /** Parse `ip -json [-6] route show table N` output. */
 export function parseRoutes(json: string, family: Family): ActualRoute[] {
@@ -120,14 +142,18 @@ export function parseRoutes(json: string, family: Family): ActualRoute[] {
           : undefined;
     const dst = typeof r.dst === 'string' ? (r.dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : withPrefixLength(r.dst, family)) : '?';
     // flags (linkdown, ...) describe the link, not the route we wrote: ignored.
+    const metrics = routeMetrics(r.metrics);
     const plain =
       type === 'unicast' &&
+      metrics !== undefined &&
       via !== undefined &&
       Object.keys(r).every((k) => ROUTE_KEYS_PLAIN.has(k)) &&
       (family === 4 ? r.metric === undefined : r.metric === undefined || r.metric === 1024);
     const out: ActualRoute = { family, dst, type, plain };
     if (via !== undefined) out.via = via;
     if (typeof r.dev === 'string') out.dev = r.dev;
+    if (metrics?.mtu !== undefined) out.mtu = metrics.mtu;
+    if (metrics?.advmss !== undefined) out.advmss = metrics.advmss;
     return out;
   });
 }
@@ -147,13 +173,29 @@ export function parseRules(json: string, family: Family, table: number): ActualR
   return out;
 }
 
+/** From `ip -json address show`: the MTU of the link that holds `address`. */
+export function mtuOfAddress(json: string, address: string): number | undefined {
+  const trimmed = json.trim();
+  if (trimmed === '') return undefined;
+  const links = JSON.parse(trimmed) as Array<{ mtu?: unknown; addr_info?: Array<{ local?: unknown }> }>;
+  const link = links.find((l) => (l.addr_info ?? []).some((a) => a.local === address));
+  return typeof link?.mtu === 'number' ? link.mtu : undefined;
+}
+
 // ---------------------------------------------------------------- diff (pure)
 
-function routeLine(op: 'replace' | 'del', r: { dst: string; via?: string }, table: number): string {
+function routeLine(op: 'replace' | 'del', r: { dst: string; via?: string; mtu?: number }, table: number): string {
   if (op === 'del') return `route del ${r.dst} table ${table}`;
   const via = r.via as string;
   const cross = familyOf(via) !== familyOf(r.dst) ? `inet${familyOf(via) === 6 ? '6' : ''} ` : '';
-  return `route replace ${r.dst} via ${cross}${via} table ${table}`;
+  const mtu = r.mtu === undefined ? '' : ` mtu ${r.mtu} advmss ${mssFor(r.mtu, familyOf(r.dst))}`;
+  return `route replace ${r.dst} via ${cross}${via} table ${table}${mtu}`;
+}
+
+/** Whether a live route is exactly the one we want (next hop, MTU and its advmss). */
+function sameRoute(a: ActualRoute, w: RouteEntry): boolean {
+  if (!a.plain || a.via !== w.via || a.mtu !== w.mtu) return false;
+  return a.advmss === (w.mtu === undefined ? undefined : mssFor(w.mtu, w.family));
 }
 
 function ruleLine(op: 'add' | 'del', r: { priority: number }, table: number): string {
@@ -183,7 +225,7 @@ export function diffIpState(actual: ActualState, desired: IpState, table: number
       for (const r of list) dels.push({ family: r.family, kind: 'route', op: 'del', line: routeLine('del', r, table) });
       continue;
     }
-    const ok = list.length === 1 && list[0].plain && list[0].via === w.via;
+    const ok = list.length === 1 && sameRoute(list[0], w);
     if (ok) {
       want.delete(k);
     } else if (list.length > 1 || !list[0].plain) {
@@ -210,12 +252,6 @@ export function diffIpState(actual: ActualState, desired: IpState, table: number
 
 // ---------------------------------------------------------------- I/O
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 export class Iproute {
   readonly table: number;
   readonly netns: string | undefined;
@@ -233,41 +269,37 @@ export class Iproute {
     return this.netns !== undefined ? ['-n', this.netns, ...extra] : extra;
   }
 
-  private run(args: string[], input?: string): Promise<Ran> {
-    return new Promise((resolve, reject) => {
-      if (input === undefined) {
-        execFile(this.ipPath, this.args(args), { maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
-          if (err && typeof (err as { code?: unknown }).code !== 'number') {
-            reject(new Error(`ip ${args.join(' ')}: ${err.message}`));
-            return;
-          }
-          resolve({ code: err ? Number((err as { code: number }).code) : 0, stdout: String(stdout), stderr: String(stderr) });
-        });
-        return;
+  private run(args: string[], input?: string): Promise<CommandResult> {
+    return runCommand(this.ipPath, this.args(args), input);
+  }
+
+  /** Routes of any table (`main`, a number), both families; an absent table is empty. */
+  async routes(table: number | 'main'): Promise<ActualRoute[]> {
+    const out: ActualRoute[] = [];
+    for (const family of [4, 6] as const) {
+      const r = await this.run([`-${family}`, '-json', 'route', 'show', 'table', String(table)]);
+      if (r.code !== 0) {
+        // A table that never held a route of this family does not exist yet: that is an empty table.
+        if (!/FIB table does not exist/.test(r.stderr)) throw new Error(`ip -${family} route show table ${table}: ${r.stderr.trim()}`);
+      } else {
+        out.push(...parseRoutes(r.stdout, family));
       }
-      const child = spawn(this.ipPath, this.args(args), { stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      child.once('error', (e) => reject(new Error(`ip ${args.join(' ')}: ${e.message}`)));
-      child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-      child.stdin.end(input);
-    });
+    }
+    return out;
+  }
+
+  /** The MTU of the device that holds `address` (undefined when no device does). */
+  async mtuOfAddress(address: string): Promise<number | undefined> {
+    const r = await this.run(['-json', 'address', 'show']);
+    if (r.code !== 0) throw new Error(`ip address show: ${r.stderr.trim()}`);
+    return mtuOfAddress(r.stdout, address);
   }
 
   /** Routes in our table and rules that look it up, both families. */
   async read(): Promise<ActualState> {
-    const routes: ActualRoute[] = [];
+    const routes = await this.routes(this.table);
     const rules: ActualRule[] = [];
     for (const family of [4, 6] as const) {
-      const r = await this.run([`-${family}`, '-json', 'route', 'show', 'table', String(this.table)]);
-      if (r.code !== 0) {
-        // A table that never held an IPv4 route does not exist yet: that is an empty table.
-        if (!/FIB table does not exist/.test(r.stderr)) throw new Error(`ip -${family} route show table ${this.table}: ${r.stderr.trim()}`);
-      } else {
-        routes.push(...parseRoutes(r.stdout, family));
-      }
       const q = await this.run([`-${family}`, '-json', 'rule', 'show']);
       if (q.code !== 0) throw new Error(`ip -${family} rule show: ${q.stderr.trim()}`);
       rules.push(...parseRules(q.stdout, family, this.table));

@@ -10,6 +10,7 @@ import { DEFAULT_LEASE_NAMESPACE } from '../../adapters/kube/leases.ts';
 export const DEFAULT_VICI_SOCKET = '/var/run/charon.vici';
 export const DEFAULT_SECRET_DIR = '/etc/corvid/secrets';
 export const DEFAULT_METRICS_ADDR = '127.0.0.1:9471';
+export const DEFAULT_STATE_DIR = '/run/corvid';
 
 export const HELP = `Usage: corvid agent [flags]
 
@@ -21,8 +22,14 @@ in line with it, repairing drift every --repair-interval:
     per address family (pref --rule-priority) that looks that table up;
   - gateway candidates renew the Lease <lease-namespace>/<node-name>; the active gateway reports its tunnels
     in the Lease annotation corvid.dev/tunnels.
-On SIGTERM or SIGINT it removes exactly what it created (corvid-* connections, SAs and keys, its table and rules)
-and exits. Logs are JSON lines on stderr.
+  - every node with cross-pool traffic: the nftables table inet corvid keeps pod source addresses of cross-pool
+    flows whatever the CNI's masquerade rules say, and on active gateways clamps TCP MSS to the tunnel's MTU
+    (the pool's corvid.dev/mtu, else this node's uplink, less the IPsec overhead); member routes carry that MTU;
+  - reverse-path filtering becomes loose (rp_filter 2) on the devices that carry this pool's own traffic (the
+    CNI's overlay, the LAN) where it was strict, since cross-pool replies arrive there; the values found are
+    kept in <state-dir>/rp_filter.json and put back on exit.
+On SIGTERM or SIGINT it removes exactly what it created (corvid-* connections, SAs and keys, its table and rules,
+its nftables table, the rp_filter values it changed) and exits. Logs are JSON lines on stderr.
 
 Flags:
       --node-name NAME        this node (default: $NODE_NAME)
@@ -38,6 +45,10 @@ Flags:
       --repair-interval DUR   how often drift is repaired (default 10s)
       --metrics-addr ADDR     /healthz, /readyz, /metrics listen address, host:port (default ${DEFAULT_METRICS_ADDR};
                               "" disables)
+      --packet-filter on|off  manage the nftables table inet corvid (default on)
+      --rp-filter loose|keep  loosen strict reverse-path filtering where cross-pool traffic needs it (default loose)
+      --state-dir DIR         where the agent keeps what it must put back after a restart (default ${DEFAULT_STATE_DIR})
+      --proc-sys DIR          where the node's /proc/sys is mounted (default /proc/sys; a container's is read-only)
       --netns NAME            apply routes and rules in the named network namespace (ip -n NAME) while the
                               agent stays in its own (testing; in a DaemonSet use hostNetwork instead)
       --log-level LEVEL       debug, info, warn or error (default info)
@@ -82,6 +93,10 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       'repair-interval': { type: 'string' },
       'metrics-addr': { type: 'string' },
       netns: { type: 'string' },
+      'packet-filter': { type: 'string', choices: ['on', 'off'] },
+      'rp-filter': { type: 'string', choices: ['loose', 'keep'] },
+      'state-dir': { type: 'string' },
+      'proc-sys': { type: 'string' },
       'log-level': { type: 'string', choices: ['debug', 'info', 'warn', 'error'] },
     },
     HELP,
@@ -154,6 +169,10 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     metricsAddr,
     log,
     netns: str(v, 'netns') || undefined,
+    packetFilter: (str(v, 'packet-filter') ?? 'on') === 'on',
+    looseRpFilter: (str(v, 'rp-filter') ?? 'loose') === 'loose',
+    stateDir: str(v, 'state-dir') || DEFAULT_STATE_DIR,
+    procSys: str(v, 'proc-sys') || undefined,
   });
 
   let stopRequested: (sig: string) => void = () => {};
