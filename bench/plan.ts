@@ -30,6 +30,7 @@ export function buildPlanInput(nodeCount: number): PlanInput {
   const topology: Topology = {
     name: 'bench',
     allowEmpty: false,
+    podSubnets: { source: 'auto' },
     encryption: { backend: 'ipsec', ikeProposals: ['aes256-sha256-modp2048'], espProposals: ['aes256-sha256'], pskSecretRef: { name: 'corvid-psk', key: 'psk' }, allowInsecure: false },
     connectivity: {
       mode: 'mesh',

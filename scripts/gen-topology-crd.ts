@@ -93,6 +93,14 @@ const STATUS: Json = {
       type: 'string',
     },
     lastAttemptedRevision: { description: 'The last revision the controller tried, valid or not.', type: 'string' },
+    podSubnets: {
+      description: 'Where the pod subnets in the Gateways status.nodes[].subnets come from, as of the last plan.',
+      type: 'object',
+      properties: {
+        source: { description: 'podCIDR (node.spec.podCIDRs) or calico (Calico IPAM BlockAffinities).', type: 'string', enum: ['podCIDR', 'calico'] },
+        reason: { description: 'Why: the --pod-subnets flag, the topology, or what auto-detection found.', type: 'string', maxLength: 1024 },
+      },
+    },
     conditions: {
       description: 'Ready, Reconciling and Stalled.',
       type: 'array',

@@ -25,6 +25,7 @@ import { isIP, isIPv4 } from './inventory.ts';
 import { peerAnnotationLists, peersAllowed, peerTable } from './peers.ts';
 import { chooseRelays } from './relay.ts';
 import { SelectorIndex } from './selector.ts';
+import { calicoPodSubnets, resolvePodSubnetSource } from './podsubnets.ts';
 import { parseNow } from './time.ts';
 import type { Decision, Finding, InventoryNode, PlanInput, PlanResult } from './types.ts';
 import { canonicalJson } from '../gateway/render.ts';
@@ -123,6 +124,20 @@ export function plan(input: PlanInput): PlanResult {
   }
   for (const m of members) if (m.length > 1) m.sort(byName);
 
+  // Pod subnets: node.spec.podCIDRs, or Calico IPAM's blocks.
+  const podSubnets = resolvePodSubnetSource(t.podSubnets.source, input.podSubnets);
+  let calicoSubnets: Map<string, string[]> | undefined;
+  if (podSubnets.source === 'calico') {
+    const calico = input.podSubnets?.calico;
+    if (calico === undefined || calico.served.length === 0) {
+      findings.push({ severity: 'warning', code: 'calico-not-served', message: `pod subnets from Calico (${podSubnets.reason}), but no BlockAffinity resource is served; no node has pod subnets` });
+    }
+    const r = calicoPodSubnets(calico?.blockAffinities ?? [], inventory ? new Set(nodeByName.keys()) : undefined);
+    for (const f of r.findings) findings.push(f);
+    calicoSubnets = r.byNode;
+  }
+  const subnetsOf = (n: InventoryNode): string[] => (calicoSubnets === undefined ? [...n.podCIDRs] : (calicoSubnets.get(n.name) ?? []));
+
   // Pool-level relations.
   const peers = peerTable({ ...t, pools });
   const allowed = (a: string, b: string): boolean => peersAllowed(peers, a, b);
@@ -159,10 +174,12 @@ export function plan(input: PlanInput): PlanResult {
       if (!n.internalIP) {
         findings.push({ severity: 'warning', code: 'node-without-internal-ip', pool: pool.name, node: n.name, message: `node ${n.name} has no InternalIP; left out of status.nodes` });
       }
-      if (n.podCIDRs.length === 0) {
-        findings.push({ severity: 'warning', code: 'node-without-pod-cidr', pool: pool.name, node: n.name, message: `node ${n.name} has no podCIDR; its pods are not routable from other pools` });
+      const subnets = subnetsOf(n);
+      if (subnets.length === 0) {
+        const what = calicoSubnets === undefined ? 'no podCIDR' : 'no confirmed Calico IPAM block';
+        findings.push({ severity: 'warning', code: 'node-without-pod-cidr', pool: pool.name, node: n.name, message: `node ${n.name} has ${what}; its pods are not routable from other pools` });
       }
-      if (n.internalIP) statusNodes.push({ nodeName: n.name, privateIP: n.internalIP, subnets: [...n.podCIDRs] });
+      if (n.internalIP) statusNodes.push({ nodeName: n.name, privateIP: n.internalIP, subnets });
     }
 
     // spec.endpoints: every declared gateway, in preference order, from the topology alone (so `corvid render`
@@ -253,6 +270,7 @@ export function plan(input: PlanInput): PlanResult {
       election: election.reasons,
       revision: input.revision,
       ...(replicas > UPSTREAM_MAX_TUNNEL_REPLICAS ? { replicas } : {}),
+      ...(pool.mtu !== undefined ? { mtu: pool.mtu } : {}),
     });
     const size = annotationBytes(annotations);
     if (size > ANNOTATION_SIZE_LIMIT) {
@@ -292,5 +310,5 @@ export function plan(input: PlanInput): PlanResult {
   });
 
   findings.sort(findingOrder);
-  return { gateways, findings, decisions };
+  return { gateways, findings, decisions, podSubnets };
 }

@@ -2,6 +2,7 @@
 
 import type { Gateway } from '../gateway/types.ts';
 import type { Topology } from '../topology/types.ts';
+import type { PodSubnetDecision, PodSubnetInput } from './podsubnets.ts';
 
 /** What the planner needs from a Kubernetes Node (see inventory.ts). */
 export interface InventoryNode {
@@ -51,6 +52,11 @@ export interface PlanInput {
   previous: Gateway[];
   /** RFC 3339 "now"; the only clock the planner sees. */
   now: string;
+  /**
+   * Where pod subnets come from (the flag's override, Calico IPAM as read from the cluster or a snapshot). Absent:
+   * node.spec.podCIDRs, whatever the topology says.
+   */
+  podSubnets?: PodSubnetInput;
 }
 
 export type FindingSeverity = 'warning' | 'error';
@@ -80,4 +86,6 @@ export interface PlanResult {
   findings: Finding[];
   /** Election changes relative to `previous` (empty when nothing changed). */
   decisions: Decision[];
+  /** The pod-subnet source in force, and why. */
+  podSubnets: PodSubnetDecision;
 }

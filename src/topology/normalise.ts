@@ -12,6 +12,7 @@ import type {
   LabelSelectorRequirement,
   LinkOverride,
   PairRule,
+  PodSubnetMode,
   Pool,
   SecretKeyRef,
   SelectorOperator,
@@ -171,6 +172,7 @@ export function buildModel(data: unknown): Model {
     };
     if (typeof p.relay === 'string') pool.relay = p.relay;
     if (isObj(p.encryption)) pool.encryption = encryptionOverride(p.encryption);
+    if (typeof p.mtu === 'number' && Number.isInteger(p.mtu)) pool.mtu = p.mtu;
     allPools.push({ pool, index: i });
     if (seen.has(p.name)) return;
     seen.add(p.name);
@@ -188,6 +190,9 @@ export function buildModel(data: unknown): Model {
     linkIndex.push(i);
   });
 
+  const ps = isObj(spec.podSubnets) ? spec.podSubnets : {};
+  const podSubnetSource: PodSubnetMode = ps.source === 'podCIDR' || ps.source === 'calico' ? ps.source : 'auto';
+
   const topology: Topology = {
     name: isObj(metadata) && typeof metadata.name === 'string' ? metadata.name : '',
     allowEmpty: bool(spec.allowEmpty) ?? false,
@@ -200,6 +205,7 @@ export function buildModel(data: unknown): Model {
       heartbeatTimeoutSeconds: seconds(el.heartbeatTimeout, DEFAULT_HEARTBEAT_TIMEOUT),
       replicas,
     },
+    podSubnets: { source: podSubnetSource },
     pools,
     links,
   };
@@ -224,6 +230,7 @@ export function finalise(model: Model): Topology {
         behindNAT: p.behindNAT,
         ...(relay !== undefined ? { relay } : {}),
         ...(p.encryption !== undefined ? { encryption: p.encryption } : {}),
+        ...(p.mtu !== undefined ? { mtu: p.mtu } : {}),
       };
     });
   const links = t.links
@@ -239,6 +246,7 @@ export function finalise(model: Model): Topology {
     encryption: t.encryption,
     connectivity: t.connectivity,
     election: t.election,
+    podSubnets: t.podSubnets,
     pools,
     links,
   };

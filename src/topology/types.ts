@@ -55,6 +55,8 @@ export interface Pool {
   /** Pool through which this (NAT'd) pool reaches other NAT'd pools. */
   relay?: string;
   encryption?: EncryptionOverride;
+  /** MTU of the pool's uplink/WAN path (576..9000), published as corvid.dev/mtu; absent when not set. */
+  mtu?: number;
 }
 
 export type RuleAction = 'allow' | 'deny';
@@ -91,6 +93,14 @@ export interface ElectionSettings {
   replicas: number;
 }
 
+/** Where node pod subnets come from: `auto` (detect), node.spec.podCIDRs, or Calico IPAM's BlockAffinities. */
+export type PodSubnetMode = 'auto' | 'podCIDR' | 'calico';
+
+export interface PodSubnets {
+  /** Default `auto`. The sync's --pod-subnets flag wins over it. */
+  source: PodSubnetMode;
+}
+
 export interface Topology {
   name: string;
   /** Allow a revision that yields no Gateways at all (prune everything). */
@@ -98,6 +108,7 @@ export interface Topology {
   encryption: EncryptionPolicy;
   connectivity: Connectivity;
   election: ElectionSettings;
+  podSubnets: PodSubnets;
   /** Sorted by name. */
   pools: Pool[];
   /** Per-pair encryption overrides, each pair sorted, list sorted. */

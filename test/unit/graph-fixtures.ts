@@ -24,6 +24,7 @@ export function exampleTopology(): Topology {
   return {
     name: 'edge-network',
     allowEmpty: false,
+    podSubnets: { source: 'auto' },
     encryption,
     connectivity: { mode: 'mesh', rules: [{ action: 'deny', pools: ['store-berlin', 'factory-lyon'] }] },
     election: { sticky: true, preempt: false, minHealthySeconds: 30, heartbeatTimeoutSeconds: 3, replicas: 1 },
@@ -51,6 +52,7 @@ export function generatedTopology(n: number, mode: 'mesh' | 'hub' = 'mesh'): Top
   return {
     name: `generated-${n}`,
     allowEmpty: false,
+    podSubnets: { source: 'auto' },
     encryption,
     connectivity: {
       mode,

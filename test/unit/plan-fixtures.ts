@@ -40,6 +40,7 @@ export function topology(pools: Pool[], opts: Omit<Partial<Topology>, 'election'
   return {
     name: 'edge',
     allowEmpty: false,
+    podSubnets: { source: 'auto' },
     encryption: DEFAULT_ENCRYPTION,
     connectivity: { mode: 'mesh', rules: [] },
     pools: [...pools].sort((a, b) => (a.name < b.name ? -1 : 1)),

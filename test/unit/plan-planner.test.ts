@@ -279,7 +279,12 @@ test('annotations over the Kubernetes size limit are an error finding; a pool\'s
 });
 
 test('no pools: no Gateways', () => {
-  assert.deepEqual(plan(input(topology([]), [node('x', 'a')])), { gateways: [], findings: [], decisions: [] });
+  assert.deepEqual(plan(input(topology([]), [node('x', 'a')])), {
+    gateways: [],
+    findings: [],
+    decisions: [],
+    podSubnets: { source: 'podCIDR', decidedBy: 'default', reason: 'node.spec.podCIDRs (no pod-subnet source given)' },
+  });
 });
 
 test('re-planning with the output as previous gives equal objects and no decisions', () => {

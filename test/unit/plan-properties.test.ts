@@ -59,6 +59,7 @@ const arbTopology: fc.Arbitrary<Topology> = fc
     return {
       name: 'prop',
       allowEmpty: false,
+      podSubnets: { source: 'auto' },
       encryption: DEFAULT_ENCRYPTION,
       connectivity: {
         mode: r.hub ? 'hub' : 'mesh',
@@ -302,6 +303,7 @@ function simulate(steps: Step[], W: number, preempt: boolean): Tick[] {
   const t: Topology = {
     name: 'sim',
     allowEmpty: false,
+    podSubnets: { source: 'auto' },
     encryption: DEFAULT_ENCRYPTION,
     connectivity: { mode: 'mesh', rules: [] },
     election: { sticky: true, preempt, minHealthySeconds: W, heartbeatTimeoutSeconds: 3, replicas: 1 },

@@ -22,7 +22,8 @@ test('src/plan and src/gateway import only the core and pure packages', () => {
     for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
       const spec = m[1] ?? m[2];
       if (spec.startsWith('.')) {
-        if (!/^(\.\/|\.\.\/(plan|gateway|topology)\/)[\w./-]+\.ts$/.test(spec)) bad.push(`${path}: ${spec}`);
+        // The core's one prefix parser lives in src/nodeplan/cidr.ts (pure); the planner may use it, not the rest.
+        if (!/^(\.\/|\.\.\/(plan|gateway|topology)\/)[\w./-]+\.ts$/.test(spec) && spec !== '../nodeplan/cidr.ts') bad.push(`${path}: ${spec}`);
       } else if (!ALLOWED_PACKAGES.has(spec)) bad.push(`${path}: ${spec}`);
     }
   }

@@ -41,7 +41,7 @@ describe('topology CRD', () => {
     assert.deepEqual(v.subresources, { status: {} });
     assert.deepEqual(v.additionalPrinterColumns.slice(0, 3).map((c: Json) => c.name), ['Ready', 'Revision', 'Age']);
     const status = v.schema.openAPIV3Schema.properties.status.properties;
-    assert.deepEqual(Object.keys(status).sort(), ['conditions', 'lastAppliedRevision', 'lastAttemptedRevision', 'observedGeneration']);
+    assert.deepEqual(Object.keys(status).sort(), ['conditions', 'lastAppliedRevision', 'lastAttemptedRevision', 'observedGeneration', 'podSubnets']);
   });
 
   it('is structural: every node has a type, no $ref, no CEL, no additionalProperties: false', () => {
