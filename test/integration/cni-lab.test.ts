@@ -224,6 +224,20 @@ describe('CNI emulation on netns nodes', { skip }, () => {
         }
 
         if (flavour === 'calico-vxlan') {
+          test('VXLAN to a node from anything but a node is dropped on INPUT (Felix filterInputChain)', async () => {
+            const n1 = p.nodes[0];
+            const drops = async (): Promise<number> => {
+              const out = await p.lab.exec(n1.ns, ['nft', 'list', 'chain', 'ip', 'calico', 'filter-INPUT']);
+              return Number(/udp dport 4789 .*packets (\d+)/.exec(out.stdout)?.[1]);
+            };
+            const udp = (ns: string): Promise<unknown> => p.lab.exec(ns, ['bash', '-c', `echo x > /dev/udp/${n1.ip}/4789`]);
+            const before = await drops();
+            await udp(p.nodes[1].ns);
+            assert.equal(await drops(), before, 'from a node: passed');
+            await udp(p.ext);
+            assert.equal(await drops(), before + 1, 'from a non-node: dropped');
+          });
+
           test('a table-9027 route covering a local pod makes Felix\'s workload RPF drop that pod\'s traffic', async () => {
             const n1 = p.nodes[0];
             const a = podOn(p, 'n1');
