@@ -1,7 +1,8 @@
 // Assertions shared by the e2e scenarios and the failover benchmark: reachability matrices, ping loss, Gateway snapshots.
 
 import type { Gateway } from '../../src/gateway/types.ts';
-import type { Fabric, Pinger, PoolName } from './fabric.ts';
+import type { Fabric, FabricNode, Pinger, PoolName } from './fabric.ts';
+import { dfPayload, dfProbe, tcpTransfer } from '../support/traffic.ts';
 
 export interface PairResult {
   from: string;
@@ -62,4 +63,53 @@ export async function stopAndCountLoss(f: Fabric, pingers: readonly Pinger[], t0
     return `${p.from} -> ${f.nodeByPod(p.to)}: lost ${w.lost}/${w.sent}`;
   });
   return { worst, lines };
+}
+
+// ---------------------------------------------------------------- real traffic beyond ping
+
+/** The ordered pool pairs (a, b), a ≠ b, with the ordinary node of each. */
+function memberPairs(f: Fabric): Array<[FabricNode, FabricNode]> {
+  const members = [...f.pools.values()].map((p) => p.nodes.find((n) => n.kind === 'member')!);
+  return members.flatMap((a) => members.filter((b) => b !== a).map((b): [FabricNode, FabricNode] => [a, b]));
+}
+
+/**
+ * A bulk TCP transfer (20 MiB by default) between the ordinary nodes' pods of every ordered pool pair, direct and
+ * relayed, one at a time. An allowed pair must arrive whole with the sending pod's own address; a denied pair must not
+ * arrive at all. Returns one line per problem (empty: as expected).
+ */
+export async function tcpAcrossPools(f: Fabric, expected: (a: PoolName, b: PoolName) => boolean, opts: { bytes?: number } = {}): Promise<string[]> {
+  const bad: string[] = [];
+  for (const [a, b] of memberPairs(f)) {
+    const want = expected(a.pool, b.pool);
+    const r = await tcpTransfer(f.lab, a.pod.ns, b.pod.ns, b.podIP, { bytes: opts.bytes, timeoutMs: want ? 30_000 : 3_000 });
+    if (want && !r.ok) bad.push(`${a.name} -> ${b.name}: TCP failed: ${r.error}`);
+    else if (want && r.peer !== a.podIP) bad.push(`${a.name} -> ${b.name}: the receiver saw ${r.peer}, not the pod's ${a.podIP}`);
+    else if (!want && r.bytes > 0) bad.push(`${a.name} -> ${b.name}: ${r.bytes} bytes arrived over a denied pair`);
+  }
+  return bad;
+}
+
+/**
+ * A DF probe at the sending pod's MTU between the ordinary nodes' pods of every ordered pool pair. Allowed pairs must
+ * pass, at once or after the path told the pod its MTU ("fragmentation needed" from Corvid's route, never from the
+ * broken router); denied pairs must not. Returns one line per problem, and the path MTU each allowed pair ended with.
+ */
+export async function dfAcrossPools(f: Fabric, expected: (a: PoolName, b: PoolName) => boolean): Promise<{ bad: string[]; mtus: string[] }> {
+  const bad: string[] = [];
+  const mtus: string[] = [];
+  for (const [a, b] of memberPairs(f)) {
+    const want = expected(a.pool, b.pool);
+    const first = await dfProbe(f.lab, a.pod.ns, b.podIP, dfPayload(a.pod.mtu), { count: 2 });
+    let ok = first.ok;
+    let mtu = a.pod.mtu;
+    if (!ok && first.mtu !== undefined && first.mtu < a.pod.mtu) {
+      mtu = first.mtu;
+      ok = (await dfProbe(f.lab, a.pod.ns, b.podIP, dfPayload(mtu), { count: 2 })).ok;
+    }
+    if (want && !ok) bad.push(`${a.name} -> ${b.name}: no DF packet got through (first probe: ${first.output.split('\n').slice(-3).join(' / ')})`);
+    if (!want && ok) bad.push(`${a.name} -> ${b.name}: a DF probe crossed a denied pair`);
+    if (want && ok) mtus.push(`${a.pool}->${b.pool} ${mtu}`);
+  }
+  return { bad, mtus };
 }

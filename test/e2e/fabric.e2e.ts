@@ -1,19 +1,22 @@
-// Proves the end-to-end network itself, before any Corvid part runs on it: pods reach each other within a pool, not
-// across pools (no tunnels yet, no default routes), edge gateways reach the Internet through their NAT router with
-// the router's address as the source, and new connections from the Internet into an edge pool are dropped.
+// Proves the end-to-end network itself, before any Corvid part runs on it, for each CNI: pods reach each other within a
+// pool (ping, bulk TCP with their own source address, DF at the pod MTU), not across pools (no tunnels yet, no
+// default routes), edge gateways reach the Internet through their NAT router with the router's address as the
+// source, new connections from the Internet into an edge pool are dropped, and edge-b's router black-holes packets
+// over its WAN MTU without telling anyone.
 //
 // Run as root: npx node --test --test-concurrency=1 test/e2e/fabric.e2e.ts
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Fabric, POOLS, fabricSkipReason, routerRuleset } from './fabric.ts';
+import { Fabric, NARROW_POOL, NARROW_WAN_MTU, POOLS, fabricSkipReason, routerRuleset, type CniFlavour } from './fabric.ts';
+import { dfPayload, dfProbe, tcpTransfer } from '../support/traffic.ts';
 
 const skip = fabricSkipReason();
 
-describe('e2e fabric', { skip, timeout: 120_000 }, () => {
+for (const cni of ['flannel', 'calico'] as const satisfies readonly CniFlavour[]) describe(`e2e fabric (${cni})`, { skip, timeout: 120_000 }, () => {
   let f: Fabric;
 
   before(async () => {
-    f = await Fabric.build();
+    f = await Fabric.build({ cni });
   });
 
   after(async () => {
@@ -33,6 +36,27 @@ describe('e2e fabric', { skip, timeout: 120_000 }, () => {
       }
     }
     await Promise.all(checks);
+  });
+
+  test('within a pool, pods move bulk TCP with their own source address and DF packets at the pod MTU', async () => {
+    for (const pool of POOLS) {
+      const [a, , c] = f.pool(pool).nodes;
+      const r = await tcpTransfer(f.lab, a.pod.ns, c.pod.ns, c.podIP, { timeoutMs: 20_000 });
+      assert.ok(r.ok, `${a.name} -> ${c.name}: ${r.error}`);
+      assert.equal(r.peer, a.podIP);
+      const df = await dfProbe(f.lab, c.pod.ns, a.podIP, dfPayload(c.pod.mtu));
+      assert.ok(df.ok, df.output);
+    }
+  });
+
+  test(`${NARROW_POOL}'s router: WAN MTU ${NARROW_WAN_MTU}, and it never says "fragmentation needed"`, async () => {
+    const gw = f.candidates(NARROW_POOL)[0];
+    const cloud = f.node('cloud-gw-1');
+    const fits = await dfProbe(f.lab, gw.ns, cloud.publicIP!, dfPayload(NARROW_WAN_MTU), { source: gw.lanIP });
+    assert.ok(fits.ok, fits.output);
+    const big = await dfProbe(f.lab, gw.ns, cloud.publicIP!, dfPayload(NARROW_WAN_MTU + 1), { source: gw.lanIP, count: 2 });
+    assert.equal(big.ok, false);
+    assert.equal(big.mtu, undefined, `the sender must learn nothing: ${big.output}`);
   });
 
   test('an edge gateway reaches the cloud gateways through its router, seen from the router\'s address', async () => {
@@ -76,9 +100,9 @@ describe('e2e fabric', { skip, timeout: 120_000 }, () => {
       await f.lab.route(cloud.ns, p.lanCIDR, 'via', p.router!.wanIP);
       try {
         const target = p.nodes[0].lanIP;
-        assert.equal(await f.ping(cloud.name, target, { source: cloud.publicIP, count: 2 }), false, `cloud -> ${pool} LAN must fail`);
+        assert.equal(await f.ping(cloud.name, target, { source: cloud.publicIP!, count: 2 }), false, `cloud -> ${pool} LAN must fail`);
         // The router itself is not open either.
-        assert.equal(await f.ping(cloud.name, p.router!.wanIP, { source: cloud.publicIP }), false, `cloud -> ${pool} router must fail`);
+        assert.equal(await f.ping(cloud.name, p.router!.wanIP, { source: cloud.publicIP! }), false, `cloud -> ${pool} router must fail`);
       } finally {
         await f.lab.exec(cloud.ns, ['ip', 'route', 'del', p.lanCIDR], { allowFail: true });
       }

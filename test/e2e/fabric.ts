@@ -7,26 +7,33 @@
 //
 //   pool LAN (a bridge per pool)   cloud 10.10.0.0/24, edge-a 10.20.0.0/24 (router .1), edge-b 10.30.0.0/24 (router .1)
 //     gw-1 .11, gw-2 .12, node-1 .13 (the InternalIP of each Node)
-//   pod CIDRs (one /24 per node)   cloud 10.110.{1,2,3}.0/24, edge-a 10.120.{1,2,3}.0/24, edge-b 10.130.{1,2,3}.0/24
-//     the "pod" is <podCIDR>.5/32 on the node namespace's lo
+//   edge-b's router is a broken middlebox: its WAN MTU is 1400 and it drops ICMP "fragmentation needed".
+//
+// A real CNI runs on every node, installed as it installs itself (test/support/cni*.ts), with one pod per node in a
+// namespace of its own:
+//   flannel (vxlan, iptables-mode masquerade, RHEL's strict rp_filter): Network 10.244.0.0/16, podCIDR per node
+//     cloud 10.244.{11,12,13}.0/24, edge-a 10.244.{21,22,23}.0/24, edge-b 10.244.{31,32,33}.0/24;
+//   Calico (calico-ipam, VXLAN, Felix's rules, systemd's loose rp_filter): IPPool 192.168.0.0/16, one /26 block
+//     per node (192.168.{11,12,13,21,...}.0/26), and a second block on edge-a-node-1 (192.168.23.64/26).
+// As on real nodes, each CNI routes every node's pod network, other pools' included, to VXLAN peers it cannot reach
+// across the NAT routers; Corvid's rule (priority 9027) and charon's table 220 come first.
 //
 // No namespace has a default route: pod traffic between pools can only travel through the tunnels, so a packet that
-// would leak in the clear has no route and is dropped. Within a pool, static routes to every other node's pod CIDR
-// via its LAN address stand in for the CNI (flannel host-gw style). Edge gateway candidates reach the Internet via
-// their router; ordinary edge nodes do not reach it at all.
+// would leak in the clear has no route and is dropped. Edge gateway candidates reach the Internet via their router;
+// ordinary edge nodes do not reach it at all.
 //
 // kernel-libipsec (the only ESP datapath this kernel has) refuses a CHILD_SA whose local traffic selector holds no
 // address of the gateway (it needs a source address for the route it installs in table 220). Kernel ESP does not.
-// So every gateway candidate also holds <subnet>.254/32 on lo for every subnet it may have to carry as a local
-// traffic selector: its pool's other nodes' pod CIDRs and, on the relay (cloud), the NAT'd pools' pod CIDRs.
-// Nothing is ever sent to a .254 address.
+// So every gateway candidate also holds the last usable address of every subnet it may have to carry as a local
+// traffic selector on lo (/32): its pool's other nodes' pod subnets and, on the relay (cloud), the NAT'd pools'.
+// Nothing is ever sent to one of them.
 //
 // Only addresses inside these namespaces are used; every namespace is made by this file and removed by cleanup(),
 // also when the process exits early (NetnsLab's exit hooks).
 
 import { onPath } from '../support/host.ts';
-import { join } from 'node:path';
 import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netns.ts';
+import { installCalico, installFlannel, nthAddr, parseCidr, type Pod, type RpFilterStyle } from '../support/cni.ts';
 
 export type PoolName = 'cloud' | 'edge-a' | 'edge-b';
 export const POOLS: readonly PoolName[] = ['cloud', 'edge-a', 'edge-b'];
@@ -34,6 +41,20 @@ export const POOLS: readonly PoolName[] = ['cloud', 'edge-a', 'edge-b'];
 export const POOL_SELECTOR_LABEL = 'topology.corvid.dev/pool';
 
 export const INTERNET_CIDR = '198.51.100.0/24';
+
+/** The CNI the fabric's nodes run. */
+export type CniFlavour = 'flannel' | 'calico';
+export const FLANNEL_NETWORK = '10.244.0.0/16';
+export const CALICO_POOL = '192.168.0.0/16';
+/** edge-b's router: WAN MTU (the topology declares it as the pool's mtu). */
+export const NARROW_WAN_MTU = 1400;
+export const NARROW_POOL: PoolName = 'edge-b';
+
+export interface FabricOptions {
+  cni?: CniFlavour;
+  /** rp_filter of every node and pod; default rhel (strict) with flannel, systemd (loose) with Calico. */
+  rpFilter?: RpFilterStyle;
+}
 
 export interface FabricNode {
   /** Kubernetes node name, e.g. `edge-a-gw-1`. */
@@ -45,9 +66,13 @@ export interface FabricNode {
   ns: string;
   /** InternalIP (LAN address). */
   lanIP: string;
+  /** flannel: node.spec.podCIDR; Calico: its first IPAM block. */
   podCIDR: string;
-  /** The pod's address (on lo, inside podCIDR). */
+  /** Every pod subnet of the node (Calico: its blocks; flannel: the podCIDR). */
+  podCIDRs: string[];
+  /** The node's pod: its address and its own namespace. */
   podIP: string;
+  pod: Pod;
   /** cloud candidates: their address on the Internet. */
   publicIP?: string;
 }
@@ -79,9 +104,27 @@ function short(pool: PoolName): string {
   return pool === 'cloud' ? 'c' : pool === 'edge-a' ? 'a' : 'b';
 }
 
-/** The nftables ruleset of a NAT router: masquerade out of wan0, drop new connections coming in on wan0. */
-export function routerRuleset(): string {
-  return `table ip corvid_nat {
+/**
+ * The nftables ruleset of a NAT router: masquerade out of wan0, drop new connections coming in on wan0. A broken
+ * middlebox also drops every ICMP "fragmentation needed", its own and forwarded ones, so path MTU discovery across it
+ * never works.
+ */
+export function routerRuleset(opts: { dropFragNeeded?: boolean } = {}): string {
+  const frag = opts.dropFragNeeded
+    ? `table ip corvid_pmtu_blackhole {
+  counter frag_needed_dropped {}
+  chain forward {
+    type filter hook forward priority filter - 1; policy accept;
+    icmp type destination-unreachable icmp code frag-needed counter name "frag_needed_dropped" drop
+  }
+  chain output {
+    type filter hook output priority filter - 1; policy accept;
+    icmp type destination-unreachable icmp code frag-needed counter name "frag_needed_dropped" drop
+  }
+}
+`
+    : '';
+  return `${frag}table ip corvid_nat {
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     oifname "wan0" masquerade
@@ -121,15 +164,19 @@ export class Fabric {
   internetNs = '';
   readonly pools = new Map<PoolName, FabricPool>();
   readonly nodes = new Map<string, FabricNode>();
+  readonly cni: CniFlavour;
+  readonly rpFilter: RpFilterStyle;
 
-  private constructor(lab: NetnsLab) {
+  private constructor(lab: NetnsLab, opts: FabricOptions) {
     this.lab = lab;
+    this.cni = opts.cni ?? 'flannel';
+    this.rpFilter = opts.rpFilter ?? (this.cni === 'flannel' ? 'rhel' : 'systemd');
   }
 
   /** Build the whole network. On failure, everything made so far is removed before the error is rethrown. */
-  static async build(): Promise<Fabric> {
+  static async build(opts: FabricOptions = {}): Promise<Fabric> {
     sweepStaleNamespaces();
-    const f = new Fabric(new NetnsLab());
+    const f = new Fabric(new NetnsLab(), opts);
     try {
       await f.buildAll();
     } catch (e) {
@@ -156,12 +203,18 @@ export class Fabric {
         const ns = await lab.addNs(`${s}rt`);
         const wanIP = `198.51.100.${20 + p.n - 1}`;
         const lanIP = `${lanPrefix}.1`;
-        await lab.plug(this.internetNs, 'br0', `p${++port}`, ns, 'wan0');
+        const wanPort = `p${++port}`;
+        await lab.plug(this.internetNs, 'br0', wanPort, ns, 'wan0');
         await lab.plug(switchNs, 'br0', 'prt', ns, 'lan0');
         await lab.addr(ns, 'wan0', `${wanIP}/24`);
         await lab.addr(ns, 'lan0', `${lanIP}/24`);
         await lab.forwarding(ns);
-        await lab.exec(ns, ['nft', '-f', '-'], { input: routerRuleset() });
+        const narrow = p.name === NARROW_POOL;
+        if (narrow) {
+          await lab.exec(ns, ['ip', 'link', 'set', 'wan0', 'mtu', String(NARROW_WAN_MTU)]);
+          await lab.exec(this.internetNs, ['ip', 'link', 'set', wanPort, 'mtu', String(NARROW_WAN_MTU)]);
+        }
+        await lab.exec(ns, ['nft', '-f', '-'], { input: routerRuleset({ dropFragNeeded: narrow }) });
         pool.router = { ns, wanIP, lanIP };
       }
 
@@ -173,21 +226,15 @@ export class Fabric {
       for (const [i, [suffix, kind]] of kinds.entries()) {
         const name = `${p.name}-${suffix}`;
         const ns = await lab.addNs(`${s}${suffix.replace('-', '')}`);
-        const podNet = `10.1${p.n}0.${i + 1}`;
-        const node: FabricNode = {
-          name,
-          pool: p.name,
-          kind,
-          ns,
-          lanIP: `${lanPrefix}.${11 + i}`,
-          podCIDR: `${podNet}.0/24`,
-          podIP: `${podNet}.5`,
-        };
+        const octet = `${p.n}${i + 1}`;
+        const podCIDRs = this.cni === 'flannel' ? [`10.244.${octet}.0/24`] : [`192.168.${octet}.0/26`];
+        // A node with two IPAM blocks, as calico-ipam gives a node whose first block filled up.
+        if (this.cni === 'calico' && name === 'edge-a-node-1') podCIDRs.push(`192.168.${octet}.64/26`);
+        const node = { name, pool: p.name, kind, ns, lanIP: `${lanPrefix}.${11 + i}`, podCIDR: podCIDRs[0], podCIDRs } as FabricNode;
         await lab.plug(switchNs, 'br0', `p${i}`, ns, 'eth0');
         await lab.addr(ns, 'eth0', `${node.lanIP}/24`);
-        await lab.addr(ns, 'lo', `${node.podIP}/32`);
+        await lab.forwarding(ns);
         if (kind === 'candidate') {
-          await lab.forwarding(ns);
           if (!p.behindNAT) {
             node.publicIP = `198.51.100.${10 + i + 1}`;
             await lab.plug(this.internetNs, 'br0', `p${++port}`, ns, 'wan0');
@@ -202,18 +249,34 @@ export class Fabric {
       this.pools.set(p.name, pool);
     }
 
-    // The CNI's part: within a pool, every node reaches every other node's pod CIDR directly.
-    for (const pool of this.pools.values()) {
-      for (const a of pool.nodes) {
-        for (const b of pool.nodes) if (a !== b) await lab.route(a.ns, b.podCIDR, 'via', b.lanIP);
-      }
+    // The CNI: one cluster over every node of every pool, one pod per node.
+    const all = [...this.nodes.values()];
+    const cluster =
+      this.cni === 'flannel'
+        ? await installFlannel(lab, all.map((n) => ({ name: n.name, ns: n.ns, ip: n.lanIP, podCIDR: n.podCIDR })), {
+            network: FLANNEL_NETWORK,
+            mode: 'iptables',
+            rpFilter: this.rpFilter,
+            pods: 1,
+          })
+        : await installCalico(lab, all.map((n) => ({ name: n.name, ns: n.ns, ip: n.lanIP, blocks: n.podCIDRs })), {
+            pools: [CALICO_POOL],
+            // No default route on these nodes (see above): proxy ARP for 169.254.1.1 needs a route through eth0.
+            gatewayRoute: 'add',
+            rpFilter: this.rpFilter,
+            pods: 1,
+          });
+    for (const n of all) {
+      n.pod = cluster.podsOn(n.name)[0]!;
+      n.podIP = n.pod.ip;
     }
     // kernel-libipsec's need for a local address in every local traffic selector (see the top of this file).
     for (const pool of this.pools.values()) {
       const extra = pool.behindNAT ? [] : [...this.pools.values()].filter((q) => q.behindNAT).flatMap((q) => q.nodes);
       for (const c of pool.nodes.filter((n) => n.kind === 'candidate')) {
         for (const other of [...pool.nodes, ...extra]) {
-          if (other !== c) await lab.addr(c.ns, 'lo', `${other.podCIDR.replace(/\.0\/24$/, '.254')}/32`);
+          if (other === c) continue;
+          for (const cidr of other.podCIDRs) await lab.addr(c.ns, 'lo', `${nthAddr(cidr, parseCidr(cidr).size - 2)}/32`);
         }
       }
     }
@@ -238,17 +301,15 @@ export class Fabric {
     return [...this.nodes.values()].filter((n) => n.kind === 'candidate' && (pool === undefined || n.pool === pool));
   }
 
-  /** One ping (or `count`) from a node's pod address to an address; true when every reply came back. */
-  async ping(from: string, to: string, opts: { count?: number; waitS?: number; source?: string } = {}): Promise<boolean> {
+  /** One ping (or `count`) from a node namespace (its own address `source`) to an address; true when every reply came back. */
+  async ping(from: string, to: string, opts: { count?: number; waitS?: number; source: string }): Promise<boolean> {
     const n = this.node(from);
-    const count = opts.count ?? 1;
-    const r = await this.lab.exec(n.ns, ['ping', '-n', '-q', '-c', String(count), '-i', '0.2', '-W', String(opts.waitS ?? 1), '-I', opts.source ?? n.podIP, to], { allowFail: true });
-    return r.code === 0;
+    return pingOk(this.lab, n.ns, to, { ...opts, source: opts.source });
   }
 
-  /** Pod-to-pod ping between two nodes. */
+  /** Pod-to-pod ping between two nodes' pods (from inside the pod's namespace). */
   podPing(from: string, to: string, opts: { count?: number; waitS?: number } = {}): Promise<boolean> {
-    return this.ping(from, this.node(to).podIP, opts);
+    return pingOk(this.lab, this.node(from).pod.ns, this.node(to).podIP, opts);
   }
 
   /** Packets the router of a NAT'd pool dropped as new inbound connections. */
@@ -265,6 +326,13 @@ export class Fabric {
   cleanup(): Promise<void> {
     return this.lab.cleanup();
   }
+}
+
+async function pingOk(lab: NetnsLab, ns: string, to: string, opts: { count?: number; waitS?: number; source?: string }): Promise<boolean> {
+  const argv = ['ping', '-n', '-q', '-c', String(opts.count ?? 1), '-i', '0.2', '-W', String(opts.waitS ?? 1)];
+  if (opts.source !== undefined) argv.push('-I', opts.source);
+  const r = await lab.exec(ns, [...argv, to], { allowFail: true });
+  return r.code === 0;
 }
 
 // ---------------------------------------------------------------- continuous ping (100 ms) with per-packet times
@@ -309,9 +377,8 @@ export class Pinger {
     this.from = from;
     this.to = toAddr;
     this.intervalMs = intervalMs;
-    const n = fabric.node(from);
-    // stdbuf: one line at a time through the pipe.
-    this.child = fabric.lab.spawn(n.ns, ['stdbuf', '-oL', 'ping', '-D', '-O', '-n', '-i', String(intervalMs / 1000), '-W', '1', '-I', n.podIP, toAddr]);
+    // From inside the pod; stdbuf: one line at a time through the pipe.
+    this.child = fabric.lab.spawn(fabric.node(from).pod.ns, ['stdbuf', '-oL', 'ping', '-D', '-O', '-n', '-i', String(intervalMs / 1000), '-W', '1', toAddr]);
     this.child.stdout!.setEncoding('utf8').on('data', (c: string) => this.feed(c));
     this.child.stderr!.resume();
     this.done = new Promise((resolve) => this.child.once('exit', () => resolve()));

@@ -30,7 +30,7 @@ import { ViciSession } from '../../src/agent/vici/index.ts';
 import type { IkeSaInfo } from '../../src/agent/vici/index.ts';
 import { startSync, type SyncHandle } from '../../src/sync/index.ts';
 import { jsonLogger } from '../../src/sync/log.ts';
-import { Fabric, POOL_SELECTOR_LABEL, fabricSkipReason, type FabricNode, type PoolName } from './fabric.ts';
+import { Fabric, NARROW_POOL, NARROW_WAN_MTU, POOL_SELECTOR_LABEL, fabricSkipReason, type FabricNode, type PoolName } from './fabric.ts';
 import { waitFor as pollUntil } from '../support/wait.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -91,6 +91,8 @@ export function topologyYaml(f: Fabric, o: TopologyOptions = {}): string {
       if (c.publicIP && o.publicPort !== undefined) lines.push(`          publicPort: ${o.publicPort}`);
     }
     if (pool.behindNAT) lines.push('      behindNAT: true', '      relay: cloud');
+    // Its router's WAN is narrower than its LAN, and drops "fragmentation needed": only the topology can say so.
+    if (pool.name === NARROW_POOL) lines.push(`      mtu: ${NARROW_WAN_MTU}`);
   }
   return `${lines.join('\n')}\n`;
 }

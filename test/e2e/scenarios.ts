@@ -1,20 +1,22 @@
-// The whole system, git push to packets (see test/e2e/README.md for the set-up drawn and the budget):
+// The whole system, git push to packets, on one CNI (see test/e2e/README.md for the set-up drawn and the budget):
 // a real kube-apiserver, a local bare Git repository, `corvid sync` following it, nine node namespaces in three pools
-// (two behind nftables NAT routers) each running `corvid agent`, and charon (kernel-libipsec) on every gateway
-// candidate. Every scenario asserts real pings between pod addresses and the Gateway objects.
+// (two behind nftables NAT routers, one of them a broken middlebox with a narrow WAN) running a real CNI's set-up
+// with a pod each, `corvid agent` on every node, and charon (kernel-libipsec) on every gateway candidate. Every
+// scenario asserts real traffic between pods (ping; bulk TCP and DF probes where paths are first built and where a
+// policy cuts one) and the Gateway objects.
 //
 // The scenarios run in order on one system; each leaves the network as scenario 1 built it (full mesh via the relay,
 // two healthy candidates per pool), only the active gateways may have moved. Order: 1, 3, 4, 5, 6, 7, 2 (the policy
 // change last, so a path it fails to restore does not take the failure scenarios down with it).
 //
-// Run as root: npx node --test --test-concurrency=1 test/e2e/system.e2e.ts   (or npm run test:e2e)
+// One file per CNI runs them (system-flannel.e2e.ts, system-calico.e2e.ts), each with its own control plane.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { useControlPlane } from '../support/controlplane.ts';
 import { NODE_DRAIN_ANNOTATION, REVISION_ANNOTATION } from '../../src/gateway/keys.ts';
-import { Fabric, Pinger, type PoolName } from './fabric.ts';
+import { Fabric, Pinger, type CniFlavour, type PoolName } from './fabric.ts';
 import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from './system.ts';
-import { actives, everyone, stopAndCountLoss, versions, waitForMatrix } from './checks.ts';
+import { actives, dfAcrossPools, everyone, stopAndCountLoss, tcpAcrossPools, versions, waitForMatrix } from './checks.ts';
 import { failoverPaths, formatFailover, runFailover } from './failover.ts';
 
 /** The budget of the whole file (set-up included); README.md states the same. */
@@ -36,16 +38,18 @@ const AGENT_FLAGS = (process.env.CORVID_E2E_AGENT_FLAGS ?? '').split(' ').filter
 const PUBLIC_PORT = process.env.CORVID_E2E_PUBLIC_PORT ? Number(process.env.CORVID_E2E_PUBLIC_PORT) : undefined;
 const topo = (f: Fabric, o: Parameters<typeof topologyYaml>[1] = {}) => topologyYaml(f, { publicPort: PUBLIC_PORT, ...o });
 
+/** Scenarios 1-7 on a fabric whose nodes run `cni`. Call once, at the top level of a test file. */
+export function systemScenarios(cni: CniFlavour): void {
 const cp = useControlPlane();
 const skip = systemSkipReason(cp.skip);
 
-describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
+describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }, () => {
   let f: Fabric;
   let sys: CorvidSystem;
   let fullRevision = '';
 
   before(async () => {
-    f = await Fabric.build();
+    f = await Fabric.build({ cni });
     sys = await CorvidSystem.start(cp.get(), f, { agentFlags: AGENT_FLAGS });
     if (AGENT_FLAGS.length > 0) console.log(`# agent flags: ${AGENT_FLAGS.join(' ')}`);
     if (PUBLIC_PORT !== undefined) console.log(`# cloud gateways' publicPort: ${PUBLIC_PORT}`);
@@ -112,6 +116,16 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
     assert.ok(c1.b.out - c0.b.out >= N, `cloud sent >= ${N} packets to edge-b (${c1.b.out - c0.b.out})`);
     assert.ok(c1.b.in - c0.b.in >= N, `cloud received >= ${N} replies from edge-b (${c1.b.in - c0.b.in})`);
     assert.ok(c1.a.out - c0.a.out >= N, `cloud sent >= ${N} replies to edge-a (${c1.a.out - c0.a.out})`);
+
+    // Real traffic: 20 MiB of TCP between pods of every ordered pool pair (direct and relayed), arriving with the
+    // sending pod's own address; and DF packets at the pod's MTU, which learn the tunnel's path MTU from Corvid's
+    // routes and then pass, also into and out of edge-b behind its router that drops "fragmentation needed".
+    const t1 = Date.now();
+    const tcp = await tcpAcrossPools(f, everyone);
+    if (tcp.length > 0) fail(`bulk TCP across pools:\n${tcp.join('\n')}`);
+    const df = await dfAcrossPools(f, everyone);
+    if (df.bad.length > 0) fail(`DF probes across pools:\n${df.bad.join('\n')}`);
+    console.log(`# scenario 1: 20 MiB TCP across all ${f.pools.size * (f.pools.size - 1)} ordered pool pairs and DF probes in ${Date.now() - t1} ms; path MTUs ${df.mtus.join(', ')}`);
   });
 
   test('3: a push of a broken topology changes nothing: pings flow, Gateways unchanged, status reports the error', { timeout: 120_000 }, async () => {
@@ -302,6 +316,11 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
     const kept = keepAlive.lostBetween(t0, settled);
     console.log(`# scenario 2: deny applied and matrix as predicted ${settled - t0} ms after the push; edge-a -> cloud lost ${kept.lost}/${kept.sent} pings meanwhile`);
     assert.deepEqual(actives(await sys.gateways()), actives(before), 'no election moved');
+    // Neither bulk TCP nor a DF probe crosses the denied pair; every other pair still carries both.
+    const tcp = await tcpAcrossPools(f, cut, { bytes: 1 << 20 });
+    if (tcp.length > 0) fail(`TCP after the deny:\n${tcp.join('\n')}`);
+    const df = await dfAcrossPools(f, cut);
+    if (df.bad.length > 0) fail(`DF probes after the deny:\n${df.bad.join('\n')}`);
 
     // Back to the full mesh for the next scenarios.
     fullRevision = await sys.push(topo(f), 'e2e: allow edge-a <-> edge-b again');
@@ -310,3 +329,4 @@ describe('e2e: git push to packets', { skip, timeout: SUITE_BUDGET_MS }, () => {
     if (back.length > 0) fail(`after allowing again:\n${back.join('\n')}`);
   });
 });
+}
