@@ -23,13 +23,17 @@ export type { PodSubnetMode };
 /** A source in force: a PodSubnetMode other than `auto`. */
 export type PodSubnetSource = Exclude<PodSubnetMode, 'auto'>;
 
-/** API groups (group/version) whose BlockAffinity objects are read. */
-export const CALICO_BLOCK_AFFINITY_VERSIONS: readonly string[] = ['crd.projectcalico.org/v1', 'projectcalico.org/v3'];
+export const CALICO_V1 = 'crd.projectcalico.org/v1';
+/** The native v3 CRDs (tech preview in Calico 3.32); `deleted` is a boolean there. */
+export const CALICO_V3 = 'projectcalico.org/v3';
+export type CalicoGroupVersion = typeof CALICO_V1 | typeof CALICO_V3;
+/** API group/versions whose BlockAffinity objects are read, v1 (Calico's default) first. */
+export const CALICO_BLOCK_AFFINITY_VERSIONS: readonly CalicoGroupVersion[] = [CALICO_V1, CALICO_V3];
 
 /** What the cluster (or an offline snapshot) says about Calico IPAM. */
 export interface CalicoIpamState {
   /** The API groups that serve blockaffinities (subset of CALICO_BLOCK_AFFINITY_VERSIONS); empty when none. */
-  served: readonly string[];
+  served: readonly CalicoGroupVersion[];
   /** The BlockAffinity objects, as wire JSON, of every served group. */
   blockAffinities: readonly unknown[];
 }
@@ -61,8 +65,8 @@ export function resolvePodSubnetSource(topologyMode: PodSubnetMode, input: PodSu
   if (blockAffinities.length === 0) {
     return { source: 'podCIDR', decidedBy: 'auto', reason: `auto: ${[...served].sort().join(' and ')} BlockAffinity served but there are no BlockAffinities` };
   }
-  const n = blockAffinities.length;
-  return { source: 'calico', decidedBy: 'auto', reason: `auto: ${n} Calico BlockAffinit${n === 1 ? 'y' : 'ies'} (${[...served].sort().join(', ')})` };
+  // No count in the reason: it would change (and be written to status) with every block.
+  return { source: 'calico', decidedBy: 'auto', reason: `auto: Calico BlockAffinities found (${[...served].sort().join(', ')})` };
 }
 
 // ---------------------------------------------------------------- Calico blocks -> node subnets
@@ -114,7 +118,7 @@ function readBlock(o: unknown): Block | undefined | { problem: string; name: str
   const name = typeof meta.name === 'string' ? meta.name : '';
   const bad = (why: string) => ({ problem: `${objectName(name)}: ${why}; ignored`, name });
   if (o.kind !== undefined && o.kind !== 'BlockAffinity') return bad(`kind is ${JSON.stringify(o.kind)}, not BlockAffinity`);
-  if (o.apiVersion !== undefined && !CALICO_BLOCK_AFFINITY_VERSIONS.includes(o.apiVersion as string)) {
+  if (o.apiVersion !== undefined && !CALICO_BLOCK_AFFINITY_VERSIONS.includes(o.apiVersion as CalicoGroupVersion)) {
     return bad(`apiVersion ${JSON.stringify(o.apiVersion)} is not ${CALICO_BLOCK_AFFINITY_VERSIONS.join(' or ')}`);
   }
   if (!isObj(o.spec)) return bad('no spec');

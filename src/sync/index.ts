@@ -20,10 +20,11 @@ import { LeaderElector } from '../adapters/kube/leader.ts';
 import { DEFAULT_LEASE_NAMESPACE, LEADER_LEASE_NAME, heartbeatFromLease, leaseInformer } from '../adapters/kube/leases.ts';
 import { nodeInformer, type NodeJson } from '../adapters/kube/nodes.ts';
 import { canonicalJson } from '../gateway/render.ts';
-import { inventoryFromNode } from '../plan/index.ts';
+import { inventoryFromNode, type PodSubnetMode } from '../plan/index.ts';
 import { topologyInformer, type TopologyObject } from '../adapters/kube/topologies.ts';
 import type { GitRef, SignatureVerification } from '../adapters/git/repo.ts';
 import { verifyWebhookSignature } from '../adapters/git/webhook.ts';
+import { CalicoWatch } from './calico.ts';
 import { jsonLogger, type Logger } from './log.ts';
 import { createMetrics, type SyncMetrics } from './metrics.ts';
 import { Reconciler, type GatewaySpecMode, type ReconcileReport } from './reconciler.ts';
@@ -91,6 +92,14 @@ export interface SyncOptions {
    * to Gateways whose spec is already the planned one, and waits for the others.
    */
   gatewaySpec?: GatewaySpecMode;
+  /**
+   * Where pod subnets come from (--pod-subnets). 'auto' (default): as the topology's spec.podSubnets.source says
+   * (itself auto by default: Calico BlockAffinities when served and present, else node.spec.podCIDRs). 'podCIDR' or
+   * 'calico': that source, whatever the topology says; 'podCIDR' also turns the BlockAffinity watch off.
+   */
+  podSubnets?: PodSubnetMode;
+  /** How often the served Calico BlockAffinity group/versions are discovered again. Default 30 s. */
+  calicoRediscoverMs?: number;
   /** Informer backoff. Defaults 250 ms to 30 s. */
   informerInitialBackoffMs?: number;
   informerMaxBackoffMs?: number;
@@ -114,6 +123,8 @@ export interface SyncHandle {
   metrics: SyncMetrics;
   /** Counters of each informer (lists, watches, 410s, errors). */
   informerStats(): Record<string, { lists: number; watches: number; gone: number; errors: number }>;
+  /** Discover the served Calico BlockAffinity group/versions now (it happens periodically anyway). */
+  rediscoverCalico(): Promise<void>;
   addresses: { health?: string; metrics?: string; webhook?: string };
   identity: string;
 }
@@ -161,6 +172,15 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     ...(source instanceof ClusterSource ? [] : [['topologies', topologies] as [string, Informer<any>]]),
   ];
 
+  // Calico IPAM, unless the flag says podCIDR. Its events before start-up completes only mark the work (trigger).
+  const podSubnetMode = o.podSubnets ?? 'auto';
+  const override = podSubnetMode === 'auto' ? undefined : podSubnetMode;
+  let triggerLater: (reason: string) => void = () => undefined;
+  const calico =
+    podSubnetMode === 'podCIDR'
+      ? undefined
+      : new CalicoWatch({ kc, logger, onChange: (reason) => triggerLater(reason), rediscoverMs: o.calicoRediscoverMs, informerBackoff: backoff });
+
   let elector: LeaderElector | undefined;
   const canWrite = (): boolean => (elector === undefined ? true : elector.isLeader());
   const events = eventRecorder(kc, {
@@ -183,6 +203,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     now,
     applyConcurrency: o.applyConcurrency,
     gatewaySpec: o.gatewaySpec ?? 'apply',
+    podSubnets: () => ({ ...(override !== undefined ? { override } : {}), calico: calico?.state() ?? { served: [], blockAffinities: [] } }),
   });
 
   // ---------------------------------------------------------------- scheduling
@@ -287,9 +308,10 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     });
     inf.onError((e, info) => logger.warn('watch failed; retrying', { resource: name, error: errorMessage(e), attempt: info.attempt, retryInMs: info.retryInMs }));
   }
-  await Promise.all(informers.map(([, inf]) => inf.start()));
+  triggerLater = trigger;
+  await Promise.all([...informers.map(([, inf]) => inf.start()), calico?.start()]);
   await source.start(() => trigger('source'));
-  logger.info('caches synced', { source: source.kind, leaseNamespace });
+  logger.info('caches synced', { source: source.kind, leaseNamespace, podSubnets: podSubnetMode, calico: calico?.state().served ?? 'off' });
   accepting = true;
 
   if (o.leaderElection) {
@@ -324,7 +346,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
   resyncTimer = setInterval(() => trigger('resync'), resyncMs);
 
   // ---------------------------------------------------------------- HTTP
-  const synced = (): boolean => informers.every(([, inf]) => inf.hasSynced());
+  const synced = (): boolean => informers.every(([, inf]) => inf.hasSynced()) && (calico?.synced() ?? true);
   const ready = (): boolean => synced() && (!canWrite() || reconciler.ranOnce);
   const text = (code: number, body: string): Handler => (_req, res) => void res.writeHead(code, { 'Content-Type': 'text/plain' }).end(body);
   const routesByAddress = new Map<string, Record<string, Handler>>();
@@ -382,7 +404,8 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     isLeader: canWrite,
     ready,
     revision: () => reconciler.revision(),
-    informerStats: () => Object.fromEntries(informers.map(([name, inf]) => [name, { ...inf.stats }])),
+    informerStats: () => ({ ...Object.fromEntries(informers.map(([name, inf]) => [name, { ...inf.stats }])), ...(calico?.stats() ?? {}) }),
+    rediscoverCalico: async () => calico?.rediscover(),
     trigger,
     onReconcile(cb) {
       listeners.add(cb);
@@ -400,7 +423,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
       await running;
       await leaving;
       await source.stop();
-      await Promise.all(informers.map(([, inf]) => inf.stop()));
+      await Promise.all([...informers.map(([, inf]) => inf.stop()), calico?.stop()]);
       await Promise.all(servers.map((s) => s.close()));
       logger.info('sync stopped', { identity });
     },

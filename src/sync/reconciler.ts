@@ -22,7 +22,7 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../gateway/keys.ts';
 import { canonicalJson } from '../gateway/render.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../gateway/types.ts';
 import { deriveHealth, emptyHealthMemory, heartbeatTimeoutFor, inventoryFromNode, plan, tunnelGraceSeconds, type HealthMemory } from '../plan/index.ts';
-import type { CandidateHealth, InventoryNode, PlanResult } from '../plan/types.ts';
+import type { CandidateHealth, InventoryNode, PlanResult, PodSubnetDecision, PodSubnetInput } from '../plan/index.ts';
 import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
 import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
 import { computeChanges, computeStatusOnlyChanges, emptyRefusal, ownedKey, waitingMessage, type ChangeSet, type WaitingGateway } from './changes.ts';
@@ -61,6 +61,8 @@ export interface ReconcilerDeps {
   applyConcurrency?: number;
   /** Who writes the Gateways' metadata and spec: this sync ('apply', the default) or another writer ('external'). */
   gatewaySpec?: GatewaySpecMode;
+  /** The pod-subnet input of each plan (the flag's override, Calico IPAM as watched). Absent: node.spec.podCIDRs. */
+  podSubnets?: () => PodSubnetInput;
 }
 
 export type GatewaySpecMode = 'apply' | 'external';
@@ -118,6 +120,8 @@ export class Reconciler {
   private readonly removed = new Map<string, { rv: string; at: number }>();
   private readonly recentTopology = new Map<string, { superseded: Set<string>; object: TopologyObject; at: number }>();
   private writes = 0;
+  /** The pod-subnet source of the last plan of the revision in force (status, logs). */
+  private podSubnets: PodSubnetDecision | undefined;
   /** Whether the first reconcile as a writer completed (for /readyz). */
   ranOnce = false;
 
@@ -286,6 +290,7 @@ export class Reconciler {
         this.lastGood = serving;
         this.rejected = undefined;
       }
+      this.notePodSubnets(planned.podSubnets);
       // Applied once every Gateway is in place: at once in apply mode, when the spec owner has caught up otherwise.
       if (serving === this.lastGood && waiting.length === 0 && this.appliedRevision !== serving.revision) {
         const previous = this.appliedRevision;
@@ -409,8 +414,16 @@ export class Reconciler {
     // The election's memory (who is active, why) is the previous Gateway. For a Gateway this sync wrote, that is what
     // it wrote, not the live copy: a hand edit of status.activeEndpoints is drift to undo, not an election to keep.
     const previous = this.liveGateways().map((g) => this.lastWrittenObject.get(g.metadata.name) ?? g);
-    const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, previous, now: nowText });
+    const podSubnets = this.d.podSubnets?.();
+    const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, previous, now: nowText, ...(podSubnets ? { podSubnets } : {}) });
     return { planned, wakeAt: nextWake(now.getTime(), heartbeats, health, nodes, timeoutS, c.topology.election.minHealthySeconds) };
+  }
+
+  /** Log the pod-subnet source when it changes (it is also in the Topology's status). */
+  private notePodSubnets(d: PodSubnetDecision): void {
+    if (this.podSubnets?.source === d.source && this.podSubnets.reason === d.reason) return;
+    this.d.logger.info('pod subnet source', { source: d.source, decidedBy: d.decidedBy, reason: d.reason, previous: this.podSubnets?.source });
+    this.podSubnets = d;
   }
 
   private reject(key: string, revision: string | undefined, reason: RejectReason, message: string, name?: string): Outcome {
@@ -544,6 +557,7 @@ export class Reconciler {
       lastAttemptedRevision: attempted ?? obj.status?.lastAttemptedRevision,
       outcome,
       now: rfc3339(this.d.now()),
+      podSubnets: this.podSubnets === undefined ? obj.status?.podSubnets : { source: this.podSubnets.source, reason: this.podSubnets.reason },
     });
     if (statusEquals(obj.status, status)) return true;
     guard();

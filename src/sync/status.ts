@@ -10,7 +10,7 @@
 // costs no write.
 
 import { canonicalJson } from '../gateway/render.ts';
-import { removeCondition, setCondition, type TopologyStatus } from '../adapters/kube/topologies.ts';
+import { removeCondition, setCondition, type PodSubnetStatus, type TopologyStatus } from '../adapters/kube/topologies.ts';
 import type { RejectReason } from './source.ts';
 
 export type Outcome =
@@ -29,6 +29,8 @@ export interface StatusInput {
   outcome: Outcome;
   /** RFC 3339, used only for a transition. */
   now: string;
+  /** The pod-subnet source in force and why (status.podSubnets). */
+  podSubnets?: PodSubnetStatus;
 }
 
 /** Conditions carry whole seconds, like the API server's own timestamps. */
@@ -75,6 +77,7 @@ export function topologyStatus(input: StatusInput): TopologyStatus {
   if (generation !== undefined) status.observedGeneration = generation;
   if (input.lastAppliedRevision !== undefined) status.lastAppliedRevision = input.lastAppliedRevision;
   if (input.lastAttemptedRevision !== undefined) status.lastAttemptedRevision = input.lastAttemptedRevision;
+  if (input.podSubnets !== undefined) status.podSubnets = { source: input.podSubnets.source, reason: input.podSubnets.reason };
   return status;
 }
 
@@ -84,6 +87,7 @@ export function statusEquals(a: TopologyStatus | undefined, b: TopologyStatus): 
     observedGeneration: s?.observedGeneration,
     lastAppliedRevision: s?.lastAppliedRevision,
     lastAttemptedRevision: s?.lastAttemptedRevision,
+    podSubnets: s?.podSubnets,
     conditions: (s?.conditions ?? []).map((c) => ({ ...c })),
   });
   return canonicalJson(pick(a)) === canonicalJson(pick(b));

@@ -1,5 +1,5 @@
 // deploy/base RBAC against a real kube-apiserver: the sync (the real reconciler, Topology-object source, leader
-// election, Events) and the agent's Kubernetes side (heartbeat Lease, Gateway informer) run with ServiceAccount
+// election, Events, Calico BlockAffinities found through discovery) and the agent's Kubernetes side (heartbeat Lease, Gateway informer) run with ServiceAccount
 // tokens bound by deploy/base, and everything outside their grants is refused with 403. The optional components'
 // roles are tested the same way.
 import { after, before, describe, test } from 'node:test';
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
-import { createNode, useControlPlane } from '../support/controlplane.ts';
+import { createNode, installCrds, useControlPlane } from '../support/controlplane.ts';
 import { installCorvidCrds, renderGateways, startTestSync, topologyYaml, waitFor, type TestSync } from './sync-fixtures.ts';
 import { jsonPatch } from '../support/json6902.ts';
 import { CONTENT_TYPE, kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
@@ -146,6 +146,32 @@ describe('deploy/base RBAC on a real API server', { skip: SKIP }, () => {
     );
     const denied = sync.logs.filter((l) => /forbidden|\b403\b/i.test(JSON.stringify(l)));
     assert.deepEqual(denied, [], 'no request of the sync was refused');
+  });
+
+  test('the sync finds and reads Calico BlockAffinities of both API groups as corvid-sync, and cannot write them', async () => {
+    await installCrds(admin, join(REPO_ROOT, 'test', 'fixtures', 'calico'));
+    const affinity = (gv: string, node: string, cidr: string, deleted: string | boolean) => ({
+      apiVersion: gv,
+      kind: 'BlockAffinity',
+      metadata: { name: `${node}-${cidr.replace(/[.:/]/g, '-')}` },
+      spec: { cidr, node, state: 'confirmed', deleted, type: 'host' },
+    });
+    await kubeRequest(admin, { method: 'POST', path: '/apis/crd.projectcalico.org/v1/blockaffinities', body: affinity('crd.projectcalico.org/v1', 'rbac-a1', '192.168.1.0/26', 'false') });
+    await kubeRequest(admin, { method: 'POST', path: '/apis/projectcalico.org/v3/blockaffinities', body: affinity('projectcalico.org/v3', 'rbac-b1', '192.168.2.0/26', false) });
+    await sync!.handle.rediscoverCalico();
+    const subnets = async (name: string) => (await listGateways(admin)).items.find((g) => g.metadata.name === name)?.status?.nodes?.[0]?.subnets;
+    await waitFor('Calico blocks in status.nodes', async () => (await subnets('a'))?.[0] === '192.168.1.0/26' && (await subnets('b'))?.[0] === '192.168.2.0/26', 15_000);
+    const denied = sync!.logs.filter((l) => /forbidden|\b403\b/i.test(JSON.stringify(l)));
+    assert.deepEqual(denied, [], 'no request of the sync was refused');
+    for (const gv of ['crd.projectcalico.org/v1', 'projectcalico.org/v3']) {
+      await forbidden(`corvid-sync creates a BlockAffinity in ${gv}`, () =>
+        kubeRequest(syncKc, { method: 'POST', path: `/apis/${gv}/blockaffinities`, body: affinity(gv, 'rbac-a1', '192.168.3.0/26', false) }),
+      );
+      await forbidden(`corvid-sync deletes a BlockAffinity in ${gv}`, () =>
+        kubeRequest(syncKc, { method: 'DELETE', path: `/apis/${gv}/blockaffinities/rbac-a1-192-168-1-0-26` }),
+      );
+    }
+    await forbidden('corvid-sync reads CRDs', () => kubeRequest(syncKc, { method: 'GET', path: '/apis/apiextensions.k8s.io/v1/customresourcedefinitions' }));
   });
 
   test('the agent heartbeats and watches Gateways as corvid-agent', async () => {

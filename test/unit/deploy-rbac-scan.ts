@@ -220,6 +220,9 @@ export function createScanner(src: string): Scanner {
   /** Turn an HTTP method and a path pattern into needs. */
   function restNeeds(method: string, path: string, opts: { watch?: boolean; apply?: boolean }, at: ts.Node): Need[] | string {
     const segs = path.split('?')[0].split('/').filter(Boolean);
+    // API discovery (/api, /api/v1, /apis, /apis/<group>, /apis/<group>/<version>): non-resource URLs that every
+    // authenticated user may GET (ClusterRole system:discovery), so no grant of ours is needed, whatever the group.
+    if (method === 'GET' && ((segs[0] === 'api' && segs.length <= 2) || (segs[0] === 'apis' && segs.length <= 3))) return [];
     let group: string;
     let rest: string[];
     if (segs[0] === 'api' && segs.length >= 3) {

@@ -248,6 +248,13 @@ export interface KubeObject {
   metadata?: KubeObjectMeta;
 }
 
+/** A shallow copy of `o` whose metadata has no managedFields (what an informer cache keeps). */
+export function withoutManagedFields<T extends KubeObject>(o: T): T {
+  if (o.metadata === undefined) return { ...o };
+  const { managedFields: _dropped, ...metadata } = o.metadata;
+  return { ...o, metadata };
+}
+
 /** Serialise a label map as a selector string: `a=b,c=d` (sorted). */
 export function labelSelector(labels: Record<string, string>): string {
   return Object.keys(labels)

@@ -2,7 +2,7 @@
 // each Node (see trimNode): at 10k Nodes the rest (managedFields alone is about 1.4 KiB a Node) is most of the cache.
 
 import type { KubeConfig } from '@kubernetes/client-node';
-import { listAll, type KubeList, type KubeObject } from './client.ts';
+import { listAll, withoutManagedFields, type KubeList, type KubeObject } from './client.ts';
 import { Informer, type InformerOptions } from './informer.ts';
 
 export const NODES_PATH = '/api/v1/nodes';
@@ -29,11 +29,7 @@ export function listNodes(kc: KubeConfig, opts: { labelSelector?: string } = {})
  * images, nodeInfo, capacity, allocatable, volumes, daemonEndpoints. A new reader of another Node field adds it here.
  */
 export function trimNode(n: NodeJson): NodeJson {
-  const out: NodeJson = { ...n };
-  if (n.metadata !== undefined) {
-    const { managedFields: _dropped, ...metadata } = n.metadata;
-    out.metadata = metadata;
-  }
+  const out = withoutManagedFields(n);
   if (n.spec !== undefined) {
     const { podCIDR, podCIDRs, unschedulable } = n.spec;
     out.spec = { podCIDR, podCIDRs, unschedulable };

@@ -28,10 +28,17 @@ export interface Condition {
   observedGeneration?: number;
 }
 
+/** status.podSubnets: where the Gateways' status.nodes[].subnets come from, and why. */
+export interface PodSubnetStatus {
+  source: 'podCIDR' | 'calico';
+  reason: string;
+}
+
 export interface TopologyStatus {
   observedGeneration?: number;
   lastAppliedRevision?: string;
   lastAttemptedRevision?: string;
+  podSubnets?: PodSubnetStatus;
   conditions?: Condition[];
   [k: string]: unknown;
 }

@@ -16,7 +16,7 @@ export const HELP = `Usage: corvid status [--kubeconfig K] [--context C] [-o tab
 
 Show the live network, one row per pool: the active gateway(s), the other candidates with their health, tunnels
 up out of expected (as the agents report them on their heartbeat Leases), the topology revision the sync last
-applied (Topology status) and conditions.
+applied (Topology status) and conditions; then where the pods' subnets come from (podCIDR or Calico IPAM) and why.
 
 Candidate health: ok (Ready, fresh heartbeat), no-heartbeat (Ready, no Lease from the agent), stale (heartbeat
 older than its lease duration), NotReady, missing (no such Node).
@@ -59,6 +59,8 @@ export interface TopologySummary {
   name: string;
   lastAppliedRevision?: string;
   lastAttemptedRevision?: string;
+  /** Where the Gateways' status.nodes[].subnets come from (podCIDR or calico) and why, as the sync last planned. */
+  podSubnets?: { source: string; reason: string };
   conditions: { type: string; status: string; reason: string; message: string }[];
 }
 
@@ -257,6 +259,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     const notReady = t.conditions.find((c) => c.type === 'Ready' && c.status !== 'True');
     if (notReady) io.stdout.write(`\nTopology ${t.name}: not Ready (${notReady.reason}): ${notReady.message}\n`);
   }
+  const withSubnets = topologies.filter((t) => t.podSubnets !== undefined);
+  if (withSubnets.length > 0) io.stdout.write('\n');
+  for (const t of withSubnets) io.stdout.write(`Topology ${t.name}: pod subnets from ${t.podSubnets!.source} (${t.podSubnets!.reason})\n`);
   return EXIT_OK;
 }
 
@@ -272,6 +277,8 @@ async function readTopologies(kc: Parameters<typeof readLive>[0]): Promise<Topol
         };
         if (t.status?.lastAppliedRevision) s.lastAppliedRevision = t.status.lastAppliedRevision;
         if (t.status?.lastAttemptedRevision) s.lastAttemptedRevision = t.status.lastAttemptedRevision;
+        const ps = t.status?.podSubnets;
+        if (ps && typeof ps.source === 'string') s.podSubnets = { source: ps.source, reason: typeof ps.reason === 'string' ? ps.reason : '' };
         return s;
       })
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

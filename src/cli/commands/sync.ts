@@ -55,6 +55,13 @@ Gateways:
                                WaitingForGatewaySpec. Needs --source=git (the branch the spec owner renders, so
                                the corvid.dev/revision annotations agree) or file
 
+Pod subnets (what status.nodes[].subnets, the routes other pools get, are read from):
+      --pod-subnets MODE       auto (default): as the topology's spec.podSubnets.source says, itself auto by default:
+                               Calico IPAM's BlockAffinities when the cluster serves them (crd.projectcalico.org/v1
+                               or projectcalico.org/v3) and has at least one, else node.spec.podCIDRs.
+                               podCIDR or calico: that source, whatever the topology says (an install-time
+                               override); podCIDR also turns the BlockAffinity watch off
+
 Cluster:
       --kubeconfig FILE        kubeconfig (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
       --context NAME           kubeconfig context
@@ -114,6 +121,7 @@ const OPTIONS: FlagOptions = {
   interval: { type: 'string' },
   'no-status-object': { type: 'boolean' },
   'gateway-spec': { type: 'string', choices: ['apply', 'external'] },
+  'pod-subnets': { type: 'string', choices: ['auto', 'podCIDR', 'calico'] },
   kubeconfig: { type: 'string' },
   context: { type: 'string' },
   'lease-namespace': { type: 'string' },
@@ -220,6 +228,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       eventNamespace: str(v, 'event-namespace'),
       statusObject: !bool(v, 'no-status-object'),
       gatewaySpec: (str(v, 'gateway-spec') ?? 'apply') as 'apply' | 'external',
+      podSubnets: (str(v, 'pod-subnets') ?? 'auto') as 'auto' | 'podCIDR' | 'calico',
       healthAddress: bindAddress(str(v, 'health-probe-bind-address'), ':8081'),
       metricsAddress: bindAddress(str(v, 'metrics-bind-address'), ':8080'),
       webhookAddress,
