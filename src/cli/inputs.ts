@@ -9,8 +9,8 @@ import type { CliIO } from './io.ts';
 import { EXIT_USAGE } from './io.ts';
 import { formatTopologyError, loadTopology } from '../topology/index.ts';
 import type { Topology } from '../topology/types.ts';
-import { deriveHealth, emptyHealthMemory, inventoryFromNodeList, plan } from '../plan/index.ts';
-import type { HeartbeatLease, InventoryNode, PlanResult } from '../plan/index.ts';
+import { CALICO_BLOCK_AFFINITY_VERSIONS, deriveHealth, emptyHealthMemory, inventoryFromNodeList, plan } from '../plan/index.ts';
+import type { CalicoGroupVersion, CalicoIpamState, HeartbeatLease, InventoryNode, PlanResult, PodSubnetInput, PodSubnetMode } from '../plan/index.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
 import type { KubeConfig } from '../adapters/kube/client.ts';
@@ -59,11 +59,19 @@ export interface Snapshot {
   nodes: InventoryNode[];
   /** Heartbeat Leases found in the snapshot (kind Lease items), for offline health. */
   leases: HeartbeatLease[];
+  /**
+   * Calico IPAM as the snapshot shows it: the BlockAffinity items, and as "served" the Calico group/versions they
+   * carry (a snapshot cannot show a served resource without objects, which `auto` treats as no Calico anyway).
+   */
+  calico: CalicoIpamState;
 }
+
+export const NO_CALICO: CalicoIpamState = Object.freeze({ served: [], blockAffinities: [] });
 
 /**
  * A node snapshot: what `kubectl get nodes -o yaml` prints (a List/NodeList), a single Node, or a YAML stream of
- * those. Items of kind Lease (`kubectl get leases -n corvid-system -o yaml`) are read as heartbeats.
+ * those. Items of kind Lease (`kubectl get leases -n corvid-system -o yaml`) are read as heartbeats, items of kind
+ * BlockAffinity (`kubectl get blockaffinities.crd.projectcalico.org -o yaml`) as Calico IPAM's blocks.
  */
 export async function readSnapshot(command: string, io: CliIO, file: string): Promise<Snapshot | number> {
   let text: string;
@@ -84,6 +92,8 @@ export async function readSnapshot(command: string, io: CliIO, file: string): Pr
 export function parseSnapshot(text: string): Snapshot {
   const nodeItems: unknown[] = [];
   const leases: HeartbeatLease[] = [];
+  const blockAffinities: unknown[] = [];
+  const served = new Set<CalicoGroupVersion>();
   const docs = parseAllDocuments(text);
   const list = Array.isArray(docs) ? docs : [docs];
   for (const doc of list) {
@@ -101,10 +111,19 @@ export function parseSnapshot(text: string): Snapshot {
       if (kind === 'Lease') {
         const hb = leaseToHeartbeat(item as LeaseLike);
         if (hb) leases.push(hb);
+      } else if (kind === 'BlockAffinity') {
+        // Malformed ones too: the planner reports them.
+        blockAffinities.push(item);
+        const gv = (item as { apiVersion?: unknown }).apiVersion as CalicoGroupVersion;
+        if (CALICO_BLOCK_AFFINITY_VERSIONS.includes(gv)) served.add(gv);
       } else nodeItems.push(item);
     }
   }
-  return { nodes: inventoryFromNodeList(nodeItems), leases };
+  return {
+    nodes: inventoryFromNodeList(nodeItems),
+    leases,
+    calico: { served: CALICO_BLOCK_AFFINITY_VERSIONS.filter((gv) => served.has(gv)), blockAffinities },
+  };
 }
 
 interface LeaseLike {
@@ -185,6 +204,8 @@ function inCluster(io: CliIO): boolean {
 }
 
 export interface LiveState {
+  /** Calico IPAM, when readLive was asked withCalico. */
+  calico?: CalicoIpamState;
   nodes: InventoryNode[];
   /** Node name -> Ready. */
   ready: Record<string, boolean>;
@@ -193,8 +214,12 @@ export interface LiveState {
   gateways: Gateway[];
 }
 
-/** Read Nodes, heartbeat Leases and Gateways from the cluster. Throws on API errors (the caller reports them). */
-export async function readLive(kc: KubeConfig, opts: { leaseNamespace?: string; withNodes?: boolean } = {}): Promise<LiveState> {
+/**
+ * Read Nodes, heartbeat Leases and Gateways from the cluster, and with `withCalico` the served Calico BlockAffinities
+ * (as the sync does: discovery, then a list per served group/version; no permission to list them reads as none).
+ * Throws on API errors (the caller reports them).
+ */
+export async function readLive(kc: KubeConfig, opts: { leaseNamespace?: string; withNodes?: boolean; withCalico?: boolean } = {}): Promise<LiveState> {
   const [{ listNodes }, { listHeartbeatLeases, DEFAULT_LEASE_NAMESPACE }, { listGateways }, { statusCode }] = await Promise.all([
     import('../adapters/kube/nodes.ts'),
     import('../adapters/kube/leases.ts'),
@@ -219,8 +244,35 @@ export async function readLive(kc: KubeConfig, opts: { leaseNamespace?: string; 
   const nodes = inventoryFromNodeList(nodeList.items);
   const ready: Record<string, boolean> = {};
   for (const n of nodes) ready[n.name] = n.ready;
-  return { nodes, ready, leases, gateways };
+  return { ...(opts.withCalico ? { calico: await readCalico(kc) } : {}), nodes, ready, leases, gateways };
 }
+
+async function readCalico(kc: KubeConfig): Promise<CalicoIpamState> {
+  const [{ discoverBlockAffinities, listBlockAffinities }, { statusCode }] = await Promise.all([
+    import('../adapters/kube/blockaffinities.ts'),
+    import('../adapters/kube/client.ts'),
+  ]);
+  const served: CalicoGroupVersion[] = [];
+  const blockAffinities: unknown[] = [];
+  for (const gv of await discoverBlockAffinities(kc)) {
+    try {
+      blockAffinities.push(...(await listBlockAffinities(kc, gv)).items);
+      served.push(gv);
+    } catch (e) {
+      if (statusCode(e) !== 404 && statusCode(e) !== 403) throw e;
+    }
+  }
+  return { served, blockAffinities };
+}
+
+/** The planner's pod-subnet input for a command's --pod-subnets value and what was read. */
+export function podSubnetInput(flag: string | undefined, calico: CalicoIpamState): PodSubnetInput {
+  const mode = (flag ?? 'auto') as PodSubnetMode;
+  return mode === 'auto' ? { calico } : { override: mode, calico };
+}
+
+/** The --pod-subnets flag of render, diff and graph (the sync has its own help text). */
+export const POD_SUBNETS_FLAG = { type: 'string', choices: ['auto', 'podCIDR', 'calico'] } as const;
 
 /** The Gateways a topology owns: managed by Corvid and labelled with the topology's name. */
 export function ownedBy(gateways: readonly Gateway[], topologyName: string): Gateway[] {
@@ -236,7 +288,7 @@ export function clusterErrorMessage(command: string, e: unknown): string {
     code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || /ECONNREFUSED|ENOTFOUND|timed out/.test(msg)
       ? `; is the cluster reachable? (check --kubeconfig/--context, or pass --nodes to work offline)`
       : code === 401 || code === 403
-        ? '; the kubeconfig user needs get/list on nodes, leases (corvid-system) and gateways.raven.openyurt.io'
+        ? '; the kubeconfig user needs get/list on nodes, leases (corvid-system), gateways.raven.openyurt.io and, with Calico, blockaffinities'
         : '';
   return `corvid ${command}: cannot read the cluster: ${msg}${hint}\n`;
 }
@@ -250,6 +302,7 @@ export interface PlanOptions {
   leases: HeartbeatLease[];
   previous: Gateway[];
   now: string;
+  podSubnets?: PodSubnetInput;
 }
 
 /** Health from the Leases (fresh memory, as a sync that just started) and the planner's result. */
@@ -264,6 +317,7 @@ export function planDesired(o: PlanOptions): PlanResult {
     health,
     previous: o.previous,
     now: o.now,
+    ...(o.podSubnets ? { podSubnets: o.podSubnets } : {}),
   });
 }
 

@@ -156,6 +156,11 @@ test('auto: podCIDR without Calico; a BlockAffinity CRD created later is found, 
   out.length = 0;
   assert.equal(await main(['status'], io), 0, err.join(''));
   assert.match(out.join(''), /Topology calico: pod subnets from calico \(auto: Calico BlockAffinities found/);
+
+  // corvid diff against the live cluster plans as the sync did (Calico's blocks read live): nothing to change.
+  out.length = 0;
+  const diffCode = await main(['diff', '-f', join(dir, 'topology.yaml')], io);
+  assert.equal(diffCode, 0, `${out.join('')}${err.join('')}`);
 });
 
 test('a new block reaches its Gateway within seconds, with exactly one write to that Gateway and none to the other', { skip: cp.skip }, async () => {

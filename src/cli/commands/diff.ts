@@ -16,7 +16,10 @@ import {
   EXIT_ERROR,
   nowFrom,
   ownedBy,
+  NO_CALICO,
   planDesired,
+  podSubnetInput,
+  POD_SUBNETS_FLAG,
   readLive,
   readSnapshot,
   readTopologyFile,
@@ -52,6 +55,9 @@ Flags:
                           (kubectl get nodes -o yaml > nodes.yaml). The live set is then empty, so every
                           Gateway is a "create", unless --kubeconfig or --context is also given: then the live
                           Gateways still come from that cluster.
+      --pod-subnets MODE  auto (default: the topology's spec.podSubnets.source), podCIDR or calico, as the
+                          sync's flag of the same name. Calico's BlockAffinities come from the cluster (or
+                          from BlockAffinity items in the --nodes snapshot).
       --revision REV      revision for the corvid.dev/revision annotation. Without it the annotation is not
                           compared (live objects keep theirs; new ones get sha256:<hex> of the file).
   -o, --output FORMAT     text (default) or json: {changed, objects:[{name, action, diff}], impact}
@@ -203,6 +209,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       revision: { type: 'string' },
       output: { type: 'string', short: 'o', choices: ['text', 'json'] },
       'lease-namespace': { type: 'string' },
+      'pod-subnets': POD_SUBNETS_FLAG,
     },
     HELP,
     io,
@@ -223,6 +230,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 
   let nodes: InventoryNode[] = [];
   let leases: HeartbeatLease[] = [];
+  let calico = NO_CALICO;
   let liveAll: Gateway[] = [];
   const snapshotFile = str(v, 'nodes');
   const wantCluster = snapshotFile === undefined || str(v, 'kubeconfig') !== undefined || str(v, 'context') !== undefined;
@@ -231,16 +239,19 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     if (typeof snap === 'number') return snap;
     nodes = snap.nodes;
     leases = snap.leases;
+    calico = snap.calico;
   }
   if (wantCluster) {
     const kc = await connect('diff', io, { kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') });
     if (typeof kc === 'number') return kc;
     try {
-      const live = await readLive(kc, { withNodes: snapshotFile === undefined, leaseNamespace: str(v, 'lease-namespace') });
+      const fromCluster = snapshotFile === undefined;
+      const live = await readLive(kc, { withNodes: fromCluster, withCalico: fromCluster, leaseNamespace: str(v, 'lease-namespace') });
       liveAll = live.gateways;
-      if (snapshotFile === undefined) {
+      if (fromCluster) {
         nodes = live.nodes;
         leases = live.leases;
+        calico = live.calico ?? NO_CALICO;
       }
     } catch (e) {
       io.stderr.write(clusterErrorMessage('diff', e));
@@ -251,7 +262,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const previous = ownedBy(liveAll, topology.name);
   let desired: Gateway[];
   try {
-    const result = planDesired({ topology, revision, nodes, leases, previous, now: nowFrom(io) });
+    const result = planDesired({ topology, revision, nodes, leases, previous, now: nowFrom(io), podSubnets: podSubnetInput(str(v, 'pod-subnets'), calico) });
     reportFindings(io, result.findings);
     desired = result.gateways;
   } catch (e) {

@@ -11,6 +11,7 @@ import {
   EXIT_ERROR,
   nowFrom,
   ownedBy,
+  NO_CALICO,
   planDesired,
   readLive,
   readSnapshot,
@@ -139,7 +140,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     }
   } else if (topology) {
     const snapshotFile = str(v, 'nodes');
-    let nodes: Awaited<ReturnType<typeof readSnapshot>> = { nodes: [], leases: [] };
+    let nodes: Awaited<ReturnType<typeof readSnapshot>> = { nodes: [], leases: [], calico: NO_CALICO };
     if (snapshotFile !== undefined) nodes = await readSnapshot('graph', io, snapshotFile);
     if (typeof nodes === 'number') return nodes;
     const result = planDesired({
@@ -149,6 +150,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       leases: nodes.leases,
       previous: [],
       now: snapshotFile !== undefined ? nowFrom(io) : '1970-01-01T00:00:00Z',
+      podSubnets: { calico: nodes.calico },
     });
     gateways = result.gateways;
   }

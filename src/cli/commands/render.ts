@@ -5,10 +5,10 @@
 import type { CliIO } from '../io.ts';
 import { EXIT_OK } from '../io.ts';
 import { commandFlags, str } from '../flags.ts';
-import { contentRevision, EXIT_ERROR, planDesired, readSnapshot, readTopologyFile, reportFindings, usageError } from '../inputs.ts';
+import { contentRevision, EXIT_ERROR, planDesired, podSubnetInput, POD_SUBNETS_FLAG, readSnapshot, readTopologyFile, reportFindings, usageError } from '../inputs.ts';
 import { renderGatewaysYaml } from '../../gateway/render.ts';
 
-export const HELP = `Usage: corvid render -f FILE [--nodes SNAPSHOT.yaml] [--revision REV]
+export const HELP = `Usage: corvid render -f FILE [--nodes SNAPSHOT.yaml] [--pod-subnets MODE] [--revision REV]
 
 Print the Gateway manifests a topology produces, as a YAML stream on stdout. Nothing else is printed on stdout:
 warnings and errors go to stderr, and any error exits non-zero with an empty stdout (a broken topology must never
@@ -19,7 +19,11 @@ Flags:
       --nodes SNAPSHOT   node snapshot (kubectl get nodes -o yaml > nodes.yaml): fills status (nodes,
                          subnets, elected gateways) as the sync would. Without it status is left out (no
                          election). spec depends on the topology alone, so it is the same either way and
-                         the same as the sync writes.
+                         the same as the sync writes. Calico IPAM's BlockAffinity items in the same
+                         stream (kubectl get blockaffinities.crd.projectcalico.org -o yaml) are read too.
+      --pod-subnets MODE auto (default: the topology's spec.podSubnets.source; auto there = Calico's blocks
+                         when the snapshot has BlockAffinities, else podCIDRs), podCIDR or calico; as the
+                         sync's flag of the same name
       --revision REV     revision written to the corvid.dev/revision annotation
                          (default: sha256:<hex> of the file's content)
   -h, --help             show this help
@@ -40,7 +44,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const parsed = commandFlags(
     'render',
     argv,
-    { file: { type: 'string', short: 'f' }, nodes: { type: 'string' }, revision: { type: 'string' } },
+    { file: { type: 'string', short: 'f' }, nodes: { type: 'string' }, revision: { type: 'string' }, 'pod-subnets': POD_SUBNETS_FLAG },
     HELP,
     io,
   );
@@ -60,7 +64,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       const snap = await readSnapshot('render', io, snapshotFile);
       if (typeof snap === 'number') return snap;
       const now = io.env.CORVID_NOW || new Date().toISOString();
-      const result = planDesired({ topology: loaded.topology, revision, nodes: snap.nodes, leases: snap.leases, previous: [], now });
+      const podSubnets = podSubnetInput(str(parsed.values, 'pod-subnets'), snap.calico);
+      const result = planDesired({ topology: loaded.topology, revision, nodes: snap.nodes, leases: snap.leases, previous: [], now, podSubnets });
+      io.stderr.write(`corvid render: pod subnets: ${result.podSubnets.source} (${result.podSubnets.reason})\n`);
       reportFindings(io, result.findings);
       output = renderGatewaysYaml(result.gateways);
     } else {
