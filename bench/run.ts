@@ -4,6 +4,7 @@ const BENCHES: [string, () => Promise<unknown>][] = [
   ['agent', async () => (await import('./agent.ts')).benchAgent()],
   ['sync', async () => (await import('./sync.ts')).benchSync()],
   ['failover', async () => (await import('./failover.ts')).benchFailover()],
+  ['throughput', async () => (await import('./throughput.ts')).benchThroughput()],
 ];
 
 for (const [name, run] of BENCHES) {

@@ -393,8 +393,12 @@ export class CorvidSystem {
     const kc = this.kc;
     await installCrds(kc);
     await ensureNamespace(kc, LEASE_NAMESPACE);
+    const calico = this.fabric.cni === 'calico';
+    // calico-ipam: Nodes carry no podCIDR; each node's blocks are its BlockAffinities, in Calico's own CRD.
+    if (calico) await installCrds(kc, join(REPO, 'test', 'fixtures', 'calico'));
     for (const n of this.fabric.nodes.values()) {
-      await createNode(kc, { name: n.name, labels: { [POOL_SELECTOR_LABEL]: n.pool }, internalIP: n.lanIP, podCIDRs: [n.podCIDR] });
+      await createNode(kc, { name: n.name, labels: { [POOL_SELECTOR_LABEL]: n.pool }, internalIP: n.lanIP, podCIDRs: calico ? [] : [n.podCIDR] });
+      if (calico) for (const cidr of n.podCIDRs) await this.putBlockAffinity(n.name, cidr);
     }
     // The PSK Secret as the agents see it mounted: <secret-dir>/<name>/<key>.
     const secretDir = join(this.dir, 'secrets');
@@ -514,6 +518,23 @@ export class CorvidSystem {
       if (statusCode(e) === 404) return undefined;
       throw e;
     }
+  }
+
+  /** A confirmed BlockAffinity as calico-ipam writes it (crd.projectcalico.org/v1: `deleted` is a string). */
+  async putBlockAffinity(node: string, cidr: string): Promise<void> {
+    const name = `${node}-${cidr.replace(/[.:/]/g, '-')}`;
+    await kubeRequest(this.kc, {
+      method: 'PATCH',
+      path: `/apis/crd.projectcalico.org/v1/blockaffinities/${name}`,
+      query: { fieldManager: 'calico-node', force: true },
+      contentType: CONTENT_TYPE.apply,
+      body: {
+        apiVersion: 'crd.projectcalico.org/v1',
+        kind: 'BlockAffinity',
+        metadata: { name },
+        spec: { cidr, node, state: 'confirmed', type: 'host', deleted: 'false' },
+      },
+    });
   }
 
   /** Merge-patch a Node's annotations (null removes one). */

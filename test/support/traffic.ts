@@ -191,7 +191,7 @@ export interface IperfResult {
  * iperf3 (about 4x faster than tcpTransfer here, which hashes every byte) keeps the tool out of the measurement and
  * reports retransmits. Needs Debian's iperf3; without it `ok` is false and `error` says so.
  */
-export async function iperf3(lab: NetnsLab, fromNs: string, toNs: string, toIP: string, opts: { seconds?: number; udp?: boolean; bitrate?: string; port?: number } = {}): Promise<IperfResult> {
+export async function iperf3(lab: NetnsLab, fromNs: string, toNs: string, toIP: string, opts: { seconds?: number; udp?: boolean; bitrate?: string; port?: number; bind?: string } = {}): Promise<IperfResult> {
   const seconds = opts.seconds ?? 3;
   const port = String(opts.port ?? 5201);
   const fail = (error: string): IperfResult => ({ ok: false, bitsPerSecond: 0, retransmits: 0, error });
@@ -202,6 +202,7 @@ export async function iperf3(lab: NetnsLab, fromNs: string, toNs: string, toIP: 
     const up = await within(serverOut.waitFor(/listening/i), 5000);
     if (up !== true) return fail(`iperf3 server did not start: ${serverOut.text().trim() || 'timeout'}`);
     const argv = ['timeout', String(seconds + 10), 'iperf3', '-J', '-c', toIP, '-p', port, '-t', String(seconds)];
+    if (opts.bind !== undefined) argv.push('-B', opts.bind);
     if (opts.udp) argv.push('-u', '-b', opts.bitrate ?? '1G');
     else if (opts.bitrate) argv.push('-b', opts.bitrate);
     const r = await lab.exec(fromNs, argv, { allowFail: true });

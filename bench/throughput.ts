@@ -1,0 +1,114 @@
+// Throughput benchmark: bulk TCP pod -> pod across pools (direct, and relayed through the cloud pool) next to the
+// tunnel's own rate measured in the same run, gateway -> gateway over the same tunnel(s), as a ratio.
+//
+//   sudo npx node bench/throughput.ts [runs] [seconds]     (default 3 runs of 5 s per path, alternating)
+//
+// The e2e system (test/e2e/): flannel nodes with pods, the sync, an agent per node, charon (kernel-libipsec) on the
+// gateways, edge pools behind NAT, edge-b behind a 1400-byte WAN. iperf3 (Debian package) does the measuring.
+// "Raw" is the gateway's own address in its pool's traffic selector (cni0) to the peer gateway's: ESP and nothing
+// else. "Pods" adds what Corvid and the CNI add: the member's route to its gateway, forwarding, the nft table, the
+// remote gateway's VXLAN hop into its member, the pods' veths.
+import { controlPlaneSkipReason, startControlPlane, type ControlPlane } from '../test/support/controlplane.ts';
+import { Fabric } from '../test/e2e/fabric.ts';
+import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from '../test/e2e/system.ts';
+import { everyone, waitForMatrix } from '../test/e2e/checks.ts';
+import { nthAddr } from '../test/support/cni.ts';
+import { iperf3 } from '../test/support/traffic.ts';
+import { onPath } from '../test/support/host.ts';
+import { machineLine, median, table } from './machine.ts';
+
+interface PathSpec {
+  name: string;
+  /** Pods: ordinary node -> ordinary node. */
+  fromPod: string;
+  toPod: string;
+  /** Raw: gateway -> gateway, over the same tunnel(s). */
+  fromGw: string;
+  toGw: string;
+}
+
+const PATHS: PathSpec[] = [
+  { name: 'direct cloud -> edge-a', fromPod: 'cloud-node-1', toPod: 'edge-a-node-1', fromGw: 'cloud-gw-1', toGw: 'edge-a-gw-1' },
+  { name: 'relayed edge-a -> edge-b (via cloud)', fromPod: 'edge-a-node-1', toPod: 'edge-b-node-1', fromGw: 'edge-a-gw-1', toGw: 'edge-b-gw-1' },
+];
+
+export interface ThroughputRow {
+  path: string;
+  rawMbps: number;
+  /** Pods on the ordinary nodes (the member -> gateway LAN hop and the gateway -> member VXLAN hop included). */
+  podMbps: number;
+  ratio: number;
+  /** Pods on the two gateways themselves. */
+  gwPodMbps: number;
+  gwPodRatio: number;
+}
+
+export async function benchThroughput(runs = 3, seconds = 5): Promise<ThroughputRow[]> {
+  const skip = systemSkipReason(controlPlaneSkipReason()) ?? (onPath('iperf3') ? undefined : 'needs iperf3 (apt-get install iperf3)');
+  if (skip) {
+    console.log(`throughput bench skipped: ${skip}`);
+    return [];
+  }
+  let cp: ControlPlane | undefined;
+  let fabric: Fabric | undefined;
+  let sys: CorvidSystem | undefined;
+  const rows: ThroughputRow[] = [];
+  try {
+    cp = await startControlPlane();
+    fabric = await Fabric.build({ cni: 'flannel' });
+    const f = fabric;
+    sys = await CorvidSystem.start(cp, f);
+    const rev = await sys.push(topologyYaml(f), 'bench: three pools');
+    await waitFor('the topology applied', async () => (await sys!.topology())?.status?.lastAppliedRevision === rev, 60_000);
+    const bad = await waitForMatrix(f, everyone, 60_000);
+    if (bad.length > 0) throw new Error(`the network is not whole:\n${bad.join('\n')}`);
+    const mbps = (bps: number): number => Math.round(bps / 1e6);
+    const measure = async (fromNs: string, toNs: string, toIP: string, bind?: string): Promise<number> => {
+      const r = await iperf3(f.lab, fromNs, toNs, toIP, { seconds, ...(bind === undefined ? {} : { bind }) });
+      if (!r.ok) throw new Error(`iperf3 ${fromNs} -> ${toIP}: ${r.error}`);
+      return r.bitsPerSecond;
+    };
+    for (const p of PATHS) {
+      const raw: number[] = [];
+      const pods: number[] = [];
+      const gwPods: number[] = [];
+      // The gateways' own addresses inside their pools' traffic selectors: flannel's cni0 (<podCIDR>.1). Bound at the
+      // sender: the lab's relay also holds the kernel-libipsec stand-in addresses (test/e2e/fabric.ts), which would
+      // make a reply to one of them a martian there.
+      const [fromGw, toGw] = [f.node(p.fromGw), f.node(p.toGw)];
+      for (let i = 0; i < runs; i++) {
+        raw.push(await measure(fromGw.ns, toGw.ns, nthAddr(toGw.podCIDR, 1), nthAddr(fromGw.podCIDR, 1)));
+        pods.push(await measure(f.node(p.fromPod).pod.ns, f.node(p.toPod).pod.ns, f.node(p.toPod).podIP));
+        gwPods.push(await measure(fromGw.pod.ns, toGw.pod.ns, toGw.podIP));
+      }
+      rows.push({
+        path: p.name,
+        rawMbps: mbps(median(raw)),
+        podMbps: mbps(median(pods)),
+        ratio: median(pods) / median(raw),
+        gwPodMbps: mbps(median(gwPods)),
+        gwPodRatio: median(gwPods) / median(raw),
+      });
+      console.log(`# ${p.name}: raw ${raw.map(mbps).join(', ')}; member pods ${pods.map(mbps).join(', ')}; gateway pods ${gwPods.map(mbps).join(', ')} (Mbit/s)`);
+    }
+    const pct = (x: number): string => `${Math.round(x * 100)} %`;
+    console.log(
+      table(
+        ['path', 'gateway -> gateway (raw tunnel)', 'pod -> pod, ordinary nodes', 'ratio', 'pod -> pod, on the gateways', 'ratio'],
+        rows.map((r) => [r.path, `${r.rawMbps} Mbit/s`, `${r.podMbps} Mbit/s`, pct(r.ratio), `${r.gwPodMbps} Mbit/s`, pct(r.gwPodRatio)]),
+      ),
+    );
+    console.log(`medians of ${runs} runs of ${seconds} s each, alternating; ${machineLine()}`);
+  } finally {
+    await sys?.stop();
+    await fabric?.cleanup();
+    await cp?.stop();
+  }
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const runs = Number(process.argv[2] ?? 3);
+  const seconds = Number(process.argv[3] ?? 5);
+  await benchThroughput(runs, seconds);
+}
