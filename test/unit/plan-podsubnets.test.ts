@@ -8,6 +8,8 @@ import { calicoPodSubnets, resolvePodSubnetSource, type CalicoIpamState } from '
 import { plan } from '../../src/plan/planner.ts';
 import { formatPrefix, parsePrefix } from '../../src/nodeplan/cidr.ts';
 import { MTU_ANNOTATION } from '../../src/gateway/keys.ts';
+import { MAX_MTU, MIN_MTU } from '../../src/gateway/annotations.ts';
+import { TOPOLOGY_SCHEMA } from '../../src/topology/schema.ts';
 import { loadTopology } from '../../src/topology/index.ts';
 import { input, node, pool, topology } from './plan-fixtures.ts';
 
@@ -294,6 +296,11 @@ describe('pool mtu', () => {
     const r = plan(input(t, [node('a1', 'a'), node('b1', 'b')]));
     const ann = Object.fromEntries(r.gateways.map((g) => [g.metadata.name, g.metadata.annotations?.[MTU_ANNOTATION]]));
     assert.deepEqual(ann, { a: '1400', b: undefined });
+  });
+
+  test('the schema bounds of a pool mtu are the bounds the agents accept in corvid.dev/mtu', () => {
+    const pool = (TOPOLOGY_SCHEMA.$defs as Record<string, { properties: Record<string, { minimum: number; maximum: number }> }>).pool;
+    assert.deepEqual([pool.properties.mtu.minimum, pool.properties.mtu.maximum], [MIN_MTU, MAX_MTU]);
   });
 
   test('the topology accepts 576..9000 whole numbers only', () => {
