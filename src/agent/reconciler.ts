@@ -1,9 +1,11 @@
-// Apply a NodePlan to the node: IKE connections and PSKs over VICI, routes and rules through iproute2.
+// Apply a NodePlan to the node: IKE connections and PSKs over VICI, routes and rules through iproute2, the nftables
+// table and rp_filter values for cross-pool traffic.
 //
 // Ownership: the agent touches only connections, CHILD/IKE SAs and shared keys named `corvid-*`, our routing table
-// and the rules that look it up. It never flushes xfrm state, other tables or other rules.
+// and the rules that look it up, the nftables table inet corvid, and the rp_filter values it loosened (kept to be put
+// back). It never flushes xfrm state, other tables or other rules.
 // Order: routes first (they do not depend on charon), then VICI: terminate before unload; PSK before conn; initiate
-// where we are the initiator and nothing is up or in progress.
+// where we are the initiator and nothing is up or in progress; then the packet policy.
 // The reconciler keeps only a memory of the config fingerprints it loaded; everything else is read back each time,
 // so a charon restart (nothing loaded) or a hand-made change (a conn unloaded, a route deleted) is simply drift.
 
@@ -131,15 +133,16 @@ export class Reconciler {
   async reconcile(plan: NodePlan): Promise<ReconcileResult> {
     const res = emptyResult();
     await this.applyRoutes(plan, res);
-    await this.applyPacketPolicy(plan.packet, plan.poolNeighbours, res);
     await this.applyVici(plan, res);
+    await this.applyPacketPolicy(plan.packet, plan.poolNeighbours, res);
     res.ok = res.errors.length === 0;
     return res;
   }
 
   /**
-   * The nftables table, then rp_filter on the devices that carry this pool's own traffic (found in the main table):
-   * both before the tunnels, so that the first forwarded packet already keeps its source and passes the filter.
+   * The nftables table, then rp_filter on the devices that carry this pool's own traffic (found in the main table).
+   * After the tunnels, so that a failover is not slowed down: both depend on the pool's subnets, not on the node's
+   * role (only the gateway's MSS clamps do), so a node taking over already has them.
    */
   private async applyPacketPolicy(packet: PacketPolicy, poolNeighbours: string[], res: ReconcileResult): Promise<void> {
     if (this.o.nft !== undefined) {

@@ -85,14 +85,24 @@ export class RpFilter {
     return `${this.o.procSys ?? '/proc/sys'}/net/ipv4/conf/${device}/rp_filter`;
   }
 
-  private async readValue(path: string): Promise<number | undefined> {
+  /** The values of these sysctl files in one read (one process in a named netns); a missing file is absent. */
+  private async readValues(paths: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
     if (this.o.netns === undefined) {
-      const text = await readFile(path, 'utf8').catch(() => undefined);
-      return text === undefined ? undefined : Number(text.trim());
+      for (const path of paths) {
+        const text = await readFile(path, 'utf8').catch(() => undefined);
+        if (text !== undefined) out.set(path, Number(text.trim()));
+      }
+      return out;
     }
-    const [cmd, args] = inNetns(this.o.netns, 'cat', [path], this.o.ipPath);
+    // `grep -H .` prints path:value for every file it can read and skips the others (exit code 2 then).
+    const [cmd, args] = inNetns(this.o.netns, 'grep', ['-H', '.', ...paths], this.o.ipPath);
     const r = await runCommand(cmd, args);
-    return r.code === 0 ? Number(r.stdout.trim()) : undefined;
+    for (const line of r.stdout.split('\n')) {
+      const i = line.lastIndexOf(':');
+      if (i > 0) out.set(line.slice(0, i), Number(line.slice(i + 1)));
+    }
+    return out;
   }
 
   private async writeValue(path: string, value: number): Promise<void> {
@@ -135,9 +145,10 @@ export class RpFilter {
   async ensure(devices: readonly string[]): Promise<RpFilterResult> {
     const res: RpFilterResult = { changes: [], errors: [] };
     const recorded = await this.load();
-    const all = (await this.readValue(this.conf('all'))) ?? 0;
-    const state: RpFilterState = { all, devices: new Map() };
-    for (const d of new Set([...devices, ...recorded.keys()])) state.devices.set(d, await this.readValue(this.conf(d)));
+    const names = [...new Set([...devices, ...recorded.keys()])];
+    const values = await this.readValues([this.conf('all'), ...names.map((d) => this.conf(d))]);
+    const state: RpFilterState = { all: values.get(this.conf('all')) ?? 0, devices: new Map() };
+    for (const d of names) state.devices.set(d, values.get(this.conf(d)));
     for (const a of rpFilterActions(state, devices, recorded)) {
       try {
         await this.writeValue(this.conf(a.device), a.value);
