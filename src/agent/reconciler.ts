@@ -5,7 +5,7 @@
 // and the rules that look it up, the nftables table inet corvid, and the rp_filter values it loosened (kept to be put
 // back). It never flushes xfrm state, other tables or other rules.
 // Order: routes first (they do not depend on charon), then VICI: terminate before unload; PSK before conn; initiate
-// where we are the initiator and nothing is up or in progress; then the packet policy.
+// where we are the initiator and nothing is up or in progress. The nftables table before VICI, rp_filter after.
 // The reconciler keeps only a memory of the config fingerprints it loaded; everything else is read back each time,
 // so a charon restart (nothing loaded) or a hand-made change (a conn unloaded, a route deleted) is simply drift.
 
@@ -133,27 +133,34 @@ export class Reconciler {
   async reconcile(plan: NodePlan): Promise<ReconcileResult> {
     const res = emptyResult();
     await this.applyRoutes(plan, res);
+    await this.applyNft(plan.packet, res);
     await this.applyVici(plan, res);
-    await this.applyPacketPolicy(plan.packet, plan.poolNeighbours, res);
+    await this.applyRpFilter(plan.poolNeighbours, res);
     res.ok = res.errors.length === 0;
     return res;
   }
 
   /**
-   * The nftables table, then rp_filter on the devices that carry this pool's own traffic (found in the main table).
-   * After the tunnels, so that a failover is not slowed down: both depend on the pool's subnets, not on the node's
-   * role (only the gateway's MSS clamps do), so a node taking over already has them.
+   * The nftables table, before the tunnels: NAT is decided by a flow's first packet, and a flow masqueraded while the
+   * table was missing would stay so for its lifetime.
    */
-  private async applyPacketPolicy(packet: PacketPolicy, poolNeighbours: string[], res: ReconcileResult): Promise<void> {
-    if (this.o.nft !== undefined) {
-      try {
-        const r = await this.o.nft.apply(packet);
-        if (r.error !== undefined) res.errors.push(`nft: ${r.error}`);
-        else if (r.changed) res.packetChanges.push(`nft table inet ${this.o.nft.table} ${packet.remote.length > 0 ? 'written' : 'deleted'}`);
-      } catch (e) {
-        res.errors.push(`nft: ${(e as Error).message}`);
-      }
+  private async applyNft(packet: PacketPolicy, res: ReconcileResult): Promise<void> {
+    if (this.o.nft === undefined) return;
+    try {
+      const r = await this.o.nft.apply(packet);
+      if (r.error !== undefined) res.errors.push(`nft: ${r.error}`);
+      else if (r.changed) res.packetChanges.push(`nft table inet ${this.o.nft.table} ${packet.remote.length > 0 ? 'written' : 'deleted'}`);
+    } catch (e) {
+      res.errors.push(`nft: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * rp_filter on the devices that carry this pool's own traffic (found in the main table), after the tunnels so that
+   * a failover is not slowed down: the devices depend on the pool, not on the node's role, so a node taking over
+   * already has them loose.
+   */
+  private async applyRpFilter(poolNeighbours: string[], res: ReconcileResult): Promise<void> {
     if (this.o.rpFilter !== undefined) {
       try {
         const devices = poolNeighbours.length === 0 ? [] : devicesToward(poolNeighbours, await this.o.iproute.routes('main'));
@@ -350,7 +357,8 @@ export class Reconciler {
       res.errors.push(`routes: ${(e as Error).message}`);
     }
     // Routes first: no cross-pool packet may leave with its source rewritten after the exemption is gone.
-    await this.applyPacketPolicy({ local: [], remote: [], mss: [] }, [], res);
+    await this.applyNft({ local: [], remote: [], mss: [] }, res);
+    await this.applyRpFilter([], res);
     res.ok = res.errors.length === 0;
     return res;
   }
