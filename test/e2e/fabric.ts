@@ -33,7 +33,7 @@
 
 import { onPath } from '../support/host.ts';
 import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netns.ts';
-import { installCalico, installFlannel, nthAddr, parseCidr, type Pod, type RpFilterStyle } from '../support/cni.ts';
+import { CalicoCluster, installCalico, installFlannel, nthAddr, parseCidr, type FlannelCluster, type Pod, type RpFilterStyle } from '../support/cni.ts';
 
 export type PoolName = 'cloud' | 'edge-a' | 'edge-b';
 export const POOLS: readonly PoolName[] = ['cloud', 'edge-a', 'edge-b'];
@@ -166,6 +166,8 @@ export class Fabric {
   readonly nodes = new Map<string, FabricNode>();
   readonly cni: CniFlavour;
   readonly rpFilter: RpFilterStyle;
+  /** The CNI's view of the cluster (its nodes and pods). */
+  cluster: FlannelCluster | CalicoCluster | undefined;
 
   private constructor(lab: NetnsLab, opts: FabricOptions) {
     this.lab = lab;
@@ -251,7 +253,7 @@ export class Fabric {
 
     // The CNI: one cluster over every node of every pool, one pod per node.
     const all = [...this.nodes.values()];
-    const cluster =
+    const cluster = (this.cluster =
       this.cni === 'flannel'
         ? await installFlannel(lab, all.map((n) => ({ name: n.name, ns: n.ns, ip: n.lanIP, podCIDR: n.podCIDR })), {
             network: FLANNEL_NETWORK,
@@ -265,21 +267,43 @@ export class Fabric {
             gatewayRoute: 'add',
             rpFilter: this.rpFilter,
             pods: 1,
-          });
+          }));
     for (const n of all) {
       n.pod = cluster.podsOn(n.name)[0]!;
       n.podIP = n.pod.ip;
     }
-    // kernel-libipsec's need for a local address in every local traffic selector (see the top of this file).
-    for (const pool of this.pools.values()) {
-      const extra = pool.behindNAT ? [] : [...this.pools.values()].filter((q) => q.behindNAT).flatMap((q) => q.nodes);
-      for (const c of pool.nodes.filter((n) => n.kind === 'candidate')) {
-        for (const other of [...pool.nodes, ...extra]) {
-          if (other === c) continue;
-          for (const cidr of other.podCIDRs) await lab.addr(c.ns, 'lo', `${nthAddr(cidr, parseCidr(cidr).size - 2)}/32`);
-        }
-      }
+    for (const n of all) for (const cidr of n.podCIDRs) await this.libipsecAddresses(n, cidr);
+  }
+
+  /**
+   * kernel-libipsec's need for a local address in every local traffic selector (see the top of this file): the last
+   * usable address of `owner`'s subnet on lo of every candidate that may carry it as a local selector (its own pool's
+   * other candidates, and the relay pool's when the owner is behind NAT).
+   */
+  private async libipsecAddresses(owner: FabricNode, cidr: string): Promise<void> {
+    const carriers = [...this.pools.values()].filter((p) => p.name === owner.pool || (this.pool(owner.pool).behindNAT && !p.behindNAT));
+    for (const c of carriers.flatMap((p) => p.nodes).filter((n) => n.kind === 'candidate' && n !== owner)) {
+      await this.lab.addr(c.ns, 'lo', `${nthAddr(cidr, parseCidr(cidr).size - 2)}/32`);
     }
+  }
+
+  /**
+   * Calico gives a node one more IPAM block (its first ones filled up): Felix blackholes it on the node and routes it
+   * through vxlan.calico on every other node. Returns a new pod on the node with the block's first address. The
+   * caller publishes the BlockAffinity.
+   */
+  async addCalicoBlock(node: string, cidr: string): Promise<Pod> {
+    const calico = this.cluster;
+    if (!(calico instanceof CalicoCluster)) throw new Error('addCalicoBlock: the fabric does not run Calico');
+    const owner = calico.node(node);
+    owner.blocks.push(cidr);
+    this.node(node).podCIDRs.push(cidr);
+    await this.lab.exec(owner.ns, ['ip', 'route', 'replace', 'blackhole', cidr, 'proto', '80']);
+    for (const other of calico.nodes) {
+      if (other !== owner) await this.lab.exec(other.ns, ['ip', 'route', 'replace', cidr, 'via', owner.tunnelIP, 'dev', 'vxlan.calico', 'onlink']);
+    }
+    await this.libipsecAddresses(this.node(node), cidr);
+    return calico.addPod(node, { name: `${node}-p2`, ip: nthAddr(cidr, 0) });
   }
 
   node(name: string): FabricNode {

@@ -17,6 +17,7 @@ import { NODE_DRAIN_ANNOTATION, REVISION_ANNOTATION } from '../../src/gateway/ke
 import { Fabric, Pinger, type CniFlavour, type PoolName } from './fabric.ts';
 import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from './system.ts';
 import { actives, dfAcrossPools, everyone, stopAndCountLoss, tcpAcrossPools, versions, waitForMatrix } from './checks.ts';
+import { tcpTransfer } from '../support/traffic.ts';
 import { failoverPaths, formatFailover, runFailover } from './failover.ts';
 
 /** The budget of the whole file (set-up included); README.md states the same. */
@@ -285,6 +286,35 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     const bad = await waitForMatrix(f, everyone, 30_000);
     if (bad.length > 0) fail(`after the agent restart:\n${bad.join('\n')}`);
   });
+
+  if (cni === 'calico') {
+    test('8 (Calico): a new IPAM block is reachable from every other pool within seconds; only its pool\'s Gateway is written', { timeout: 120_000 }, async () => {
+      await whole();
+      const before = await sys.gateways();
+      const block = '192.168.33.64/26';
+      const pod = await f.addCalicoBlock('edge-b-node-1', block);
+      const t0 = Date.now();
+      await sys.putBlockAffinity('edge-b-node-1', block);
+      // Every other pool reaches the pod in the new block: cloud directly, edge-a through the relay.
+      const from = ['cloud-node-1', 'edge-a-node-1', 'cloud-gw-1'];
+      const podReaches = async (n: string): Promise<boolean> =>
+        (await f.lab.exec(f.node(n).pod.ns, ['ping', '-n', '-q', '-c', '1', '-W', '1', pod.ip], { allowFail: true })).code === 0;
+      const reached = new Map<string, number>();
+      await waitFor(`${pod.ip} (in the new block ${block}) reachable from ${from.join(', ')}`, async () => {
+        for (const n of from) if (!reached.has(n) && (await podReaches(n))) reached.set(n, Date.now() - t0);
+        return reached.size === from.length;
+      }, 30_000).catch((e) => fail(`${(e as Error).message}; reached: ${JSON.stringify(Object.fromEntries(reached))}`));
+      const after = await sys.gateways();
+      const changed = Object.keys(versions(after)).filter((g) => versions(after)[g] !== versions(before)[g]);
+      console.log(`# scenario 8: new block ${block} on edge-b-node-1 reachable after ${[...reached].map(([n, ms]) => `${n} ${ms} ms`).join(', ')}; Gateways written: ${changed.join(', ')}`);
+      assert.deepEqual(changed, ['edge-b'], 'only the Gateway of the block\'s pool is written');
+      // Its two sibling blocks are published as their parent (aggregated where exact).
+      assert.deepEqual(after.get('edge-b')!.status?.nodes?.find((n) => n.nodeName === 'edge-b-node-1')?.subnets, ['192.168.33.0/25']);
+      const tcp = await tcpTransfer(f.lab, f.node('edge-a-node-1').pod.ns, pod.ns, pod.ip, { timeoutMs: 30_000 });
+      assert.ok(tcp.ok, tcp.error);
+      assert.equal(tcp.peer, f.node('edge-a-node-1').podIP);
+    });
+  }
 
   test('2: a push denying edge-a<->edge-b takes exactly that path down; corvid diff predicted it', { timeout: 120_000 }, async () => {
     await whole();
