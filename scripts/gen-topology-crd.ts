@@ -99,6 +99,12 @@ const STATUS: Json = {
       properties: {
         source: { description: 'podCIDR (node.spec.podCIDRs) or calico (Calico IPAM BlockAffinities).', type: 'string', enum: ['podCIDR', 'calico'] },
         reason: { description: 'Why: the --pod-subnets flag, the topology, or what auto-detection found.', type: 'string', maxLength: 1024 },
+        problems: {
+          description: 'Calico IPAM objects left out of every route (malformed, overlapping between nodes, of an unknown node), one line each, at most 20 and then a count.',
+          type: 'array',
+          maxItems: 21,
+          items: { type: 'string', maxLength: 1024 },
+        },
       },
     },
     conditions: {

@@ -29,7 +29,7 @@ import { computeChanges, computeStatusOnlyChanges, emptyRefusal, ownedKey, waiti
 import type { Logger } from './log.ts';
 import type { SyncMetrics } from './metrics.ts';
 import { REJECT, type Artifact, type RejectReason, type TopologySource } from './source.ts';
-import { WAITING_FOR_GATEWAY_SPEC, rfc3339, statusEquals, topologyStatus, type Outcome } from './status.ts';
+import { WAITING_FOR_GATEWAY_SPEC, podSubnetProblems, rfc3339, statusEquals, topologyStatus, type Outcome } from './status.ts';
 import { validate, type Candidate } from './validate.ts';
 import { topologyDocument } from './source-cluster.ts';
 
@@ -122,6 +122,8 @@ export class Reconciler {
   private writes = 0;
   /** The pod-subnet source of the last plan of the revision in force (status, logs). */
   private podSubnets: PodSubnetDecision | undefined;
+  /** status.podSubnets.problems as last planned. */
+  private podSubnetProblems: string[] = [];
   /** Whether the first reconcile as a writer completed (for /readyz). */
   ranOnce = false;
 
@@ -290,7 +292,7 @@ export class Reconciler {
         this.lastGood = serving;
         this.rejected = undefined;
       }
-      this.notePodSubnets(planned.podSubnets);
+      this.notePodSubnets(planned.podSubnets, podSubnetProblems(planned.findings), serving.topology.name);
       // Applied once every Gateway is in place: at once in apply mode, when the spec owner has caught up otherwise.
       if (serving === this.lastGood && waiting.length === 0 && this.appliedRevision !== serving.revision) {
         const previous = this.appliedRevision;
@@ -419,11 +421,24 @@ export class Reconciler {
     return { planned, wakeAt: nextWake(now.getTime(), heartbeats, health, nodes, timeoutS, c.topology.election.minHealthySeconds) };
   }
 
-  /** Log the pod-subnet source when it changes (it is also in the Topology's status). */
-  private notePodSubnets(d: PodSubnetDecision): void {
-    if (this.podSubnets?.source === d.source && this.podSubnets.reason === d.reason) return;
-    this.d.logger.info('pod subnet source', { source: d.source, decidedBy: d.decidedBy, reason: d.reason, previous: this.podSubnets?.source });
+  /**
+   * Log the pod-subnet source when it changes, and the Calico IPAM objects left out of every route when their list
+   * changes (also a Warning Event on the Topology); both are in the Topology's status.
+   */
+  private notePodSubnets(d: PodSubnetDecision, problems: string[], topology: string): void {
+    if (this.podSubnets?.source !== d.source || this.podSubnets.reason !== d.reason) {
+      this.d.logger.info('pod subnet source', { source: d.source, decidedBy: d.decidedBy, reason: d.reason, previous: this.podSubnets?.source });
+    }
     this.podSubnets = d;
+    if (problems.join('\n') === this.podSubnetProblems.join('\n')) return;
+    this.podSubnetProblems = problems;
+    if (problems.length === 0) {
+      this.d.logger.info('pod subnet problems resolved', { topology });
+      return;
+    }
+    this.d.logger.warn('pod subnet problems', { topology, problems });
+    const note = `${problems.length === 1 ? 'one Calico IPAM object' : `${problems.length} Calico IPAM objects`} left out of every route: ${problems.join('; ')}`;
+    void this.event(this.topologyRef(topology), 'Warning', 'PodSubnetProblems', 'Plan', note.length > 1024 ? `${note.slice(0, 1020)} ...` : note);
   }
 
   private reject(key: string, revision: string | undefined, reason: RejectReason, message: string, name?: string): Outcome {
@@ -557,7 +572,10 @@ export class Reconciler {
       lastAttemptedRevision: attempted ?? obj.status?.lastAttemptedRevision,
       outcome,
       now: rfc3339(this.d.now()),
-      podSubnets: this.podSubnets === undefined ? obj.status?.podSubnets : { source: this.podSubnets.source, reason: this.podSubnets.reason },
+      podSubnets:
+        this.podSubnets === undefined
+          ? obj.status?.podSubnets
+          : { source: this.podSubnets.source, reason: this.podSubnets.reason, problems: this.podSubnetProblems },
     });
     if (statusEquals(obj.status, status)) return true;
     guard();

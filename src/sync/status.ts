@@ -9,6 +9,7 @@
 // lastTransitionTime moves only when a condition's status flips, so an unchanged outcome gives an equal status and
 // costs no write.
 
+import type { Finding } from '../plan/types.ts';
 import { canonicalJson } from '../gateway/render.ts';
 import { removeCondition, setCondition, type PodSubnetStatus, type TopologyStatus } from '../adapters/kube/topologies.ts';
 import type { RejectReason } from './source.ts';
@@ -31,6 +32,19 @@ export interface StatusInput {
   now: string;
   /** The pod-subnet source in force and why (status.podSubnets). */
   podSubnets?: PodSubnetStatus;
+}
+
+/** Lines of status.podSubnets.problems at most, before the rest is counted. */
+export const MAX_POD_SUBNET_PROBLEMS = 20;
+
+/**
+ * status.podSubnets.problems from the planner's findings: the Calico IPAM objects left out of every route, sorted, at
+ * most MAX_POD_SUBNET_PROBLEMS lines and then one that counts the rest.
+ */
+export function podSubnetProblems(findings: readonly Finding[]): string[] {
+  const lines = [...new Set(findings.filter((f) => f.code.startsWith('calico-')).map((f) => f.message))].sort();
+  if (lines.length <= MAX_POD_SUBNET_PROBLEMS) return lines;
+  return [...lines.slice(0, MAX_POD_SUBNET_PROBLEMS), `and ${lines.length - MAX_POD_SUBNET_PROBLEMS} more`];
 }
 
 /** Conditions carry whole seconds, like the API server's own timestamps. */
@@ -77,7 +91,10 @@ export function topologyStatus(input: StatusInput): TopologyStatus {
   if (generation !== undefined) status.observedGeneration = generation;
   if (input.lastAppliedRevision !== undefined) status.lastAppliedRevision = input.lastAppliedRevision;
   if (input.lastAttemptedRevision !== undefined) status.lastAttemptedRevision = input.lastAttemptedRevision;
-  if (input.podSubnets !== undefined) status.podSubnets = { source: input.podSubnets.source, reason: input.podSubnets.reason };
+  if (input.podSubnets !== undefined) {
+    const { source, reason, problems } = input.podSubnets;
+    status.podSubnets = problems !== undefined && problems.length > 0 ? { source, reason, problems: [...problems] } : { source, reason };
+  }
   return status;
 }
 

@@ -13,6 +13,7 @@ import { CONTENT_TYPE, kubeRequest, statusCode, type KubeConfig } from '../../sr
 import { gatewayInformer, getGateway } from '../../src/adapters/kube/gateways.ts';
 import { getTopology } from '../../src/adapters/kube/topologies.ts';
 import { main } from '../../src/cli/main.ts';
+import { listEvents } from '../../src/adapters/kube/events.ts';
 import type { SyncOptions } from '../../src/sync/index.ts';
 import { CalicoWatch } from '../../src/sync/calico.ts';
 import { jsonLogger } from '../../src/sync/log.ts';
@@ -209,6 +210,43 @@ test('pending, deleted (v1 string, v3 boolean) and removed affinities leave; bot
   await waitSubnets(kc, 'cb', { 'c-b1': [] });
   await deleteAffinity(kc, 'v3', 'c-a1', '192.168.20.0/26');
   await waitSubnets(kc, 'cb', { 'c-b1': ['192.168.20.0/26'] });
+});
+
+test('bad Calico objects (malformed, claimed by two nodes, of an unknown node) reach no route; status, an Event and corvid status name them', { skip: cp.skip }, async () => {
+  const kc = cp.get().kubeConfig;
+  await putAffinity(kc, 'v1', 'c-a1', '192.168.40.7/26'); // host bits set: not a block
+  await putAffinity(kc, 'v1', 'c-a2', '192.168.20.0/26'); // c-b1's block, claimed again
+  await putAffinity(kc, 'v1', 'ghost', '192.168.30.0/26'); // no such node
+  const problems = await waitFor('three problems in status.podSubnets', async () => {
+    const p = (await podSubnetStatus(kc)) as { problems?: string[] } | undefined;
+    return p?.problems?.length === 3 ? p.problems : undefined;
+  }, 10_000);
+  assert.ok(problems.some((l) => /192\.168\.40\.7\/26/.test(l)), problems.join('\n'));
+  assert.ok(problems.some((l) => /c-a2/.test(l) && /c-b1/.test(l) && /192\.168\.20\.0\/26/.test(l)), problems.join('\n'));
+  assert.ok(problems.some((l) => /ghost/.test(l)), problems.join('\n'));
+  // No route to the wrong node: the claimed block leaves both nodes, the others reach nobody.
+  await waitSubnets(kc, 'ca', { 'c-a1': ['192.168.10.0/26'], 'c-a2': [] });
+  await waitSubnets(kc, 'cb', { 'c-b1': [] });
+
+  // One Event per change of the list (the earlier test's two-node claim made one too).
+  const event = await waitFor('a PodSubnetProblems Event on the Topology naming the three', async () =>
+    (await listEvents(kc)).find((e) => e.reason === 'PodSubnetProblems' && e.regarding?.name === 'calico' && /^3 Calico IPAM objects left out of every route/.test(e.note ?? '')),
+  10_000);
+  assert.equal(event.type, 'Warning');
+
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = { stdout: { write: (x: string) => out.push(x) }, stderr: { write: (x: string) => err.push(x) }, env: { KUBECONFIG: cp.get().kubeconfigPath }, cwd: process.cwd() };
+  assert.equal(await main(['status'], io), 0, err.join(''));
+  assert.equal(out.join('').split('\n').filter((l) => l.startsWith('  left out: ')).length, 3, out.join(''));
+  out.length = 0;
+  assert.equal(await main(['status', '-o', 'json'], io), 0, err.join(''));
+  assert.deepEqual(JSON.parse(out.join('')).topologies.find((t: { name: string }) => t.name === 'calico').podSubnets.problems, problems);
+
+  // Mended: the problems leave status, and the blocks come back.
+  for (const [node, cidr] of [['c-a1', '192.168.40.7/26'], ['c-a2', '192.168.20.0/26'], ['ghost', '192.168.30.0/26']] as const) await deleteAffinity(kc, 'v1', node, cidr);
+  await waitSubnets(kc, 'cb', { 'c-b1': ['192.168.20.0/26'] });
+  await waitFor('no problems in status.podSubnets', async () => ((await podSubnetStatus(kc)) as { problems?: string[] } | undefined)?.problems === undefined, 10_000);
 });
 
 test('--pod-subnets wins over the topology; podCIDR by flag turns the BlockAffinity watch off', { skip: cp.skip }, async () => {

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { computeChanges, emptyRefusal, ownedKey } from '../../src/sync/changes.ts';
-import { topologyStatus, statusEquals } from '../../src/sync/status.ts';
+import { podSubnetProblems, topologyStatus, statusEquals } from '../../src/sync/status.ts';
 import { validate, verify, documentName } from '../../src/sync/validate.ts';
 import { nextWake } from '../../src/sync/reconciler.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
@@ -139,4 +139,18 @@ test('nextWake: a tunnel down wakes at since + the tunnel grace (max(10 s, 3 × 
   assert.equal(nextWake(now, down, {}, [], 5, 0), Date.parse(since) + 15_000);
   assert.equal(nextWake(now, down, {}, [], 0, 0), Date.parse(since) + 10_000, 'no timeout at all: the minimum grace');
   assert.equal(nextWake(now, [{ node: 'a', tunnels: { b: { up: true, since } } }], {}, [], 2, 0), undefined);
+});
+
+test('podSubnetProblems: the Calico findings only, sorted and de-duplicated, at most 20 lines and a count', () => {
+  const f = (code: string, message: string) => ({ severity: 'warning' as const, code, message });
+  assert.deepEqual(podSubnetProblems([f('node-without-pod-cidr', 'x'), f('calico-block-unknown-node', 'b'), f('calico-block-invalid', 'a'), f('calico-block-invalid', 'a')]), ['a', 'b']);
+  const many = Array.from({ length: 25 }, (_, i) => f('calico-block-overlap', `block ${String(i).padStart(2, '0')}`));
+  const lines = podSubnetProblems(many);
+  assert.equal(lines.length, 21);
+  assert.equal(lines[20], 'and 5 more');
+  // In status only when there are some; a status without problems equals one written before the field existed.
+  const st = (problems?: string[]) => topologyStatus({ outcome: { kind: 'applied', revision: 'r' }, now: '2026-01-01T00:00:00Z', podSubnets: { source: 'calico', reason: 'auto', ...(problems ? { problems } : {}) } });
+  assert.deepEqual(st(['a']).podSubnets, { source: 'calico', reason: 'auto', problems: ['a'] });
+  assert.deepEqual(st([]).podSubnets, { source: 'calico', reason: 'auto' });
+  assert.ok(statusEquals(st(undefined), st([])));
 });

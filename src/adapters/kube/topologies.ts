@@ -32,6 +32,8 @@ export interface Condition {
 export interface PodSubnetStatus {
   source: 'podCIDR' | 'calico';
   reason: string;
+  /** Calico IPAM objects left out of every route, one line each (capped; see podSubnetProblems). */
+  problems?: string[];
 }
 
 export interface TopologyStatus {

@@ -60,7 +60,7 @@ export interface TopologySummary {
   lastAppliedRevision?: string;
   lastAttemptedRevision?: string;
   /** Where the Gateways' status.nodes[].subnets come from (podCIDR or calico) and why, as the sync last planned. */
-  podSubnets?: { source: string; reason: string };
+  podSubnets?: { source: string; reason: string; problems?: string[] };
   conditions: { type: string; status: string; reason: string; message: string }[];
 }
 
@@ -261,7 +261,10 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
   const withSubnets = topologies.filter((t) => t.podSubnets !== undefined);
   if (withSubnets.length > 0) io.stdout.write('\n');
-  for (const t of withSubnets) io.stdout.write(`Topology ${t.name}: pod subnets from ${t.podSubnets!.source} (${t.podSubnets!.reason})\n`);
+  for (const t of withSubnets) {
+    io.stdout.write(`Topology ${t.name}: pod subnets from ${t.podSubnets!.source} (${t.podSubnets!.reason})\n`);
+    for (const p of t.podSubnets!.problems ?? []) io.stdout.write(`  left out: ${p}\n`);
+  }
   return EXIT_OK;
 }
 
@@ -278,7 +281,11 @@ async function readTopologies(kc: Parameters<typeof readLive>[0]): Promise<Topol
         if (t.status?.lastAppliedRevision) s.lastAppliedRevision = t.status.lastAppliedRevision;
         if (t.status?.lastAttemptedRevision) s.lastAttemptedRevision = t.status.lastAttemptedRevision;
         const ps = t.status?.podSubnets;
-        if (ps && typeof ps.source === 'string') s.podSubnets = { source: ps.source, reason: typeof ps.reason === 'string' ? ps.reason : '' };
+        if (ps && typeof ps.source === 'string') {
+          s.podSubnets = { source: ps.source, reason: typeof ps.reason === 'string' ? ps.reason : '' };
+          const problems = Array.isArray(ps.problems) ? ps.problems.filter((x): x is string => typeof x === 'string') : [];
+          if (problems.length > 0) s.podSubnets.problems = problems;
+        }
         return s;
       })
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
