@@ -71,6 +71,14 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     if (bad.length > 0) fail(`precondition: the network is not whole (left so by an earlier scenario):\n${bad.join('\n')}`);
   };
 
+  /** Every reachability check moves real traffic too: bulk TCP with the pod's own source, DF at the pod MTU. */
+  const traffic = async (when: string): Promise<void> => {
+    const tcp = await tcpAcrossPools(f, everyone);
+    if (tcp.length > 0) fail(`bulk TCP ${when}:\n${tcp.join('\n')}`);
+    const df = await dfAcrossPools(f, everyone);
+    if (df.bad.length > 0) fail(`DF probes ${when}:\n${df.bad.join('\n')}`);
+  };
+
   test('1: a first push brings up every tunnel; every pod reaches every pod, edge<->edge relayed via cloud', { timeout: 120_000 }, async () => {
     const t0 = Date.now();
     fullRevision = await sys.push(topo(f), 'e2e: three pools, edges behind NAT relaying via cloud');
@@ -168,6 +176,7 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     assert.equal(t.lastAttemptedRevision, rev);
     assert.equal(t.lastAppliedRevision, fullRevision);
     console.log(`# scenario 3: refused in ${Date.now() - t0 - 5000} ms, 0 pings lost; status: ${ready.reason}: ${ready.message.split('\n')[0]}`);
+    await traffic('while the broken commit is on the branch');
 
     fullRevision = await sys.push(topo(f), 'e2e: fix the relay typo');
     await waitFor('Ready again after the fix', async () => {
@@ -185,6 +194,7 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     assert.equal(await sys.activeOf('edge-a'), r.successor, 'the successor stays active after the dead node is back (sticky)');
     const bad = await waitForMatrix(f, everyone, 30_000);
     if (bad.length > 0) fail(`after the failover:\n${bad.join('\n')}`);
+    await traffic('after the failover');
   });
 
   test('5: a planned drain hands over with a bounded number of lost pings', { timeout: 120_000 }, async () => {
@@ -212,6 +222,7 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     assert.equal(await sys.activeOf(pool), successor);
     const bad = await waitForMatrix(f, everyone, 30_000);
     if (bad.length > 0) fail(`after the drain:\n${bad.join('\n')}`);
+    await traffic('after the drain');
   });
 
   test('6: a killed charon, then a killed agent, on active gateways heal with no intervention', { timeout: 150_000 }, async () => {
@@ -252,6 +263,7 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
       }
       const bad = await waitForMatrix(f, everyone, 30_000);
       if (bad.length > 0) fail(`after killing the ${what}:\n${bad.join('\n')}`);
+      await traffic(`after killing the ${what}`);
     }
   });
 
@@ -285,6 +297,7 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     }
     const bad = await waitForMatrix(f, everyone, 30_000);
     if (bad.length > 0) fail(`after the agent restart:\n${bad.join('\n')}`);
+    await traffic('after the agent restart');
   });
 
   if (cni === 'calico') {
@@ -357,6 +370,7 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     await waitFor('the full topology applied again', async () => (await sys.topology())?.status?.lastAppliedRevision === fullRevision, 30_000);
     const back = await waitForMatrix(f, everyone, 30_000);
     if (back.length > 0) fail(`after allowing again:\n${back.join('\n')}`);
+    await traffic('after allowing again');
   });
 });
 }
