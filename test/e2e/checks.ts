@@ -67,22 +67,26 @@ export async function stopAndCountLoss(f: Fabric, pingers: readonly Pinger[], t0
 
 // ---------------------------------------------------------------- real traffic beyond ping
 
-/** The ordered pool pairs (a, b), a ≠ b, with the ordinary node of each. */
-function memberPairs(f: Fabric): Array<[FabricNode, FabricNode]> {
-  const members = [...f.pools.values()].map((p) => p.nodes.find((n) => n.kind === 'member')!);
+/** The ordered pool pairs (a, b), a ≠ b, with the ordinary node of each, or with the given node of a pool. */
+function memberPairs(f: Fabric, pick: Partial<Record<PoolName, string>> = {}): Array<[FabricNode, FabricNode]> {
+  const members = [...f.pools.values()].map((p) => (pick[p.name] ? f.node(pick[p.name]!) : p.nodes.find((n) => n.kind === 'member')!));
   return members.flatMap((a) => members.filter((b) => b !== a).map((b): [FabricNode, FabricNode] => [a, b]));
 }
 
 /**
- * A bulk TCP transfer (20 MiB by default) between the ordinary nodes' pods of every ordered pool pair, direct and
- * relayed, one at a time. An allowed pair must arrive whole with the sending pod's own address; a denied pair must not
+ * A bulk TCP transfer (20 MiB by default) between the ordinary nodes' pods (or `nodes`' pods) of every ordered pool
+ * pair, direct and relayed, one at a time. An allowed pair must arrive whole with the sending pod's own address; a denied pair must not
  * arrive at all. Returns one line per problem (empty: as expected).
  */
-export async function tcpAcrossPools(f: Fabric, expected: (a: PoolName, b: PoolName) => boolean, opts: { bytes?: number } = {}): Promise<string[]> {
+export async function tcpAcrossPools(
+  f: Fabric,
+  expected: (a: PoolName, b: PoolName) => boolean,
+  opts: { bytes?: number; nodes?: Partial<Record<PoolName, string>> } = {},
+): Promise<string[]> {
   const bad: string[] = [];
-  for (const [a, b] of memberPairs(f)) {
+  for (const [a, b] of memberPairs(f, opts.nodes)) {
     const want = expected(a.pool, b.pool);
-    const r = await tcpTransfer(f.lab, a.pod.ns, b.pod.ns, b.podIP, { bytes: opts.bytes, timeoutMs: want ? 30_000 : 3_000 });
+    const r = await tcpTransfer(f.lab, a.pod.ns, b.pod.ns, b.podIP, { bytes: opts.bytes, timeoutMs: want ? 15_000 : 3_000 });
     if (want && !r.ok) bad.push(`${a.name} -> ${b.name}: TCP failed: ${r.error}`);
     else if (want && r.peer !== a.podIP) bad.push(`${a.name} -> ${b.name}: the receiver saw ${r.peer}, not the pod's ${a.podIP}`);
     else if (!want && r.bytes > 0) bad.push(`${a.name} -> ${b.name}: ${r.bytes} bytes arrived over a denied pair`);

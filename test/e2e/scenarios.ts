@@ -132,6 +132,10 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     const t1 = Date.now();
     const tcp = await tcpAcrossPools(f, everyone);
     if (tcp.length > 0) fail(`bulk TCP across pools:\n${tcp.join('\n')}`);
+    // Pods on the active gateways have no route of Corvid's (charon's routes carry them): the gateways' MSS clamping
+    // is what keeps their TCP under edge-b's silent 1400-byte WAN.
+    const gwTcp = await tcpAcrossPools(f, everyone, { nodes: { cloud: 'cloud-gw-1', 'edge-a': 'edge-a-gw-1', 'edge-b': 'edge-b-gw-1' } });
+    if (gwTcp.length > 0) fail(`bulk TCP across pools between the gateways' pods:\n${gwTcp.join('\n')}`);
     const df = await dfAcrossPools(f, everyone);
     if (df.bad.length > 0) fail(`DF probes across pools:\n${df.bad.join('\n')}`);
     console.log(`# scenario 1: 20 MiB TCP across all ${f.pools.size * (f.pools.size - 1)} ordered pool pairs and DF probes in ${Date.now() - t1} ms; path MTUs ${df.mtus.join(', ')}`);
