@@ -3,6 +3,10 @@
 //
 //   sudo npx node bench/throughput.ts [runs] [seconds]     (default 3 runs of 5 s per path, alternating)
 //
+// Two conditions, each on a fresh system: every site's Internet link shaped to WAN_MBIT (an edge uplink: the WAN
+// limits the tunnel, as on real sites), and unshaped (this machine's two cores limit the userspace ESP, and every
+// extra hop of the pods' path takes CPU from it, since all nine nodes share them).
+//
 // The e2e system (test/e2e/): flannel nodes with pods, the sync, an agent per node, charon (kernel-libipsec) on the
 // gateways, edge pools behind NAT, edge-b behind a 1400-byte WAN. iperf3 (Debian package) does the measuring.
 // "Raw" is the gateway's own address in its pool's traffic selector (cni0) to the peer gateway's: ESP and nothing
@@ -32,7 +36,12 @@ const PATHS: PathSpec[] = [
   { name: 'relayed edge-a -> edge-b (via cloud)', fromPod: 'edge-a-node-1', toPod: 'edge-b-node-1', fromGw: 'edge-a-gw-1', toGw: 'edge-b-gw-1' },
 ];
 
+/** The shaped condition's WAN rate, both ways, per site. */
+export const WAN_MBIT = 50;
+
 export interface ThroughputRow {
+  /** `WAN 50 Mbit/s` or `unshaped`. */
+  condition: string;
   path: string;
   rawMbps: number;
   /** Pods on the ordinary nodes (the member -> gateway LAN hop and the gateway -> member VXLAN hop included). */
@@ -44,18 +53,37 @@ export interface ThroughputRow {
 }
 
 export async function benchThroughput(runs = 3, seconds = 5): Promise<ThroughputRow[]> {
+  const rows: ThroughputRow[] = [];
+  for (const wanMbit of [WAN_MBIT, undefined]) {
+    const r = await benchOne(runs, seconds, wanMbit);
+    if (r === undefined) return rows;
+    rows.push(...r);
+  }
+  const pct = (x: number): string => `${Math.round(x * 100)} %`;
+  console.log(
+    table(
+      ['condition', 'path', 'gateway -> gateway (raw tunnel)', 'pod -> pod, ordinary nodes', 'ratio', 'pod -> pod, on the gateways', 'ratio'],
+      rows.map((r) => [r.condition, r.path, `${r.rawMbps} Mbit/s`, `${r.podMbps} Mbit/s`, pct(r.ratio), `${r.gwPodMbps} Mbit/s`, pct(r.gwPodRatio)]),
+    ),
+  );
+  console.log(`medians of ${runs} runs of ${seconds} s each, alternating; ${machineLine()}`);
+  return rows;
+}
+
+async function benchOne(runs: number, seconds: number, wanMbit: number | undefined): Promise<ThroughputRow[] | undefined> {
   const skip = systemSkipReason(controlPlaneSkipReason()) ?? (onPath('iperf3') ? undefined : 'needs iperf3 (apt-get install iperf3)');
   if (skip) {
     console.log(`throughput bench skipped: ${skip}`);
-    return [];
+    return undefined;
   }
+  const condition = wanMbit === undefined ? 'unshaped' : `WAN ${wanMbit} Mbit/s`;
   let cp: ControlPlane | undefined;
   let fabric: Fabric | undefined;
   let sys: CorvidSystem | undefined;
   const rows: ThroughputRow[] = [];
   try {
     cp = await startControlPlane();
-    fabric = await Fabric.build({ cni: 'flannel' });
+    fabric = await Fabric.build({ cni: 'flannel', ...(wanMbit === undefined ? {} : { wanMbit }) });
     const f = fabric;
     sys = await CorvidSystem.start(cp, f);
     const rev = await sys.push(topologyYaml(f), 'bench: three pools');
@@ -82,6 +110,7 @@ export async function benchThroughput(runs = 3, seconds = 5): Promise<Throughput
         gwPods.push(await measure(fromGw.pod.ns, toGw.pod.ns, toGw.podIP));
       }
       rows.push({
+        condition,
         path: p.name,
         rawMbps: mbps(median(raw)),
         podMbps: mbps(median(pods)),
@@ -89,16 +118,8 @@ export async function benchThroughput(runs = 3, seconds = 5): Promise<Throughput
         gwPodMbps: mbps(median(gwPods)),
         gwPodRatio: median(gwPods) / median(raw),
       });
-      console.log(`# ${p.name}: raw ${raw.map(mbps).join(', ')}; member pods ${pods.map(mbps).join(', ')}; gateway pods ${gwPods.map(mbps).join(', ')} (Mbit/s)`);
+      console.log(`# ${condition}, ${p.name}: raw ${raw.map(mbps).join(', ')}; member pods ${pods.map(mbps).join(', ')}; gateway pods ${gwPods.map(mbps).join(', ')} (Mbit/s)`);
     }
-    const pct = (x: number): string => `${Math.round(x * 100)} %`;
-    console.log(
-      table(
-        ['path', 'gateway -> gateway (raw tunnel)', 'pod -> pod, ordinary nodes', 'ratio', 'pod -> pod, on the gateways', 'ratio'],
-        rows.map((r) => [r.path, `${r.rawMbps} Mbit/s`, `${r.podMbps} Mbit/s`, pct(r.ratio), `${r.gwPodMbps} Mbit/s`, pct(r.gwPodRatio)]),
-      ),
-    );
-    console.log(`medians of ${runs} runs of ${seconds} s each, alternating; ${machineLine()}`);
   } finally {
     await sys?.stop();
     await fabric?.cleanup();

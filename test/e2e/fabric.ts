@@ -52,6 +52,11 @@ export const NARROW_POOL: PoolName = 'edge-b';
 
 export interface FabricOptions {
   cni?: CniFlavour;
+  /**
+   * Shape every site's Internet link to this rate, both ways (tbf on the site's wan0 and on its port of the Internet
+   * bridge), as an edge uplink is: then the WAN, not this machine's CPUs, limits a tunnel. Default: not shaped.
+   */
+  wanMbit?: number;
   /** rp_filter of every node and pod; default rhel (strict) with flannel, systemd (loose) with Calico. */
   rpFilter?: RpFilterStyle;
 }
@@ -166,6 +171,9 @@ export class Fabric {
   readonly nodes = new Map<string, FabricNode>();
   readonly cni: CniFlavour;
   readonly rpFilter: RpFilterStyle;
+  readonly wanMbit: number | undefined;
+  /** Every site's link to the Internet: [its namespace, wan0's port on the Internet bridge]. */
+  private readonly wanLinks: Array<[string, string]> = [];
   /** The CNI's view of the cluster (its nodes and pods). */
   cluster: FlannelCluster | CalicoCluster | undefined;
 
@@ -173,6 +181,7 @@ export class Fabric {
     this.lab = lab;
     this.cni = opts.cni ?? 'flannel';
     this.rpFilter = opts.rpFilter ?? (this.cni === 'flannel' ? 'rhel' : 'systemd');
+    this.wanMbit = opts.wanMbit;
   }
 
   /** Build the whole network. On failure, everything made so far is removed before the error is rethrown. */
@@ -207,6 +216,7 @@ export class Fabric {
         const lanIP = `${lanPrefix}.1`;
         const wanPort = `p${++port}`;
         await lab.plug(this.internetNs, 'br0', wanPort, ns, 'wan0');
+        this.wanLinks.push([ns, wanPort]);
         await lab.plug(switchNs, 'br0', 'prt', ns, 'lan0');
         await lab.addr(ns, 'wan0', `${wanIP}/24`);
         await lab.addr(ns, 'lan0', `${lanIP}/24`);
@@ -239,7 +249,9 @@ export class Fabric {
         if (kind === 'candidate') {
           if (!p.behindNAT) {
             node.publicIP = `198.51.100.${10 + i + 1}`;
-            await lab.plug(this.internetNs, 'br0', `p${++port}`, ns, 'wan0');
+            const wanPort = `p${++port}`;
+            await lab.plug(this.internetNs, 'br0', wanPort, ns, 'wan0');
+            this.wanLinks.push([ns, wanPort]);
             await lab.addr(ns, 'wan0', `${node.publicIP}/24`);
           } else {
             await lab.route(ns, INTERNET_CIDR, 'via', pool.router!.lanIP);
@@ -273,6 +285,13 @@ export class Fabric {
       n.podIP = n.pod.ip;
     }
     for (const n of all) for (const cidr of n.podCIDRs) await this.libipsecAddresses(n, cidr);
+    if (this.wanMbit !== undefined) {
+      const tbf = ['root', 'tbf', 'rate', `${this.wanMbit}mbit`, 'burst', '64kb', 'latency', '50ms'];
+      for (const [ns, port] of this.wanLinks) {
+        await lab.exec(ns, ['tc', 'qdisc', 'replace', 'dev', 'wan0', ...tbf]);
+        await lab.exec(this.internetNs, ['tc', 'qdisc', 'replace', 'dev', port, ...tbf]);
+      }
+    }
   }
 
   /**
