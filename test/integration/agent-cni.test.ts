@@ -10,7 +10,8 @@
 // packet policy, pod traffic across pools dies on the CNI's own rules: strict rp_filter drops it where it arrives
 // off its reverse path (the gateway's LAN, the member's flannel.1), and flannel's masquerade rewrites what the
 // gateway forwards (Raven issue 184). With it: 20 MiB of TCP arrive intact with the pod's own source address, SYNs are
-// clamped to the pools' MTU, a DF probe learns the path MTU, and a teardown leaves nothing of ours behind.
+// clamped to the pools' MTU, a DF probe learns the path MTU, hand-made drift is repaired, and a restarted agent's
+// teardown leaves nothing of ours behind.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -181,7 +182,25 @@ test('with it: 20 MiB of TCP across pools in every direction, pod sources kept, 
   assert.ok(fits.ok, fits.output);
 });
 
-test('rp_filter: only strict devices that carry the pool\'s traffic were loosened; teardown puts every value back', { skip, timeout: 60_000 }, async () => {
+test('drift: a table or an rp_filter value changed by hand is put back at the next reconcile; foreign rules are untouched', { skip, timeout: 60_000 }, async () => {
+  const gw = ns.get('a-gw')!;
+  const plan = nodePlan({ gateways: GATEWAYS, nodeName: 'a-gw' });
+  const before = (await lab.exec(gw, ['nft', 'list', 'table', 'inet', 'corvid'])).stdout;
+  await lab.exec(gw, ['nft', 'flush', 'chain', 'inet', 'corvid', 'keep-pod-source']);
+  await lab.exec(gw, ['sysctl', '-qw', 'net/ipv4/conf/eth0/rp_filter=1']);
+  const res = await reconcilers.get('a-gw')!.reconcile(plan);
+  assert.deepEqual(res.errors, []);
+  assert.deepEqual(res.packetChanges, ['nft table inet corvid written', 'rp_filter eth0=2']);
+  assert.equal((await lab.exec(gw, ['nft', 'list', 'table', 'inet', 'corvid'])).stdout, before);
+  // Nothing changed: nothing written.
+  assert.deepEqual((await reconcilers.get('a-gw')!.reconcile(plan)).packetChanges, []);
+  const r = await tcpTransfer(lab, pod('a-n1').ns, pod('b-n1').ns, pod('b-n1').ip, { bytes: 1 << 20, timeoutMs: 10_000 });
+  assert.ok(r.ok, r.error);
+  assert.equal(r.peer, pod('a-n1').ip);
+  assert.match((await lab.exec(gw, ['nft', 'list', 'chain', 'ip', 'nat', 'FLANNEL-POSTRTG'])).stdout, /masquerade/);
+});
+
+test('rp_filter: only strict devices that carry the pool\'s traffic were loosened; a restarted agent\'s teardown puts every value back', { skip, timeout: 60_000 }, async () => {
   const gwBefore = await readRpFilter(lab, ns.get('a-gw')!);
   assert.equal(gwBefore['eth0'], 2, 'the gateway receives its members\' cross-pool traffic on eth0');
   assert.equal(gwBefore['flannel.1'], 2);
@@ -190,8 +209,9 @@ test('rp_filter: only strict devices that carry the pool\'s traffic were loosene
   const memberBefore = await readRpFilter(lab, ns.get('b-n1')!);
   assert.equal(memberBefore['flannel.1'], 2, 'replies from other pools arrive on flannel.1');
 
+  // A restarted agent (a new process: only the state file knows the values found) tears down.
   for (const n of NODES) {
-    const res = await reconcilers.get(n.name)!.teardown();
+    const res = await reconciler(n.name, true).teardown();
     assert.deepEqual(res.errors, [], `${n.name}: ${res.errors.join('; ')}`);
     const rp = await readRpFilter(lab, ns.get(n.name)!);
     for (const [dev, v] of Object.entries(rp)) if (dev !== 'default' && dev !== 'all' && dev !== 'lo') assert.equal(v, 1, `${n.name} ${dev}`);
