@@ -6,12 +6,15 @@ import type { AddressInfo } from 'node:net';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void | Promise<void>;
 
-/** `:8080` -> all interfaces, `127.0.0.1:0` -> loopback and a free port. */
+/** `:8080` -> all interfaces, `127.0.0.1:0` -> loopback and a free port. Throws on anything else. */
 export function parseAddress(addr: string): { host: string | undefined; port: number } {
-  const m = /^(.*):(\d+)$/.exec(addr);
+  const m = /^(.*):(\d{1,5})$/.exec(addr);
   if (!m) throw new Error(`bind address must be [host]:port, got "${addr}"`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new Error(`port ${port} is out of range (0-65535) in "${addr}"`);
   const host = m[1] === '' ? undefined : m[1].replace(/^\[(.*)\]$/, '$1');
-  return { host, port: Number(m[2]) };
+  if (host !== undefined && !/^[A-Za-z0-9.:%-]+$/.test(host)) throw new Error(`bind address must be [host]:port, got "${addr}"`);
+  return { host, port };
 }
 
 const MAX_BODY = 1 << 20;

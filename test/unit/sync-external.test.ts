@@ -141,3 +141,16 @@ test('corvid sync --apply-concurrency: a whole number from 1 to 256, else a usag
   }
   assert.match((await corvid(['sync', '--help'])).stdout, /--apply-concurrency N/);
 });
+
+test('corvid sync: a bind address that is not [host]:port is a usage error (exit 2) before anything starts', async () => {
+  for (const [flag, v] of [
+    ['--metrics-bind-address', 'bogus'],
+    ['--metrics-bind-address', ':99999'],
+    ['--health-probe-bind-address', '8081'],
+    ['--health-probe-bind-address', 'a b:80'],
+  ]) {
+    const r = await corvid(['sync', '--source=file', '--file=x.yaml', `${flag}=${v}`]);
+    assert.equal(r.code, 2, `${flag}=${v}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`${flag}: (bind address must be \\[host\\]:port|port \\d+ is out of range)`));
+  }
+});

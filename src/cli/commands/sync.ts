@@ -11,6 +11,7 @@ import { bool, commandFlags, intFlag, str, type FlagOptions } from '../flags.ts'
 import { parseDuration } from '../../topology/duration.ts';
 import type { GitRef, SignatureVerification } from '../../adapters/git/repo.ts';
 import { redactUrl } from '../../adapters/git/repo.ts';
+import { parseAddress } from '../../sync/server.ts';
 
 const EXIT_ERROR = 1;
 
@@ -148,10 +149,16 @@ function durationMs(values: Record<string, unknown>, name: string, fallback: str
   return s * 1000;
 }
 
-/** A bind address flag: `0` or empty disables. */
-function bindAddress(v: string | undefined, fallback: string): string | undefined {
+/** A bind address flag: `0` or empty disables; anything else must be [host]:port (a usage error before anything starts). */
+function bindAddress(name: string, v: string | undefined, fallback: string): string | undefined {
   const a = v ?? fallback;
-  return a === '0' || a === '' ? undefined : a;
+  if (a === '0' || a === '') return undefined;
+  try {
+    parseAddress(a);
+  } catch (e) {
+    throw new UsageError(`--${name}: ${(e as Error).message}`);
+  }
+  return a;
 }
 
 export async function run(argv: string[], io: CliIO): Promise<number> {
@@ -229,9 +236,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       statusObject: !bool(v, 'no-status-object'),
       gatewaySpec: (str(v, 'gateway-spec') ?? 'apply') as 'apply' | 'external',
       podSubnets: (str(v, 'pod-subnets') ?? 'auto') as 'auto' | 'podCIDR' | 'calico',
-      healthAddress: bindAddress(str(v, 'health-probe-bind-address'), ':8081'),
-      metricsAddress: bindAddress(str(v, 'metrics-bind-address'), ':8080'),
-      webhookAddress,
+      healthAddress: bindAddress('health-probe-bind-address', str(v, 'health-probe-bind-address'), ':8081'),
+      metricsAddress: bindAddress('metrics-bind-address', str(v, 'metrics-bind-address'), ':8080'),
+      webhookAddress: bindAddress('webhook-bind-address', webhookAddress, ''),
       webhookSecret,
       resyncIntervalMs: durationMs(v, 'resync-interval', '10m'),
       applyConcurrency,
