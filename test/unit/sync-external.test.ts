@@ -154,3 +154,9 @@ test('corvid sync: a bind address that is not [host]:port is a usage error (exit
     assert.match(r.stderr, new RegExp(`${flag}: (bind address must be \\[host\\]:port|port \\d+ is out of range)`));
   }
 });
+
+test('corvid sync with no kubeconfig anywhere says what is missing and exits 2 (client-node would try http://localhost:8080)', async () => {
+  const r = await corvid(['sync', '--source=file', '--file=x.yaml']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^corvid sync: no kubeconfig found: pass --kubeconfig FILE, set \$KUBECONFIG, create ~\/\.kube\/config, or run in a pod with a ServiceAccount\n$/);
+});

@@ -12,6 +12,7 @@ import { parseDuration } from '../../topology/duration.ts';
 import type { GitRef, SignatureVerification } from '../../adapters/git/repo.ts';
 import { redactUrl } from '../../adapters/git/repo.ts';
 import { parseAddress } from '../../sync/server.ts';
+import { connect } from '../inputs.ts';
 
 const EXIT_ERROR = 1;
 
@@ -149,6 +150,9 @@ function durationMs(values: Record<string, unknown>, name: string, fallback: str
   return s * 1000;
 }
 
+/** What the sync needs when it finds no cluster to talk to. */
+const SYNC_NO_CLUSTER_HINT = 'pass --kubeconfig FILE, set $KUBECONFIG, create ~/.kube/config, or run in a pod with a ServiceAccount';
+
 /** A bind address flag: `0` or empty disables; anything else must be [host]:port (a usage error before anything starts). */
 function bindAddress(name: string, v: string | undefined, fallback: string): string | undefined {
   const a = v ?? fallback;
@@ -167,11 +171,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const v = parsed.values;
 
   // Everything heavy is loaded only when the command really runs.
-  const [{ startSync }, { loadKubeConfig }, { jsonLogger }] = await Promise.all([
-    import('../../sync/index.ts'),
-    import('../../adapters/kube/client.ts'),
-    import('../../sync/log.ts'),
-  ]);
+  const [{ startSync }, { jsonLogger }] = await Promise.all([import('../../sync/index.ts'), import('../../sync/log.ts')]);
   type Options = Parameters<typeof startSync>[0];
 
   let options: Options;
@@ -225,7 +225,13 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     const applyConcurrency = intFlag(v, 'apply-concurrency', 1, 256);
     if (typeof applyConcurrency === 'string') throw new UsageError(applyConcurrency);
 
-    const kubeConfig = loadKubeConfig({ kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') });
+    // Every flag is checked before the cluster is looked for.
+    const healthAddress = bindAddress('health-probe-bind-address', str(v, 'health-probe-bind-address'), ':8081');
+    const metricsAddress = bindAddress('metrics-bind-address', str(v, 'metrics-bind-address'), ':8080');
+    const webhookBind = bindAddress('webhook-bind-address', webhookAddress, '');
+    const resyncIntervalMs = durationMs(v, 'resync-interval', '10m');
+    const kubeConfig = await connect('sync', io, { kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') }, SYNC_NO_CLUSTER_HINT);
+    if (typeof kubeConfig === 'number') return kubeConfig;
     const podName = io.env.POD_NAME;
     const identity = `${podName ?? hostname()}_${randomBytes(4).toString('hex')}`;
     options = {
@@ -236,11 +242,11 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       statusObject: !bool(v, 'no-status-object'),
       gatewaySpec: (str(v, 'gateway-spec') ?? 'apply') as 'apply' | 'external',
       podSubnets: (str(v, 'pod-subnets') ?? 'auto') as 'auto' | 'podCIDR' | 'calico',
-      healthAddress: bindAddress('health-probe-bind-address', str(v, 'health-probe-bind-address'), ':8081'),
-      metricsAddress: bindAddress('metrics-bind-address', str(v, 'metrics-bind-address'), ':8080'),
-      webhookAddress: bindAddress('webhook-bind-address', webhookAddress, ''),
+      healthAddress,
+      metricsAddress,
+      webhookAddress: webhookBind,
       webhookSecret,
-      resyncIntervalMs: durationMs(v, 'resync-interval', '10m'),
+      resyncIntervalMs,
       applyConcurrency,
       defaultMetrics: true,
       logger: jsonLogger({
