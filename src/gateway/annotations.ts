@@ -8,7 +8,7 @@
 // overrides of its pairs); encryptionFor(me, peer) merges the parts of two Gateways with the topology's own rule
 // (mergeLinkPolicy), so a change of one pool's override rewrites only that pool's Gateway.
 
-import { ipVersion } from '../topology/ip.ts';
+import { usableIPVersion } from '../topology/ip.ts';
 import { mergeLinkPolicy } from '../topology/policy.ts';
 import type { Backend, EncryptionOverride, EncryptionPolicy, SecretKeyRef } from '../topology/types.ts';
 import {
@@ -332,7 +332,7 @@ export function decodePrivateIPs(text: string): Decoded<PrivateIPs> {
   if (parts.length > 2) return { ok: false, error: 'expected at most two addresses' };
   for (const part of parts) {
     const a = part.trim();
-    const v = a.includes('%') ? 0 : ipVersion(a);
+    const v = usableIPVersion(a);
     if (v === 0) return { ok: false, error: `${JSON.stringify(a)} is not an IP address` };
     const key = v === 4 ? 'ipv4' : 'ipv6';
     if (out[key] !== undefined) return { ok: false, error: `two IPv${v} addresses` };

@@ -1,6 +1,7 @@
 // v1 Node (as JSON: @kubernetes/client-node V1Node, `kubectl get node -o json|yaml`) -> InventoryNode. Pure.
 
 import { NODE_DRAIN_ANNOTATION, NODE_PUBLIC_IP_ANNOTATION } from '../gateway/keys.ts';
+import { isIPv4, isUsableIP, usableIPVersion } from '../topology/ip.ts';
 import type { InventoryNode } from './types.ts';
 
 /** Thrown for input that is not a Node / node list at all. Missing optional fields are never an error. */
@@ -32,40 +33,16 @@ function stringMap(v: unknown): Record<string, string> {
   return out;
 }
 
-const IPV4_PART = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
-const IPV4_RE = new RegExp(`^${IPV4_PART}(\\.${IPV4_PART}){3}$`);
-const HEX_GROUP_RE = /^[0-9A-Fa-f]{1,4}$/;
+/** Dotted-quad IPv4 (the topology's parser). */
+export { isIPv4 };
 
-export function isIPv4(s: string): boolean {
-  return IPV4_RE.test(s);
-}
-
-/** RFC 4291 text form, with `::` compression and an optional trailing dotted quad; no zone. */
+/** IPv6 text form without a zone. */
 export function isIPv6(s: string): boolean {
-  if (s.length < 2 || s.length > 45) return false;
-  const halves = s.split('::');
-  if (halves.length > 2) return false;
-  const groups = (h: string): string[] | undefined => (h === '' ? [] : h.split(':'));
-  const parts = halves.map(groups);
-  let count = 0;
-  for (let hi = 0; hi < parts.length; hi++) {
-    const p = parts[hi]!;
-    for (let i = 0; i < p.length; i++) {
-      const g = p[i];
-      const last = hi === parts.length - 1 && i === p.length - 1;
-      if (last && g.includes('.')) {
-        if (!isIPv4(g)) return false;
-        count += 2;
-      } else if (HEX_GROUP_RE.test(g)) count += 1;
-      else return false;
-    }
-  }
-  return halves.length === 2 ? count <= 7 : count === 8;
+  return usableIPVersion(s) === 6;
 }
 
-export function isIP(s: string): boolean {
-  return isIPv4(s) || isIPv6(s);
-}
+/** A usable IPv4 or IPv6 address, no zone: the same grammar the validator applies to publicIP. */
+export const isIP: (s: string) => boolean = isUsableIP;
 
 /** The planner's view of one v1 Node. Throws InventoryError only when there is no metadata.name. */
 export function inventoryFromNode(node: unknown): InventoryNode {

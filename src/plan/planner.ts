@@ -21,7 +21,7 @@ import type { Pool } from '../topology/types.ts';
 import { candidateState, electPool } from './election.ts';
 import type { CandidateState } from './election.ts';
 import { encryptionTable } from './encryption.ts';
-import { isIP, isIPv4 } from './inventory.ts';
+import { isIPv4, isUsableIP } from '../topology/ip.ts';
 import { peerAnnotationLists, peersAllowed, peerTable } from './peers.ts';
 import { chooseRelays } from './relay.ts';
 import { SelectorIndex } from './selector.ts';
@@ -194,7 +194,7 @@ export function plan(input: PlanInput): PlanResult {
       seenPref.add(pref.node);
       let publicIP: string | undefined;
       if (pref.publicIP !== undefined) {
-        if (isIP(pref.publicIP)) publicIP = pref.publicIP;
+        if (isUsableIP(pref.publicIP)) publicIP = pref.publicIP;
         else findings.push({ severity: 'error', code: 'invalid-public-ip', pool: pool.name, node: pref.node, message: `gateway ${pref.node}: topology publicIP ${JSON.stringify(pref.publicIP)} is not an IP address; left out` });
       }
       const ep: Endpoint = {
@@ -220,7 +220,7 @@ export function plan(input: PlanInput): PlanResult {
       }
       let effectiveIP = publicIP;
       if (node.publicIP !== undefined) {
-        if (!isIP(node.publicIP)) {
+        if (!isUsableIP(node.publicIP)) {
           findings.push({ severity: 'warning', code: 'invalid-public-ip', pool: pool.name, node: node.name, message: `node ${node.name}: annotation corvid.dev/public-ip ${JSON.stringify(node.publicIP)} is not an IP address; ignored` });
         } else if (publicIP === undefined && pref.publicIP === undefined) effectiveIP = node.publicIP;
         else if (publicIP !== undefined && publicIP !== node.publicIP) {

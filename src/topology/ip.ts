@@ -47,3 +47,17 @@ export function isIPv6(s: string): boolean {
 export function ipVersion(s: string): 0 | 4 | 6 {
   return isIPv4(s) ? 4 : isIPv6(s) ? 6 : 0;
 }
+
+/**
+ * 4 or 6 when `s` is an address another machine can be pointed at: dotted-quad IPv4, or IPv6 text without a `%zone`
+ * (a zone names an interface of one host, so it means nothing to a peer); 0 otherwise. The one grammar for a gateway's
+ * publicIP, shared by the validator and the planner, and for addresses read back from annotations.
+ */
+export function usableIPVersion(s: string): 0 | 4 | 6 {
+  return s.includes('%') ? 0 : ipVersion(s);
+}
+
+/** Whether `s` is a usable address (see usableIPVersion). */
+export function isUsableIP(s: string): boolean {
+  return usableIPVersion(s) !== 0;
+}

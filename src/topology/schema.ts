@@ -4,6 +4,7 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import schemaJson from '../../schemas/topology.schema.json' with { type: 'json' };
+import { DURATION_SHAPE, parseDuration } from './duration.ts';
 import type { TopologyError } from './errors.ts';
 import type { Locator, PathSegment } from './parse.ts';
 import { pointerToPath } from './parse.ts';
@@ -14,12 +15,38 @@ export const TOPOLOGY_SCHEMA: Record<string, unknown> = schemaJson as Record<str
 /** Annotation keyword: the message to show when the node's own constraint (pattern, bounds, const) fails. */
 export const MESSAGE_KEYWORD = 'x-message';
 
+/**
+ * Keyword on a duration field: `{ minimum, maximum }`, both durations; a value outside them (or too large to count in
+ * milliseconds exactly) is refused with a message naming the bound. The shape itself is checked by the pattern.
+ */
+export const DURATION_KEYWORD = 'x-duration';
+
+interface DurationBounds {
+  minimum: string;
+  maximum: string;
+}
+
+/** The message for a duration outside its bounds, or undefined when it is within them or is not a duration at all. */
+function durationBound(text: string, bounds: DurationBounds): string | undefined {
+  if (!DURATION_SHAPE.test(text) || text.length < 2) return undefined;
+  const s = parseDuration(text);
+  if (s === undefined || s > parseDuration(bounds.maximum)!) return `must be at most ${bounds.maximum}`;
+  if (s < parseDuration(bounds.minimum)!) return `must be at least ${bounds.minimum}`;
+  return undefined;
+}
+
 let compiled: ValidateFunction | undefined;
 
 function validator(): ValidateFunction {
   if (!compiled) {
     const ajv = new Ajv2020({ allErrors: true, strict: true, verbose: true });
     ajv.addKeyword({ keyword: MESSAGE_KEYWORD, schemaType: 'string' });
+    ajv.addKeyword({
+      keyword: DURATION_KEYWORD,
+      schemaType: 'object',
+      errors: 'full',
+      validate: (bounds: DurationBounds, data: unknown) => typeof data !== 'string' || durationBound(data, bounds) === undefined,
+    });
     compiled = ajv.compile(TOPOLOGY_SCHEMA);
   }
   return compiled;
@@ -127,6 +154,10 @@ function messageFor(e: ErrorObject, data: unknown, path: readonly PathSegment[])
       return hint(e) ?? `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
     case 'enum':
       return `must be one of: ${((e.params as { allowedValues: unknown[] }).allowedValues ?? []).map(String).join(', ')}`;
+    case DURATION_KEYWORD: {
+      const value = valueAt(data, path);
+      return typeof value === 'string' ? durationBound(value, e.schema as DurationBounds) : undefined;
+    }
     case 'propertyNames':
       // Reported by the nested pattern error, which carries the offending key.
       return undefined;

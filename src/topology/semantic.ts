@@ -3,7 +3,7 @@
 // never repeat a value the check refused.
 
 import type { TopologyError } from './errors.ts';
-import { ipVersion } from './ip.ts';
+import { ipVersion, usableIPVersion } from './ip.ts';
 import type { Locator, PathSegment } from './parse.ts';
 import { closest } from './schema.ts';
 import { arr, isObj } from './normalise.ts';
@@ -252,16 +252,21 @@ class Checker {
   }
 
   checkPublicIP(ip: string, path: PathSegment[]): void {
-    const v = ipVersion(ip);
+    const v = usableIPVersion(ip);
     if (v === 0) {
-      this.error(path, 'must be an IPv4 or IPv6 address, e.g. 203.0.113.10 or 2001:db8::10');
+      this.error(
+        path,
+        ipVersion(ip) === 6
+          ? 'must be an address without a %zone: a zone names an interface of one host and means nothing to other pools; remove it'
+          : 'must be an IPv4 or IPv6 address, e.g. 203.0.113.10 or 2001:db8::10',
+      );
       return;
     }
     const lower = ip.toLowerCase();
     const unusable =
       v === 4
         ? /^(0|127)\./.test(ip) || /^169\.254\./.test(ip) || /^(22[4-9]|2[3-5][0-9])\./.test(ip)
-        : /^::1?$|^0*:?(0*:)*0*1?$/.test(lower.replace(/%.*/, '')) || /^ff/.test(lower) || /^fe[89ab]/.test(lower);
+        : /^::1?$|^0*:?(0*:)*0*1?$/.test(lower) || /^ff/.test(lower) || /^fe[89ab]/.test(lower);
     if (unusable) {
       this.warn(path, 'is a loopback, unspecified, link-local or multicast address, which other pools cannot reach');
     }
@@ -623,9 +628,6 @@ class Checker {
           ? 'preempt: true moves back to the preferred gateway while sticky: true keeps the current one; set sticky: false to use preempt'
           : 'preempt: true moves back to the preferred gateway, but sticky defaults to true and keeps the current one; add sticky: false to use preempt',
       );
-    }
-    if (isObj(el) && typeof el.heartbeatTimeout === 'string' && e.heartbeatTimeoutSeconds === 0) {
-      this.error(['spec', 'election', 'heartbeatTimeout'], 'must be longer than 0s, e.g. 3s');
     }
   }
 }

@@ -118,7 +118,7 @@ describe('topology schema', () => {
     });
     expectErrors(t, [
       ['mode: ^star', 'spec.connectivity.mode', 'must be one of: mesh, hub'],
-      ['replicas: ^1.5', 'spec.election.replicas', 'must be a whole number of at least 1'],
+      ['replicas: ^1.5', 'spec.election.replicas', 'must be a whole number from 1 to 16'],
       ['sticky: ^"yes"', 'spec.election.sticky', 'must be true or false'],
       ['name: ^Cloud_1', 'spec.pools[0].name', "must be a DNS-1123 label: 1 to 63 lower-case letters, digits or '-', starting and ending with a letter or digit"],
       [
