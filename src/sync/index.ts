@@ -23,7 +23,9 @@ import { canonicalJson } from '../gateway/render.ts';
 import { inventoryFromNode, type PodSubnetMode } from '../plan/index.ts';
 import { topologyInformer, type TopologyObject } from '../adapters/kube/topologies.ts';
 import type { GitRef, SignatureVerification } from '../adapters/git/repo.ts';
+import type { ServerResponse } from 'node:http';
 import { verifyWebhookSignature } from '../adapters/git/webhook.ts';
+import { WebhookGuard, type GuardVerdict } from './webhook-guard.ts';
 import { CalicoWatch } from './calico.ts';
 import { jsonLogger, type Logger } from './log.ts';
 import { createMetrics, type SyncMetrics } from './metrics.ts';
@@ -368,12 +370,27 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     if (o.source.kind !== 'git') throw new Error('the git webhook needs the git source');
     if (!o.webhookSecret || o.webhookSecret.length === 0) throw new Error('the git webhook needs a secret');
     const secret = o.webhookSecret;
+    const guard = new WebhookGuard({ now: () => now().getTime() });
+    const refuse = (res: ServerResponse, g: Exclude<GuardVerdict, { ok: true }>, remote: string | undefined): void => {
+      logger.warn('webhook refused', { reason: g.reason, remote });
+      res.writeHead(g.status, { 'Content-Type': 'text/plain', ...(g.retryAfterS ? { 'Retry-After': String(g.retryAfterS) } : {}) }).end(`${g.reason}\n`);
+    };
     add(o.webhookAddress, {
       'POST /hooks/git': (req, res, body) => {
+        const admitted = guard.admit();
+        if (!admitted.ok) {
+          refuse(res, admitted, req.socket.remoteAddress);
+          return;
+        }
         const v = verifyWebhookSignature(req.headers, body, secret);
         if (!v.ok) {
           logger.warn('webhook refused', { reason: v.reason, remote: req.socket.remoteAddress });
           res.writeHead(401, { 'Content-Type': 'text/plain' }).end('signature mismatch\n');
+          return;
+        }
+        const fresh = guard.accept(req.headers, body);
+        if (!fresh.ok) {
+          refuse(res, fresh, req.socket.remoteAddress);
           return;
         }
         logger.info('webhook accepted; fetching', { provider: v.provider });

@@ -18,6 +18,11 @@ export function parseAddress(addr: string): { host: string | undefined; port: nu
 }
 
 const MAX_BODY = 1 << 20;
+/** Connections open at once per listen address; more are refused by the kernel's accept (closed at once). */
+export const MAX_CONNECTIONS = 64;
+/** Time to receive a request's headers, and the whole request. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
 
 export interface Listening {
   /** host:port actually bound. */
@@ -53,6 +58,11 @@ export async function serve(addr: string, routes: Record<string, Handler>): Prom
       });
     });
   });
+  // Bounded: a flood of connections or a client that sends its request slowly (slowloris) must not take the health
+  // endpoints down with the webhook, nor hold memory. Probes and a forge's deliveries need far less.
+  server.maxConnections = MAX_CONNECTIONS;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
   const { host, port } = parseAddress(addr);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -239,3 +239,41 @@ test('3: a removed pool is pruned; an empty topology is refused without allowEmp
   await deleteAllGateways(kc);
   await deleteTopology(kc, 'edge');
 });
+
+test('4: the webhook refuses replays (same body or delivery id, or pushed before the window) and floods (429), and health keeps answering', { skip: cp.skip }, async () => {
+  await setup();
+  const sha = await remote.commit('clusters/edge/topology.yaml', topologyYaml({ name: 'edge', pools: TWO_POOLS }));
+  await withSync({ interval: 60_000 }, async (s) => {
+    const addr = s.handle.addresses.webhook!;
+    const post = async (body: string, extra: Record<string, string> = {}): Promise<Response> =>
+      fetch(`http://${addr}/hooks/git`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-hub-signature-256': 'sha256=' + createHmac('sha256', SECRET).update(body).digest('hex'), ...extra },
+        body,
+      });
+    const pushedAt = Math.floor(Date.now() / 1000);
+    const body = JSON.stringify({ ref: 'refs/heads/main', after: sha, repository: { pushed_at: pushedAt } });
+    assert.equal((await post(body, { 'x-github-delivery': 'd-1' })).status, 202);
+    // The same signed body again (any delivery id): a replay.
+    assert.equal((await post(body, { 'x-github-delivery': 'd-2' })).status, 409);
+    // Another body under a delivery id already seen: a replay too.
+    assert.equal((await post(JSON.stringify({ ref: 'refs/heads/main', after: sha, n: 1 }), { 'x-github-delivery': 'd-1' })).status, 409);
+    // A push from an hour ago, never seen (the window has forgotten it): too old to be anything but a replay.
+    const old = JSON.stringify({ ref: 'refs/heads/main', after: sha, repository: { pushed_at: pushedAt - 3600 } });
+    assert.equal((await post(old)).status, 403);
+
+    // A flood, signed or not: the bucket empties, 429 with Retry-After, and the health endpoint still answers.
+    const codes: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 60; i++) {
+      const r = await post(JSON.stringify({ ref: 'refs/heads/main', after: sha, flood: i }));
+      codes.push(r.status);
+      if (r.status === 429) retryAfter = r.headers.get('retry-after');
+    }
+    assert.ok(codes.filter((c) => c === 429).length >= 30, `429s in a flood of 60: ${codes.join(',')}`);
+    assert.match(retryAfter ?? '', /^\d+$/);
+    assert.equal((await fetch(`http://${s.handle.addresses.health}/healthz`)).status, 200);
+  });
+  await deleteAllGateways(cp.get().kubeConfig);
+  await deleteTopology(cp.get().kubeConfig, 'edge');
+});
