@@ -5,7 +5,8 @@
 import type { TopologyError } from './errors.ts';
 import { ipVersion, usableIPVersion } from './ip.ts';
 import type { Locator, PathSegment } from './parse.ts';
-import { closest } from './schema.ts';
+import { closest, TOPOLOGY_SCHEMA } from './schema.ts';
+import { ALGORITHM_KEYWORDS, checkProposal, isWeakProposal, weakFamily } from './proposals.ts';
 import { arr, isObj } from './normalise.ts';
 import type { Model } from './normalise.ts';
 import { applyOverride, linkPolicyWith, matchingRule, pairRouteWith, pairVerdict, relayCandidates, relayChoice, sortedPair } from './policy.ts';
@@ -17,8 +18,9 @@ export interface Findings {
   warnings: TopologyError[];
 }
 
-/** Algorithm names refused unless allowInsecure is true. */
-export const WEAK_ALGORITHMS: readonly string[] = ['des', '3des', 'md5', 'modp768', 'modp1024', 'null'];
+const PROPOSAL_SHAPE = new RegExp(((TOPOLOGY_SCHEMA.$defs as Record<string, { items: { pattern: string } }>).proposals.items.pattern));
+
+const ORDINAL = (n: number): string => `${n}${n % 10 === 1 && n !== 11 ? 'st' : n % 10 === 2 && n !== 12 ? 'nd' : n % 10 === 3 && n !== 13 ? 'rd' : 'th'}`;
 
 const ENCRYPTION_FIELDS = ['backend', 'ikeProposals', 'espProposals', 'pskSecretRef', 'allowInsecure'] as const;
 type EncryptionField = (typeof ENCRYPTION_FIELDS)[number];
@@ -502,20 +504,35 @@ class Checker {
         isDefaults ? 'key' : 'value',
       );
     }
-    if (!eff.allowInsecure) {
-      for (const field of ['ikeProposals', 'espProposals'] as const) {
-        (o[field] ?? []).forEach((proposal, n) => {
-          const weak = [...new Set(proposal.split('-').filter((alg) => WEAK_ALGORITHMS.includes(alg)))];
-          if (weak.length > 0) {
-            this.reported.add(`${place}:weak`);
-            const names = weak.length === 1 ? `algorithm ${weak[0]}` : `algorithms ${weak.slice(0, -1).join(', ')} and ${weak[weak.length - 1]}`;
-            this.error(
-              [...path, field, n],
-              `uses the weak ${names}; use strong ones such as aes256-sha256-modp2048, or set allowInsecure: true to accept them`,
-            );
-          }
-        });
-      }
+    for (const field of ['ikeProposals', 'espProposals'] as const) {
+      (o[field] ?? []).forEach((proposal, n) => {
+        // A proposal the schema refuses is reported there once.
+        if (!PROPOSAL_SHAPE.test(proposal) || proposal.length > 256) return;
+        const report = checkProposal(proposal);
+        const words = proposal.split('-');
+        for (const i of report.unknown) {
+          // The keyword itself is never quoted (it might be a pasted secret); a close known keyword may be.
+          const guess = closest(words[i], ALGORITHM_KEYWORDS);
+          this.error(
+            [...path, field, n],
+            `the ${ORDINAL(i + 1)} algorithm of this proposal is not a strongSwan algorithm keyword${guess !== undefined ? ` (did you mean ${guess}?)` : ''}; use keywords such as aes256, aes256gcm16, sha256, prfsha256, modp2048 or ecp256 (see docs/topology.md)`,
+          );
+        }
+        if (report.unknown.length === 0 && !report.hasEncryption) {
+          this.error([...path, field, n], 'names no encryption algorithm; start it with one such as aes256 or aes256gcm16');
+        }
+        if (report.weak.length > 0 && !eff.allowInsecure) {
+          this.reported.add(`${place}:weak`);
+          const named = report.weak.map((w) => {
+            const f = weakFamily(w)!;
+            return `${w} (${f.family}: ${f.why})`;
+          });
+          this.error(
+            [...path, field, n],
+            `uses weak algorithms: ${named.join('; ')}; use strong ones such as aes256-sha256-modp2048, or set allowInsecure: true to accept them`,
+          );
+        }
+      });
     }
   }
 
@@ -579,7 +596,7 @@ class Checker {
         this.error(target, `${pairText} uses backend ${eff.backend} without a pre-shared key; set pskSecretRef {name, key}`, 'key');
       }
       if (!eff.allowInsecure && !seenKind('weak')) {
-        const weak = [...eff.ikeProposals, ...eff.espProposals].some((pr) => pr.split('-').some((alg) => WEAK_ALGORITHMS.includes(alg)));
+        const weak = [...eff.ikeProposals, ...eff.espProposals].some(isWeakProposal);
         if (weak) {
           this.error(
             target,

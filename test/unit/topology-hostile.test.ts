@@ -8,7 +8,8 @@ import { formatTopologyError, loadTopology } from '../../src/topology/index.ts';
 import { parseDuration } from '../../src/topology/duration.ts';
 import { isUsableIP } from '../../src/topology/ip.ts';
 import { isIP } from '../../src/plan/inventory.ts';
-import { doc, expectErrors, expectValid, FILE, pool } from './topology-helpers.ts';
+import { ALGORITHM_KEYWORDS, checkProposal, weakFamily } from '../../src/topology/proposals.ts';
+import { doc, expectErrors, expectValid, FILE, pool, PSK } from './topology-helpers.ts';
 
 const POOLS = [pool('cloud'), pool('edge')];
 const RUNS = { numRuns: 300, seed: 20261206 };
@@ -100,6 +101,76 @@ describe('one IP grammar for validator and planner', () => {
         const text = doc({ pools: [pool('cloud', '', `[{node: c1, publicIP: ${JSON.stringify(ip)}}]`)] });
         const ipErrors = errorsOf(text).filter((e) => e.includes('.publicIP:'));
         assert.equal(ipErrors.length === 0, isUsableIP(ip), `${ip}: ${ipErrors.join('; ')}`);
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe('proposals: strongSwan keywords, weak families refused', () => {
+  const ike = (list: string, extra = ''): string => doc({ encryption: `${PSK}  ikeProposals: [${list}]\n${extra}`, pools: POOLS });
+
+  it('refuses weak families that exact matching let through, saying which family and why', () => {
+    const cases: [string, string][] = [
+      ['aes256-sha256-modp1024s160', 'modp1024s160 (MODP with a small subgroup: RFC 5114 groups, which RFC 8247 says not to use)'],
+      ['aes256-sha256-ecp192', 'ecp192 (ECP below 256 bits: under 128-bit security)'],
+      ['aes256-sha256-prfmd5-modp2048', 'prfmd5 (MD5: a broken hash)'],
+      ['aes256-sha256-modp1536', 'modp1536 (MODP below 2048 bits: under 112-bit security)'],
+      ['aes256-sha1-modp2048', 'sha1 (SHA-1: deprecated for IPsec (RFC 8221, RFC 8247))'],
+      ['aes256gcm8-prfsha256-ecp256', 'aes256gcm8 (AEAD with an 8-byte ICV: a 64-bit integrity check)'],
+      ['blowfish256-sha256-modp2048', 'blowfish256 (Blowfish/CAST-128: 64-bit blocks (Sweet32))'],
+      ['aes128gmac-sha256-modp2048', 'aes128gmac (AES-GMAC: authenticates but does not encrypt)'],
+    ];
+    for (const [proposal, why] of cases) {
+      expectErrors(ike(proposal), [
+        [`^${proposal}`, 'spec.encryption.ikeProposals[0]', `uses weak algorithms: ${why}; use strong ones such as aes256-sha256-modp2048, or set allowInsecure: true to accept them`],
+      ]);
+      expectValid(ike(proposal, '  allowInsecure: true\n'));
+    }
+  });
+
+  it('refuses made-up keywords without repeating them, even with allowInsecure', () => {
+    for (const extra of ['', '  allowInsecure: true\n']) {
+      expectErrors(ike('hello-world', extra), [
+        ['^hello-world', 'spec.encryption.ikeProposals[0]', 'the 1st algorithm of this proposal is not a strongSwan algorithm keyword; use keywords such as aes256, aes256gcm16, sha256, prfsha256, modp2048 or ecp256 (see docs/topology.md)'],
+        ['^hello-world', 'spec.encryption.ikeProposals[0]', 'the 2nd algorithm of this proposal is not a strongSwan algorithm keyword; use keywords such as aes256, aes256gcm16, sha256, prfsha256, modp2048 or ecp256 (see docs/topology.md)'],
+      ]);
+    }
+    expectErrors(doc({ pools: [pool('cloud', 'encryption: {espProposals: [aes256-sha265]}'), pool('edge')] }), [
+      ['^aes256-sha265', 'spec.pools[0].encryption.espProposals[0]', 'the 2nd algorithm of this proposal is not a strongSwan algorithm keyword (did you mean sha256?); use keywords such as aes256, aes256gcm16, sha256, prfsha256, modp2048 or ecp256 (see docs/topology.md)'],
+    ]);
+    expectErrors(doc({ pools: POOLS, links: '- pools: [cloud, edge]\n  encryption: {espProposals: [sha256-modp2048]}\n' }), [
+      ['^sha256-modp2048', 'spec.links[0].encryption.espProposals[0]', 'names no encryption algorithm; start it with one such as aes256 or aes256gcm16'],
+    ]);
+  });
+
+  it('keeps the proposals the repository uses valid', () => {
+    for (const p of ['aes256-sha256-modp2048', 'aes256-sha256', 'aes256-sha384-modp3072', 'aes256-sha512', 'aes256-sha384', 'aes256gcm16-prfsha512-ecp521', 'aes256gcm16-prfsha384-ecp384', 'aes256-sha512-modp4096', 'aes128-sha256-ecp256', 'chacha20poly1305-prfsha256-x25519', 'aes256gcm16-esn']) {
+      assert.deepEqual(checkProposal(p), { unknown: [], weak: [], hasEncryption: true }, p);
+    }
+  });
+
+  it('property: a proposal of known keywords is accepted exactly when it has an encryption algorithm and none is weak (without allowInsecure)', () => {
+    const known = fc.constantFrom(...ALGORITHM_KEYWORDS.filter((k) => !k.includes('_')));
+    fc.assert(
+      fc.property(fc.array(known, { minLength: 1, maxLength: 4 }), (words) => {
+        const proposal = words.join('-');
+        const r = loadTopology(ike(proposal), FILE);
+        const expectOk = words.some((w) => checkProposal(w).hasEncryption) && !words.some((w) => weakFamily(w) !== undefined);
+        assert.equal(r.ok, expectOk, `${proposal}: ${r.ok ? '' : r.errors.map(formatTopologyError).join('; ')}`);
+      }),
+      RUNS,
+    );
+  });
+
+  it('property: an unknown keyword is always refused and never echoed', () => {
+    // 'zq' starts no keyword and no word of a message, so finding it in an error means the value was echoed.
+    const word = fc.stringMatching(/^[a-z0-9]{0,10}$/).map((w) => `zq${w}`);
+    fc.assert(
+      fc.property(word, (w) => {
+        const out = errorsOf(ike(`aes256-${w}-modp2048`, '  allowInsecure: true\n'));
+        assert.ok(out.some((e) => e.includes('2nd algorithm of this proposal is not a strongSwan algorithm keyword')), out.join('; '));
+        for (const e of out) assert.ok(!e.includes(w), e);
       }),
       RUNS,
     );

@@ -419,7 +419,7 @@ describe('topology meaning: encryption', () => {
       [
         '^3des-md5',
         'spec.encryption.ikeProposals[1]',
-        'uses the weak algorithms 3des, md5 and modp1024; use strong ones such as aes256-sha256-modp2048, or set allowInsecure: true to accept them',
+        'uses weak algorithms: 3des (DES/3DES: 64-bit blocks and at most 112-bit keys); md5 (MD5: a broken hash); modp1024 (MODP below 2048 bits: under 112-bit security); use strong ones such as aes256-sha256-modp2048, or set allowInsecure: true to accept them',
       ],
     ]);
     expectValid(doc({ encryption: `${PSK}  ikeProposals: [3des-md5-modp1024]\n  allowInsecure: true\n`, pools: [pool('cloud'), pool('edge')] }));
