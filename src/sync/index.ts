@@ -48,6 +48,8 @@ export type SourceOptions =
       /** Poll interval. */
       intervalMs: number;
       verify?: SignatureVerification;
+      /** A git command that makes no progress for this long is killed (default 60 s). */
+      timeoutMs?: number;
     }
   | { kind: 'file'; path: string; intervalMs: number }
   | { kind: 'cluster'; name?: string };
@@ -145,7 +147,7 @@ function makeSource(o: SyncOptions, logger: Logger): TopologySource {
   const backoff = { initialBackoffMs: o.informerInitialBackoffMs, maxBackoffMs: o.informerMaxBackoffMs };
   switch (s.kind) {
     case 'git':
-      return new GitSource({ url: s.url, ref: s.ref, path: s.path, cacheDir: s.cacheDir, intervalMs: s.intervalMs, verify: s.verify, logger: logger.with({ source: 'git' }) });
+      return new GitSource({ url: s.url, ref: s.ref, path: s.path, cacheDir: s.cacheDir, intervalMs: s.intervalMs, verify: s.verify, timeoutMs: s.timeoutMs, logger: logger.with({ source: 'git' }) });
     case 'file':
       return new FileSource({ path: s.path, intervalMs: s.intervalMs, logger: logger.with({ source: 'file' }) });
     case 'cluster':
@@ -310,44 +312,9 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     });
     inf.onError((e, info) => logger.warn('watch failed; retrying', { resource: name, error: errorMessage(e), attempt: info.attempt, retryInMs: info.retryInMs }));
   }
-  triggerLater = trigger;
-  await Promise.all([...informers.map(([, inf]) => inf.start()), calico?.start()]);
-  await source.start(() => trigger('source'));
-  logger.info('caches synced', { source: source.kind, leaseNamespace, podSubnets: podSubnetMode, calico: calico?.state().served ?? 'off' });
-  accepting = true;
-
-  if (o.leaderElection) {
-    const le = o.leaderElection;
-    elector = new LeaderElector(kc, {
-      namespace: le.namespace,
-      name: le.name ?? LEADER_LEASE_NAME,
-      identity,
-      leaseDurationMs: le.leaseDurationMs,
-      renewDeadlineMs: le.renewDeadlineMs,
-      retryPeriodMs: le.retryPeriodMs,
-      onStartedLeading: () => {
-        reconciler.forgetWrites();
-        metrics.leader.set(1);
-        logger.info('became the leader', { identity });
-        trigger('leader');
-      },
-      onStoppedLeading: () => {
-        metrics.leader.set(0);
-        logger.warn('lost leadership; writing stopped', { identity });
-      },
-      onNewLeader: (id) => logger.info('leader observed', { leader: id }),
-      onError: (e) => logger.warn('leader election error', { error: errorMessage(e) }),
-    });
-    elector.start();
-  } else {
-    metrics.leader.set(1);
-    trigger('start');
-  }
-
-  const resyncMs = o.resyncIntervalMs ?? 10 * 60_000;
-  resyncTimer = setInterval(() => trigger('resync'), resyncMs);
-
   // ---------------------------------------------------------------- HTTP
+  // Before anything that can hang (the API server's first lists, a Git remote that never answers): the liveness probe
+  // must find /healthz while the caches fill; /readyz says not ready until then.
   const synced = (): boolean => informers.every(([, inf]) => inf.hasSynced()) && (calico?.synced() ?? true);
   const ready = (): boolean => synced() && (!canWrite() || reconciler.ranOnce);
   const text = (code: number, body: string): Handler => (_req, res) => void res.writeHead(code, { 'Content-Type': 'text/plain' }).end(body);
@@ -377,6 +344,10 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     };
     add(o.webhookAddress, {
       'POST /hooks/git': (req, res, body) => {
+        if (!accepting) {
+          res.writeHead(503, { 'Content-Type': 'text/plain', 'Retry-After': '5' }).end('starting\n');
+          return;
+        }
         const admitted = guard.admit();
         if (!admitted.ok) {
           refuse(res, admitted, req.socket.remoteAddress);
@@ -413,6 +384,48 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     await Promise.all(servers.map((s) => s.close()));
     throw e;
   }
+
+  triggerLater = trigger;
+  try {
+    await Promise.all([...informers.map(([, inf]) => inf.start()), calico?.start()]);
+    await source.start(() => trigger('source'));
+  } catch (e) {
+    await Promise.all(servers.map((l) => l.close()));
+    throw e;
+  }
+  logger.info('caches synced', { source: source.kind, leaseNamespace, podSubnets: podSubnetMode, calico: calico?.state().served ?? 'off' });
+  accepting = true;
+
+  if (o.leaderElection) {
+    const le = o.leaderElection;
+    elector = new LeaderElector(kc, {
+      namespace: le.namespace,
+      name: le.name ?? LEADER_LEASE_NAME,
+      identity,
+      leaseDurationMs: le.leaseDurationMs,
+      renewDeadlineMs: le.renewDeadlineMs,
+      retryPeriodMs: le.retryPeriodMs,
+      onStartedLeading: () => {
+        reconciler.forgetWrites();
+        metrics.leader.set(1);
+        logger.info('became the leader', { identity });
+        trigger('leader');
+      },
+      onStoppedLeading: () => {
+        metrics.leader.set(0);
+        logger.warn('lost leadership; writing stopped', { identity });
+      },
+      onNewLeader: (id) => logger.info('leader observed', { leader: id }),
+      onError: (e) => logger.warn('leader election error', { error: errorMessage(e) }),
+    });
+    elector.start();
+  } else {
+    metrics.leader.set(1);
+    trigger('start');
+  }
+
+  const resyncMs = o.resyncIntervalMs ?? 10 * 60_000;
+  resyncTimer = setInterval(() => trigger('resync'), resyncMs);
 
   return {
     identity,

@@ -13,6 +13,8 @@ export interface GitSourceOptions {
   cacheDir: string;
   intervalMs: number;
   verify?: SignatureVerification;
+  /** A git command that makes no progress for this long is killed (GitRepo's default otherwise). */
+  timeoutMs?: number;
   logger: Logger;
 }
 
@@ -30,7 +32,7 @@ export class GitSource implements TopologySource {
 
   constructor(o: GitSourceOptions) {
     this.o = o;
-    this.repo = new GitRepo({ url: o.url, dir: o.cacheDir, ref: o.ref });
+    this.repo = new GitRepo({ url: o.url, dir: o.cacheDir, ref: o.ref, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
   }
 
   async start(changed: () => void): Promise<void> {

@@ -6,6 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createNode, setNodeReady, useControlPlane } from '../support/controlplane.ts';
 import {
@@ -276,4 +277,45 @@ test('4: the webhook refuses replays (same body or delivery id, or pushed before
   });
   await deleteAllGateways(cp.get().kubeConfig);
   await deleteTopology(cp.get().kubeConfig, 'edge');
+});
+
+test('5: a Git remote that accepts and never answers: /healthz answers from the start, /readyz says not ready until the first fetch gave up', { skip: cp.skip }, async () => {
+  await setup();
+  const kc = cp.get().kubeConfig;
+  const held: Socket[] = [];
+  const hanging = createServer((sock) => void held.push(sock)); // accepts, never answers
+  await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', () => r()));
+  const free = createServer();
+  await new Promise<void>((r) => free.listen(0, '127.0.0.1', () => r()));
+  const healthPort = (free.address() as AddressInfo).port;
+  await new Promise<void>((r) => free.close(() => r()));
+  const starting = startTestSync(kc, {
+    source: {
+      kind: 'git',
+      url: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/topology.git`,
+      ref: { branch: 'main' },
+      path: 'clusters/edge/topology.yaml',
+      cacheDir: join(remote.root, `cache-hang-${Math.random().toString(36).slice(2)}`),
+      intervalMs: 60_000,
+      timeoutMs: 4000,
+    },
+    healthAddress: `127.0.0.1:${healthPort}`,
+  });
+  let started: TestSync | undefined;
+  void starting.then((s) => (started = s));
+  try {
+    const t0 = Date.now();
+    const healthz = await waitFor('/healthz answering while the first fetch hangs', async () => {
+      const r = await fetch(`http://127.0.0.1:${healthPort}/healthz`).catch(() => undefined);
+      return r?.status === 200 ? Date.now() - t0 : undefined;
+    }, 3000);
+    assert.equal(started, undefined, 'the sync is still starting (the fetch hangs)');
+    assert.equal((await fetch(`http://127.0.0.1:${healthPort}/readyz`)).status, 503);
+    console.log(`sync start-up with a hanging Git remote: /healthz answered after ${healthz} ms`);
+  } finally {
+    const s = await starting;
+    await s.handle.stop();
+    for (const sock of held) sock.destroy();
+    await new Promise<void>((r) => hanging.close(() => r()));
+  }
 });
