@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { inputFileProblem, readBoundedFile } from '../adapters/fs/bounded.ts';
 import { isAbsolute, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { CliIO } from './io.ts';
@@ -35,9 +36,9 @@ export interface LoadedTopology {
 export async function readTopologyFile(command: string, io: CliIO, file: string): Promise<LoadedTopology | number> {
   let text: string;
   try {
-    text = await readFile(resolvePath(io, file), 'utf8');
+    text = await readBoundedFile(resolvePath(io, file));
   } catch (e) {
-    io.stderr.write(`corvid ${command}: cannot read topology file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+    io.stderr.write(`corvid ${command}: topology file ${file} ${inputFileProblem(e)}\n`);
     return EXIT_ERROR;
   }
   const r = loadTopology(text, file);
@@ -76,9 +77,9 @@ export const NO_CALICO: CalicoIpamState = Object.freeze({ served: [], blockAffin
 export async function readSnapshot(command: string, io: CliIO, file: string): Promise<Snapshot | number> {
   let text: string;
   try {
-    text = await readFile(resolvePath(io, file), 'utf8');
+    text = await readBoundedFile(resolvePath(io, file));
   } catch (e) {
-    io.stderr.write(`corvid ${command}: cannot read node snapshot ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+    io.stderr.write(`corvid ${command}: node snapshot ${file} ${inputFileProblem(e)}\n`);
     return EXIT_ERROR;
   }
   try {

@@ -3,7 +3,7 @@
 // file is re-read on any event there (and every interval as a fallback). A new revision is a new content hash.
 
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { inputFileProblem, readBoundedFile } from '../adapters/fs/bounded.ts';
 import { basename, dirname } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from './log.ts';
@@ -79,16 +79,10 @@ export class FileSource implements TopologySource {
     if (this.stopped) return;
     let next: Artifact;
     try {
-      const text = await readFile(this.o.path, 'utf8');
+      const text = await readBoundedFile(this.o.path);
       next = { ok: true, revision: contentRevision(text), file: basename(this.o.path), text };
     } catch (e) {
-      const code = (e as { code?: string }).code;
-      next = {
-        ok: false,
-        reason: REJECT.fetchFailed,
-        message: `${this.o.path}: ${code === 'ENOENT' ? 'no such file' : e instanceof Error ? e.message : String(e)}`,
-        transient: true,
-      };
+      next = { ok: false, reason: REJECT.fetchFailed, message: `${this.o.path} ${inputFileProblem(e)}`, transient: true };
     }
     const same =
       this.current !== undefined &&

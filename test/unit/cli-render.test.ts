@@ -82,7 +82,7 @@ test('usage errors and unreadable inputs: exit 2, nothing on stdout, a hint', as
   const missing = await corvid(['render', '-f', 'does/not/exist.yaml']);
   assert.equal(missing.code, 2);
   assert.equal(missing.stdout, '');
-  assert.match(missing.stderr, /cannot read topology file does\/not\/exist\.yaml: ENOENT/);
+  assert.match(missing.stderr, /topology file does\/not\/exist\.yaml does not exist/);
   const badNodes = await corvid(['render', '-f', EXAMPLE, '--nodes', EXAMPLE]);
   assert.equal(badNodes.code, 2);
   assert.equal(badNodes.stdout, '');

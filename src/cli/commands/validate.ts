@@ -1,6 +1,6 @@
 // `corvid validate FILE...`: check topology files (YAML, schema, meaning) and report every finding with its position.
 
-import { readFile } from 'node:fs/promises';
+import { inputFileProblem, readBoundedFile } from '../../adapters/fs/bounded.ts';
 import { isAbsolute, resolve } from 'node:path';
 import type { CliIO } from '../io.ts';
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, useColour } from '../io.ts';
@@ -68,10 +68,9 @@ function parseArgs(argv: string[]): Parsed {
 async function check(file: string, cwd: string): Promise<FileReport> {
   let text: string;
   try {
-    text = await readFile(isAbsolute(file) ? file : resolve(cwd, file), 'utf8');
+    text = await readBoundedFile(isAbsolute(file) ? file : resolve(cwd, file));
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-    return { file, valid: false, errors: [{ file, line: 0, col: 0, path: '', message: `cannot read: ${code}` }], warnings: [] };
+    return { file, valid: false, errors: [{ file, line: 0, col: 0, path: '', message: `the file ${inputFileProblem(e)}` }], warnings: [] };
   }
   const result = loadTopology(text, file);
   return result.ok
