@@ -51,6 +51,7 @@ export class GitSource implements TopologySource {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.repo.close();
     await this.fetching;
   }
 

@@ -66,6 +66,8 @@ export class GitRepo {
   private readonly dir: string;
   private readonly timeoutMs: number;
   private ready = false;
+  /** Aborted by close(): kills a git process in flight (a remote that never answers must not delay a shutdown). */
+  private readonly aborted = new AbortController();
 
   constructor(opts: GitRepoOptions) {
     this.url = opts.url;
@@ -78,7 +80,12 @@ export class GitRepo {
   }
 
   private git(env: Record<string, string> = {}): SimpleGit {
-    return simpleGit({ baseDir: this.dir, timeout: { block: this.timeoutMs } }).env({ ...this.baseEnv(), ...env });
+    return simpleGit({ baseDir: this.dir, timeout: { block: this.timeoutMs }, abort: this.aborted.signal }).env({ ...this.baseEnv(), ...env });
+  }
+
+  /** Kill any git process of this repository now and refuse further commands. */
+  close(): void {
+    this.aborted.abort();
   }
 
   /** A small, fixed environment: never an editor, pager or prompt (simple-git refuses some variables anyway). */
@@ -158,7 +165,7 @@ export class GitRepo {
     const env: Record<string, string> = how.mode === 'gpg' ? { GNUPGHOME: how.gnupgHome } : {};
     // The exit status is the verdict (simple-git reports a failure without stderr as a success, so not through it).
     const out = await new Promise<{ ok: boolean; text: string }>((resolve) => {
-      execFile('git', args, { cwd: this.dir, env: { ...this.baseEnv(), ...env }, timeout: this.timeoutMs }, (err, stdout, stderr) => {
+      execFile('git', args, { cwd: this.dir, env: { ...this.baseEnv(), ...env }, timeout: this.timeoutMs, signal: this.aborted.signal }, (err, stdout, stderr) => {
         resolve({ ok: err === null, text: `${stderr}\n${stdout}` });
       });
     });
