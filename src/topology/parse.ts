@@ -3,6 +3,7 @@
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments } from 'yaml';
 import type { Document, Node, Pair } from 'yaml';
 import type { TopologyError } from './errors.ts';
+import { looksLikeKeyMaterial } from './keymaterial.ts';
 
 export type PathSegment = string | number;
 
@@ -12,14 +13,22 @@ export interface Position {
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A Kubernetes label key (which includes every DNS-1123 subdomain): the other keys a path may quote. */
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
-/** `spec.pools[2].gateways[0].publicIP`; keys that are not identifiers are written `["a.b/c"]`. */
+/**
+ * `spec.pools[2].gateways[0].publicIP`; keys that are not identifiers are written `["a.b/c"]` when they are label keys
+ * or DNS names. Any other key, and any key that looks like key material, is written `[this key]`: a path never
+ * repeats what might be a pasted secret.
+ */
 export function formatPath(path: readonly PathSegment[]): string {
   let out = '';
   for (const seg of path) {
     if (typeof seg === 'number') out += `[${seg}]`;
+    else if (seg.length > 253 || looksLikeKeyMaterial(seg)) out += '[this key]';
     else if (IDENTIFIER.test(seg)) out += out === '' ? seg : `.${seg}`;
-    else out += `[${JSON.stringify(seg)}]`;
+    else if (LABEL_KEY.test(seg) && seg.length <= 317) out += `[${JSON.stringify(seg)}]`;
+    else out += '[this key]';
   }
   return out;
 }

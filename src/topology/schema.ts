@@ -6,6 +6,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import schemaJson from '../../schemas/topology.schema.json' with { type: 'json' };
 import { DURATION_SHAPE, parseDuration } from './duration.ts';
 import type { TopologyError } from './errors.ts';
+import { KEY_MATERIAL_MESSAGE, looksLikeKeyMaterial } from './keymaterial.ts';
 import type { Locator, PathSegment } from './parse.ts';
 import { pointerToPath } from './parse.ts';
 
@@ -35,12 +36,21 @@ function durationBound(text: string, bounds: DurationBounds): string | undefined
   return undefined;
 }
 
+/** Keyword on a name field (`true`): a value that looks like key material is refused, and only that is said about it. */
+export const NOT_KEY_MATERIAL_KEYWORD = 'x-not-key-material';
+
 let compiled: ValidateFunction | undefined;
 
 function validator(): ValidateFunction {
   if (!compiled) {
     const ajv = new Ajv2020({ allErrors: true, strict: true, verbose: true });
     ajv.addKeyword({ keyword: MESSAGE_KEYWORD, schemaType: 'string' });
+    ajv.addKeyword({
+      keyword: NOT_KEY_MATERIAL_KEYWORD,
+      schemaType: 'boolean',
+      errors: 'full',
+      validate: (on: boolean, data: unknown) => !on || typeof data !== 'string' || !looksLikeKeyMaterial(data),
+    });
     ajv.addKeyword({
       keyword: DURATION_KEYWORD,
       schemaType: 'object',
@@ -154,6 +164,8 @@ function messageFor(e: ErrorObject, data: unknown, path: readonly PathSegment[])
       return hint(e) ?? `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
     case 'enum':
       return `must be one of: ${((e.params as { allowedValues: unknown[] }).allowedValues ?? []).map(String).join(', ')}`;
+    case NOT_KEY_MATERIAL_KEYWORD:
+      return KEY_MATERIAL_MESSAGE;
     case DURATION_KEYWORD: {
       const value = valueAt(data, path);
       return typeof value === 'string' ? durationBound(value, e.schema as DurationBounds) : undefined;
@@ -219,5 +231,7 @@ export function checkSchema(data: unknown, at: Locator): TopologyError[] {
     const message = messageFor(e, data, path);
     if (message !== undefined) out.push(at.error(path, message, part));
   }
-  return out;
+  // Key material says only that: drop the other complaints (pattern, length) about the same value.
+  const material = new Set(out.filter((x) => x.message === KEY_MATERIAL_MESSAGE).map((x) => x.path));
+  return material.size === 0 ? out : out.filter((x) => x.message === KEY_MATERIAL_MESSAGE || !material.has(x.path));
 }

@@ -8,6 +8,7 @@ import { formatTopologyError, loadTopology } from '../../src/topology/index.ts';
 import { parseDuration } from '../../src/topology/duration.ts';
 import { isUsableIP } from '../../src/topology/ip.ts';
 import { isIP } from '../../src/plan/inventory.ts';
+import { looksLikeKeyMaterial } from '../../src/topology/keymaterial.ts';
 import { ALGORITHM_KEYWORDS, checkProposal, weakFamily } from '../../src/topology/proposals.ts';
 import { doc, expectErrors, expectValid, FILE, pool, PSK } from './topology-helpers.ts';
 
@@ -171,6 +172,67 @@ describe('proposals: strongSwan keywords, weak families refused', () => {
         const out = errorsOf(ike(`aes256-${w}-modp2048`, '  allowInsecure: true\n'));
         assert.ok(out.some((e) => e.includes('2nd algorithm of this proposal is not a strongSwan algorithm keyword')), out.join('; '));
         for (const e of out) assert.ok(!e.includes(w), e);
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe('pskSecretRef.key: a Secret data key, never key material', () => {
+  const labelled = (key: string, value: string): string => `- name: cloud\n  nodeSelector: {matchLabels: {${key}: ${value}}}\n  gateways: [{node: c1}]\n`;
+  const MATERIAL = 'this value looks like key material; put the key in the Secret and name its key here';
+  const withKey = (key: string): string => doc({ encryption: `encryption:\n  pskSecretRef: {name: corvid-psk, key: ${JSON.stringify(key)}}\n`, pools: POOLS });
+
+  it('refuses a key name outside the Secret data key grammar, and one longer than 253 characters', () => {
+    expectErrors(withKey('psk key'), [['key: ^"psk key"', 'spec.encryption.pskSecretRef.key', "must be the name of a key in the Secret: at most 253 letters, digits, '-', '_' or '.'"]]);
+    expectErrors(withKey('k'.repeat(254)), [['key: ^"kkk', 'spec.encryption.pskSecretRef.key', "must be the name of a key in the Secret: at most 253 letters, digits, '-', '_' or '.'"]]);
+    expectValid(withKey('corvid-psk-for-the-warehouse-oslo-link.v2'));
+    expectValid(withKey('psk'));
+  });
+
+  it('refuses hex and base64 key material without repeating it, in the message or the path', () => {
+    const hex = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
+    const b64 = 'q3K8vZ+u1mX0a9Lr7Tg2WcYbNpE4sHdJ/fA6iOeVxkQ=';
+    for (const key of [hex, b64, 'q3K8vZu1mX0a9Lr7Tg2WcYbNpE4sHdJfA6iOeVxkQ']) {
+      const text = withKey(key);
+      expectErrors(text, [[`key: ^"${key.slice(0, 6)}`, 'spec.encryption.pskSecretRef.key', MATERIAL]]);
+    }
+  });
+
+  it('never puts key material pasted as a map key into a path', () => {
+    const key = 'q3K8vZu1mX0a9Lr7Tg2WcYbNpE4sHdJfA6iOeVxkQ';
+    const text = doc({ encryption: `encryption:\n  pskSecretRef: {name: corvid-psk, key: psk}\n  ${key}: x\n`, pools: [labelled(key, 'a'), pool('edge')] });
+    const r = loadTopology(text, FILE);
+    assert.equal(r.ok, false);
+    const all = JSON.stringify(r.ok ? r : r.errors);
+    assert.ok(!all.includes(key.slice(0, 12)), all);
+    assert.ok(all.includes('spec.encryption[this key]'), all);
+  });
+
+  it('property: random key material anywhere a name goes is refused and never appears in any finding', () => {
+    const b64char = fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'.split(''));
+    const material = fc
+      .array(b64char, { minLength: 32, maxLength: 64 })
+      .map((a) => a.join(''))
+      .filter(looksLikeKeyMaterial);
+    const hex = fc.array(fc.constantFrom(...'0123456789abcdef'.split('')), { minLength: 32, maxLength: 64 }).map((a) => a.join(''));
+    fc.assert(
+      fc.property(fc.oneof(material, hex), fc.integer({ min: 0, max: 4 }), (secret, where) => {
+        const q = JSON.stringify(secret);
+        const text = [
+          withKey(secret),
+          doc({ encryption: `encryption:\n  pskSecretRef: {name: corvid-psk, key: psk}\n  ${q}: x\n`, pools: POOLS }),
+          doc({ pools: [pool('cloud', '', `[{node: c1, publicIP: ${q}}]`), pool('edge')] }),
+          doc({ encryption: `${PSK}  ikeProposals: [${q}]\n`, pools: POOLS }),
+          doc({ pools: [labelled(q, q), pool('edge')] }),
+        ][where];
+        const r = loadTopology(text, FILE);
+        // A label may hold a hash (valid); everywhere else the value is refused.
+        if (where !== 4) assert.equal(r.ok, false, text);
+        assert.ok(r.ok || !r.errors.some((e) => e.message.startsWith('invalid YAML')), text);
+        const out = JSON.stringify(r.ok ? r.warnings : [r.errors, r.errors.map(formatTopologyError)]);
+        assert.ok(!out.includes(secret), out);
+        if (where === 0) assert.ok(out.includes(MATERIAL), out);
       }),
       RUNS,
     );

@@ -123,7 +123,7 @@ describe('topology schema', () => {
       ['name: ^Cloud_1', 'spec.pools[0].name', "must be a DNS-1123 label: 1 to 63 lower-case letters, digits or '-', starting and ending with a letter or digit"],
       [
         '{^"bad key!"',
-        'spec.pools[0].nodeSelector.matchLabels["bad key!"]',
+        'spec.pools[0].nodeSelector.matchLabels[this key]',
         "must be a valid label key: an optional DNS subdomain prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
       ],
       [
