@@ -25,7 +25,7 @@ import { isIPv4, isUsableIP } from '../topology/ip.ts';
 import { peerAnnotationLists, peersAllowed, peerTable } from './peers.ts';
 import { chooseRelays } from './relay.ts';
 import { SelectorIndex } from './selector.ts';
-import { calicoPodSubnets, resolvePodSubnetSource } from './podsubnets.ts';
+import { calicoPodSubnets, nodePodCIDRs, resolvePodSubnetSource } from './podsubnets.ts';
 import { parseNow } from './time.ts';
 import type { Decision, Finding, InventoryNode, PlanInput, PlanResult } from './types.ts';
 import { canonicalJson } from '../gateway/render.ts';
@@ -136,7 +136,12 @@ export function plan(input: PlanInput): PlanResult {
     for (const f of r.findings) findings.push(f);
     calicoSubnets = r.byNode;
   }
-  const subnetsOf = (n: InventoryNode): string[] => (calicoSubnets === undefined ? [...n.podCIDRs] : (calicoSubnets.get(n.name) ?? []));
+  const subnetsOf = (n: InventoryNode, pool: string): string[] => {
+    if (calicoSubnets !== undefined) return calicoSubnets.get(n.name) ?? [];
+    const { subnets, problems } = nodePodCIDRs(n.podCIDRs);
+    for (const p of problems) findings.push({ severity: 'error', code: 'invalid-pod-cidr', pool, node: n.name, message: `node ${n.name}: ${p}; left out` });
+    return subnets;
+  };
 
   // Pool-level relations.
   const peers = peerTable({ ...t, pools });
@@ -174,7 +179,7 @@ export function plan(input: PlanInput): PlanResult {
       if (!n.internalIP) {
         findings.push({ severity: 'warning', code: 'node-without-internal-ip', pool: pool.name, node: n.name, message: `node ${n.name} has no InternalIP; left out of status.nodes` });
       }
-      const subnets = subnetsOf(n);
+      const subnets = subnetsOf(n, pool.name);
       if (subnets.length === 0) {
         const what = calicoSubnets === undefined ? 'no podCIDR' : 'no confirmed Calico IPAM block';
         findings.push({ severity: 'warning', code: 'node-without-pod-cidr', pool: pool.name, node: n.name, message: `node ${n.name} has ${what}; its pods are not routable from other pools` });
@@ -195,7 +200,7 @@ export function plan(input: PlanInput): PlanResult {
       let publicIP: string | undefined;
       if (pref.publicIP !== undefined) {
         if (isUsableIP(pref.publicIP)) publicIP = pref.publicIP;
-        else findings.push({ severity: 'error', code: 'invalid-public-ip', pool: pool.name, node: pref.node, message: `gateway ${pref.node}: topology publicIP ${JSON.stringify(pref.publicIP)} is not an IP address; left out` });
+        else findings.push({ severity: 'error', code: 'invalid-public-ip', pool: pool.name, node: pref.node, message: `gateway ${pref.node}: topology publicIP is not a usable IP address (IPv4, or IPv6 without a zone); left out` });
       }
       const ep: Endpoint = {
         config: { [ENDPOINT_PRIORITY_CONFIG]: String(rank) },
@@ -221,7 +226,7 @@ export function plan(input: PlanInput): PlanResult {
       let effectiveIP = publicIP;
       if (node.publicIP !== undefined) {
         if (!isUsableIP(node.publicIP)) {
-          findings.push({ severity: 'warning', code: 'invalid-public-ip', pool: pool.name, node: node.name, message: `node ${node.name}: annotation corvid.dev/public-ip ${JSON.stringify(node.publicIP)} is not an IP address; ignored` });
+          findings.push({ severity: 'warning', code: 'invalid-public-ip', pool: pool.name, node: node.name, message: `node ${node.name}: annotation corvid.dev/public-ip is not a usable IP address (IPv4, or IPv6 without a zone); ignored` });
         } else if (publicIP === undefined && pref.publicIP === undefined) effectiveIP = node.publicIP;
         else if (publicIP !== undefined && publicIP !== node.publicIP) {
           findings.push({ severity: 'warning', code: 'public-ip-conflict', pool: pool.name, node: node.name, message: `node ${node.name}: annotation corvid.dev/public-ip ${node.publicIP} differs from the topology's ${publicIP}; the topology wins` });

@@ -53,6 +53,15 @@ test('publicIP: the topology wins over the node annotation; the annotation fills
   assert.deepEqual(r.findings.map((f) => `${f.code} ${f.node}`), ['public-ip-conflict a1']);
 });
 
+test('publicIP: a zoned address (which the validator refuses too) is left out, and no finding repeats the value', () => {
+  const zoned = '2001:db8::10%eth0';
+  const t = topology([pool('a', ['a1'], { publicIPs: { a1: zoned } })]);
+  const r = plan(input(t, [node('a1', 'a', { publicIP: 'fe80::1%eth1' })]));
+  assert.equal(r.gateways[0].spec.endpoints![0].publicIP, undefined);
+  assert.deepEqual(r.findings.map((f) => `${f.severity} ${f.code} ${f.node}`), ['error invalid-public-ip a1', 'warning invalid-public-ip a1']);
+  assert.ok(!JSON.stringify(r.findings).includes('%eth'), JSON.stringify(r.findings));
+});
+
 test('spec depends on the topology alone: every declared gateway, with or without nodes (corvid render = the sync)', () => {
   const t = topology([pool('a', ['a1', 'ghost', 'a2'], { publicIPs: { a2: '203.0.113.2' }, behindNAT: true }), pool('b', ['b1'])]);
   const withNodes = plan(input(t, [node('a1', 'a', { publicIP: '198.51.100.1' }), node('a2', 'a'), node('b1', 'b')]));
