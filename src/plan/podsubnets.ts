@@ -139,6 +139,33 @@ function readBlock(o: unknown): Block | undefined | { problem: string; name: str
   return { node: spec.node, prefix, text: formatPrefix(prefix), name };
 }
 
+/** The widest node.spec.podCIDR taken: anything wider would route most of the address space to one node. */
+export const WIDEST_POD_CIDR: Record<4 | 6, number> = { 4: 8, 6: 16 };
+
+/** A value from a Node, quoted for a message but bounded: a Node is not ours to trust. */
+function quoted(text: string): string {
+  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}...` : text);
+}
+
+/**
+ * A node's podCIDRs as pod subnets: canonical CIDRs; what is not a CIDR, has host bits set, or is wider than
+ * WIDEST_POD_CIDR is left out with a problem (never a route to the wrong place).
+ */
+export function nodePodCIDRs(podCIDRs: readonly string[]): { subnets: string[]; problems: string[] } {
+  const subnets: string[] = [];
+  const problems: string[] = [];
+  for (const raw of podCIDRs) {
+    const text = raw.trim();
+    const slash = text.indexOf('/');
+    const prefix = slash < 0 ? undefined : parsePrefix(text);
+    if (prefix === undefined) problems.push(`podCIDR ${quoted(raw)} is not a CIDR`);
+    else if (parseAddress(text.slice(0, slash))!.value !== prefix.value) problems.push(`podCIDR ${quoted(raw)} has host bits set`);
+    else if (prefix.length < WIDEST_POD_CIDR[prefix.family]) problems.push(`podCIDR ${quoted(raw)} is wider than /${WIDEST_POD_CIDR[prefix.family]}`);
+    else subnets.push(formatPrefix(prefix));
+  }
+  return { subnets, problems };
+}
+
 const BITS: Record<4 | 6, number> = { 4: 32, 6: 128 };
 
 function contains(outer: Prefix, inner: Prefix): boolean {

@@ -112,3 +112,24 @@ test('the real binary prints only manifests on stdout (as an Argo CD CMP runs it
   assert.notEqual(broken.status, 0);
   assert.equal(broken.stdout, '');
 });
+
+test('render --nodes: invalid podCIDRs in the snapshot are errors (named, bounded), reach no Gateway, and the exit is non-zero with an empty stdout', async () => {
+  const { readFileSync, writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'corvid-render-'));
+  try {
+    const bad = readFileSync(EXAMPLE_NODES, 'utf8')
+      .replace(/podCIDR: 10\.[0-9.]+\/24/, 'podCIDR: garbage')
+      .replace(/- 10\.[0-9.]+\/24/, `- 0.0.0.0/0`);
+    const file = join(dir, 'nodes.yaml');
+    writeFileSync(file, bad);
+    const r = await corvid(['render', '-f', EXAMPLE, '--nodes', file]);
+    assert.notEqual(r.code, 0);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /error: node cloud-gw-1: podCIDR "0\.0\.0\.0\/0" is wider than \/8; left out \[invalid-pod-cidr\]/);
+    assert.match(r.stderr, /nothing printed/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { calicoPodSubnets, resolvePodSubnetSource, type CalicoIpamState } from '../../src/plan/podsubnets.ts';
+import { calicoPodSubnets, nodePodCIDRs, resolvePodSubnetSource, type CalicoIpamState } from '../../src/plan/podsubnets.ts';
 import { plan } from '../../src/plan/planner.ts';
 import { formatPrefix, parsePrefix } from '../../src/nodeplan/cidr.ts';
 import { MTU_ANNOTATION } from '../../src/gateway/keys.ts';
@@ -333,4 +333,17 @@ describe('pool mtu', () => {
     assert.equal(get('  podSubnets: {source: podCIDR}\n'), 'podCIDR');
     assert.match(get('  podSubnets: {source: cilium}\n'), /auto|podCIDR|calico/);
   });
+});
+
+test('nodePodCIDRs: canonical CIDRs pass; not a CIDR, /33, host bits, wider than /8 (IPv6 /16) are problems, quoted within bounds', () => {
+  const { subnets, problems } = nodePodCIDRs(['10.244.1.0/24', 'fd00:1::/64', 'garbage', '10.0.0.0/33', '10.244.1.5/24', '0.0.0.0/0', '::/8', 'x'.repeat(5000)]);
+  assert.deepEqual(subnets, ['10.244.1.0/24', 'fd00:1::/64']);
+  assert.deepEqual(problems.slice(0, 5), [
+    'podCIDR "garbage" is not a CIDR',
+    'podCIDR "10.0.0.0/33" is not a CIDR',
+    'podCIDR "10.244.1.5/24" has host bits set',
+    'podCIDR "0.0.0.0/0" is wider than /8',
+    'podCIDR "::/8" is wider than /16',
+  ]);
+  assert.ok(problems[5].length < 100, 'a long value is cut');
 });

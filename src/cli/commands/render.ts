@@ -12,7 +12,8 @@ export const HELP = `Usage: corvid render -f FILE [--nodes SNAPSHOT.yaml] [--pod
 
 Print the Gateway manifests a topology produces, as a YAML stream on stdout. Nothing else is printed on stdout:
 warnings and errors go to stderr, and any error exits non-zero with an empty stdout (a broken topology must never
-look like "no Gateways" to a GitOps tool that prunes).
+look like "no Gateways" to a GitOps tool that prunes). With --nodes, that includes errors the plan finds in the
+snapshot (a podCIDR that is not a CIDR or is wider than /8, a pool with no healthy candidate, ...).
 
 Flags:
   -f, --file FILE        topology file (required)
@@ -68,6 +69,10 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       const result = planDesired({ topology: loaded.topology, revision, nodes: snap.nodes, leases: snap.leases, previous: [], now, podSubnets });
       io.stderr.write(`corvid render: pod subnets: ${result.podSubnets.source} (${result.podSubnets.reason})\n`);
       reportFindings(io, result.findings);
+      if (result.findings.some((f) => f.severity === 'error')) {
+        io.stderr.write('corvid render: the plan has errors (above); nothing printed\n');
+        return EXIT_ERROR;
+      }
       output = renderGatewaysYaml(result.gateways);
     } else {
       // Specs only: no nodes, so no election and no status. spec (every declared gateway as an endpoint) is what the
