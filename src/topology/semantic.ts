@@ -20,7 +20,11 @@ export interface Findings {
 
 const PROPOSAL_SHAPE = new RegExp(((TOPOLOGY_SCHEMA.$defs as Record<string, { items: { pattern: string } }>).proposals.items.pattern));
 
-const ORDINAL = (n: number): string => `${n}${n % 10 === 1 && n !== 11 ? 'st' : n % 10 === 2 && n !== 12 ? 'nd' : n % 10 === 3 && n !== 13 ? 'rd' : 'th'}`;
+/** 1st, 2nd, 3rd, 4th, 11th, 21st, 111th. */
+function ordinal(n: number): string {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  return `${n}${teen ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th')}`;
+}
 
 const ENCRYPTION_FIELDS = ['backend', 'ikeProposals', 'espProposals', 'pskSecretRef', 'allowInsecure'] as const;
 type EncryptionField = (typeof ENCRYPTION_FIELDS)[number];
@@ -515,7 +519,7 @@ class Checker {
           const guess = closest(words[i], ALGORITHM_KEYWORDS);
           this.error(
             [...path, field, n],
-            `the ${ORDINAL(i + 1)} algorithm of this proposal is not a strongSwan algorithm keyword${guess !== undefined ? ` (did you mean ${guess}?)` : ''}; use keywords such as aes256, aes256gcm16, sha256, prfsha256, modp2048 or ecp256 (see docs/topology.md)`,
+            `the ${ordinal(i + 1)} algorithm of this proposal is not a strongSwan algorithm keyword${guess !== undefined ? ` (did you mean ${guess}?)` : ''}; use keywords such as aes256, aes256gcm16, sha256, prfsha256, modp2048 or ecp256 (see docs/topology.md)`,
           );
         }
         if (report.unknown.length === 0 && !report.hasEncryption) {
