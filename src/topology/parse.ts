@@ -1,6 +1,6 @@
 // YAML text -> plain data, keeping a way back from any JSON path to its line and column.
 
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments } from 'yaml';
 import type { Document, Node, Pair } from 'yaml';
 import type { TopologyError } from './errors.ts';
 import { looksLikeKeyMaterial } from './keymaterial.ts';
@@ -139,16 +139,22 @@ export type ParseResult =
  * stream with more than one document or with none.
  */
 export function parseYaml(text: string, file: string): ParseResult {
+  const encoding = encodingProblem(text);
+  if (encoding !== undefined) return { ok: false, errors: [{ file, line: 1, col: 1, path: '', message: encoding }] };
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   const bare = new Locator(file, undefined, lines, text.length);
   const asError = (e: { pos: [number, number]; message: string; code?: string }): TopologyError => {
-    const pos = bare.offset(e.pos[0]);
+    const pos = bare.offset(errorOffset(text, e));
     return { file, line: pos.line, col: pos.col, path: '', message: yamlMessage(e.message, e.code) };
   };
   const list = Array.isArray(docs) ? docs : [];
   const errors: TopologyError[] = [];
-  for (const d of list) errors.push(...d.errors.map(asError));
+  for (const d of list) {
+    // A nesting too deep for the parser gives one error per level: one is enough.
+    const exhausted = d.errors.find((e) => e.code === 'RESOURCE_EXHAUSTION');
+    errors.push(...(exhausted ? [asError(exhausted)] : d.errors.map(asError)));
+  }
   if (list.length > 1) {
     const second = list[1];
     const start = second.range?.[0] ?? 0;
@@ -179,6 +185,8 @@ export function parseYaml(text: string, file: string): ParseResult {
       ],
     };
   }
+  const shape = shapeErrors(doc.contents, (offset) => bare.offset(offset), file);
+  if (shape.length > 0) return { ok: false, errors: shape };
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 100 });
@@ -191,6 +199,79 @@ export function parseYaml(text: string, file: string): ParseResult {
   return { ok: true, data, locator, warnings };
 }
 
+/** A text that is not UTF-8 YAML with LF or CRLF line ends, in words; undefined when it is. */
+function encodingProblem(text: string): string | undefined {
+  const head = text.slice(0, 4096);
+  // UTF-16 read as UTF-8: a byte-order mark turned into replacement characters, and a NUL beside every ASCII byte.
+  if (head.startsWith('\uFFFD\uFFFD') || head.includes('\u0000')) {
+    return 'the file is not UTF-8 (it looks like UTF-16: a byte-order mark or NUL bytes); save it as UTF-8';
+  }
+  if (text.includes('\r') && !text.includes('\n')) {
+    return 'the file ends its lines with a bare CR (old Mac style), so YAML sees a single line; save it with LF or CRLF line ends';
+  }
+  return undefined;
+}
+
+/** Where a YAML error belongs: an unclosed quote at its opening quote, not at the end of the file. */
+function errorOffset(text: string, e: { pos: [number, number]; message: string; code?: string }): number {
+  if (e.code === 'MISSING_CHAR') {
+    const quote = /closing (["'])/.exec(e.message)?.[1];
+    if (quote !== undefined) {
+      const open = text.lastIndexOf(quote, Math.max(0, e.pos[0] - 1));
+      if (open >= 0) return open;
+    }
+  }
+  return e.pos[0];
+}
+
+/** How deep a topology may nest (one needs about 8 levels). */
+export const MAX_NESTING = 64;
+
+/**
+ * What YAML lets through but a topology cannot mean: two keys of one mapping that become the same key (`1` and
+ * `"1"`), an alias whose anchor is defined nowhere before it, nesting deeper than MAX_NESTING. Each at its place,
+ * without quoting the file.
+ */
+function shapeErrors(root: unknown, at: (offset: number) => Position, file: string): TopologyError[] {
+  const errors: TopologyError[] = [];
+  const anchors = new Set<string>();
+  const error = (node: unknown, message: string): void => {
+    const range = (node as { range?: [number, number] } | null)?.range;
+    const pos = at(range?.[0] ?? 0);
+    errors.push({ file, line: pos.line, col: pos.col, path: '', message });
+  };
+  const walk = (node: unknown, depth: number): void => {
+    if (errors.length > 0 || node === null || node === undefined) return;
+    if (depth > MAX_NESTING) {
+      error(node, `the document nests deeper than ${MAX_NESTING} levels; a topology needs far fewer`);
+      return;
+    }
+    const anchor = (node as { anchor?: unknown }).anchor;
+    if (typeof anchor === 'string') anchors.add(anchor);
+    if (isAlias(node)) {
+      if (!anchors.has(node.source)) error(node, 'invalid YAML: this alias (*name) refers to no anchor (&name) defined before it; define the anchor first, or write the value');
+      return;
+    }
+    if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const item of node.items) {
+        const k = keyText(item.key);
+        if (k !== undefined && seen.has(k)) {
+          error(item.key, 'invalid YAML: two keys of this mapping are the same key once read (for example 1 and "1"); keep one');
+          return;
+        }
+        if (k !== undefined) seen.add(k);
+        walk(item.key, depth + 1);
+        walk(item.value, depth + 1);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) walk(item, depth + 1);
+    }
+  };
+  walk(root, 1);
+  return errors;
+}
+
 /** Plain words for YAML errors whose own message would quote the file. */
 const YAML_MESSAGES: Record<string, string> = {
   DUPLICATE_KEY: 'a key appears twice in the same mapping; keep one',
@@ -199,6 +280,8 @@ const YAML_MESSAGES: Record<string, string> = {
   BAD_DQ_ESCAPE: 'invalid escape sequence in a double-quoted string',
   BAD_SCALAR_START: 'a plain value cannot start with this character; put the value in quotes',
   BAD_DIRECTIVE: 'unknown or unsupported "%" directive; remove it',
+  MISSING_CHAR: 'a quoted value or a bracket is not closed; add the closing quote or bracket',
+  RESOURCE_EXHAUSTION: 'the file nests too deeply (or repeats too much) to be read; a topology nests about 8 levels',
 };
 
 /**
