@@ -194,6 +194,12 @@ export function parseYaml(text: string, file: string): ParseResult {
     const msg = e instanceof Error ? e.message : 'the document cannot be read';
     return { ok: false, errors: [{ file, line: 1, col: 1, path: '', message: yamlMessage(msg) }] };
   }
+  if (expandsBeyond(data, MAX_VALUES)) {
+    return {
+      ok: false,
+      errors: [{ file, line: 1, col: 1, path: '', message: `the document expands to more than ${MAX_VALUES} values (aliases repeating large parts); write it out or use fewer aliases` }],
+    };
+  }
   const locator = new Locator(file, doc, lines, text.length);
   const warnings = doc.warnings.map(asError);
   return { ok: true, data, locator, warnings };
@@ -222,6 +228,25 @@ function errorOffset(text: string, e: { pos: [number, number]; message: string; 
     }
   }
   return e.pos[0];
+}
+
+/** Values (scalars, lists, maps) a document may expand to with its aliases resolved: 10,000 pools need about 300,000. */
+export const MAX_VALUES = 2_000_000;
+
+/**
+ * Whether `data` counts more than `max` values when every shared (aliased) part is counted each time it is used, as
+ * every later step (schema, semantics, normalising) would walk it. Stops as soon as it knows: O(max) at worst.
+ */
+function expandsBeyond(data: unknown, max: number): boolean {
+  let count = 0;
+  const stack: unknown[] = [data];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (++count > max) return true;
+    if (Array.isArray(v)) for (const x of v) stack.push(x);
+    else if (v !== null && typeof v === 'object') for (const x of Object.values(v)) stack.push(x);
+  }
+  return false;
 }
 
 /** How deep a topology may nest (one needs about 8 levels). */

@@ -44,3 +44,16 @@ test('UTF-16 and CR-only files are named as such', () => {
   assert.match(errorsOf('a: 1\rb: 2\r')[0], /bare CR .* save it with LF or CRLF line ends/);
   assert.equal(parseYaml('a: 1\r\nb: 2\r\n', 't.yaml').ok, true);
 });
+
+test('aliases that multiply a large part are refused before anything walks the expansion, quickly and in bounded memory', () => {
+  const list = `big: &big [${Array.from({ length: 100_000 }, (_, i) => i).join(', ')}]\n`;
+  const text = `${list}${Array.from({ length: 99 }, (_, i) => `k${i}: *big`).join('\n')}\n`;
+  const t0 = Date.now();
+  const before = process.memoryUsage().heapUsed;
+  const e = errorsOf(text);
+  assert.match(e[0], /expands to more than 2000000 values/);
+  assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
+  assert.ok(process.memoryUsage().heapUsed - before < 512 * 1024 * 1024, 'bounded memory');
+  // A few aliases of a small part are fine.
+  assert.equal(parseYaml('a: &x [1, 2]\nb: *x\nc: *x\n', 't.yaml').ok, true);
+});
