@@ -176,6 +176,23 @@ export function sortCanonicalPrefixes(list: Iterable<CanonicalPrefix>): Canonica
   return [...byText.values()].sort((a, b) => compareParsedPrefixes(a.prefix, b.prefix));
 }
 
+/** Whether `outer` holds every address of `inner`. */
+export function contains(outer: Prefix, inner: Prefix): boolean {
+  return outer.length <= inner.length && overlaps(outer, inner);
+}
+
+/**
+ * `addr/len` read as a network, as a CIDR field means it: a bare address is no CIDR, and an address with bits past
+ * the length (`10.0.0.5/24`) is refused rather than silently cleared.
+ */
+export function parseNetwork(s: string): Prefix | 'not a CIDR' | 'host bits set' {
+  const text = s.trim();
+  const slash = text.indexOf('/');
+  const prefix = slash < 0 ? undefined : parsePrefix(text);
+  if (prefix === undefined) return 'not a CIDR';
+  return parseAddress(text.slice(0, slash))!.value === prefix.value ? prefix : 'host bits set';
+}
+
 /** Whether two prefixes overlap (one contains the other). */
 export function overlaps(pa: Prefix, pb: Prefix): boolean {
   if (pa.family !== pb.family) return false;

@@ -4,17 +4,13 @@
 // CNI's devices (flannel.1, vxlan.calico, tunl0, or the LAN with host-gw) and the LAN. Cross-pool traffic arrives on
 // those devices while its reverse route is ours, so they get loose reverse-path filtering.
 
-import { overlaps, parsePrefix, type Prefix } from './cidr.ts';
+import { contains, parsePrefix, type Prefix } from './cidr.ts';
 
 /** A route as the kernel lists it: destination, device, type (unicast, blackhole, local, ...). */
 export interface DeviceRoute {
   dst: string;
   dev?: string;
   type: string;
-}
-
-function contains(outer: Prefix, inner: Prefix): boolean {
-  return outer.length <= inner.length && overlaps(outer, inner);
 }
 
 /**

@@ -15,7 +15,7 @@
 // block of another node are left out, each with a finding. IPs borrowed from another node's block (/32 routes from
 // IPAMBlock attributes) are not covered.
 
-import { formatPrefix, parseAddress, parsePrefix, type Prefix } from '../nodeplan/cidr.ts';
+import { contains, formatPrefix, parseNetwork, type Prefix } from '../nodeplan/cidr.ts';
 import type { PodSubnetMode } from '../topology/types.ts';
 import type { Finding } from './types.ts';
 
@@ -70,6 +70,11 @@ export function resolvePodSubnetSource(topologyMode: PodSubnetMode, input: PodSu
 }
 
 // ---------------------------------------------------------------- Calico blocks -> node subnets
+
+/** A value from a cluster object, quoted for a message but bounded: the object is not ours to trust. */
+function quoted(text: string): string {
+  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}...` : text);
+}
 
 type Obj = Record<string, unknown>;
 
@@ -130,22 +135,17 @@ function readBlock(o: unknown): Block | undefined | { problem: string; name: str
   if (spec.type !== undefined && spec.type !== '' && spec.type !== 'host') return undefined;
   if (typeof spec.node !== 'string' || spec.node === '') return bad('no spec.node');
   if (typeof spec.cidr !== 'string') return bad('no spec.cidr');
-  const text = spec.cidr.trim();
-  const slash = text.indexOf('/');
-  const prefix = slash < 0 ? undefined : parsePrefix(text);
-  if (prefix === undefined) return bad(`spec.cidr ${JSON.stringify(spec.cidr)} is not a CIDR`);
-  if (parseAddress(text.slice(0, slash))!.value !== prefix.value) return bad(`spec.cidr ${spec.cidr} has host bits set`);
-  if (prefix.length < WIDEST_BLOCK[prefix.family]) return bad(`spec.cidr ${spec.cidr} is wider than any Calico block (/${WIDEST_BLOCK[prefix.family]})`);
+  const prefix = parseNetwork(spec.cidr);
+  // Only what failed to parse is quoted (bounded); a CIDR that parsed is short and safe to repeat as written.
+  if (prefix === 'not a CIDR') return bad(`spec.cidr ${quoted(spec.cidr)} is not a CIDR`);
+  if (prefix === 'host bits set') return bad(`spec.cidr ${spec.cidr.trim()} has host bits set`);
+  if (prefix.length < WIDEST_BLOCK[prefix.family]) return bad(`spec.cidr ${spec.cidr.trim()} is wider than any Calico block (/${WIDEST_BLOCK[prefix.family]})`);
   return { node: spec.node, prefix, text: formatPrefix(prefix), name };
 }
 
 /** The widest node.spec.podCIDR taken: anything wider would route most of the address space to one node. */
 export const WIDEST_POD_CIDR: Record<4 | 6, number> = { 4: 8, 6: 16 };
 
-/** A value from a Node, quoted for a message but bounded: a Node is not ours to trust. */
-function quoted(text: string): string {
-  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}...` : text);
-}
 
 /**
  * A node's podCIDRs as pod subnets: canonical CIDRs; what is not a CIDR, has host bits set, or is wider than
@@ -155,11 +155,8 @@ export function nodePodCIDRs(podCIDRs: readonly string[]): { subnets: string[]; 
   const subnets: string[] = [];
   const problems: string[] = [];
   for (const raw of podCIDRs) {
-    const text = raw.trim();
-    const slash = text.indexOf('/');
-    const prefix = slash < 0 ? undefined : parsePrefix(text);
-    if (prefix === undefined) problems.push(`podCIDR ${quoted(raw)} is not a CIDR`);
-    else if (parseAddress(text.slice(0, slash))!.value !== prefix.value) problems.push(`podCIDR ${quoted(raw)} has host bits set`);
+    const prefix = parseNetwork(raw);
+    if (typeof prefix === 'string') problems.push(`podCIDR ${quoted(raw)} ${prefix === 'not a CIDR' ? 'is not a CIDR' : 'has host bits set'}`);
     else if (prefix.length < WIDEST_POD_CIDR[prefix.family]) problems.push(`podCIDR ${quoted(raw)} is wider than /${WIDEST_POD_CIDR[prefix.family]}`);
     else subnets.push(formatPrefix(prefix));
   }
@@ -167,12 +164,6 @@ export function nodePodCIDRs(podCIDRs: readonly string[]): { subnets: string[]; 
 }
 
 const BITS: Record<4 | 6, number> = { 4: 32, 6: 128 };
-
-function contains(outer: Prefix, inner: Prefix): boolean {
-  if (outer.family !== inner.family || outer.length > inner.length) return false;
-  const shift = BigInt(BITS[outer.family] - outer.length);
-  return inner.value >> shift === outer.value >> shift;
-}
 
 function byAddress(a: Block, b: Block): number {
   if (a.prefix.family !== b.prefix.family) return a.prefix.family - b.prefix.family;
