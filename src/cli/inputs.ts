@@ -10,7 +10,7 @@ import type { CliIO } from './io.ts';
 import { EXIT_USAGE } from './io.ts';
 import { formatTopologyError, loadTopology } from '../topology/index.ts';
 import type { Topology } from '../topology/types.ts';
-import { CALICO_BLOCK_AFFINITY_VERSIONS, deriveHealth, emptyHealthMemory, inventoryFromNodeList, plan } from '../plan/index.ts';
+import { CALICO_BLOCK_AFFINITY_VERSIONS, NO_CALICO, podSubnetInput, deriveHealth, emptyHealthMemory, inventoryFromNodeList, plan } from '../plan/index.ts';
 import type { CalicoGroupVersion, CalicoIpamState, HeartbeatLease, InventoryNode, PlanResult, PodSubnetInput, PodSubnetMode } from '../plan/index.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
@@ -67,7 +67,7 @@ export interface Snapshot {
   calico: CalicoIpamState;
 }
 
-export const NO_CALICO: CalicoIpamState = Object.freeze({ served: [], blockAffinities: [] });
+export { NO_CALICO };
 
 /**
  * A node snapshot: what `kubectl get nodes -o yaml` prints (a List/NodeList), a single Node, or a YAML stream of
@@ -266,10 +266,9 @@ async function readCalico(kc: KubeConfig): Promise<CalicoIpamState> {
   return { served, blockAffinities };
 }
 
-/** The planner's pod-subnet input for a command's --pod-subnets value and what was read. */
-export function podSubnetInput(flag: string | undefined, calico: CalicoIpamState): PodSubnetInput {
-  const mode = (flag ?? 'auto') as PodSubnetMode;
-  return mode === 'auto' ? { calico } : { override: mode, calico };
+/** The planner's pod-subnet input for a command's --pod-subnets value (the flag's choices are the modes). */
+export function podSubnetInputOf(flag: string | undefined, calico: CalicoIpamState): PodSubnetInput {
+  return podSubnetInput(flag as PodSubnetMode | undefined, calico);
 }
 
 /** The --pod-subnets flag of render, diff and graph (the sync has its own help text). */

@@ -11,5 +11,5 @@ export type { CandidateState, PoolElectionInput, PoolElectionResult, Unhealth } 
 export { chooseRelays, fnv1a32, relayWeight } from './relay.ts';
 export { peerTable, peersAllowed } from './peers.ts';
 export { encryptionTable } from './encryption.ts';
-export { calicoPodSubnets, resolvePodSubnetSource, CALICO_BLOCK_AFFINITY_VERSIONS, CALICO_V1, CALICO_V3 } from './podsubnets.ts';
+export { calicoPodSubnets, podSubnetInput, resolvePodSubnetSource, CALICO_BLOCK_AFFINITY_VERSIONS, CALICO_V1, CALICO_V3, NO_CALICO } from './podsubnets.ts';
 export type { CalicoGroupVersion, CalicoIpamState, CalicoSubnets, PodSubnetDecision, PodSubnetInput, PodSubnetMode, PodSubnetSource } from './podsubnets.ts';

@@ -45,6 +45,14 @@ export interface PodSubnetInput {
   calico: CalicoIpamState;
 }
 
+/** No Calico IPAM at all. */
+export const NO_CALICO: CalicoIpamState = Object.freeze({ served: [], blockAffinities: [] });
+
+/** The planner's pod-subnet input for a `--pod-subnets` mode (the sync's and the CLI's) and what was read. */
+export function podSubnetInput(mode: PodSubnetMode | undefined, calico: CalicoIpamState): PodSubnetInput {
+  return mode === undefined || mode === 'auto' ? { calico } : { override: mode, calico };
+}
+
 export interface PodSubnetDecision {
   source: PodSubnetSource;
   /** Where the choice came from: `flag`, `topology` or `auto`. */

@@ -20,7 +20,7 @@ import { LeaderElector } from '../adapters/kube/leader.ts';
 import { DEFAULT_LEASE_NAMESPACE, LEADER_LEASE_NAME, heartbeatFromLease, leaseInformer } from '../adapters/kube/leases.ts';
 import { nodeInformer, type NodeJson } from '../adapters/kube/nodes.ts';
 import { canonicalJson } from '../gateway/render.ts';
-import { inventoryFromNode, type PodSubnetMode } from '../plan/index.ts';
+import { inventoryFromNode, NO_CALICO, podSubnetInput, type PodSubnetMode } from '../plan/index.ts';
 import { topologyInformer, type TopologyObject } from '../adapters/kube/topologies.ts';
 import type { GitRef, SignatureVerification } from '../adapters/git/repo.ts';
 import type { ServerResponse } from 'node:http';
@@ -178,7 +178,6 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
 
   // Calico IPAM, unless the flag says podCIDR. Its events before start-up completes only mark the work (trigger).
   const podSubnetMode = o.podSubnets ?? 'auto';
-  const override = podSubnetMode === 'auto' ? undefined : podSubnetMode;
   let triggerLater: (reason: string) => void = () => undefined;
   const calico =
     podSubnetMode === 'podCIDR'
@@ -207,7 +206,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     now,
     applyConcurrency: o.applyConcurrency,
     gatewaySpec: o.gatewaySpec ?? 'apply',
-    podSubnets: () => ({ ...(override !== undefined ? { override } : {}), calico: calico?.state() ?? { served: [], blockAffinities: [] } }),
+    podSubnets: () => podSubnetInput(podSubnetMode, calico?.state() ?? NO_CALICO),
   });
 
   // ---------------------------------------------------------------- scheduling

@@ -18,7 +18,7 @@ import {
   ownedBy,
   NO_CALICO,
   planDesired,
-  podSubnetInput,
+  podSubnetInputOf,
   POD_SUBNETS_FLAG,
   readLive,
   readSnapshot,
@@ -262,7 +262,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const previous = ownedBy(liveAll, topology.name);
   let desired: Gateway[];
   try {
-    const result = planDesired({ topology, revision, nodes, leases, previous, now: nowFrom(io), podSubnets: podSubnetInput(str(v, 'pod-subnets'), calico) });
+    const result = planDesired({ topology, revision, nodes, leases, previous, now: nowFrom(io), podSubnets: podSubnetInputOf(str(v, 'pod-subnets'), calico) });
     reportFindings(io, result.findings);
     desired = result.gateways;
   } catch (e) {

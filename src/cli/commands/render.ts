@@ -5,7 +5,7 @@
 import type { CliIO } from '../io.ts';
 import { EXIT_OK } from '../io.ts';
 import { commandFlags, str } from '../flags.ts';
-import { contentRevision, EXIT_ERROR, planDesired, podSubnetInput, POD_SUBNETS_FLAG, readSnapshot, readTopologyFile, reportFindings, usageError } from '../inputs.ts';
+import { contentRevision, EXIT_ERROR, planDesired, podSubnetInputOf, POD_SUBNETS_FLAG, readSnapshot, readTopologyFile, reportFindings, usageError } from '../inputs.ts';
 import { renderGatewaysYaml } from '../../gateway/render.ts';
 
 export const HELP = `Usage: corvid render -f FILE [--nodes SNAPSHOT.yaml] [--pod-subnets MODE] [--revision REV]
@@ -65,7 +65,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       const snap = await readSnapshot('render', io, snapshotFile);
       if (typeof snap === 'number') return snap;
       const now = io.env.CORVID_NOW || new Date().toISOString();
-      const podSubnets = podSubnetInput(str(parsed.values, 'pod-subnets'), snap.calico);
+      const podSubnets = podSubnetInputOf(str(parsed.values, 'pod-subnets'), snap.calico);
       const result = planDesired({ topology: loaded.topology, revision, nodes: snap.nodes, leases: snap.leases, previous: [], now, podSubnets });
       io.stderr.write(`corvid render: pod subnets: ${result.podSubnets.source} (${result.podSubnets.reason})\n`);
       reportFindings(io, result.findings);
