@@ -13,7 +13,7 @@ import type { ViciCommands, IkeSaInfo } from './vici/index.ts';
 import type { Iproute } from '../adapters/iproute/iproute.ts';
 import type { Nft } from '../adapters/nft/nft.ts';
 import type { RpFilter } from '../adapters/sysctl/rpfilter.ts';
-import { devicesToward, type NodePlan, type PacketPolicy, type TunnelPlan } from '../nodeplan/index.ts';
+import { devicesToward, NO_PACKET_POLICY, type NodePlan, type PacketPolicy, type TunnelPlan } from '../nodeplan/index.ts';
 import type { ConnConfig } from './vici/index.ts';
 import { connHash, ours, saMatchesTunnel, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
 import type { SecretReader } from './secrets.ts';
@@ -357,7 +357,7 @@ export class Reconciler {
       res.errors.push(`routes: ${(e as Error).message}`);
     }
     // Routes first: no cross-pool packet may leave with its source rewritten after the exemption is gone.
-    await this.applyNft({ local: [], remote: [], mss: [] }, res);
+    await this.applyNft(NO_PACKET_POLICY, res);
     await this.applyRpFilter([], res);
     res.ok = res.errors.length === 0;
     return res;

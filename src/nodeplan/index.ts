@@ -2,5 +2,5 @@
 export { nodePlan, connName } from './plan.ts';
 export { canonicalPrefix, canonicalAddress, comparePrefixes, sortPrefixes } from './cidr.ts';
 export type * from './types.ts';
-export { CONN_PREFIX, DEFAULT_ROUTE_TABLE, DEFAULT_RULE_PRIORITY, IPSEC_OVERHEAD, mssFor } from './types.ts';
+export { CONN_PREFIX, DEFAULT_ROUTE_TABLE, DEFAULT_RULE_PRIORITY, IPSEC_OVERHEAD, mssFor, NO_PACKET_POLICY } from './types.ts';
 export { devicesToward } from './devices.ts';

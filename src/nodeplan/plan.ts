@@ -39,6 +39,7 @@ import {
   mssFor,
   type Family,
   type MssClamp,
+  NO_PACKET_POLICY,
   type PacketPolicy,
   type NodePlan,
   type NodePlanFinding,
@@ -379,8 +380,7 @@ function poolNeighbours(me: PoolInfo, nodeName: string): string[] {
       if (c !== undefined) out.push(c);
     }
   }
-  const texts = sortCanonicalPrefixes(out).map((c) => c.text);
-  return texts.filter((t, i) => i === 0 || texts[i - 1] !== t);
+  return sortCanonicalPrefixes(out).map((c) => c.text);
 }
 
 /** This node's role and desired state. Deterministic: equal inputs give deep-equal, sorted outputs. */
@@ -397,7 +397,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     rules: [],
     reach: [],
     findings: [],
-    packet: { local: [], remote: [], mss: [] },
+    packet: NO_PACKET_POLICY,
     poolNeighbours: [],
     routeTable,
     rulePriority,
@@ -424,7 +424,8 @@ export function nodePlan(input: NodePlanInput): NodePlan {
 
   const reach: Reach[] = [];
   const tunnels: TunnelPlan[] = [];
-  const clearRoutes: Array<{ dst: CanonicalPrefix; pool: string; hop: NextHop }> = [];
+  /** Backend-none peers of an active gateway: routed in the clear via their gateway. */
+  const clearPeers: Array<{ pool: string; hop: NextHop }> = [];
 
   for (const peer of [...pools.values()].sort((a, b) => cmp(a.name, b.name))) {
     if (peer.name === me.name) continue;
@@ -448,7 +449,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
 
     if (link.backend === 'none') {
       const hop = remoteHop(peer);
-      for (const dst of peer.subnets) clearRoutes.push({ dst, pool: peer.name, hop });
+      clearPeers.push({ pool: peer.name, hop });
       continue;
     }
     // Relay traffic: as the relay we carry to a peer the subnets of the pools it reaches through us; as a pool
@@ -492,29 +493,18 @@ export function nodePlan(input: NodePlanInput): NodePlan {
   if (plan.role === 'member') {
     parsedRoutes = routesVia(remote, privateHop(me.active), f, me.name);
   } else {
-    const mtuOf = new Map(remote.map((r) => [`${r.pool} ${r.dst.text}`, r.mtu]));
-    const byHop = new Map<string, { hop: NextHop; list: Array<{ dst: CanonicalPrefix; pool: string; mtu?: number }> }>();
-    for (const c of clearRoutes) {
-      const k = `${c.hop.via} ${c.hop.other ?? ''}`;
-      const mtu = mtuOf.get(`${c.pool} ${c.dst.text}`);
-      const item = mtu === undefined ? { dst: c.dst, pool: c.pool } : { dst: c.dst, pool: c.pool, mtu };
-      const e = byHop.get(k);
-      if (e) e.list.push(item);
-      else byHop.set(k, { hop: c.hop, list: [item] });
-    }
-    for (const { hop, list } of byHop.values()) parsedRoutes.push(...routesVia(list, hop, f, me.name));
+    for (const { pool, hop } of clearPeers) parsedRoutes.push(...routesVia(remote.filter((r) => r.pool === pool), hop, f, me.name));
   }
   const routes = dedupeRoutes(parsedRoutes, f, me.name);
 
   const families = [...new Set(routes.map((r) => r.family))].sort() as Family[];
   const rules: RulePlan[] = families.map((family) => ({ family, priority: rulePriority, table: routeTable }));
-  const remoteTexts = sortCanonicalPrefixes(remote.map((r) => r.dst)).map((c) => c.text);
   const packet: PacketPolicy =
     remote.length === 0
       ? base.packet
       : {
           local: me.subnets.map((c) => c.text),
-          remote: remoteTexts.filter((t, i) => i === 0 || remoteTexts[i - 1] !== t),
+          remote: sortCanonicalPrefixes(remote.map((r) => r.dst)).map((c) => c.text),
           mss: plan.role === 'gateway' ? mssClamps(remote) : [],
         };
 

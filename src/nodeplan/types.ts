@@ -112,6 +112,9 @@ export interface PacketPolicy {
   mss: MssClamp[];
 }
 
+/** Nothing to exempt or clamp: no cross-pool traffic on this node (what a teardown applies). */
+export const NO_PACKET_POLICY: PacketPolicy = Object.freeze({ local: [], remote: [], mss: [] }) as PacketPolicy;
+
 /** A rule `from all lookup <table> pref <priority>` (one per family that has routes). */
 export interface RulePlan {
   family: Family;
