@@ -111,7 +111,6 @@ export function withPrefixLength(dst: string, family: Family): string {
 const ROUTE_KEYS_PLAIN = new Set(['dst', 'gateway', 'via', 'dev', 'flags', 'metric', 'pref', 'table', 'protocol', 'scope', 'metrics']);
 const ROUTE_METRICS_PLAIN = new Set(['mtu', 'advmss']);
 
-
 /** `metrics: [{mtu, advmss}]` of `ip -json route`; undefined when it holds anything else. */
 function routeMetrics(v: unknown): { mtu?: number; advmss?: number } | undefined {
   if (v === undefined) return {};

@@ -72,6 +72,10 @@ export interface RpFilterResult {
   errors: string[];
 }
 
+/** The state file's content for `m` (sorted: equal maps give equal text). */
+function stateText(m: ReadonlyMap<string, number>): string {
+  return JSON.stringify(Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : 1)))) + '\n';
+}
 
 export class RpFilter {
   private readonly o: RpFilterOptions;
@@ -137,14 +141,18 @@ export class RpFilter {
     }
     await mkdir(dirname(this.o.statePath), { recursive: true });
     const tmp = `${this.o.statePath}.tmp`;
-    await writeFile(tmp, JSON.stringify(Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : 1)))) + '\n', { mode: 0o600 });
+    await writeFile(tmp, stateText(m), { mode: 0o600 });
     await rename(tmp, this.o.statePath);
   }
 
-  /** Make exactly `devices` loose (those that are strict), and give back what we loosened before and no longer need. */
+  /**
+   * Make exactly `devices` loose (those that are strict), and give back what we loosened before and no longer need;
+   * `ensure([])` puts back every value we changed.
+   */
   async ensure(devices: readonly string[]): Promise<RpFilterResult> {
     const res: RpFilterResult = { changes: [], errors: [] };
     const recorded = await this.load();
+    const before = stateText(recorded);
     const names = [...new Set([...devices, ...recorded.keys()])];
     const values = await this.readValues([this.conf('all'), ...names.map((d) => this.conf(d))]);
     const state: RpFilterState = { all: values.get(this.conf('all')) ?? 0, devices: new Map() };
@@ -165,12 +173,10 @@ export class RpFilter {
       if (!devices.includes(d) && v !== LOOSE) recorded.delete(d);
       else if (v === undefined) recorded.delete(d);
     }
-    await this.save(recorded).catch((e: Error) => res.errors.push(`rp_filter state ${this.o.statePath}: ${e.message}`));
+    // Written only when it changed: this runs at every reconcile.
+    if (stateText(recorded) !== before) {
+      await this.save(recorded).catch((e: Error) => res.errors.push(`rp_filter state ${this.o.statePath}: ${e.message}`));
+    }
     return res;
-  }
-
-  /** Put back every value we changed. */
-  restore(): Promise<RpFilterResult> {
-    return this.ensure([]);
   }
 }
