@@ -1,7 +1,10 @@
 // v1 Node (as JSON: @kubernetes/client-node V1Node, `kubectl get node -o json|yaml`) -> InventoryNode. Pure.
 
 import { NODE_DRAIN_ANNOTATION, NODE_PUBLIC_IP_ANNOTATION } from '../gateway/keys.ts';
-import { isIPv4, isUsableIP, usableIPVersion } from '../topology/ip.ts';
+import { isUsableIP, usableIPVersion } from '../topology/ip.ts';
+
+/** Whether a node's address is usable: the topology's one IP grammar (src/topology/ip.ts), re-exported, not restated. */
+export { isUsableIP as isIP };
 import type { InventoryNode } from './types.ts';
 
 /** Thrown for input that is not a Node / node list at all. Missing optional fields are never an error. */
@@ -33,17 +36,6 @@ function stringMap(v: unknown): Record<string, string> {
   return out;
 }
 
-/** Dotted-quad IPv4 (the topology's parser). */
-export { isIPv4 };
-
-/** IPv6 text form without a zone. */
-export function isIPv6(s: string): boolean {
-  return usableIPVersion(s) === 6;
-}
-
-/** A usable IPv4 or IPv6 address, no zone: the same grammar the validator applies to publicIP. */
-export const isIP: (s: string) => boolean = isUsableIP;
-
 /** The planner's view of one v1 Node. Throws InventoryError only when there is no metadata.name. */
 export function inventoryFromNode(node: unknown): InventoryNode {
   if (!isObj(node)) throw new InventoryError('a Node must be an object');
@@ -73,8 +65,9 @@ export function inventoryFromNode(node: unknown): InventoryNode {
       .filter((x): x is Obj => isObj(x) && x.type === 'InternalIP' && typeof x.address === 'string' && x.address !== '')
       .map((x) => x.address as string);
     internalIP = internal[0];
-    const family = internalIP === undefined ? undefined : isIPv4(internalIP) ? 4 : isIPv6(internalIP) ? 6 : undefined;
-    if (family !== undefined) internalIPOtherFamily = internal.find((a) => (family === 4 ? isIPv6(a) : isIPv4(a)));
+    // The one IP grammar (src/topology/ip.ts): no zone, as for any address another machine is pointed at.
+    const family = internalIP === undefined ? 0 : usableIPVersion(internalIP);
+    if (family !== 0) internalIPOtherFamily = internal.find((a) => usableIPVersion(a) === (family === 4 ? 6 : 4));
   }
 
   let podCIDRs: string[] = [];
