@@ -88,7 +88,7 @@ export class Locator {
       let next: unknown;
       let nextKey: Node | undefined;
       if (isMap(node)) {
-        const pair = node.items.find((p: Pair) => keyText(p.key) === String(seg));
+        const pair = this.entries(node).get(String(seg));
         if (!pair) break;
         next = pair.value;
         nextKey = isScalar(pair.key) || isMap(pair.key) || isSeq(pair.key) ? (pair.key as Node) : undefined;
@@ -117,6 +117,22 @@ export class Locator {
     return this.offset(usable(doc.contents) ? doc.contents.range![0] : 0);
   }
 
+  /** Each mapping's entries by key text (the first of equal keys), built once: one lookup per path segment. */
+  private readonly index = new WeakMap<object, Map<string, Pair>>();
+
+  private entries(map: { items: Pair[] }): Map<string, Pair> {
+    let m = this.index.get(map);
+    if (m === undefined) {
+      m = new Map();
+      for (const p of map.items) {
+        const k = keyText(p.key);
+        if (k !== undefined && !m.has(k)) m.set(k, p);
+      }
+      this.index.set(map, m);
+    }
+    return m;
+  }
+
   /** A TopologyError at `path`. */
   error(path: readonly PathSegment[], message: string, part: NodePart = 'value'): TopologyError {
     const pos = this.at(path, part);
@@ -142,7 +158,7 @@ export function parseYaml(text: string, file: string): ParseResult {
   const encoding = encodingProblem(text);
   if (encoding !== undefined) return { ok: false, errors: [{ file, line: 1, col: 1, path: '', message: encoding }] };
   const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
+  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, logLevel: 'error' });
   const bare = new Locator(file, undefined, lines, text.length);
   const asError = (e: { pos: [number, number]; message: string; code?: string }): TopologyError => {
     const pos = bare.offset(errorOffset(text, e));
@@ -278,14 +294,22 @@ function shapeErrors(root: unknown, at: (offset: number) => Position, file: stri
       return;
     }
     if (isMap(node)) {
-      const seen = new Set<string>();
+      // Checked here in one pass with a Set: the yaml library's own uniqueKeys check compares every pair of keys.
+      const seen = new Map<string, unknown>();
       for (const item of node.items) {
         const k = keyText(item.key);
-        if (k !== undefined && seen.has(k)) {
-          error(item.key, 'invalid YAML: two keys of this mapping are the same key once read (for example 1 and "1"); keep one');
+        const first = k === undefined ? undefined : seen.get(k);
+        if (first !== undefined) {
+          const written = (n: unknown): unknown => (isScalar(n) ? `${n.type ?? ''}:${String(n.source ?? n.value)}` : n);
+          error(
+            item.key,
+            written(first) === written(item.key)
+              ? 'invalid YAML: a key appears twice in the same mapping; keep one'
+              : 'invalid YAML: two keys of this mapping are the same key once read (for example 1 and "1"); keep one',
+          );
           return;
         }
-        if (k !== undefined) seen.add(k);
+        if (k !== undefined) seen.set(k, item.key);
         walk(item.key, depth + 1);
         walk(item.value, depth + 1);
       }

@@ -57,3 +57,11 @@ test('aliases that multiply a large part are refused before anything walks the e
   // A few aliases of a small part are fine.
   assert.equal(parseYaml('a: &x [1, 2]\nb: *x\nc: *x\n', 't.yaml').ok, true);
 });
+
+test('a key written twice is refused at the second, in one pass even for a mapping of 100,000 keys', () => {
+  assert.deepEqual(errorsOf('m:\n  a: x\n  b: y\n  a: z\n'), ['4:3 invalid YAML: a key appears twice in the same mapping; keep one']);
+  const keys = Array.from({ length: 100_000 }, (_, i) => `  k${i}: 1`);
+  const r = parseYaml(`m:\n${keys.join('\n')}\n  k99999: 2\n`, 't.yaml');
+  assert.equal(r.ok, false);
+  assert.match(r.ok ? '' : `${r.errors[0].line} ${r.errors[0].message}`, /^100002 invalid YAML: a key appears twice/);
+});
