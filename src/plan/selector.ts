@@ -1,13 +1,13 @@
 // Kubernetes label selector semantics (metav1.LabelSelector), pure.
 //
-// Mirrors k8s.io/apimachinery LabelSelectorAsSelector + Selector.Matches:
-// - matchLabels {k: v} is the requirement `k In (v)`; all requirements are ANDed.
-// - In: the label is present and its value is one of values. NotIn: the label is absent or its value is none of values.
-//   Exists: present. DoesNotExist: absent.
+// Mirrors k8s.io/apimachinery LabelSelectorAsSelector + Selector.Matches. What a valid selector means (matchLabels as
+// In, the operators, requirements ANDed) has its home in src/topology/selectors.ts; this file adds validity, matching
+// and the index.
 // - An empty selector ({}) matches every node. (A missing selector matches nothing, but a Pool always has one.)
 // - An invalid selector (unknown operator, In/NotIn without values, Exists/DoesNotExist with values, a malformed key
 //   or value) is an error in Kubernetes; here it matches nothing and `selectorError` says why.
 
+import { constraintsMatch, requirementsOf, selectorMeaning } from '../topology/selectors.ts';
 import type { LabelSelector, LabelSelectorRequirement } from '../topology/types.ts';
 
 const NAME_RE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
@@ -60,29 +60,29 @@ function requirementError(r: LabelSelectorRequirement): string | undefined {
 
 /** Why Kubernetes would refuse this selector, or undefined when it is valid. */
 export function selectorError(sel: LabelSelector): string | undefined {
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) {
-    const e = labelKeyError(k) ?? labelValueError(v);
-    if (e) return e;
-  }
-  for (const r of sel.matchExpressions ?? []) {
+  for (const r of requirementsOf(sel)) {
     const e = requirementError(r);
     if (e) return e;
   }
   return undefined;
 }
 
-type Req =
-  | { key: string; op: 'In'; values: Set<string> }
-  | { key: string; op: 'NotIn'; values: Set<string> }
-  | { key: string; op: 'Exists' }
-  | { key: string; op: 'DoesNotExist' };
+/** A key constraint of the selector's meaning (src/topology/selectors.ts), its values as a set for matching. */
+interface Constraint {
+  key: string;
+  absent: boolean;
+  finite: boolean;
+  values: ReadonlySet<string>;
+}
 
 /** A validated, precompiled selector. */
 export interface CompiledSelector {
-  /** Requirements in Kubernetes order (sorted by key, matchLabels first per key as in LabelSelectorAsSelector). */
-  readonly requirements: readonly Req[];
+  /** One per label key, sorted by key: the selector's canonical meaning. */
+  readonly constraints: readonly Constraint[];
   /** Undefined when valid; an invalid selector matches nothing. */
   readonly error?: string;
+  /** Requirements that contradict each other: the selector matches nothing, though Kubernetes accepts it. */
+  readonly none?: true;
   /**
    * An equality requirement usable as an index key: every matching node carries `key` with one of `values`.
    * Undefined when the selector has no In/matchLabels requirement (it must then be checked against every node).
@@ -92,43 +92,20 @@ export interface CompiledSelector {
 
 export function compileSelector(sel: LabelSelector): CompiledSelector {
   const error = selectorError(sel);
-  if (error) return { requirements: [], error };
-  const reqs: Req[] = [];
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) reqs.push({ key: k, op: 'In', values: new Set([v]) });
-  for (const r of sel.matchExpressions ?? []) {
-    if (r.operator === 'In' || r.operator === 'NotIn') reqs.push({ key: r.key, op: r.operator, values: new Set(r.values ?? []) });
-    else reqs.push({ key: r.key, op: r.operator });
-  }
+  if (error) return { constraints: [], error };
+  const meaning = selectorMeaning(sel);
+  if (meaning.kind !== 'some') return { constraints: [], none: true };
+  const constraints = meaning.constraints.map((c) => ({ key: c.key, absent: c.absent, finite: c.finite, values: new Set(c.values) }));
   // Pick the narrowest In requirement as the index anchor.
-  let anchor: { key: string; values: string[] } | undefined;
-  for (const r of reqs) {
-    if (r.op === 'In' && (anchor === undefined || r.values.size < anchor.values.length)) {
-      anchor = { key: r.key, values: [...r.values].sort() };
-    }
+  let anchor: { key: string; values: readonly string[] } | undefined;
+  for (const c of meaning.constraints) {
+    if (c.finite && !c.absent && (anchor === undefined || c.values.length < anchor.values.length)) anchor = { key: c.key, values: c.values };
   }
-  return anchor ? { requirements: reqs, anchor } : { requirements: reqs };
+  return anchor ? { constraints, anchor } : { constraints };
 }
 
 export function matchesCompiled(sel: CompiledSelector, labels: Readonly<Record<string, string>>): boolean {
-  if (sel.error !== undefined) return false;
-  for (const r of sel.requirements) {
-    const has = Object.hasOwn(labels, r.key);
-    switch (r.op) {
-      case 'In':
-        if (!has || !r.values.has(labels[r.key])) return false;
-        break;
-      case 'NotIn':
-        if (has && r.values.has(labels[r.key])) return false;
-        break;
-      case 'Exists':
-        if (!has) return false;
-        break;
-      case 'DoesNotExist':
-        if (has) return false;
-        break;
-    }
-  }
-  return true;
+  return sel.error === undefined && sel.none === undefined && constraintsMatch(sel.constraints, labels);
 }
 
 /** Whether a node with these labels is selected, exactly as Kubernetes decides (invalid selectors select nothing). */
@@ -148,7 +125,7 @@ export class SelectorIndex {
   constructor(selectors: readonly LabelSelector[]) {
     this.#compiled = selectors.map(compileSelector);
     this.#compiled.forEach((c, i) => {
-      if (c.error !== undefined) return;
+      if (c.error !== undefined || c.none) return;
       if (!c.anchor) {
         this.#scan.push(i);
         return;

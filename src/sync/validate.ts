@@ -8,6 +8,8 @@ import { REJECT, type ArtifactOk, type RejectReason } from './source.ts';
 
 /** Most errors shown in a Ready message; the rest are counted. */
 const MAX_ERRORS_IN_MESSAGE = 5;
+/** The yaml library's own duplicate-key check compares every pair of keys (60,000 keys: minutes); loadTopology checks them in one pass. */
+const PARSE_OPTIONS = { uniqueKeys: false } as const;
 
 export interface Candidate {
   revision: string;
@@ -29,7 +31,7 @@ export function verify(a: ArtifactOk): { ok: true } | { ok: false; reason: Rejec
 /** metadata.name of a YAML document, when it can be read at all (to report against the right Topology). */
 export function documentName(text: string): string | undefined {
   try {
-    const doc = parseDocument(text);
+    const doc = parseDocument(text, PARSE_OPTIONS);
     const name = doc.getIn(['metadata', 'name']);
     return typeof name === 'string' && name !== '' ? name : undefined;
   } catch {
@@ -48,7 +50,7 @@ export function validate(a: ArtifactOk): Verdict {
   }
   let rawSpec: Record<string, unknown> = {};
   try {
-    const js = parseDocument(a.text).toJS() as { spec?: Record<string, unknown> } | null;
+    const js = parseDocument(a.text, PARSE_OPTIONS).toJS() as { spec?: Record<string, unknown> } | null;
     rawSpec = js?.spec ?? {};
   } catch {
     // loadTopology parsed it, so this does not happen

@@ -8,6 +8,8 @@ import type { Locator, PathSegment } from './parse.ts';
 import { closest, TOPOLOGY_SCHEMA } from './schema.ts';
 import { ALGORITHM_KEYWORDS, checkProposal, isWeakProposal, weakFamily } from './proposals.ts';
 import { arr, isObj } from './normalise.ts';
+import { overlappingSelectors, selectorMeaning } from './selectors.ts';
+import type { SelectorMeaning } from './selectors.ts';
 import type { Model } from './normalise.ts';
 import { applyOverride, linkPolicyWith, matchingRule, pairRouteWith, pairVerdict, relayCandidates, relayChoice, sortedPair } from './policy.ts';
 import type { PairRoute, RelayChoice } from './policy.ts';
@@ -42,15 +44,6 @@ function wellFormed(name: string): boolean {
 
 function same(x: unknown, y: unknown): boolean {
   return JSON.stringify(x) === JSON.stringify(y);
-}
-
-/** Canonical text of a label selector, to compare two pools' selectors. */
-function selectorKey(p: Pool): string {
-  const labels = Object.entries(p.nodeSelector.matchLabels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const exprs = (p.nodeSelector.matchExpressions ?? [])
-    .map((e) => JSON.stringify([e.key, e.operator, [...(e.values ?? [])].sort()]))
-    .sort();
-  return JSON.stringify([labels, exprs]);
 }
 
 class Checker {
@@ -176,7 +169,7 @@ class Checker {
     }
     const firstByName = new Map<string, number>();
     const gatewayAt = new Map<string, [number, number]>();
-    const selectors = new Map<string, number>();
+    const meanings: (SelectorMeaning | undefined)[] = [];
     arr(rawPools).forEach((p, i) => {
       if (!isObj(p)) return;
       const here: PathSegment[] = [...POOLS, i];
@@ -191,17 +184,14 @@ class Checker {
       this.checkSelector(p.nodeSelector, [...here, 'nodeSelector']);
       const model = typeof p.name === 'string' && this.poolAt.get(p.name) === i ? this.pools.get(p.name) : undefined;
       if (model && isObj(p.nodeSelector)) {
-        const key = selectorKey(model);
-        const other = selectors.get(key);
-        const empty = Object.keys(model.nodeSelector.matchLabels ?? {}).length === 0 && (model.nodeSelector.matchExpressions ?? []).length === 0;
-        if (other !== undefined && !empty) {
+        const m = (meanings[i] = selectorMeaning(model.nodeSelector));
+        // The model drops malformed expressions; point at the expression only when its index is the file's.
+        const exact = arr(p.nodeSelector.matchExpressions).length === (model.nodeSelector.matchExpressions ?? []).length;
+        if (m.kind === 'none') {
           this.error(
-            [...here, 'nodeSelector'],
-            `selects the same nodes as spec.pools[${other}]; every node belongs to one pool, so give each pool its own selector`,
-            'key',
+            exact ? [...here, 'nodeSelector', 'matchExpressions', m.expression] : [...here, 'nodeSelector'],
+            'contradicts the requirements before it on the same label key, so the pool can match no node; remove one of them',
           );
-        } else if (!empty) {
-          selectors.set(key, i);
         }
       }
       arr(p.gateways).forEach((g, j) => {
@@ -225,6 +215,17 @@ class Checker {
         if (typeof g.publicIP === 'string' && g.publicIP !== '') this.checkPublicIP(g.publicIP, [...gpath, 'publicIP']);
       });
     });
+    for (const o of overlappingSelectors(meanings)) {
+      const other = arr(rawPools)[o.other];
+      const name = isObj(other) && typeof other.name === 'string' ? `pool ${this.q(other.name)} (spec.pools[${o.other}])` : `spec.pools[${o.other}]`;
+      this.error(
+        [...POOLS, o.index, 'nodeSelector'],
+        o.kind === 'same'
+          ? `selects the same nodes as spec.pools[${o.other}]; every node belongs to one pool, so give each pool its own selector`
+          : `selects only nodes that ${name} selects too; every node belongs to one pool, so make the selectors exclusive, e.g. with a NotIn or DoesNotExist requirement in spec.pools[${o.other}]`,
+        'key',
+      );
+    }
     for (const p of this.t.pools) {
       if (p.gateways.length > 0 && p.gateways.length < this.t.election.replicas) {
         this.warn(
