@@ -32,9 +32,37 @@ export function ruleMatches(rule: readonly [string, string], a: string, b: strin
   );
 }
 
-/** Index of the first rule that matches {a, b}, or -1 when none does. */
+/**
+ * The first rule index of every written pair of sides, in both orders (`a\0b` and `b\0a`), built once per Topology
+ * object: matchingRule is then a handful of lookups instead of a scan of every rule.
+ */
+const ruleIndexes = new WeakMap<Topology, ReadonlyMap<string, number>>();
+function ruleIndex(t: Topology): ReadonlyMap<string, number> {
+  let m = ruleIndexes.get(t);
+  if (m === undefined) {
+    const built = new Map<string, number>();
+    t.connectivity.rules.forEach((r, i) => {
+      for (const key of [`${r.pools[0]}\u0000${r.pools[1]}`, `${r.pools[1]}\u0000${r.pools[0]}`]) if (!built.has(key)) built.set(key, i);
+    });
+    m = built;
+    ruleIndexes.set(t, m);
+  }
+  return m;
+}
+
+/**
+ * Index of the first rule that matches {a, b}, or -1 when none does. A rule matches when its sides cover a and b in
+ * one order or the other (ruleMatches); the index holds both orders, so the sides that can cover the ordered (a, b)
+ * are looked up: (a, b), (*, b), (a, *), (*, *).
+ */
 export function matchingRule(t: Topology, a: string, b: string): number {
-  return t.connectivity.rules.findIndex((r) => ruleMatches(r.pools, a, b));
+  const index = ruleIndex(t);
+  let first = -1;
+  for (const key of [`${a}\u0000${b}`, `*\u0000${b}`, `${a}\u0000*`, '*\u0000*']) {
+    const i = index.get(key);
+    if (i !== undefined && (first < 0 || i < first)) first = i;
+  }
+  return first;
 }
 
 /** Rules in order, first match wins (`*` matches any pool, the order of a and b is irrelevant); no match means allow. */
@@ -48,13 +76,22 @@ export function sortedPair(a: string, b: string): [string, string] {
   return a <= b ? [a, b] : [b, a];
 }
 
-/** The links[] entry for the unordered pair {a, b}, if any. */
+/** The first links[] entry of every sorted pair, built once per Topology object. */
+const linkIndexes = new WeakMap<Topology, ReadonlyMap<string, LinkOverride>>();
+
+/** The links[] entry for the unordered pair {a, b}, if any (the first, when the file has two). */
 export function linkOverride(t: Topology, a: string, b: string): LinkOverride | undefined {
-  const [x, y] = sortedPair(a, b);
-  return t.links.find((l) => {
-    const [p, q] = sortedPair(l.pools[0], l.pools[1]);
-    return p === x && q === y;
-  });
+  let index = linkIndexes.get(t);
+  if (index === undefined) {
+    const built = new Map<string, LinkOverride>();
+    for (const l of t.links) {
+      const key = sortedPair(l.pools[0], l.pools[1]).join('\u0000');
+      if (!built.has(key)) built.set(key, l);
+    }
+    index = built;
+    linkIndexes.set(t, index);
+  }
+  return index.get(sortedPair(a, b).join('\u0000'));
 }
 
 /** Apply a partial override on top of a complete policy. */

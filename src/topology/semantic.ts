@@ -11,7 +11,7 @@ import { arr, isObj } from './normalise.ts';
 import { overlappingSelectors, selectorMeaning } from './selectors.ts';
 import type { SelectorMeaning } from './selectors.ts';
 import type { Model } from './normalise.ts';
-import { applyOverride, linkPolicyWith, matchingRule, pairRouteWith, pairVerdict, relayCandidates, relayChoice, sortedPair } from './policy.ts';
+import { applyOverride, linkOverride, linkPolicyWith, matchingRule, mergeLinkPolicy, pairRouteWith, pairVerdict, relayCandidates, relayChoice, sortedPair } from './policy.ts';
 import type { PairRoute, RelayChoice } from './policy.ts';
 import type { EncryptionOverride, EncryptionPolicy, Pool, Topology } from './types.ts';
 
@@ -19,6 +19,9 @@ export interface Findings {
   errors: TopologyError[];
   warnings: TopologyError[];
 }
+
+/** Pair findings listed one by one per check; the pairs beyond are counted in one finding. */
+export const MAX_PAIR_FINDINGS = 100;
 
 const PROPOSAL_SHAPE = new RegExp(((TOPOLOGY_SCHEMA.$defs as Record<string, { items: { pattern: string } }>).proposals.items.pattern));
 
@@ -58,7 +61,11 @@ class Checker {
   private readonly loc: Locator;
   private readonly model: Model;
 
-  constructor(data: unknown, model: Model, loc: Locator) {
+  /** Every pool a class of its own: the plain walk over every pair (for tests that compare the two). */
+  private readonly pairwise: boolean;
+
+  constructor(data: unknown, model: Model, loc: Locator, pairwise = false) {
+    this.pairwise = pairwise;
     this.loc = loc;
     this.model = model;
     this.t = model.topology;
@@ -70,11 +77,13 @@ class Checker {
   }
 
   error(path: readonly PathSegment[], message: string, part: 'key' | 'value' = 'value'): void {
-    this.errors.push(this.loc.error(path, message, part));
+    if (this.muted) this.muted.errors++;
+    else this.errors.push(this.loc.error(path, message, part));
   }
 
   warn(path: readonly PathSegment[], message: string, part: 'key' | 'value' = 'value'): void {
-    this.warnings.push(this.loc.error(path, message, part));
+    if (this.muted) this.muted.warnings++;
+    else this.warnings.push(this.loc.error(path, message, part));
   }
 
   pool(name: string): PathSegment[] {
@@ -119,7 +128,6 @@ class Checker {
     return guess !== undefined ? `no pool has this name; did you mean ${this.q(guess)}?` : this.unknownPool();
   }
 
-  private readonly routes = new Map<string, PairRoute>();
   private relayView: RelayChoice | undefined;
 
   /** relayChoice(t): the relay of every pool (named, or the topology's automatic relay), computed once. */
@@ -128,33 +136,112 @@ class Checker {
     return this.relayView;
   }
 
-  /** pairRoute, computed once per pair. */
   route(a: string, b: string): PairRoute {
-    const [x, y] = sortedPair(a, b);
-    const key = `${x}\u0000${y}`;
-    let r = this.routes.get(key);
-    if (!r) {
-      r = pairRouteWith(this.t, this.pools, x, y, this.relays());
-      this.routes.set(key, r);
-    }
-    return r;
+    return pairRouteWith(this.t, this.pools, a, b, this.relays());
   }
 
-  /** Every pair of distinct known pools, sorted. */
-  pairs(): [string, string][] {
-    const names = [...this.names].sort();
-    const out: [string, string][] = [];
-    for (let i = 0; i < names.length; i++) for (let j = i + 1; j < names.length; j++) out.push([names[i], names[j]]);
-    return out;
-  }
+  private linkAt: Map<string, number> | undefined;
 
+  /** The raw index in spec.links of the pair's (first) entry. */
   linkEntry(a: string, b: string): number | undefined {
-    const [x, y] = sortedPair(a, b);
-    const k = this.t.links.findIndex((l) => {
-      const [p, r] = sortedPair(l.pools[0], l.pools[1]);
-      return p === x && r === y;
+    if (this.linkAt === undefined) {
+      this.linkAt = new Map();
+      this.t.links.forEach((l, k) => {
+        const key = sortedPair(l.pools[0], l.pools[1]).join('\u0000');
+        if (!this.linkAt!.has(key)) this.linkAt!.set(key, this.model.linkIndex[k]);
+      });
+    }
+    return this.linkAt.get(sortedPair(a, b).join('\u0000'));
+  }
+
+  // ---------------------------------------------------------------- pool classes
+
+  private classList: string[][] | undefined;
+  /** Class index of every known pool. */
+  readonly classOf = new Map<string, number>();
+
+  /**
+   * The known pools in classes that behave alike in every pair check. A pool that any part of the file names (in a
+   * rule, a link, as the hub or a relay, or as a relay Corvid chose) is a class of its own. Every other pool matches
+   * rules only through `*`, so its verdicts, routes and link policies with any pool depend only on its NAT flag, its
+   * relay and its encryption override: pools equal in those form one class. Classes and their members are sorted by
+   * name.
+   */
+  classes(): string[][] {
+    if (this.classList) return this.classList;
+    const t = this.t;
+    const relays = this.relays();
+    const named = new Set<string>();
+    for (const r of t.connectivity.rules) for (const side of r.pools) named.add(side);
+    for (const l of t.links) for (const side of l.pools) named.add(side);
+    if (t.connectivity.hub !== undefined) named.add(t.connectivity.hub);
+    if (relays.automatic !== undefined) named.add(relays.automatic);
+    for (const r of relays.relayOf.values()) named.add(r);
+    for (const p of t.pools) if (p.relay !== undefined) named.add(p.relay);
+    const byKey = new Map<string, string[]>();
+    for (const name of [...this.names].sort()) {
+      const p = this.pools.get(name)!;
+      const key = this.pairwise || named.has(name) ? `=${name}` : JSON.stringify([p.behindNAT, p.relay ?? null, relays.relayOf.get(name) ?? null, p.encryption ?? null]);
+      const members = byKey.get(key);
+      if (members) members.push(name);
+      else byKey.set(key, [name]);
+    }
+    this.classList = [...byKey.values()];
+    this.classList.forEach((members, i) => {
+      for (const name of members) this.classOf.set(name, i);
     });
-    return k < 0 ? undefined : this.model.linkIndex[k];
+    return this.classList;
+  }
+
+  /** While set, error() and warn() only count (a class pair beyond the budget is still checked, not listed). */
+  private muted: { errors: number; warnings: number } | undefined;
+
+  /**
+   * Runs `check` on pairs of distinct known pools, a class pair at a time, and returns nothing: the check emits. The
+   * first pair of a class pair stands for all of them: when `check` says it is not relevant (it would emit nothing,
+   * whatever was reported before), the other pairs of the two classes are skipped. Relevant class pairs are walked
+   * pair by pair until this walk has emitted MAX_PAIR_FINDINGS; the pairs beyond are counted, not listed.
+   * O(K² + findings) checks for K classes, instead of one per pair of pools.
+   */
+  eachPair(check: (a: string, b: string) => boolean): void {
+    // Each pair is passed in name order, as messages name the two pools in that order.
+    const classes = this.classes();
+    const emitted = (): number => this.errors.length + this.warnings.length;
+    const start = emitted();
+    let omitted = 0;
+    let omittedErrors = false;
+    for (let i = 0; i < classes.length; i++) {
+      for (let j = i; j < classes.length; j++) {
+        const [ci, cj] = [classes[i], classes[j]];
+        if (i === j && ci.length < 2) continue;
+        const total = i === j ? (ci.length * (ci.length - 1)) / 2 : ci.length * cj.length;
+        let done = 0;
+        walk: for (let x = 0; x < ci.length; x++) {
+          for (let y = i === j ? x + 1 : 0; y < cj.length; y++) {
+            if (emitted() - start >= MAX_PAIR_FINDINGS) {
+              // Over budget: the class pair's first pair (or the next one) is checked without being listed.
+              const count = { errors: 0, warnings: 0 };
+              this.muted = count;
+              const relevant = check(...sortedPair(ci[x], cj[y]));
+              this.muted = undefined;
+              if (relevant) {
+                omitted += total - done;
+                omittedErrors ||= count.errors > 0;
+              }
+              break walk;
+            }
+            const relevant = check(...sortedPair(ci[x], cj[y]));
+            done++;
+            if (!relevant) break walk;
+          }
+        }
+      }
+    }
+    if (omitted > 0) {
+      const message = `${omitted} more pair${omitted === 1 ? '' : 's'} of pools have problems of the kinds listed here; they are not listed one by one (fix the listed ones first)`;
+      if (omittedErrors) this.error(POOLS, message, 'key');
+      else this.warn(POOLS, message, 'key');
+    }
   }
 
   // ---------------------------------------------------------------- pools
@@ -322,6 +409,7 @@ class Checker {
 
   checkRules(): void {
     const rules = this.t.connectivity.rules;
+    const earlier = new Map<string, number>();
     rules.forEach((r, k) => {
       const i = this.model.ruleIndex[k];
       const path: PathSegment[] = [...RULES, i, 'pools'];
@@ -331,15 +419,16 @@ class Checker {
       if (r.pools[0] === r.pools[1] && r.pools[0] !== '*') {
         this.error(path, 'names the same pool twice; a rule is about two different pools (traffic inside a pool is never touched)');
       }
-      for (let j = 0; j < k; j++) {
-        const e = rules[j].pools;
-        // Rule j covers rule k when each side of k is covered by a side of j, in either order.
-        const covers = (x: string, y: string): boolean => x === '*' || x === y;
-        if ((covers(e[0], r.pools[0]) && covers(e[1], r.pools[1])) || (covers(e[0], r.pools[1]) && covers(e[1], r.pools[0]))) {
-          this.warn([...RULES, i], `never applies: spec.connectivity.rules[${this.model.ruleIndex[j]}] comes first and matches every pair it covers`);
-          break;
-        }
+      // Rule j covers rule k when each side of k is covered by a side of j (equal, or `*`), in either order: the
+      // earlier rules are indexed by their sides in both orders, so the sides that could cover k are looked up.
+      const [x, y] = r.pools;
+      const cover = [`${x}\u0000${y}`, `*\u0000${y}`, `${x}\u0000*`, '*\u0000*']
+        .map((key) => earlier.get(key))
+        .filter((j): j is number => j !== undefined);
+      if (cover.length > 0) {
+        this.warn([...RULES, i], `never applies: spec.connectivity.rules[${this.model.ruleIndex[Math.min(...cover)]}] comes first and matches every pair it covers`);
       }
+      for (const key of [`${x}\u0000${y}`, `${y}\u0000${x}`]) if (!earlier.has(key)) earlier.set(key, k);
     });
   }
 
@@ -351,9 +440,11 @@ class Checker {
       x.relay !== undefined &&
       (x.relay === x.name || !this.pools.has(x.relay) || this.pools.get(x.relay)!.behindNAT || pairVerdict(t, x.name, x.relay) === 'deny');
     const warnedPool = new Set<string>();
-    const talks = new Map<string, number>(t.pools.map((p) => [p.name, 0]));
-    for (const [a, b] of this.pairs()) {
-      if (pairVerdict(t, a, b) === 'deny') continue;
+    // Per class: whether its pools reach another pool, and whether its pools have more than one relay candidate.
+    const talks = new Set<number>();
+    const manyCandidates = new Map<number, boolean>();
+    this.eachPair((a, b) => {
+      if (pairVerdict(t, a, b) === 'deny') return false;
       const ri = matchingRule(t, a, b);
       const explicit = ri >= 0;
       const rulePath: PathSegment[] = [...RULES, explicit ? this.model.ruleIndex[ri] : 0];
@@ -362,24 +453,30 @@ class Checker {
       const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? pa : pb;
       const route = this.route(a, b);
       if (route.via !== 'none') {
-        talks.set(a, talks.get(a)! + 1);
-        talks.set(b, talks.get(b)! + 1);
+        talks.add(this.classOf.get(a)!);
+        talks.add(this.classOf.get(b)!);
       }
       const natPair = pa.behindNAT && pb.behindNAT;
+      let relevant = false;
       if (route.via === 'relay' && !hubMode && (pa.relay === undefined) !== (pb.relay === undefined)) {
         // The automatic relay (shared by every pool behind NAT that names none) joins the named one today, but the
         // sync keeps the automatic relay it chose earlier while that stays valid, so it may not follow a new name.
         const [unset, set] = pa.relay === undefined ? [pa, pb] : [pb, pa];
-        if (relayCandidates(t, unset.name).length > 1 && !warnedPool.has(unset.name)) {
-          warnedPool.add(unset.name);
-          this.warn(
-            [...this.pool(unset.name), 'behindNAT'],
-            `names no relay while pool ${this.q(set.name)} (also behind NAT) relays through ${this.q(set.relay!)}; pools behind NAT reach each other only through a common relay, so set relay: ${this.n(set.relay!)} here too`,
-          );
+        const k = this.classOf.get(unset.name)!;
+        if (!manyCandidates.has(k)) manyCandidates.set(k, relayCandidates(t, unset.name).length > 1);
+        if (manyCandidates.get(k)) {
+          relevant = true;
+          if (!warnedPool.has(unset.name)) {
+            warnedPool.add(unset.name);
+            this.warn(
+              [...this.pool(unset.name), 'behindNAT'],
+              `names no relay while pool ${this.q(set.name)} (also behind NAT) relays through ${this.q(set.relay!)}; pools behind NAT reach each other only through a common relay, so set relay: ${this.n(set.relay!)} here too`,
+            );
+          }
         }
       }
-      if (route.via !== 'none') continue;
-      if (natPair && !hubMode && (brokenRelay(pa) || brokenRelay(pb))) continue; // reported at the relay
+      if (route.via !== 'none') return relevant;
+      if (natPair && !hubMode && (brokenRelay(pa) || brokenRelay(pb))) return relevant; // reported at the relay
       const pairText = `pools ${this.q(a)} and ${this.q(b)}`;
       switch (route.reason) {
         case 'no-relay': {
@@ -439,10 +536,11 @@ class Checker {
         default:
           break;
       }
-    }
+      return relevant || (route.reason === 'no-relay' ? !hubMode : route.reason === 'different-relays' || route.reason === 'hop-denied');
+    });
     if (t.pools.length > 1) {
       for (const p of t.pools) {
-        if (talks.get(p.name) === 0) {
+        if (!talks.has(this.classOf.get(p.name)!)) {
           this.warn([...this.pool(p.name), 'name'], 'can reach no other pool: every pair with it is denied or has no path');
         }
       }
@@ -483,8 +581,9 @@ class Checker {
         );
         return;
       }
-      const without: Topology = { ...this.t, links: this.t.links.filter((_, m) => m !== k) };
-      if (same(linkPolicyWith(this.t, this.pools, a, b), linkPolicyWith(without, this.pools, a, b))) {
+      const pa = { name: a, encryption: this.pools.get(a)!.encryption };
+      const pb = { name: b, encryption: this.pools.get(b)!.encryption };
+      if (same(mergeLinkPolicy(this.t.encryption, pa, pb, l.encryption), mergeLinkPolicy(this.t.encryption, pa, pb, undefined))) {
         this.warn([...LINKS, i, 'encryption'], 'changes nothing: the pools already get this encryption without it; remove the entry', 'key');
       }
     });
@@ -572,14 +671,13 @@ class Checker {
       this.levelChecks(l.encryption, eff, [...LINKS, i, 'encryption'], `link:${i}`, false);
     });
 
-    for (const [a, b] of this.pairs()) {
-      if (this.route(a, b).via !== 'direct') continue;
+    this.eachPair((a, b) => {
+      if (this.route(a, b).via !== 'direct') return false;
+      const before = this.errors.length + this.warnings.length + (this.muted ? this.muted.errors + this.muted.warnings : 0);
       const pa = this.pools.get(a)!;
       const pb = this.pools.get(b)!;
       const li = this.linkEntry(a, b);
-      const linkK = li === undefined ? undefined : this.model.linkIndex.indexOf(li);
-      const link = linkK === undefined ? undefined : t.links[linkK];
-      this.checkConflict(pa, pb, li, link?.encryption);
+      this.checkConflict(pa, pb, li, linkOverride(t, a, b)?.encryption);
       const eff = linkPolicyWith(t, this.pools, a, b);
       const places = ['defaults', `pool:${a}`, `pool:${b}`, ...(li !== undefined ? [`link:${li}`] : [])];
       const seenKind = (kind: string): boolean => places.some((pl) => this.reported.has(`${pl}:${kind}`));
@@ -610,7 +708,9 @@ class Checker {
           );
         }
       }
-    }
+      // Nothing here is reported once for many pairs, so a pair is relevant exactly when it emitted.
+      return this.errors.length + this.warnings.length + (this.muted ? this.muted.errors + this.muted.warnings : 0) > before;
+    });
   }
 
   private checkConflict(pa: Pool, pb: Pool, linkRawIndex: number | undefined, link: EncryptionOverride | undefined): void {
@@ -664,9 +764,12 @@ function pick(raw: Record<string, unknown>): EncryptionOverride {
   return out;
 }
 
-/** Every meaning check, on the lenient model of `data`. */
-export function checkMeaning(data: unknown, model: Model, loc: Locator): Findings {
-  const c = new Checker(data, model, loc);
+/**
+ * Every meaning check, on the lenient model of `data`. O(P + K² + R + L) for P pools in K classes (see classes()),
+ * R rules and L links; `pairwise` makes every pool a class of its own (K = P), the reference the tests compare with.
+ */
+export function checkMeaning(data: unknown, model: Model, loc: Locator, pairwise = false): Findings {
+  const c = new Checker(data, model, loc, pairwise);
   c.checkPools();
   c.checkRelaysAndHub();
   c.checkRules();
