@@ -3,8 +3,9 @@
 // file is re-read on any event there (and every interval as a fallback). A new revision is a new content hash.
 
 import { createHash } from 'node:crypto';
-import { inputFileProblem, readBoundedFile } from '../adapters/fs/bounded.ts';
-import { basename, dirname } from 'node:path';
+import { InputFileError, inputFileProblem, readBoundedFile } from '../adapters/fs/bounded.ts';
+import { lstat, readdir, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from './log.ts';
 import { REJECT, type Artifact, type TopologySource } from './source.ts';
@@ -82,7 +83,7 @@ export class FileSource implements TopologySource {
       const text = await readBoundedFile(this.o.path);
       next = { ok: true, revision: contentRevision(text), file: basename(this.o.path), text };
     } catch (e) {
-      next = { ok: false, reason: REJECT.fetchFailed, message: `${this.o.path} ${inputFileProblem(e)}`, transient: true };
+      next = { ok: false, reason: REJECT.fetchFailed, message: await fileProblem(this.o.path, e), transient: true };
     }
     const same =
       this.current !== undefined &&
@@ -93,4 +94,21 @@ export class FileSource implements TopologySource {
     if (next.ok) this.o.logger.info('topology file changed', { revision: next.revision });
     this.changed();
   }
+}
+
+/**
+ * Why the file was not read, and what to do. The path may be a link (a ConfigMap volume's file is one, into `..data`)
+ * and is followed; a link whose target is gone, and a directory, are named as such.
+ */
+export async function fileProblem(path: string, e: unknown): Promise<string> {
+  const code = (e as NodeJS.ErrnoException).code;
+  if ((code === 'ENOENT' || code === 'ELOOP') && (await lstat(path).then((st) => st.isSymbolicLink(), () => false))) {
+    return `${path} is a symbolic link ${code === 'ELOOP' ? 'in a loop of links' : 'whose target does not exist'}; point --file at the topology file, or at a link to it`;
+  }
+  if (e instanceof InputFileError && (await stat(path).then((st) => st.isDirectory(), () => false))) {
+    const yaml = (await readdir(path).catch(() => [] as string[])).filter((f) => /^[\w@+-][\w.@+-]{0,200}\.ya?ml$/.test(f)).sort();
+    const example = yaml.length === 0 ? ' (it holds no .yaml or .yml file)' : `, e.g. ${yaml.slice(0, 3).map((f) => join(path, f)).join(' or ')}`;
+    return `${path} is a directory, not a regular file; point --file at a YAML file in it${example}`;
+  }
+  return `${path} ${inputFileProblem(e)}`;
 }

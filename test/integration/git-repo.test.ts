@@ -3,10 +3,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { GitRepo, redactUrl } from '../../src/adapters/git/repo.ts';
 import { verifyWebhookSignature } from '../../src/adapters/git/webhook.ts';
-import { makeGitRemote } from './sync-fixtures.ts';
+import { GitSource } from '../../src/sync/source-git.ts';
+import { jsonLogger } from '../../src/sync/log.ts';
+import { makeGitRemote, waitFor } from './sync-fixtures.ts';
+
+async function git(args: string[], cwd: string): Promise<string> {
+  return (await promisify(execFile)('git', args, { cwd })).stdout;
+}
 
 test('GitRepo follows a branch, a tag and a commit and reads a file of the commit', async () => {
   const remote = await makeGitRemote();
@@ -16,14 +25,14 @@ test('GitRepo follows a branch, a tag and a commit and reads a file of the commi
     const f1 = await branch.fetch();
     assert.equal(f1.sha, c1);
     assert.equal(f1.revision, `main@sha1:${c1}`);
-    assert.equal(await branch.readFile(f1.sha, 'topo/topology.yaml'), 'one\n');
-    assert.equal(await branch.readFile(f1.sha, 'nope.yaml'), undefined);
+    assert.deepEqual(await branch.readPath(f1.sha, 'topo/topology.yaml', 100), { kind: 'file', text: 'one\n' });
+    assert.deepEqual(await branch.readPath(f1.sha, 'nope.yaml', 100), { kind: 'missing' });
 
     await remote.tag('v1');
     const c2 = await remote.commit('topo/topology.yaml', 'two\n');
     const f2 = await branch.fetch();
     assert.equal(f2.sha, c2);
-    assert.equal(await branch.readFile(f2.sha, './topo/topology.yaml'), 'two\n');
+    assert.deepEqual(await branch.readPath(f2.sha, './topo/topology.yaml', 100), { kind: 'file', text: 'two\n' });
 
     const tag = new GitRepo({ url: remote.url, dir: join(remote.root, 'cache-tag'), ref: { tag: 'v1' } });
     assert.equal((await tag.fetch()).revision, `v1@sha1:${c1}`);
@@ -33,6 +42,100 @@ test('GitRepo follows a branch, a tag and a commit and reads a file of the commi
     const missing = new GitRepo({ url: remote.url, dir: join(remote.root, 'cache-missing'), ref: { branch: 'nope' } });
     await assert.rejects(missing.fetch(), /git fetch .*branch nope/);
   } finally {
+    await remote.cleanup();
+  }
+});
+
+test('GitRepo.readPath says what a path is that is not a file, and never follows a link', async () => {
+  const remote = await makeGitRemote();
+  try {
+    await remote.commit('topology/edge.yaml', 'edge\n');
+    await remote.commit('topology/core.yml', 'core\n');
+    await remote.commit('topology/README.md', 'read me\n');
+    await remote.commit('topology/lab/x.yaml', 'lab\n');
+    await remote.commit('big.yaml', 'x'.repeat(101));
+    await remote.commit('empty/README.md', '\n');
+    const outside = join(remote.root, 'secret.yaml');
+    await writeFile(outside, 'secret\n');
+    await symlink('topology/edge.yaml', join(remote.work, 'link.yaml'));
+    await symlink('topology', join(remote.work, 'linkdir'));
+    await symlink(outside, join(remote.work, 'escape.yaml'));
+    await git(['add', 'link.yaml', 'linkdir', 'escape.yaml'], remote.work);
+    // A submodule entry (a commit of another repository), as git writes it for `git submodule add`.
+    const other = (await git(['rev-parse', 'HEAD'], remote.work)).trim();
+    await git(['update-index', '--add', '--cacheinfo', `160000,${other},vendored`], remote.work);
+    const sha = await remote.commit('topology/edge.yaml', 'edge 2\n');
+
+    const repo = new GitRepo({ url: remote.url, dir: join(remote.root, 'cache'), ref: { branch: 'main' } });
+    assert.equal((await repo.fetch()).sha, sha);
+    const read = (path: string) => repo.readPath(sha, path, 100);
+    assert.deepEqual(await read('topology/edge.yaml'), { kind: 'file', text: 'edge 2\n' });
+    assert.deepEqual(await read('topology'), { kind: 'directory', yaml: ['topology/core.yml', 'topology/edge.yaml'] });
+    assert.deepEqual(await read('topology/'), { kind: 'directory', yaml: ['topology/core.yml', 'topology/edge.yaml'] });
+    assert.deepEqual(await read('empty'), { kind: 'directory', yaml: [] });
+    assert.deepEqual(await read('.'), { kind: 'directory', yaml: ['big.yaml'] });
+    assert.deepEqual(await read('link.yaml'), { kind: 'symlink' });
+    assert.deepEqual(await read('escape.yaml'), { kind: 'symlink' });
+    assert.deepEqual(await read('linkdir'), { kind: 'symlink' });
+    assert.deepEqual(await read('linkdir/edge.yaml'), { kind: 'missing', blockedBy: { path: 'linkdir', kind: 'symlink' } });
+    assert.deepEqual(await read('big.yaml/x.yaml'), { kind: 'missing', blockedBy: { path: 'big.yaml', kind: 'file' } });
+    assert.deepEqual(await read('vendored'), { kind: 'submodule' });
+    assert.deepEqual(await read('vendored/topology.yaml'), { kind: 'missing', blockedBy: { path: 'vendored', kind: 'submodule' } });
+    assert.deepEqual(await read('big.yaml'), { kind: 'too-large', size: 101 });
+    assert.deepEqual(await read('../secret.yaml'), { kind: 'outside' });
+    assert.deepEqual(await read('topology/../link.yaml'), { kind: 'outside' });
+    // Pathspec magic and globs are names like any other.
+    assert.deepEqual(await read(':(glob)*.yaml'), { kind: 'missing' });
+    assert.deepEqual(await read('topology/*.yaml'), { kind: 'missing' });
+  } finally {
+    await remote.cleanup();
+  }
+});
+
+test('the git source says what --git-path is when it is a directory or a link, and reads the file once it is one', async () => {
+  const remote = await makeGitRemote();
+  const logger = jsonLogger({ level: 'error', write: () => {} });
+  const sources: GitSource[] = [];
+  const source = async (path: string): Promise<GitSource> => {
+    const s = new GitSource({ url: remote.url, ref: { branch: 'main' }, path, cacheDir: join(remote.root, `cache-${sources.length}`), intervalMs: 60_000, logger });
+    sources.push(s);
+    await s.start(() => {});
+    return s;
+  };
+  const message = (s: GitSource): string => {
+    const a = s.latest();
+    assert.ok(a !== undefined && !a.ok, JSON.stringify(a));
+    assert.equal(a.reason, 'ArtifactFailed');
+    assert.equal(a.transient, false);
+    return a.message;
+  };
+  try {
+    await remote.commit('topology/edge.yaml', 'apiVersion: corvid.dev/v1alpha1\n');
+    await remote.commit('topology/core.yaml', 'apiVersion: corvid.dev/v1alpha1\n');
+    await symlink('topology/edge.yaml', join(remote.work, 'link.yaml'));
+    await git(['add', 'link.yaml'], remote.work);
+    const sha = await remote.commit('topology/lab.yaml', 'apiVersion: corvid.dev/v1alpha1\n');
+    const rev = `main@sha1:${sha}`;
+
+    assert.equal(
+      message(await source('topology/')),
+      `topology/ is a directory in ${rev}; point --git-path at a YAML file in it, e.g. topology/core.yaml (also topology/edge.yaml, topology/lab.yaml)`,
+    );
+    assert.equal(
+      message(await source('link.yaml')),
+      `link.yaml is a symbolic link in ${rev}; the sync reads files only, not links (a link could point outside the repository): point --git-path at the file itself`,
+    );
+    assert.equal(message(await source('nope.yaml')), `nope.yaml: no such file in ${rev}`);
+
+    // The next commit makes the path a file: it is read.
+    const dir = sources[0];
+    await git(['rm', '-r', '--quiet', 'topology'], remote.work);
+    const fixed = await remote.commit('topology', 'apiVersion: corvid.dev/v1alpha1\n');
+    dir.refresh();
+    await waitFor('the file is read', () => dir.latest()?.ok === true);
+    assert.equal(dir.latest()?.revision, `main@sha1:${fixed}`);
+  } finally {
+    await Promise.all(sources.map((s) => s.stop()));
     await remote.cleanup();
   }
 });

@@ -1,9 +1,10 @@
 // Input files are read with bounds: a FIFO, a device, a directory or an oversized file is refused at once with a
-// message that says so, by the CLI and by the sync's file source (which then still picks up a good file later).
+// message that says so, by the CLI and by the sync's file source (which then still picks up a good file later; it
+// names a directory and a link whose target is gone).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile, truncate, rename } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile, truncate, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputFileError, MAX_INPUT_BYTES, readBoundedFile } from '../../src/adapters/fs/bounded.ts';
@@ -59,4 +60,44 @@ test('the sync\'s file source: a FIFO at the path is an error, not a wedge; a go
   } finally {
     await src.stop();
   }
+});
+
+test('the sync\'s file source names a directory (with YAML files in it) and a link whose target is gone; a ConfigMap-style link is followed', async () => {
+  const logger = jsonLogger({ level: 'error', write: () => {} });
+  const read = async (path: string) => {
+    const src = new FileSource({ path, intervalMs: 60_000, settleMs: 10, logger });
+    await src.start(() => {});
+    try {
+      return src.latest();
+    } finally {
+      await src.stop();
+    }
+  };
+  const message = async (path: string): Promise<string> => {
+    const a = await read(path);
+    assert.ok(a !== undefined && !a.ok, JSON.stringify(a));
+    return a.message;
+  };
+  const base = await mkdtemp(join(dir, 'links-'));
+  const conf = join(base, 'topology');
+  await mkdir(join(conf, '..2026_01_01'), { recursive: true });
+  await writeFile(join(conf, '..2026_01_01', 'edge.yaml'), 'apiVersion: corvid.dev/v1alpha1\n');
+  await symlink('..2026_01_01', join(conf, '..data'));
+  await symlink('..data/edge.yaml', join(conf, 'edge.yaml'));
+  await writeFile(join(conf, 'core.yml'), 'apiVersion: corvid.dev/v1alpha1\n');
+  await writeFile(join(conf, 'notes.txt'), 'x\n');
+
+  assert.equal(await message(conf), `${conf} is a directory, not a regular file; point --file at a YAML file in it, e.g. ${join(conf, 'core.yml')} or ${join(conf, 'edge.yaml')}`);
+  await mkdir(join(base, 'empty'));
+  assert.equal(await message(join(base, 'empty')), `${join(base, 'empty')} is a directory, not a regular file; point --file at a YAML file in it (it holds no .yaml or .yml file)`);
+  // The kubelet's layout: the file is a link through ..data; it is followed.
+  assert.equal((await read(join(conf, 'edge.yaml')))?.ok, true);
+  await symlink('gone.yaml', join(base, 'dangling.yaml'));
+  assert.equal(
+    await message(join(base, 'dangling.yaml')),
+    `${join(base, 'dangling.yaml')} is a symbolic link whose target does not exist; point --file at the topology file, or at a link to it`,
+  );
+  await symlink('loop.yaml', join(base, 'loop.yaml'));
+  assert.equal(await message(join(base, 'loop.yaml')), `${join(base, 'loop.yaml')} is a symbolic link in a loop of links; point --file at the topology file, or at a link to it`);
+  assert.equal(await message(join(base, 'missing.yaml')), `${join(base, 'missing.yaml')} does not exist`);
 });

@@ -60,6 +60,33 @@ function firstLines(text: string, n = 3): string {
     .join('; ');
 }
 
+/** What a path is in a commit (RepoPath); links and submodules are never followed. */
+export type RepoPath =
+  | { kind: 'file'; text: string }
+  | { kind: 'too-large'; size: number }
+  | { kind: 'directory'; /** Its own .yaml and .yml files, sorted. */ yaml: string[] }
+  | { kind: 'symlink' }
+  | { kind: 'submodule' }
+  /** A `..` in the path. */
+  | { kind: 'outside' }
+  /** No such path; `blockedBy` is a leading part of it that is not a directory. */
+  | { kind: 'missing'; blockedBy?: { path: string; kind: 'file' | 'symlink' | 'submodule' } };
+
+interface TreeEntry {
+  mode: string;
+  type: string;
+  oid: string;
+  /** -1 for a tree or a submodule. */
+  size: number;
+  path: string;
+}
+
+function entryKind(e: TreeEntry): 'file' | 'directory' | 'symlink' | 'submodule' {
+  if (e.type === 'tree') return 'directory';
+  if (e.type === 'commit') return 'submodule';
+  return e.mode === '120000' ? 'symlink' : 'file';
+}
+
 export class GitRepo {
   readonly ref: GitRef;
   private readonly url: string;
@@ -143,17 +170,45 @@ export class GitRepo {
     }
   }
 
-  /** A file of a commit; undefined when the commit has no such file. */
-  async readFile(sha: string, path: string): Promise<string | undefined> {
-    const clean = path.replace(/^\.?\/+/, '');
-    const exists = await this.git()
-      .raw(['cat-file', '-e', `${sha}:${clean}`])
-      .then(
-        () => true,
-        () => false,
-      );
-    if (!exists) return undefined;
-    return this.git().raw(['show', `${sha}:${clean}`]);
+  /**
+   * What `path` is in a commit, and its text when it is a regular file of at most `maxBytes`. Links are never
+   * followed, at the path or on the way to it: a link could point outside the repository.
+   */
+  async readPath(sha: string, path: string, maxBytes: number): Promise<RepoPath> {
+    const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+    if (parts.includes('..')) return { kind: 'outside' };
+    const clean = parts.join('/');
+    const entry = clean === '' ? { mode: '040000', type: 'tree', oid: '', size: -1, path: '' } : (await this.lsTree(sha, clean))[0];
+    if (entry === undefined) {
+      // Say what stands in the way: a leading part that is a link, a file or a submodule.
+      for (let i = 1; i < parts.length; i++) {
+        const prefix = parts.slice(0, i).join('/');
+        const e = (await this.lsTree(sha, prefix))[0];
+        if (e === undefined) break;
+        const kind = entryKind(e);
+        if (kind !== 'directory') return { kind: 'missing', blockedBy: { path: prefix, kind } };
+      }
+      return { kind: 'missing' };
+    }
+    const kind = entryKind(entry);
+    if (kind === 'directory') {
+      const files = (await this.lsTree(sha, clean === '' ? undefined : `${clean}/`)).filter((e) => entryKind(e) === 'file' && /\.ya?ml$/.test(e.path));
+      return { kind, yaml: files.map((e) => e.path) };
+    }
+    if (kind !== 'file') return { kind };
+    if (entry.size > maxBytes) return { kind: 'too-large', size: entry.size };
+    return { kind, text: await this.git().raw(['cat-file', 'blob', entry.oid]) };
+  }
+
+  /** `git ls-tree -l` of one path (or of a tree's entries, for `dir/`; the root's for undefined), literally. */
+  private async lsTree(sha: string, path: string | undefined): Promise<TreeEntry[]> {
+    const out = await this.git({ GIT_LITERAL_PATHSPECS: '1' }).raw(['ls-tree', '-l', '-z', sha, ...(path === undefined ? [] : ['--', path])]);
+    const entries: TreeEntry[] = [];
+    for (const line of out.split('\0')) {
+      const m = /^(\d+) (\w+) ([0-9a-f]+) +(-|\d+)\t([^]*)$/.exec(line);
+      if (m) entries.push({ mode: m[1], type: m[2], oid: m[3], size: m[4] === '-' ? -1 : Number(m[4]), path: m[5] });
+    }
+    return entries;
   }
 
   /** `git verify-commit`: true only for a good signature by a trusted signer. */
