@@ -23,6 +23,12 @@ export interface Findings {
 /** Pair findings listed one by one per check; the pairs beyond are counted in one finding. */
 export const MAX_PAIR_FINDINGS = 100;
 
+/** A name no pool can have (pool names are DNS labels) and that no rule names: any pool no rule names. */
+const UNNAMED_POOL = '\u0000any-other-pool';
+
+/** Unknown pool references that get a "did you mean" suggestion; the rest are listed plainly. */
+const MAX_GUESSES = 50;
+
 const PROPOSAL_SHAPE = new RegExp(((TOPOLOGY_SCHEMA.$defs as Record<string, { items: { pattern: string } }>).proposals.items.pattern));
 
 /** 1st, 2nd, 3rd, 4th, 11th, 21st, 111th. */
@@ -99,11 +105,17 @@ class Checker {
     return cur;
   }
 
+  private unknownPoolText: string | undefined;
+
   unknownPool(): string {
-    const list = [...this.names].filter(wellFormed).sort();
-    return list.length === 0
-      ? 'no pool has this name (spec.pools declares none)'
-      : `no pool has this name; declared pools: ${list.slice(0, 12).join(', ')}${list.length > 12 ? ', ...' : ''}`;
+    if (this.unknownPoolText === undefined) {
+      const list = [...this.names].filter(wellFormed).sort();
+      this.unknownPoolText =
+        list.length === 0
+          ? 'no pool has this name (spec.pools declares none)'
+          : `no pool has this name; declared pools: ${list.slice(0, 12).join(', ')}${list.length > 12 ? ', ...' : ''}`;
+    }
+    return this.unknownPoolText;
   }
 
   /** Whether a reference is a well-formed pool name (malformed ones are already reported by the schema). */
@@ -123,12 +135,19 @@ class Checker {
     return i === undefined ? 'a pool with an invalid name' : `spec.pools[${i}]`;
   }
 
+  /** Unknown references that still get a "did you mean": each guess compares the word with every pool name. */
+  private guessesLeft = MAX_GUESSES;
+
   unknownPoolNear(word: string): string {
-    const guess = closest(word, [...this.names]);
+    if (this.guessesLeft <= 0) return this.unknownPool();
+    this.guessesLeft--;
+    this.nameList ??= [...this.names];
+    const guess = closest(word, this.nameList);
     return guess !== undefined ? `no pool has this name; did you mean ${this.q(guess)}?` : this.unknownPool();
   }
 
   private relayView: RelayChoice | undefined;
+  private nameList: string[] | undefined;
 
   /** relayChoice(t): the relay of every pool (named, or the topology's automatic relay), computed once. */
   relays(): RelayChoice {
@@ -159,29 +178,56 @@ class Checker {
   private classList: string[][] | undefined;
   /** Class index of every known pool. */
   readonly classOf = new Map<string, number>();
+  /** Pairs of known pools that one rule names side by side (sortedPair, joined by NUL), and per pool its partners. */
+  private readonly exceptional = new Set<string>();
+  private readonly partners = new Map<string, Set<string>>();
+  /** Exceptional pairs per class pair (`i,j` with i <= j). */
+  private readonly exceptionalIn = new Map<string, number>();
 
   /**
-   * The known pools in classes that behave alike in every pair check. A pool that any part of the file names (in a
-   * rule, a link, as the hub or a relay, or as a relay Corvid chose) is a class of its own. Every other pool matches
-   * rules only through `*`, so its verdicts, routes and link policies with any pool depend only on its NAT flag, its
-   * relay and its encryption override: pools equal in those form one class. Classes and their members are sorted by
-   * name.
+   * The known pools in classes that behave alike in every pair check. A pool that a link, the hub or a relay names
+   * (or a relay Corvid chose) is a class of its own. Any other pool's verdict with a pool that no rule names beside it
+   * is decided by the first rule naming it beside `*` (or `* *`), so its verdicts, routes and link policies with
+   * the other pools depend only on that rule, its NAT flag, relay, encryption override, and its verdicts with the
+   * pools that could relay for it: pools equal in those form one class. The pairs a rule names side by side
+   * (exceptional pairs, at most one per rule) are checked one by one. Classes and members are sorted by name.
    */
   classes(): string[][] {
     if (this.classList) return this.classList;
     const t = this.t;
     const relays = this.relays();
-    const named = new Set<string>();
-    for (const r of t.connectivity.rules) for (const side of r.pools) named.add(side);
-    for (const l of t.links) for (const side of l.pools) named.add(side);
-    if (t.connectivity.hub !== undefined) named.add(t.connectivity.hub);
-    if (relays.automatic !== undefined) named.add(relays.automatic);
-    for (const r of relays.relayOf.values()) named.add(r);
-    for (const p of t.pools) if (p.relay !== undefined) named.add(p.relay);
+    const own = new Set<string>();
+    for (const l of t.links) for (const side of l.pools) own.add(side);
+    if (t.connectivity.hub !== undefined) own.add(t.connectivity.hub);
+    if (relays.automatic !== undefined) own.add(relays.automatic);
+    for (const r of relays.relayOf.values()) own.add(r);
+    for (const p of t.pools) if (p.relay !== undefined) own.add(p.relay);
+    for (const r of t.connectivity.rules) {
+      const [x, y] = r.pools;
+      if (x === '*' || y === '*' || x === y || !this.names.has(x) || !this.names.has(y)) continue;
+      this.exceptional.add(sortedPair(x, y).join('\u0000'));
+      for (const [u, v] of [[x, y], [y, x]]) {
+        const set = this.partners.get(u);
+        if (set) set.add(v);
+        else this.partners.set(u, new Set([v]));
+      }
+    }
     const byKey = new Map<string, string[]>();
     for (const name of [...this.names].sort()) {
       const p = this.pools.get(name)!;
-      const key = this.pairwise || named.has(name) ? `=${name}` : JSON.stringify([p.behindNAT, p.relay ?? null, relays.relayOf.get(name) ?? null, p.encryption ?? null]);
+      let key = `=${name}`;
+      if (!this.pairwise && !own.has(name)) {
+        // Verdicts with the pools that could relay (named by rules beside this pool) are part of its behaviour.
+        const relayLike = [...(this.partners.get(name) ?? [])].filter((q) => own.has(q) || !this.pools.get(q)!.behindNAT).sort();
+        key = JSON.stringify([
+          p.behindNAT,
+          p.relay ?? null,
+          relays.relayOf.get(name) ?? null,
+          p.encryption ?? null,
+          matchingRule(t, name, UNNAMED_POOL),
+          relayLike.map((q) => [q, matchingRule(t, name, q)]),
+        ]);
+      }
       const members = byKey.get(key);
       if (members) members.push(name);
       else byKey.set(key, [name]);
@@ -190,52 +236,75 @@ class Checker {
     this.classList.forEach((members, i) => {
       for (const name of members) this.classOf.set(name, i);
     });
+    for (const pair of this.exceptional) {
+      const [a, b] = pair.split('\u0000').map((n) => this.classOf.get(n)!);
+      const key = `${Math.min(a, b)},${Math.max(a, b)}`;
+      this.exceptionalIn.set(key, (this.exceptionalIn.get(key) ?? 0) + 1);
+    }
     return this.classList;
+  }
+
+  isExceptional(a: string, b: string): boolean {
+    return this.exceptional.has(sortedPair(a, b).join('\u0000'));
+  }
+
+  /** Partners of `pool` in class `k` that the pair walk checks as members of the class pair (not exceptional). */
+  plainPartners(pool: string, k: number): number {
+    const members = this.classList![k];
+    let n = members.length - (this.classOf.get(pool) === k ? 1 : 0);
+    for (const q of this.partners.get(pool) ?? []) if (this.classOf.get(q) === k) n--;
+    return n;
   }
 
   /** While set, error() and warn() only count (a class pair beyond the budget is still checked, not listed). */
   private muted: { errors: number; warnings: number } | undefined;
 
   /**
-   * Runs `check` on pairs of distinct known pools, a class pair at a time, and returns nothing: the check emits. The
-   * first pair of a class pair stands for all of them: when `check` says it is not relevant (it would emit nothing,
-   * whatever was reported before), the other pairs of the two classes are skipped. Relevant class pairs are walked
-   * pair by pair until this walk has emitted MAX_PAIR_FINDINGS; the pairs beyond are counted, not listed.
-   * O(K² + findings) checks for K classes, instead of one per pair of pools.
+   * Runs `check` on every pair of distinct known pools (in name order, as messages name them), a class pair at a
+   * time. The first pair of a class pair that is not exceptional stands for all of them: when `check` says it is not
+   * relevant (it would emit nothing, whatever was reported before), the others are skipped. Relevant class pairs
+   * are walked pair by pair, then the exceptional pairs one by one, until this walk has emitted MAX_PAIR_FINDINGS;
+   * the pairs beyond are counted, not listed. O(K² + R + findings) checks for K classes and R rules.
    */
-  eachPair(check: (a: string, b: string) => boolean): void {
-    // Each pair is passed in name order, as messages name the two pools in that order.
+  eachPair(check: (a: string, b: string, exceptional: boolean) => boolean): void {
     const classes = this.classes();
     const emitted = (): number => this.errors.length + this.warnings.length;
     const start = emitted();
     let omitted = 0;
     let omittedErrors = false;
+    /** Checks one pair; false when over budget (the pair was checked muted, and counted when relevant). */
+    const listed = (a: string, b: string, exceptional: boolean, rest: number): { relevant: boolean; listed: boolean } => {
+      if (emitted() - start < MAX_PAIR_FINDINGS) return { relevant: check(a, b, exceptional), listed: true };
+      const count = { errors: 0, warnings: 0 };
+      this.muted = count;
+      const relevant = check(a, b, exceptional);
+      this.muted = undefined;
+      if (relevant) {
+        omitted += rest;
+        omittedErrors ||= count.errors > 0;
+      }
+      return { relevant, listed: false };
+    };
     for (let i = 0; i < classes.length; i++) {
       for (let j = i; j < classes.length; j++) {
         const [ci, cj] = [classes[i], classes[j]];
         if (i === j && ci.length < 2) continue;
-        const total = i === j ? (ci.length * (ci.length - 1)) / 2 : ci.length * cj.length;
+        const total = (i === j ? (ci.length * (ci.length - 1)) / 2 : ci.length * cj.length) - (this.exceptionalIn.get(`${i},${j}`) ?? 0);
         let done = 0;
         walk: for (let x = 0; x < ci.length; x++) {
           for (let y = i === j ? x + 1 : 0; y < cj.length; y++) {
-            if (emitted() - start >= MAX_PAIR_FINDINGS) {
-              // Over budget: the class pair's first pair (or the next one) is checked without being listed.
-              const count = { errors: 0, warnings: 0 };
-              this.muted = count;
-              const relevant = check(...sortedPair(ci[x], cj[y]));
-              this.muted = undefined;
-              if (relevant) {
-                omitted += total - done;
-                omittedErrors ||= count.errors > 0;
-              }
-              break walk;
-            }
-            const relevant = check(...sortedPair(ci[x], cj[y]));
+            const [a, b] = sortedPair(ci[x], cj[y]);
+            if (this.isExceptional(a, b)) continue;
+            const r = listed(a, b, false, total - done);
             done++;
-            if (!relevant) break walk;
+            if (!r.relevant || !r.listed) break walk;
           }
         }
       }
+    }
+    for (const pair of [...this.exceptional].sort()) {
+      const [a, b] = pair.split('\u0000');
+      listed(a, b, true, 1);
     }
     if (omitted > 0) {
       const message = `${omitted} more pair${omitted === 1 ? '' : 's'} of pools have problems of the kinds listed here; they are not listed one by one (fix the listed ones first)`;
@@ -441,9 +510,10 @@ class Checker {
       (x.relay === x.name || !this.pools.has(x.relay) || this.pools.get(x.relay)!.behindNAT || pairVerdict(t, x.name, x.relay) === 'deny');
     const warnedPool = new Set<string>();
     // Per class: whether its pools reach another pool, and whether its pools have more than one relay candidate.
-    const talks = new Set<number>();
+    const talkingClasses = new Set<string>();
+    const talkingPools = new Set<string>();
     const manyCandidates = new Map<number, boolean>();
-    this.eachPair((a, b) => {
+    this.eachPair((a, b, exceptional) => {
       if (pairVerdict(t, a, b) === 'deny') return false;
       const ri = matchingRule(t, a, b);
       const explicit = ri >= 0;
@@ -453,8 +523,13 @@ class Checker {
       const later = (this.poolAt.get(a) ?? 0) > (this.poolAt.get(b) ?? 0) ? pa : pb;
       const route = this.route(a, b);
       if (route.via !== 'none') {
-        talks.add(this.classOf.get(a)!);
-        talks.add(this.classOf.get(b)!);
+        if (exceptional) {
+          talkingPools.add(a);
+          talkingPools.add(b);
+        } else {
+          const [i, j] = [this.classOf.get(a)!, this.classOf.get(b)!];
+          talkingClasses.add(`${Math.min(i, j)},${Math.max(i, j)}`);
+        }
       }
       const natPair = pa.behindNAT && pb.behindNAT;
       let relevant = false;
@@ -538,9 +613,20 @@ class Checker {
       }
       return relevant || (route.reason === 'no-relay' ? !hubMode : route.reason === 'different-relays' || route.reason === 'hop-denied');
     });
+    // A pool talks through a class pair whose pairs have a path when that class pair holds a plain pair with it.
+    const talkingWith = new Map<number, number[]>();
+    for (const key of talkingClasses) {
+      const [i, j] = key.split(',').map(Number);
+      for (const [u, v] of i === j ? [[i, j]] : [[i, j], [j, i]]) {
+        const list = talkingWith.get(u);
+        if (list) list.push(v);
+        else talkingWith.set(u, [v]);
+      }
+    }
+    const talksInClassPair = (pool: string): boolean => (talkingWith.get(this.classOf.get(pool)!) ?? []).some((k) => this.plainPartners(pool, k) > 0);
     if (t.pools.length > 1) {
       for (const p of t.pools) {
-        if (!talks.has(this.classOf.get(p.name)!)) {
+        if (!talkingPools.has(p.name) && !talksInClassPair(p.name)) {
           this.warn([...this.pool(p.name), 'name'], 'can reach no other pool: every pair with it is denied or has no path');
         }
       }
@@ -762,6 +848,12 @@ function pick(raw: Record<string, unknown>): EncryptionOverride {
     if (Array.isArray(v) && v.every((s) => typeof s === 'string')) out[f] = v as string[];
   }
   return out;
+}
+
+/** The pool classes and exceptional pairs the pair checks walk (see Checker.classes), for tests of their soundness. */
+export function poolClasses(data: unknown, model: Model, loc: Locator): { classes: string[][]; exceptional: (a: string, b: string) => boolean } {
+  const c = new Checker(data, model, loc);
+  return { classes: c.classes(), exceptional: (a, b) => c.isExceptional(a, b) };
 }
 
 /**

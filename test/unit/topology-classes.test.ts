@@ -8,7 +8,9 @@ import { stringify } from 'yaml';
 import { sortErrors } from '../../src/topology/errors.ts';
 import { buildModel } from '../../src/topology/normalise.ts';
 import { parseYaml } from '../../src/topology/parse.ts';
-import { checkMeaning, MAX_PAIR_FINDINGS } from '../../src/topology/semantic.ts';
+import { checkMeaning, MAX_PAIR_FINDINGS, poolClasses } from '../../src/topology/semantic.ts';
+import { finalise } from '../../src/topology/normalise.ts';
+import { linkPolicy, matchingRule, pairRoute, relayCandidates } from '../../src/topology/policy.ts';
 import { loadTopology } from '../../src/topology/index.ts';
 
 /** Both walks' findings, sorted and as text. */
@@ -22,24 +24,31 @@ function findingsBoth(text: string): [string[], string[]] {
 }
 
 const POOL_NAMES = ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8', 'p9'];
-/** What rules, links, relays and the hub name: mostly the first pools (or a pool that is not there), so the others form classes. */
-const REFERENCED = ['p0', 'p1', 'p2', 'p3', 'p12'];
-const ENCRYPTIONS = [undefined, { espProposals: ['aes256gcm16-prfsha384'] }, { backend: 'none' }, { backend: 'none', allowInsecure: true }, { ikeProposals: ['aes128-sha1-modp1024'] }];
+/** What links, relays and the hub name: mostly the first pools, rarely a pool that is not there. */
+const REFERENCED = ['p0', 'p0', 'p0', 'p1', 'p1', 'p2', 'p3', 'p12'];
+/** Pool overrides: mostly none, so that classes hold several pools; a few that conflict or are refused. */
+const ENCRYPTIONS = [undefined, undefined, undefined, undefined, { espProposals: ['aes256gcm16-prfsha384'] }, { backend: 'none', allowInsecure: true }, { backend: 'none' }, { ikeProposals: ['aes128-sha1-modp1024'] }];
+const LINK_ENCRYPTIONS = [{ allowInsecure: true }, { espProposals: ['aes256gcm16-prfsha384'] }, { backend: 'none' }];
 
-/** Topologies of up to 10 pools, with few kinds of pool so that classes hold several pools, rules, links, relays. */
+/** Topologies of up to 10 pools: many pools behind NAT, automatic relays, rules naming any pool, some links. */
 const topology = fc
   .record({
-    count: fc.integer({ min: 2, max: 10 }),
+    count: fc.integer({ min: 7, max: 10 }),
+    cloudNAT: fc.boolean(),
+    natDensity: fc.constantFrom(0, 1, 2),
     nat: fc.array(fc.boolean(), { minLength: 10, maxLength: 10 }),
-    relay: fc.array(fc.option(fc.constantFrom(...REFERENCED), { freq: 5 }), { minLength: 10, maxLength: 10 }),
+    relay: fc.array(fc.option(fc.constantFrom(...REFERENCED), { freq: 2 }), { minLength: 10, maxLength: 10 }),
     enc: fc.array(fc.nat({ max: ENCRYPTIONS.length - 1 }), { minLength: 10, maxLength: 10 }),
-    rules: fc.array(fc.record({ action: fc.constantFrom('allow', 'deny'), pools: fc.tuple(fc.constantFrom('*', ...REFERENCED), fc.constantFrom('*', ...REFERENCED)) }), { maxLength: 4 }),
-    links: fc.array(fc.record({ pools: fc.tuple(fc.constantFrom(...REFERENCED), fc.constantFrom(...REFERENCED)), enc: fc.nat({ max: ENCRYPTIONS.length - 1 }) }), { maxLength: 3 }),
-    hub: fc.option(fc.constantFrom(...REFERENCED), { freq: 3 }),
+    rules: fc.array(fc.record({ action: fc.constantFrom('allow', 'deny', 'deny'), pools: fc.tuple(fc.constantFrom('*', '*', ...POOL_NAMES.slice(0, 7)), fc.constantFrom('*', ...POOL_NAMES.slice(0, 7))) }), { maxLength: 6 }),
+    links: fc.array(fc.record({ pools: fc.tuple(fc.constantFrom(...REFERENCED), fc.constantFrom(...POOL_NAMES)), enc: fc.nat({ max: LINK_ENCRYPTIONS.length - 1 }) }), { maxLength: 2 }),
+    hub: fc.option(fc.constantFrom(...REFERENCED), { freq: 4 }),
     insecure: fc.boolean(),
   })
   .map((g) => {
     const names = POOL_NAMES.slice(0, g.count);
+    // p0 and p1 are mostly outside NAT (clouds that can relay); of the others a quarter, half or three quarters are behind it.
+    const natOther = (i: number): boolean => [g.nat[i] && g.nat[(i + 3) % 10], g.nat[i], g.nat[i] || g.nat[(i + 3) % 10]][g.natDensity];
+    const nat = (i: number): boolean => (i < 2 ? g.cloudNAT && g.nat[i] : natOther(i));
     const doc = {
       apiVersion: 'corvid.dev/v1alpha1',
       kind: 'Topology',
@@ -47,13 +56,13 @@ const topology = fc
       spec: {
         encryption: { backend: 'ipsec', pskSecretRef: { name: 'psk', key: 'psk' }, ...(g.insecure ? { allowInsecure: true } : {}) },
         connectivity: { ...(g.hub !== null ? { mode: 'hub', hub: g.hub } : {}), rules: g.rules },
-        links: g.links.map((l) => ({ pools: l.pools, encryption: ENCRYPTIONS[l.enc] ?? { allowInsecure: true } })),
+        links: g.links.map((l) => ({ pools: l.pools, encryption: LINK_ENCRYPTIONS[l.enc] })),
         pools: names.map((name, i) => ({
           name,
           nodeSelector: { matchLabels: { pool: name } },
           gateways: [{ node: `${name}-gw` }],
-          ...(g.nat[i] ? { behindNAT: true } : {}),
-          ...(g.relay[i] !== null ? { relay: g.relay[i] } : {}),
+          ...(nat(i) ? { behindNAT: true } : {}),
+          ...(nat(i) && g.relay[i] !== null ? { relay: g.relay[i] } : {}),
           ...(ENCRYPTIONS[g.enc[i]] ? { encryption: ENCRYPTIONS[g.enc[i]] } : {}),
         })),
       },
@@ -69,6 +78,33 @@ describe('pool classes', () => {
         assert.deepEqual(classes, pairwise);
       }),
       { numRuns: 2000, seed: 20261206 },
+    );
+  });
+
+  it('are sound: every pair of two classes that no rule names side by side gets the same verdict, rule, route and link policy', () => {
+    fc.assert(
+      fc.property(topology, (text) => {
+        const parsed = parseYaml(text, 't.yaml');
+        assert.ok(parsed.ok);
+        const model = buildModel(parsed.data);
+        const t = finalise(model);
+        const { classes, exceptional } = poolClasses(parsed.data, model, parsed.locator);
+        const pools = new Map(t.pools.map((p) => [p.name, p]));
+        const manyRelays = (p: string): boolean => relayCandidates(t, p).length > 1;
+        // Oriented by class (x from the first class, y from the second), with the pools' names left out.
+        const signature = (x: string, y: string): string => {
+          const route = pairRoute(t, x, y);
+          return JSON.stringify([route, matchingRule(t, x, y), linkPolicy(t, x, y), manyRelays(x), manyRelays(y), pools.get(x)!.relay ?? null, pools.get(y)!.relay ?? null]);
+        };
+        classes.forEach((ci, i) => {
+          classes.slice(i).forEach((cj, dj) => {
+            const seen = new Set<string>();
+            for (const x of ci) for (const y of cj) if (x !== y && !exceptional(x, y)) seen.add(signature(x, y));
+            assert.ok(seen.size <= 1, `classes ${JSON.stringify(ci)} and ${JSON.stringify(cj)} (${i}, ${i + dj}) hold pairs that differ: ${[...seen].join(' / ')}`);
+          });
+        });
+      }),
+      { numRuns: 1000, seed: 20261206 },
     );
   });
 
