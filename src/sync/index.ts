@@ -35,6 +35,7 @@ import { ClusterSource } from './source-cluster.ts';
 import { FileSource } from './source-file.ts';
 import { GitSource } from './source-git.ts';
 import type { TopologySource } from './source.ts';
+import { BackgroundValidator, DEFAULT_VALIDATION_LIMITS } from './validate-worker.ts';
 
 export type SourceOptions =
   | {
@@ -102,6 +103,10 @@ export interface SyncOptions {
    * 'calico': that source, whatever the topology says; 'podCIDR' also turns the BlockAffinity watch off.
    */
   podSubnets?: PodSubnetMode;
+  /** A revision whose validation (in a worker thread) takes longer is refused (--validation-timeout). Default 20 s. */
+  validationTimeoutMs?: number;
+  /** ... or needs a larger heap (--validation-memory-mib). Default 256 MiB. */
+  validationMemoryMiB?: number;
   /** How often the served Calico BlockAffinity group/versions are discovered again. Default 30 s. */
   calicoRediscoverMs?: number;
   /** Informer backoff. Defaults 250 ms to 30 s. */
@@ -191,6 +196,14 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     instance: identity,
     onError: (e) => logger.warn('event not recorded', { error: errorMessage(e) }),
   });
+  const validator = new BackgroundValidator({
+    limits: {
+      timeoutMs: o.validationTimeoutMs ?? DEFAULT_VALIDATION_LIMITS.timeoutMs,
+      memoryMiB: o.validationMemoryMiB ?? DEFAULT_VALIDATION_LIMITS.memoryMiB,
+    },
+    onVerdict: () => trigger('validated'),
+    logger,
+  });
   const reconciler = new Reconciler({
     kc,
     source,
@@ -207,6 +220,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     applyConcurrency: o.applyConcurrency,
     gatewaySpec: o.gatewaySpec ?? 'apply',
     podSubnets: () => podSubnetInput(podSubnetMode, calico?.state() ?? NO_CALICO),
+    validator,
   });
 
   // ---------------------------------------------------------------- scheduling
@@ -451,6 +465,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
       const leaving = elector?.stop();
       await running;
       await leaving;
+      await validator.stop();
       await source.stop();
       await Promise.all([...informers.map(([, inf]) => inf.stop()), calico?.stop()]);
       await Promise.all(servers.map((s) => s.close()));

@@ -1,4 +1,7 @@
 // The reconcile: fetch -> verify -> validate -> plan -> server dry run -> apply -> prune -> status, one at a time.
+// Verify and validate run in a worker thread (validate-worker.ts) and are not awaited: while a revision is being
+// validated, a reconcile plans the last good one (failover never waits for a commit) and leaves status alone; the
+// verdict triggers the next reconcile.
 //
 // The last good revision keeps serving: when the newest revision fails any phase, it is rejected (status, Event,
 // metric, log) and the last good one is planned again against live health, so failover keeps working while a broken
@@ -27,10 +30,12 @@ import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
 import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
 import { computeChanges, computeStatusOnlyChanges, emptyRefusal, ownedKey, waitingMessage, type ChangeSet, type WaitingGateway } from './changes.ts';
 import type { Logger } from './log.ts';
+import { conflictMessage, gatewayOwnership, Takeovers, withoutConflicts, type Ownership } from './ownership.ts';
 import type { SyncMetrics } from './metrics.ts';
 import { REJECT, type Artifact, type RejectReason, type TopologySource } from './source.ts';
-import { WAITING_FOR_GATEWAY_SPEC, podSubnetProblems, rfc3339, statusEquals, topologyStatus, type Outcome } from './status.ts';
+import { SUPERSEDED, WAITING_FOR_GATEWAY_SPEC, podSubnetProblems, rfc3339, statusEquals, topologyStatus, type Outcome } from './status.ts';
 import { validate, type Candidate } from './validate.ts';
+import type { BackgroundValidator } from './validate-worker.ts';
 import { topologyDocument } from './source-cluster.ts';
 
 export const SOURCE_ANNOTATION = 'corvid.dev/source';
@@ -63,6 +68,8 @@ export interface ReconcilerDeps {
   gatewaySpec?: GatewaySpecMode;
   /** The pod-subnet input of each plan (the flag's override, Calico IPAM as watched). Absent: node.spec.podCIDRs. */
   podSubnets?: () => PodSubnetInput;
+  /** Verify + validate off the event loop: a revision's verdict, or undefined while it is being worked out. */
+  validator: Pick<BackgroundValidator, 'verdict'>;
 }
 
 export type GatewaySpecMode = 'apply' | 'external';
@@ -87,6 +94,8 @@ interface Rejection {
   key: string;
   outcome: Outcome & { kind: 'rejected' };
   name?: string;
+  /** Refused for what may pass with no new revision (GatewayConflict: the owner may go): looked at again each time. */
+  recheck?: true;
 }
 
 function artifactKey(a: Artifact & { ok: true }): string {
@@ -126,9 +135,28 @@ export class Reconciler {
   private podSubnetProblems: string[] = [];
   /** Whether the first reconcile as a writer completed (for /readyz). */
   ranOnce = false;
+  private readonly takeovers: Takeovers;
 
   constructor(deps: ReconcilerDeps) {
     this.d = deps;
+    this.takeovers = new Takeovers({
+      kc: deps.kc,
+      logger: deps.logger,
+      guard: () => this.writeContext().guard(),
+      countWrite: () => {
+        this.writes++;
+        this.d.metrics.writesTotal.inc({ verb: 'apply', resource: 'topologies/status' });
+      },
+      topologyObject: (name) => deps.topologies.get(name),
+      formerName: (obj) => this.formerName(obj),
+      event: (name, type, reason, action, note) => void this.event(this.topologyRef(name), type, reason, action, note),
+      now: deps.now,
+    });
+  }
+
+  /** git/file: a status object written by a sync of this source kind (src/sync/ownership.ts). */
+  private formerName(obj: TopologyObject): boolean {
+    return this.d.source.kind !== 'cluster' && obj.metadata?.annotations?.[SOURCE_ANNOTATION] === this.d.source.kind;
   }
 
   /**
@@ -201,6 +229,8 @@ export class Reconciler {
     let candidate: (Candidate & { key: string }) | undefined;
     let problem: Outcome | undefined;
     let attempted: string | undefined;
+    /** The newest revision has no verdict yet: serve the last good one, prune nothing, write no status. */
+    let validating = false;
     if (art === undefined) {
       problem = { kind: 'failed', reason: REJECT.fetchFailed, message: 'no revision fetched yet' };
     } else if (!art.ok) {
@@ -211,17 +241,19 @@ export class Reconciler {
       attempted = art.revision;
       const key = artifactKey(art);
       if (this.lastGood?.key !== key) {
-        if (this.rejected?.key === key) problem = this.rejected.outcome;
+        if (this.rejected?.key === key && !this.rejected.recheck) problem = this.rejected.outcome;
         else {
-          const v = validate(art);
-          if (v.ok) candidate = { ...v.candidate, key };
+          const v = this.d.validator.verdict(key, art);
+          if (v === undefined) validating = true;
+          else if (v.ok) candidate = { ...v.candidate, key };
           else problem = this.reject(key, art.revision, v.reason, v.message, art.object?.name ?? v.name);
         }
       }
     }
 
-    // After a restart with a broken newest revision, the status object still holds the last applied spec.
-    if (this.lastGood === undefined && candidate === undefined && problem !== undefined) this.recoverFromStatusObject();
+    // After a restart with a broken (or not yet validated) newest revision, the status object still holds the last
+    // applied spec: serve it, so failover works from the first reconcile.
+    if (this.lastGood === undefined && candidate === undefined && (problem !== undefined || validating)) this.recoverFromStatusObject();
 
     // Phases 4-7, for the candidate; if it fails permanently, for the last good revision.
     for (const serving of [candidate, this.lastGood]) {
@@ -239,8 +271,23 @@ export class Reconciler {
       const live = this.liveGateways();
       let changes: ChangeSet;
       let waiting: WaitingGateway[] = [];
+      let owners: Ownership | undefined;
       if (this.d.gatewaySpec === 'external') ({ waiting, ...changes } = computeStatusOnlyChanges(planned.gateways, live, this.lastWritten));
-      else changes = computeChanges(planned.gateways, live, serving.topology.name, this.lastWritten);
+      else {
+        // A planned Gateway another topology owns: adopted, or a conflict that refuses the revision (ownership.ts).
+        const previous = isCandidate && this.d.source.kind !== 'cluster' ? this.lastGood?.topology.name : undefined;
+        owners = gatewayOwnership({ topology: serving.topology.name, desired: planned.gateways, live, topologyObject: (n) => this.d.topologies.get(n), formerName: (o) => this.formerName(o), previous });
+        changes = computeChanges(withoutConflicts(planned.gateways, owners), live, [serving.topology.name, ...owners.pruneWith], this.lastWritten);
+        if (owners.conflicts.length > 0) {
+          const message = conflictMessage(owners.conflicts);
+          if (isCandidate) {
+            problem = this.reject(serving.key, serving.revision, REJECT.gatewayConflict, message, serving.topology.name);
+            continue;
+          }
+          // The revision in force keeps serving its other Gateways.
+          problem ??= { kind: 'rejected', revision: serving.revision, reason: REJECT.gatewayConflict, message };
+        }
+      }
       const refusal = emptyRefusal(planned.gateways, changes, serving.topology.allowEmpty);
       if (refusal !== undefined) {
         if (isCandidate) {
@@ -249,7 +296,7 @@ export class Reconciler {
         }
         changes.prune = [];
       }
-      const mayPrune = problem === undefined;
+      const mayPrune = problem === undefined && !validating;
       if (!mayPrune) changes.prune = [];
 
       try {
@@ -292,6 +339,7 @@ export class Reconciler {
         this.lastGood = serving;
         this.rejected = undefined;
       }
+      if (owners !== undefined && (owners.adopted.length > 0 || owners.superseded.length > 0)) await this.takeovers.applied(serving.topology.name, serving.revision, owners);
       this.notePodSubnets(planned.podSubnets, podSubnetProblems(planned.findings), serving.topology.name);
       // Applied once every Gateway is in place: at once in apply mode, when the spec owner has caught up otherwise.
       if (serving === this.lastGood && waiting.length === 0 && this.appliedRevision !== serving.revision) {
@@ -307,7 +355,8 @@ export class Reconciler {
           ? { kind: 'waiting', revision: serving.revision, reason: WAITING_FOR_GATEWAY_SPEC, message: waitingMessage(waiting, serving.revision) }
           : { kind: 'applied', revision: serving.revision, notes: this.notes(planned) });
       if (waiting.length > 0) this.d.logger.info('waiting for the Gateway spec', { revision: serving.revision, waiting: waiting.map((w) => w.name) });
-      const statusWritten = await this.writeStatus(outcome, attempted ?? serving.revision, serving.object?.name ?? serving.topology.name);
+      // Status speaks of the newest revision; while its verdict is out, the last one written stands.
+      const statusWritten = validating || (await this.writeStatus(outcome, attempted ?? serving.revision, serving.object?.name ?? serving.topology.name));
       // A source that failed transiently (fetch) is asked again later; the Gateways themselves are in order. So is a
       // status write that failed: requeue, with backoff. Waiting Gateways are retried too, though their informer
       // events (the spec owner's writes) normally trigger the reconcile first.
@@ -316,6 +365,7 @@ export class Reconciler {
     }
 
     // Nothing to serve: no good revision yet.
+    if (validating) return { result: 'success', revision: attempted };
     const outcome = problem ?? { kind: 'failed' as const, reason: REJECT.fetchFailed, message: 'no revision fetched yet' };
     const name = art?.object?.name ?? this.rejected?.name;
     const statusWritten = name === undefined || (await this.writeStatus(outcome, attempted, name));
@@ -382,7 +432,7 @@ export class Reconciler {
     if (this.d.source.kind === 'cluster' || !this.d.statusObject) return;
     const mine = this.d.topologies
       .list()
-      .filter((t) => t.metadata?.annotations?.[SOURCE_ANNOTATION] === this.d.source.kind && t.status?.lastAppliedRevision);
+      .filter((t) => this.formerName(t) && t.status?.lastAppliedRevision && t.status.conditions?.find((c) => c.type === 'Ready')?.reason !== SUPERSEDED);
     if (mine.length !== 1) return;
     const obj = mine[0];
     const name = obj.metadata?.name ?? '';
@@ -444,7 +494,7 @@ export class Reconciler {
   private reject(key: string, revision: string | undefined, reason: RejectReason, message: string, name?: string): Outcome {
     const outcome = { kind: 'rejected' as const, ...(revision ? { revision } : {}), reason, message };
     if (this.rejected?.key !== key) {
-      this.rejected = { key, outcome, name };
+      this.rejected = { key, outcome, name, ...(reason === REJECT.gatewayConflict ? { recheck: true as const } : {}) };
       this.d.metrics.topologyRejected.inc({ reason });
       this.d.logger.error('revision rejected', { revision, reason, message, inForce: this.lastGood?.revision });
       const ref = name ?? this.lastGood?.topology.name;

@@ -85,6 +85,10 @@ Operations:
       --resync-interval DURATION           reconcile at least this often (default 10m)
       --apply-concurrency N                Gateways dry-run, then written, at once (default 16; 1-256): lower it
                                            for a slow API server, raise it for a first reconcile of thousands
+      --validation-timeout DURATION        a revision is validated in a worker thread, never on the loop that
+                                           does failover; one that takes longer is refused (default 20s)
+      --validation-memory-mib N            ... or that needs a larger heap than N MiB (default 256; 64-16384);
+                                           keep it below the pod's memory limit
       --log-level LEVEL                    debug, info (default), warn or error; JSON lines on stderr
   -h, --help                               show this help
 
@@ -138,6 +142,8 @@ const OPTIONS: FlagOptions = {
   'health-probe-bind-address': { type: 'string' },
   'resync-interval': { type: 'string' },
   'apply-concurrency': { type: 'string' },
+  'validation-timeout': { type: 'string' },
+  'validation-memory-mib': { type: 'string' },
   'log-level': { type: 'string', choices: ['debug', 'info', 'warn', 'error'] },
 };
 
@@ -224,6 +230,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 
     const applyConcurrency = intFlag(v, 'apply-concurrency', 1, 256);
     if (typeof applyConcurrency === 'string') throw new UsageError(applyConcurrency);
+    const validationMemoryMiB = intFlag(v, 'validation-memory-mib', 64, 16384);
+    if (typeof validationMemoryMiB === 'string') throw new UsageError(validationMemoryMiB);
+    const validationTimeoutMs = durationMs(v, 'validation-timeout', '20s');
 
     // Every flag is checked before the cluster is looked for.
     const healthAddress = bindAddress('health-probe-bind-address', str(v, 'health-probe-bind-address'), ':8081');
@@ -248,6 +257,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       webhookSecret,
       resyncIntervalMs,
       applyConcurrency,
+      validationTimeoutMs,
+      validationMemoryMiB,
       defaultMetrics: true,
       logger: jsonLogger({
         level: (str(v, 'log-level') ?? 'info') as 'info',
