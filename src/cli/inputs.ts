@@ -9,6 +9,7 @@ import { parseAllDocuments } from 'yaml';
 import type { CliIO } from './io.ts';
 import { EXIT_USAGE } from './io.ts';
 import { formatTopologyError, loadTopology } from '../topology/index.ts';
+import { yamlMessage } from '../topology/parse.ts';
 import type { Topology } from '../topology/types.ts';
 import { CALICO_BLOCK_AFFINITY_VERSIONS, NO_CALICO, podSubnetInput, deriveHealth, emptyHealthMemory, inventoryFromNodeList, plan } from '../plan/index.ts';
 import type { CalicoGroupVersion, CalicoIpamState, HeartbeatLease, InventoryNode, PlanResult, PodSubnetInput, PodSubnetMode } from '../plan/index.ts';
@@ -98,7 +99,9 @@ export function parseSnapshot(text: string): Snapshot {
   const docs = parseAllDocuments(text);
   const list = Array.isArray(docs) ? docs : [docs];
   for (const doc of list) {
-    if (doc.errors.length > 0) throw new Error(`not YAML: ${doc.errors[0].message}`);
+    // yaml's own message quotes the line, which might hold a key: the topology's plain words, and the line number.
+    const e = doc.errors[0];
+    if (e !== undefined) throw new Error(`line ${e.linePos?.[0].line ?? '?'}: ${yamlMessage(e.message, e.code)}`);
     const v = doc.toJS() as unknown;
     if (v === null || v === undefined) continue;
     const items =

@@ -2,6 +2,8 @@
 
 import { NODE_DRAIN_ANNOTATION, NODE_PUBLIC_IP_ANNOTATION } from '../gateway/keys.ts';
 import { isUsableIP, usableIPVersion } from '../topology/ip.ts';
+import { looksLikeKeyMaterial } from '../topology/keymaterial.ts';
+import { isDnsSubdomain } from './selector.ts';
 
 /** Whether a node's address is usable: the topology's one IP grammar (src/topology/ip.ts), re-exported, not restated. */
 export { isUsableIP as isIP };
@@ -36,13 +38,23 @@ function stringMap(v: unknown): Record<string, string> {
   return out;
 }
 
-/** The planner's view of one v1 Node. Throws InventoryError only when there is no metadata.name. */
+/** A kind as Kubernetes writes one, which a message may repeat (anything else might be a pasted key). */
+const KIND = /^[A-Z][A-Za-z]{0,39}$/;
+
+/**
+ * The planner's view of one v1 Node. Throws InventoryError only when there is no metadata.name, or one no Node can
+ * have (a hand-edited snapshot; the name is not repeated).
+ */
 export function inventoryFromNode(node: unknown): InventoryNode {
   if (!isObj(node)) throw new InventoryError('a Node must be an object');
-  if (node.kind !== undefined && node.kind !== 'Node') throw new InventoryError(`expected a Node, got kind ${JSON.stringify(node.kind)}`);
+  if (node.kind !== undefined && node.kind !== 'Node') {
+    const kind = typeof node.kind === 'string' && KIND.test(node.kind) && !looksLikeKeyMaterial(node.kind) ? node.kind : undefined;
+    throw new InventoryError(kind !== undefined ? `expected a Node, got kind ${kind}` : 'expected a Node, got another kind');
+  }
   const meta = isObj(node.metadata) ? node.metadata : {};
   const name = str(meta.name);
   if (!name) throw new InventoryError('a Node needs metadata.name');
+  if (!isDnsSubdomain(name)) throw new InventoryError('metadata.name is not a Node name (a DNS-1123 subdomain)');
   const spec = isObj(node.spec) ? node.spec : {};
   const status = isObj(node.status) ? node.status : {};
   const annotations = stringMap(meta.annotations);
@@ -61,8 +73,9 @@ export function inventoryFromNode(node: unknown): InventoryNode {
   let internalIP: string | undefined;
   let internalIPOtherFamily: string | undefined;
   if (Array.isArray(status.addresses)) {
+    // Only addresses: anything else would be published in the Gateway's status as the node's privateIP.
     const internal = status.addresses
-      .filter((x): x is Obj => isObj(x) && x.type === 'InternalIP' && typeof x.address === 'string' && x.address !== '')
+      .filter((x): x is Obj => isObj(x) && x.type === 'InternalIP' && typeof x.address === 'string' && usableIPVersion(x.address) !== 0)
       .map((x) => x.address as string);
     internalIP = internal[0];
     // The one IP grammar (src/topology/ip.ts): no zone, as for any address another machine is pointed at.

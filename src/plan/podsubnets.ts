@@ -18,6 +18,8 @@
 import { contains, formatPrefix, parseNetwork, type Prefix } from '../nodeplan/cidr.ts';
 import type { PodSubnetMode } from '../topology/types.ts';
 import type { Finding } from './types.ts';
+import { looksLikeKeyMaterial } from '../topology/keymaterial.ts';
+import { isDnsSubdomain } from './selector.ts';
 
 export type { PodSubnetMode };
 /** A source in force: a PodSubnetMode other than `auto`. */
@@ -79,9 +81,12 @@ export function resolvePodSubnetSource(topologyMode: PodSubnetMode, input: PodSu
 
 // ---------------------------------------------------------------- Calico blocks -> node subnets
 
-/** A value from a cluster object, quoted for a message but bounded: the object is not ours to trust. */
+/**
+ * A value from a cluster object, quoted for a message when it is one short line that does not look like key material;
+ * else only its length: the object is not ours to trust, and a pasted key must not reach a status or an Event.
+ */
 function quoted(text: string): string {
-  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}...` : text);
+  return text.length <= 64 && !/\s/.test(text) && !looksLikeKeyMaterial(text) ? JSON.stringify(text) : `(${text.length} characters, not shown)`;
 }
 
 type Obj = Record<string, unknown>;
@@ -117,8 +122,14 @@ export interface CalicoSubnets {
   findings: Finding[];
 }
 
+/** Any value as text for quoted(). */
+function text(v: unknown): string {
+  return typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
+}
+
 function objectName(name: string): string {
-  return name === '' ? 'a BlockAffinity without a name' : `BlockAffinity ${name}`;
+  if (name === '') return 'a BlockAffinity without a name';
+  return isDnsSubdomain(name) && !looksLikeKeyMaterial(name) ? `BlockAffinity ${name}` : 'a BlockAffinity whose name is not a DNS name or looks like key material';
 }
 
 /**
@@ -130,18 +141,19 @@ function readBlock(o: unknown): Block | undefined | { problem: string; name: str
   const meta = isObj(o.metadata) ? o.metadata : {};
   const name = typeof meta.name === 'string' ? meta.name : '';
   const bad = (why: string) => ({ problem: `${objectName(name)}: ${why}; ignored`, name });
-  if (o.kind !== undefined && o.kind !== 'BlockAffinity') return bad(`kind is ${JSON.stringify(o.kind)}, not BlockAffinity`);
+  if (o.kind !== undefined && o.kind !== 'BlockAffinity') return bad(`kind is ${quoted(text(o.kind))}, not BlockAffinity`);
   if (o.apiVersion !== undefined && !CALICO_BLOCK_AFFINITY_VERSIONS.includes(o.apiVersion as CalicoGroupVersion)) {
-    return bad(`apiVersion ${JSON.stringify(o.apiVersion)} is not ${CALICO_BLOCK_AFFINITY_VERSIONS.join(' or ')}`);
+    return bad(`apiVersion ${quoted(text(o.apiVersion))} is not ${CALICO_BLOCK_AFFINITY_VERSIONS.join(' or ')}`);
   }
   if (!isObj(o.spec)) return bad('no spec');
   const spec = o.spec;
   if (spec.state !== 'confirmed') return undefined;
   const deleted = parseDeleted(spec.deleted);
-  if (deleted === undefined) return bad(`spec.deleted ${JSON.stringify(spec.deleted)} is not a boolean`);
+  if (deleted === undefined) return bad(`spec.deleted ${quoted(text(spec.deleted))} is not a boolean`);
   if (deleted) return undefined;
   if (spec.type !== undefined && spec.type !== '' && spec.type !== 'host') return undefined;
   if (typeof spec.node !== 'string' || spec.node === '') return bad('no spec.node');
+  if (!isDnsSubdomain(spec.node)) return bad('spec.node is not a node name');
   if (typeof spec.cidr !== 'string') return bad('no spec.cidr');
   const prefix = parseNetwork(spec.cidr);
   // Only what failed to parse is quoted (bounded); a CIDR that parsed is short and safe to repeat as written.

@@ -13,6 +13,11 @@ import type { LabelSelector, LabelSelectorRequirement } from '../topology/types.
 const NAME_RE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const DNS1123_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
+/** A DNS-1123 subdomain (≤ 253): what the API server allows as the name of a Node, a Secret, a Topology. */
+export function isDnsSubdomain(s: string): boolean {
+  return s.length <= 253 && DNS1123_SUBDOMAIN_RE.test(s);
+}
+
 /** A label key: `[prefix/]name`, prefix a DNS subdomain (≤ 253), name ≤ 63 of [A-Za-z0-9._-], alphanumeric ends. */
 export function labelKeyError(key: string): string | undefined {
   const slash = key.indexOf('/');
