@@ -22,21 +22,45 @@ export interface ValidationLimits {
  */
 export const DEFAULT_VALIDATION_LIMITS: ValidationLimits = { timeoutMs: 20_000, memoryMiB: 256 };
 
+/** Below about 4 MiB V8 aborts the whole process while it sets the thread up (not a catchable error): keep a margin. */
+export const MIN_VALIDATION_MEMORY_MIB = 64;
+
+/** Throws a RangeError for limits a worker cannot run under (a programming or flag error, not a verdict). */
+function checkLimits(limits: ValidationLimits): void {
+  if (!(Number.isInteger(limits.memoryMiB) && limits.memoryMiB >= MIN_VALIDATION_MEMORY_MIB)) {
+    throw new RangeError(`the validation memory limit must be a whole number of MiB, at least ${MIN_VALIDATION_MEMORY_MIB} (got ${limits.memoryMiB})`);
+  }
+  if (!(limits.timeoutMs > 0)) throw new RangeError(`the validation timeout must be positive (got ${limits.timeoutMs} ms)`);
+}
+
 const THREAD = new URL('./validate-worker-thread.ts', import.meta.url);
 
 function refused(message: string): Verdict {
   return { ok: false, reason: REJECT.validationFailed, message };
 }
 
+/** By the error's code or name only: its message could quote the file. */
+function crashed(e: Error & { code?: string }): Verdict {
+  return refused(`validation crashed (${e.code ?? e.name}); the revision is refused`);
+}
+
 /**
- * Validate `a` in a worker thread within `limits`. Never rejects: a limit overrun or a crash is a verdict too (it
- * names the error's code, never its message, which could quote the file). Resolves to undefined only when `signal`
- * aborts first: the revision was superseded, and nothing is known about it. Resolves after the thread has ended.
+ * Validate `a` in a worker thread within `limits` (RangeError at once for limits no worker can run under). Never
+ * rejects: a limit overrun or a crash is a verdict too.
+ * Resolves to undefined only when `signal` aborts first: the revision was superseded, and nothing is known about it.
+ * Resolves after the thread has ended.
  */
 export function validateInWorker(a: ArtifactOk, limits: ValidationLimits, signal?: AbortSignal): Promise<Verdict | undefined> {
+  checkLimits(limits);
   if (signal?.aborted) return Promise.resolve(undefined);
   return new Promise((resolve) => {
-    const worker = new Worker(THREAD, { workerData: a, resourceLimits: { maxOldGenerationSizeMb: limits.memoryMiB } });
+    let worker: Worker;
+    try {
+      worker = new Worker(THREAD, { workerData: a, resourceLimits: { maxOldGenerationSizeMb: limits.memoryMiB } });
+    } catch (e) {
+      resolve(crashed(e as Error & { code?: string }));
+      return;
+    }
     let done = false;
     const finish = (v: Verdict | undefined): void => {
       if (done) return;
@@ -55,11 +79,9 @@ export function validateInWorker(a: ArtifactOk, limits: ValidationLimits, signal
     worker.once('message', (v: Verdict) => finish(v));
     worker.once('error', (e: Error & { code?: string }) =>
       finish(
-        refused(
-          e.code === 'ERR_WORKER_OUT_OF_MEMORY'
-            ? `validation needed more than ${limits.memoryMiB} MiB (the --validation-memory-mib limit); the revision is refused`
-            : `validation crashed (${e.code ?? e.name}); the revision is refused`,
-        ),
+        e.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? refused(`validation needed more than ${limits.memoryMiB} MiB (the --validation-memory-mib limit); the revision is refused`)
+          : crashed(e),
       ),
     );
     worker.once('exit', (code) => finish(refused(`validation ended without a verdict (exit code ${code}); the revision is refused`)));
@@ -86,6 +108,7 @@ export class BackgroundValidator {
   private stopped = false;
 
   constructor(o: BackgroundValidatorOptions) {
+    checkLimits(o.limits);
     this.o = o;
   }
 

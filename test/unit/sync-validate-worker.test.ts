@@ -68,6 +68,15 @@ test('validateInWorker: an abort (a newer revision) ends the thread with no verd
   assert.equal(await validateInWorker(artifact(GOOD), LIMITS, abort.signal), undefined);
 });
 
+test('validateInWorker and BackgroundValidator: a heap limit too small to set a thread up is a RangeError, never a worker', async () => {
+  // Under about 4 MiB V8 would abort the whole process, uncatchably.
+  for (const memoryMiB of [0, 2, 63.5, Number.NaN]) {
+    assert.throws(() => validateInWorker(artifact(GOOD), { timeoutMs: 1000, memoryMiB }), RangeError);
+    assert.throws(() => new BackgroundValidator({ limits: { timeoutMs: 1000, memoryMiB }, onVerdict: () => undefined, logger: jsonLogger() }), RangeError);
+  }
+  assert.throws(() => validateInWorker(artifact(GOOD), { timeoutMs: 0, memoryMiB: 64 }), RangeError);
+});
+
 function background(): { v: BackgroundValidator; verdicts: () => number; logs: Record<string, unknown>[] } {
   let n = 0;
   const logs: Record<string, unknown>[] = [];

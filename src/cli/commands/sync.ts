@@ -12,6 +12,7 @@ import { parseDuration } from '../../topology/duration.ts';
 import type { GitRef, SignatureVerification } from '../../adapters/git/repo.ts';
 import { redactUrl } from '../../adapters/git/repo.ts';
 import { parseAddress } from '../../sync/server.ts';
+import { MIN_VALIDATION_MEMORY_MIB } from '../../sync/validate-worker.ts';
 import { connect } from '../inputs.ts';
 
 const EXIT_ERROR = 1;
@@ -230,7 +231,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 
     const applyConcurrency = intFlag(v, 'apply-concurrency', 1, 256);
     if (typeof applyConcurrency === 'string') throw new UsageError(applyConcurrency);
-    const validationMemoryMiB = intFlag(v, 'validation-memory-mib', 64, 16384);
+    const validationMemoryMiB = intFlag(v, 'validation-memory-mib', MIN_VALIDATION_MEMORY_MIB, 16384);
     if (typeof validationMemoryMiB === 'string') throw new UsageError(validationMemoryMiB);
     const validationTimeoutMs = durationMs(v, 'validation-timeout', '20s');
 
