@@ -4,6 +4,8 @@
 import { parseDocument } from 'yaml';
 import { formatTopologyError, loadTopology } from '../topology/index.ts';
 import type { Topology } from '../topology/types.ts';
+import { looksLikeKeyMaterial } from '../topology/keymaterial.ts';
+import { isDnsSubdomain } from '../plan/selector.ts';
 import { REJECT, type ArtifactOk, type RejectReason } from './source.ts';
 
 /** Most errors shown in a Ready message; the rest are counted. */
@@ -28,12 +30,15 @@ export function verify(a: ArtifactOk): { ok: true } | { ok: false; reason: Rejec
   return { ok: false, reason: REJECT.verificationFailed, message: `${a.revision}: signature verification failed: ${a.verification.message}` };
 }
 
-/** metadata.name of a YAML document, when it can be read at all (to report against the right Topology). */
+/**
+ * metadata.name of a YAML document, when it can be read at all (to report against the right Topology), and only when
+ * it can name one: a rejected document's name goes into Events and logs, and might be a pasted key.
+ */
 export function documentName(text: string): string | undefined {
   try {
     const doc = parseDocument(text, PARSE_OPTIONS);
     const name = doc.getIn(['metadata', 'name']);
-    return typeof name === 'string' && name !== '' ? name : undefined;
+    return typeof name === 'string' && isDnsSubdomain(name) && !looksLikeKeyMaterial(name) ? name : undefined;
   } catch {
     return undefined;
   }

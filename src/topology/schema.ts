@@ -36,7 +36,10 @@ function durationBound(text: string, bounds: DurationBounds): string | undefined
   return undefined;
 }
 
-/** Keyword on a name field (`true`): a value that looks like key material is refused, and only that is said about it. */
+/**
+ * Keyword on a name field: a value that looks like key material is refused, and only that is said about it; `true`
+ * says KEY_MATERIAL_MESSAGE (a Secret's key name), a string is the message.
+ */
 export const NOT_KEY_MATERIAL_KEYWORD = 'x-not-key-material';
 
 let compiled: ValidateFunction | undefined;
@@ -47,9 +50,9 @@ function validator(): ValidateFunction {
     ajv.addKeyword({ keyword: MESSAGE_KEYWORD, schemaType: 'string' });
     ajv.addKeyword({
       keyword: NOT_KEY_MATERIAL_KEYWORD,
-      schemaType: 'boolean',
+      schemaType: ['boolean', 'string'],
       errors: 'full',
-      validate: (on: boolean, data: unknown) => !on || typeof data !== 'string' || !looksLikeKeyMaterial(data),
+      validate: (on: boolean | string, data: unknown) => !on || typeof data !== 'string' || !looksLikeKeyMaterial(data),
     });
     ajv.addKeyword({
       keyword: DURATION_KEYWORD,
@@ -165,7 +168,7 @@ function messageFor(e: ErrorObject, data: unknown, path: readonly PathSegment[])
     case 'enum':
       return `must be one of: ${((e.params as { allowedValues: unknown[] }).allowedValues ?? []).map(String).join(', ')}`;
     case NOT_KEY_MATERIAL_KEYWORD:
-      return KEY_MATERIAL_MESSAGE;
+      return typeof e.schema === 'string' ? e.schema : KEY_MATERIAL_MESSAGE;
     case DURATION_KEYWORD: {
       const value = valueAt(data, path);
       return typeof value === 'string' ? durationBound(value, e.schema as DurationBounds) : undefined;
@@ -215,6 +218,9 @@ export function checkSchema(data: unknown, at: Locator): TopologyError[] {
   const validate = validator();
   if (validate(data)) return [];
   const out: TopologyError[] = [];
+  /** The key-material errors, and the paths they are about. */
+  const material = new Set<TopologyError>();
+  const materialPaths = new Set<string>();
   for (const e of validate.errors ?? []) {
     const base = pointerToPath(e.instancePath, data);
     let path: PathSegment[] = base;
@@ -229,9 +235,14 @@ export function checkSchema(data: unknown, at: Locator): TopologyError[] {
       part = 'key';
     }
     const message = messageFor(e, data, path);
-    if (message !== undefined) out.push(at.error(path, message, part));
+    if (message === undefined) continue;
+    const err = at.error(path, message, part);
+    if (e.keyword === NOT_KEY_MATERIAL_KEYWORD) {
+      material.add(err);
+      materialPaths.add(err.path);
+    }
+    out.push(err);
   }
   // Key material says only that: drop the other complaints (pattern, length) about the same value.
-  const material = new Set(out.filter((x) => x.message === KEY_MATERIAL_MESSAGE).map((x) => x.path));
-  return material.size === 0 ? out : out.filter((x) => x.message === KEY_MATERIAL_MESSAGE || !material.has(x.path));
+  return material.size === 0 ? out : out.filter((x) => material.has(x) || !materialPaths.has(x.path));
 }
