@@ -5,7 +5,10 @@
 // strongswan, commit 3b902ea59b86, May 2026), the table charon parses proposals with; see also the "IKEv2 Cipher
 // Suites" page of docs.strongswan.org. Keywords with '_' (sha2_256, sha256_96, ...) are listed for completeness; the
 // schema's proposal pattern does not admit '_', so they cannot be written. The dynamic forms strongSwan also accepts
-// (additional key exchanges `ke1_...`) are not supported by Corvid.
+// (additional key exchanges `ke1_...`) are not supported by Corvid. Left out: gost256, gost512 and mlkem512/768/1024,
+// which the strongSwan 5.9 charon of Debian 12 does not know (test/integration/proposals-charon.test.ts loads every
+// keyword of this table into a real charon). `none` and `modpnone` (no key exchange) are keywords but give an IKE
+// proposal no key exchange group.
 
 export type AlgorithmKind = 'encryption' | 'integrity' | 'prf' | 'keyExchange' | 'esn';
 
@@ -32,7 +35,7 @@ const TABLE: Record<AlgorithmKind, string> = {
   keyExchange:
     'none modpnone modpnull modp768 modp1024 modp1536 modp2048 modp3072 modp4096 modp6144 modp8192 ' +
     'ecp192 ecp224 ecp256 ecp384 ecp521 modp1024s160 modp2048s224 modp2048s256 ecp224bp ecp256bp ecp384bp ecp512bp ' +
-    'curve25519 x25519 curve448 x448 gost256 gost512 mlkem512 mlkem768 mlkem1024',
+    'curve25519 x25519 curve448 x448',
   esn: 'noesn esn',
 };
 
@@ -63,6 +66,7 @@ export const WEAK_FAMILIES: readonly { family: string; why: string; test: RegExp
   { family: 'MD5', why: 'a broken hash', test: /^(prf)?md5(_128)?$/ },
   { family: 'SHA-1', why: 'deprecated for IPsec (RFC 8221, RFC 8247)', test: /^(prf)?sha1?(_160)?$/ },
   { family: 'truncated SHA-256', why: 'a pre-standard 96-bit variant', test: /^sha2?_?256_96$/ },
+  { family: 'null key exchange', why: "strongSwan's testing group, which exchanges no key", test: /^modpnull$/ },
   { family: 'MODP below 2048 bits', why: 'under 112-bit security', test: /^modp(768|1024|1536)$/ },
   { family: 'MODP with a small subgroup', why: 'RFC 5114 groups, which RFC 8247 says not to use', test: /^modp[0-9]+s[0-9]+$/ },
   { family: 'ECP below 256 bits', why: 'under 128-bit security', test: /^ecp(192|224)(bp)?$/ },
@@ -81,10 +85,24 @@ export interface ProposalReport {
   weak: string[];
   /** Whether the proposal names an encryption algorithm (strongSwan requires one in IKE and ESP proposals). */
   hasEncryption: boolean;
+  /**
+   * What charon refuses in the combination (checked when every keyword is known and one is an encryption algorithm):
+   * `mixed` AEAD and classic encryption in one proposal; in IKE proposals `integrity` (classic encryption without an
+   * integrity algorithm), `prf` (AEAD with neither a PRF nor an integrity algorithm to derive one from) and `key-exchange` (no DH group).
+   */
+  invalid: ('mixed' | 'integrity' | 'prf' | 'key-exchange')[];
+  /** An ESP proposal with classic encryption and no integrity: charon accepts it, but nothing authenticates packets. */
+  unauthenticated: boolean;
 }
 
-/** Split a proposal into its keywords and classify them. */
-export function checkProposal(proposal: string): ProposalReport {
+/** AEAD encryption keywords: they authenticate by themselves and take no integrity algorithm. */
+const AEAD = /^((aes|camellia)[0-9]*(ccm|gcm)[0-9]*|aes[0-9]+gmac|chacha20poly1305(compat)?)$/;
+
+/**
+ * Split a proposal into its keywords and classify them; `protocol` adds the combination rules charon applies when it
+ * parses a proposal (strongSwan's proposal.c, check_proposal; confirmed against charon 5.9 over VICI).
+ */
+export function checkProposal(proposal: string, protocol?: 'ike' | 'esp'): ProposalReport {
   const words = proposal.split('-');
   const unknown: number[] = [];
   const weak: string[] = [];
@@ -92,10 +110,28 @@ export function checkProposal(proposal: string): ProposalReport {
     if (!KIND.has(w)) unknown.push(i);
     else if (weakFamily(w) && !weak.includes(w)) weak.push(w);
   });
-  return { unknown, weak, hasEncryption: words.some((w) => KIND.get(w) === 'encryption') };
+  const kinds = new Set(words.map((w) => KIND.get(w)));
+  const encryption = words.filter((w) => KIND.get(w) === 'encryption');
+  const aead = encryption.filter((w) => AEAD.test(w)).length;
+  const invalid: ProposalReport['invalid'] = [];
+  let unauthenticated = false;
+  if (protocol !== undefined && unknown.length === 0 && encryption.length > 0) {
+    const classic = encryption.length - aead;
+    if (aead > 0 && classic > 0) invalid.push('mixed');
+    if (protocol === 'ike') {
+      if (classic > 0 && aead === 0 && !kinds.has('integrity')) invalid.push('integrity');
+      // Without a PRF charon derives one from the integrity algorithm, so only AEAD alone lacks it.
+      if (aead > 0 && classic === 0 && !kinds.has('prf') && !kinds.has('integrity')) invalid.push('prf');
+      if (!words.some((w) => KIND.get(w) === 'keyExchange' && w !== 'none' && w !== 'modpnone')) invalid.push('key-exchange');
+    } else if (classic > 0 && aead === 0 && !kinds.has('integrity')) {
+      unauthenticated = true;
+    }
+  }
+  return { unknown, weak, hasEncryption: encryption.length > 0, invalid, unauthenticated };
 }
 
-/** Whether a proposal uses a weak algorithm (unknown keywords are not counted). */
-export function isWeakProposal(proposal: string): boolean {
-  return checkProposal(proposal).weak.length > 0;
+/** Whether a proposal uses a weak algorithm, or is an ESP proposal without integrity (unknown keywords not counted). */
+export function isWeakProposal(proposal: string, protocol?: 'ike' | 'esp'): boolean {
+  const r = checkProposal(proposal, protocol);
+  return r.weak.length > 0 || r.unauthenticated;
 }

@@ -23,6 +23,14 @@ export interface Findings {
 /** Pair findings listed one by one per check; the pairs beyond are counted in one finding. */
 export const MAX_PAIR_FINDINGS = 100;
 
+/** Why charon would refuse a proposal's combination of algorithms (checkProposal's `invalid`), and what to do. */
+const PROPOSAL_PROBLEMS: Record<ProposalReport['invalid'][number], string> = {
+  mixed: 'mixes AEAD encryption (gcm, ccm, chacha20poly1305) with classic encryption, which strongSwan refuses; keep one kind',
+  integrity: 'uses classic encryption without an integrity algorithm, which strongSwan refuses in IKE proposals; add one such as sha256',
+  prf: 'uses AEAD encryption without a PRF (nor an integrity algorithm to derive one from), which strongSwan refuses in IKE proposals; add one such as prfsha256',
+  'key-exchange': 'has no key exchange group, which strongSwan refuses in IKE proposals; add one such as modp2048 or ecp256',
+};
+
 /** A name no pool can have (pool names are DNS labels) and that no rule names: any pool no rule names. */
 const UNNAMED_POOL = '\u0000any-other-pool';
 
@@ -698,7 +706,8 @@ class Checker {
       (o[field] ?? []).forEach((proposal, n) => {
         // A proposal the schema refuses is reported there once.
         if (!PROPOSAL_SHAPE.test(proposal) || proposal.length > 256) return;
-        const report = checkProposal(proposal);
+        const protocol = field === 'ikeProposals' ? 'ike' : 'esp';
+        const report = checkProposal(proposal, protocol);
         const words = proposal.split('-');
         for (const i of report.unknown) {
           // The keyword itself is never quoted (it might be a pasted secret); a close known keyword may be.
@@ -710,6 +719,14 @@ class Checker {
         }
         if (report.unknown.length === 0 && !report.hasEncryption) {
           this.error([...path, field, n], 'names no encryption algorithm; start it with one such as aes256 or aes256gcm16');
+        }
+        for (const problem of report.invalid) this.error([...path, field, n], PROPOSAL_PROBLEMS[problem]);
+        if (report.unauthenticated && !eff.allowInsecure) {
+          this.reported.add(`${place}:weak`);
+          this.error(
+            [...path, field, n],
+            'encrypts without authenticating (classic encryption and no integrity algorithm), so forged packets go undetected; add one such as sha256, use an AEAD such as aes256gcm16, or set allowInsecure: true to accept it',
+          );
         }
         if (report.weak.length > 0 && !eff.allowInsecure) {
           this.reported.add(`${place}:weak`);
@@ -785,7 +802,7 @@ class Checker {
         this.error(target, `${pairText} uses backend ${eff.backend} without a pre-shared key; set pskSecretRef {name, key}`, 'key');
       }
       if (!eff.allowInsecure && !seenKind('weak')) {
-        const weak = [...eff.ikeProposals, ...eff.espProposals].some(isWeakProposal);
+        const weak = eff.ikeProposals.some((x) => isWeakProposal(x, 'ike')) || eff.espProposals.some((x) => isWeakProposal(x, 'esp'));
         if (weak) {
           this.error(
             target,

@@ -9,7 +9,7 @@ import { parseDuration } from '../../src/topology/duration.ts';
 import { isUsableIP } from '../../src/topology/ip.ts';
 import { isIP } from '../../src/plan/inventory.ts';
 import { looksLikeKeyMaterial } from '../../src/topology/keymaterial.ts';
-import { ALGORITHM_KEYWORDS, checkProposal, weakFamily } from '../../src/topology/proposals.ts';
+import { algorithmKind, ALGORITHM_KEYWORDS, checkProposal, weakFamily } from '../../src/topology/proposals.ts';
 import { doc, expectErrors, expectValid, FILE, pool, PSK } from './topology-helpers.ts';
 
 const POOLS = [pool('cloud'), pool('edge')];
@@ -146,18 +146,35 @@ describe('proposals: strongSwan keywords, weak families refused', () => {
   });
 
   it('keeps the proposals the repository uses valid', () => {
-    for (const p of ['aes256-sha256-modp2048', 'aes256-sha256', 'aes256-sha384-modp3072', 'aes256-sha512', 'aes256-sha384', 'aes256gcm16-prfsha512-ecp521', 'aes256gcm16-prfsha384-ecp384', 'aes256-sha512-modp4096', 'aes128-sha256-ecp256', 'chacha20poly1305-prfsha256-x25519', 'aes256gcm16-esn']) {
-      assert.deepEqual(checkProposal(p), { unknown: [], weak: [], hasEncryption: true }, p);
+    const clean = { unknown: [], weak: [], hasEncryption: true, invalid: [], unauthenticated: false };
+    for (const p of ['aes256-sha256-modp2048', 'aes256-sha384-modp3072', 'aes256gcm16-prfsha512-ecp521', 'aes256gcm16-prfsha384-ecp384', 'aes256-sha512-modp4096', 'aes128-sha256-ecp256', 'chacha20poly1305-prfsha256-x25519']) {
+      assert.deepEqual(checkProposal(p, 'ike'), clean, p);
+    }
+    for (const p of ['aes256-sha256', 'aes256-sha512', 'aes256-sha384', 'aes256gcm16-esn', 'aes256gcm16-prfsha384', 'aes256-sha256-modp2048']) {
+      assert.deepEqual(checkProposal(p, 'esp'), clean, p);
     }
   });
 
-  it('property: a proposal of known keywords is accepted exactly when it has an encryption algorithm and none is weak (without allowInsecure)', () => {
-    const known = fc.constantFrom(...ALGORITHM_KEYWORDS.filter((k) => !k.includes('_')));
+  it('refuses combinations charon refuses, and ESP that encrypts without authenticating', () => {
+    expectErrors(ike('aes256-sha256'), [['^aes256-sha256', 'spec.encryption.ikeProposals[0]', 'has no key exchange group, which strongSwan refuses in IKE proposals; add one such as modp2048 or ecp256']]);
+    expectErrors(ike('aes256gcm16-modp2048'), [['^aes256gcm16', 'spec.encryption.ikeProposals[0]', 'uses AEAD encryption without a PRF (nor an integrity algorithm to derive one from), which strongSwan refuses in IKE proposals; add one such as prfsha256']]);
+    expectErrors(ike('aes256-modp2048'), [['^aes256-modp2048', 'spec.encryption.ikeProposals[0]', 'uses classic encryption without an integrity algorithm, which strongSwan refuses in IKE proposals; add one such as sha256']]);
+    expectErrors(ike('aes256-aes256gcm16-sha256-modp2048'), [['^aes256-aes', 'spec.encryption.ikeProposals[0]', 'mixes AEAD encryption (gcm, ccm, chacha20poly1305) with classic encryption, which strongSwan refuses; keep one kind']]);
+    const esp = (list: string, extra = ''): string => doc({ encryption: `${PSK}  espProposals: [${list}]\n${extra}`, pools: POOLS });
+    expectErrors(esp('aes256'), [['^aes256', 'spec.encryption.espProposals[0]', 'encrypts without authenticating (classic encryption and no integrity algorithm), so forged packets go undetected; add one such as sha256, use an AEAD such as aes256gcm16, or set allowInsecure: true to accept it']]);
+    expectValid(esp('aes256', '  allowInsecure: true\n'));
+    expectValid(esp('aes256gcm16'));
+  });
+
+  it('property: one keyword of a strong IKE proposal swapped for another of its kind is accepted exactly when that keyword is not weak (and still exchanges a key)', () => {
+    const base = ['aes256', 'sha256', 'modp2048'];
+    const kinds = ['encryption', 'integrity', 'keyExchange'] as const;
+    const swap = fc.nat({ max: 2 }).chain((i) => fc.record({ i: fc.constant(i), word: fc.constantFrom(...ALGORITHM_KEYWORDS.filter((k) => !k.includes('_') && algorithmKind(k) === kinds[i])) }));
     fc.assert(
-      fc.property(fc.array(known, { minLength: 1, maxLength: 4 }), (words) => {
-        const proposal = words.join('-');
+      fc.property(swap, ({ i, word }) => {
+        const proposal = base.map((w, k) => (k === i ? word : w)).join('-');
         const r = loadTopology(ike(proposal), FILE);
-        const expectOk = words.some((w) => checkProposal(w).hasEncryption) && !words.some((w) => weakFamily(w) !== undefined);
+        const expectOk = weakFamily(word) === undefined && word !== 'none' && word !== 'modpnone';
         assert.equal(r.ok, expectOk, `${proposal}: ${r.ok ? '' : r.errors.map(formatTopologyError).join('; ')}`);
       }),
       RUNS,
