@@ -6,7 +6,9 @@ import type { TopologyError } from './errors.ts';
 import { ipVersion, usableIPVersion } from './ip.ts';
 import type { Locator, PathSegment } from './parse.ts';
 import { closest, TOPOLOGY_SCHEMA } from './schema.ts';
+import { looksLikeKeyMaterial } from './keymaterial.ts';
 import { ALGORITHM_KEYWORDS, checkProposal, isWeakProposal, weakFamily } from './proposals.ts';
+import type { ProposalReport } from './proposals.ts';
 import { arr, isObj } from './normalise.ts';
 import { overlappingSelectors, selectorMeaning } from './selectors.ts';
 import type { SelectorMeaning } from './selectors.ts';
@@ -54,9 +56,12 @@ const LINKS: PathSegment[] = ['spec', 'links'];
 
 const POOL_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-/** Whether a name is a well-formed pool name; only those are ever quoted back (the schema reports the others). */
+/**
+ * Whether a name is a well-formed pool name that does not look like key material; only those are ever quoted back
+ * (the schema reports the others).
+ */
 function wellFormed(name: string): boolean {
-  return POOL_NAME.test(name) && name.length <= 63;
+  return POOL_NAME.test(name) && name.length <= 63 && !looksLikeKeyMaterial(name);
 }
 
 function same(x: unknown, y: unknown): boolean {
