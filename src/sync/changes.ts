@@ -96,14 +96,17 @@ export function isOwnedBy(g: Gateway, topology: string): boolean {
 }
 
 /**
+ * @param topology the topology whose Gateways are pruned when no longer desired (with a renamed one's former name).
  * @param lastWritten name -> ownedKey of what this sync last wrote (for drift detection; may be empty).
  */
 export function computeChanges(
   desired: readonly Gateway[],
   live: readonly Gateway[],
-  topology: string,
+  topology: string | readonly string[],
   lastWritten: ReadonlyMap<string, string> = new Map(),
 ): ChangeSet {
+  // Several names: a renamed topology prunes its former name's Gateways too (src/sync/ownership.ts).
+  const owners = typeof topology === 'string' ? [topology] : topology;
   const liveByName = new Map(live.map((g) => [g.metadata.name, g]));
   const wanted = new Set(desired.map((g) => g.metadata.name));
   const apply: GatewayChange[] = [];
@@ -120,7 +123,7 @@ export function computeChanges(
     apply.push({ name: d.metadata.name, desired: d, ...(l ? { live: l } : {}), spec, status, drift: drifted(d, l, lastWritten) });
   }
   const prune = live
-    .filter((g) => !wanted.has(g.metadata.name) && isOwnedBy(g, topology) && !isDeleting(g))
+    .filter((g) => !wanted.has(g.metadata.name) && owners.some((t) => isOwnedBy(g, t)) && !isDeleting(g))
     .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
   return { apply, prune, unchanged };
 }

@@ -30,9 +30,10 @@ import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
 import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
 import { computeChanges, computeStatusOnlyChanges, emptyRefusal, ownedKey, waitingMessage, type ChangeSet, type WaitingGateway } from './changes.ts';
 import type { Logger } from './log.ts';
+import { conflictMessage, gatewayOwnership, Takeovers, withoutConflicts, type Ownership } from './ownership.ts';
 import type { SyncMetrics } from './metrics.ts';
 import { REJECT, type Artifact, type RejectReason, type TopologySource } from './source.ts';
-import { WAITING_FOR_GATEWAY_SPEC, podSubnetProblems, rfc3339, statusEquals, topologyStatus, type Outcome } from './status.ts';
+import { SUPERSEDED, WAITING_FOR_GATEWAY_SPEC, podSubnetProblems, rfc3339, statusEquals, topologyStatus, type Outcome } from './status.ts';
 import { validate, type Candidate } from './validate.ts';
 import type { BackgroundValidator } from './validate-worker.ts';
 import { topologyDocument } from './source-cluster.ts';
@@ -93,6 +94,8 @@ interface Rejection {
   key: string;
   outcome: Outcome & { kind: 'rejected' };
   name?: string;
+  /** Refused for what may pass with no new revision (GatewayConflict: the owner may go): looked at again each time. */
+  recheck?: true;
 }
 
 function artifactKey(a: Artifact & { ok: true }): string {
@@ -132,9 +135,28 @@ export class Reconciler {
   private podSubnetProblems: string[] = [];
   /** Whether the first reconcile as a writer completed (for /readyz). */
   ranOnce = false;
+  private readonly takeovers: Takeovers;
 
   constructor(deps: ReconcilerDeps) {
     this.d = deps;
+    this.takeovers = new Takeovers({
+      kc: deps.kc,
+      logger: deps.logger,
+      guard: () => this.writeContext().guard(),
+      countWrite: () => {
+        this.writes++;
+        this.d.metrics.writesTotal.inc({ verb: 'apply', resource: 'topologies/status' });
+      },
+      topologyObject: (name) => deps.topologies.get(name),
+      formerName: (obj) => this.formerName(obj),
+      event: (name, type, reason, action, note) => void this.event(this.topologyRef(name), type, reason, action, note),
+      now: deps.now,
+    });
+  }
+
+  /** git/file: a status object written by a sync of this source kind (src/sync/ownership.ts). */
+  private formerName(obj: TopologyObject): boolean {
+    return this.d.source.kind !== 'cluster' && obj.metadata?.annotations?.[SOURCE_ANNOTATION] === this.d.source.kind;
   }
 
   /**
@@ -219,7 +241,7 @@ export class Reconciler {
       attempted = art.revision;
       const key = artifactKey(art);
       if (this.lastGood?.key !== key) {
-        if (this.rejected?.key === key) problem = this.rejected.outcome;
+        if (this.rejected?.key === key && !this.rejected.recheck) problem = this.rejected.outcome;
         else {
           const v = this.d.validator.verdict(key, art);
           if (v === undefined) validating = true;
@@ -249,8 +271,24 @@ export class Reconciler {
       const live = this.liveGateways();
       let changes: ChangeSet;
       let waiting: WaitingGateway[] = [];
+      let owners: Ownership | undefined;
       if (this.d.gatewaySpec === 'external') ({ waiting, ...changes } = computeStatusOnlyChanges(planned.gateways, live, this.lastWritten));
-      else changes = computeChanges(planned.gateways, live, serving.topology.name, this.lastWritten);
+      else {
+        // A planned Gateway another topology owns: adopted, or a conflict that refuses the revision (ownership.ts).
+        const previous = isCandidate && this.d.source.kind !== 'cluster' ? this.lastGood?.topology.name : undefined;
+        const topologyObject = (n: string): TopologyObject | undefined => this.d.topologies.get(n);
+        owners = gatewayOwnership({ topology: serving.topology.name, desired: planned.gateways, live, topologyObject, formerName: (o) => this.formerName(o), previous });
+        changes = computeChanges(withoutConflicts(planned.gateways, owners), live, [serving.topology.name, ...owners.pruneWith], this.lastWritten);
+        if (owners.conflicts.length > 0) {
+          const message = conflictMessage(owners.conflicts);
+          if (isCandidate) {
+            problem = this.reject(serving.key, serving.revision, REJECT.gatewayConflict, message, serving.topology.name);
+            continue;
+          }
+          // The revision in force keeps serving its other Gateways.
+          problem ??= { kind: 'rejected', revision: serving.revision, reason: REJECT.gatewayConflict, message };
+        }
+      }
       const refusal = emptyRefusal(planned.gateways, changes, serving.topology.allowEmpty);
       if (refusal !== undefined) {
         if (isCandidate) {
@@ -302,6 +340,7 @@ export class Reconciler {
         this.lastGood = serving;
         this.rejected = undefined;
       }
+      if (owners !== undefined && (owners.adopted.length > 0 || owners.superseded.length > 0)) await this.takeovers.applied(serving.topology.name, serving.revision, owners);
       this.notePodSubnets(planned.podSubnets, podSubnetProblems(planned.findings), serving.topology.name);
       // Applied once every Gateway is in place: at once in apply mode, when the spec owner has caught up otherwise.
       if (serving === this.lastGood && waiting.length === 0 && this.appliedRevision !== serving.revision) {
@@ -394,7 +433,7 @@ export class Reconciler {
     if (this.d.source.kind === 'cluster' || !this.d.statusObject) return;
     const mine = this.d.topologies
       .list()
-      .filter((t) => t.metadata?.annotations?.[SOURCE_ANNOTATION] === this.d.source.kind && t.status?.lastAppliedRevision);
+      .filter((t) => this.formerName(t) && t.status?.lastAppliedRevision && t.status.conditions?.find((c) => c.type === 'Ready')?.reason !== SUPERSEDED);
     if (mine.length !== 1) return;
     const obj = mine[0];
     const name = obj.metadata?.name ?? '';
@@ -456,7 +495,7 @@ export class Reconciler {
   private reject(key: string, revision: string | undefined, reason: RejectReason, message: string, name?: string): Outcome {
     const outcome = { kind: 'rejected' as const, ...(revision ? { revision } : {}), reason, message };
     if (this.rejected?.key !== key) {
-      this.rejected = { key, outcome, name };
+      this.rejected = { key, outcome, name, ...(reason === REJECT.gatewayConflict ? { recheck: true as const } : {}) };
       this.d.metrics.topologyRejected.inc({ reason });
       this.d.logger.error('revision rejected', { revision, reason, message, inForce: this.lastGood?.revision });
       const ref = name ?? this.lastGood?.topology.name;

@@ -33,12 +33,17 @@ export class ClusterSource implements TopologySource {
 
   constructor(o: ClusterSourceOptions) {
     this.o = o;
-    this.informer = topologyInformer(o.kubeConfig, { name: o.name, ...o.informerBackoff });
+    // Every Topology, not only the followed one: a Gateway owned by another that still exists is not taken over
+    // (src/sync/ownership.ts), and the deletion of that one is what lets it go.
+    this.informer = topologyInformer(o.kubeConfig, { ...o.informerBackoff });
   }
 
   async start(changed: () => void): Promise<void> {
     this.changed = changed;
-    this.informer.onChange(() => this.update());
+    this.informer.onChange((e) => {
+      // Another Topology gone may free Gateways the followed one waits for; the followed one's events are update()'s.
+      if (!this.update() && e.type === 'delete') this.changed();
+    });
     this.informer.onError((e, info) => this.o.logger.warn('topology watch failed; retrying', { error: e, retryInMs: info.retryInMs }));
     await this.informer.start();
     this.update();
@@ -56,7 +61,8 @@ export class ClusterSource implements TopologySource {
     await this.informer.stop();
   }
 
-  private update(): void {
+  /** True when latest() changed (and changed() was called). */
+  private update(): boolean {
     const all = this.informer.list();
     let next: Artifact;
     const chosen = this.o.name !== undefined ? all.find((t) => t.metadata?.name === this.o.name) : all.length === 1 ? all[0] : undefined;
@@ -79,9 +85,10 @@ export class ClusterSource implements TopologySource {
         object: { name, generation },
       };
     }
-    if (JSON.stringify(next) === JSON.stringify(this.current)) return;
+    if (JSON.stringify(next) === JSON.stringify(this.current)) return false;
     this.current = next;
     this.changed();
+    return true;
   }
 
   /** The live object (for status: its conditions and generation). */

@@ -15,6 +15,8 @@ export const REJECT = {
   dryRunFailed: 'DryRunFailed',
   applyFailed: 'ApplyFailed',
   planFailed: 'PlanFailed',
+  /** A planned Gateway belongs to another topology whose Topology object exists (src/sync/ownership.ts). */
+  gatewayConflict: 'GatewayConflict',
 } as const;
 export type RejectReason = (typeof REJECT)[keyof typeof REJECT];
 

@@ -5,6 +5,8 @@
 //   failed    Ready=False (the reason), Reconciling=True (ProgressingWithRetry): retried with backoff
 //   waiting   Ready=False, Reconciling=True, both with the reason: the revision is planned, but the Gateway spec's
 //             owner (--gateway-spec=external) has not applied it yet; never Stalled, it gets better by itself
+//   superseded Ready=False, Stalled=True (Superseded): a git/file status object whose topology was renamed; the new
+//             name has its Gateways and nothing reconciles this object any more
 //
 // lastTransitionTime moves only when a condition's status flips, so an unchanged outcome gives an equal status and
 // costs no write.
@@ -18,9 +20,11 @@ export type Outcome =
   | { kind: 'applied'; revision: string; notes?: string[] }
   | { kind: 'rejected'; revision?: string; reason: RejectReason; message: string }
   | { kind: 'failed'; revision?: string; reason: RejectReason | string; message: string }
-  | { kind: 'waiting'; revision: string; reason: string; message: string };
+  | { kind: 'waiting'; revision: string; reason: string; message: string }
+  | { kind: 'superseded'; by: string; revision: string };
 
 export const WAITING_FOR_GATEWAY_SPEC = 'WaitingForGatewaySpec';
+export const SUPERSEDED = 'Superseded';
 
 export interface StatusInput {
   previous?: TopologyStatus;
@@ -71,6 +75,12 @@ export function topologyStatus(input: StatusInput): TopologyStatus {
     conditions = setCondition(conditions, { type: 'Ready', status: 'False', ...why }, now);
     conditions = setCondition(conditions, { type: 'Reconciling', status: 'True', ...why }, now);
     conditions = removeCondition(conditions, 'Stalled');
+  } else if (outcome.kind === 'superseded') {
+    const message = `superseded by topology ${outcome.by} at revision ${outcome.revision}, which has taken over its Gateways; nothing reconciles this object any more: delete it`;
+    const why = { reason: SUPERSEDED, message, ...gen };
+    conditions = setCondition(conditions, { type: 'Ready', status: 'False', ...why }, now);
+    conditions = setCondition(conditions, { type: 'Stalled', status: 'True', ...why }, now);
+    conditions = removeCondition(conditions, 'Reconciling');
   } else {
     const rev = outcome.revision ? `revision ${outcome.revision}: ` : '';
     const message = `${rev}${outcome.message}${inForce(input.lastAppliedRevision)}`;

@@ -4,10 +4,9 @@
 // plus the Topology object's own kstatus (Ready, observedGeneration, the error with its position in the Ready message).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { parse } from 'yaml';
 import { createNode, setNodeReady, useControlPlane } from '../support/controlplane.ts';
-import { ensureNamespace, installCorvidCrds, resourceVersions, sleep, startTestSync, topologyYaml, waitFor, type TestSync } from './sync-fixtures.ts';
-import { CONTENT_TYPE, kubeRequest } from '../../src/adapters/kube/client.ts';
+import { applyTopologyCr as applyCr, ensureNamespace, installCorvidCrds, resourceVersions, sleep, startTestSync, topologyYaml, waitFor, type TestSync } from './sync-fixtures.ts';
+import { kubeRequest } from '../../src/adapters/kube/client.ts';
 import { getGateway } from '../../src/adapters/kube/gateways.ts';
 import { leasesPath } from '../../src/adapters/kube/leases.ts';
 import { microTime } from '../../src/adapters/kube/events.ts';
@@ -26,16 +25,7 @@ const POOLS = [
 const TIMING = { namespace: NS, leaseDurationMs: 1500, renewDeadlineMs: 1000, retryPeriodMs: 200 };
 
 /** The Topology as a user applies it (kubectl apply = server-side apply under the user's manager). */
-async function applyTopologyCr(doc: string): Promise<void> {
-  const obj = parse(doc) as { metadata: { name: string } };
-  await kubeRequest(cp.get().kubeConfig, {
-    method: 'PATCH',
-    path: `/apis/corvid.dev/v1alpha1/topologies/${obj.metadata.name}`,
-    query: { fieldManager: 'kubectl', force: true },
-    contentType: CONTENT_TYPE.apply,
-    body: obj,
-  });
-}
+const applyTopologyCr = (doc: string): Promise<void> => applyCr(cp.get().kubeConfig, doc);
 
 async function startReplica(id: string): Promise<TestSync> {
   const s = await startTestSync(cp.get().kubeConfig, {

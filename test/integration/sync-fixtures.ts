@@ -1,10 +1,10 @@
 // Shared helpers of the sync/kube/git integration tests (real control plane, real git; nothing mocked).
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { installCrds } from '../support/controlplane.ts';
-import { kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
+import { CONTENT_TYPE, kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
 import { leasesPath } from '../../src/adapters/kube/leases.ts';
 import { microTime } from '../../src/adapters/kube/events.ts';
 import { execFile } from 'node:child_process';
@@ -253,6 +253,24 @@ export async function deleteAllGateways(kc: KubeConfig): Promise<void> {
   for (const g of gws.items) {
     await kubeRequest(kc, { method: 'DELETE', path: `/apis/raven.openyurt.io/v1beta1/gateways/${g.metadata.name}` }).catch(() => undefined);
   }
+}
+
+/** A Topology applied as a user applies it (kubectl apply = server-side apply under the manager kubectl). */
+export async function applyTopologyCr(kc: KubeConfig, doc: string): Promise<void> {
+  const obj = parseAllDocuments(doc)[0].toJS() as { metadata: { name: string } };
+  await kubeRequest(kc, {
+    method: 'PATCH',
+    path: `/apis/corvid.dev/v1alpha1/topologies/${obj.metadata.name}`,
+    query: { fieldManager: 'kubectl', force: true },
+    contentType: CONTENT_TYPE.apply,
+    body: obj,
+  });
+}
+
+/** Replace a file the way an editor or a config tool does: a new file renamed over the old one. */
+export async function writeAtomically(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text);
+  await rename(`${path}.tmp`, path);
 }
 
 export async function deleteTopology(kc: KubeConfig, name: string): Promise<void> {

@@ -4,11 +4,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNode, useControlPlane } from '../support/controlplane.ts';
-import { ensureNamespace, installCorvidCrds, sleep, startTestSync, topologyYaml, waitFor, type TestSync } from './sync-fixtures.ts';
+import { ensureNamespace, installCorvidCrds, sleep, startTestSync, topologyYaml, waitFor, writeAtomically, type TestSync } from './sync-fixtures.ts';
 import { getTopology } from '../../src/adapters/kube/topologies.ts';
 
 let sync: TestSync | undefined;
@@ -20,11 +20,6 @@ after(async () => {
 const cp = useControlPlane();
 
 const sha256 = (t: string) => `sha256:${createHash('sha256').update(t).digest('hex')}`;
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  await writeFile(`${path}.tmp`, text);
-  await rename(`${path}.tmp`, path);
-}
 
 test('status object: a push that drops spec.connectivity replaces the spec and the status follows', { skip: cp.skip }, async () => {
   const kc = cp.get().kubeConfig;
