@@ -10,7 +10,7 @@
 
 import { usableIPVersion } from '../topology/ip.ts';
 import { mergeLinkPolicy } from '../topology/policy.ts';
-import type { Backend, EncryptionOverride, EncryptionPolicy, SecretKeyRef } from '../topology/types.ts';
+import type { Backend, EncryptionOverride, EncryptionPolicy, MemberRouting, MemberVxlan, SecretKeyRef } from '../topology/types.ts';
 import {
   CONNECTIVITY_ANNOTATION,
   DENIED_PEERS_ANNOTATION,
@@ -26,6 +26,8 @@ import {
   RELAY_ANNOTATION,
   REPLICAS_ANNOTATION,
   MTU_ANNOTATION,
+  MEMBER_ROUTING_ANNOTATION,
+  MEMBER_VXLAN_ANNOTATION,
   REVISION_ANNOTATION,
 } from './keys.ts';
 import { canonicalJson } from './render.ts';
@@ -68,6 +70,10 @@ export interface GatewayLinks {
   underNAT: boolean;
   /** The pool's uplink MTU (corvid.dev/mtu), when published and valid. */
   mtu?: number;
+  /** How members reach the gateway (corvid.dev/member-routing): `vxlan` or `auto`; absent means `direct`. */
+  memberRouting?: MemberRouting;
+  /** The member VXLAN's settings (corvid.dev/member-vxlan); present whenever memberRouting is not `direct`. */
+  memberVxlan?: MemberVxlan;
   /** Active node -> reason of its last election decision. */
   election: Record<string, string>;
   revision?: string;
@@ -166,6 +172,9 @@ export interface LinkAnnotations {
   replicas?: number;
   /** corvid.dev/mtu: the pool's uplink MTU; omitted when absent. */
   mtu?: number;
+  /** corvid.dev/member-routing and corvid.dev/member-vxlan: omitted when absent or `direct`. */
+  memberRouting?: MemberRouting;
+  memberVxlan?: MemberVxlan;
 }
 
 /** Annotations for a Gateway. Omits denied-peers, relay, relays-for, encryption-pool, encryption-links, election when empty. */
@@ -186,7 +195,28 @@ export function encodeGatewayAnnotations(a: LinkAnnotations): Record<string, str
   if (a.revision !== undefined) out[REVISION_ANNOTATION] = a.revision;
   if (a.replicas !== undefined && a.replicas > 1) out[REPLICAS_ANNOTATION] = String(a.replicas);
   if (a.mtu !== undefined) out[MTU_ANNOTATION] = String(a.mtu);
+  if (a.memberRouting !== undefined && a.memberRouting !== 'direct' && a.memberVxlan !== undefined) {
+    out[MEMBER_ROUTING_ANNOTATION] = a.memberRouting;
+    out[MEMBER_VXLAN_ANNOTATION] = encodeMemberVxlan(a.memberVxlan);
+  }
   return canonicalizeRecord(out);
+}
+
+/** corvid.dev/member-vxlan: `{"port":N,"vni":N}`. */
+export function encodeMemberVxlan(v: MemberVxlan): string {
+  return canonicalJson({ port: v.port, vni: v.vni });
+}
+
+/** corvid.dev/member-vxlan: both whole numbers, a VNI of 24 bits and a UDP port. */
+export function decodeMemberVxlan(text: string): Decoded<MemberVxlan> {
+  const j = parseJson(text);
+  if (!j.ok) return j;
+  const v = j.value as { port?: unknown; vni?: unknown } | null;
+  const whole = (x: unknown, lo: number, hi: number): x is number => typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi;
+  if (typeof v !== 'object' || v === null || !whole(v.port, 1, 65535) || !whole(v.vni, 1, 16777215)) {
+    return { ok: false, error: 'expected {"port": 1..65535, "vni": 1..16777215}' };
+  }
+  return { ok: true, value: { port: v.port, vni: v.vni } };
 }
 
 function canonicalizeRecord(r: Record<string, string>): Record<string, string> {
@@ -428,6 +458,18 @@ export function readGatewayLinks(gw: Gateway): GatewayLinks {
   if (defaults) out.encryptionDefaults = defaults;
   if (poolOverride) out.encryptionPool = poolOverride;
   if (ann[REVISION_ANNOTATION] !== undefined) out.revision = ann[REVISION_ANNOTATION];
+  // Fail safe: member routing that cannot be read falls back to direct (the routes members had before the field).
+  const routing = ann[MEMBER_ROUTING_ANNOTATION];
+  if (routing !== undefined) {
+    const vx = ann[MEMBER_VXLAN_ANNOTATION] === undefined ? undefined : decodeMemberVxlan(ann[MEMBER_VXLAN_ANNOTATION]);
+    if (routing !== 'vxlan' && routing !== 'auto') problems.push(`${MEMBER_ROUTING_ANNOTATION}: expected vxlan or auto`);
+    else if (vx === undefined) problems.push(`${MEMBER_ROUTING_ANNOTATION}: present without ${MEMBER_VXLAN_ANNOTATION}`);
+    else if (!vx.ok) problems.push(`${MEMBER_VXLAN_ANNOTATION}: ${vx.error}`);
+    else {
+      out.memberRouting = routing;
+      out.memberVxlan = vx.value;
+    }
+  }
   if (ann[MTU_ANNOTATION] !== undefined) {
     const mtu = decodeMtu(ann[MTU_ANNOTATION]);
     if (mtu.ok) out.mtu = mtu.value;

@@ -42,6 +42,14 @@ export const ELECTION_ANNOTATION = 'corvid.dev/election';
  */
 export const MTU_ANNOTATION = 'corvid.dev/mtu';
 
+/**
+ * Annotation: how the pool's members reach its active gateway, `vxlan` or `auto` (the topology's pool memberRouting);
+ * written only when it is not `direct`, the default.
+ */
+export const MEMBER_ROUTING_ANNOTATION = 'corvid.dev/member-routing';
+/** Annotation: JSON `{"port":N,"vni":N}`, the member VXLAN's settings; written only with member-routing. */
+export const MEMBER_VXLAN_ANNOTATION = 'corvid.dev/member-vxlan';
+
 /** Node annotation: overrides the node's public IP. */
 export const NODE_PUBLIC_IP_ANNOTATION = 'corvid.dev/public-ip';
 /** Node annotation: `"true"` drains this node as a gateway for planned maintenance. */

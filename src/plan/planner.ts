@@ -18,6 +18,7 @@ import { canonicalize } from '../gateway/render.ts';
 import type { Endpoint, Gateway, NodeInfo } from '../gateway/types.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND } from '../gateway/types.ts';
 import type { Pool } from '../topology/types.ts';
+import { DEFAULT_MEMBER_VXLAN } from '../topology/normalise.ts';
 import { candidateState, electPool } from './election.ts';
 import type { CandidateState } from './election.ts';
 import { encryptionTable } from './encryption.ts';
@@ -276,6 +277,9 @@ export function plan(input: PlanInput): PlanResult {
       revision: input.revision,
       ...(replicas > UPSTREAM_MAX_TUNNEL_REPLICAS ? { replicas } : {}),
       ...(pool.mtu !== undefined ? { mtu: pool.mtu } : {}),
+      ...(pool.memberRouting !== undefined && pool.memberRouting !== 'direct'
+        ? { memberRouting: pool.memberRouting, memberVxlan: t.memberVxlan ?? DEFAULT_MEMBER_VXLAN }
+        : {}),
     });
     const size = annotationBytes(annotations);
     if (size > ANNOTATION_SIZE_LIMIT) {

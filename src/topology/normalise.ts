@@ -11,6 +11,8 @@ import type {
   LabelSelector,
   LabelSelectorRequirement,
   LinkOverride,
+  MemberRouting,
+  MemberVxlan,
   PairRule,
   PodSubnetMode,
   Pool,
@@ -28,6 +30,12 @@ export const DEFAULT_ENCRYPTION: Readonly<EncryptionPolicy> = Object.freeze({
 export const DEFAULT_PUBLIC_PORT = 4500;
 export const DEFAULT_MIN_HEALTHY = '30s';
 export const DEFAULT_HEARTBEAT_TIMEOUT = '3s';
+/**
+ * Member VXLAN defaults: VNI 9027 (Raven's route table number, as ours) and UDP 4793, clear of flannel (8472, VNI 1),
+ * Calico and the IANA port (4789, VNI 4096), VXLAN-GPE (4790), Raven (4472) and Submariner (4800).
+ */
+export const DEFAULT_MEMBER_VXLAN: Readonly<MemberVxlan> = Object.freeze({ vni: 9027, port: 4793 });
+const MEMBER_ROUTING: readonly string[] = ['direct', 'vxlan', 'auto'];
 
 type Obj = Record<string, unknown>;
 
@@ -173,6 +181,10 @@ export function buildModel(data: unknown): Model {
     if (typeof p.relay === 'string') pool.relay = p.relay;
     if (isObj(p.encryption)) pool.encryption = encryptionOverride(p.encryption);
     if (typeof p.mtu === 'number' && Number.isInteger(p.mtu)) pool.mtu = p.mtu;
+    // `direct` is the default and stays implicit, so existing topologies keep their canonical form.
+    if (typeof p.memberRouting === 'string' && p.memberRouting !== 'direct' && MEMBER_ROUTING.includes(p.memberRouting)) {
+      pool.memberRouting = p.memberRouting as MemberRouting;
+    }
     allPools.push({ pool, index: i });
     if (seen.has(p.name)) return;
     seen.add(p.name);
@@ -193,6 +205,12 @@ export function buildModel(data: unknown): Model {
   const ps = isObj(spec.podSubnets) ? spec.podSubnets : {};
   const podSubnetSource: PodSubnetMode = ps.source === 'podCIDR' || ps.source === 'calico' ? ps.source : 'auto';
 
+  const whole = (x: unknown, d: number): number => (typeof x === 'number' && Number.isInteger(x) ? x : d);
+  const mv = spec.memberVxlan;
+  const memberVxlan: MemberVxlan | undefined = isObj(mv)
+    ? { vni: whole(mv.vni, DEFAULT_MEMBER_VXLAN.vni), port: whole(mv.port, DEFAULT_MEMBER_VXLAN.port) }
+    : undefined;
+
   const topology: Topology = {
     name: isObj(metadata) && typeof metadata.name === 'string' ? metadata.name : '',
     allowEmpty: bool(spec.allowEmpty) ?? false,
@@ -206,6 +224,7 @@ export function buildModel(data: unknown): Model {
       replicas,
     },
     podSubnets: { source: podSubnetSource },
+    ...(memberVxlan !== undefined ? { memberVxlan } : {}),
     pools,
     links,
   };
@@ -231,6 +250,7 @@ export function finalise(model: Model): Topology {
         ...(relay !== undefined ? { relay } : {}),
         ...(p.encryption !== undefined ? { encryption: p.encryption } : {}),
         ...(p.mtu !== undefined ? { mtu: p.mtu } : {}),
+        ...(p.memberRouting !== undefined ? { memberRouting: p.memberRouting } : {}),
       };
     });
   const links = t.links
@@ -247,6 +267,7 @@ export function finalise(model: Model): Topology {
     connectivity: t.connectivity,
     election: t.election,
     podSubnets: t.podSubnets,
+    ...(t.memberVxlan !== undefined ? { memberVxlan: t.memberVxlan } : {}),
     pools,
     links,
   };

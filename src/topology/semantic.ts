@@ -9,7 +9,7 @@ import { closest, TOPOLOGY_SCHEMA } from './schema.ts';
 import { looksLikeKeyMaterial } from './keymaterial.ts';
 import { ALGORITHM_KEYWORDS, checkProposal, isWeakProposal, weakFamily } from './proposals.ts';
 import type { ProposalReport } from './proposals.ts';
-import { arr, isObj } from './normalise.ts';
+import { arr, DEFAULT_MEMBER_VXLAN, isObj } from './normalise.ts';
 import { overlappingSelectors, selectorMeaning } from './selectors.ts';
 import type { SelectorMeaning } from './selectors.ts';
 import type { Model } from './normalise.ts';
@@ -32,6 +32,19 @@ const PROPOSAL_PROBLEMS: Record<ProposalReport['invalid'][number], string> = {
   prf: 'uses AEAD encryption without a PRF (nor an integrity algorithm to derive one from), which strongSwan refuses in IKE proposals; add one such as prfsha256',
   'key-exchange': 'has no key exchange group, which strongSwan refuses in IKE proposals; add one such as modp2048 or ecp256',
 };
+
+/** What the member routing modes mean, for messages that refuse a combination. */
+const MEMBER_ROUTING_MEANING =
+  'memberRouting direct routes a member\'s cross-pool traffic to its gateway\'s node address on the LAN, vxlan sends it to the gateway inside Corvid\'s VXLAN (spec.memberVxlan) so the network sees node addresses only, auto picks vxlan for a member whose gateway is not on-link';
+const VXLAN_MEANING = 'members of pools with memberRouting vxlan or auto reach their gateway over a VXLAN of Corvid\'s own';
+/** VNIs and ports of the VXLANs a cluster already runs (CNIs, IKE). */
+const TAKEN_VNIS = new Map([[1, 'flannel\'s'], [4096, 'Calico\'s']]);
+const TAKEN_PORTS = new Map([
+  [8472, 'flannel\'s (and the kernel\'s default)'],
+  [4789, 'Calico\'s (and the IANA VXLAN port)'],
+  [4790, 'VXLAN-GPE\'s'],
+  [4500, 'IKE NAT traversal\'s'],
+]);
 
 /** A name no pool can have (pool names are DNS labels) and that no rule names: any pool no rule names. */
 const UNNAMED_POOL = '\u0000any-other-pool';
@@ -846,6 +859,37 @@ class Checker {
     }
   }
 
+  // ---------------------------------------------------------------- member routing
+
+  /** VXLAN settings that would collide with the CNI's VXLAN, IKE, or a gateway's port; settings no pool uses. */
+  checkMemberRouting(): void {
+    const raw = this.raw(['spec', 'memberVxlan']);
+    const vx = this.t.memberVxlan ?? DEFAULT_MEMBER_VXLAN;
+    const users = this.t.pools.filter((p) => p.memberRouting === 'vxlan' || p.memberRouting === 'auto');
+    const here = ['spec', 'memberVxlan'];
+    if (isObj(raw)) {
+      const cni = TAKEN_VNIS.get(vx.vni);
+      if (typeof raw.vni === 'number' && cni !== undefined) {
+        this.error([...here, 'vni'], `VNI ${vx.vni} is ${cni}; ${VXLAN_MEANING}, and a device of the CNI's VNI on the same port would take its traffic; choose another (default ${DEFAULT_MEMBER_VXLAN.vni})`);
+      }
+      const owner = TAKEN_PORTS.get(vx.port);
+      if (typeof raw.port === 'number' && owner !== undefined) {
+        this.error([...here, 'port'], `UDP port ${vx.port} is ${owner}; ${VXLAN_MEANING}, and sharing the port would mix its packets with the other's; choose another (default ${DEFAULT_MEMBER_VXLAN.port})`);
+      }
+      if (users.length === 0) {
+        this.warn(here, `no pool uses it: ${MEMBER_ROUTING_MEANING}; set memberRouting: vxlan or auto on a pool, or remove spec.memberVxlan`, 'key');
+      }
+    }
+    for (const p of users) {
+      const j = p.gateways.findIndex((g) => g.publicPort === vx.port);
+      if (j < 0) continue;
+      this.error(
+        [...this.pool(p.name), 'gateways', j, 'publicPort'],
+        `is the member VXLAN's UDP port (spec.memberVxlan.port ${vx.port}), and pool ${this.n(p.name)} has memberRouting: ${p.memberRouting} (${MEMBER_ROUTING_MEANING}); a gateway cannot receive IKE and VXLAN on one port: change one of them, or use memberRouting: direct`,
+      );
+    }
+  }
+
   // ---------------------------------------------------------------- election
 
   checkElection(): void {
@@ -891,6 +935,7 @@ export function checkMeaning(data: unknown, model: Model, loc: Locator, pairwise
   c.checkPaths();
   c.checkEncryption();
   c.checkElection();
+  c.checkMemberRouting();
   return { errors: c.errors, warnings: c.warnings };
 }
 

@@ -57,6 +57,24 @@ export interface Pool {
   encryption?: EncryptionOverride;
   /** MTU of the pool's uplink/WAN path (576..9000), published as corvid.dev/mtu; absent when not set. */
   mtu?: number;
+  /** How members reach the pool's active gateway; absent means `direct`. */
+  memberRouting?: MemberRouting;
+}
+
+/**
+ * How a pool's members send cross-pool traffic to their gateway:
+ * - `direct`: routed to the gateway's node address on the LAN (the gateway must be on-link and the LAN must pass
+ *   pod source addresses);
+ * - `vxlan`: inside Corvid's own VXLAN device, so the LAN sees node addresses only (cloud VPCs, routed sites);
+ * - `auto`: `vxlan` for a member whose gateway is not in a connected subnet of its uplink, `direct` otherwise.
+ */
+export type MemberRouting = 'direct' | 'vxlan' | 'auto';
+
+/** The VXLAN between members and their gateway (pools whose memberRouting is vxlan or auto). */
+export interface MemberVxlan {
+  vni: number;
+  /** UDP destination port. */
+  port: number;
 }
 
 export type RuleAction = 'allow' | 'deny';
@@ -109,6 +127,8 @@ export interface Topology {
   connectivity: Connectivity;
   election: ElectionSettings;
   podSubnets: PodSubnets;
+  /** VXLAN settings of member routing, when spec.memberVxlan is written (defaults filled in); else DEFAULT_MEMBER_VXLAN. */
+  memberVxlan?: MemberVxlan;
   /** Sorted by name. */
   pools: Pool[];
   /** Per-pair encryption overrides, each pair sorted, list sorted. */
