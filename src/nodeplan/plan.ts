@@ -24,6 +24,9 @@ import type { Backend, EncryptionPolicy } from '../topology/types.ts';
 import {
   canonicalAddress,
   compareParsedPrefixes,
+  contains,
+  parseAddress,
+  parsePrefix,
   familyOfPrefix,
   overlaps,
   sortCanonicalPrefixes,
@@ -37,6 +40,9 @@ import {
   DEFAULT_RULE_PRIORITY,
   IPSEC_OVERHEAD,
   mssFor,
+  VXLAN_DEVICE,
+  VXLAN_OVERHEAD,
+  type VxlanPlan,
   type Family,
   type MssClamp,
   NO_PACKET_POLICY,
@@ -70,6 +76,8 @@ interface PoolInfo {
   nodes: Set<string>;
   /** The pool's uplink MTU from its Gateway, when published. */
   mtu?: number;
+  /** Node -> its canonical privateIP from status.nodes. */
+  ipOf: Map<string, string>;
 }
 
 class Findings {
@@ -122,7 +130,7 @@ function readPools(gateways: Gateway[], f: Findings): Map<string, PoolInfo> {
     if (tunnelActives.length > 1) {
       f.add({ severity: 'warning', code: 'multiple-active', pool: links.pool, message: `${tunnelActives.length} active tunnel endpoints; using ${tunnelActives[0].nodeName}` });
     }
-    const info: PoolInfo = { name: links.pool, gw, links, nat: links.underNAT, subnets: sortCanonicalPrefixes(subnets), nodes };
+    const info: PoolInfo = { name: links.pool, gw, links, nat: links.underNAT, subnets: sortCanonicalPrefixes(subnets), nodes, ipOf };
     if (links.mtu !== undefined) info.mtu = links.mtu;
     const a = tunnelActives[0];
     if (a !== undefined) {
@@ -412,6 +420,8 @@ export function nodePlan(input: NodePlanInput): NodePlan {
   }
   const me = mine[0];
   const plan: NodePlan = { ...base, pool: me.name };
+  const device = vxlanDevice(me, input, f);
+  if (device !== undefined) plan.vxlan = device;
   if (!me.active) {
     f.add({ severity: 'warning', code: 'no-active-gateway', pool: me.name, message: `pool ${me.name} has no active gateway; no routes` });
     return { ...plan, role: 'member', findings: f.sorted() };
@@ -492,6 +502,17 @@ export function nodePlan(input: NodePlanInput): NodePlan {
   let parsedRoutes: ParsedRoute[] = [];
   if (plan.role === 'member') {
     parsedRoutes = routesVia(remote, privateHop(me.active), f, me.name);
+    if (device !== undefined && overVxlan(me, device, input.uplinkPrefixes, f)) {
+      const a = me.active;
+      // IPv4 first: the addresses the routes use as next hops, all behind the gateway's one MAC.
+      const neighbours = [a.privateIP, ...(a.otherIP !== undefined ? [a.otherIP] : [])].sort((x, y) => familyOfPrefix(x) - familyOfPrefix(y));
+      device.peers = [{ node: a.node, address: a.privateIP, mac: vxlanMac(a.privateIP), neighbours }];
+      for (const r of parsedRoutes) {
+        r.route.dev = device.device;
+        // The packet crosses the VXLAN before the tunnel: the route carries the smaller of the two MTUs.
+        if (r.route.mtu !== undefined && device.mtu !== undefined) r.route.mtu = Math.min(r.route.mtu, device.mtu);
+      }
+    }
   } else {
     for (const { pool, hop } of clearPeers) parsedRoutes.push(...routesVia(remote.filter((r) => r.pool === pool), hop, f, me.name));
   }
@@ -535,4 +556,45 @@ function dedupeRoutes(routes: ParsedRoute[], f: Findings, pool: string): RoutePl
     out.push(r);
   }
   return out;
+}
+
+/**
+ * The MAC of a node's VXLAN device: locally administered unicast `0a:c7:` and the last four bytes of its address, so
+ * every node knows every other's without asking (two IPv6 nodes that share their last 32 bits would collide).
+ */
+export function vxlanMac(address: string): string {
+  const a = parseAddress(address);
+  const low = a === undefined ? 0n : a.value & 0xffffffffn;
+  const bytes = [0x0a, 0xc7, ...[24n, 16n, 8n, 0n].map((sh) => Number((low >> sh) & 0xffn))];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** This node's VXLAN device when its pool's memberRouting is vxlan or auto (peers filled in by the caller). */
+function vxlanDevice(me: PoolInfo, input: NodePlanInput, f: Findings): VxlanPlan | undefined {
+  const mode = me.links.memberRouting;
+  const vx = me.links.memberVxlan;
+  if (mode === undefined || vx === undefined) return undefined;
+  const local = me.ipOf.get(input.nodeName);
+  if (local === undefined) {
+    f.add({ severity: 'warning', code: 'vxlan-without-address', pool: me.name, message: `memberRouting ${mode}: node ${input.nodeName} has no valid privateIP in status.nodes; no VXLAN device, members route directly` });
+    return undefined;
+  }
+  const out: VxlanPlan = { device: VXLAN_DEVICE, vni: vx.vni, port: vx.port, local, mac: vxlanMac(local), peers: [] };
+  if (input.uplinkMtu !== undefined) out.mtu = input.uplinkMtu - VXLAN_OVERHEAD[familyOfPrefix(local)];
+  return out;
+}
+
+/** Whether a member sends through the VXLAN: vxlan mode, or auto with a gateway outside its uplink's prefixes. */
+function overVxlan(me: PoolInfo, device: VxlanPlan, uplinkPrefixes: string[] | undefined, f: Findings): boolean {
+  const gw = (me.active as Active).privateIP;
+  if (familyOfPrefix(gw) !== familyOfPrefix(device.local)) {
+    f.add({ severity: 'warning', code: 'vxlan-family-mismatch', pool: me.name, message: `memberRouting ${me.links.memberRouting}: gateway ${gw} and this node ${device.local} differ in family; routing directly` });
+    return false;
+  }
+  if (me.links.memberRouting === 'vxlan' || uplinkPrefixes === undefined) return true;
+  const target = parsePrefix(gw) as Prefix;
+  return !uplinkPrefixes.some((p) => {
+    const q = parsePrefix(p);
+    return q !== undefined && q.family === target.family && contains(q, target);
+  });
 }

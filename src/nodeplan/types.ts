@@ -29,6 +29,46 @@ export interface NodePlanInput {
    * (corvid.dev/mtu). Undefined: no MTU is known, and nothing is clamped.
    */
   uplinkMtu?: number;
+  /**
+   * The connected prefixes of this node's uplink (the device of its InternalIP), for memberRouting `auto`: a gateway
+   * inside one of them is on-link. Undefined: not known, and `auto` takes vxlan (which works either way).
+   */
+  uplinkPrefixes?: string[];
+}
+
+/** Corvid's VXLAN device between a pool's members and its gateway. */
+export const VXLAN_DEVICE = 'corvid.vx';
+
+/** Bytes a VXLAN adds, by the family of its outer header: outer IP, UDP 8, VXLAN 8, inner Ethernet 14. */
+export const VXLAN_OVERHEAD: Record<Family, number> = { 4: 20 + 8 + 8 + 14, 6: 40 + 8 + 8 + 14 };
+
+/** A node at the other end of our VXLAN: one FDB entry (its MAC to its address) and its permanent neighbours. */
+export interface VxlanPeer {
+  node: string;
+  /** The node's address, the outer destination (FDB `dst`). */
+  address: string;
+  /** Its device's MAC (vxlanMac of its address). */
+  mac: string;
+  /** Inner next hops that resolve to that MAC (its node addresses: routes go `via <it> dev corvid.vx onlink`), sorted. */
+  neighbours: string[];
+}
+
+/**
+ * The VXLAN device of a node in a pool whose memberRouting is vxlan or auto: every node of such a pool has it (so a
+ * failover only moves a member's FDB and neighbour entries). No learning: the peers are exactly the entries listed.
+ */
+export interface VxlanPlan {
+  device: string;
+  vni: number;
+  port: number;
+  /** This node's address: the outer source. */
+  local: string;
+  /** The device's MAC, derived from `local` (vxlanMac), so peers know it without asking. */
+  mac: string;
+  /** Uplink MTU less VXLAN_OVERHEAD; undefined when the uplink's MTU is not known (the kernel's default then). */
+  mtu?: number;
+  /** A member routing through it: its gateway. A gateway: none (replies to members take the CNI's path). */
+  peers: VxlanPeer[];
 }
 
 /**
@@ -88,6 +128,8 @@ export interface RoutePlan {
   pool: string;
   /** The path MTU towards dst through the tunnel(s), when an MTU is known (the route's `mtu`, and `advmss` from it). */
   mtu?: number;
+  /** A member in vxlan mode: the route goes `via <via> dev <dev> onlink` (the neighbour entry gives its MAC). */
+  dev?: string;
 }
 
 /** TCP MSS clamping on an active gateway, for SYNs to and from these remote prefixes. */
@@ -168,4 +210,6 @@ export interface NodePlan {
   poolNeighbours: string[];
   routeTable: number;
   rulePriority: number;
+  /** The member VXLAN device this node holds (its pool's memberRouting is vxlan or auto); absent: none. */
+  vxlan?: VxlanPlan;
 }
