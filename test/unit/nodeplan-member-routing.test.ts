@@ -5,40 +5,23 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nodePlan, vxlanMac } from '../../src/nodeplan/plan.ts';
 import { encodeGatewayAnnotations } from '../../src/gateway/annotations.ts';
-import { POOL_LABEL } from '../../src/gateway/keys.ts';
-import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../../src/gateway/types.ts';
+import type { Gateway } from '../../src/gateway/types.ts';
+import { DEFAULT_ENCRYPTION } from '../../src/topology/normalise.ts';
+import { poolGateway } from '../support/gateways.ts';
 import type { EncryptionPolicy, MemberRouting } from '../../src/topology/types.ts';
 
-const IPSEC: EncryptionPolicy = {
-  backend: 'ipsec',
-  ikeProposals: ['aes256-sha256-modp2048'],
-  espProposals: ['aes256-sha256'],
-  pskSecretRef: { name: 'corvid-psk', key: 'psk' },
-  allowInsecure: false,
-};
+const IPSEC: EncryptionPolicy = { ...DEFAULT_ENCRYPTION, pskSecretRef: { name: 'corvid-psk', key: 'psk' } };
 
 function gw(pool: string, nodes: Array<[string, string, string]>, active: string, o: { routing?: MemberRouting; mtu?: number; privateIPs?: string } = {}): Gateway {
-  const ep = { nodeName: active, type: 'tunnel' as const, port: 4500, underNAT: false, publicIP: `192.0.2.${pool.length}${pool.charCodeAt(0) % 10}` };
-  return {
-    apiVersion: GATEWAY_API_VERSION,
-    kind: GATEWAY_KIND,
-    metadata: {
-      name: pool,
-      labels: { [POOL_LABEL]: pool },
-      annotations: encodeGatewayAnnotations({
-        peers: ['*'],
-        encryption: IPSEC,
-        encryptionDefaults: IPSEC,
-        ...(o.mtu !== undefined ? { mtu: o.mtu } : {}),
-        ...(o.routing !== undefined ? { memberRouting: o.routing, memberVxlan: { vni: 9027, port: 4793 } } : {}),
-      }),
-    },
-    spec: { endpoints: [ep], tunnelConfig: { Replicas: 1 } },
-    status: {
-      nodes: nodes.map(([nodeName, privateIP, subnet]) => ({ nodeName, privateIP, subnets: [subnet] })),
-      activeEndpoints: [o.privateIPs === undefined ? ep : { ...ep, config: { 'corvid.dev/private-ips': o.privateIPs } }],
-    },
-  };
+  const annotations = encodeGatewayAnnotations({
+    peers: ['*'],
+    encryption: IPSEC,
+    encryptionDefaults: IPSEC,
+    ...(o.mtu !== undefined ? { mtu: o.mtu } : {}),
+    ...(o.routing !== undefined ? { memberRouting: o.routing, memberVxlan: { vni: 9027, port: 4793 } } : {}),
+  });
+  const publicIP = `192.0.2.${pool.length}${pool.charCodeAt(0) % 10}`;
+  return poolGateway({ pool, active, publicIP, annotations, nodes: nodes.map(([name, ip, subnet]) => ({ name, ip, subnets: [subnet] })), ...(o.privateIPs ? { privateIPs: o.privateIPs } : {}) });
 }
 
 const VPC_NODES: Array<[string, string, string]> = [
