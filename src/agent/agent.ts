@@ -9,10 +9,11 @@ import type { Informer } from '../adapters/kube/informer.ts';
 import { errorMessage } from '../adapters/kube/client.ts';
 import { Heartbeat, type TunnelHealth } from '../adapters/kube/heartbeat.ts';
 import { Iproute } from '../adapters/iproute/iproute.ts';
+import { VxlanLink } from '../adapters/iproute/vxlan.ts';
 import { Nft } from '../adapters/nft/nft.ts';
 import { RpFilter } from '../adapters/sysctl/rpfilter.ts';
 import { join } from 'node:path';
-import { nodePlan, type NodePlan } from '../nodeplan/index.ts';
+import { nodePlan, VXLAN_DEVICE, type NodePlan } from '../nodeplan/index.ts';
 import { ViciSession, parseUpdownEvent, type Subscription, type ViciMessage } from './vici/index.ts';
 import { Reconciler, emptyResult, type ReconcileResult, type TunnelState } from './reconciler.ts';
 import { ours } from './conns.ts';
@@ -91,8 +92,9 @@ export class Agent {
   private readonly vici: ViciSession;
   private readonly reconciler: Reconciler;
   private readonly iproute: Iproute;
-  /** MTU of the device holding this node's InternalIP (read before each plan). */
+  /** MTU and connected prefixes of the device holding this node's InternalIP (read before each plan). */
   private uplinkMtu: number | undefined;
+  private uplinkPrefixes: string[] | undefined;
   private readonly heartbeat: Heartbeat;
   readonly metrics = new AgentMetrics();
   private http: { port: number; close(): Promise<void> } | undefined;
@@ -140,6 +142,7 @@ export class Agent {
       vici: this.vici,
       viciPresent: () => existsSync(opts.viciSocket),
       iproute: this.iproute,
+      vxlan: new VxlanLink({ device: VXLAN_DEVICE, netns: opts.netns, ipPath: opts.ipPath }),
       ...(opts.packetFilter === false ? {} : { nft: new Nft({ netns: opts.netns, ipPath: opts.ipPath }) }),
       ...(opts.looseRpFilter === false
         ? {}
@@ -244,24 +247,27 @@ export class Agent {
       routeTable: this.o.routeTable,
       rulePriority: this.o.rulePriority,
       ...(this.uplinkMtu === undefined ? {} : { uplinkMtu: this.uplinkMtu }),
+      ...(this.uplinkPrefixes === undefined ? {} : { uplinkPrefixes: this.uplinkPrefixes }),
     });
   }
 
-  /** The MTU of the device that holds this node's privateIP (from its Gateway), when it can be read. */
-  private async readUplinkMtu(gateways: readonly Gateway[]): Promise<number | undefined> {
+  /** The MTU and prefixes of the device that holds this node's privateIP (from its Gateway), when they can be read. */
+  private async readUplink(gateways: readonly Gateway[]): Promise<{ mtu?: number; prefixes?: string[] }> {
     const ip = gateways.flatMap((g) => g.status?.nodes ?? []).find((n) => n.nodeName === this.o.nodeName)?.privateIP;
-    if (ip === undefined) return undefined;
+    if (ip === undefined) return {};
     try {
-      return await this.iproute.mtuOfAddress(ip);
+      return await this.iproute.uplinkOf(ip);
     } catch (e) {
       this.log.warn('cannot read the uplink MTU', { error: (e as Error).message });
-      return undefined;
+      return {};
     }
   }
 
   private async reconcileOnce(): Promise<void> {
     const gateways = this.informer?.list() ?? [];
-    this.uplinkMtu = await this.readUplinkMtu(gateways);
+    const uplink = await this.readUplink(gateways);
+    this.uplinkMtu = uplink.mtu;
+    this.uplinkPrefixes = uplink.prefixes;
     const plan = this.currentPlan();
     const s = summary(plan);
     if (s !== this.lastPlanSummary) {

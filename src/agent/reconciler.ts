@@ -13,7 +13,8 @@ import type { ViciCommands, IkeSaInfo } from './vici/index.ts';
 import type { Iproute } from '../adapters/iproute/iproute.ts';
 import type { Nft } from '../adapters/nft/nft.ts';
 import type { RpFilter } from '../adapters/sysctl/rpfilter.ts';
-import { devicesToward, NO_PACKET_POLICY, type NodePlan, type PacketPolicy, type TunnelPlan } from '../nodeplan/index.ts';
+import type { VxlanLinks } from '../adapters/iproute/vxlan.ts';
+import { devicesToward, NO_PACKET_POLICY, type NodePlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
 import type { ConnConfig } from './vici/index.ts';
 import { connHash, ours, saMatchesTunnel, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
 import type { SecretReader } from './secrets.ts';
@@ -61,6 +62,8 @@ export interface ReconcilerOptions {
   nft?: Nft;
   /** Loose reverse-path filtering where cross-pool traffic arrives asymmetrically; undefined: not managed. */
   rpFilter?: RpFilter;
+  /** The member VXLAN device, its FDB and neighbour entries; undefined: not managed (plans with one are errors). */
+  vxlan?: VxlanLinks;
   secrets: SecretReader;
   log: Logger;
   /** How long an initiate waits for the SA (charon keeps trying afterwards). Default 5000 ms. */
@@ -132,10 +135,13 @@ export class Reconciler {
 
   async reconcile(plan: NodePlan): Promise<ReconcileResult> {
     const res = emptyResult();
+    // The device and its new next hops before the routes that use them; stale entries only after the routes moved.
+    await this.applyVxlan(plan.vxlan, 'add', res);
     await this.applyRoutes(plan, res);
+    await this.applyVxlan(plan.vxlan, 'prune', res);
     await this.applyNft(plan.packet, res);
     await this.applyVici(plan, res);
-    await this.applyRpFilter(plan.poolNeighbours, res);
+    await this.applyRpFilter(plan.poolNeighbours, plan.vxlan, res);
     res.ok = res.errors.length === 0;
     return res;
   }
@@ -160,10 +166,12 @@ export class Reconciler {
    * a failover is not slowed down: the devices depend on the pool, not on the node's role, so a node taking over
    * already has them loose.
    */
-  private async applyRpFilter(poolNeighbours: string[], res: ReconcileResult): Promise<void> {
+  private async applyRpFilter(poolNeighbours: string[], vxlan: VxlanPlan | undefined, res: ReconcileResult): Promise<void> {
     if (this.o.rpFilter !== undefined) {
       try {
         const devices = poolNeighbours.length === 0 ? [] : devicesToward(poolNeighbours, await this.o.iproute.routes('main'));
+        // A gateway's member VXLAN receives what it answers through the CNI; a member's sends what comes back that way.
+        if (vxlan !== undefined && poolNeighbours.length > 0) devices.push(vxlan.device);
         const r = await this.o.rpFilter.ensure(devices);
         res.packetChanges.push(...r.changes.map((c) => `rp_filter ${c}`));
         res.errors.push(...r.errors);
@@ -173,10 +181,30 @@ export class Reconciler {
     }
   }
 
+  private async applyVxlan(desired: VxlanPlan | undefined, phase: 'add' | 'prune', res: ReconcileResult): Promise<void> {
+    if (this.o.vxlan === undefined) {
+      if (desired !== undefined && phase === 'add') res.errors.push('vxlan: the plan has a member VXLAN device but this agent does not manage one');
+      return;
+    }
+    try {
+      const r = await this.o.vxlan.apply(desired, phase);
+      res.ipChanges.push(...r.changes);
+      res.errors.push(...r.errors.map((e) => `vxlan: ${e}`));
+    } catch (e) {
+      res.errors.push(`vxlan: ${(e as Error).message}`);
+    }
+  }
+
   private async applyRoutes(plan: NodePlan, res: ReconcileResult): Promise<void> {
     try {
       const r = await this.o.iproute.apply({
-        routes: plan.routes.map((x) => (x.mtu === undefined ? { family: x.family, dst: x.dst, via: x.via } : { family: x.family, dst: x.dst, via: x.via, mtu: x.mtu })),
+        routes: plan.routes.map((x) => ({
+          family: x.family,
+          dst: x.dst,
+          via: x.via,
+          ...(x.mtu !== undefined ? { mtu: x.mtu } : {}),
+          ...(x.dev !== undefined ? { dev: x.dev } : {}),
+        })),
         rules: plan.rules.map((x) => ({ family: x.family, priority: x.priority, table: x.table })),
       });
       res.ipChanges.push(...r.changes.map((c) => c.line));
@@ -356,9 +384,10 @@ export class Reconciler {
     } catch (e) {
       res.errors.push(`routes: ${(e as Error).message}`);
     }
+    if (this.o.vxlan !== undefined) await this.applyVxlan(undefined, 'prune', res);
     // Routes first: no cross-pool packet may leave with its source rewritten after the exemption is gone.
     await this.applyNft(NO_PACKET_POLICY, res);
-    await this.applyRpFilter([], res);
+    await this.applyRpFilter([], undefined, res);
     res.ok = res.errors.length === 0;
     return res;
   }

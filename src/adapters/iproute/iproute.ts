@@ -22,6 +22,8 @@ export interface RouteEntry {
   via: string;
   /** Path MTU towards dst (the tunnel's); the route then also carries advmss = mtu - 40 (IPv4) or - 60 (IPv6). */
   mtu?: number;
+  /** The member VXLAN: `via <via> dev <dev> onlink` (the next hop is a neighbour entry on that device). */
+  dev?: string;
 }
 
 /** A plain rule `from all lookup <table> pref <priority>`. */
@@ -46,6 +48,8 @@ export interface ActualRoute {
   type: string;
   mtu?: number;
   advmss?: number;
+  /** The route carries the onlink flag. */
+  onlink?: boolean;
   /** True when the route is exactly `dst via X` with nothing else we would not have written. */
   plain: boolean;
 }
@@ -140,7 +144,7 @@ export function parseRoutes(json: string, family: Family): ActualRoute[] {
           ? (r.via as { host: string }).host
           : undefined;
     const dst = typeof r.dst === 'string' ? (r.dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : withPrefixLength(r.dst, family)) : '?';
-    // flags (linkdown, ...) describe the link, not the route we wrote: ignored.
+    // flags (linkdown, ...) describe the link, not the route we wrote: ignored, but for onlink, which we write.
     const metrics = routeMetrics(r.metrics);
     const plain =
       type === 'unicast' &&
@@ -153,6 +157,7 @@ export function parseRoutes(json: string, family: Family): ActualRoute[] {
     if (typeof r.dev === 'string') out.dev = r.dev;
     if (metrics?.mtu !== undefined) out.mtu = metrics.mtu;
     if (metrics?.advmss !== undefined) out.advmss = metrics.advmss;
+    if (Array.isArray(r.flags) && r.flags.includes('onlink')) out.onlink = true;
     return out;
   });
 }
@@ -181,19 +186,36 @@ export function mtuOfAddress(json: string, address: string): number | undefined 
   return typeof link?.mtu === 'number' ? link.mtu : undefined;
 }
 
+/**
+ * From `ip -json address show`: the connected prefixes of the link that holds `address` (global scope, canonical
+ * as ip prints them, host bits cleared by the caller's parser), for memberRouting auto's on-link test.
+ */
+export function prefixesOfAddress(json: string, address: string): string[] | undefined {
+  const trimmed = json.trim();
+  if (trimmed === '') return undefined;
+  const links = JSON.parse(trimmed) as Array<{ addr_info?: Array<{ local?: unknown; prefixlen?: unknown; scope?: unknown }> }>;
+  const link = links.find((l) => (l.addr_info ?? []).some((a) => a.local === address));
+  if (link === undefined) return undefined;
+  return (link.addr_info ?? [])
+    .filter((a) => typeof a.local === 'string' && typeof a.prefixlen === 'number' && a.scope === 'global')
+    .map((a) => `${a.local as string}/${a.prefixlen as number}`);
+}
+
 // ---------------------------------------------------------------- diff (pure)
 
-function routeLine(op: 'replace' | 'del', r: { dst: string; via?: string; mtu?: number }, table: number): string {
+function routeLine(op: 'replace' | 'del', r: { dst: string; via?: string; mtu?: number; dev?: string }, table: number): string {
   if (op === 'del') return `route del ${r.dst} table ${table}`;
   const via = r.via as string;
   const cross = familyOf(via) !== familyOf(r.dst) ? `inet${familyOf(via) === 6 ? '6' : ''} ` : '';
+  const dev = r.dev === undefined ? '' : ` dev ${r.dev} onlink`;
   const mtu = r.mtu === undefined ? '' : ` mtu ${r.mtu} advmss ${mssFor(r.mtu, familyOf(r.dst))}`;
-  return `route replace ${r.dst} via ${cross}${via} table ${table}${mtu}`;
+  return `route replace ${r.dst} via ${cross}${via}${dev} table ${table}${mtu}`;
 }
 
-/** Whether a live route is exactly the one we want (next hop, MTU and its advmss). */
+/** Whether a live route is exactly the one we want (next hop, its device when onlink, MTU and its advmss). */
 function sameRoute(a: ActualRoute, w: RouteEntry): boolean {
   if (!a.plain || a.via !== w.via || a.mtu !== w.mtu) return false;
+  if (w.dev === undefined ? a.onlink === true : a.dev !== w.dev || a.onlink !== true) return false;
   return a.advmss === (w.mtu === undefined ? undefined : mssFor(w.mtu, w.family));
 }
 
@@ -287,11 +309,13 @@ export class Iproute {
     return out;
   }
 
-  /** The MTU of the device that holds `address` (undefined when no device does). */
-  async mtuOfAddress(address: string): Promise<number | undefined> {
+  /** The MTU and connected prefixes of the device that holds `address` (undefined when no device does). */
+  async uplinkOf(address: string): Promise<{ mtu?: number; prefixes?: string[] }> {
     const r = await this.run(['-json', 'address', 'show']);
     if (r.code !== 0) throw new Error(`ip address show: ${r.stderr.trim()}`);
-    return mtuOfAddress(r.stdout, address);
+    const mtu = mtuOfAddress(r.stdout, address);
+    const prefixes = prefixesOfAddress(r.stdout, address);
+    return { ...(mtu !== undefined ? { mtu } : {}), ...(prefixes !== undefined ? { prefixes } : {}) };
   }
 
   /** Routes in our table and rules that look it up, both families. */
