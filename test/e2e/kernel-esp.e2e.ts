@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { charonSkipReason } from '../support/charon.ts';
 import { startUml, umlSkipReason } from '../support/uml.ts';
 
 const skip = umlSkipReason();
@@ -26,4 +28,38 @@ test('the UML guest boots, runs a script and has kernel ESP', { skip, timeout: 6
   } finally {
     await g.stop();
   }
+});
+
+const GUEST = fileURLToPath(new URL('./kernel-esp-guest.ts', import.meta.url));
+const GUEST_MODULES = ['ipv6', 'esp4', 'esp6', 'xfrm_user', 'veth', 'nf_tables', 'nft_masq', 'nft_ct', 'nf_nat', 'tun'];
+
+/** Boot a guest that runs one phase of kernel-esp-guest.ts; returns its result and the guest's console on failure. */
+async function runPhase(phase: string, o: { timeoutMs: number; netns?: string; tap?: string; dir?: string }): Promise<{ result: Record<string, unknown>; console: string; ms: number }> {
+  const started = Date.now();
+  const g = await startUml({ modules: GUEST_MODULES, timeoutMs: o.timeoutMs, netns: o.netns, tap: o.tap, dir: o.dir, script: `'${process.execPath}' '${GUEST}' ${phase} "$UML_DIR"` });
+  try {
+    const r = await g.exited;
+    let result: Record<string, unknown>;
+    try {
+      result = JSON.parse(readFileSync(join(g.dir, `result-${phase}.json`), 'utf8')) as Record<string, unknown>;
+    } catch {
+      result = { error: `no result (guest ${r.timedOut ? 'timed out' : `exited ${r.code ?? r.signal}`})` };
+    }
+    return { result, console: g.console().slice(-4000), ms: Date.now() - started };
+  } finally {
+    await g.stop();
+  }
+}
+
+test('charon with the shipped strongswan.conf carries pod traffic through kernel ESP between two namespaces', { skip: skip ?? charonSkipReason(), timeout: 90_000 }, async () => {
+  const { result, console: con, ms } = await runPhase('pair', { timeoutMs: 75_000 });
+  const show = `${JSON.stringify(result, null, 1)}\n--- console\n${con}`;
+  assert.equal(result.error, undefined, show);
+  assert.match(String(result.plugins), /kernel-netlink/, show);
+  assert.doesNotMatch(String(result.plugins), /libipsec/, show);
+  assert.match(String(result.ping), / 0% packet loss/, show);
+  assert.match(String(result.xfrmState), /proto esp/, show);
+  assert.ok(Number(result.espPackets) >= 6, `ESP states carried ${result.espPackets} packets\n${show}`);
+  assert.doesNotMatch(String(result.links), /ipsec0/, show);
+  console.log(`# kernel ESP pair: ${ms} ms (${(result.steps as string[]).join(', ')})`);
 });

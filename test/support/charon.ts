@@ -31,6 +31,11 @@ export interface CharonOptions {
   netns?: string;
   /** Working directory (config, socket, log, private /run); a temp dir by default. */
   dir?: string;
+  /**
+   * `libipsec` (default): the test config above (ESP in userspace, for kernels without ESP). `shipped`:
+   * deploy/charon/strongswan.conf as it is (kernel ESP); its socket /run/corvid/charon.vici lands in <dir>/run/corvid.
+   */
+  config?: 'libipsec' | 'shipped';
 }
 
 /** undefined when charon tests can run; otherwise one line saying how to enable them. */
@@ -119,8 +124,11 @@ export async function startCharon(opts: CharonOptions = {}): Promise<CharonInsta
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'corvid-charon-')));
   await mkdir(join(dir, 'run'), { recursive: true });
   const confPath = join(dir, 'strongswan.conf');
-  await writeFile(confPath, strongswanConf(dir));
-  const socketPath = join(dir, 'charon.vici');
+  const shipped = opts.config === 'shipped';
+  await writeFile(confPath, shipped ? readFileSync(SHIPPED_CONF, 'utf8') : strongswanConf(dir));
+  // The shipped socket path is under /run, which is <dir>/run in charon's mount namespace.
+  if (shipped) await mkdir(join(dir, 'run', 'corvid'), { recursive: true });
+  const socketPath = shipped ? join(dir, 'run', 'corvid', 'charon.vici') : join(dir, 'charon.vici');
 
   let child: ChildProcess | undefined;
   let stopping: Promise<void> | undefined;
