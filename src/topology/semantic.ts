@@ -69,12 +69,14 @@ const LINKS: PathSegment[] = ['spec', 'links'];
 
 const POOL_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-/**
- * Whether a name is a well-formed pool name that does not look like key material; only those are ever quoted back
- * (the schema reports the others).
- */
+/** Whether a name is a well-formed pool name (the schema reports the others). */
 function wellFormed(name: string): boolean {
-  return POOL_NAME.test(name) && name.length <= 63 && !looksLikeKeyMaterial(name);
+  return POOL_NAME.test(name) && name.length <= 63;
+}
+
+/** Whether a name may be quoted back: a well-formed pool name that does not look like key material. */
+function quotable(name: string): boolean {
+  return wellFormed(name) && !looksLikeKeyMaterial(name);
 }
 
 function same(x: unknown, y: unknown): boolean {
@@ -135,7 +137,7 @@ class Checker {
 
   unknownPool(): string {
     if (this.unknownPoolText === undefined) {
-      const list = [...this.names].filter(wellFormed).sort();
+      const list = [...this.names].filter(quotable).sort();
       this.unknownPoolText =
         list.length === 0
           ? 'no pool has this name (spec.pools declares none)'
@@ -151,12 +153,12 @@ class Checker {
 
   /** A pool name quoted for a message, or the pool's path when the name is malformed. */
   q(name: string): string {
-    return wellFormed(name) ? `"${name}"` : this.n(name);
+    return quotable(name) ? `"${name}"` : this.n(name);
   }
 
   /** A pool name as is, or the pool's path when the name is malformed. */
   n(name: string): string {
-    if (wellFormed(name)) return name;
+    if (quotable(name)) return name;
     const i = this.poolAt.get(name);
     return i === undefined ? 'a pool with an invalid name' : `spec.pools[${i}]`;
   }

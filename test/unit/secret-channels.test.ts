@@ -18,11 +18,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { corvid, NOW, REPO, type CliResult } from './cli-support.ts';
-import { findLeak, isNodeName, KNOWN_LEAKS, PLACES, plant, plants, prng, runSeed, type Plant } from './secret-plant.ts';
+import { findLeak, isNodeName, KEY_KINDS, KNOWN_LEAKS, PLACES, plant, plants, prng, runSeed, type Plant } from './secret-plant.ts';
 
 const SEED = runSeed();
 /** Keys per place: about 110 places, so about 330 cases of 8 commands in about 15 s. */
-const ROUNDS = Number(process.env.CORVID_SECRET_ROUNDS) || 3;
+/** Every kind of key in every place. */
+const ROUNDS = Number(process.env.CORVID_SECRET_ROUNDS) || KEY_KINDS.length;
 
 let dir = '';
 before(async () => {
