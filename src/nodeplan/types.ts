@@ -61,7 +61,7 @@ export interface VxlanPlan {
   device: string;
   vni: number;
   port: number;
-  /** This node's address: the outer source. */
+  /** This node's address: the outer source, and a host address of the device (reverse-path checks need one). */
   local: string;
   /** The device's MAC, derived from `local` (vxlanMac), so peers know it without asking. */
   mac: string;

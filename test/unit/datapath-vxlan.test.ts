@@ -10,12 +10,12 @@ const DEV = 'corvid.vx';
 const GW1 = { node: 'gw1', address: '10.1.0.10', mac: '0a:c7:0a:01:00:0a', neighbours: ['10.1.0.10'] };
 const GW2 = { node: 'gw2', address: '10.1.0.12', mac: '0a:c7:0a:01:00:0c', neighbours: ['10.1.0.12'] };
 const PLAN: VxlanPlan = { device: DEV, vni: 9027, port: 4793, local: '10.1.0.11', mac: '0a:c7:0a:01:00:0b', mtu: 1450, peers: [GW1] };
-const LINK = { kind: 'vxlan', vni: 9027, port: 4793, local: '10.1.0.11', learning: false, mtu: 1450, mac: '0a:c7:0a:01:00:0b', up: true };
+const LINK = { kind: 'vxlan', vni: 9027, port: 4793, local: '10.1.0.11', learning: false, mtu: 1450, mac: '0a:c7:0a:01:00:0b', up: true, addresses: ['10.1.0.11/32'] };
 const lines = (d: ReturnType<typeof diffVxlan>) => d.commands.map((c) => `${c.tool} ${c.args.join(' ')}`);
 
 test('parses the link, FDB and neighbours as ip and bridge print them (the own multicast FDB entries are not ours)', () => {
   const link = parseVxlanLink(
-    '[{"ifname":"corvid.vx","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1450,"address":"0a:c7:0a:01:00:0b","linkinfo":{"info_kind":"vxlan","info_data":{"id":9027,"local":"10.1.0.11","port":4793,"learning":false}}}]',
+    '[{"ifname":"corvid.vx","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1450,"address":"0a:c7:0a:01:00:0b","linkinfo":{"info_kind":"vxlan","info_data":{"id":9027,"local":"10.1.0.11","port":4793,"learning":false}},"addr_info":[{"family":"inet","local":"10.1.0.11","prefixlen":32}]}]',
   );
   assert.deepEqual(link, LINK);
   assert.deepEqual(parseFdb('[{"mac":"33:33:00:00:00:01","flags":["self"],"state":"permanent"},{"mac":"0a:c7:0a:01:00:0a","dst":"10.1.0.10","flags":["self"],"state":"permanent"}]'), [
@@ -31,6 +31,7 @@ test('creates the device with its entries; nothing to do when all is there', () 
   assert.deepEqual(lines(diffVxlan({ fdb: [], neighbours: [] }, PLAN, DEV, 'add')), [
     'ip link add corvid.vx type vxlan id 9027 local 10.1.0.11 dstport 4793 nolearning',
     'ip link set dev corvid.vx addrgenmode none address 0a:c7:0a:01:00:0b mtu 1450',
+    'ip address replace 10.1.0.11/32 dev corvid.vx',
     'ip link set dev corvid.vx up',
     'bridge fdb replace 0a:c7:0a:01:00:0a dev corvid.vx dst 10.1.0.10 self permanent',
     'ip neigh replace 10.1.0.10 lladdr 0a:c7:0a:01:00:0a dev corvid.vx nud permanent',
@@ -41,9 +42,10 @@ test('creates the device with its entries; nothing to do when all is there', () 
 });
 
 test('repairs drift in place (MTU, MAC, down, a lost entry), recreates on a VNI, port or address change', () => {
-  const drift: ActualVxlanState = { link: { ...LINK, mtu: 1500, up: false }, fdb: [], neighbours: [{ dst: '10.1.0.10', lladdr: '00:11:22:33:44:55', permanent: true }] };
+  const drift: ActualVxlanState = { link: { ...LINK, mtu: 1500, up: false, addresses: [] }, fdb: [], neighbours: [{ dst: '10.1.0.10', lladdr: '00:11:22:33:44:55', permanent: true }] };
   assert.deepEqual(lines(diffVxlan(drift, PLAN, DEV, 'add')), [
     'ip link set dev corvid.vx mtu 1450 up',
+    'ip address replace 10.1.0.11/32 dev corvid.vx',
     'bridge fdb replace 0a:c7:0a:01:00:0a dev corvid.vx dst 10.1.0.10 self permanent',
     'ip neigh replace 10.1.0.10 lladdr 0a:c7:0a:01:00:0a dev corvid.vx nud permanent',
   ]);
@@ -69,7 +71,7 @@ test('failover: add the new gateway first, prune the old one after the routes mo
 test('removes only its own device, and never a link of that name that is not a VXLAN', () => {
   assert.deepEqual(lines(diffVxlan({ link: LINK, fdb: [], neighbours: [] }, undefined, DEV, 'add')), []);
   assert.deepEqual(lines(diffVxlan({ link: LINK, fdb: [], neighbours: [] }, undefined, DEV, 'prune')), ['ip link del dev corvid.vx']);
-  assert.deepEqual(diffVxlan({ link: { kind: 'bridge', up: true }, fdb: [], neighbours: [] }, undefined, DEV, 'prune'), { commands: [], foreign: true });
+  assert.deepEqual(diffVxlan({ link: { kind: 'bridge', up: true, addresses: [] }, fdb: [], neighbours: [] }, undefined, DEV, 'prune'), { commands: [], foreign: true });
   assert.deepEqual(diffVxlan({ fdb: [], neighbours: [] }, undefined, DEV, 'prune'), { commands: [], foreign: false });
 });
 

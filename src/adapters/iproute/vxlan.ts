@@ -20,6 +20,8 @@ export interface ActualVxlan {
   mtu?: number;
   mac?: string;
   up: boolean;
+  /** Its addresses, `addr/len`. */
+  addresses: string[];
 }
 
 export interface ActualVxlanState {
@@ -57,13 +59,16 @@ function rows(json: string): Array<Record<string, unknown>> {
   return t === '' ? [] : (JSON.parse(t) as Array<Record<string, unknown>>);
 }
 
-/** `ip -d -json link show dev <name>`. */
+/** `ip -d -json address show dev <name>`. */
 export function parseVxlanLink(json: string): ActualVxlan | undefined {
   const r = rows(json)[0];
   if (r === undefined) return undefined;
   const info = (r.linkinfo ?? {}) as { info_kind?: unknown; info_data?: Record<string, unknown> };
   const d = info.info_data ?? {};
-  const out: ActualVxlan = { up: Array.isArray(r.flags) && r.flags.includes('UP') };
+  const addresses = (Array.isArray(r.addr_info) ? (r.addr_info as Array<{ local?: unknown; prefixlen?: unknown }>) : [])
+    .filter((a) => typeof a.local === 'string' && typeof a.prefixlen === 'number')
+    .map((a) => `${a.local as string}/${a.prefixlen as number}`);
+  const out: ActualVxlan = { up: Array.isArray(r.flags) && r.flags.includes('UP'), addresses };
   if (typeof info.info_kind === 'string') out.kind = info.info_kind;
   if (typeof d.id === 'number') out.vni = d.id;
   if (typeof d.port === 'number') out.port = d.port;
@@ -95,6 +100,15 @@ export function parseNeighbours(json: string): ActualVxlanState['neighbours'] {
 
 // ---------------------------------------------------------------- diff (pure)
 
+/**
+ * The node's own address as a host address on the device: the kernel's reverse-path check refuses, strict or loose,
+ * a packet that arrives off its reverse path on a device without an address (a gateway's arrivals from members).
+ */
+function hostAddress(d: VxlanPlan): VxlanCommand {
+  const v6 = d.local.includes(':');
+  return { tool: 'ip', args: ['address', 'replace', `${d.local}/${v6 ? 128 : 32}`, 'dev', d.device, ...(v6 ? ['nodad'] : [])] };
+}
+
 function createCommands(d: VxlanPlan): VxlanCommand[] {
   const add: VxlanCommand = {
     tool: 'ip',
@@ -102,7 +116,7 @@ function createCommands(d: VxlanPlan): VxlanCommand[] {
   };
   // No IPv6 link-local address: the device carries only routed traffic to the peers listed.
   const setup: VxlanCommand = { tool: 'ip', args: ['link', 'set', 'dev', d.device, 'addrgenmode', 'none', 'address', d.mac, ...(d.mtu !== undefined ? ['mtu', String(d.mtu)] : [])] };
-  return [add, setup, { tool: 'ip', args: ['link', 'set', 'dev', d.device, 'up'] }];
+  return [add, setup, hostAddress(d), { tool: 'ip', args: ['link', 'set', 'dev', d.device, 'up'] }];
 }
 
 /** Whether a live link is our device with the settings that cannot change in place. */
@@ -136,6 +150,7 @@ export function diffVxlan(actual: ActualVxlanState, desired: VxlanPlan | undefin
       if (desired.mtu !== undefined && link.mtu !== desired.mtu) set.push('mtu', String(desired.mtu));
       if (!link.up) set.push('up');
       if (set.length > 0) out.push({ tool: 'ip', args: ['link', 'set', 'dev', device, ...set] });
+      if (!link.addresses.includes(`${desired.local}/${desired.local.includes(':') ? 128 : 32}`)) out.push(hostAddress(desired));
     }
     for (const p of desired.peers) {
       if (!fdb.some((e) => e.mac === p.mac && e.dst === p.address && e.permanent)) {
@@ -185,10 +200,10 @@ export class VxlanLink implements VxlanLinks {
 
   async read(): Promise<ActualVxlanState> {
     const dev = this.o.device;
-    const l = await this.run('ip', ['-d', '-json', 'link', 'show', 'dev', dev]);
+    const l = await this.run('ip', ['-d', '-json', 'address', 'show', 'dev', dev]);
     if (l.code !== 0) {
       if (/does not exist|Cannot find device/.test(l.stderr)) return { fdb: [], neighbours: [] };
-      throw new Error(`ip link show dev ${dev}: ${l.stderr.trim()}`);
+      throw new Error(`ip address show dev ${dev}: ${l.stderr.trim()}`);
     }
     const link = parseVxlanLink(l.stdout);
     if (link === undefined || link.kind !== 'vxlan') return { ...(link ? { link } : {}), fdb: [], neighbours: [] };
