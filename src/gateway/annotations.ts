@@ -28,6 +28,7 @@ import {
   MTU_ANNOTATION,
   MEMBER_ROUTING_ANNOTATION,
   MEMBER_VXLAN_ANNOTATION,
+  NODE_ADDRESSES_ANNOTATION,
   REVISION_ANNOTATION,
 } from './keys.ts';
 import { canonicalJson } from './render.ts';
@@ -74,6 +75,8 @@ export interface GatewayLinks {
   memberRouting?: MemberRouting;
   /** The member VXLAN's settings (corvid.dev/member-vxlan); present whenever memberRouting is not `direct`. */
   memberVxlan?: MemberVxlan;
+  /** corvid.dev/node-addresses: the pool's node addresses are routed across pools. */
+  nodeAddresses?: boolean;
   /** Active node -> reason of its last election decision. */
   election: Record<string, string>;
   revision?: string;
@@ -175,6 +178,8 @@ export interface LinkAnnotations {
   /** corvid.dev/member-routing and corvid.dev/member-vxlan: omitted when absent or `direct`. */
   memberRouting?: MemberRouting;
   memberVxlan?: MemberVxlan;
+  /** corvid.dev/node-addresses: written only when true. */
+  nodeAddresses?: boolean;
 }
 
 /** Annotations for a Gateway. Omits denied-peers, relay, relays-for, encryption-pool, encryption-links, election when empty. */
@@ -199,6 +204,7 @@ export function encodeGatewayAnnotations(a: LinkAnnotations): Record<string, str
     out[MEMBER_ROUTING_ANNOTATION] = a.memberRouting;
     out[MEMBER_VXLAN_ANNOTATION] = encodeMemberVxlan(a.memberVxlan);
   }
+  if (a.nodeAddresses === true) out[NODE_ADDRESSES_ANNOTATION] = 'true';
   return canonicalizeRecord(out);
 }
 
@@ -470,6 +476,9 @@ export function readGatewayLinks(gw: Gateway): GatewayLinks {
       out.memberVxlan = vx.value;
     }
   }
+  const nodeAddresses = ann[NODE_ADDRESSES_ANNOTATION];
+  if (nodeAddresses === 'true') out.nodeAddresses = true;
+  else if (nodeAddresses !== undefined) problems.push(`${NODE_ADDRESSES_ANNOTATION}: expected "true"`);
   if (ann[MTU_ANNOTATION] !== undefined) {
     const mtu = decodeMtu(ann[MTU_ANNOTATION]);
     if (mtu.ok) out.mtu = mtu.value;

@@ -50,6 +50,12 @@ export const MEMBER_ROUTING_ANNOTATION = 'corvid.dev/member-routing';
 /** Annotation: JSON `{"port":N,"vni":N}`, the member VXLAN's settings; written only with member-routing. */
 export const MEMBER_VXLAN_ANNOTATION = 'corvid.dev/member-vxlan';
 
+/**
+ * Annotation: `"true"` when the topology routes nodes' addresses across pools (spec.nodeAddresses) and this pool's
+ * node subnet overlaps no other pool's; the agents then route its status.nodes addresses like its pod subnets.
+ */
+export const NODE_ADDRESSES_ANNOTATION = 'corvid.dev/node-addresses';
+
 /** Node annotation: overrides the node's public IP. */
 export const NODE_PUBLIC_IP_ANNOTATION = 'corvid.dev/public-ip';
 /** Node annotation: `"true"` drains this node as a gateway for planned maintenance. */

@@ -411,6 +411,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     rulePriority,
   };
 
+  addNodeAddresses(pools);
   const mine = [...pools.values()].filter((p) => p.nodes.has(input.nodeName));
   if (mine.length !== 1) {
     if (mine.length > 1) {
@@ -597,4 +598,22 @@ function overVxlan(me: PoolInfo, device: VxlanPlan, uplinkPrefixes: string[] | u
     const q = parsePrefix(p);
     return q !== undefined && q.family === target.family && contains(q, target);
   });
+}
+
+/**
+ * corvid.dev/node-addresses: a pool's node addresses (status.nodes privateIP, as host prefixes) join its subnets, so
+ * they are routed, carried in traffic selectors and kept from masquerade like pod subnets. Never an active gateway's
+ * tunnel endpoint address (its publicIP, else its privateIP): routed into its own tunnel, it would loop. Every agent
+ * sees the same Gateways, so both ends of a tunnel compute the same selectors.
+ */
+function addNodeAddresses(pools: Map<string, PoolInfo>): void {
+  const endpoints = new Set<string>();
+  for (const p of pools.values()) if (p.active !== undefined) endpoints.add(remoteAddress(p));
+  for (const p of pools.values()) {
+    if (p.links.nodeAddresses !== true) continue;
+    const hosts = [...p.ipOf.values()].filter((ip) => !endpoints.has(ip)).map((ip) => toCanonicalPrefix(ip) as CanonicalPrefix);
+    if (hosts.length === 0) continue;
+    const seen = new Set(p.subnets.map((c) => c.text));
+    p.subnets = sortCanonicalPrefixes([...p.subnets, ...hosts.filter((h) => !seen.has(h.text))]);
+  }
 }

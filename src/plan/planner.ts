@@ -19,6 +19,7 @@ import type { Endpoint, Gateway, NodeInfo } from '../gateway/types.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND } from '../gateway/types.ts';
 import type { Pool } from '../topology/types.ts';
 import { DEFAULT_MEMBER_VXLAN } from '../topology/normalise.ts';
+import { nodeAddressPools } from './nodeaddresses.ts';
 import { candidateState, electPool } from './election.ts';
 import type { CandidateState } from './election.ts';
 import { encryptionTable } from './encryption.ts';
@@ -161,6 +162,11 @@ export function plan(input: PlanInput): PlanResult {
   const settings = t.election;
   const replicas = Math.max(1, Math.floor(settings.replicas));
   const gateways: Gateway[] = [];
+  // spec.nodeAddresses: published by every pool whose node subnet overlaps no other pool's.
+  const nodeAddressesOn =
+    t.nodeAddresses === true
+      ? nodeAddressPools(pools.map((p, i) => ({ name: p.name, addresses: members[i].map((n) => n.internalIP ?? '').filter((a) => a !== '') })), findings)
+      : new Set<string>();
 
   pools.forEach((pool, pi) => {
     const poolMembers = members[pi];
@@ -280,6 +286,7 @@ export function plan(input: PlanInput): PlanResult {
       ...(pool.memberRouting !== undefined && pool.memberRouting !== 'direct'
         ? { memberRouting: pool.memberRouting, memberVxlan: t.memberVxlan ?? DEFAULT_MEMBER_VXLAN }
         : {}),
+      ...(nodeAddressesOn.has(pool.name) ? { nodeAddresses: true } : {}),
     });
     const size = annotationBytes(annotations);
     if (size > ANNOTATION_SIZE_LIMIT) {

@@ -127,6 +127,8 @@ export interface Topology {
   connectivity: Connectivity;
   election: ElectionSettings;
   podSubnets: PodSubnets;
+  /** Route nodes' InternalIPs across pools like pod subnets; present only when true. */
+  nodeAddresses?: true;
   /** VXLAN settings of member routing, when spec.memberVxlan is written (defaults filled in); else DEFAULT_MEMBER_VXLAN. */
   memberVxlan?: MemberVxlan;
   /** Sorted by name. */

@@ -64,7 +64,7 @@ describe('topology schema', () => {
   it('refuses unknown fields at their key, with a spelling suggestion', () => {
     const t = doc({ pools: [pool('cloud', 'behindNat: true'), pool('edge')], other: 'conectivity: {mode: mesh}' });
     expectErrors(t, [
-      ['^conectivity', 'spec.conectivity', 'unknown field; did you mean "connectivity"? Fix the spelling or remove it (allowed here: encryption, connectivity, election, allowEmpty, podSubnets, memberVxlan, pools, links)'],
+      ['^conectivity', 'spec.conectivity', 'unknown field; did you mean "connectivity"? Fix the spelling or remove it (allowed here: encryption, connectivity, election, allowEmpty, podSubnets, nodeAddresses, memberVxlan, pools, links)'],
       [
         '^behindNat',
         'spec.pools[0].behindNat',
