@@ -95,6 +95,7 @@ export class Agent {
   /** MTU and connected prefixes of the device holding this node's InternalIP (read before each plan). */
   private uplinkMtu: number | undefined;
   private uplinkPrefixes: string[] | undefined;
+  private uplinkDevice: string | undefined;
   private readonly heartbeat: Heartbeat;
   readonly metrics = new AgentMetrics();
   private http: { port: number; close(): Promise<void> } | undefined;
@@ -248,11 +249,12 @@ export class Agent {
       rulePriority: this.o.rulePriority,
       ...(this.uplinkMtu === undefined ? {} : { uplinkMtu: this.uplinkMtu }),
       ...(this.uplinkPrefixes === undefined ? {} : { uplinkPrefixes: this.uplinkPrefixes }),
+      ...(this.uplinkDevice === undefined ? {} : { uplinkDevice: this.uplinkDevice }),
     });
   }
 
   /** The MTU and prefixes of the device that holds this node's privateIP (from its Gateway), when they can be read. */
-  private async readUplink(gateways: readonly Gateway[]): Promise<{ mtu?: number; prefixes?: string[] }> {
+  private async readUplink(gateways: readonly Gateway[]): Promise<{ device?: string; mtu?: number; prefixes?: string[] }> {
     const ip = gateways.flatMap((g) => g.status?.nodes ?? []).find((n) => n.nodeName === this.o.nodeName)?.privateIP;
     if (ip === undefined) return {};
     try {
@@ -268,6 +270,7 @@ export class Agent {
     const uplink = await this.readUplink(gateways);
     this.uplinkMtu = uplink.mtu;
     this.uplinkPrefixes = uplink.prefixes;
+    this.uplinkDevice = uplink.device;
     const plan = this.currentPlan();
     const s = summary(plan);
     if (s !== this.lastPlanSummary) {

@@ -516,6 +516,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     }
   } else {
     for (const { pool, hop } of clearPeers) parsedRoutes.push(...routesVia(remote.filter((r) => r.pool === pool), hop, f, me.name));
+    if (device !== undefined && remote.length > 0) parsedRoutes.push(...memberReturns(me, device));
   }
   const routes = dedupeRoutes(parsedRoutes, f, me.name);
 
@@ -582,6 +583,7 @@ function vxlanDevice(me: PoolInfo, input: NodePlanInput, f: Findings): VxlanPlan
   }
   const out: VxlanPlan = { device: VXLAN_DEVICE, vni: vx.vni, port: vx.port, local, mac: vxlanMac(local), peers: [] };
   if (input.uplinkMtu !== undefined) out.mtu = input.uplinkMtu - VXLAN_OVERHEAD[familyOfPrefix(local)];
+  if (input.uplinkDevice !== undefined) out.uplink = input.uplinkDevice;
   return out;
 }
 
@@ -616,4 +618,26 @@ function addNodeAddresses(pools: Map<string, PoolInfo>): void {
     const seen = new Set(p.subnets.map((c) => c.text));
     p.subnets = sortCanonicalPrefixes([...p.subnets, ...hosts.filter((h) => !seen.has(h.text))]);
   }
+}
+
+/**
+ * A gateway of a `vxlan` pool that routes node addresses across pools: the members' addresses via the VXLAN, each
+ * member a peer. Replies to a member's pods take the CNI's path, but replies to the member itself would cross the LAN
+ * with another pool's node as their source, which a VPC drops. The gateway's own traffic to its members takes the
+ * same way (the same addresses on both ends). Not in `auto` pools: there the LAN routes any source.
+ */
+function memberReturns(me: PoolInfo, device: VxlanPlan): ParsedRoute[] {
+  if (me.links.memberRouting !== 'vxlan' || me.links.nodeAddresses !== true) return [];
+  const gw = (me.active as Active).node;
+  const family = familyOfPrefix(device.local);
+  const out: ParsedRoute[] = [];
+  for (const [node, ip] of [...me.ipOf].sort(([a], [b]) => cmp(a, b))) {
+    if (node === gw || familyOfPrefix(ip) !== family) continue;
+    const dst = toCanonicalPrefix(ip) as CanonicalPrefix;
+    device.peers.push({ node, address: ip, mac: vxlanMac(ip), neighbours: [ip] });
+    const route: RoutePlan = { family, dst: dst.text, via: ip, pool: me.name, dev: device.device };
+    if (device.mtu !== undefined) route.mtu = device.mtu;
+    out.push({ route, prefix: dst.prefix });
+  }
+  return out;
 }

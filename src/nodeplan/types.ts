@@ -34,6 +34,8 @@ export interface NodePlanInput {
    * inside one of them is on-link. Undefined: not known, and `auto` takes vxlan (which works either way).
    */
   uplinkPrefixes?: string[];
+  /** The uplink's name: the member VXLAN sends out of it only (see VxlanPlan.uplink). */
+  uplinkDevice?: string;
 }
 
 /** Corvid's VXLAN device between a pool's members and its gateway. */
@@ -67,7 +69,16 @@ export interface VxlanPlan {
   mac: string;
   /** Uplink MTU less VXLAN_OVERHEAD; undefined when the uplink's MTU is not known (the kernel's default then). */
   mtu?: number;
-  /** A member routing through it: its gateway. A gateway: none (replies to members take the CNI's path). */
+  /**
+   * The lower device (the link's `dev`, each FDB entry's `via`): the outer packets are routed out of it only, so a
+   * route of our table towards a peer's own address (a gateway's return route to a member) never takes them back
+   * into the VXLAN. Undefined: not known.
+   */
+  uplink?: string;
+  /**
+   * A member routing through it: its gateway. A gateway: none (replies to members' pods take the CNI's path), but in
+   * a `vxlan` pool with node addresses across pools every member (replies to the members themselves).
+   */
   peers: VxlanPeer[];
 }
 

@@ -48,7 +48,7 @@ const NODES: NodeDef[] = [
 const node = (name: string): NodeDef => NODES.find((n) => n.name === name)!;
 
 /** What the sync would publish: each pool's Gateway with its active gateway and member routing. */
-function gateways(o: { vpc: MemberRouting; vpcActive: string; siteActive: string }): Gateway[] {
+function gateways(o: { vpc: MemberRouting; vpcActive: string; siteActive: string; nodeAddresses?: boolean }): Gateway[] {
   const one = (pool: 'vpc' | 'site', routing: MemberRouting, active: string): Gateway =>
     poolGateway({
       pool,
@@ -60,6 +60,7 @@ function gateways(o: { vpc: MemberRouting; vpcActive: string; siteActive: string
         encryption: CLEAR,
         encryptionDefaults: CLEAR,
         ...(routing !== 'direct' ? { memberRouting: routing, memberVxlan: { vni: 9027, port: 4793 } } : {}),
+        ...(o.nodeAddresses === true ? { nodeAddresses: true } : {}),
       }),
     });
   return [one('vpc', o.vpc, o.vpcActive), one('site', 'auto', o.siteActive)];
@@ -97,7 +98,7 @@ function reconcilerOf(name: string): Reconciler {
 /** One node's agent pass: its uplink as the agent reads it, the plan, the reconcile. */
 async function reconcile(name: string, gws: Gateway[]): Promise<NodePlan> {
   const uplink = await new Iproute({ table: TABLE, netns: ns.get(name)! }).uplinkOf(node(name).lan);
-  const plan = nodePlan({ gateways: gws, nodeName: name, ...(uplink.mtu ? { uplinkMtu: uplink.mtu } : {}), ...(uplink.prefixes ? { uplinkPrefixes: uplink.prefixes } : {}) });
+  const plan = nodePlan({ gateways: gws, nodeName: name, uplinkMtu: uplink.mtu, uplinkPrefixes: uplink.prefixes, uplinkDevice: uplink.device });
   const res = await reconcilerOf(name).reconcile(plan);
   assert.deepEqual(res.errors, [], `${name}: ${res.errors.join('; ')}`);
   return plan;
@@ -244,7 +245,7 @@ test('vxlan in the VPC and auto on the routed site: TCP and ping across pools in
 
   // Drift: the member's FDB entry deleted and its device set down by hand are put back.
   const member = ns.get('v-n1')!;
-  await lab.exec(member, ['bridge', 'fdb', 'del', '0a:c7:0a:01:00:0a', 'dev', VXLAN_DEVICE, 'dst', '10.1.0.10', 'self']);
+  await lab.exec(member, ['bridge', 'fdb', 'del', '0a:c7:0a:01:00:0a', 'dev', VXLAN_DEVICE, 'dst', '10.1.0.10', 'via', 'eth0', 'self']);
   await lab.exec(member, ['ip', 'link', 'set', 'dev', VXLAN_DEVICE, 'down']);
   const res = await reconcilerOf('v-n1').reconcile(plans.get('v-n1')!);
   assert.deepEqual(res.errors, []);
@@ -280,7 +281,7 @@ test('failover with bulk TCP running: the VPC (vxlan) and the site (auto: direct
   await moveAll(gateways({ vpc: 'vxlan', vpcActive: 'v-gw2', siteActive: 's-gw1' }));
   await settle(flows);
   assert.equal(await ifindex('v-n1'), index, 'the device is kept');
-  assert.match(await fdb('v-n1'), /^0a:c7:0a:01:00:0c dst 10\.1\.0\.12 self permanent$/);
+  assert.match(await fdb('v-n1'), /^0a:c7:0a:01:00:0c dst 10\.1\.0\.12 via eth0 self permanent$/);
   assert.match(await fdb('v-gw1'), /dst 10\.1\.0\.12/, 'the old gateway is now a member of the new one');
 
   // The site's gateway moves onto s-n1's subnet: auto turns s-n1 direct and the old gateway vxlan (through the router).
@@ -299,7 +300,27 @@ test('failover with bulk TCP running: the VPC (vxlan) and the site (auto: direct
   const back = bulk();
   await moveAll(gateways({ vpc: 'vxlan', vpcActive: 'v-gw2', siteActive: 's-gw1' }));
   await settle(back);
-  assert.match(await fdb('s-n1'), /dst 10\.2\.0\.10 self permanent/);
+  assert.match(await fdb('s-n1'), /dst 10\.2\.0\.10 via eth0 self permanent/);
+});
+
+test('node addresses across pools: a node reaches another pool\'s node only with the option on, over the VPC too', { skip, timeout: 60_000 }, async () => {
+  const nodeTransfer = (from: string, to: string, timeoutMs: number) => tcpTransfer(lab, ns.get(from)!, ns.get(to)!, node(to).lan, { bytes: 4 << 20, timeoutMs });
+  await reconcileAll(gateways({ vpc: 'vxlan', vpcActive: 'v-gw2', siteActive: 's-gw1' }));
+  const off = await nodeTransfer('v-n1', 's-n1', 3_000);
+  assert.equal(off.ok, false, 'no route to another pool\'s node without the option');
+  const plans = await reconcileAll(gateways({ vpc: 'vxlan', vpcActive: 'v-gw2', siteActive: 's-gw1', nodeAddresses: true }));
+  // The VPC's gateway answers its members over the VXLAN: on the LAN, another pool's node would be the source.
+  assert.deepEqual(plans.get('v-gw2')!.routes.filter((r) => r.pool === 'vpc').map((r) => `${r.dst} ${r.dev}`), ['10.1.0.10/32 corvid.vx', '10.1.0.11/32 corvid.vx']);
+  const drops = await vpcDrops();
+  for (const [from, to] of [['v-n1', 's-n1'], ['s-n1', 'v-n1'], ['s-gw2', 'v-gw1']]) {
+    const r = await nodeTransfer(from, to, 20_000);
+    assert.ok(r.ok, `${from} -> ${to}: ${r.error}`);
+    assert.equal(r.peer, node(from).lan, `${from} -> ${to}: the receiver sees the sending node`);
+  }
+  assert.equal(await vpcDrops(), drops);
+  // Pods still cross as before.
+  const pods = await transfer('v-n1', 's-n1', { bytes: 1 << 20 });
+  assert.ok(pods.ok, pods.error);
 });
 
 test('teardown removes the device with its entries and puts every rp_filter value back', { skip, timeout: 60_000 }, async () => {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { diffVxlan, parseFdb, parseNeighbours, parseVxlanLink, type ActualVxlanState } from '../../src/adapters/iproute/vxlan.ts';
-import { diffIpState, parseRoutes, prefixesOfAddress } from '../../src/adapters/iproute/iproute.ts';
+import { deviceOfAddress, diffIpState, parseRoutes, prefixesOfAddress } from '../../src/adapters/iproute/iproute.ts';
 import type { VxlanPlan } from '../../src/nodeplan/types.ts';
 
 const DEV = 'corvid.vx';
@@ -51,6 +51,15 @@ test('repairs drift in place (MTU, MAC, down, a lost entry), recreates on a VNI,
   ]);
   const other = lines(diffVxlan({ link: { ...LINK, port: 4800 }, fdb: [], neighbours: [] }, PLAN, DEV, 'add'));
   assert.deepEqual(other.slice(0, 2), ['ip link del dev corvid.vx', 'ip link add corvid.vx type vxlan id 9027 local 10.1.0.11 dstport 4793 nolearning']);
+  // Bound to the uplink: the outer packets never follow a route of our table back into the device.
+  const bound = lines(diffVxlan({ link: { ...LINK, link: 'eth1' }, fdb: [], neighbours: [] }, { ...PLAN, uplink: 'eth0' }, DEV, 'add'));
+  assert.deepEqual(bound.slice(0, 2), ['ip link del dev corvid.vx', 'ip link add corvid.vx type vxlan id 9027 local 10.1.0.11 dev eth0 dstport 4793 nolearning']);
+  assert.ok(bound.includes('bridge fdb replace 0a:c7:0a:01:00:0a dev corvid.vx dst 10.1.0.10 via eth0 self permanent'), bound.join('\n'));
+  assert.deepEqual(parseFdb('[{"mac":"0a:c7:0a:01:00:0a","dst":"10.1.0.10","viaIf":"eth0","flags":["self"],"state":"permanent"}]'), [
+    { mac: '0a:c7:0a:01:00:0a', dst: '10.1.0.10', permanent: true, via: 'eth0' },
+  ]);
+  const stale: ActualVxlanState = { link: { ...LINK, link: 'eth0' }, fdb: [{ mac: GW2.mac, dst: GW2.address, permanent: true, via: 'eth0' }], neighbours: [] };
+  assert.deepEqual(lines(diffVxlan(stale, { ...PLAN, uplink: 'eth0' }, DEV, 'prune')), ['bridge fdb del 0a:c7:0a:01:00:0c dev corvid.vx dst 10.1.0.12 via eth0 self']);
 });
 
 test('failover: add the new gateway first, prune the old one after the routes moved; the device stays', () => {
@@ -87,9 +96,11 @@ test('routes: onlink through the device, replaced when the device or the onlink 
   assert.equal(diffIpState({ routes: lan, rules: [] }, want, 9027).length, 1);
 });
 
-test("the uplink's connected prefixes (global scope) of the link holding an address", () => {
+test("the uplink's name and connected prefixes (global scope): the link holding an address", () => {
   const json =
     '[{"ifname":"lo","addr_info":[{"local":"127.0.0.1","prefixlen":8,"scope":"host"}]},{"ifname":"eth0","mtu":1500,"addr_info":[{"local":"10.1.0.11","prefixlen":24,"scope":"global"},{"local":"fe80::1","prefixlen":64,"scope":"link"},{"local":"fd00::11","prefixlen":64,"scope":"global"}]}]';
   assert.deepEqual(prefixesOfAddress(json, '10.1.0.11'), ['10.1.0.11/24', 'fd00::11/64']);
   assert.equal(prefixesOfAddress(json, '10.9.9.9'), undefined);
+  assert.equal(deviceOfAddress(json, '10.1.0.11'), 'eth0');
+  assert.equal(deviceOfAddress(json, '10.9.9.9'), undefined);
 });

@@ -71,6 +71,7 @@ test('vxlan member: a route carries the VXLAN MTU when it is below the tunnel pa
   // Jumbo WANs (9000) but a 1500 LAN: the tunnel allows 8899, the VXLAN 1450.
   const p = nodePlan({ gateways: [vpc('vxlan', 'v-gw1', { mtu: 9000 }), remote({ mtu: 9000 })], nodeName: 'v-n1', uplinkMtu: 1500 });
   assert.deepEqual(p.routes.map((r) => r.mtu), [1450, 1450]);
+  assert.equal(nodePlan({ gateways: [vpc('vxlan'), remote()], nodeName: 'v-n1', uplinkDevice: 'ens5' }).vxlan?.uplink, 'ens5');
   // Without a known uplink MTU: no device MTU, the tunnel's path MTU alone.
   const q = nodePlan({ gateways: [vpc('vxlan', 'v-gw1', { mtu: 1400 }), remote()], nodeName: 'v-n1' });
   assert.equal(q.vxlan?.mtu, undefined);

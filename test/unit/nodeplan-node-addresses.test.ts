@@ -68,11 +68,17 @@ test('the planner publishes corvid.dev/node-addresses only with spec.nodeAddress
 });
 
 const IPSEC = { ...DEFAULT_ENCRYPTION, pskSecretRef: { name: 'corvid-psk', key: 'psk' } };
-function gw(p: string, nodes: Array<[string, string, string]>, publicIP: string | undefined, on: boolean) {
-  const annotations = encodeGatewayAnnotations({ peers: ['*'], encryption: IPSEC, encryptionDefaults: IPSEC, ...(on ? { nodeAddresses: true } : {}) });
+function gw(p: string, nodes: Array<[string, string, string]>, publicIP: string | undefined, on: boolean, vxlan = false) {
+  const annotations = encodeGatewayAnnotations({
+    peers: ['*'],
+    encryption: IPSEC,
+    encryptionDefaults: IPSEC,
+    ...(on ? { nodeAddresses: true } : {}),
+    ...(vxlan ? { memberRouting: 'vxlan' as const, memberVxlan: { vni: 9027, port: 4793 } } : {}),
+  });
   return poolGateway({ pool: p, active: nodes[0][0], ...(publicIP ? { publicIP } : {}), annotations, nodes: nodes.map(([name, ip, s]) => ({ name, ip, subnets: [s] })) });
 }
-const A = (on = true) => gw('a', [['a-gw', '10.1.0.10', '10.101.0.0/24'], ['a-n1', '10.1.0.11', '10.101.1.0/24']], '192.0.2.1', on);
+const A = (on = true, vxlan = false) => gw('a', [['a-gw', '10.1.0.10', '10.101.0.0/24'], ['a-n1', '10.1.0.11', '10.101.1.0/24']], '192.0.2.1', on, vxlan);
 // b's gateway has no publicIP: its privateIP is its tunnel endpoint, and so never routed through a tunnel.
 const B = (on = true) => gw('b', [['b-gw', '10.2.0.10', '10.102.0.0/24'], ['b-n1', '10.2.0.11', '10.102.1.0/24']], undefined, on);
 
@@ -87,4 +93,14 @@ test('agents route a peer\'s node addresses like its pod subnets, never a tunnel
   // A pool whose Gateway does not publish them (the option off, or an overlap) keeps its node addresses to itself.
   const off = nodePlan({ gateways: [A(), B(false)], nodeName: 'a-n1' });
   assert.deepEqual(off.routes.map((r) => r.dst), ['10.102.0.0/24', '10.102.1.0/24']);
+});
+
+test('a vxlan pool\'s gateway sends replies for its members\' node addresses back over the VXLAN (a VPC drops them on the LAN)', () => {
+  const g = nodePlan({ gateways: [A(true, true), B()], nodeName: 'a-gw', uplinkMtu: 1500 });
+  assert.deepEqual(g.vxlan?.peers, [{ node: 'a-n1', address: '10.1.0.11', mac: '0a:c7:0a:01:00:0b', neighbours: ['10.1.0.11'] }]);
+  assert.deepEqual(g.routes.map((r) => [r.dst, r.via, r.dev, r.mtu]), [['10.1.0.11/32', '10.1.0.11', 'corvid.vx', 1450]]);
+  assert.deepEqual(g.rules.map((r) => r.family), [4]);
+  // Without node addresses, or in a direct pool, the gateway only receives.
+  assert.deepEqual(nodePlan({ gateways: [A(false, true), B()], nodeName: 'a-gw' }).vxlan?.peers, []);
+  assert.deepEqual(nodePlan({ gateways: [A(true, false), B()], nodeName: 'a-gw' }).routes, []);
 });

@@ -177,28 +177,41 @@ export function parseRules(json: string, family: Family, table: number): ActualR
   return out;
 }
 
-/** From `ip -json address show`: the MTU of the link that holds `address`. */
-export function mtuOfAddress(json: string, address: string): number | undefined {
+interface AddressLink {
+  ifname?: unknown;
+  mtu?: unknown;
+  addr_info?: Array<{ local?: unknown; prefixlen?: unknown; scope?: unknown }>;
+}
+
+/** From `ip -json address show`: the link that holds `address`. */
+function linkOfAddress(json: string, address: string): AddressLink | undefined {
   const trimmed = json.trim();
   if (trimmed === '') return undefined;
-  const links = JSON.parse(trimmed) as Array<{ mtu?: unknown; addr_info?: Array<{ local?: unknown }> }>;
-  const link = links.find((l) => (l.addr_info ?? []).some((a) => a.local === address));
+  return (JSON.parse(trimmed) as AddressLink[]).find((l) => (l.addr_info ?? []).some((a) => a.local === address));
+}
+
+/** From `ip -json address show`: the MTU of the link that holds `address`. */
+export function mtuOfAddress(json: string, address: string): number | undefined {
+  const link = linkOfAddress(json, address);
   return typeof link?.mtu === 'number' ? link.mtu : undefined;
 }
 
 /**
- * From `ip -json address show`: the connected prefixes of the link that holds `address` (global scope, canonical
- * as ip prints them, host bits cleared by the caller's parser), for memberRouting auto's on-link test.
+ * From `ip -json address show`: the connected prefixes of the link that holds `address` (global scope, as ip prints
+ * them), for memberRouting auto's on-link test.
  */
 export function prefixesOfAddress(json: string, address: string): string[] | undefined {
-  const trimmed = json.trim();
-  if (trimmed === '') return undefined;
-  const links = JSON.parse(trimmed) as Array<{ addr_info?: Array<{ local?: unknown; prefixlen?: unknown; scope?: unknown }> }>;
-  const link = links.find((l) => (l.addr_info ?? []).some((a) => a.local === address));
+  const link = linkOfAddress(json, address);
   if (link === undefined) return undefined;
   return (link.addr_info ?? [])
     .filter((a) => typeof a.local === 'string' && typeof a.prefixlen === 'number' && a.scope === 'global')
     .map((a) => `${a.local as string}/${a.prefixlen as number}`);
+}
+
+/** From `ip -json address show`: the name of the link that holds `address`. */
+export function deviceOfAddress(json: string, address: string): string | undefined {
+  const link = linkOfAddress(json, address);
+  return typeof link?.ifname === 'string' ? link.ifname : undefined;
 }
 
 // ---------------------------------------------------------------- diff (pure)
@@ -309,13 +322,14 @@ export class Iproute {
     return out;
   }
 
-  /** The MTU and connected prefixes of the device that holds `address` (undefined when no device does). */
-  async uplinkOf(address: string): Promise<{ mtu?: number; prefixes?: string[] }> {
+  /** The name, MTU and connected prefixes of the device that holds `address` (none when no device does). */
+  async uplinkOf(address: string): Promise<{ device?: string; mtu?: number; prefixes?: string[] }> {
     const r = await this.run(['-json', 'address', 'show']);
     if (r.code !== 0) throw new Error(`ip address show: ${r.stderr.trim()}`);
+    const device = deviceOfAddress(r.stdout, address);
     const mtu = mtuOfAddress(r.stdout, address);
     const prefixes = prefixesOfAddress(r.stdout, address);
-    return { ...(mtu !== undefined ? { mtu } : {}), ...(prefixes !== undefined ? { prefixes } : {}) };
+    return { ...(device !== undefined ? { device } : {}), ...(mtu !== undefined ? { mtu } : {}), ...(prefixes !== undefined ? { prefixes } : {}) };
   }
 
   /** Routes in our table and rules that look it up, both families. */

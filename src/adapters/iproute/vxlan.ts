@@ -5,8 +5,8 @@
 // A link of that name that is not a VXLAN is someone else's: reported, never changed.
 //
 // Desired vs actual like the route table: read with `ip -json` / `bridge -json`, diff (pure), send only what differs.
-// Settings a VXLAN cannot change in place (VNI, port, local address, learning) recreate the device; MTU, MAC and
-// up are set in place. Failover changes only the FDB and neighbour entries.
+// Settings a VXLAN cannot change in place (VNI, port, local address, lower device, learning) recreate the device;
+// MTU, MAC, address and up are set in place. Failover changes only the FDB and neighbour entries.
 import { runCommand } from '../command.ts';
 import type { VxlanPlan } from '../../nodeplan/types.ts';
 
@@ -17,6 +17,8 @@ export interface ActualVxlan {
   port?: number;
   local?: string;
   learning?: boolean;
+  /** The lower device (`dev`). */
+  link?: string;
   mtu?: number;
   mac?: string;
   up: boolean;
@@ -28,7 +30,7 @@ export interface ActualVxlanState {
   /** Undefined: no link of that name. */
   link?: ActualVxlan;
   /** FDB entries with a remote address. */
-  fdb: Array<{ mac: string; dst: string; permanent: boolean }>;
+  fdb: Array<{ mac: string; dst: string; permanent: boolean; via?: string }>;
   neighbours: Array<{ dst: string; lladdr?: string; permanent: boolean }>;
 }
 
@@ -75,6 +77,7 @@ export function parseVxlanLink(json: string): ActualVxlan | undefined {
   if (typeof d.local === 'string') out.local = d.local;
   else if (typeof d.local6 === 'string') out.local = d.local6;
   if (typeof d.learning === 'boolean') out.learning = d.learning;
+  if (typeof d.link === 'string') out.link = d.link;
   if (typeof r.mtu === 'number') out.mtu = r.mtu;
   if (typeof r.address === 'string') out.mac = r.address;
   return out;
@@ -84,7 +87,7 @@ export function parseVxlanLink(json: string): ActualVxlan | undefined {
 export function parseFdb(json: string): ActualVxlanState['fdb'] {
   return rows(json)
     .filter((r) => typeof r.mac === 'string' && typeof r.dst === 'string')
-    .map((r) => ({ mac: r.mac as string, dst: r.dst as string, permanent: r.state === 'permanent' }));
+    .map((r) => ({ mac: r.mac as string, dst: r.dst as string, permanent: r.state === 'permanent', ...(typeof r.viaIf === 'string' ? { via: r.viaIf } : {}) }));
 }
 
 /** `ip -json neigh show dev <name>`. */
@@ -112,7 +115,7 @@ function hostAddress(d: VxlanPlan): VxlanCommand {
 function createCommands(d: VxlanPlan): VxlanCommand[] {
   const add: VxlanCommand = {
     tool: 'ip',
-    args: ['link', 'add', d.device, 'type', 'vxlan', 'id', String(d.vni), 'local', d.local, 'dstport', String(d.port), 'nolearning'],
+    args: ['link', 'add', d.device, 'type', 'vxlan', 'id', String(d.vni), 'local', d.local, ...(d.uplink !== undefined ? ['dev', d.uplink] : []), 'dstport', String(d.port), 'nolearning'],
   };
   // No IPv6 link-local address: the device carries only routed traffic to the peers listed.
   const setup: VxlanCommand = { tool: 'ip', args: ['link', 'set', 'dev', d.device, 'addrgenmode', 'none', 'address', d.mac, ...(d.mtu !== undefined ? ['mtu', String(d.mtu)] : [])] };
@@ -121,7 +124,7 @@ function createCommands(d: VxlanPlan): VxlanCommand[] {
 
 /** Whether a live link is our device with the settings that cannot change in place. */
 function sameDevice(a: ActualVxlan, d: VxlanPlan): boolean {
-  return a.kind === 'vxlan' && a.vni === d.vni && a.port === d.port && a.local === d.local && a.learning === false;
+  return a.kind === 'vxlan' && a.vni === d.vni && a.port === d.port && a.local === d.local && a.learning === false && (d.uplink === undefined || a.link === d.uplink);
 }
 
 /**
@@ -153,8 +156,10 @@ export function diffVxlan(actual: ActualVxlanState, desired: VxlanPlan | undefin
       if (!link.addresses.includes(`${desired.local}/${desired.local.includes(':') ? 128 : 32}`)) out.push(hostAddress(desired));
     }
     for (const p of desired.peers) {
-      if (!fdb.some((e) => e.mac === p.mac && e.dst === p.address && e.permanent)) {
-        out.push({ tool: 'bridge', args: ['fdb', 'replace', p.mac, 'dev', device, 'dst', p.address, 'self', 'permanent'] });
+      // `via`: the outer lookup of an FDB entry uses its own device, not the link's (vxlan_xmit_one).
+      if (!fdb.some((e) => e.mac === p.mac && e.dst === p.address && e.permanent && e.via === desired.uplink)) {
+        const via = desired.uplink !== undefined ? ['via', desired.uplink] : [];
+        out.push({ tool: 'bridge', args: ['fdb', 'replace', p.mac, 'dev', device, 'dst', p.address, ...via, 'self', 'permanent'] });
       }
       for (const n of p.neighbours) {
         if (!neighbours.some((e) => e.dst === n && e.lladdr === p.mac && e.permanent)) {
@@ -167,7 +172,8 @@ export function diffVxlan(actual: ActualVxlanState, desired: VxlanPlan | undefin
   if (link === undefined) return { commands: out, foreign: false };
   const fdbWanted = new Set(desired.peers.map((p) => `${p.mac} ${p.address}`));
   for (const e of fdb) {
-    if (!fdbWanted.has(`${e.mac} ${e.dst}`)) out.push({ tool: 'bridge', args: ['fdb', 'del', e.mac, 'dev', device, 'dst', e.dst, 'self'] });
+    // The kernel matches an entry by its `via` too.
+    if (!fdbWanted.has(`${e.mac} ${e.dst}`)) out.push({ tool: 'bridge', args: ['fdb', 'del', e.mac, 'dev', device, 'dst', e.dst, ...(e.via !== undefined ? ['via', e.via] : []), 'self'] });
   }
   const neighWanted = new Set(desired.peers.flatMap((p) => p.neighbours));
   for (const e of neighbours) {
