@@ -221,6 +221,8 @@ export class VxlanLink implements VxlanLinks {
   }
 
   async apply(desired: VxlanPlan | undefined, phase: 'add' | 'prune'): Promise<VxlanApplyResult> {
+    // Nothing to add without a device (most nodes): spare the reads; the prune phase still removes a leftover.
+    if (desired === undefined && phase === 'add') return { changes: [], errors: [] };
     const { commands, foreign } = diffVxlan(await this.read(), desired, this.o.device, phase);
     if (foreign) return { changes: [], errors: [`a link named ${this.o.device} exists and is not a VXLAN; left alone`] };
     const res: VxlanApplyResult = { changes: [], errors: [] };

@@ -28,8 +28,11 @@ in line with it, repairing drift every --repair-interval:
   - reverse-path filtering becomes loose (rp_filter 2) on the devices that carry this pool's own traffic (the
     CNI's overlay, the LAN) where it was strict, since cross-pool replies arrive there; the values found are
     kept in <state-dir>/rp_filter.json and put back on exit.
+  - every node of a pool whose memberRouting is vxlan or auto (corvid.dev/member-routing): the VXLAN link
+    corvid.vx, bound to the uplink; a member that routes through it has its gateway as its FDB and neighbour
+    entry and its routes go via the gateway onlink on the device.
 On SIGTERM or SIGINT it removes exactly what it created (corvid-* connections, SAs and keys, its table and rules,
-its nftables table, the rp_filter values it changed) and exits. Logs are JSON lines on stderr.
+its nftables table, the rp_filter values it changed, corvid.vx) and exits. Logs are JSON lines on stderr.
 
 Flags:
       --node-name NAME        this node (default: $NODE_NAME)
