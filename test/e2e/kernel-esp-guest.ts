@@ -45,6 +45,14 @@ export function espPackets(text: string): number {
   return n;
 }
 
+/** `ip xfrm policy` less charon's per-socket bypass policies of its IKE sockets ("socket in/out"), which go with it. */
+function withoutSocketPolicies(text: string): string {
+  return text
+    .split(/\n(?=\S)/)
+    .filter((p) => p.trim() !== '' && !/\tsocket (in|out) /.test(p))
+    .join('\n');
+}
+
 /** A node namespace with a pod namespace behind it (node pod0 = <subnet>.1, pod eth0 = <subnet>.2). */
 async function podOf(lab: NetnsLab, node: string, label: string, subnet24: string): Promise<string> {
   const pod = await lab.addNs(label);
@@ -101,6 +109,15 @@ async function pair(lab: NetnsLab, charons: CharonInstance[]): Promise<void> {
     result.espPackets = espPackets(String(result.xfrmState));
     void pb;
     step('pinged');
+    // A crashed charon (SIGKILL, then restarted as its container would be): what of the old one is left in the kernel.
+    process.kill(charons[0].pid, 'SIGKILL');
+    await charons[0].restart();
+    result.leftAfterCharonCrash = {
+      xfrmState: sh(a, 'ip xfrm state'),
+      xfrmPolicy: withoutSocketPolicies(sh(a, 'ip xfrm policy')),
+      table220: sh(a, 'ip route show table 220 2>/dev/null'),
+    };
+    step('charon crashed and restarted');
   } finally {
     await Promise.all(vicis.map((v) => v.close().catch(() => undefined)));
   }
@@ -377,11 +394,7 @@ async function system(lab: NetnsLab, charons: CharonInstance[]): Promise<void> {
       if (node === undefined || !agents.has(n.name)) continue;
       left[n.name] = {
         xfrmState: sh(node, 'ip xfrm state'),
-        // Less charon's per-socket bypass policies for its IKE sockets ("socket in/out"): they go with charon.
-        xfrmPolicy: sh(node, 'ip xfrm policy')
-          .split(/\n(?=\S)/)
-          .filter((p) => p.trim() !== '' && !/\tsocket (in|out) /.test(p))
-          .join('\n'),
+        xfrmPolicy: withoutSocketPolicies(sh(node, 'ip xfrm policy')),
         table220: sh(node, 'ip route show table 220 2>/dev/null'),
         table9027: sh(node, 'ip route show table 9027 2>/dev/null'),
         rules: sh(node, 'ip rule; ip -6 rule').split('\n').filter((l) => /9027/.test(l)).join('\n'),

@@ -78,6 +78,8 @@ const [host, port, sock] = process.argv.slice(1);
 net.createServer((c) => { const u = net.connect(sock); c.pipe(u).pipe(c); c.on('error', () => u.destroy()); u.on('error', () => c.destroy()); })
   .listen(Number(port), host, () => console.log('listening'));`;
 
+let pairResult: Record<string, unknown> | undefined;
+
 const systemSkip =
   charonSkipReason() ??
   controlPlaneSkipReason() ??
@@ -107,6 +109,7 @@ describe('kernel ESP in a User-Mode Linux guest', { skip }, () => {
 
   test('charon with the shipped strongswan.conf carries pod traffic through kernel ESP between two namespaces', { skip: charonSkipReason(), timeout: 90_000 }, async () => {
     const { result, console: con, ms } = await runPhase('pair', { timeoutMs: 75_000 });
+    pairResult = result;
     const show = `${JSON.stringify(result, null, 1)}\n--- console\n${con}`;
     assert.equal(result.error, undefined, show);
     assert.match(String(result.plugins), /kernel-netlink/, show);
@@ -116,6 +119,14 @@ describe('kernel ESP in a User-Mode Linux guest', { skip }, () => {
     assert.ok(Number(result.espPackets) >= 6, `ESP states carried ${result.espPackets} packets\n${show}`);
     assert.doesNotMatch(String(result.links), /ipsec0/, show);
     console.log(`# kernel ESP pair: ${ms} ms (${(result.steps as string[]).join(', ')})`);
+  });
+
+  // A crashed charon's SAs, policies and table-220 routes outlive it, and the restarted one does not remove them:
+  // on a node that is no longer its pool's gateway, its pods' cross-pool traffic would meet the old policies.
+  test('a restarted charon leaves nothing of the crashed one in the kernel', { skip: charonSkipReason(), todo: 'nothing removes a killed charon\'s kernel state yet (issue 16)' }, () => {
+    const left = pairResult?.leftAfterCharonCrash as Record<string, string> | undefined;
+    assert.ok(left, 'the pair test did not get that far');
+    assert.deepEqual(Object.entries(left).filter(([, t]) => t.trim() !== ''), []);
   });
 
   describe('the production configuration in a real kernel: shipped charon, corvid agents, kernel ESP', { skip: systemSkip, timeout: 240_000 }, () => {

@@ -145,7 +145,8 @@ export async function startUml(o: UmlOptions): Promise<UmlGuest> {
   writeFileSync(join(dir, 'modprobe.sh'), `#!/bin/sh\nexec ${MODPROBE} -d '${join(dir, 'modroot')}' "$@"\n`, { mode: 0o755 });
   writeFileSync(join(dir, 'init.sh'), initScript(dir, o), { mode: 0o755 });
 
-  const args = [`mem=${o.memMiB ?? 1024}M`, 'rootfstype=hostfs', 'rootflags=/', 'ro', `init=${join(dir, 'init.sh')}`, 'con=null', 'con0=fd:0,fd:1'];
+  // uml_dir: UML's own run directory (mconsole socket), else ~/.uml/<random>, left behind by a killed guest.
+  const args = [`mem=${o.memMiB ?? 1024}M`, `uml_dir=${dir}`, 'rootfstype=hostfs', 'rootflags=/', 'ro', `init=${join(dir, 'init.sh')}`, 'con=null', 'con0=fd:0,fd:1'];
   if (o.tap !== undefined) args.push(`vec0:transport=tap,ifname=${o.tap}`);
   const argv = o.netns === undefined ? [UML_BIN, ...args] : ['ip', 'netns', 'exec', o.netns, UML_BIN, ...args];
   const consolePath = join(dir, 'console.log');
