@@ -272,7 +272,7 @@ async function system(lab: NetnsLab, charons: CharonInstance[]): Promise<void> {
   for (const a of NODES) for (const b of NODES) if (a !== b && a.pool === b.pool) await lab.route(ns.get(a.name)!, b.podCIDR, 'via', b.ip);
   step('network');
 
-  // ---- charons (shipped config) and agents
+  // ---- charons (shipped config) and agents; /tmp is the guest's own tmpfs
   await Promise.all(
     NODES.filter((n) => n.candidate).map(async (n) => {
       const c = await startCharon({ netns: ns.get(n.name), config: 'shipped', dir: join('/tmp', `charon-${n.name}`) });
@@ -280,7 +280,7 @@ async function system(lab: NetnsLab, charons: CharonInstance[]): Promise<void> {
       charons.push(c);
     }),
   );
-  result.plugins = sh('', `grep -o 'loaded plugins:.*' /tmp/charon-cloud-gw-1/charon.out | head -1`).trim();
+  result.plugins = sh('', `grep -o 'loaded plugins:.*' ${charonOf.get('cloud-gw-1')!.dir}/charon.out | head -1`).trim();
   const agents = new Map<string, Agent>();
   for (const n of NODES) {
     const argv = [
