@@ -12,9 +12,10 @@
 //   other family: via the gateway's address of that family from corvid.dev/private-ips), in our table, plus
 //   one rule per family `from all lookup <table> pref <priority>` (a lookup that finds no route falls through to the
 //   next rule, so one rule covers every prefix and never needs rewriting).
-// - Gateways need no routes of ours for ipsec links: charon (kernel-libipsec) installs routes for the remote traffic
-//   selectors in table 220 via ipsec0, which serve both the gateway's own traffic and traffic forwarded from its pool's
-//   members (forwarding must be on, as on every Kubernetes node). Backend `none` links are plain routes via the peer
+// - Gateways need no routes of ours for ipsec links: charon installs routes for the remote traffic selectors in table
+//   220 (kernel ESP, as deployed: source the gateway's own address in its local subnets, the xfrm policy does the rest;
+//   kernel-libipsec, in most tests: via ipsec0), which serve both the gateway's own traffic and traffic forwarded from
+//   its pool's members (forwarding must be on, as on every Kubernetes node). Backend `none` links are plain routes via the peer
 //   gateway's address on the gateway (in our table), and via the gateway on members, exactly as for ipsec.
 
 import type { Gateway } from '../gateway/types.ts';
