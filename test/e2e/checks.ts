@@ -117,3 +117,23 @@ export async function dfAcrossPools(f: Fabric, expected: (a: PoolName, b: PoolNa
   }
   return { bad, mtus };
 }
+
+/**
+ * spec.nodeAddresses: a TCP transfer from the ordinary node of each pool to a sink bound on every other pool's ordinary
+ * node's own address (its InternalIP), node namespace to node namespace. `on`: each arrives whole with the sending
+ * node's address; off: not one byte arrives (run in parallel, each fails at once without a route). One line per problem.
+ */
+export async function nodeTcpAcrossPools(f: Fabric, on: boolean, opts: { bytes?: number; timeoutMs?: number } = {}): Promise<string[]> {
+  const one = async ([a, b]: [FabricNode, FabricNode]): Promise<string | undefined> => {
+    const r = await tcpTransfer(f.lab, a.ns, b.ns, b.lanIP, { bytes: opts.bytes ?? 1 << 20, timeoutMs: opts.timeoutMs ?? (on ? 15_000 : 3_000) });
+    if (on && !r.ok) return `${a.name} -> ${b.name} (${b.lanIP}): TCP failed: ${r.error}`;
+    if (on && r.peer !== a.lanIP) return `${a.name} -> ${b.name} (${b.lanIP}): the receiver saw ${r.peer}, not the node's ${a.lanIP}`;
+    if (!on && r.bytes > 0) return `${a.name} -> ${b.name} (${b.lanIP}): ${r.bytes} bytes arrived with node addresses off`;
+    return undefined;
+  };
+  const pairs = memberPairs(f);
+  const results: Array<string | undefined> = [];
+  if (on) for (const p of pairs) results.push(await one(p));
+  else results.push(...(await Promise.all(pairs.map(one))));
+  return results.filter((r): r is string => r !== undefined);
+}

@@ -176,6 +176,7 @@ export class Fabric {
   private readonly wanLinks: Array<[string, string]> = [];
   /** The CNI's view of the cluster (its nodes and pods). */
   cluster: FlannelCluster | CalicoCluster | undefined;
+  private nodeAddressesHeld = false;
 
   private constructor(lab: NetnsLab, opts: FabricOptions) {
     this.lab = lab;
@@ -303,6 +304,32 @@ export class Fabric {
     const carriers = [...this.pools.values()].filter((p) => p.name === owner.pool || (this.pool(owner.pool).behindNAT && !p.behindNAT));
     for (const c of carriers.flatMap((p) => p.nodes).filter((n) => n.kind === 'candidate' && n !== owner)) {
       await this.lab.addr(c.ns, 'lo', `${nthAddr(cidr, parseCidr(cidr).size - 2)}/32`);
+    }
+  }
+
+  /**
+   * The same quirk for spec.nodeAddresses, whose selectors are other nodes' addresses as /32s: every candidate holds
+   * each node address it may carry as a local selector (its pool's other nodes; on the relay, the NAT'd pools' nodes)
+   * on lo. They must still be forwarded, not delivered: the local table's rule moves to pref 1 behind a `to <addr>
+   * goto 2` per address (a nop at 2, then charon's, Corvid's and main as before), and eth0 answers ARP only for its own
+   * address. Idempotent.
+   */
+  async holdNodeAddresses(): Promise<void> {
+    if (this.nodeAddressesHeld) return;
+    this.nodeAddressesHeld = true;
+    for (const c of this.candidates()) {
+      const carried = [...this.pools.values()]
+        .filter((p) => p.name === c.pool || (p.behindNAT && !this.pool(c.pool).behindNAT))
+        .flatMap((p) => p.nodes)
+        .filter((n) => n !== c);
+      await this.lab.exec(c.ns, ['sysctl', '-qw', 'net.ipv4.conf.eth0.arp_ignore=1', 'net.ipv4.conf.eth0.arp_announce=2']);
+      await this.lab.exec(c.ns, ['ip', 'rule', 'add', 'pref', '2', 'nop']);
+      await this.lab.exec(c.ns, ['ip', 'rule', 'add', 'pref', '1', 'lookup', 'local']);
+      await this.lab.exec(c.ns, ['ip', 'rule', 'del', 'pref', '0', 'lookup', 'local']);
+      for (const n of carried) {
+        await this.lab.exec(c.ns, ['ip', 'rule', 'add', 'pref', '0', 'to', `${n.lanIP}/32`, 'goto', '2']);
+        await this.lab.addr(c.ns, 'lo', `${n.lanIP}/32`);
+      }
     }
   }
 

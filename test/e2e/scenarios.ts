@@ -6,17 +6,17 @@
 // policy cuts one) and the Gateway objects.
 //
 // The scenarios run in order on one system; each leaves the network as scenario 1 built it (full mesh via the relay,
-// two healthy candidates per pool), only the active gateways may have moved. Order: 1, 3, 4, 5, 6, 7, 2 (the policy
-// change last, so a path it fails to restore does not take the failure scenarios down with it).
+// two healthy candidates per pool), only the active gateways may have moved. Order: 1, 3, 4, 5, 6, 7, (8,) 2, 9 (the
+// policy changes last, so a path they fail to restore does not take the failure scenarios down with it).
 //
 // One file per CNI runs them (system-flannel.e2e.ts, system-calico.e2e.ts), each with its own control plane.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { useControlPlane } from '../support/controlplane.ts';
-import { NODE_DRAIN_ANNOTATION, REVISION_ANNOTATION } from '../../src/gateway/keys.ts';
+import { NODE_ADDRESSES_ANNOTATION, NODE_DRAIN_ANNOTATION, REVISION_ANNOTATION } from '../../src/gateway/keys.ts';
 import { Fabric, Pinger, type CniFlavour, type PoolName } from './fabric.ts';
 import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from './system.ts';
-import { actives, dfAcrossPools, everyone, stopAndCountLoss, tcpAcrossPools, versions, waitForMatrix } from './checks.ts';
+import { actives, dfAcrossPools, everyone, nodeTcpAcrossPools, stopAndCountLoss, tcpAcrossPools, versions, waitForMatrix } from './checks.ts';
 import { tcpTransfer } from '../support/traffic.ts';
 import { failoverPaths, formatFailover, runFailover } from './failover.ts';
 
@@ -39,7 +39,7 @@ const AGENT_FLAGS = (process.env.CORVID_E2E_AGENT_FLAGS ?? '').split(' ').filter
 const PUBLIC_PORT = process.env.CORVID_E2E_PUBLIC_PORT ? Number(process.env.CORVID_E2E_PUBLIC_PORT) : undefined;
 const topo = (f: Fabric, o: Parameters<typeof topologyYaml>[1] = {}) => topologyYaml(f, { publicPort: PUBLIC_PORT, ...o });
 
-/** Scenarios 1-7 on a fabric whose nodes run `cni`. Call once, at the top level of a test file. */
+/** Scenarios 1-9 on a fabric whose nodes run `cni`. Call once, at the top level of a test file. */
 export function systemScenarios(cni: CniFlavour): void {
 const cp = useControlPlane();
 const skip = systemSkipReason(cp.skip);
@@ -375,6 +375,61 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     const back = await waitForMatrix(f, everyone, 30_000);
     if (back.length > 0) fail(`after allowing again:\n${back.join('\n')}`);
     await traffic('after allowing again');
+  });
+
+  // Last, like 2: a path it fails to restore takes no other scenario down.
+  test('9: spec.nodeAddresses on: a node reaches a TCP port on every other pool\'s node address (direct and relayed); off again: routes and selectors gone, nothing crosses', { timeout: 150_000 }, async () => {
+    await whole();
+    const members = [...f.pools.values()].map((p) => p.nodes.find((n) => n.kind === 'member')!);
+    const off = await nodeTcpAcrossPools(f, false);
+    if (off.length > 0) fail(`node addresses crossed pools before the option was on:\n${off.join('\n')}`);
+    // Other nodes' addresses as local selectors: kernel-libipsec needs them on the candidates (fabric.ts).
+    await f.holdNodeAddresses();
+    // What the option puts on the nodes: other pools' node addresses in each member's table 9027 and in the active
+    // gateways' CHILD_SAs (local: its pool's members; remote: the other pools').
+    const carried = async (): Promise<string[]> => {
+      const found = new Set<string>();
+      for (const m of members) {
+        const routes = (await f.lab.exec(m.ns, ['ip', 'route', 'show', 'table', '9027'])).stdout;
+        for (const o of members) if (o.pool !== m.pool && new RegExp(`^${o.lanIP.replaceAll('.', '\\.')} `, 'm').test(routes)) found.add(`${m.name}: route to ${o.lanIP}`);
+        const active = (await sys.activeOf(m.pool))!;
+        for (const sa of await sys.sas(active)) {
+          for (const c of sa.children) if (c.localTs.includes(`${m.lanIP}/32`)) found.add(`${active}: local selector ${m.lanIP}/32`);
+        }
+      }
+      return [...found].sort();
+    };
+    // Each member: a route to each other pool's member, and a local selector on its pool's active gateway.
+    const every = members.length * (members.length - 1) + members.length;
+
+    const t0 = Date.now();
+    const onRev = await sys.push(topo(f, { nodeAddresses: true }), 'e2e: route node addresses across pools');
+    await waitFor('the nodeAddresses revision applied', async () => (await sys.topology())?.status?.lastAppliedRevision === onRev, 30_000).catch((e) => fail((e as Error).message));
+    // Left off a pool whose node subnet overlaps another's; the fabric's LANs (10.10/10.20/10.30.0.0/24) do not.
+    for (const g of (await sys.gateways()).values()) assert.equal(g.metadata.annotations?.[NODE_ADDRESSES_ANNOTATION], 'true', `${g.metadata.name} publishes its node addresses`);
+    await waitFor('every ordinary node reaching every other pool\'s ordinary node', async () => (await nodeTcpAcrossPools(f, true, { bytes: 64 << 10, timeoutMs: 3_000 })).length === 0, 60_000)
+      .catch(async (e) => fail(`${(e as Error).message}:\n${(await nodeTcpAcrossPools(f, true, { timeoutMs: 3_000 })).join('\n')}\ncarried: ${(await carried()).join('; ')}`));
+    const onMs = Date.now() - t0;
+    const on = await nodeTcpAcrossPools(f, true, { bytes: 4 << 20 });
+    if (on.length > 0) fail(`node to node across pools with the option on:\n${on.join('\n')}`);
+    const onCarried = await carried();
+    assert.equal(onCarried.length, every, `routes and local selectors of the node addresses:\n${onCarried.join('\n')}`);
+    // Pods cross as before.
+    const pods = await tcpAcrossPools(f, everyone, { bytes: 1 << 20 });
+    if (pods.length > 0) fail(`pod TCP with node addresses on:\n${pods.join('\n')}`);
+
+    const t1 = Date.now();
+    fullRevision = await sys.push(topo(f), 'e2e: node addresses off again');
+    await waitFor('the full topology applied again', async () => (await sys.topology())?.status?.lastAppliedRevision === fullRevision, 30_000).catch((e) => fail((e as Error).message));
+    for (const g of (await sys.gateways()).values()) assert.equal(g.metadata.annotations?.[NODE_ADDRESSES_ANNOTATION], undefined, `${g.metadata.name} stops publishing its node addresses`);
+    await waitFor('no route or selector of a node address left', async () => (await carried()).length === 0, 30_000)
+      .catch(async (e) => fail(`${(e as Error).message}:\n${(await carried()).join('\n')}`));
+    const offMs = Date.now() - t1;
+    const offAgain = await nodeTcpAcrossPools(f, false);
+    if (offAgain.length > 0) fail(`node addresses still cross pools after the option was turned off:\n${offAgain.join('\n')}`);
+    console.log(`# scenario 9: node addresses on -> every ordinary node reaches every other pool's (4 MiB TCP, the sender's own address seen) ${onMs} ms after the push; off -> routes and selectors gone ${offMs} ms after the push, nothing crosses`);
+    const back = await waitForMatrix(f, everyone, 30_000);
+    if (back.length > 0) fail(`pods after node addresses off:\n${back.join('\n')}`);
   });
 });
 }

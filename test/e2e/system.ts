@@ -54,6 +54,8 @@ export interface TopologyOptions {
   election?: Record<string, string | number | boolean>;
   /** publicPort of the cloud gateways (default: none, i.e. the topology default 4500). */
   publicPort?: number;
+  /** spec.nodeAddresses: true (default: not written, i.e. off). */
+  nodeAddresses?: boolean;
 }
 
 /** The topology file for the fabric: cloud (public), edge-a and edge-b behind NAT, relaying through cloud. */
@@ -78,6 +80,7 @@ export function topologyYaml(f: Fabric, o: TopologyOptions = {}): string {
   } else {
     lines.push('    rules: []');
   }
+  if (o.nodeAddresses === true) lines.push('  nodeAddresses: true');
   if (o.election && Object.keys(o.election).length > 0) {
     lines.push('  election:');
     for (const [k, v] of Object.entries(o.election)) lines.push(`    ${k}: ${v}`);
