@@ -6,7 +6,7 @@
 // policy cuts one) and the Gateway objects.
 //
 // The scenarios run in order on one system; each leaves the network as scenario 1 built it (full mesh via the relay,
-// two healthy candidates per pool), only the active gateways may have moved. Order: 1, 3, 4, 5, 6, 7, (8,) 2, 9 (the
+// two healthy candidates per pool), only the active gateways may have moved. Order: 1, 3, 4, 5, 6, 7, (8,) 2, 9, 10 (the
 // policy changes last, so a path they fail to restore does not take the failure scenarios down with it).
 //
 // One file per CNI runs them (system-flannel.e2e.ts, system-calico.e2e.ts), each with its own control plane.
@@ -39,7 +39,7 @@ const AGENT_FLAGS = (process.env.CORVID_E2E_AGENT_FLAGS ?? '').split(' ').filter
 const PUBLIC_PORT = process.env.CORVID_E2E_PUBLIC_PORT ? Number(process.env.CORVID_E2E_PUBLIC_PORT) : undefined;
 const topo = (f: Fabric, o: Parameters<typeof topologyYaml>[1] = {}) => topologyYaml(f, { publicPort: PUBLIC_PORT, ...o });
 
-/** Scenarios 1-9 on a fabric whose nodes run `cni`. Call once, at the top level of a test file. */
+/** Scenarios 1-10 on a fabric whose nodes run `cni`. Call once, at the top level of a test file. */
 export function systemScenarios(cni: CniFlavour): void {
 const cp = useControlPlane();
 const skip = systemSkipReason(cp.skip);
@@ -430,6 +430,37 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     console.log(`# scenario 9: node addresses on -> every ordinary node reaches every other pool's (4 MiB TCP, the sender's own address seen) ${onMs} ms after the push; off -> routes and selectors gone ${offMs} ms after the push, nothing crosses`);
     const back = await waitForMatrix(f, everyone, 30_000);
     if (back.length > 0) fail(`pods after node addresses off:\n${back.join('\n')}`);
+  });
+
+  // Members reach their gateway over Corvid's VXLAN while the tunnels are real IPsec. Last: it needs 9's node
+  // addresses held on the candidates.
+  test('10: memberRouting vxlan in cloud and edge-a: pods (TCP, DF) and node addresses still cross every pool pair, direct again after', { timeout: 120_000 }, async () => {
+    await whole();
+    const vxlan = { cloud: 'vxlan', 'edge-a': 'vxlan' } as const;
+    await f.holdNodeAddresses();
+    const t0 = Date.now();
+    const rev = await sys.push(topo(f, { memberRouting: vxlan, nodeAddresses: true }), 'e2e: cloud and edge-a members over VXLAN, node addresses on');
+    await waitFor('the vxlan revision applied', async () => (await sys.topology())?.status?.lastAppliedRevision === rev, 30_000).catch((e) => fail((e as Error).message));
+    const viaVxlan = async (n: string): Promise<boolean> => / dev corvid\.vx onlink/.test((await f.lab.exec(f.node(n).ns, ['ip', 'route', 'show', 'table', '9027'])).stdout);
+    await waitFor('cloud-node-1 and edge-a-node-1 routing through corvid.vx', async () => (await viaVxlan('cloud-node-1')) && (await viaVxlan('edge-a-node-1')), 30_000).catch((e) => fail((e as Error).message));
+    const bad = await waitForMatrix(f, everyone, 30_000);
+    if (bad.length > 0) fail(`pods with cloud and edge-a members over VXLAN:\n${bad.join('\n')}`);
+    const pods = await tcpAcrossPools(f, everyone, { bytes: 1 << 20 });
+    if (pods.length > 0) fail(`pod TCP with members over VXLAN:\n${pods.join('\n')}`);
+    const df = await dfAcrossPools(f, everyone);
+    if (df.bad.length > 0) fail(`DF probes with members over VXLAN:\n${df.bad.join('\n')}`);
+    const nodes = await nodeTcpAcrossPools(f, true);
+    if (nodes.length > 0) fail(`node addresses with members over VXLAN:\n${nodes.join('\n')}`);
+    console.log(`# scenario 10: members over VXLAN: every pod pair, 1 MiB pod and node TCP per pool pair ${Date.now() - t0} ms after the push; path MTUs ${df.mtus.join(', ')}`);
+
+    fullRevision = await sys.push(topo(f), 'e2e: direct members, node addresses off');
+    await waitFor('the full topology applied again', async () => (await sys.topology())?.status?.lastAppliedRevision === fullRevision, 30_000).catch((e) => fail((e as Error).message));
+    await waitFor('corvid.vx removed from cloud-node-1 and edge-a-node-1', async () => {
+      for (const n of ['cloud-node-1', 'edge-a-node-1']) if ((await f.lab.exec(f.node(n).ns, ['ip', 'link', 'show', 'corvid.vx'], { allowFail: true })).code === 0) return false;
+      return true;
+    }, 30_000).catch((e) => fail((e as Error).message));
+    const back = await waitForMatrix(f, everyone, 30_000);
+    if (back.length > 0) fail(`pods with direct members again:\n${back.join('\n')}`);
   });
 });
 }

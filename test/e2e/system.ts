@@ -56,6 +56,8 @@ export interface TopologyOptions {
   publicPort?: number;
   /** spec.nodeAddresses: true (default: not written, i.e. off). */
   nodeAddresses?: boolean;
+  /** Pools' memberRouting (default: not written, i.e. direct). */
+  memberRouting?: Partial<Record<PoolName, 'direct' | 'vxlan' | 'auto'>>;
 }
 
 /** The topology file for the fabric: cloud (public), edge-a and edge-b behind NAT, relaying through cloud. */
@@ -96,6 +98,7 @@ export function topologyYaml(f: Fabric, o: TopologyOptions = {}): string {
     if (pool.behindNAT) lines.push('      behindNAT: true', '      relay: cloud');
     // Its router's WAN is narrower than its LAN, and drops "fragmentation needed": only the topology can say so.
     if (pool.name === NARROW_POOL) lines.push(`      mtu: ${NARROW_WAN_MTU}`);
+    if (o.memberRouting?.[pool.name] !== undefined) lines.push(`      memberRouting: ${o.memberRouting[pool.name]}`);
   }
   return `${lines.join('\n')}\n`;
 }
