@@ -10,6 +10,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isExecutable, onPath, onProcessExit } from './host.ts';
 
 export const UML_BIN = '/usr/bin/linux.uml';
@@ -105,6 +106,9 @@ function cleanupSync(): void {
   liveDirs.clear();
 }
 
+/** The checkout, which the guest runs its code from. */
+const PROJECT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
+
 function initScript(dir: string, o: UmlOptions): string {
   const mods = o.modules ?? [];
   return `#!/bin/sh
@@ -117,6 +121,8 @@ mount -t tmpfs tmp /tmp
 # The shared directory: tmpfs over /tmp may have hidden it.
 mkdir -p '${dir}'
 mount -t hostfs none '${dir}' -o '${dir}'
+# So may it have hidden the checkout (a clone under /tmp): show it again, read-only as the rest of the host.
+case '${PROJECT}/' in /tmp/*) mkdir -p '${PROJECT}' && mount -t hostfs none '${PROJECT}' -o '${PROJECT}' && mount -o remount,ro '${PROJECT}' ;; esac
 echo '${dir}/modprobe.sh' > /proc/sys/kernel/modprobe
 export UML_DIR='${dir}' HOME=/tmp PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 ip link set lo up
