@@ -53,13 +53,10 @@ export function validate(a: ArtifactOk): Verdict {
     if (r.errors.length > MAX_ERRORS_IN_MESSAGE) lines.push(`and ${r.errors.length - MAX_ERRORS_IN_MESSAGE} more errors`);
     return { ok: false, reason: REJECT.validationFailed, message: lines.join('\n'), name: documentName(a.text) };
   }
-  let rawSpec: Record<string, unknown> = {};
-  try {
-    const js = parseDocument(a.text, PARSE_OPTIONS).toJS() as { spec?: Record<string, unknown> } | null;
-    rawSpec = js?.spec ?? {};
-  } catch {
-    // loadTopology parsed it, so this does not happen
-  }
+  // The document loadTopology read: no second parse.
+  const doc = r.document;
+  const spec = doc !== null && typeof doc === 'object' ? (doc as { spec?: unknown }).spec : undefined;
+  const rawSpec = spec !== null && typeof spec === 'object' && !Array.isArray(spec) ? (spec as Record<string, unknown>) : {};
   return {
     ok: true,
     candidate: {

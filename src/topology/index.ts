@@ -1,8 +1,6 @@
 // Public face of the topology language: load (parse + schema + meaning + normalise) and the pure policy questions.
 
-import type { Topology } from './types.ts';
-import type { TopologyError } from './errors.ts';
-import { loadTopology as load } from './load.ts';
+import { loadTopology as load, type LoadResult } from './load.ts';
 
 export type { TopologyError } from './errors.ts';
 export { formatTopologyError } from './errors.ts';
@@ -24,9 +22,7 @@ export { fnv1a32, rendezvousWeight } from './hash.ts';
 export type * from './types.ts';
 export { TOPOLOGY_API_VERSION, TOPOLOGY_KIND } from './types.ts';
 
-export type TopologyResult =
-  | { ok: true; topology: Topology; warnings: TopologyError[] }
-  | { ok: false; errors: TopologyError[] };
+export type TopologyResult = LoadResult;
 
 /** Parse, check and normalise one topology file. Pure: text in, result out, never throws. */
 export function loadTopology(text: string, file: string): TopologyResult {

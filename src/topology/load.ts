@@ -9,7 +9,8 @@ import { buildModel, finalise, isObj } from './normalise.ts';
 import { checkMeaning } from './semantic.ts';
 
 export type LoadResult =
-  | { ok: true; topology: Topology; warnings: TopologyError[] }
+  /** `document`: the file as plain data (what the sync records as the spec as written). */
+  | { ok: true; topology: Topology; warnings: TopologyError[]; document: unknown }
   | { ok: false; errors: TopologyError[] };
 
 export function loadTopology(text: string, file: string): LoadResult {
@@ -24,7 +25,7 @@ export function loadTopology(text: string, file: string): LoadResult {
     const meaning = isObj(spec) ? checkMeaning(data, model, locator) : { errors: [], warnings: [] };
     const errors = [...shape, ...meaning.errors];
     if (errors.length > 0) return { ok: false, errors: sortErrors(errors) };
-    return { ok: true, topology: finalise(model), warnings: sortErrors([...parsed.warnings, ...meaning.warnings]) };
+    return { ok: true, topology: finalise(model), warnings: sortErrors([...parsed.warnings, ...meaning.warnings]), document: data };
   } catch (e) {
     // A bug in a check must not turn into a crash of `corvid validate` or of the sync loop.
     const what = e instanceof Error ? e.name : 'error';
