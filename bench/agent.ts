@@ -422,7 +422,7 @@ export async function benchAgentMemory(o: { peers?: number } = {}): Promise<Agen
     charon = await startCharon({ netns: gwNs });
     secrets = await makeSecretDir();
     vici = new ViciSession(charon.socketPath, { timeoutMs: 10_000, reconnectTimeoutMs: 5_000 });
-    const common = ['--kubeconfig', cp.kubeconfigPath, '--secret-dir', secrets.dir, '--lease-namespace', LEASE_NAMESPACE, '--metrics-addr', '127.0.0.1:0', '--log-level', 'warn'];
+    const common = ['--wireguard', 'off', '--kubeconfig', cp.kubeconfigPath, '--secret-dir', secrets.dir, '--lease-namespace', LEASE_NAMESPACE, '--metrics-addr', '127.0.0.1:0', '--log-level', 'warn'];
 
     const rows: AgentMemoryRow[] = [];
     const cases = [

@@ -12,8 +12,10 @@ import { Iproute } from '../adapters/iproute/iproute.ts';
 import { VxlanLink } from '../adapters/iproute/vxlan.ts';
 import { Nft } from '../adapters/nft/nft.ts';
 import { RpFilter } from '../adapters/sysctl/rpfilter.ts';
+import { WireguardLink, type WireguardImplementation } from '../adapters/wireguard/wireguard.ts';
+import { loadOrCreateKey, type WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
 import { join } from 'node:path';
-import { nodePlan, VXLAN_DEVICE, type NodePlan } from '../nodeplan/index.ts';
+import { nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, type NodePlan } from '../nodeplan/index.ts';
 import { ViciSession, parseUpdownEvent, type Subscription, type ViciMessage } from './vici/index.ts';
 import { Reconciler, emptyResult, type ReconcileResult, type TunnelState } from './reconciler.ts';
 import { ours } from './conns.ts';
@@ -52,6 +54,17 @@ export interface AgentOptions {
   stateDir: string;
   /** Where the node's /proc/sys is (default /proc/sys). */
   procSys?: string;
+  /** The node's WireGuard private key file (created once, 0600); undefined: no WireGuard on this node. */
+  wireguardKeyFile?: string;
+  /** Kernel WireGuard, wireguard-go, or the kernel's when it has it (default). */
+  wireguardImplementation?: WireguardImplementation;
+  /** Tests with netns only: stands in for /var/run/wireguard (wireguard-go's sockets of several nodes on one host). */
+  wireguardSocketDir?: string;
+}
+
+/** The peers this node, as an active gateway, has tunnels to (IPsec and WireGuard), with the tunnel's name. */
+function planTunnels(plan: NodePlan): Array<{ peerPool: string; name: string }> {
+  return [...plan.tunnels, ...(plan.wireguard?.peers ?? [])];
 }
 
 /** Gateway candidates: nodes listed in any Gateway's spec.endpoints as a tunnel endpoint. */
@@ -79,6 +92,7 @@ function summary(plan: NodePlan): string {
     pool: plan.pool,
     gateway: plan.gatewayNode,
     tunnels: plan.tunnels.map((t) => `${t.name}:${t.role}`),
+    ...(plan.wireguard !== undefined ? { wireguard: plan.wireguard.peers.map((p) => p.name) } : {}),
     routes: plan.routes.length,
     findings: plan.findings.map((f) => f.code),
   });
@@ -97,6 +111,8 @@ export class Agent {
   private uplinkPrefixes: string[] | undefined;
   private uplinkDevice: string | undefined;
   private readonly heartbeat: Heartbeat;
+  /** This node's WireGuard key pair, when it has one. */
+  private readonly wireguardKey: WireguardKeyPair | undefined;
   readonly metrics = new AgentMetrics();
   private http: { port: number; close(): Promise<void> } | undefined;
   private repairTimer: NodeJS.Timeout | undefined;
@@ -139,11 +155,33 @@ export class Agent {
       log: (line) => this.log.info(line),
     });
     this.iproute = new Iproute({ table: opts.routeTable, ipPath: opts.ipPath, netns: opts.netns });
+    if (opts.wireguardKeyFile !== undefined) {
+      try {
+        const k = loadOrCreateKey(opts.wireguardKeyFile);
+        this.wireguardKey = { privateKey: k.privateKey, publicKey: k.publicKey };
+        if (k.created) this.log.info('WireGuard key created', { file: opts.wireguardKeyFile });
+        if (k.tightened) this.log.warn('WireGuard key file was readable by others; made 0600', { file: opts.wireguardKeyFile });
+      } catch (e) {
+        this.log.error('no WireGuard key: WireGuard links of this node will fail', { error: (e as Error).message });
+      }
+    }
     this.reconciler = new Reconciler({
       vici: this.vici,
       viciPresent: () => existsSync(opts.viciSocket),
       iproute: this.iproute,
       vxlan: new VxlanLink({ device: VXLAN_DEVICE, netns: opts.netns, ipPath: opts.ipPath }),
+      ...(opts.wireguardKeyFile === undefined
+        ? {}
+        : {
+            wireguard: new WireguardLink({
+              device: WIREGUARD_DEVICE,
+              netns: opts.netns,
+              ipPath: opts.ipPath,
+              ...(opts.wireguardImplementation !== undefined ? { implementation: opts.wireguardImplementation } : {}),
+              ...(opts.wireguardSocketDir !== undefined ? { socketDir: opts.wireguardSocketDir } : {}),
+            }),
+            ...(this.wireguardKey !== undefined ? { wireguardKey: this.wireguardKey } : {}),
+          }),
       ...(opts.packetFilter === false ? {} : { nft: new Nft({ netns: opts.netns, ipPath: opts.ipPath }) }),
       ...(opts.looseRpFilter === false
         ? {}
@@ -162,6 +200,8 @@ export class Agent {
       onStateChange: (ok, detail) =>
         ok ? this.log.info('heartbeat renewed', { lease: `${opts.leaseNamespace}/${opts.nodeName}` }) : this.log.warn('heartbeat failing', { error: detail }),
     });
+    // Published with the heartbeat, which only gateway candidates write: the sync copies it into their Gateway.
+    this.heartbeat.setWireguardKey(this.wireguardKey?.publicKey);
   }
 
   /** Port of the HTTP endpoints (after start). */
@@ -250,6 +290,7 @@ export class Agent {
       ...(this.uplinkMtu === undefined ? {} : { uplinkMtu: this.uplinkMtu }),
       ...(this.uplinkPrefixes === undefined ? {} : { uplinkPrefixes: this.uplinkPrefixes }),
       ...(this.uplinkDevice === undefined ? {} : { uplinkDevice: this.uplinkDevice }),
+      ...(this.wireguardKey === undefined ? {} : { wireguardPublicKey: this.wireguardKey.publicKey }),
     });
   }
 
@@ -322,7 +363,7 @@ export class Agent {
     this.heartbeat.setEnabled(isGatewayCandidate(gateways, this.o.nodeName));
     if (plan.role === 'gateway') {
       this.ensureSubscribed();
-      if (res.viciChecked && seq > this.appliedSeq) {
+      if ((res.viciChecked || res.wireguardChecked) && seq > this.appliedSeq) {
         this.appliedSeq = seq;
         if (this.heartbeat.setTunnels(this.tunnelHealth(plan, res.tunnels))) this.heartbeat.kick();
       }
@@ -411,7 +452,7 @@ export class Agent {
     const up = new Map(tunnels.map((t) => [t.peer, t.up]));
     const out: Record<string, TunnelHealth> = {};
     const nowText = this.now().toISOString().replace(/\.\d{3}Z$/, 'Z');
-    for (const t of plan.tunnels) {
+    for (const t of planTunnels(plan)) {
       const isUp = up.get(t.peerPool) === true;
       const prev = this.tunnelSince.get(t.peerPool);
       const next = prev !== undefined && prev.up === isUp ? prev : { up: isUp, since: nowText };

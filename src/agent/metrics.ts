@@ -30,7 +30,7 @@ export class AgentMetrics {
     this.routes.set({ table: String(table) }, res.routeCount);
     if (res.ok) this.lastApply.set(now.getTime() / 1000);
     else this.applyErrors.inc();
-    this.recordTunnels(res.tunnels, res.viciChecked);
+    this.recordTunnels(res.tunnels, res.viciChecked || res.wireguardChecked);
   }
 
   /** Tunnel state and byte counters from a list-sas read; `complete` = the list covers every tunnel of the plan. */

@@ -2,10 +2,12 @@
 // table and rp_filter values for cross-pool traffic.
 //
 // Ownership: the agent touches only connections, CHILD/IKE SAs and shared keys named `corvid-*`, our routing table
-// and the rules that look it up, the nftables table inet corvid, and the rp_filter values it loosened (kept to be put
-// back). It never flushes xfrm state, other tables or other rules.
-// Order: routes first (they do not depend on charon), then VICI: terminate before unload; PSK before conn; initiate
-// where we are the initiator and nothing is up or in progress. The nftables table before VICI, rp_filter after.
+// and the rules that look it up, the nftables table inet corvid, the rp_filter values it loosened (kept to be put
+// back), the member VXLAN corvid.vx and the WireGuard interface corvid.wg. It never flushes xfrm state, other tables
+// or other rules.
+// Order: the devices routes go through (VXLAN, WireGuard) first, then routes (they do not depend on charon), then
+// VICI: terminate before unload; PSK before conn; initiate where we are the initiator and nothing is up or in
+// progress. The nftables table before VICI, rp_filter after. A device no longer wanted goes after the routes.
 // The reconciler keeps only a memory of the config fingerprints it loaded; everything else is read back each time,
 // so a charon restart (nothing loaded) or a hand-made change (a conn unloaded, a route deleted) is simply drift.
 
@@ -14,7 +16,9 @@ import type { Iproute } from '../adapters/iproute/iproute.ts';
 import type { Nft } from '../adapters/nft/nft.ts';
 import type { RpFilter } from '../adapters/sysctl/rpfilter.ts';
 import type { VxlanLinks } from '../adapters/iproute/vxlan.ts';
-import { devicesToward, NO_PACKET_POLICY, type NodePlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
+import { wireguardPsk, type ActualPeer, type WireguardConfig, type WireguardLinks } from '../adapters/wireguard/wireguard.ts';
+import type { WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
+import { devicesToward, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, type NodePlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
 import type { ConnConfig } from './vici/index.ts';
 import { connHash, ours, saMatchesTunnel, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
 import type { SecretReader } from './secrets.ts';
@@ -50,6 +54,8 @@ export interface ReconcileResult {
   routeCount: number;
   /** False when the VICI part was skipped (no charon and nothing to do there). */
   viciChecked: boolean;
+  /** True when the WireGuard peers were read back (the plan has WireGuard links). */
+  wireguardChecked: boolean;
 }
 
 export interface ReconcilerOptions {
@@ -64,17 +70,23 @@ export interface ReconcilerOptions {
   rpFilter?: RpFilter;
   /** The member VXLAN device, its FDB and neighbour entries; undefined: not managed (plans with one are errors). */
   vxlan?: VxlanLinks;
+  /** The WireGuard interface; undefined: not managed (plans with WireGuard links are errors). */
+  wireguard?: WireguardLinks;
+  /** This node's WireGuard key pair; undefined: none could be had (plans with WireGuard links are errors). */
+  wireguardKey?: WireguardKeyPair;
   secrets: SecretReader;
   log: Logger;
   /** How long an initiate waits for the SA (charon keeps trying afterwards). Default 5000 ms. */
   initiateTimeoutMs?: number;
   /** Timeout of terminate calls. Default 3000 ms. */
   terminateTimeoutMs?: number;
+  /** The clock a WireGuard handshake's age is measured with (default Date.now). */
+  nowMs?: () => number;
 }
 
 /** A result with nothing done yet. */
 export function emptyResult(): ReconcileResult {
-  return { ok: true, errors: [], warnings: [], ipChanges: [], packetChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false };
+  return { ok: true, errors: [], warnings: [], ipChanges: [], packetChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false, wireguardChecked: false };
 }
 
 /** terminate of an SA that vanished meanwhile (the peer closed it first): the goal is reached. */
@@ -137,10 +149,21 @@ export class Reconciler {
     const res = emptyResult();
     // The device and its new next hops before the routes that use them; stale entries only after the routes moved.
     await this.applyVxlan(plan.vxlan, 'add', res);
+    if (plan.wireguard !== undefined) await this.applyWireguard(plan.wireguard, res);
     await this.applyRoutes(plan, res);
     await this.applyVxlan(plan.vxlan, 'prune', res);
+    if (plan.wireguard === undefined) await this.applyWireguard(undefined, res);
     await this.applyNft(plan.packet, res);
     await this.applyVici(plan, res);
+    if (plan.wireguard !== undefined && this.o.wireguard !== undefined) {
+      try {
+        res.tunnels.push(...(await this.readWireguardTunnels(plan.wireguard, this.o.wireguard)));
+        res.tunnels.sort((a, b) => (a.conn < b.conn ? -1 : a.conn > b.conn ? 1 : 0));
+        res.wireguardChecked = true;
+      } catch (e) {
+        res.errors.push(`wireguard: ${(e as Error).message}`);
+      }
+    }
     await this.applyRpFilter(plan.poolNeighbours, plan.vxlan, res);
     res.ok = res.errors.length === 0;
     return res;
@@ -195,13 +218,54 @@ export class Reconciler {
     }
   }
 
+  /** The WireGuard interface and its peers (PSKs derived from the links' Secrets); undefined removes it. */
+  private async applyWireguard(desired: WireguardPlan | undefined, res: ReconcileResult): Promise<void> {
+    const wg = this.o.wireguard;
+    if (wg === undefined) {
+      if (desired !== undefined) res.errors.push('wireguard: the plan has WireGuard links but this agent does not manage WireGuard');
+      return;
+    }
+    let config: WireguardConfig | undefined;
+    if (desired !== undefined) {
+      const key = this.o.wireguardKey;
+      if (key === undefined) {
+        res.errors.push('wireguard: the plan has WireGuard links but this node has no WireGuard key');
+        return;
+      }
+      config = { device: desired.device, listenPort: desired.listenPort, privateKey: key.privateKey, peers: [] };
+      if (desired.mtu !== undefined) config.mtu = desired.mtu;
+      for (const p of desired.peers) {
+        const s = await this.o.secrets.read(p.pskSecretRef);
+        if (!s.ok) {
+          res.errors.push(`wireguard peer ${p.name}: ${s.reason}`);
+          continue;
+        }
+        config.peers.push({
+          name: p.name,
+          publicKey: p.publicKey,
+          presharedKey: wireguardPsk(s.data),
+          allowedIPs: p.allowedIPs,
+          persistentKeepalive: p.persistentKeepalive,
+          ...(p.endpoint !== undefined ? { endpoint: p.endpoint } : {}),
+        });
+      }
+    }
+    try {
+      const r = await wg.apply(config);
+      res.ipChanges.push(...r.changes);
+      res.errors.push(...r.errors.map((e) => `wireguard: ${e}`));
+    } catch (e) {
+      res.errors.push(`wireguard: ${(e as Error).message}`);
+    }
+  }
+
   private async applyRoutes(plan: NodePlan, res: ReconcileResult): Promise<void> {
     try {
       const r = await this.o.iproute.apply({
         routes: plan.routes.map((x) => ({
           family: x.family,
           dst: x.dst,
-          via: x.via,
+          ...(x.via !== undefined ? { via: x.via } : {}),
           ...(x.mtu !== undefined ? { mtu: x.mtu } : {}),
           ...(x.dev !== undefined ? { dev: x.dev } : {}),
         })),
@@ -317,14 +381,23 @@ export class Reconciler {
 
     // 3. Read back the SAs for status and metrics.
     try {
-      res.tunnels.push(...(await this.readTunnels(plan)));
+      res.tunnels.push(...(await this.readIpsecTunnels(plan)));
     } catch (e) {
       res.errors.push(`vici: list-sas: ${(e as Error).message}`);
     }
   }
 
-  /** The state of the plan's tunnels as list-sas reports it now (cheap: no change is made). Throws on VICI errors. */
+  /**
+   * The state of the plan's tunnels as list-sas and the WireGuard interface report it now (cheap: no change is made).
+   * Throws on VICI or wg errors.
+   */
   async readTunnels(plan: NodePlan): Promise<TunnelState[]> {
+    const out = await this.readIpsecTunnels(plan);
+    if (plan.wireguard !== undefined && this.o.wireguard !== undefined) out.push(...(await this.readWireguardTunnels(plan.wireguard, this.o.wireguard)));
+    return out.sort((a, b) => (a.conn < b.conn ? -1 : a.conn > b.conn ? 1 : 0));
+  }
+
+  private async readIpsecTunnels(plan: NodePlan): Promise<TunnelState[]> {
     const vici = this.o.vici;
     if (vici === undefined || plan.tunnels.length === 0) return [];
     const after = (await vici.listSas()).filter((s) => ours(s.name));
@@ -332,6 +405,12 @@ export class Reconciler {
       const s = summariseSas(after, t.name);
       return { peer: t.peerPool, conn: t.name, up: s.up, pending: s.pending, bytesIn: s.bytesIn, bytesOut: s.bytesOut, children: s.children };
     });
+  }
+
+  private async readWireguardTunnels(desired: WireguardPlan, wg: WireguardLinks): Promise<TunnelState[]> {
+    const actual = new Map(((await wg.peers()) ?? []).map((p) => [p.publicKey, p]));
+    const nowS = (this.o.nowMs ?? Date.now)() / 1000;
+    return desired.peers.map((p) => wireguardTunnel(p.peerPool, p.name, actual.get(p.publicKey), nowS));
   }
 
   /** Remove exactly what is ours: SAs and conns named corvid-*, our shared keys, our routes and rules. */
@@ -385,10 +464,25 @@ export class Reconciler {
       res.errors.push(`routes: ${(e as Error).message}`);
     }
     if (this.o.vxlan !== undefined) await this.applyVxlan(undefined, 'prune', res);
+    await this.applyWireguard(undefined, res);
     // Routes first: no cross-pool packet may leave with its source rewritten after the exemption is gone.
     await this.applyNft(NO_PACKET_POLICY, res);
     await this.applyRpFilter([], undefined, res);
     res.ok = res.errors.length === 0;
     return res;
   }
+}
+
+/**
+ * A WireGuard peer as a tunnel: up while its last handshake is younger than a session may live (every peer sends
+ * keepalives, so an idle tunnel still renews it), pending while none happened yet.
+ */
+export function wireguardTunnel(peer: string, conn: string, a: ActualPeer | undefined, nowS: number): TunnelState {
+  const hs = a?.latestHandshake ?? 0;
+  const up = hs > 0 && nowS - hs <= WIREGUARD_SESSION_SECONDS;
+  const bytesIn = a?.rxBytes ?? 0;
+  const bytesOut = a?.txBytes ?? 0;
+  // One "child" per peer key: the byte counters restart with the interface, as a CHILD_SA's do with the SA.
+  const children = a === undefined ? [] : [{ uniqueId: `wireguard ${a.publicKey}`, bytesIn, bytesOut, localTs: [], remoteTs: [...a.allowedIPs], up }];
+  return { peer, conn, up, pending: a !== undefined && hs === 0, bytesIn, bytesOut, children };
 }

@@ -11,7 +11,7 @@ import { EXIT_USAGE } from './io.ts';
 import { formatTopologyError, loadTopology } from '../topology/index.ts';
 import { yamlMessage } from '../topology/parse.ts';
 import type { Topology } from '../topology/types.ts';
-import { CALICO_BLOCK_AFFINITY_VERSIONS, NO_CALICO, podSubnetInput, deriveHealth, emptyHealthMemory, inventoryFromNodeList, plan } from '../plan/index.ts';
+import { CALICO_BLOCK_AFFINITY_VERSIONS, NO_CALICO, podSubnetInput, deriveHealth, wireguardKeysFrom, emptyHealthMemory, inventoryFromNodeList, plan } from '../plan/index.ts';
 import type { CalicoGroupVersion, CalicoIpamState, HeartbeatLease, InventoryNode, PlanResult, PodSubnetInput, PodSubnetMode } from '../plan/index.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
@@ -320,6 +320,7 @@ export function planDesired(o: PlanOptions): PlanResult {
     health,
     previous: o.previous,
     now: o.now,
+    wireguardKeys: wireguardKeysFrom(o.leases),
     ...(o.podSubnets ? { podSubnets: o.podSubnets } : {}),
   });
 }

@@ -30,8 +30,10 @@ import {
   MEMBER_VXLAN_ANNOTATION,
   NODE_ADDRESSES_ANNOTATION,
   REVISION_ANNOTATION,
+  WIREGUARD_KEYS_ANNOTATION,
 } from './keys.ts';
 import { canonicalJson } from './render.ts';
+import { decodeWireguardKeys, encodeWireguardKeys } from './wireguard.ts';
 import type { Gateway } from './types.ts';
 
 /** `peers` value meaning "every pool not in denied-peers". */
@@ -77,6 +79,8 @@ export interface GatewayLinks {
   memberVxlan?: MemberVxlan;
   /** corvid.dev/node-addresses: the pool's node addresses are routed across pools. */
   nodeAddresses?: boolean;
+  /** corvid.dev/wireguard-keys: gateway candidate -> its WireGuard public key (valid entries only). */
+  wireguardKeys: Record<string, string>;
   /** Active node -> reason of its last election decision. */
   election: Record<string, string>;
   revision?: string;
@@ -180,6 +184,8 @@ export interface LinkAnnotations {
   memberVxlan?: MemberVxlan;
   /** corvid.dev/node-addresses: written only when true. */
   nodeAddresses?: boolean;
+  /** corvid.dev/wireguard-keys: omitted when absent (an empty object is written: the topology uses WireGuard). */
+  wireguardKeys?: Readonly<Record<string, string>>;
 }
 
 /** Annotations for a Gateway. Omits denied-peers, relay, relays-for, encryption-pool, encryption-links, election when empty. */
@@ -205,6 +211,7 @@ export function encodeGatewayAnnotations(a: LinkAnnotations): Record<string, str
     out[MEMBER_VXLAN_ANNOTATION] = encodeMemberVxlan(a.memberVxlan);
   }
   if (a.nodeAddresses === true) out[NODE_ADDRESSES_ANNOTATION] = 'true';
+  if (a.wireguardKeys !== undefined) out[WIREGUARD_KEYS_ANNOTATION] = encodeWireguardKeys(a.wireguardKeys);
   return canonicalizeRecord(out);
 }
 
@@ -457,6 +464,7 @@ export function readGatewayLinks(gw: Gateway): GatewayLinks {
     underNAT: gw.spec?.endpoints?.[0]?.underNAT === true,
     election,
     replicas,
+    wireguardKeys: {},
     problems,
   };
   if (relay !== undefined && relay !== '') out.relay = relay;
@@ -479,6 +487,11 @@ export function readGatewayLinks(gw: Gateway): GatewayLinks {
   const nodeAddresses = ann[NODE_ADDRESSES_ANNOTATION];
   if (nodeAddresses === 'true') out.nodeAddresses = true;
   else if (nodeAddresses !== undefined) problems.push(`${NODE_ADDRESSES_ANNOTATION}: expected "true"`);
+  if (ann[WIREGUARD_KEYS_ANNOTATION] !== undefined) {
+    const d = decodeWireguardKeys(ann[WIREGUARD_KEYS_ANNOTATION]);
+    out.wireguardKeys = d.keys;
+    problems.push(...d.problems.map((p) => `${WIREGUARD_KEYS_ANNOTATION}: ${p}`));
+  }
   if (ann[MTU_ANNOTATION] !== undefined) {
     const mtu = decodeMtu(ann[MTU_ANNOTATION]);
     if (mtu.ok) out.mtu = mtu.value;

@@ -69,6 +69,17 @@ export const ENDPOINT_PRIORITY_CONFIG = 'corvid.dev/priority';
  */
 export const ENDPOINT_PRIVATE_IPS_CONFIG = 'corvid.dev/private-ips';
 
+/**
+ * Lease annotation written by the agent on its heartbeat Lease: the node's WireGuard public key (base64 of 32 bytes).
+ * The private key never leaves the node (a file on it, created once).
+ */
+export const WIREGUARD_KEY_LEASE_ANNOTATION = 'corvid.dev/wireguard-public-key';
+/**
+ * Annotation: JSON object node -> WireGuard public key, for the pool's gateway candidates that published one; written
+ * only when the topology uses backend wireguard anywhere. An annotation, not spec: the topology owns spec.
+ */
+export const WIREGUARD_KEYS_ANNOTATION = 'corvid.dev/wireguard-keys';
+
 /** Lease annotation written by the agent on its heartbeat Lease: JSON peer -> {up, since}. */
 export const TUNNEL_HEALTH_ANNOTATION = 'corvid.dev/tunnels';
 

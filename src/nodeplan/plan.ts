@@ -43,7 +43,12 @@ import {
   mssFor,
   VXLAN_DEVICE,
   VXLAN_OVERHEAD,
+  WIREGUARD_DEVICE,
+  WIREGUARD_KEEPALIVE_SECONDS,
+  WIREGUARD_OVERHEAD,
+  WIREGUARD_PORT,
   type VxlanPlan,
+  type WireguardPeerPlan,
   type Family,
   type MssClamp,
   NO_PACKET_POLICY,
@@ -182,7 +187,7 @@ function otherFamilyAddress(raw: unknown, privateIP: string, node: string, pool:
 }
 
 type LinkVerdict =
-  | { ok: true; backend: 'ipsec' | 'none'; policy: EncryptionPolicy }
+  | { ok: true; backend: Backend; policy: EncryptionPolicy }
   | { ok: false; finding?: Omit<NodePlanFinding, 'pool' | 'peer'> };
 
 function samePolicy(a: EncryptionPolicy, b: EncryptionPolicy): boolean {
@@ -219,9 +224,6 @@ function directLink(a: PoolInfo, b: PoolInfo): LinkVerdict {
   if (pa.backend !== pb.backend) {
     return { ok: false, finding: { severity: 'error', code: 'encryption-mismatch', message: `backends differ (${pa.backend} vs ${pb.backend}); no link` } };
   }
-  if (pa.backend === 'wireguard') {
-    return { ok: false, finding: { severity: 'error', code: 'unsupported-backend', message: 'backend wireguard is not supported by this agent yet; no link' } };
-  }
   if (pa.backend === 'none') {
     if (!pa.allowInsecure || !pb.allowInsecure) {
       return { ok: false, finding: { severity: 'error', code: 'insecure-not-allowed', message: 'backend none without allowInsecure; no link' } };
@@ -232,8 +234,9 @@ function directLink(a: PoolInfo, b: PoolInfo): LinkVerdict {
     return { ok: true, backend: 'none', policy: pa };
   }
   if (!pa.pskSecretRef || !pb.pskSecretRef) {
-    return { ok: false, finding: { severity: 'error', code: 'no-psk', message: 'ipsec link without pskSecretRef; no link' } };
+    return { ok: false, finding: { severity: 'error', code: 'no-psk', message: `${pa.backend} link without pskSecretRef; no link` } };
   }
+  if (pa.backend === 'wireguard') return { ok: true, backend: 'wireguard', policy: pa };
   if (pa.ikeProposals.length === 0 || pa.espProposals.length === 0) {
     return { ok: false, finding: { severity: 'error', code: 'no-proposals', message: 'ipsec link without IKE or ESP proposals; no link' } };
   }
@@ -268,8 +271,9 @@ function relayPath(pools: Map<string, PoolInfo>, a: PoolInfo, x: PoolInfo): { re
   if (hasOverlap(p, q)) return { why: 'the two pools have overlapping subnets' };
   const lp = directLink(p, r);
   const lq = directLink(q, r);
-  if (!lp.ok || lp.backend !== 'ipsec') return { why: `no ipsec tunnel between ${p.name} and relay ${r.name}` };
-  if (!lq.ok || lq.backend !== 'ipsec') return { why: `no ipsec tunnel between ${q.name} and relay ${r.name}` };
+  // Any mix of encrypting backends: the relay decrypts from one tunnel and encrypts into the other.
+  if (!lp.ok || lp.backend === 'none') return { why: `no encrypted tunnel between ${p.name} and relay ${r.name}` };
+  if (!lq.ok || lq.backend === 'none') return { why: `no encrypted tunnel between ${q.name} and relay ${r.name}` };
   return { relay: r };
 }
 
@@ -347,19 +351,29 @@ function routesVia(prefixes: Array<{ dst: CanonicalPrefix; pool: string; mtu?: n
 /**
  * The MTU inside the path from our pool to a peer pool through `hops` (the peer, or the relay then the peer): the
  * smallest uplink MTU of the pools on the way (ours: published, else this node's uplink; another pool's: published,
- * else unknown and left out), less the tunnel's overhead for the outer family of each hop. Undefined when no MTU is
+ * else unknown and left out), less the overhead of each hop's backend for its outer family. Undefined when no MTU is
  * known at all.
  */
-function pathMtu(me: PoolInfo, hops: PoolInfo[], backend: Backend, uplinkMtu: number | undefined): number | undefined {
+function pathMtu(me: PoolInfo, hops: Array<{ pool: PoolInfo; backend: Backend }>, uplinkMtu: number | undefined): number | undefined {
   let mtu: number | undefined;
   const own = me.mtu ?? uplinkMtu;
-  for (const hop of hops) {
+  for (const { pool: hop, backend } of hops) {
     const outer = [own, hop.mtu].filter((x): x is number => x !== undefined);
     if (outer.length === 0) continue;
-    const inner = Math.min(...outer) - (backend === 'ipsec' ? IPSEC_OVERHEAD[familyOfPrefix(remoteAddress(hop))] : 0);
+    const inner = Math.min(...outer) - tunnelOverhead(backend, familyOfPrefix(remoteAddress(hop)));
     mtu = mtu === undefined ? inner : Math.min(mtu, inner);
   }
   return mtu;
+}
+
+/** Bytes a tunnel of this backend adds to a packet whose outer header is of this family. */
+function tunnelOverhead(backend: Backend, family: Family): number {
+  return backend === 'ipsec' ? IPSEC_OVERHEAD[family] : backend === 'wireguard' ? WIREGUARD_OVERHEAD[family] : 0;
+}
+
+/** A WireGuard endpoint: `address:port`, an IPv6 address in brackets. */
+function endpointText(address: string, port: number): string {
+  return familyOfPrefix(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 /** MSS clamps for the remote prefixes with a known path MTU, one per (family, MSS). */
@@ -438,12 +452,14 @@ export function nodePlan(input: NodePlanInput): NodePlan {
   const tunnels: TunnelPlan[] = [];
   /** Backend-none peers of an active gateway: routed in the clear via their gateway. */
   const clearPeers: Array<{ pool: string; hop: NextHop }> = [];
+  const wgPeers: WireguardPeerPlan[] = [];
 
   for (const peer of [...pools.values()].sort((a, b) => cmp(a.name, b.name))) {
     if (peer.name === me.name) continue;
     if (viaRelay(me, peer)) {
       const rp = relayPath(pools, me, peer);
-      if (rp.relay) reach.push({ pool: peer.name, path: 'relay', via: rp.relay.name, backend: 'ipsec' });
+      // The backend of the first hop, ours to the relay: it decides how this node sends the traffic.
+      if (rp.relay) reach.push({ pool: peer.name, path: 'relay', via: rp.relay.name, backend: (directLink(me, rp.relay) as { backend: Backend }).backend });
       else if (rp.why) f.add({ severity: 'warning', code: 'relay-unavailable', pool: me.name, peer: peer.name, message: `no path: ${rp.why}` });
       continue;
     }
@@ -470,6 +486,28 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     const extraRemote = me.links.relay === peer.name ? relayedVia(pools, peer, me) : [];
     const localTs = subnetTexts([me, ...extraLocal]);
     const remoteTs = subnetTexts([peer, ...extraRemote]);
+    const relayed = [...extraLocal, ...extraRemote].map((x) => x.name).sort();
+    if (link.backend === 'wireguard') {
+      const pa = peer.active as Active;
+      const key = Object.hasOwn(peer.links.wireguardKeys, pa.node) ? peer.links.wireguardKeys[pa.node] : undefined;
+      if (key === undefined) {
+        f.add({ severity: 'warning', code: 'wireguard-key-missing', pool: me.name, peer: peer.name, message: `gateway ${pa.node} of pool ${peer.name} has published no WireGuard key; its traffic is held back until it has` });
+        continue;
+      }
+      const wp: WireguardPeerPlan = {
+        name: connName(peer.name),
+        peerPool: peer.name,
+        peerNode: pa.node,
+        publicKey: key,
+        allowedIPs: remoteTs,
+        pskSecretRef: { ...(link.policy.pskSecretRef as { name: string; key: string }) },
+        persistentKeepalive: WIREGUARD_KEEPALIVE_SECONDS,
+        relayed,
+      };
+      if (!peer.nat) wp.endpoint = endpointText(remoteAddress(peer), WIREGUARD_PORT);
+      wgPeers.push(wp);
+      continue;
+    }
     const role = me.nat ? 'initiator' : peer.nat ? 'responder' : me.name < peer.name ? 'initiator' : 'responder';
     const t: TunnelPlan = {
       name: connName(peer.name),
@@ -485,20 +523,24 @@ export function nodePlan(input: NodePlanInput): NodePlan {
       ikeProposals: [...link.policy.ikeProposals],
       espProposals: [...link.policy.espProposals],
       pskSecretRef: { ...(link.policy.pskSecretRef as { name: string; key: string }) },
-      relayed: [...extraLocal, ...extraRemote].map((x) => x.name).sort(),
+      relayed,
     };
     const port = peer.nat ? undefined : (peer.active as Active).publicIP !== undefined ? (peer.active as Active).publicPort : undefined;
     if (port !== undefined) t.remotePort = port;
     tunnels.push(t);
   }
 
-  // Every remote prefix this pool reaches, with the MTU of its path.
-  const remote: Array<{ dst: CanonicalPrefix; pool: string; mtu?: number }> = [];
+  // Every remote prefix this pool reaches, with the MTU of its path and the backend of its first hop.
+  const remote: Array<{ dst: CanonicalPrefix; pool: string; mtu?: number; backend: Backend }> = [];
   for (const r of reach) {
     const peer = pools.get(r.pool) as PoolInfo;
-    const hops = r.path === 'relay' ? [pools.get(r.via as string) as PoolInfo, peer] : [peer];
-    const mtu = pathMtu(me, hops, r.backend, input.uplinkMtu);
-    for (const dst of peer.subnets) remote.push(mtu === undefined ? { dst, pool: r.pool } : { dst, pool: r.pool, mtu });
+    let hops = [{ pool: peer, backend: r.backend }];
+    if (r.path === 'relay') {
+      const relay = pools.get(r.via as string) as PoolInfo;
+      hops = [{ pool: relay, backend: r.backend }, { pool: peer, backend: (directLink(relay, peer) as { backend: Backend }).backend }];
+    }
+    const mtu = pathMtu(me, hops, input.uplinkMtu);
+    for (const dst of peer.subnets) remote.push(mtu === undefined ? { dst, pool: r.pool, backend: r.backend } : { dst, pool: r.pool, mtu, backend: r.backend });
   }
 
   let parsedRoutes: ParsedRoute[] = [];
@@ -517,6 +559,14 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     }
   } else {
     for (const { pool, hop } of clearPeers) parsedRoutes.push(...routesVia(remote.filter((r) => r.pool === pool), hop, f, me.name));
+    // Every prefix whose first hop is WireGuard goes into the interface, a peer's or not: without a peer (no key
+    // yet) WireGuard drops it, where the main table would send it in the clear.
+    for (const { dst, pool, mtu, backend } of remote) {
+      if (backend !== 'wireguard') continue;
+      const route: RoutePlan = { family: dst.prefix.family, dst: dst.text, pool, dev: WIREGUARD_DEVICE };
+      if (mtu !== undefined) route.mtu = mtu;
+      parsedRoutes.push({ route, prefix: dst.prefix });
+    }
     if (device !== undefined && remote.length > 0) parsedRoutes.push(...memberReturns(me, device));
   }
   const routes = dedupeRoutes(parsedRoutes, f, me.name);
@@ -532,6 +582,12 @@ export function nodePlan(input: NodePlanInput): NodePlan {
           mss: plan.role === 'gateway' ? mssClamps(remote) : [],
         };
 
+  if (plan.role === 'gateway' && reach.some((r) => r.backend === 'wireguard')) {
+    plan.wireguard = { device: WIREGUARD_DEVICE, listenPort: WIREGUARD_PORT, peers: wgPeers.sort((a, b) => cmp(a.name, b.name)) };
+    const own = me.mtu ?? input.uplinkMtu;
+    if (own !== undefined) plan.wireguard.mtu = own - WIREGUARD_OVERHEAD[familyOfPrefix(remoteAddress(me))];
+    ownKeyFinding(me, input, f);
+  }
   return {
     ...plan,
     packet,
@@ -542,6 +598,19 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     reach: reach.sort((a, b) => cmp(a.pool, b.pool)),
     findings: f.sorted(),
   };
+}
+
+/** Our own key as our Gateway publishes it, compared with the one this node holds (when the caller knows it). */
+function ownKeyFinding(me: PoolInfo, input: NodePlanInput, f: Findings): void {
+  if (input.wireguardPublicKey === undefined) return;
+  const published = Object.hasOwn(me.links.wireguardKeys, input.nodeName) ? me.links.wireguardKeys[input.nodeName] : undefined;
+  if (published === input.wireguardPublicKey) return;
+  f.add({
+    severity: 'warning',
+    code: 'wireguard-key-unpublished',
+    pool: me.name,
+    message: `our Gateway ${published === undefined ? 'carries no WireGuard key' : 'carries another WireGuard key'} for this node yet; peers reach us once the sync has published it from our Lease`,
+  });
 }
 
 /** Sort routes and drop duplicate prefixes (two remote pools claiming the same prefix: the first pool by name wins). */

@@ -36,6 +36,8 @@ export interface NodePlanInput {
   uplinkPrefixes?: string[];
   /** The uplink's name: the member VXLAN sends out of it only (see VxlanPlan.uplink). */
   uplinkDevice?: string;
+  /** This node's WireGuard public key, when it has one: a finding says when its Gateway does not publish it (yet). */
+  wireguardPublicKey?: string;
 }
 
 /** Corvid's VXLAN device between a pool's members and its gateway. */
@@ -94,6 +96,54 @@ export function mssFor(mtu: number, family: Family): number {
   return mtu - (family === 4 ? 40 : 60);
 }
 
+/** Corvid's WireGuard interface on an active gateway with WireGuard links. */
+export const WIREGUARD_DEVICE = 'corvid.wg';
+/** The UDP port every gateway's WireGuard listens on, and so the port of every peer's endpoint. */
+export const WIREGUARD_PORT = 51820;
+/**
+ * Keepalive (s) on every peer: a gateway behind NAT keeps its mapping open for its peers (WireGuard's own advice),
+ * and an idle tunnel still renews its handshake, so a handshake older than WIREGUARD_SESSION_SECONDS means a dead
+ * peer and never merely a quiet one.
+ */
+export const WIREGUARD_KEEPALIVE_SECONDS = 25;
+/** WireGuard's REJECT_AFTER_TIME: a session whose handshake is older carries nothing. */
+export const WIREGUARD_SESSION_SECONDS = 180;
+/** Bytes WireGuard adds: outer IP header (20, 40), UDP 8, its message header 16 and authentication tag 16. */
+export const WIREGUARD_OVERHEAD: Record<Family, number> = { 4: 20 + 8 + 16 + 16, 6: 40 + 8 + 16 + 16 };
+
+/** One WireGuard peer: a peer pool's active gateway. */
+export interface WireguardPeerPlan {
+  /** `corvid-<peerPool>`: the same name as an IPsec tunnel's, for status, metrics and health. */
+  name: string;
+  peerPool: string;
+  peerNode: string;
+  /** The peer gateway's public key (its Gateway's corvid.dev/wireguard-keys). */
+  publicKey: string;
+  /** `address:port` (`[v6]:port`) to send to; absent when the peer is behind NAT (it comes to us). */
+  endpoint?: string;
+  /** The traffic the peer may send and is sent: its pool's subnets and those it relays (an IPsec tunnel's remoteTs). */
+  allowedIPs: string[];
+  /** WIREGUARD_KEEPALIVE_SECONDS (sent once the peer's endpoint is known, configured or learnt). */
+  persistentKeepalive: number;
+  /** The Secret whose key is the link's PSK (WireGuard's preshared key is derived from it). */
+  pskSecretRef: SecretKeyRef;
+  /** Pools whose subnets this peer carries besides the two ends' own (relay traffic), sorted. */
+  relayed: string[];
+}
+
+/** The WireGuard interface of an active gateway: present when at least one of its links uses WireGuard. */
+export interface WireguardPlan {
+  device: string;
+  listenPort: number;
+  /**
+   * The interface's MTU: the pool's uplink MTU (published, else this node's) less WireGuard's overhead for the family
+   * of our endpoint address. Undefined when no MTU is known (the kernel's or wireguard-go's default then).
+   */
+  mtu?: number;
+  /** Sorted by name. A link whose peer has published no key has no peer (its traffic is routed here and dropped). */
+  peers: WireguardPeerPlan[];
+}
+
 /** How the two gateways of a tunnel find each other. */
 export type TunnelRole =
   /** We initiate (we are behind NAT, or both are public and our pool's name sorts first). */
@@ -133,13 +183,16 @@ export interface RoutePlan {
   family: Family;
   /** Canonical CIDR. */
   dst: string;
-  /** Next hop. */
-  via: string;
+  /** Next hop; absent for a route into the WireGuard interface (`dst dev corvid.wg`). */
+  via?: string;
   /** The pool this prefix belongs to. */
   pool: string;
   /** The path MTU towards dst through the tunnel(s), when an MTU is known (the route's `mtu`, and `advmss` from it). */
   mtu?: number;
-  /** A member in vxlan mode: the route goes `via <via> dev <dev> onlink` (the neighbour entry gives its MAC). */
+  /**
+   * A member in vxlan mode: the route goes `via <via> dev <dev> onlink` (the neighbour entry gives its MAC). A gateway
+   * with WireGuard links: `dev corvid.wg`, no next hop.
+   */
   dev?: string;
 }
 
@@ -223,4 +276,6 @@ export interface NodePlan {
   rulePriority: number;
   /** The member VXLAN device this node holds (its pool's memberRouting is vxlan or auto); absent: none. */
   vxlan?: VxlanPlan;
+  /** The WireGuard interface of an active gateway with WireGuard links; absent: none. */
+  wireguard?: WireguardPlan;
 }

@@ -28,6 +28,15 @@ export interface HeartbeatLease {
   tunnels?: Record<string, { up: boolean; since: string }>;
   /** The holder gave the Lease up (its agent stopped cleanly and removed its datapath). */
   released?: boolean;
+  /** From the corvid.dev/wireguard-public-key Lease annotation, when it is a WireGuard public key. */
+  wireguardKey?: string;
+}
+
+/** Node -> the WireGuard public key its heartbeat Lease publishes (the planner's `wireguardKeys`). */
+export function wireguardKeysFrom(leases: readonly HeartbeatLease[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of leases) if (l.wireguardKey !== undefined) out[l.node] = l.wireguardKey;
+  return out;
 }
 
 export interface HealthMemory {

@@ -15,6 +15,7 @@ import {
   TOPOLOGY_LABEL,
 } from '../gateway/keys.ts';
 import { canonicalize } from '../gateway/render.ts';
+import { isWireguardKey } from '../gateway/wireguard.ts';
 import type { Endpoint, Gateway, NodeInfo } from '../gateway/types.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND } from '../gateway/types.ts';
 import type { Pool } from '../topology/types.ts';
@@ -168,6 +169,13 @@ export function plan(input: PlanInput): PlanResult {
       ? nodeAddressPools(pools.map((p, i) => ({ name: p.name, addresses: members[i].map((n) => n.internalIP ?? '').filter((a) => a !== '') })), findings)
       : new Set<string>();
 
+  // WireGuard keys are published only where some link may use WireGuard: any pool or link that names it, or the defaults.
+  const usesWireguard =
+    t.encryption.backend === 'wireguard' ||
+    pools.some((p) => p.encryption?.backend === 'wireguard') ||
+    t.links.some((l) => l.encryption.backend === 'wireguard');
+  const wireguardKeys = input.wireguardKeys ?? {};
+
   pools.forEach((pool, pi) => {
     const poolMembers = members[pi];
     const prev = previous.get(pool.name);
@@ -287,6 +295,7 @@ export function plan(input: PlanInput): PlanResult {
         ? { memberRouting: pool.memberRouting, memberVxlan: t.memberVxlan ?? DEFAULT_MEMBER_VXLAN }
         : {}),
       ...(nodeAddressesOn.has(pool.name) ? { nodeAddresses: true } : {}),
+      ...(usesWireguard ? { wireguardKeys: candidateKeys(candidates, wireguardKeys) } : {}),
     });
     const size = annotationBytes(annotations);
     if (size > ANNOTATION_SIZE_LIMIT) {
@@ -327,4 +336,14 @@ export function plan(input: PlanInput): PlanResult {
 
   findings.sort(findingOrder);
   return { gateways, findings, decisions, podSubnets };
+}
+
+/** The WireGuard public keys of a pool's gateway candidates that published a valid one (Object.keys order: sorted later). */
+function candidateKeys(candidates: readonly CandidateState[], keys: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const c of candidates) {
+    const k = Object.hasOwn(keys, c.node) ? keys[c.node] : undefined;
+    if (isWireguardKey(k)) out[c.node] = k;
+  }
+  return out;
 }

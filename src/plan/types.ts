@@ -57,6 +57,11 @@ export interface PlanInput {
    * node.spec.podCIDRs, whatever the topology says.
    */
   podSubnets?: PodSubnetInput;
+  /**
+   * Node -> the WireGuard public key its agent published (heartbeat Lease); written into the Gateways of topologies
+   * that use WireGuard, for each pool's gateway candidates. Absent: none known.
+   */
+  wireguardKeys?: Readonly<Record<string, string>>;
 }
 
 export type FindingSeverity = 'warning' | 'error';

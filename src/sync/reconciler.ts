@@ -24,7 +24,7 @@ import { applyTopology, applyTopologyStatus, type TopologyObject } from '../adap
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../gateway/keys.ts';
 import { canonicalJson } from '../gateway/render.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../gateway/types.ts';
-import { deriveHealth, emptyHealthMemory, heartbeatTimeoutFor, inventoryFromNode, plan, tunnelGraceSeconds, type HealthMemory } from '../plan/index.ts';
+import { deriveHealth, wireguardKeysFrom, emptyHealthMemory, heartbeatTimeoutFor, inventoryFromNode, plan, tunnelGraceSeconds, type HealthMemory } from '../plan/index.ts';
 import type { CandidateHealth, InventoryNode, PlanResult, PodSubnetDecision, PodSubnetInput } from '../plan/index.ts';
 import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
 import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
@@ -468,7 +468,8 @@ export class Reconciler {
     // it wrote, not the live copy: a hand edit of status.activeEndpoints is drift to undo, not an election to keep.
     const previous = this.liveGateways().map((g) => this.lastWrittenObject.get(g.metadata.name) ?? g);
     const podSubnets = this.d.podSubnets?.();
-    const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, previous, now: nowText, ...(podSubnets ? { podSubnets } : {}) });
+    const wireguardKeys = wireguardKeysFrom(heartbeats);
+    const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, previous, now: nowText, wireguardKeys, ...(podSubnets ? { podSubnets } : {}) });
     return { planned, wakeAt: nextWake(now.getTime(), heartbeats, health, nodes, timeoutS, c.topology.election.minHealthySeconds) };
   }
 

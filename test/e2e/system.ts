@@ -58,6 +58,8 @@ export interface TopologyOptions {
   nodeAddresses?: boolean;
   /** Pools' memberRouting (default: not written, i.e. direct). */
   memberRouting?: Partial<Record<PoolName, 'direct' | 'vxlan' | 'auto'>>;
+  /** spec.encryption.backend (default: not written, i.e. ipsec). */
+  backend?: 'ipsec' | 'wireguard';
 }
 
 /** The topology file for the fabric: cloud (public), edge-a and edge-b behind NAT, relaying through cloud. */
@@ -73,6 +75,7 @@ export function topologyYaml(f: Fabric, o: TopologyOptions = {}): string {
     '    espProposals: [aes256-sha256]',
     '    pskSecretRef: {name: corvid-psk, key: psk}',
   ];
+  if (o.backend !== undefined) lines.push(`    backend: ${o.backend}`);
   // Always written (rules: [] without denials): kube-apiserver 1.20 answers 422 when a server-side apply drops a
   // nested object the manager owned, which breaks the sync's Topology status object (see README, known problems).
   lines.push('  connectivity:', '    mode: mesh');
@@ -478,6 +481,9 @@ export class CorvidSystem {
       '--vici-socket', socket,
       '--secret-dir', join(this.dir, 'secrets'),
       '--state-dir', join(this.dir, `state-${n.name}`),
+      // The node's key survives agent restarts (as on a node's disk); wireguard-go's socket dir is the node's own.
+      '--wireguard-key-file', join(this.dir, `wireguard-${n.name}`, 'private.key'),
+      '--wireguard-socket-dir', this.wireguardSocketDir(n),
       '--lease-namespace', LEASE_NAMESPACE,
       '--metrics-addr', '127.0.0.1:0',
       '--log-level', this.o.logLevel ?? 'info',
@@ -487,6 +493,17 @@ export class CorvidSystem {
     this.agents.set(n.name, a);
     a.start();
     return a;
+  }
+
+  /**
+   * The node's stand-in for /var/run/wireguard: wireguard-go keeps its control socket at a fixed path, which the nodes
+   * of one host would share (on a real node it is the node's own). The mount point must exist on the host.
+   */
+  private wireguardSocketDir(n: FabricNode): string {
+    mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o700 });
+    const dir = join(this.dir, `wireguard-run-${n.name}`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
   }
 
   /** Commit and push a topology, then send the signed push webhook; returns the revision `main@sha1:<sha>`. */

@@ -61,6 +61,7 @@ function startAgent(node: string, ns: string): AgentProc {
     '--vici-socket', socket,
     '--secret-dir', secrets!.dir,
     '--state-dir', join(secrets!.dir, `state-${node}`),
+    '--wireguard', 'off',
     '--route-table', String(TABLE),
     '--repair-interval', `${REPAIR_MS}ms`,
     '--lease-namespace', LEASE_NS,

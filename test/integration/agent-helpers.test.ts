@@ -114,6 +114,7 @@ test('metrics: byte counters stay monotonic across SA replacements; gone peers d
     viciActions: [],
     routeCount: 0,
     viciChecked: true,
+    wireguardChecked: false,
     tunnels: peers.map((peer) => ({
       peer,
       conn: `corvid-${peer}`,

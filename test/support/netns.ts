@@ -68,6 +68,7 @@ function cleanupSync(): void {
   for (const child of liveProcesses) killSync(child);
   liveProcesses.clear();
   for (const ns of liveNamespaces) {
+    killInNamespace(ns);
     try {
       execFileSync(ipBin(), ['netns', 'del', ns], { stdio: 'ignore' });
     } catch {
@@ -77,6 +78,23 @@ function cleanupSync(): void {
   liveNamespaces.clear();
 }
 
+
+/** SIGKILL every process still in a namespace: daemons a test's commands forked (wireguard-go) have no PID of ours. */
+function killInNamespace(ns: string): void {
+  let pids: string[] = [];
+  try {
+    pids = execFileSync(ipBin(), ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter((p) => /^\d+$/.test(p.trim()));
+  } catch {
+    return;
+  }
+  for (const p of pids) {
+    try {
+      process.kill(Number(p), 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+}
 
 function pidAlive(pid: number): boolean {
   try {
@@ -206,6 +224,7 @@ export class NetnsLab {
     await Promise.all(this.processes.map((p) => stopChild(p, graceMs)));
     this.processes.length = 0;
     for (const ns of this.namespaces) {
+      killInNamespace(ns);
       await run(ipBin(), ['netns', 'del', ns], { allowFail: true });
       liveNamespaces.delete(ns);
     }

@@ -1,3 +1,4 @@
+import { decodeWireguardKeys, isWireguardKey } from '../../src/gateway/wireguard.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -33,6 +34,21 @@ const POOL_OVERRIDE = { espProposals: ['aes256gcm16'], ikeProposals: ['i-n'] };
 const PLAIN = (pool: string, o: Partial<Parameters<typeof encodeGatewayAnnotations>[0]> = {}) =>
   gw(pool, encodeGatewayAnnotations({ peers: ['*'], encryption: ENC, encryptionDefaults: ENC, ...o }));
 
+const WG_KEY_1 = Buffer.alloc(32, 1).toString('base64');
+const WG_KEY_2 = Buffer.alloc(32, 2).toString('base64');
+
+test('WireGuard keys: exactly base64 of 32 bytes; a bad entry is dropped and counted, never quoted', () => {
+  assert.ok(isWireguardKey(WG_KEY_1));
+  for (const bad of [WG_KEY_1.slice(0, -1), `${WG_KEY_1}=`, Buffer.alloc(31).toString('base64'), Buffer.alloc(33).toString('base64'), WG_KEY_1.replace(/.=$/, 'B='), 42, undefined]) {
+    assert.equal(isWireguardKey(bad), false, String(bad));
+  }
+  const d = decodeWireguardKeys(JSON.stringify({ good: WG_KEY_1, 'secret-looking-node': 'xyz' }));
+  assert.deepEqual(d.keys, { good: WG_KEY_1 });
+  assert.deepEqual(d.problems, ['1 entry is not a WireGuard public key']);
+  assert.deepEqual(decodeWireguardKeys('[1]').keys, {});
+  assert.deepEqual(decodeWireguardKeys('{').problems, ['not JSON']);
+});
+
 test('encode -> read round trip', () => {
   const ann = encodeGatewayAnnotations({
     peers: ['*'],
@@ -45,8 +61,10 @@ test('encode -> read round trip', () => {
     encryptionLinks: { store: { espProposals: ['x'] }, empty: {} },
     election: { 'n-1': 'elected: most preferred healthy candidate' },
     revision: 'main@sha1:abc',
+    wireguardKeys: { 'n-2': WG_KEY_2, 'n-1': WG_KEY_1 },
   });
   assert.deepEqual(Object.keys(ann), [...Object.keys(ann)].sort());
+  assert.equal(ann['corvid.dev/wireguard-keys'], `{"n-1":"${WG_KEY_1}","n-2":"${WG_KEY_2}"}`, 'nodes sorted');
   assert.equal(ann['corvid.dev/denied-peers'], '["b","z"]');
   assert.equal(ann['corvid.dev/relays-for'], undefined, 'empty lists are omitted');
   assert.equal(ann['corvid.dev/encryption-pool'], '{"espProposals":["aes256gcm16"],"ikeProposals":["i-n"]}', 'only the fields it sets, keys sorted');
@@ -69,6 +87,7 @@ test('encode -> read round trip', () => {
     election: { 'n-1': 'elected: most preferred healthy candidate' },
     revision: 'main@sha1:abc',
     replicas: 1,
+    wireguardKeys: { 'n-1': WG_KEY_1, 'n-2': WG_KEY_2 },
     problems: [],
   });
   // n's link to store: defaults <- n's override <- store's (none) <- the links[] entry.
@@ -242,7 +261,7 @@ test('routeBetween on planned Gateways agrees with the topology pairRoute (mesh,
 });
 
 test('routeBetween: two NAT\'d pools need their common relay, which both allow and which allows and relays for both', () => {
-  const base = { connectivity: 'mesh' as const, relaysFor: [] as string[], encryptionLinks: {}, encryptionOverrides: {}, election: {}, problems: [], underNAT: true, deniedPeers: [] as string[], replicas: 1 };
+  const base = { connectivity: 'mesh' as const, relaysFor: [] as string[], encryptionLinks: {}, encryptionOverrides: {}, election: {}, problems: [], underNAT: true, deniedPeers: [] as string[], replicas: 1, wireguardKeys: {} };
   const a = { ...base, pool: 'a', peers: ['*'], relay: 'r1' };
   const b = { ...base, pool: 'b', peers: ['*'], relay: 'r1' };
   const r1 = { ...base, pool: 'r1', peers: ['*'], underNAT: false, relaysFor: ['a', 'b'] };
@@ -265,7 +284,7 @@ test('routeBetween: two NAT\'d pools need their common relay, which both allow a
 });
 
 test('routeBetween, hub mode: spoke-hub direct, spoke-spoke through the hub, never directly', () => {
-  const base = { connectivity: 'hub' as const, relaysFor: [] as string[], encryptionLinks: {}, encryptionOverrides: {}, election: {}, problems: [], underNAT: false, deniedPeers: [] as string[], replicas: 1, peers: ['*'] };
+  const base = { connectivity: 'hub' as const, relaysFor: [] as string[], encryptionLinks: {}, encryptionOverrides: {}, election: {}, problems: [], underNAT: false, deniedPeers: [] as string[], replicas: 1, peers: ['*'], wireguardKeys: {} };
   const hub = { ...base, pool: 'hub', relaysFor: ['s1', 's2'] };
   const s1 = { ...base, pool: 's1', relay: 'hub' };
   const s2 = { ...base, pool: 's2', relay: 'hub', underNAT: true };

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { nodePlan } from '../../src/nodeplan/index.ts';
 import type { NodePlan, TunnelPlan } from '../../src/nodeplan/index.ts';
 import { encodeEncryptionOverrides, encodeGatewayAnnotations } from '../../src/gateway/annotations.ts';
@@ -7,6 +8,11 @@ import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../../src/gatew
 import { ENCRYPTION_DEFAULTS_ANNOTATION, ENCRYPTION_OVERRIDES_ANNOTATION, POOL_LABEL } from '../../src/gateway/keys.ts';
 import { mergeLinkPolicy } from '../../src/topology/policy.ts';
 import type { EncryptionOverride, EncryptionPolicy } from '../../src/topology/types.ts';
+
+/** A well-formed WireGuard public key, one per node name (the bytes do not matter to the plan). */
+function wgKey(node: string): string {
+  return createHash('sha256').update(node).digest('base64');
+}
 
 const IPSEC: EncryptionPolicy = {
   backend: 'ipsec',
@@ -39,6 +45,8 @@ interface PoolSpec {
   privateIPs?: unknown;
   /** corvid.dev/mtu */
   mtu?: number;
+  /** corvid.dev/wireguard-keys: node -> public key (defaults to a key per node for every pool). */
+  wgKeys?: Record<string, string>;
 }
 
 function encryptionAnnotations(pool: string, s: PoolSpec): Record<string, string> {
@@ -54,6 +62,7 @@ function encryptionAnnotations(pool: string, s: PoolSpec): Record<string, string
     encryptionPool: s.poolOverride,
     encryptionLinks: s.links,
     mtu: s.mtu,
+    wireguardKeys: s.wgKeys ?? Object.fromEntries(s.nodes.map(([n]) => [n, wgKey(n)])),
   });
   if (s.oldOverrides === undefined) return ann;
   delete ann[ENCRYPTION_DEFAULTS_ANNOTATION];
@@ -422,12 +431,7 @@ test('old-format Gateways (no encryption-defaults): the per-peer override wins o
   }
 });
 
-test('backends: wireguard is a clear finding, none routes in the clear only when allowed and not NATed', () => {
-  const wg: EncryptionPolicy = { ...IPSEC, backend: 'wireguard' };
-  const p = nodePlan({ gateways: [A({ encryption: wg }), B({ encryption: wg })], nodeName: 'a-gw' });
-  assert.deepEqual(p.tunnels, []);
-  assert.deepEqual(p.findings.map((x) => [x.severity, x.code, x.peer]), [['error', 'unsupported-backend', 'b']]);
-
+test('backends: none routes in the clear only when allowed and not NATed', () => {
   const none: EncryptionPolicy = { backend: 'none', ikeProposals: [], espProposals: [], allowInsecure: true };
   const gws = [A({ encryption: none }), B({ encryption: none })];
   const g = nodePlan({ gateways: gws, nodeName: 'a-gw' });
@@ -613,4 +617,142 @@ test('MTU: a malformed corvid.dev/mtu is ignored with a finding', () => {
   const p = nodePlan({ gateways: [a, B()], nodeName: 'a-gw' });
   assert.deepEqual(p.packet.mss, []);
   assert.ok(p.findings.some((f) => f.code === 'bad-annotation' && /corvid\.dev\/mtu/.test(f.message)), JSON.stringify(p.findings));
+});
+
+// ------------------------------------------------------------------ WireGuard
+
+const WG: EncryptionPolicy = { ...IPSEC, backend: 'wireguard' };
+
+test('wireguard: one peer per peer pool, its key, endpoint and allowed IPs; the gateway routes into corvid.wg', () => {
+  const gws = [A({ encryption: WG }), B({ encryption: WG })];
+  const p = nodePlan({ gateways: gws, nodeName: 'a-gw' });
+  assert.deepEqual(p.tunnels, [], 'no IKE connection for a WireGuard link');
+  assert.deepEqual(p.wireguard, {
+    device: 'corvid.wg',
+    listenPort: 51820,
+    peers: [
+      {
+        name: 'corvid-b',
+        peerPool: 'b',
+        peerNode: 'b-gw',
+        publicKey: wgKey('b-gw'),
+        endpoint: '192.0.2.2:51820',
+        allowedIPs: ['10.102.0.0/24', '10.102.1.0/24'],
+        pskSecretRef: { name: 'corvid-psk', key: 'psk' },
+        persistentKeepalive: 25,
+        relayed: [],
+      },
+    ],
+  });
+  // No charon routes for WireGuard: ours, into the interface, no next hop.
+  assert.deepEqual(p.routes, [
+    { family: 4, dst: '10.102.0.0/24', pool: 'b', dev: 'corvid.wg' },
+    { family: 4, dst: '10.102.1.0/24', pool: 'b', dev: 'corvid.wg' },
+  ]);
+  assert.deepEqual(p.rules, [{ family: 4, priority: 9027, table: 9027 }]);
+  assert.deepEqual(p.reach, [{ pool: 'b', path: 'direct', backend: 'wireguard' }]);
+  assert.deepEqual(p.findings, []);
+  // The other end mirrors it.
+  const q = nodePlan({ gateways: gws, nodeName: 'b-gw' });
+  assert.equal(q.wireguard?.peers[0].endpoint, '192.0.2.1:51820');
+  assert.deepEqual(q.wireguard?.peers[0].allowedIPs, ['10.101.0.0/24', '10.101.1.0/24']);
+  // Members route via their gateway as for IPsec, and hold no interface.
+  const m = nodePlan({ gateways: gws, nodeName: 'a-n1' });
+  assert.equal(m.wireguard, undefined);
+  assert.deepEqual(m.routes.map((r) => `${r.dst}>${r.via}`), ['10.102.0.0/24>10.1.0.10', '10.102.1.0/24>10.1.0.10']);
+  // An IPv6 endpoint is bracketed.
+  const v6 = nodePlan({ gateways: [A({ encryption: WG }), B({ encryption: WG, publicIP: '2001:db8::2' })], nodeName: 'a-gw' });
+  assert.equal(v6.wireguard?.peers[0].endpoint, '[2001:db8::2]:51820');
+});
+
+test('wireguard behind NAT: the NAT\'d side has the endpoint and keeps the mapping open; the public side waits', () => {
+  const gws = [A({ encryption: WG }), B({ encryption: WG, nat: true, publicIP: undefined })];
+  const pub = nodePlan({ gateways: gws, nodeName: 'a-gw' }).wireguard?.peers[0];
+  assert.ok(pub);
+  assert.equal(pub.endpoint, undefined, 'a NAT\'d peer cannot be dialled');
+  assert.equal(pub.persistentKeepalive, 25, 'sent once the peer has come, so an idle tunnel still proves itself');
+  const natd = nodePlan({ gateways: gws, nodeName: 'b-gw' }).wireguard?.peers[0];
+  assert.ok(natd);
+  assert.equal(natd.endpoint, '192.0.2.1:51820');
+  assert.equal(natd.persistentKeepalive, 25);
+});
+
+test('wireguard: a peer without a published key gets no peer, but its prefixes still go into the interface (never in the clear)', () => {
+  const gws = [A({ encryption: WG }), B({ encryption: WG, wgKeys: {} })];
+  const p = nodePlan({ gateways: gws, nodeName: 'a-gw' });
+  assert.deepEqual(p.wireguard, { device: 'corvid.wg', listenPort: 51820, peers: [] });
+  assert.deepEqual(p.routes.map((r) => `${r.dst} dev ${r.dev} via ${r.via}`), ['10.102.0.0/24 dev corvid.wg via undefined', '10.102.1.0/24 dev corvid.wg via undefined']);
+  assert.deepEqual(p.findings.map((x) => [x.code, x.peer]), [['wireguard-key-missing', 'b']]);
+  // A key for another node of b (a standby) is no key for its active gateway.
+  const q = nodePlan({ gateways: [A({ encryption: WG }), B({ encryption: WG, wgKeys: { 'b-n1': wgKey('b-n1') } })], nodeName: 'a-gw' });
+  assert.deepEqual(q.wireguard?.peers, []);
+  // A malformed annotation fails closed too, and says so.
+  const b = B({ encryption: WG });
+  b.metadata.annotations = { ...b.metadata.annotations, 'corvid.dev/wireguard-keys': '{"b-gw":"not-a-key"}' };
+  const r = nodePlan({ gateways: [A({ encryption: WG }), b], nodeName: 'a-gw' });
+  assert.deepEqual(r.wireguard?.peers, []);
+  assert.deepEqual(r.findings.map((x) => x.code).sort(), ['bad-annotation', 'wireguard-key-missing']);
+  assert.ok(!JSON.stringify(r.findings).includes('not-a-key'));
+});
+
+test('wireguard: the node\'s own key, when its Gateway does not publish it (yet), is a finding', () => {
+  const gws = [A({ encryption: WG }), B({ encryption: WG })];
+  assert.deepEqual(nodePlan({ gateways: gws, nodeName: 'a-gw', wireguardPublicKey: wgKey('a-gw') }).findings, []);
+  const other = nodePlan({ gateways: gws, nodeName: 'a-gw', wireguardPublicKey: wgKey('rotated') });
+  assert.deepEqual(other.findings.map((x) => x.code), ['wireguard-key-unpublished']);
+  assert.ok(!JSON.stringify(other.findings).includes(wgKey('rotated')), 'no key in a finding');
+});
+
+test('wireguard relay: NAT\'d pools reach each other through the relay\'s interface, allowed IPs as the traffic selectors', () => {
+  const gws = [CLOUD({ encryption: WG }), LYON({ encryption: WG }), OSLO({ encryption: WG })];
+  const lyon = nodePlan({ gateways: gws, nodeName: 'l-gw' });
+  assert.deepEqual(lyon.wireguard?.peers.map((x) => [x.name, x.endpoint, x.persistentKeepalive, x.allowedIPs, x.relayed]), [
+    ['corvid-cloud', '198.51.100.1:51820', 25, ['10.100.0.0/24', '10.100.1.0/24', '10.120.0.0/24', '10.120.1.0/24', 'fd00:120::/64'], ['oslo']],
+  ]);
+  assert.deepEqual(lyon.reach, [
+    { pool: 'cloud', path: 'direct', backend: 'wireguard' },
+    { pool: 'oslo', path: 'relay', via: 'cloud', backend: 'wireguard' },
+  ]);
+  // Relayed prefixes go into the interface as well, IPv6 included (a device route needs no next hop).
+  assert.deepEqual(lyon.routes.map((r) => `${r.dst}@${r.pool}`), ['10.100.0.0/24@cloud', '10.100.1.0/24@cloud', '10.120.0.0/24@oslo', '10.120.1.0/24@oslo', 'fd00:120::/64@oslo']);
+  assert.ok(lyon.routes.every((r) => r.dev === 'corvid.wg' && r.via === undefined));
+  const cloud = nodePlan({ gateways: gws, nodeName: 'c-gw' });
+  assert.deepEqual(cloud.wireguard?.peers.map((x) => [x.name, x.endpoint, x.allowedIPs]), [
+    ['corvid-lyon', undefined, ['10.110.0.0/24', '10.110.1.0/24']],
+    ['corvid-oslo', undefined, ['10.120.0.0/24', '10.120.1.0/24', 'fd00:120::/64']],
+  ]);
+});
+
+test('mixed backends: each pair takes its link policy, and a relay joins an IPsec tunnel to a WireGuard one', () => {
+  // cloud-lyon over WireGuard (a links[] entry), cloud-oslo over IPsec (the default).
+  const links = { lyon: { backend: 'wireguard' as const } };
+  const gws = [CLOUD({ links }), LYON({ links: { cloud: { backend: 'wireguard' } } }), OSLO()];
+  const cloud = nodePlan({ gateways: gws, nodeName: 'c-gw' });
+  assert.deepEqual(cloud.tunnels.map((t) => t.name), ['corvid-oslo']);
+  assert.deepEqual(cloud.wireguard?.peers.map((x) => x.name), ['corvid-lyon']);
+  // The relay's IPsec CHILD_SA to oslo carries lyon's subnets, which arrive over WireGuard.
+  assert.deepEqual(tunnel(cloud, 'oslo').localTs, ['10.100.0.0/24', '10.100.1.0/24', '10.110.0.0/24', '10.110.1.0/24']);
+  assert.deepEqual(cloud.wireguard?.peers[0].allowedIPs, ['10.110.0.0/24', '10.110.1.0/24']);
+  const lyon = nodePlan({ gateways: gws, nodeName: 'l-gw' });
+  assert.deepEqual(lyon.reach.map((r) => `${r.pool}:${r.backend}`), ['cloud:wireguard', 'oslo:wireguard']);
+  const oslo = nodePlan({ gateways: gws, nodeName: 'o-gw' });
+  assert.deepEqual(oslo.reach.map((r) => `${r.pool}:${r.backend}`), ['cloud:ipsec', 'lyon:ipsec']);
+  assert.equal(oslo.wireguard, undefined);
+});
+
+test('wireguard MTU: 60 bytes less on an IPv4 path, 80 on IPv6; each hop of a relayed path by its own backend', () => {
+  const gws = [A({ encryption: WG, mtu: 1500 }), B({ encryption: WG, mtu: 1500 })];
+  const g = nodePlan({ gateways: gws, nodeName: 'a-gw' });
+  assert.deepEqual(g.routes.map((r) => r.mtu), [1440, 1440]);
+  assert.equal(g.wireguard?.mtu, 1440, 'the interface: our uplink less the overhead for our endpoint\'s family');
+  assert.equal(nodePlan({ gateways: [A({ encryption: WG }), B({ encryption: WG })], nodeName: 'a-gw', uplinkMtu: 9000 }).wireguard?.mtu, 8940);
+  assert.equal(nodePlan({ gateways: [A({ encryption: WG }), B({ encryption: WG })], nodeName: 'a-gw' }).wireguard?.mtu, undefined);
+  assert.deepEqual(g.packet.mss, [{ family: 4, mss: 1400, remote: ['10.102.0.0/24', '10.102.1.0/24'] }]);
+  const v6 = nodePlan({ gateways: [A({ encryption: WG, mtu: 1500 }), B({ encryption: WG, mtu: 1500, publicIP: '2001:db8::2' })], nodeName: 'a-gw' });
+  assert.deepEqual(v6.routes.map((r) => r.mtu), [1420, 1420]);
+  // lyon -> cloud over WireGuard (1500 - 60), cloud -> oslo over IPsec (1500 - 101): the smaller wins.
+  const links = { lyon: { backend: 'wireguard' as const } };
+  const mixed = [CLOUD({ links, mtu: 1500 }), LYON({ links: { cloud: { backend: 'wireguard' } }, mtu: 1500 }), OSLO({ mtu: 1500 })];
+  const lyon = nodePlan({ gateways: mixed, nodeName: 'l-gw' });
+  assert.deepEqual(lyon.routes.filter((r) => r.family === 4).map((r) => `${r.pool}:${r.mtu}`), ['cloud:1440', 'cloud:1440', 'oslo:1399', 'oslo:1399']);
 });

@@ -13,16 +13,22 @@ import { mssFor } from '../../nodeplan/types.ts';
 
 export type Family = 4 | 6;
 
-/** A unicast route in our table: `dst via via`. */
+/** A unicast route in our table: `dst via via`, or `dst dev dev` into a point-to-point device (WireGuard). */
 export interface RouteEntry {
   family: Family;
   /** Canonical CIDR (host routes carry /32 or /128). */
   dst: string;
-  /** Next hop; its family may differ from `family` for IPv4 routes via an IPv6 next hop (RFC 5549). */
-  via: string;
+  /**
+   * Next hop; its family may differ from `family` for IPv4 routes via an IPv6 next hop (RFC 5549). Absent: a device
+   * route (`dev` is then required).
+   */
+  via?: string;
   /** Path MTU towards dst (the tunnel's); the route then also carries advmss = mtu - 40 (IPv4) or - 60 (IPv6). */
   mtu?: number;
-  /** The member VXLAN: `via <via> dev <dev> onlink` (the next hop is a neighbour entry on that device). */
+  /**
+   * With `via`, the member VXLAN: `via <via> dev <dev> onlink` (the next hop is a neighbour entry on that device).
+   * Without: `dev <dev>`, a device route.
+   */
   dev?: string;
 }
 
@@ -50,7 +56,7 @@ export interface ActualRoute {
   advmss?: number;
   /** The route carries the onlink flag. */
   onlink?: boolean;
-  /** True when the route is exactly `dst via X` with nothing else we would not have written. */
+  /** True when the route is exactly `dst via X` (or `dst dev D`) with nothing else we would not have written. */
   plain: boolean;
 }
 
@@ -149,7 +155,7 @@ export function parseRoutes(json: string, family: Family): ActualRoute[] {
     const plain =
       type === 'unicast' &&
       metrics !== undefined &&
-      via !== undefined &&
+      (via !== undefined || typeof r.dev === 'string') &&
       Object.keys(r).every((k) => ROUTE_KEYS_PLAIN.has(k)) &&
       (family === 4 ? r.metric === undefined : r.metric === undefined || r.metric === 1024);
     const out: ActualRoute = { family, dst, type, plain };
@@ -218,17 +224,20 @@ export function deviceOfAddress(json: string, address: string): string | undefin
 
 function routeLine(op: 'replace' | 'del', r: { dst: string; via?: string; mtu?: number; dev?: string }, table: number): string {
   if (op === 'del') return `route del ${r.dst} table ${table}`;
-  const via = r.via as string;
+  const mtu = r.mtu === undefined ? '' : ` mtu ${r.mtu} advmss ${mssFor(r.mtu, familyOf(r.dst))}`;
+  if (r.via === undefined) return `route replace ${r.dst} dev ${r.dev as string} table ${table}${mtu}`;
+  const via = r.via;
   const cross = familyOf(via) !== familyOf(r.dst) ? `inet${familyOf(via) === 6 ? '6' : ''} ` : '';
   const dev = r.dev === undefined ? '' : ` dev ${r.dev} onlink`;
-  const mtu = r.mtu === undefined ? '' : ` mtu ${r.mtu} advmss ${mssFor(r.mtu, familyOf(r.dst))}`;
   return `route replace ${r.dst} via ${cross}${via}${dev} table ${table}${mtu}`;
 }
 
-/** Whether a live route is exactly the one we want (next hop, its device when onlink, MTU and its advmss). */
+/** Whether a live route is exactly the one we want (next hop, its device when onlink or a device route, MTU, advmss). */
 function sameRoute(a: ActualRoute, w: RouteEntry): boolean {
   if (!a.plain || a.via !== w.via || a.mtu !== w.mtu) return false;
-  if (w.dev === undefined ? a.onlink === true : a.dev !== w.dev || a.onlink !== true) return false;
+  if (w.via === undefined) {
+    if (a.dev !== w.dev || a.onlink === true) return false;
+  } else if (w.dev === undefined ? a.onlink === true : a.dev !== w.dev || a.onlink !== true) return false;
   return a.advmss === (w.mtu === undefined ? undefined : mssFor(w.mtu, w.family));
 }
 

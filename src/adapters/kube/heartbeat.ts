@@ -1,10 +1,11 @@
 // The agent's heartbeat: a coordination.k8s.io/v1 Lease per gateway candidate (name = node name, holderIdentity =
 // node name), renewed every renewInterval. The active gateway also reports per-peer tunnel state in the Lease
-// annotation corvid.dev/tunnels = JSON {peerPool: {up, since}}; the annotation is written only when it changes, so an
-// ordinary renewal is a merge patch of spec.renewTime alone. The reader side is leases.ts.
+// annotation corvid.dev/tunnels = JSON {peerPool: {up, since}}, and every candidate its WireGuard public key in
+// corvid.dev/wireguard-public-key. Annotations are written only when they change, so an ordinary renewal is a merge
+// patch of spec.renewTime alone. The reader side is leases.ts.
 
 import type { KubeConfig } from '@kubernetes/client-node';
-import { TUNNEL_HEALTH_ANNOTATION } from '../../gateway/keys.ts';
+import { TUNNEL_HEALTH_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
 import { CONTENT_TYPE, errorMessage, kubeRequest, statusCode } from './client.ts';
 import { DEFAULT_LEASE_NAMESPACE, leasesPath, type LeaseJson } from './leases.ts';
 
@@ -43,17 +44,18 @@ export function encodeTunnels(t: Record<string, TunnelHealth>): string {
 export class Heartbeat {
   private readonly o: Required<Omit<HeartbeatOptions, 'onStateChange'>> & Pick<HeartbeatOptions, 'onStateChange'>;
   private enabled = false;
-  /** Desired annotation value; null = no annotation. */
+  /** Desired annotation values; null = no annotation. */
   private tunnels: string | null = null;
+  private wireguardKey: string | null = null;
   /** What the Lease holds as far as we know; undefined = unknown (read it first). */
-  private written: { annotation: string | null } | undefined;
+  private written: Annotations | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
   private lastOk: boolean | undefined;
   /** Time of the last successful renewal. */
   lastRenew: Date | undefined;
-  /** Renewals and writes performed (for tests and metrics). */
+  /** Renewals and writes performed (for tests and metrics); a write that changes both annotations counts once. */
   readonly counts = { creates: 0, renewals: 0, annotationWrites: 0, errors: 0 };
 
   constructor(opts: HeartbeatOptions) {
@@ -85,6 +87,14 @@ export class Heartbeat {
     const next = t === undefined ? null : encodeTunnels(t);
     const changed = next !== this.tunnels;
     this.tunnels = next;
+    return changed;
+  }
+
+  /** This node's WireGuard public key; undefined removes the annotation. Returns whether the value changed. */
+  setWireguardKey(key: string | undefined): boolean {
+    const next = key ?? null;
+    const changed = next !== this.wireguardKey;
+    this.wireguardKey = next;
     return changed;
   }
 
@@ -134,7 +144,8 @@ export class Heartbeat {
       { op: 'test', path: '/spec/holderIdentity', value: this.o.nodeName },
       { op: 'replace', path: '/spec/holderIdentity', value: '' },
     ];
-    if (this.written.annotation !== null) ops.push({ op: 'remove', path: `/metadata/annotations/${TUNNEL_HEALTH_ANNOTATION.replace('/', '~1')}` });
+    // The key stays: it is still this node's, and a restart publishes the same one.
+    if (this.written.tunnels !== null) ops.push({ op: 'remove', path: `/metadata/annotations/${TUNNEL_HEALTH_ANNOTATION.replace('/', '~1')}` });
     try {
       await kubeRequest(this.o.kc, { method: 'PATCH', path: this.path(this.o.nodeName), body: ops, contentType: CONTENT_TYPE.jsonPatch, timeoutMs });
       this.written = undefined;
@@ -174,7 +185,7 @@ export class Heartbeat {
     const name = this.o.nodeName;
     // What this round writes: setTunnels may change the desired value while a request is in flight, and `written`
     // must record what was really sent, or the change would never be written.
-    const tunnels = this.tunnels;
+    const want: Annotations = { tunnels: this.tunnels, wireguardKey: this.wireguardKey };
     if (this.written === undefined) {
       let lease: LeaseJson | undefined;
       try {
@@ -183,16 +194,17 @@ export class Heartbeat {
         if (statusCode(e) !== 404) throw e;
       }
       if (lease === undefined) {
+        const annotations = annotationPatch(NO_ANNOTATIONS, want);
         const body: LeaseJson = {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
-          metadata: { name, namespace: this.o.namespace, ...(tunnels !== null ? { annotations: { [TUNNEL_HEALTH_ANNOTATION]: tunnels } } : {}) },
+          metadata: { name, namespace: this.o.namespace, ...(annotations !== undefined ? { annotations } : {}) },
           spec: { holderIdentity: name, leaseDurationSeconds: this.o.leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
         } as LeaseJson;
         await kubeRequest(kc, { method: 'POST', path: this.path(), body, timeoutMs: 10_000 });
         this.counts.creates++;
-        if (tunnels !== null) this.counts.annotationWrites++;
-        this.written = { annotation: tunnels };
+        if (annotations !== undefined) this.counts.annotationWrites++;
+        this.written = want;
         return;
       }
       // Take over an existing Lease (ours from an earlier run, or left behind): fix holder and duration once.
@@ -203,22 +215,25 @@ export class Heartbeat {
         spec.leaseTransitions = (lease.spec?.leaseTransitions ?? 0) + 1;
       }
       if (lease.spec?.leaseDurationSeconds !== this.o.leaseDurationSeconds) spec.leaseDurationSeconds = this.o.leaseDurationSeconds;
-      const current = lease.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION] ?? null;
-      const body: Record<string, unknown> = { spec };
-      if (current !== tunnels) body.metadata = { annotations: { [TUNNEL_HEALTH_ANNOTATION]: tunnels } };
-      await this.patch(body);
-      if (current !== tunnels) this.counts.annotationWrites++;
-      this.counts.renewals++;
-      this.written = { annotation: tunnels };
+      const current: Annotations = {
+        tunnels: lease.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION] ?? null,
+        wireguardKey: lease.metadata?.annotations?.[WIREGUARD_KEY_LEASE_ANNOTATION] ?? null,
+      };
+      await this.renewWith(spec, current, want);
       return;
     }
-    const body: Record<string, unknown> = { spec: { renewTime: now } };
-    const changed = this.written.annotation !== tunnels;
-    if (changed) body.metadata = { annotations: { [TUNNEL_HEALTH_ANNOTATION]: tunnels } };
+    await this.renewWith({ renewTime: now }, this.written, want);
+  }
+
+  /** A merge patch of `spec` and of the annotations that differ from what the Lease holds. */
+  private async renewWith(spec: Record<string, unknown>, current: Annotations, want: Annotations): Promise<void> {
+    const body: Record<string, unknown> = { spec };
+    const annotations = annotationPatch(current, want);
+    if (annotations !== undefined) body.metadata = { annotations };
     await this.patch(body);
     this.counts.renewals++;
-    if (changed) this.counts.annotationWrites++;
-    this.written = { annotation: tunnels };
+    if (annotations !== undefined) this.counts.annotationWrites++;
+    this.written = want;
   }
 
   private async patch(body: Record<string, unknown>): Promise<void> {
@@ -230,4 +245,20 @@ export class Heartbeat {
       timeoutMs: 10_000,
     });
   }
+}
+
+/** The annotations the agent writes on its Lease; null = absent. */
+interface Annotations {
+  tunnels: string | null;
+  wireguardKey: string | null;
+}
+
+const NO_ANNOTATIONS: Annotations = { tunnels: null, wireguardKey: null };
+
+/** The merge-patch annotations that turn `current` into `want` (null removes one); undefined when equal. */
+function annotationPatch(current: Annotations, want: Annotations): Record<string, string | null> | undefined {
+  const out: Record<string, string | null> = {};
+  if (current.tunnels !== want.tunnels) out[TUNNEL_HEALTH_ANNOTATION] = want.tunnels;
+  if (current.wireguardKey !== want.wireguardKey) out[WIREGUARD_KEY_LEASE_ANNOTATION] = want.wireguardKey;
+  return Object.keys(out).length === 0 ? undefined : out;
 }

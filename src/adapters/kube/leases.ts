@@ -2,7 +2,8 @@
 // planner's HeartbeatLease. The agent's writer is heartbeat.ts; this is the reader.
 
 import type { KubeConfig } from '@kubernetes/client-node';
-import { TUNNEL_HEALTH_ANNOTATION } from '../../gateway/keys.ts';
+import { TUNNEL_HEALTH_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
+import { isWireguardKey } from '../../gateway/wireguard.ts';
 import type { HeartbeatLease } from '../../plan/health.ts';
 import { listAll, type KubeObject } from './client.ts';
 import { Informer, type InformerOptions } from './informer.ts';
@@ -29,7 +30,8 @@ export interface LeaseJson extends KubeObject {
 
 /**
  * The planner's view of a heartbeat Lease: node = Lease name; times as sent; tunnels from the corvid.dev/tunnels
- * annotation (an unparsable annotation is left out rather than guessed at); released when the holder is "".
+ * annotation (an unparsable annotation is left out rather than guessed at); released when the holder is ""; the
+ * WireGuard public key when the annotation holds one.
  * Returns undefined for the leader Lease.
  */
 export function heartbeatFromLease(lease: LeaseJson): HeartbeatLease | undefined {
@@ -47,6 +49,8 @@ export function heartbeatFromLease(lease: LeaseJson): HeartbeatLease | undefined
     const tunnels = parseTunnels(raw);
     if (tunnels !== undefined) hb.tunnels = tunnels;
   }
+  const key = lease.metadata?.annotations?.[WIREGUARD_KEY_LEASE_ANNOTATION];
+  if (isWireguardKey(key)) hb.wireguardKey = key;
   return hb;
 }
 

@@ -11,6 +11,8 @@ export const DEFAULT_VICI_SOCKET = '/var/run/charon.vici';
 export const DEFAULT_SECRET_DIR = '/etc/corvid/secrets';
 export const DEFAULT_METRICS_ADDR = '127.0.0.1:9471';
 export const DEFAULT_STATE_DIR = '/run/corvid';
+/** Kept across reboots, unlike the state dir: a new key breaks every tunnel until the peers have learnt it. */
+export const DEFAULT_WIREGUARD_KEY_FILE = '/var/lib/corvid-wireguard/private.key';
 
 export const HELP = `Usage: corvid agent [flags]
 
@@ -31,8 +33,12 @@ in line with it, repairing drift every --repair-interval:
   - every node of a pool whose memberRouting is vxlan or auto (corvid.dev/member-routing): the VXLAN link
     corvid.vx, bound to the uplink; a member that routes through it has its gateway as its FDB and neighbour
     entry and its routes go via the gateway onlink on the device.
+  - an active gateway with WireGuard links: the interface corvid.wg (the kernel's WireGuard, else wireguard-go),
+    one peer per peer pool with its key from the peer's Gateway (corvid.dev/wireguard-keys), a preshared key
+    derived from the link's PSK, and routes of the remote prefixes into it. The node's private key lives in
+    --wireguard-key-file, made once; gateway candidates publish the public key on their Lease.
 On SIGTERM or SIGINT it removes exactly what it created (corvid-* connections, SAs and keys, its table and rules,
-its nftables table, the rp_filter values it changed, corvid.vx) and exits. Logs are JSON lines on stderr.
+its nftables table, the rp_filter values it changed, corvid.vx, corvid.wg; never the key file) and exits. Logs are JSON lines on stderr.
 
 Flags:
       --node-name NAME        this node (default: $NODE_NAME)
@@ -52,8 +58,14 @@ Flags:
       --rp-filter loose|keep  loosen strict reverse-path filtering where cross-pool traffic needs it (default loose)
       --state-dir DIR         where the agent keeps what it must put back after a restart (default ${DEFAULT_STATE_DIR})
       --proc-sys DIR          where the node's /proc/sys is mounted (default /proc/sys; a container's is read-only)
+      --wireguard MODE        auto (the kernel's WireGuard when it has it, else wireguard-go), kernel, userspace
+                              or off (no key, no interface: WireGuard links fail) (default auto)
+      --wireguard-key-file F  the node's WireGuard private key, created 0600 when missing
+                              (default ${DEFAULT_WIREGUARD_KEY_FILE})
       --netns NAME            apply routes and rules in the named network namespace (ip -n NAME) while the
                               agent stays in its own (testing; in a DaemonSet use hostNetwork instead)
+      --wireguard-socket-dir D  with --netns: a directory that stands in for /var/run/wireguard, where
+                              wireguard-go keeps its control socket (testing: several nodes on one host)
       --log-level LEVEL       debug, info, warn or error (default info)
   -h, --help                  show this help
 
@@ -100,6 +112,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       'rp-filter': { type: 'string', choices: ['loose', 'keep'] },
       'state-dir': { type: 'string' },
       'proc-sys': { type: 'string' },
+      wireguard: { type: 'string', choices: ['auto', 'kernel', 'userspace', 'off'] },
+      'wireguard-key-file': { type: 'string' },
+      'wireguard-socket-dir': { type: 'string' },
       'log-level': { type: 'string', choices: ['debug', 'info', 'warn', 'error'] },
     },
     HELP,
@@ -136,6 +151,10 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const repairMs = dur('repair-interval', '10s');
   if (typeof repairMs === 'string') return usage(repairMs);
   const metricsAddr = str(v, 'metrics-addr') ?? DEFAULT_METRICS_ADDR;
+  const wireguard = (str(v, 'wireguard') ?? 'auto') as 'auto' | 'kernel' | 'userspace' | 'off';
+  const netns = str(v, 'netns') || undefined;
+  const wireguardSocketDir = str(v, 'wireguard-socket-dir') || undefined;
+  if (wireguardSocketDir !== undefined && netns === undefined) return usage('--wireguard-socket-dir needs --netns (it is for test nodes sharing one host)');
 
   // Loaded only now, so --help and flag errors never pay for the Kubernetes client.
   const { loadKubeConfig } = await import('../../adapters/kube/client.ts');
@@ -171,7 +190,14 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     repairIntervalMs: repairMs,
     metricsAddr,
     log,
-    netns: str(v, 'netns') || undefined,
+    netns,
+    ...(wireguard === 'off'
+      ? {}
+      : {
+          wireguardKeyFile: str(v, 'wireguard-key-file') || DEFAULT_WIREGUARD_KEY_FILE,
+          wireguardImplementation: wireguard,
+          ...(wireguardSocketDir !== undefined ? { wireguardSocketDir } : {}),
+        }),
     packetFilter: (str(v, 'packet-filter') ?? 'on') === 'on',
     looseRpFilter: (str(v, 'rp-filter') ?? 'loose') === 'loose',
     stateDir: str(v, 'state-dir') || DEFAULT_STATE_DIR,
