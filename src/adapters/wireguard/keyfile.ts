@@ -24,6 +24,12 @@ export function publicKeyOf(privateKey: Buffer): string {
   return Buffer.from(jwk.x, 'base64url').toString('base64');
 }
 
+/** Curve25519 clamping, as WireGuard applies it to a private key (the public key is the same either way). */
+function clamp(key: Buffer): void {
+  key[0] &= 248;
+  key[31] = (key[31] & 127) | 64;
+}
+
 function generate(): Buffer {
   const { privateKey } = generateKeyPairSync('x25519');
   const jwk = privateKey.export({ format: 'jwk' }) as { d: string };
@@ -65,5 +71,8 @@ export function loadOrCreateKey(path: string): LoadedKey {
   if (raw === undefined || raw.length !== 32) {
     throw new Error(`the WireGuard key file ${path} does not hold a key (expected base64 of 32 bytes, as wg genkey writes); move it away to have a new key made`);
   }
+  // WireGuard clamps a private key when it is set and reports it clamped (`wg show dump`); a file made by other means
+  // than wg genkey may hold one unclamped, which would differ from the interface's at every comparison.
+  clamp(raw);
   return { privateKey: raw.toString('base64'), publicKey: publicKeyOf(raw), created, tightened };
 }
