@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { DEFAULT_WIREGUARD_KEY_FILE } from '../../src/cli/commands/agent.ts';
 import {
   DEPLOY,
   REPO_ROOT,
@@ -182,6 +183,39 @@ describe('deploy/base', () => {
     assert.ok(!charon.volumeMounts.some((m: { name: string }) => m.name === pskVolume.name), 'charon never sees the PSK');
   });
 
+  test('agent DaemonSet: WireGuard key in a hostPath that outlives reboots, TUN device and socket directory for wireguard-go', () => {
+    const pod = daemonset.spec.template.spec;
+    const agent = pod.containers.find((c: { name: string }) => c.name === 'agent');
+    const charon = pod.containers.find((c: { name: string }) => c.name === 'charon');
+    const volume = (name: string): any => pod.volumes.find((v: { name: string }) => v.name === name);
+    const mountOf = (c: any, path: string): any => c.volumeMounts.find((m: { mountPath: string }) => m.mountPath === path);
+
+    // The key file the agent uses (the flag, else its default) lies in a hostPath mounted at the same path, not under
+    // /run (gone at reboot) and not in the state directory's volume.
+    const flag = agent.args.find((a: string) => a.startsWith('--wireguard-key-file='));
+    const keyFile = flag === undefined ? DEFAULT_WIREGUARD_KEY_FILE : flag.slice('--wireguard-key-file='.length);
+    assert.equal(keyFile, DEFAULT_WIREGUARD_KEY_FILE, 'the manifest keeps the documented default');
+    const keyMount = mountOf(agent, dirname(keyFile));
+    assert.ok(keyMount, `${dirname(keyFile)} is mounted in the agent`);
+    assert.notEqual(keyMount.readOnly, true, 'the agent creates the key there once');
+    assert.deepEqual(volume(keyMount.name).hostPath, { path: dirname(keyFile), type: 'DirectoryOrCreate' });
+    assert.ok(!volume(keyMount.name).hostPath.path.startsWith('/run/'), 'the key must survive a reboot');
+    assert.ok(!agent.args.includes('--wireguard=off'), 'WireGuard is on');
+
+    // wireguard-go: /dev/net/tun from the node, and a writable /run/wireguard (its control socket; wg looks there).
+    const tun = mountOf(agent, '/dev/net/tun');
+    assert.ok(tun, '/dev/net/tun is mounted in the agent');
+    assert.deepEqual(volume(tun.name).hostPath, { path: '/dev/net/tun', type: 'CharDevice' });
+    const sockets = mountOf(agent, '/run/wireguard');
+    assert.ok(sockets && volume(sockets.name).emptyDir, '/run/wireguard is an emptyDir');
+
+    // Only the agent sees any of it; nothing in the pod is privileged for it.
+    for (const m of [keyMount, tun, sockets]) {
+      assert.ok(!charon.volumeMounts.some((x: { name: string }) => x.name === m.name), `charon does not mount ${m.name}`);
+    }
+    assert.deepEqual(agent.securityContext.capabilities.add, ['NET_ADMIN']);
+  });
+
   test('strongswan.conf loads kernel ESP and no plugin that needs NET_RAW', () => {
     const conf = readFileSync(join(DEPLOY, 'charon', 'strongswan.conf'), 'utf8');
     const load = /^\s*load = (.*)$/m.exec(conf)?.[1].split(/\s+/) ?? [];
@@ -208,9 +242,9 @@ describe('deploy/Dockerfile', () => {
   const dockerfile = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8');
   const lines = dockerfile.split('\n').filter((l) => !l.startsWith('#'));
 
-  test('Node 24 on Debian, the strongSwan and iproute2 packages, production dependencies only', () => {
+  test('Node 24 on Debian, the strongSwan, iproute2 and WireGuard packages, production dependencies only', () => {
     assert.match(dockerfile, /^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
-    for (const pkg of ['strongswan-charon', 'strongswan-swanctl', 'libcharon-extra-plugins', 'iproute2']) {
+    for (const pkg of ['strongswan-charon', 'strongswan-swanctl', 'libcharon-extra-plugins', 'iproute2', 'nftables', 'wireguard-tools', 'wireguard-go']) {
       assert.match(dockerfile, new RegExp(`\\b${pkg}\\b`), pkg);
     }
     assert.match(dockerfile, /npm ci --omit=dev/);
