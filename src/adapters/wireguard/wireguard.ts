@@ -183,7 +183,8 @@ export class WireguardLink implements WireguardLinks {
   private run(cmd: string, args: string[], input?: string): Promise<CommandResult> {
     if (this.o.netns !== undefined && this.o.socketDir !== undefined && cmd !== (this.o.ipPath ?? 'ip')) {
       // `ip netns exec` gives the command a mount namespace of its own (slave to the host's): the bind stays in it.
-      const script = 'mount --bind "$0" /var/run/wireguard && exec "$@"';
+      // The mount point is made first: a host where WireGuard never ran has no /var/run/wireguard.
+      const script = 'mkdir -p /var/run/wireguard && mount --bind "$0" /var/run/wireguard && exec "$@"';
       return runCommand(this.o.ipPath ?? 'ip', ['netns', 'exec', this.o.netns, 'sh', '-c', script, this.o.socketDir, cmd, ...args], input);
     }
     const [c, full] = inNetns(this.o.netns, cmd, args, this.o.ipPath);
@@ -270,7 +271,9 @@ export class WireguardLink implements WireguardLinks {
     }
     const diff = diffWireguard(await this.dump(), desired);
     if (diff.length > 0) {
-      const r = await this.run(this.o.wgPath ?? 'wg', ['syncconf', this.device, '/dev/stdin'], configText(desired));
+      // Through `cat |`: Node hands a child's stdin over as a socket, which /dev/stdin cannot open (ENXIO); the
+      // shell's pipe can be.
+      const r = await this.run('sh', ['-c', 'cat | "$@"', 'sh', this.o.wgPath ?? 'wg', 'syncconf', this.device, '/dev/stdin'], configText(desired));
       // wg may echo a bad line of its input: report its exit and a digest of the message, never the message.
       if (r.code !== 0) res.errors.push(`wg syncconf ${this.device} failed (exit ${r.code}, message digest ${createHash('sha256').update(r.stderr).digest('hex').slice(0, 12)})`);
       else res.changes.push(...diff.map((d) => `${this.device}: ${d}`));
