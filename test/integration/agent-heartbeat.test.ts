@@ -1,11 +1,15 @@
 // The heartbeat Lease writer against a real kube-apiserver.
 import { describe, test, before } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { useControlPlane, ensureNamespace } from '../support/controlplane.ts';
 import { Heartbeat, encodeTunnels, microTime } from '../../src/adapters/kube/heartbeat.ts';
 import { heartbeatFromLease, type LeaseJson } from '../../src/adapters/kube/leases.ts';
 import { kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
-import { TUNNEL_HEALTH_ANNOTATION } from '../../src/gateway/keys.ts';
+import { TUNNEL_HEALTH_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../src/gateway/keys.ts';
+import { loadOrCreateKey } from '../../src/adapters/wireguard/keyfile.ts';
 import { waitFor } from './agent-lab.ts';
 
 const cp = useControlPlane();
@@ -149,5 +153,73 @@ describe('heartbeat Lease', { skip: cp.skip }, () => {
     assert.equal(rel.released, false);
     assert.ok('error' in rel && rel.error, 'the refused write is reported');
     assert.equal((await getLease('gw-4'))?.spec?.holderIdentity, 'someone-else');
+  });
+
+  test('the WireGuard public key: on the Lease once, not rewritten by renewals, one write when it changes, kept on release', { timeout: 30_000 }, async () => {
+    const kc = cp.get().kubeConfig;
+    const dir = mkdtempSync(join(tmpdir(), 'corvid-hb-wg-'));
+    try {
+      const k1 = loadOrCreateKey(join(dir, 'one.key')).publicKey;
+      const k2 = loadOrCreateKey(join(dir, 'two.key')).publicKey;
+      const keyOf = async (): Promise<string | undefined> => (await getLease('gw-6'))?.metadata?.annotations?.[WIREGUARD_KEY_LEASE_ANNOTATION];
+      const hb = new Heartbeat({ kc, nodeName: 'gw-6', namespace: NS, renewIntervalMs: 100, leaseDurationSeconds: 3 });
+      // As the agent does: the key before the first renewal, so the Lease is created with it.
+      assert.equal(hb.setWireguardKey(k1), true);
+      assert.equal(hb.setWireguardKey(k1), false, 'the same key is no change');
+      hb.setEnabled(true);
+      hb.start();
+      try {
+        await waitFor('Lease with the key', async () => ((await keyOf()) === k1 ? true : undefined), 5000, 20);
+        assert.equal(heartbeatFromLease((await getLease('gw-6'))!)?.wireguardKey, k1);
+        assert.equal(hb.counts.creates, 1);
+        assert.equal(hb.counts.annotationWrites, 1, 'written with the create');
+        let renewals = hb.counts.renewals;
+        await waitFor('renewals', () => hb.counts.renewals >= renewals + 5, 5000, 20);
+        assert.equal(hb.counts.annotationWrites, 1, 'renewals do not write the key again');
+
+        // A tunnel annotation written later leaves the key alone (one write, of the tunnels).
+        hb.setTunnels({ b: { up: true, since: '2026-11-24T10:00:00Z' } });
+        hb.kick();
+        await waitFor('tunnels written', () => hb.counts.annotationWrites >= 2, 5000, 20);
+        assert.ok(heartbeatFromLease((await getLease('gw-6'))!)?.tunnels?.b?.up);
+        assert.equal(await keyOf(), k1);
+
+        // A new key: exactly one more write, and then none.
+        assert.equal(hb.setWireguardKey(k2), true);
+        hb.kick();
+        await waitFor('the new key on the Lease', async () => ((await keyOf()) === k2 ? true : undefined), 5000, 20);
+        await waitFor('the write counted', () => hb.counts.annotationWrites >= 3, 5000, 20);
+        renewals = hb.counts.renewals;
+        await waitFor('renewals', () => hb.counts.renewals >= renewals + 5, 5000, 20);
+        assert.equal(hb.counts.annotationWrites, 3);
+      } finally {
+        await hb.stop();
+      }
+
+      // A clean stop gives the Lease up and drops the tunnels, but the key stays: it is still this node's.
+      assert.deepEqual(await hb.release(), { released: true });
+      const released = (await getLease('gw-6'))!;
+      assert.equal(released.spec?.holderIdentity, '');
+      assert.equal(released.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION], undefined);
+      assert.deepEqual([heartbeatFromLease(released)?.released, heartbeatFromLease(released)?.wireguardKey], [true, k2]);
+
+      // The agent restarts with the same key: it takes the Lease back without writing the key again.
+      const again = new Heartbeat({ kc, nodeName: 'gw-6', namespace: NS, renewIntervalMs: 100, leaseDurationSeconds: 3 });
+      again.setWireguardKey(k2);
+      again.setEnabled(true);
+      await again.renew();
+      await again.renew();
+      assert.equal((await getLease('gw-6'))?.spec?.holderIdentity, 'gw-6');
+      assert.deepEqual([again.counts.creates, again.counts.renewals, again.counts.annotationWrites], [0, 2, 0]);
+      assert.equal(await keyOf(), k2);
+      // Without a key (WireGuard turned off on the node): the annotation goes, in one write.
+      again.setWireguardKey(undefined);
+      await again.renew();
+      await again.renew();
+      assert.equal(await keyOf(), undefined);
+      assert.equal(again.counts.annotationWrites, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
