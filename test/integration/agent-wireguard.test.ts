@@ -296,7 +296,7 @@ test('wireguard: the preshared key is used (a side with another Secret gets no h
   assert.ok(((await peerOf(b, a.key.publicKey))?.latestHandshake ?? 0) > 0);
 });
 
-test('wireguard: drift repaired (peer removed, allowed IPs changed, link deleted by hand)', { skip, timeout: 40_000 }, async () => {
+test('wireguard: drift repaired (peer removed, allowed IPs, port, key, MTU changed, link down, link deleted by hand)', { skip, timeout: 40_000 }, async () => {
   const plan = planFor(a);
   // A peer removed by hand.
   await wg(a, 'set', WG, 'peer', b.key.publicKey, 'remove');
@@ -315,6 +315,21 @@ test('wireguard: drift repaired (peer removed, allowed IPs changed, link deleted
   assert.deepEqual(res.ipChanges, ['corvid.wg: peer corvid-b allowed IPs']);
   assert.deepEqual((await peerOf(a, b.key.publicKey))?.allowedIPs, [b.subnet]);
   await pingsBothWays('allowed IPs repaired');
+
+  // The interface's own settings changed by hand: port, private key, MTU, and the link set down.
+  await wg(a, 'set', WG, 'listen-port', '51999');
+  await lab.exec(a.gwNs, ['sh', '-c', `wg genkey | ip netns exec ${a.gwNs} sh -c 'mount --bind "$0" /var/run/wireguard && exec "$@"' ${a.socketDir} wg set ${WG} private-key /dev/stdin`]);
+  await lab.exec(a.gwNs, ['ip', 'link', 'set', WG, 'mtu', '1300']);
+  res = await reconcile(ra, plan);
+  assert.deepEqual(res.errors, []);
+  assert.deepEqual(res.ipChanges, ['corvid.wg: private key', 'corvid.wg: listen port 51820', 'corvid.wg mtu 1440']);
+  await pingsBothWays('port, key and MTU repaired');
+  await lab.exec(a.gwNs, ['ip', 'link', 'set', WG, 'down']);
+  assert.equal(await ping(a, b), false);
+  res = await reconcile(ra, plan);
+  // Down took the device routes with it: the same reconcile, link first, puts them back.
+  assert.deepEqual([res.errors, res.ipChanges], [[], ['corvid.wg up', `route replace ${b.subnet} dev ${WG} table ${TABLE} mtu 1440 advmss 1400`]]);
+  await pingsBothWays('link up again');
 
   // The link deleted by hand (its routes go with it); the next reconcile comes at once, maybe while the old
   // wireguard-go is still shutting down.
@@ -335,6 +350,9 @@ test('wireguard: the private key survives a restart; the peer\'s handshake resum
   const hs = await peerOf(b, a.key.publicKey);
   assert.ok(hs && hs.latestHandshake > 0);
   const bDump = (await wg(b, 'show', WG, 'dump')).split('\n')[0];
+  // An agent that crashed leaves its interface up: the next one, with the key from the same file, writes nothing.
+  const crashed = await reconcile(reconciler(a, { key: loadOrCreateKey(a.keyFile) }), planFor(a));
+  assert.deepEqual([crashed.errors, crashed.ipChanges], [[], []]);
   // The agent stops (its interface goes), and a new one starts with the same key file.
   const down = await teardown(ra);
   assert.deepEqual(down.errors, []);
