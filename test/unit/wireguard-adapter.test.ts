@@ -2,9 +2,9 @@
 // reconciler's view of a peer as a tunnel, and the node's key file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configText, diffWireguard, parseDump, wireguardPsk, type ActualWireguard, type WireguardConfig } from '../../src/adapters/wireguard/wireguard.ts';
@@ -315,4 +315,20 @@ test('key file: a path that cannot be created is an error naming it', () => {
   writeFileSync(join(t.dir, 'file'), 'x');
   const path = join(t.dir, 'file', 'private.key');
   assert.throws(() => loadOrCreateKey(path), (e: Error) => e.message.includes(join(t.dir, 'file')));
+});
+
+test('key file: agents starting at once all get the one key made, and no temporary file is left', async () => {
+  using t = tempDir();
+  const path = join(t.dir, 'keys', 'private.key');
+  const module = new URL('../../src/adapters/wireguard/keyfile.ts', import.meta.url).href;
+  const script = `const { loadOrCreateKey } = await import(${JSON.stringify(module)}); const k = loadOrCreateKey(${JSON.stringify(path)}); console.log(JSON.stringify({ publicKey: k.publicKey, created: k.created }));`;
+  const runs = await Promise.all(
+    Array.from({ length: 6 }, () => new Promise<{ publicKey: string; created: boolean }>((resolve, reject) => {
+      execFile(process.execPath, ['--input-type=module', '-e', script], (err, stdout, stderr) => (err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve(JSON.parse(stdout) as { publicKey: string; created: boolean })));
+    })),
+  );
+  assert.equal(new Set(runs.map((r) => r.publicKey)).size, 1, JSON.stringify(runs));
+  assert.equal(runs.filter((r) => r.created).length, 1);
+  assert.equal(runs[0].publicKey, loadOrCreateKey(path).publicKey);
+  assert.deepEqual(readdirSync(join(t.dir, 'keys')), ['private.key']);
 });

@@ -4,7 +4,7 @@
 // The file holds the key the way `wg genkey` prints it (base64 and a newline), so `wg pubkey < file` works on it.
 // Keys come from node:crypto's X25519, which is what WireGuard uses; no `wg` binary is needed to make one.
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { chmodSync, mkdirSync, openSync, readFileSync, statSync, writeSync, closeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface WireguardKeyPair {
@@ -50,16 +50,26 @@ export interface LoadedKey extends WireguardKeyPair {
 export function loadOrCreateKey(path: string): LoadedKey {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   let created = false;
-  try {
-    const fd = openSync(path, 'wx', 0o600);
+  if (!existsSync(path)) {
+    // Written whole to a file of this process, then linked into place: a crash never leaves an empty or partial key
+    // file (which would be refused until moved away), and of agents starting at once, one key wins and all read it.
+    const tmp = `${path}.${process.pid}.tmp`;
     try {
-      writeSync(fd, `${generate().toString('base64')}\n`);
+      rmSync(tmp, { force: true });
+      const fd = openSync(tmp, 'wx', 0o600);
+      try {
+        writeSync(fd, `${generate().toString('base64')}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      linkSync(tmp, path);
+      created = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot create the WireGuard key file ${path}: ${(e as Error).message}`);
     } finally {
-      closeSync(fd);
+      rmSync(tmp, { force: true });
     }
-    created = true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot create the WireGuard key file ${path}: ${(e as Error).message}`);
   }
   let tightened = false;
   if ((statSync(path).mode & 0o077) !== 0) {
