@@ -17,7 +17,7 @@ import { loadOrCreateKey, type WireguardKeyPair } from '../adapters/wireguard/ke
 import { join } from 'node:path';
 import { nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, type NodePlan } from '../nodeplan/index.ts';
 import { ViciSession, parseUpdownEvent, type Subscription, type ViciMessage } from './vici/index.ts';
-import { Reconciler, emptyResult, type ReconcileResult, type TunnelState } from './reconciler.ts';
+import { DeviceMissing, Reconciler, emptyResult, type ReconcileResult, type TunnelState } from './reconciler.ts';
 import { ours } from './conns.ts';
 import { SecretReader } from './secrets.ts';
 import { AgentMetrics, serveHttp } from './metrics.ts';
@@ -435,7 +435,12 @@ export class Agent {
       let tunnels: TunnelState[];
       try {
         tunnels = await this.reconciler.readTunnels(plan);
-      } catch {
+      } catch (e) {
+        // The WireGuard interface went away (its wireguard-go died): rebuild it now, not at the next repair.
+        if (e instanceof DeviceMissing && !this.stopping) {
+          this.log.warn('repairing now', { reason: e.message });
+          this.trigger(0);
+        }
         return; // charon away: the next reconcile reports it
       }
       if (this.stopping || seq <= this.appliedSeq || this.lastPlan !== plan) return;

@@ -110,6 +110,9 @@ async function terminateAll(vici: ViciCommands, name: string, timeoutMs: number)
   }
 }
 
+/** A device the plan needs is not there (wireguard-go was killed, the link deleted by hand): repair at once. */
+export class DeviceMissing extends Error {}
+
 interface Wanted {
   tunnel: TunnelPlan;
   conn: ConnConfig;
@@ -408,7 +411,9 @@ export class Reconciler {
   }
 
   private async readWireguardTunnels(desired: WireguardPlan, wg: WireguardLinks): Promise<TunnelState[]> {
-    const actual = new Map(((await wg.peers()) ?? []).map((p) => [p.publicKey, p]));
+    const peers = await wg.peers();
+    if (peers === undefined) throw new DeviceMissing(`${wg.device} is missing`);
+    const actual = new Map(peers.map((p) => [p.publicKey, p]));
     const nowS = (this.o.nowMs ?? Date.now)() / 1000;
     return desired.peers.map((p) => wireguardTunnel(p.peerPool, p.name, actual.get(p.publicKey), nowS));
   }

@@ -46,6 +46,7 @@ import {
   WIREGUARD_DEVICE,
   WIREGUARD_KEEPALIVE_SECONDS,
   WIREGUARD_OVERHEAD,
+  WIREGUARD_PADDING,
   WIREGUARD_PORT,
   type VxlanPlan,
   type WireguardPeerPlan,
@@ -360,15 +361,22 @@ function pathMtu(me: PoolInfo, hops: Array<{ pool: PoolInfo; backend: Backend }>
   for (const { pool: hop, backend } of hops) {
     const outer = [own, hop.mtu].filter((x): x is number => x !== undefined);
     if (outer.length === 0) continue;
-    const inner = Math.min(...outer) - tunnelOverhead(backend, familyOfPrefix(remoteAddress(hop)));
+    const inner = innerMtu(backend, Math.min(...outer), familyOfPrefix(remoteAddress(hop)));
     mtu = mtu === undefined ? inner : Math.min(mtu, inner);
   }
   return mtu;
 }
 
-/** Bytes a tunnel of this backend adds to a packet whose outer header is of this family. */
-function tunnelOverhead(backend: Backend, family: Family): number {
-  return backend === 'ipsec' ? IPSEC_OVERHEAD[family] : backend === 'wireguard' ? WIREGUARD_OVERHEAD[family] : 0;
+/**
+ * The largest packet a tunnel of this backend carries inside an outer MTU, for an outer header of this family. IPsec:
+ * its worst-case overhead. WireGuard pads what it encrypts to a multiple of 16 bytes (up to its interface's MTU,
+ * which may be larger than this path allows): so the inner MTU is rounded down to one, or a packet of a few bytes
+ * less than the path's limit would grow past it.
+ */
+function innerMtu(backend: Backend, outer: number, family: Family): number {
+  if (backend === 'ipsec') return outer - IPSEC_OVERHEAD[family];
+  if (backend === 'wireguard') return Math.floor((outer - WIREGUARD_OVERHEAD[family]) / WIREGUARD_PADDING) * WIREGUARD_PADDING;
+  return outer;
 }
 
 /** A WireGuard endpoint: `address:port`, an IPv6 address in brackets. */
@@ -585,7 +593,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
   if (plan.role === 'gateway' && reach.some((r) => r.backend === 'wireguard')) {
     plan.wireguard = { device: WIREGUARD_DEVICE, listenPort: WIREGUARD_PORT, peers: wgPeers.sort((a, b) => cmp(a.name, b.name)) };
     const own = me.mtu ?? input.uplinkMtu;
-    if (own !== undefined) plan.wireguard.mtu = own - WIREGUARD_OVERHEAD[familyOfPrefix(remoteAddress(me))];
+    if (own !== undefined) plan.wireguard.mtu = innerMtu('wireguard', own, familyOfPrefix(remoteAddress(me)));
     ownKeyFinding(me, input, f);
   }
   return {

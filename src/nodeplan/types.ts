@@ -110,6 +110,8 @@ export const WIREGUARD_KEEPALIVE_SECONDS = 25;
 export const WIREGUARD_SESSION_SECONDS = 180;
 /** Bytes WireGuard adds: outer IP header (20, 40), UDP 8, its message header 16 and authentication tag 16. */
 export const WIREGUARD_OVERHEAD: Record<Family, number> = { 4: 20 + 8 + 16 + 16, 6: 40 + 8 + 16 + 16 };
+/** WireGuard pads the packets it encrypts to a multiple of this (never past its interface's MTU). */
+export const WIREGUARD_PADDING = 16;
 
 /** One WireGuard peer: a peer pool's active gateway. */
 export interface WireguardPeerPlan {
@@ -137,7 +139,8 @@ export interface WireguardPlan {
   listenPort: number;
   /**
    * The interface's MTU: the pool's uplink MTU (published, else this node's) less WireGuard's overhead for the family
-   * of our endpoint address. Undefined when no MTU is known (the kernel's or wireguard-go's default then).
+   * of our endpoint address, rounded down to WireGuard's padding. Undefined when no MTU is known (the kernel's or
+   * wireguard-go's default then).
    */
   mtu?: number;
   /** Sorted by name. A link whose peer has published no key has no peer (its traffic is routed here and dropped). */

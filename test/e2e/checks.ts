@@ -2,6 +2,7 @@
 
 import type { Gateway } from '../../src/gateway/types.ts';
 import type { Fabric, FabricNode, Pinger, PoolName } from './fabric.ts';
+import type { CorvidSystem } from './system.ts';
 import { dfPayload, dfProbe, tcpTransfer } from '../support/traffic.ts';
 
 export interface PairResult {
@@ -136,4 +137,26 @@ export async function nodeTcpAcrossPools(f: Fabric, on: boolean, opts: { bytes?:
   if (on) for (const p of pairs) results.push(await one(p));
   else results.push(...(await Promise.all(pairs.map(one))));
   return results.filter((r): r is string => r !== undefined);
+}
+
+/**
+ * The checks every scenario file repeats, bound to its (late-built) fabric and system: fail with the logs, "the
+ * network is whole" as a precondition, and real traffic (bulk TCP with the pod's own source, DF at the pod MTU).
+ */
+export function scenarioChecks(env: () => { f: Fabric; sys: CorvidSystem }) {
+  const fail = (msg: string, nodes?: string[]): never => {
+    throw new Error(`${msg}\n${env().sys.logTail(nodes)}`);
+  };
+  const whole = async (): Promise<void> => {
+    const bad = await waitForMatrix(env().f, everyone, 30_000);
+    if (bad.length > 0) fail(`precondition: the network is not whole (left so by an earlier scenario):\n${bad.join('\n')}`);
+  };
+  const traffic = async (when: string): Promise<void> => {
+    const { f } = env();
+    const tcp = await tcpAcrossPools(f, everyone);
+    if (tcp.length > 0) fail(`bulk TCP ${when}:\n${tcp.join('\n')}`);
+    const df = await dfAcrossPools(f, everyone);
+    if (df.bad.length > 0) fail(`DF probes ${when}:\n${df.bad.join('\n')}`);
+  };
+  return { fail, whole, traffic };
 }

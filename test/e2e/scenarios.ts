@@ -16,7 +16,7 @@ import { useControlPlane } from '../support/controlplane.ts';
 import { NODE_ADDRESSES_ANNOTATION, NODE_DRAIN_ANNOTATION, REVISION_ANNOTATION } from '../../src/gateway/keys.ts';
 import { Fabric, Pinger, type CniFlavour, type PoolName } from './fabric.ts';
 import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from './system.ts';
-import { actives, dfAcrossPools, everyone, nodeTcpAcrossPools, stopAndCountLoss, tcpAcrossPools, versions, waitForMatrix } from './checks.ts';
+import { actives, dfAcrossPools, everyone, nodeTcpAcrossPools, scenarioChecks, stopAndCountLoss, tcpAcrossPools, versions, waitForMatrix } from './checks.ts';
 import { tcpTransfer } from '../support/traffic.ts';
 import { failoverPaths, formatFailover, runFailover } from './failover.ts';
 
@@ -61,23 +61,7 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     await f?.cleanup();
   });
 
-  const fail = (msg: string, nodes?: string[]): never => {
-    throw new Error(`${msg}\n${sys.logTail(nodes)}`);
-  };
-
-  /** Every scenario after the first starts from a whole network; say so plainly when an earlier one broke it. */
-  const whole = async (): Promise<void> => {
-    const bad = await waitForMatrix(f, everyone, 30_000);
-    if (bad.length > 0) fail(`precondition: the network is not whole (left so by an earlier scenario):\n${bad.join('\n')}`);
-  };
-
-  /** Every reachability check moves real traffic too: bulk TCP with the pod's own source, DF at the pod MTU. */
-  const traffic = async (when: string): Promise<void> => {
-    const tcp = await tcpAcrossPools(f, everyone);
-    if (tcp.length > 0) fail(`bulk TCP ${when}:\n${tcp.join('\n')}`);
-    const df = await dfAcrossPools(f, everyone);
-    if (df.bad.length > 0) fail(`DF probes ${when}:\n${df.bad.join('\n')}`);
-  };
+  const { fail, whole, traffic } = scenarioChecks(() => ({ f, sys }));
 
   test('1: a first push brings up every tunnel; every pod reaches every pod, edge<->edge relayed via cloud', { timeout: 120_000 }, async () => {
     const t0 = Date.now();

@@ -7,7 +7,7 @@
 // heals by itself; `die()` stops supervision and kills a node's agent and charon, as when the node is lost.
 // Logs go to files in the run directory (CORVID_E2E_KEEP=1 keeps it; its path is printed).
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { createWriteStream, mkdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
@@ -26,6 +26,8 @@ import { listGateways } from '../../src/adapters/kube/gateways.ts';
 import { getTopology, type TopologyObject } from '../../src/adapters/kube/topologies.ts';
 import type { LeaseJson } from '../../src/adapters/kube/leases.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
+import { WireguardLink, type ActualPeer } from '../../src/adapters/wireguard/wireguard.ts';
+import { WIREGUARD_DEVICE } from '../../src/nodeplan/index.ts';
 import { ViciSession } from '../../src/agent/vici/index.ts';
 import type { IkeSaInfo } from '../../src/agent/vici/index.ts';
 import { startSync, type SyncHandle } from '../../src/sync/index.ts';
@@ -482,7 +484,7 @@ export class CorvidSystem {
       '--secret-dir', join(this.dir, 'secrets'),
       '--state-dir', join(this.dir, `state-${n.name}`),
       // The node's key survives agent restarts (as on a node's disk); wireguard-go's socket dir is the node's own.
-      '--wireguard-key-file', join(this.dir, `wireguard-${n.name}`, 'private.key'),
+      '--wireguard-key-file', this.wireguardKeyFile(n.name),
       '--wireguard-socket-dir', this.wireguardSocketDir(n),
       '--lease-namespace', LEASE_NAMESPACE,
       '--metrics-addr', '127.0.0.1:0',
@@ -607,6 +609,17 @@ export class CorvidSystem {
 
   // ------------------------------------------------------------ failures
 
+  /** The node's WireGuard key file (as on its disk: it outlives the agent). */
+  wireguardKeyFile(node: string): string {
+    return join(this.dir, `wireguard-${node}`, 'private.key');
+  }
+
+  /** The peers of the node's corvid.wg as `wg show dump` reports them; undefined when it has no interface. */
+  wireguardPeers(node: string): Promise<ActualPeer[] | undefined> {
+    const n = this.fabric.node(node);
+    return new WireguardLink({ device: WIREGUARD_DEVICE, netns: n.ns, socketDir: this.wireguardSocketDir(n) }).peers();
+  }
+
   /** The node is lost: no supervision, agent and charon SIGKILLed (its heartbeat stops). Returns the kill time. */
   die(node: string): number {
     const a = this.agents.get(node);
@@ -616,7 +629,33 @@ export class CorvidSystem {
     const t = Date.now();
     a?.kill();
     c?.kill();
+    this.killWireguardGo(node);
     return t;
+  }
+
+  /**
+   * SIGKILL the node's wireguard-go (a daemon the agent forked, with no supervisor of ours: it outlives an agent, as
+   * in a DaemonSet it would outlive nothing but the container). Its interface goes with it. Returns how many.
+   */
+  killWireguardGo(node: string): number {
+    const ns = this.fabric.node(node).ns;
+    let killed = 0;
+    for (const pid of execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter((p) => /^\d+$/.test(p))) {
+      let comm = '';
+      try {
+        comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      } catch {
+        continue;
+      }
+      if (comm !== 'wireguard-go') continue;
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+        killed++;
+      } catch {
+        // gone
+      }
+    }
+    return killed;
   }
 
   /** Bring a node back after die(): charon, then the agent. */

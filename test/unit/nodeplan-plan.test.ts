@@ -740,16 +740,20 @@ test('mixed backends: each pair takes its link policy, and a relay joins an IPse
   assert.equal(oslo.wireguard, undefined);
 });
 
-test('wireguard MTU: 60 bytes less on an IPv4 path, 80 on IPv6; each hop of a relayed path by its own backend', () => {
+test('wireguard MTU: 60 bytes less on an IPv4 path, 80 on IPv6, rounded down to WireGuard\'s 16-byte padding; each hop by its own backend', () => {
   const gws = [A({ encryption: WG, mtu: 1500 }), B({ encryption: WG, mtu: 1500 })];
   const g = nodePlan({ gateways: gws, nodeName: 'a-gw' });
   assert.deepEqual(g.routes.map((r) => r.mtu), [1440, 1440]);
   assert.equal(g.wireguard?.mtu, 1440, 'the interface: our uplink less the overhead for our endpoint\'s family');
-  assert.equal(nodePlan({ gateways: [A({ encryption: WG }), B({ encryption: WG })], nodeName: 'a-gw', uplinkMtu: 9000 }).wireguard?.mtu, 8940);
+  assert.equal(nodePlan({ gateways: [A({ encryption: WG }), B({ encryption: WG })], nodeName: 'a-gw', uplinkMtu: 9000 }).wireguard?.mtu, 8928);
   assert.equal(nodePlan({ gateways: [A({ encryption: WG }), B({ encryption: WG })], nodeName: 'a-gw' }).wireguard?.mtu, undefined);
   assert.deepEqual(g.packet.mss, [{ family: 4, mss: 1400, remote: ['10.102.0.0/24', '10.102.1.0/24'] }]);
   const v6 = nodePlan({ gateways: [A({ encryption: WG, mtu: 1500 }), B({ encryption: WG, mtu: 1500, publicIP: '2001:db8::2' })], nodeName: 'a-gw' });
-  assert.deepEqual(v6.routes.map((r) => r.mtu), [1420, 1420]);
+  assert.deepEqual(v6.routes.map((r) => r.mtu), [1408, 1408], '1500 - 80 = 1420, and a 1420-byte packet is padded to 1424');
+  // A narrow WAN: 1400 - 60 = 1340 would be padded to 1344 by a sender whose interface is wider; 1328 is not.
+  const narrow = nodePlan({ gateways: [A({ encryption: WG, mtu: 1500 }), B({ encryption: WG, mtu: 1400 })], nodeName: 'a-gw' });
+  assert.deepEqual(narrow.routes.map((r) => r.mtu), [1328, 1328]);
+  assert.equal(narrow.wireguard?.mtu, 1440);
   // lyon -> cloud over WireGuard (1500 - 60), cloud -> oslo over IPsec (1500 - 101): the smaller wins.
   const links = { lyon: { backend: 'wireguard' as const } };
   const mixed = [CLOUD({ links, mtu: 1500 }), LYON({ links: { cloud: { backend: 'wireguard' } }, mtu: 1500 }), OSLO({ mtu: 1500 })];

@@ -1,0 +1,206 @@
+// The whole system with `backend: wireguard` (issue 16), on the flannel fabric of scenarios.ts: the same nine nodes in
+// three pools, two behind NAT routers relaying through cloud, pods behind veths, a real kube-apiserver, `corvid sync`
+// following a bare Git repository and `corvid agent` on every node, here building corvid.wg with wireguard-go (this
+// kernel has no WireGuard module; the agent takes the kernel's where there is one). The node keys are real: each agent
+// makes its own once, publishes it on its Lease, the sync carries it into the Gateway, the peers configure it.
+//
+// W1 push, W2 broken commit, W3 failover, W4 crashes (agent, then wireguard-go), W5 a node's key is lost and rolled.
+// Run as root: npx node --test --test-concurrency=1 test/e2e/system-wireguard.e2e.ts
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { useControlPlane } from '../support/controlplane.ts';
+import { NODE_DRAIN_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION, WIREGUARD_KEYS_ANNOTATION } from '../../src/gateway/keys.ts';
+import { Fabric, Pinger, type PoolName } from './fabric.ts';
+import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from './system.ts';
+import { actives, everyone, scenarioChecks, stopAndCountLoss, versions, waitForMatrix } from './checks.ts';
+import { failoverPaths, formatFailover, runFailover } from './failover.ts';
+import { HEAL_BOUND_MS } from './scenarios.ts';
+
+const cp = useControlPlane();
+const skip = systemSkipReason(cp.skip);
+const WG_BUDGET_MS = 5 * 60_000;
+
+describe('e2e (flannel, backend wireguard): git push to packets', { skip, timeout: WG_BUDGET_MS }, () => {
+  let f: Fabric;
+  let sys: CorvidSystem;
+  let good = '';
+  const topo = (): string => topologyYaml(f, { backend: 'wireguard' });
+
+  before(async () => {
+    f = await Fabric.build({ cni: 'flannel' });
+    sys = await CorvidSystem.start(cp.get(), f);
+  }, { timeout: 120_000 });
+
+  after(async () => {
+    await sys?.stop();
+    await f?.cleanup();
+  });
+
+  const { fail, whole, traffic } = scenarioChecks(() => ({ f, sys }));
+  const keysOf = async (pool: PoolName): Promise<Record<string, string>> =>
+    JSON.parse((await sys.gateways()).get(pool)?.metadata.annotations?.[WIREGUARD_KEYS_ANNOTATION] ?? '{}') as Record<string, string>;
+  const leaseKey = async (node: string): Promise<string | undefined> => (await sys.lease(node))?.metadata?.annotations?.[WIREGUARD_KEY_LEASE_ANNOTATION];
+
+  test('W1: a push with backend wireguard: keys from the Leases into the Gateways, every pod reaches every pod, edges relayed via cloud', { timeout: 120_000 }, async () => {
+    const t0 = Date.now();
+    good = await sys.push(topo(), 'e2e: three pools over WireGuard');
+    await waitFor('every candidate\'s key in its Gateway', async () => {
+      for (const p of f.pools.keys()) {
+        const keys = await keysOf(p);
+        for (const c of f.candidates(p)) if (keys[c.name] === undefined || keys[c.name] !== (await leaseKey(c.name))) return false;
+      }
+      return true;
+    }, 30_000).catch((e) => fail((e as Error).message));
+    const bad = await waitForMatrix(f, everyone, 60_000);
+    if (bad.length > 0) fail(`not every pod reaches every pod:\n${bad.join('\n')}`);
+    console.log(`# W1: push -> all pod pairs reachable over WireGuard in ${Date.now() - t0} ms`);
+
+    // WireGuard only: no IKE SA anywhere.
+    for (const c of f.candidates()) assert.deepEqual(await sys.sas(c.name), [], `${c.name} has no IKE SA`);
+    const gws = await sys.gateways();
+    const edgeGw = actives(gws)['edge-a']!;
+    const cloudGw = actives(gws).cloud!;
+    // edge-a's gateway: one peer, cloud, which carries edge-b's pod subnets too (the relay).
+    const edgePeers = (await sys.wireguardPeers(edgeGw)) ?? fail(`${edgeGw} has no corvid.wg`);
+    assert.equal(edgePeers.length, 1, `${edgeGw} peers only with cloud`);
+    assert.equal(edgePeers[0].publicKey, (await keysOf('cloud'))[cloudGw]);
+    for (const n of f.pool('edge-b').nodes) assert.ok(edgePeers[0].allowedIPs.includes(n.podCIDR), `${n.podCIDR} in ${edgePeers[0].allowedIPs}`);
+    // cloud's gateway learnt each edge's endpoint from its packets: the NAT router's WAN address.
+    const cloudPeers = (await sys.wireguardPeers(cloudGw)) ?? fail(`${cloudGw} has no corvid.wg`);
+    const endpoints = cloudPeers.map((p) => p.endpoint?.replace(/:\d+$/, '')).sort();
+    assert.deepEqual(endpoints, [f.pool('edge-a').router!.wanIP, f.pool('edge-b').router!.wanIP]);
+    // The relay forwards: its counters towards both edges move by what edge-a's pod sends edge-b's.
+    const bytes = async () => Object.fromEntries(((await sys.wireguardPeers(cloudGw)) ?? []).map((p) => [p.endpoint?.replace(/:\d+$/, ''), p.rxBytes + p.txBytes]));
+    const b0 = await bytes();
+    assert.ok(await f.podPing('edge-a-node-1', 'edge-b-node-1', { count: 20 }), 'edge-a pod -> edge-b pod');
+    const b1 = await bytes();
+    for (const ip of endpoints) assert.ok((b1[ip!] ?? 0) - (b0[ip!] ?? 0) >= 20 * 84, `cloud's peer ${ip}: ${(b1[ip!] ?? 0) - (b0[ip!] ?? 0)} bytes moved`);
+
+    const t1 = Date.now();
+    await traffic('across pools');
+    console.log(`# W1: 20 MiB TCP across all ordered pool pairs and DF probes in ${Date.now() - t1} ms`);
+  });
+
+  test('W2: a broken commit changes nothing: pings flow, Gateways unchanged, the last good revision serves', { timeout: 90_000 }, async () => {
+    await whole();
+    const before = await sys.gateways();
+    const pingers = [new Pinger(f, 'edge-a-node-1', f.node('edge-b-node-1').podIP), new Pinger(f, 'cloud-node-1', f.node('edge-a-node-1').podIP)];
+    try {
+      const t0 = Date.now();
+      for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
+      const rev = await sys.push(topo().replace('backend: wireguard', 'backend: wirgeuard'), 'e2e: a typo in the backend');
+      const t = await waitFor('the broken revision refused', async () => {
+        const x = await sys.topology();
+        return x?.status?.lastAttemptedRevision === rev && x.status.conditions?.find((c) => c.type === 'Ready')?.status === 'False' ? x : undefined;
+      }, 30_000).catch((e) => fail((e as Error).message));
+      assert.equal(t.status?.lastAppliedRevision, good);
+      await new Promise((r) => setTimeout(r, 4000));
+      const { worst, lines } = await stopAndCountLoss(f, pingers, t0);
+      console.log(`# W2: broken commit refused; ${lines.join('; ')}`);
+      assert.equal(worst, 0, lines.join('; '));
+      assert.deepEqual(versions(await sys.gateways()), versions(before), 'no Gateway was written');
+    } finally {
+      for (const p of pingers) await p.stop();
+    }
+    good = await sys.push(topo(), 'e2e: fix the typo');
+    await waitFor('Ready again', async () => (await sys.topology())?.status?.lastAppliedRevision === good, 30_000);
+  });
+
+  test('W3: failover: the active edge-a gateway dies (agent, charon and wireguard-go); the other candidate takes over', { timeout: 120_000 }, async () => {
+    await whole();
+    const r = await runFailover(sys, 'edge-a', { timeoutMs: 60_000, revive: true });
+    console.log(`# W3: ${formatFailover(r).split('\n').join('\n# ')}`);
+    if (r.recoveryMs === undefined) fail(`a path never came back:\n${formatFailover(r)}`);
+    assert.notEqual(r.successor, r.killed);
+    await whole();
+    await traffic('after the failover');
+  });
+
+  test('W4: a killed agent leaves the tunnels up; a killed wireguard-go is repaired by the agent', { timeout: 150_000 }, async () => {
+    await whole();
+    for (const [what, pool] of [['agent', 'cloud'], ['wireguard-go', 'edge-b']] as const) {
+      const node = (await sys.activeOf(pool))!;
+      const keysBefore = await keysOf(pool);
+      const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
+      try {
+        const t0 = Date.now();
+        for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
+        const killAt = Date.now();
+        if (what === 'agent') sys.agents.get(node)!.kill();
+        else assert.equal(sys.killWireguardGo(node), 1, `one wireguard-go on ${node}`);
+        const agent = sys.agents.get(node)!;
+        await waitFor(`${node} healed after its ${what} was killed`, async () => {
+          if (what === 'agent' && (agent.restarts < 1 || !(await agent.ready()))) return false;
+          // The agent rebuilds the interface (a loss shows only a ping interval after the kill).
+          if (what === 'wireguard-go' && (Date.now() - killAt < 1000 || ((await sys.wireguardPeers(node))?.length ?? 0) === 0)) return false;
+          return pingers.every((p) => {
+            const o = p.outage(killAt);
+            return o.firstLossAt === undefined || o.recoveredAt !== undefined;
+          });
+        }, HEAL_BOUND_MS, 100).catch((e) => fail((e as Error).message, [node]));
+        await new Promise((r) => setTimeout(r, 2000));
+        const detail = pingers.map((p) => {
+          const o = p.outage(killAt);
+          const back = o.recoveredAt === undefined ? 'not back' : `back after ${o.recoveredAt - killAt} ms`;
+          return `${p.from} -> ${f.nodeByPod(p.to)}: ${o.firstLossAt === undefined ? 'no loss' : `${back} (${o.lost} lost)`}`;
+        });
+        console.log(`# W4 (${what} killed on ${node}): ${detail.join('; ')}`);
+        if (what === 'agent') {
+          // wireguard-go is no child of the agent's: the datapath stays while the agent is away (fail static).
+          assert.ok(pingers.every((p) => p.outage(killAt).lost <= 2), `no outage while the agent restarts: ${detail.join('; ')}`);
+        }
+        assert.deepEqual(await keysOf(pool), keysBefore, 'the restarted agent kept its key');
+      } finally {
+        for (const p of pingers) await p.stop();
+      }
+    }
+    await whole();
+    await traffic('after the crashes');
+  });
+
+  test('W5: a standby loses its key file: it makes a new one, the Gateway is written once, and traffic flows through it', { timeout: 120_000 }, async () => {
+    await whole();
+    const pool: PoolName = 'edge-b';
+    const active = (await sys.activeOf(pool))!;
+    const standby = f.candidates(pool).find((n) => n.name !== active)!.name;
+    const oldKey = (await keysOf(pool))[standby];
+    // Every version of the pool's Gateway seen from now on: a key change is one write, not one per heartbeat.
+    const seen = new Set<string>([(await sys.gateways()).get(pool)!.metadata.resourceVersion!]);
+    const look = async (): Promise<Record<string, string>> => {
+      const g = (await sys.gateways()).get(pool)!;
+      seen.add(g.metadata.resourceVersion!);
+      return JSON.parse(g.metadata.annotations?.[WIREGUARD_KEYS_ANNOTATION] ?? '{}') as Record<string, string>;
+    };
+    // The node is reinstalled: its disk (the key) is gone, its agent starts again.
+    rmSync(sys.wireguardKeyFile(standby));
+    sys.agents.get(standby)!.kill();
+    const newKey = await waitFor('a new key in the Gateway', async () => {
+      const k = (await look())[standby];
+      return k !== undefined && k !== oldKey ? k : undefined;
+    }, 30_000, 100).catch((e) => fail((e as Error).message, [standby]));
+    assert.equal(await leaseKey(standby), newKey);
+    const until = Date.now() + 5000;
+    while (Date.now() < until) {
+      await look();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(seen.size - 1, 1, `the key change wrote the Gateway once (${seen.size - 1} writes seen)`);
+    // Hand the pool over to the node with the new key: the peers must use it.
+    const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
+    try {
+      const t0 = Date.now();
+      for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
+      await sys.annotateNode(active, { [NODE_DRAIN_ANNOTATION]: 'true' });
+      await waitFor(`${standby} elected`, async () => (await sys.activeOf(pool)) === standby, 30_000).catch((e) => fail((e as Error).message));
+      await new Promise((r) => setTimeout(r, 4000));
+      const { worst, lines } = await stopAndCountLoss(f, pingers, t0);
+      console.log(`# W5: ${standby} rolled its key; drained ${active} -> ${standby}: ${lines.join('; ')}`);
+      assert.ok(worst <= 20, lines.join('; '));
+    } finally {
+      for (const p of pingers) await p.stop();
+      await sys.annotateNode(active, { [NODE_DRAIN_ANNOTATION]: null });
+    }
+    await whole();
+  });
+});
