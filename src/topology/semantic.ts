@@ -2,6 +2,7 @@
 // with shape errors; every finding points at the most specific node. Messages name pools that exist and fields, but
 // never repeat a value the check refused.
 
+import { WIREGUARD_PORT } from '../nodeplan/types.ts';
 import type { TopologyError } from './errors.ts';
 import { ipVersion, usableIPVersion } from './ip.ts';
 import type { Locator, PathSegment } from './parse.ts';
@@ -44,6 +45,7 @@ const TAKEN_PORTS = new Map([
   [4789, 'Calico\'s (and the IANA VXLAN port)'],
   [4790, 'VXLAN-GPE\'s'],
   [4500, 'IKE NAT traversal\'s'],
+  [WIREGUARD_PORT, 'WireGuard\'s (every gateway with WireGuard links listens on it)'],
 ]);
 
 /** A name no pool can have (pool names are DNS labels) and that no rule names: any pool no rule names. */

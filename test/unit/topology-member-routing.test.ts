@@ -40,6 +40,12 @@ describe('topology: memberRouting and memberVxlan', () => {
     const r = loadTopology(u, FILE);
     assert.equal(r.ok, false);
     if (!r.ok) assert.deepEqual(r.errors.map((e) => e.message.split(';')[0]), ["VNI 4096 is Calico's", "UDP port 8472 is flannel's (and the kernel's default)"]);
+    // WireGuard's too (IKE's 500 is below the schema's 1024 already).
+    for (const [port, whose] of [[51820, "WireGuard's (every gateway with WireGuard links listens on it)"]] as const) {
+      const w = loadTopology(doc({ other: `memberVxlan: {port: ${port}}`, pools: [pool('cloud', 'memberRouting: vxlan'), pool('edge')] }), FILE);
+      assert.equal(w.ok, false);
+      if (!w.ok) assert.deepEqual(w.errors.map((e) => e.message.split(';')[0]), [`UDP port ${port} is ${whose}`]);
+    }
   });
 
   it("refuses a gateway's publicPort equal to the VXLAN port in a pool that uses it, explaining the modes", () => {
