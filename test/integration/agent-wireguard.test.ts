@@ -296,7 +296,7 @@ test('wireguard: the preshared key is used (a side with another Secret gets no h
   assert.ok(((await peerOf(b, a.key.publicKey))?.latestHandshake ?? 0) > 0);
 });
 
-test('wireguard: drift repaired (peer removed, allowed IPs, port, key, MTU changed, link down, link deleted by hand)', { skip, timeout: 40_000 }, async () => {
+test('wireguard: drift repaired (peer removed, foreign peer added, allowed IPs, port, key, MTU changed, link down, link deleted by hand)', { skip, timeout: 40_000 }, async () => {
   const plan = planFor(a);
   // A peer removed by hand.
   await wg(a, 'set', WG, 'peer', b.key.publicKey, 'remove');
@@ -315,6 +315,16 @@ test('wireguard: drift repaired (peer removed, allowed IPs, port, key, MTU chang
   assert.deepEqual(res.ipChanges, ['corvid.wg: peer corvid-b allowed IPs']);
   assert.deepEqual((await peerOf(a, b.key.publicKey))?.allowedIPs, [b.subnet]);
   await pingsBothWays('allowed IPs repaired');
+
+  // A peer added by hand (not in the plan) is removed; ours keeps its session.
+  const stranger = loadOrCreateKey(join(tmp, 'stranger.key')).publicKey;
+  await wg(a, 'set', WG, 'peer', stranger, 'allowed-ips', '10.250.0.0/24', 'endpoint', '192.0.2.77:51820');
+  const hsBefore = (await peerOf(a, b.key.publicKey))?.latestHandshake;
+  res = await reconcile(ra, plan);
+  assert.deepEqual([res.errors, res.ipChanges], [[], ['corvid.wg: 1 peer removed']]);
+  assert.equal(await peerOf(a, stranger), undefined);
+  assert.equal((await peerOf(a, b.key.publicKey))?.latestHandshake, hsBefore, 'the session of an unchanged peer is kept');
+  assert.equal(await ping(a, b), true);
 
   // The interface's own settings changed by hand: port, private key, MTU, and the link set down.
   await wg(a, 'set', WG, 'listen-port', '51999');
