@@ -244,11 +244,12 @@ describe('deploy/Dockerfile', () => {
 
   test('Node 24 on Debian, the strongSwan, iproute2 and WireGuard packages, production dependencies only', () => {
     assert.match(dockerfile, /^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
-    for (const pkg of ['strongswan-charon', 'strongswan-swanctl', 'libcharon-extra-plugins', 'iproute2', 'nftables', 'wireguard-tools', 'wireguard-go']) {
+    for (const pkg of ['strongswan-charon', 'strongswan-swanctl', 'libcharon-extra-plugins', 'iproute2', 'nftables', 'wireguard-tools', 'wireguard-go', 'tini']) {
       assert.match(dockerfile, new RegExp(`\\b${pkg}\\b`), pkg);
     }
     assert.match(dockerfile, /npm ci --omit=dev/);
-    assert.match(lines.filter((l) => /^ENTRYPOINT /.test(l)).at(-1) ?? '', /^ENTRYPOINT \["corvid"\]$/);
+    // tini reaps the daemons the agent's tools fork (wireguard-go), which Node as PID 1 would leave as zombies.
+    assert.match(lines.filter((l) => /^ENTRYPOINT /.test(l)).at(-1) ?? '', /^ENTRYPOINT \["tini", "--", "corvid"\]$/);
     const user = lines.filter((l) => /^USER /.test(l)).at(-1) ?? '';
     assert.match(user, /^USER [1-9]\d*(:\d+)?$/, 'the image runs as a non-root user by default');
   });
