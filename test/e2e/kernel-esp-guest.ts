@@ -116,7 +116,9 @@ async function pair(lab: NetnsLab, charons: CharonInstance[]): Promise<void> {
       xfrmState: sh(a, 'ip xfrm state'),
       xfrmPolicy: withoutSocketPolicies(sh(a, 'ip xfrm policy')),
       table220: sh(a, 'ip route show table 220 2>/dev/null'),
+      rules220: sh(a, 'ip rule').split('\n').filter((l) => /lookup 220\b/.test(l)).join('\n'),
     };
+    result.restartedCharonLog = sh(a, `grep -iE 'routing table rule|flush' ${charons[0].dir}/charon.out`).trim();
     step('charon crashed and restarted');
   } finally {
     await Promise.all(vicis.map((v) => v.close().catch(() => undefined)));
