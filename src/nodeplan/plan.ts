@@ -589,6 +589,8 @@ export function nodePlan(input: NodePlanInput): NodePlan {
           remote: sortCanonicalPrefixes(remote.map((r) => r.dst)).map((c) => c.text),
           mss: plan.role === 'gateway' ? mssClamps(remote) : [],
         };
+  const sealed = plan.role === 'gateway' ? remote.filter((r) => r.backend === 'wireguard').map((r) => r.dst) : [];
+  if (sealed.length > 0) packet.tunnelOnly = { device: WIREGUARD_DEVICE, remote: sortCanonicalPrefixes(sealed).map((c) => c.text) };
 
   if (plan.role === 'gateway' && reach.some((r) => r.backend === 'wireguard')) {
     plan.wireguard = { device: WIREGUARD_DEVICE, listenPort: WIREGUARD_PORT, peers: wgPeers.sort((a, b) => cmp(a.name, b.name)) };

@@ -219,6 +219,12 @@ export interface PacketPolicy {
   remote: string[];
   /** Sorted by family, then mss. Empty unless role is `gateway`. */
   mss: MssClamp[];
+  /**
+   * An active gateway with WireGuard links: the remote prefixes whose first hop is WireGuard (canonical, sorted), which
+   * may leave this node only through `device`. Their routes go with the device (wireguard-go killed, a link deleted)
+   * or are never made (no key): the main table's default route would then send them in the clear.
+   */
+  tunnelOnly?: { device: string; remote: string[] };
 }
 
 /** Nothing to exempt or clamp: no cross-pool traffic on this node (what a teardown applies). */

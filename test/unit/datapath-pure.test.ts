@@ -32,6 +32,22 @@ test('nft: null SNAT bindings for local<->remote and remote<->remote, per family
   assert.doesNotMatch(t, /clamp-mss/);
 });
 
+test('nft: prefixes behind WireGuard leave only through its interface (forwarded and the node\'s own), per family', () => {
+  const t = renderTable({ local: ['10.1.0.0/24'], remote: ['10.2.0.0/24', '10.3.0.0/24', 'fd00:2::/64'], mss: [], tunnelOnly: { device: 'corvid.wg', remote: ['10.2.0.0/24', 'fd00:2::/64'] } });
+  assert.match(t, /set tunnel4 \{ type ipv4_addr; flags interval; auto-merge; elements = \{ 10\.2\.0\.0\/24 \} \}/);
+  assert.match(t, /set tunnel6 \{ type ipv6_addr; flags interval; auto-merge; elements = \{ fd00:2::\/64 \} \}/);
+  for (const [name, hook] of [['tunnel-only-forward', 'forward'], ['tunnel-only-output', 'output']]) {
+    const chain = new RegExp(`chain ${name} \\{\\n([^}]*)\\}`).exec(t)?.[1] ?? '';
+    assert.deepEqual(chain.trim().split('\n').map((l) => l.trim()), [
+      `type filter hook ${hook} priority filter; policy accept;`,
+      'ip daddr @tunnel4 oifname != "corvid.wg" drop',
+      'ip6 daddr @tunnel6 oifname != "corvid.wg" drop',
+    ]);
+  }
+  // No WireGuard prefix, no such chain.
+  assert.doesNotMatch(renderTable({ local: ['10.1.0.0/24'], remote: ['10.2.0.0/24'], mss: [] }), /tunnel/);
+});
+
 test('nft: MSS clamps per (family, mss), SYNs both ways when forwarded, outbound from the node itself', () => {
   const t = renderTable({
     local: ['10.1.0.0/24'],

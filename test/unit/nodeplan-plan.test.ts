@@ -652,6 +652,8 @@ test('wireguard: one peer per peer pool, its key, endpoint and allowed IPs; the 
   assert.deepEqual(p.rules, [{ family: 4, priority: 9027, table: 9027 }]);
   assert.deepEqual(p.reach, [{ pool: 'b', path: 'direct', backend: 'wireguard' }]);
   assert.deepEqual(p.findings, []);
+  // Fail closed: the gateway's packet filter lets these prefixes out through corvid.wg only.
+  assert.deepEqual(p.packet.tunnelOnly, { device: 'corvid.wg', remote: ['10.102.0.0/24', '10.102.1.0/24'] });
   // The other end mirrors it.
   const q = nodePlan({ gateways: gws, nodeName: 'b-gw' });
   assert.equal(q.wireguard?.peers[0].endpoint, '192.0.2.1:51820');
@@ -659,6 +661,7 @@ test('wireguard: one peer per peer pool, its key, endpoint and allowed IPs; the 
   // Members route via their gateway as for IPsec, and hold no interface.
   const m = nodePlan({ gateways: gws, nodeName: 'a-n1' });
   assert.equal(m.wireguard, undefined);
+  assert.equal(m.packet.tunnelOnly, undefined);
   assert.deepEqual(m.routes.map((r) => `${r.dst}>${r.via}`), ['10.102.0.0/24>10.1.0.10', '10.102.1.0/24>10.1.0.10']);
   // An IPv6 endpoint is bracketed.
   const v6 = nodePlan({ gateways: [A({ encryption: WG }), B({ encryption: WG, publicIP: '2001:db8::2' })], nodeName: 'a-gw' });

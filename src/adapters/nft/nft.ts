@@ -9,6 +9,8 @@
 //   (legacy or nft), is then consulted for that flow. kube-proxy's masquerade mark (0x4000) is left alone.
 // - Clamps the TCP MSS of SYNs between local and remote subnets on active gateways, so that TCP fits the tunnel even
 //   where a middlebox drops ICMP "fragmentation needed".
+// - On a gateway with WireGuard links, drops what is bound for a prefix behind WireGuard and would leave by another
+//   device: with corvid.wg gone (or never made), its routes are gone too and the main table would send it in the clear.
 //
 // Applying replaces the whole table in one nft transaction (`table` + `delete table` + the new table), so there is
 // never a moment without it and nothing of anyone else's is touched. Drift (a rule or element removed by hand, the
@@ -64,7 +66,15 @@ export function renderTable(policy: PacketPolicy, table = NFT_TABLE): string {
     forward.push(`${match} daddr @${name} ${clamp}`, `${match} saddr @${name} ${clamp}`);
     output.push(`${match} daddr @${name} ${clamp}`);
   }
-  if (nat.length === 0 && forward.length === 0) return '';
+  const sealed: string[] = [];
+  for (const family of [4, 6] as const) {
+    const list = (policy.tunnelOnly?.remote ?? []).filter((c) => familyOf(c) === family);
+    if (list.length === 0) continue;
+    const { match, suffix } = SETTINGS[family];
+    sets += set(`tunnel${suffix}`, family, list);
+    sealed.push(`${match} daddr @tunnel${suffix} oifname != ${JSON.stringify(policy.tunnelOnly!.device)} drop`);
+  }
+  if (nat.length === 0 && forward.length === 0 && sealed.length === 0) return '';
   const chain = (name: string, hook: string, priority: string, rules: string[]): string =>
     rules.length === 0
       ? ''
@@ -76,6 +86,8 @@ export function renderTable(policy: PacketPolicy, table = NFT_TABLE): string {
     chain('keep-pod-source', 'postrouting', 'srcnat - 10', natRules) +
     chain('clamp-mss-forward', 'forward', 'mangle', forward) +
     chain('clamp-mss-output', 'output', 'mangle', output) +
+    chain('tunnel-only-forward', 'forward', 'filter', sealed) +
+    chain('tunnel-only-output', 'output', 'filter', sealed) +
     '}\n'
   );
 }
