@@ -184,7 +184,7 @@ export interface LinkAnnotations {
   memberVxlan?: MemberVxlan;
   /** corvid.dev/node-addresses: written only when true. */
   nodeAddresses?: boolean;
-  /** corvid.dev/wireguard-keys: omitted when absent (an empty object is written: the topology uses WireGuard). */
+  /** corvid.dev/wireguard-keys: omitted when absent or empty (as without nodes, in `corvid render`). */
   wireguardKeys?: Readonly<Record<string, string>>;
 }
 
@@ -211,7 +211,7 @@ export function encodeGatewayAnnotations(a: LinkAnnotations): Record<string, str
     out[MEMBER_VXLAN_ANNOTATION] = encodeMemberVxlan(a.memberVxlan);
   }
   if (a.nodeAddresses === true) out[NODE_ADDRESSES_ANNOTATION] = 'true';
-  if (a.wireguardKeys !== undefined) out[WIREGUARD_KEYS_ANNOTATION] = encodeWireguardKeys(a.wireguardKeys);
+  if (a.wireguardKeys !== undefined && Object.keys(a.wireguardKeys).length > 0) out[WIREGUARD_KEYS_ANNOTATION] = encodeWireguardKeys(a.wireguardKeys);
   return canonicalizeRecord(out);
 }
 

@@ -80,6 +80,13 @@ export const WIREGUARD_KEY_LEASE_ANNOTATION = 'corvid.dev/wireguard-public-key';
  */
 export const WIREGUARD_KEYS_ANNOTATION = 'corvid.dev/wireguard-keys';
 
+/**
+ * Annotations that come from the cluster's live state (who is elected, which keys the nodes published), not from
+ * the topology: `corvid render` prints neither, a change of either keeps the Gateway's revision stamp, and with the
+ * Gateway spec owned by another writer (--gateway-spec=external) the sync patches them alone.
+ */
+export const LIVE_STATE_ANNOTATIONS: readonly string[] = [ELECTION_ANNOTATION, WIREGUARD_KEYS_ANNOTATION];
+
 /** Lease annotation written by the agent on its heartbeat Lease: JSON peer -> {up, since}. */
 export const TUNNEL_HEALTH_ANNOTATION = 'corvid.dev/tunnels';
 

@@ -4,8 +4,9 @@
 // - Writes are server-side applies with force (manager corvid-sync; status through /status as corvid-sync-status).
 //   When an apply leaves a difference (a field another manager added), the part is replaced (PUT with the
 //   resourceVersion just read), so drift is really undone.
-// - With the spec owned by someone else (gatewaySpec 'external'), a change has spec=false and the election annotation
-//   goes alone as a merge patch, so the sync never takes ownership of (or drops) a field the spec owner applied.
+// - With the spec owned by someone else (gatewaySpec 'external'), a change has spec=false and the live-state
+//   annotations (election, WireGuard keys) go alone as a merge patch, so the sync never takes ownership of (or drops)
+//   a field the spec owner applied.
 // - Deletes carry uid and resourceVersion preconditions: a Gateway changed since it was read is not deleted.
 // - guard() runs before every write; it throws when this replica must not write (not the leader any more).
 // - Dry runs and applies run a bounded number of Gateways at a time (DEFAULT_APPLY_CONCURRENCY): a first reconcile at
@@ -21,7 +22,7 @@ import {
   replaceGateway,
   replaceGatewayStatus,
 } from '../adapters/kube/gateways.ts';
-import { ELECTION_ANNOTATION } from '../gateway/keys.ts';
+import { LIVE_STATE_ANNOTATIONS } from '../gateway/keys.ts';
 import { CORVID_PREFIX } from '../gateway/render.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { specEqual, statusEqual, type ChangeSet } from './changes.ts';
@@ -61,9 +62,9 @@ function failure(reason: string, what: string, e: unknown): { transient: boolean
   return { transient: isTransient(e) && !isSchemaRejection(e), line: `${what}: ${errorMessage(e)}` };
 }
 
-/** The election annotation of `g` as a merge patch: its value, or null to remove it. */
-function electionPatch(g: Gateway): Record<string, string | null> {
-  return { [ELECTION_ANNOTATION]: g.metadata.annotations?.[ELECTION_ANNOTATION] ?? null };
+/** The live-state annotations of `g` as a merge patch: each one's value, or null to remove it. */
+function liveAnnotationsPatch(g: Gateway): Record<string, string | null> {
+  return Object.fromEntries(LIVE_STATE_ANNOTATIONS.map((k) => [k, g.metadata.annotations?.[k] ?? null]));
 }
 
 /** Phase 5, `concurrency` requests at a time. Throws PhaseError('DryRunFailed') listing every failing object. */
@@ -73,11 +74,11 @@ export async function dryRun(kc: KubeConfig, changes: ChangeSet, concurrency = D
   for (const c of changes.apply) {
     if (c.spec) {
       tries.push(() => applyGateway(kc, c.desired, { dryRun: true }).then(() => undefined, (e) => void problems.push(failure('DryRunFailed', `Gateway ${c.name}`, e))));
-    } else if (c.election) {
+    } else if (c.liveAnnotations) {
       tries.push(() =>
-        patchGatewayAnnotations(kc, c.name, electionPatch(c.desired), { dryRun: true }).then(
+        patchGatewayAnnotations(kc, c.name, liveAnnotationsPatch(c.desired), { dryRun: true }).then(
           () => undefined,
-          (e) => void problems.push(failure('DryRunFailed', `Gateway ${c.name} election annotation`, e)),
+          (e) => void problems.push(failure('DryRunFailed', `Gateway ${c.name} live-state annotations`, e)),
         ),
       );
     }
@@ -152,9 +153,9 @@ export async function applyChanges(w: WriteContext, changes: ChangeSet): Promise
             cur = step(await replaceGateway(w.kc, overlaySpec(cur, c.desired)));
             w.countWrite('replace', 'gateways');
           }
-        } else if (c.election) {
+        } else if (c.liveAnnotations) {
           w.guard();
-          cur = step(await patchGatewayAnnotations(w.kc, c.name, electionPatch(c.desired)));
+          cur = step(await patchGatewayAnnotations(w.kc, c.name, liveAnnotationsPatch(c.desired)));
           w.countWrite('patch', 'gateways');
         }
         if (c.status && cur !== undefined) {

@@ -4,7 +4,7 @@
 // With the Gateway spec owned by someone else (gatewaySpec 'external', e.g. Argo CD applying `corvid render`),
 // computeStatusOnlyChanges decides instead which Gateways the sync may write status to and which it waits for.
 
-import { ELECTION_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
+import { LIVE_STATE_ANNOTATIONS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
 import { canonicalJson, gatewaysEqual, ownedView } from '../gateway/render.ts';
 import type { Gateway } from '../gateway/types.ts';
 
@@ -16,8 +16,11 @@ export interface GatewayChange {
   spec: boolean;
   /** status differs. */
   status: boolean;
-  /** Only the corvid.dev/election annotation differs, and the spec is not the sync's to write: patch that alone. */
-  election?: boolean;
+  /**
+   * The live-state annotations (election, WireGuard keys) differ, and the spec is not the sync's to write: patch those
+   * alone.
+   */
+  liveAnnotations?: boolean;
   /** Live differs from what this sync wrote last, while the desired state did not change: someone edited it. */
   drift: boolean;
 }
@@ -53,14 +56,14 @@ function withoutStatusAnd(g: Gateway, annotationKeys: readonly string[]): Gatewa
   return { ...g, metadata: { ...g.metadata, annotations }, status: undefined };
 }
 
-/** Exactly what `corvid render` (no nodes) prints: no status, no election annotation. */
+/** Exactly what `corvid render` (no nodes) prints: no status, no live-state annotation. */
 function renderedPart(g: Gateway): Gateway {
-  return withoutStatusAnd(g, [ELECTION_ANNOTATION]);
+  return withoutStatusAnd(g, LIVE_STATE_ANNOTATIONS);
 }
 
 /** What the topology decides about a Gateway: its rendered part without the revision stamp. */
 function topologyPart(g: Gateway): Gateway {
-  return withoutStatusAnd(g, [ELECTION_ANNOTATION, REVISION_ANNOTATION]);
+  return withoutStatusAnd(g, [...LIVE_STATE_ANNOTATIONS, REVISION_ANNOTATION]);
 }
 
 /**
@@ -75,7 +78,7 @@ export function keepLiveRevision(desired: Gateway, live: Gateway | undefined): G
   return { ...desired, metadata: { ...desired.metadata, annotations: { ...desired.metadata.annotations, [REVISION_ANNOTATION]: liveRevision } } };
 }
 
-/** Owned labels, corvid.dev/ annotations but the election, and spec are equal: the part the spec owner writes. */
+/** Owned labels, corvid.dev/ annotations but the live-state ones, and spec are equal: the part the spec owner writes. */
 export function renderedEqual(a: Gateway, b: Gateway): boolean {
   return gatewaysEqual(renderedPart(a), renderedPart(b));
 }
@@ -153,7 +156,7 @@ export interface StatusOnlyChanges extends ChangeSet {
 
 /**
  * External spec mode: the spec owner (Argo CD) creates, updates and prunes Gateways; the sync writes status and the
- * election annotation, and only to a live Gateway whose rendered part (renderedEqual: labels, corvid.dev/ annotations
+ * live-state annotations (election, WireGuard keys), and only to a live Gateway whose rendered part (renderedEqual: labels, corvid.dev/ annotations
  * including the revision, spec) equals the plan's, since status elected for another spec could point at a candidate
  * that spec does not have. Every other planned Gateway is waiting. Nothing is pruned: `prune` is always empty.
  */
@@ -179,13 +182,13 @@ export function computeStatusOnlyChanges(
       waiting.push({ name, why, ...(liveRevision !== undefined ? { liveRevision } : {}) });
       continue;
     }
-    const election = d.metadata.annotations?.[ELECTION_ANNOTATION] !== l.metadata.annotations?.[ELECTION_ANNOTATION];
+    const liveAnnotations = LIVE_STATE_ANNOTATIONS.some((k) => d.metadata.annotations?.[k] !== l.metadata.annotations?.[k]);
     const status = !statusEqual(d, l);
-    if (!election && !status) {
+    if (!liveAnnotations && !status) {
       unchanged.push(name);
       continue;
     }
-    apply.push({ name, desired: d, live: l, spec: false, election, status, drift: drifted(d, l, lastWritten) });
+    apply.push({ name, desired: d, live: l, spec: false, liveAnnotations, status, drift: drifted(d, l, lastWritten) });
   }
   waiting.sort((a, b) => (a.name < b.name ? -1 : 1));
   return { apply, prune: [], unchanged, waiting };

@@ -93,7 +93,7 @@ export interface SyncOptions {
   applyConcurrency?: number;
   /**
    * 'apply' (default): the sync creates, applies and prunes the Gateways. 'external': another writer (Argo CD
-   * applying `corvid render`) owns their metadata and spec; the sync writes only status and the election annotation,
+   * applying `corvid render`) owns their metadata and spec; the sync writes only status and the live-state annotations (election, WireGuard keys),
    * to Gateways whose spec is already the planned one, and waits for the others.
    */
   gatewaySpec?: GatewaySpecMode;

@@ -8,7 +8,7 @@
 // commit sits on the branch. Nothing live changes because of a rejected revision: every write is dry-run first.
 // Prune runs only when the newest revision is the one in force and every phase passed.
 // With gatewaySpec 'external' the Gateways' metadata and spec belong to another writer (Argo CD applying `corvid
-// render`): the sync never creates, applies, replaces or prunes them, writes only status and the election annotation
+// render`): the sync never creates, applies, replaces or prunes them, writes only status and the live-state annotations (election, WireGuard keys)
 // of those whose spec already is the plan's, and reports the others as waiting (computeStatusOnlyChanges).
 //
 // Policy lives in src/topology (what a valid topology is) and src/plan (who is elected, what the Gateways say);

@@ -2,7 +2,7 @@
 // status it reports, and the CLI flag. Pure.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeStatusOnlyChanges, waitingMessage, ownedKey, type WaitingGateway } from '../../src/sync/changes.ts';
+import { computeStatusOnlyChanges, keepLiveRevision, waitingMessage, ownedKey, type WaitingGateway } from '../../src/sync/changes.ts';
 import { topologyStatus, WAITING_FOR_GATEWAY_SPEC } from '../../src/sync/status.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import { corvid } from './cli-support.ts';
@@ -42,7 +42,7 @@ test('external: a Gateway whose rendered part is the plan gets status and electi
   live.metadata.labels = { ...live.metadata.labels, 'argocd.argoproj.io/instance': 'corvid-gateways' };
   const c = computeStatusOnlyChanges([planned('a')], [live]);
   assert.deepEqual(c.waiting, []);
-  assert.deepEqual(c.apply.map((x) => [x.name, x.spec, x.election, x.status]), [['a', false, true, true]]);
+  assert.deepEqual(c.apply.map((x) => [x.name, x.spec, x.liveAnnotations, x.status]), [['a', false, true, true]]);
   assert.equal(c.apply[0].live, live);
   assert.deepEqual(c.prune, []);
 });
@@ -78,7 +78,23 @@ test('external: a corvid.dev/ annotation the plan does not have makes the spec d
   const c = computeStatusOnlyChanges([planned('a')], [same]);
   assert.deepEqual([c.waiting, c.apply, c.unchanged], [[], [], ['a']]);
   const onlyElection = computeStatusOnlyChanges([planned('a')], [{ ...same, metadata: { ...same.metadata, annotations: rendered(planned('a')).metadata.annotations } }]);
-  assert.deepEqual(onlyElection.apply.map((x) => [x.election, x.status]), [[true, false]]);
+  assert.deepEqual(onlyElection.apply.map((x) => [x.liveAnnotations, x.status]), [[true, false]]);
+});
+
+test('external: the WireGuard keys are live state like the election: patched alone, never waited for, no new revision stamp', () => {
+  const KEYS = 'corvid.dev/wireguard-keys';
+  const withKeys = (g: Gateway, keys: string): Gateway => ({ ...g, metadata: { ...g.metadata, annotations: { ...g.metadata.annotations, [KEYS]: keys } } });
+  const d = withKeys(planned('a'), JSON.stringify({ n1: Buffer.alloc(32, 1).toString('base64') }));
+  // Argo CD applied `corvid render`'s Gateway (no keys: no node has published any there); live has older keys.
+  const live = { ...withKeys(rendered(planned('a')), JSON.stringify({ n1: Buffer.alloc(32, 2).toString('base64') })), status: d.status };
+  live.metadata.annotations = { ...live.metadata.annotations, [ELECTION]: d.metadata.annotations![ELECTION] };
+  const c = computeStatusOnlyChanges([d], [live]);
+  assert.deepEqual(c.waiting, [], 'a key change is not a spec difference to wait for');
+  assert.deepEqual(c.apply.map((x) => [x.spec, x.liveAnnotations, x.status]), [[false, true, false]]);
+  // Apply mode: a Gateway whose only change is a key keeps the revision that last changed what the topology says.
+  const older = withKeys(gw('a', { revision: 'main@sha1:1' }), '{}');
+  const newer = withKeys(gw('a', { revision: 'main@sha1:2' }), JSON.stringify({ n1: Buffer.alloc(32, 3).toString('base64') }));
+  assert.equal(keepLiveRevision(newer, older).metadata.annotations?.['corvid.dev/revision'], 'main@sha1:1');
 });
 
 test('external: live Gateways the plan does not have are never pruned', () => {
