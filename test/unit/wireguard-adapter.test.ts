@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { configText, diffWireguard, parseDump, wireguardPsk, type ActualWireguard, type WireguardConfig } from '../../src/adapters/wireguard/wireguard.ts';
+import { configText, diffWireguard, parseDump, wireguardGoError, wireguardPsk, type ActualWireguard, type WireguardConfig } from '../../src/adapters/wireguard/wireguard.ts';
 import { loadOrCreateKey, publicKeyOf } from '../../src/adapters/wireguard/keyfile.ts';
 import { wireguardTunnel } from '../../src/agent/reconciler.ts';
 import { WIREGUARD_SESSION_SECONDS } from '../../src/nodeplan/index.ts';
@@ -331,4 +331,14 @@ test('key file: agents starting at once all get the one key made, and no tempora
   assert.equal(runs.filter((r) => r.created).length, 1);
   assert.equal(runs[0].publicKey, loadOrCreateKey(path).publicKey);
   assert.deepEqual(readdirSync(join(t.dir, 'keys')), ['private.key']);
+});
+
+test('wireguardGoError: its ERROR line (printed on stdout), without the banner it draws on stderr', () => {
+  const banner = ['┌──────┐', '│   Running wireguard-go is not required because this  │', '└──────┘'].join('\n');
+  assert.equal(
+    wireguardGoError({ code: 1, stdout: 'ERROR: (corvid.wg) 2026/12/06 10:46:00 Failed to create TUN device: device or resource busy\n', stderr: banner }),
+    'Failed to create TUN device: device or resource busy',
+  );
+  assert.equal(wireguardGoError({ code: 1, stdout: '', stderr: `${banner}\nsh: 1: wireguard-go: not found\n` }), 'sh: 1: wireguard-go: not found');
+  assert.equal(wireguardGoError({ code: 3, stdout: '', stderr: banner }), 'exit 3');
 });

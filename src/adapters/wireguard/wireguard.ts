@@ -146,6 +146,18 @@ export function configText(c: WireguardConfig): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * Why wireguard-go failed, in its own words: its `ERROR:` line (on stdout), else the last line of stderr that is not
+ * the box it draws to say the kernel has WireGuard, else the exit code.
+ */
+export function wireguardGoError(r: CommandResult): string {
+  const lines = `${r.stdout}\n${r.stderr}`.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const error = lines.find((l) => /^ERROR:/.test(l));
+  if (error !== undefined) return error.replace(/^ERROR:\s*(\(\S+\)\s*\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d\s*)?/, '');
+  const plain = lines.filter((l) => !/^[┌└│─┐┘]/.test(l)).pop();
+  return plain ?? `exit ${r.code}`;
+}
+
 // ---------------------------------------------------------------- the node
 
 export type WireguardImplementation = 'auto' | 'kernel' | 'userspace';
@@ -225,7 +237,7 @@ export class WireguardLink implements WireguardLinks {
     }
     // wireguard-go forks a daemon that holds the TUN device and returns once the interface is up.
     const r = await this.run(this.o.wireguardGoPath ?? 'wireguard-go', [this.device]);
-    if (r.code !== 0) throw new Error(`wireguard-go ${this.device}: ${(r.stderr.trim().split('\n').pop() ?? '').trim() || `exit ${r.code}`}`);
+    if (r.code !== 0) throw new Error(`wireguard-go ${this.device}: ${wireguardGoError(r)}`);
     return `${this.device} created (wireguard-go)`;
   }
 
