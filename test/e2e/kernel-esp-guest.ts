@@ -299,6 +299,8 @@ async function system(lab: NetnsLab, charons: CharonInstance[]): Promise<void> {
       // Its table inet corvid cannot exist here (no NF_TABLES_INET in Debian's UML kernel); this network has no
       // CNI masquerade to undo, and path-MTU discovery works in it, so nothing depends on it.
       '--packet-filter', 'off',
+      // IPsec only here: no WireGuard key (its default file would land on the host's disk through the guest's root).
+      '--wireguard', 'off',
     ];
     const a = new Agent(argv, join(runDir, `agent-${n.name}.log`));
     agents.set(n.name, a);
