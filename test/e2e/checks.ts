@@ -140,8 +140,15 @@ export async function nodeTcpAcrossPools(f: Fabric, on: boolean, opts: { bytes?:
 }
 
 /**
+ * Bulk TCP after a scenario: 4 MiB a pair (thousands of full-size segments: MSS, path MTU and the pod's own source
+ * are proved as well as by the 20 MiB of a first push, in a quarter of the time; each suite checks this 5-7 times).
+ */
+export const RECHECK_TRANSFER_BYTES = 4 * 1024 * 1024;
+
+/**
  * The checks every scenario file repeats, bound to its (late-built) fabric and system: fail with the logs, "the
- * network is whole" as a precondition, and real traffic (bulk TCP with the pod's own source, DF at the pod MTU).
+ * network is whole" as a precondition, and real traffic (bulk TCP with the pod's own source, DF at the pod MTU;
+ * RECHECK_TRANSFER_BYTES unless `bytes` says otherwise).
  */
 export function scenarioChecks(env: () => { f: Fabric; sys: CorvidSystem }) {
   const fail = (msg: string, nodes?: string[]): never => {
@@ -151,9 +158,9 @@ export function scenarioChecks(env: () => { f: Fabric; sys: CorvidSystem }) {
     const bad = await waitForMatrix(env().f, everyone, 30_000);
     if (bad.length > 0) fail(`precondition: the network is not whole (left so by an earlier scenario):\n${bad.join('\n')}`);
   };
-  const traffic = async (when: string): Promise<void> => {
+  const traffic = async (when: string, bytes = RECHECK_TRANSFER_BYTES): Promise<void> => {
     const { f } = env();
-    const tcp = await tcpAcrossPools(f, everyone);
+    const tcp = await tcpAcrossPools(f, everyone, { bytes });
     if (tcp.length > 0) fail(`bulk TCP ${when}:\n${tcp.join('\n')}`);
     const df = await dfAcrossPools(f, everyone);
     if (df.bad.length > 0) fail(`DF probes ${when}:\n${df.bad.join('\n')}`);

@@ -15,6 +15,7 @@ import { Fabric, Pinger, type PoolName } from './fabric.ts';
 import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from './system.ts';
 import { actives, everyone, scenarioChecks, stopAndCountLoss, versions, waitForMatrix } from './checks.ts';
 import { failoverPaths, formatFailover, runFailover } from './failover.ts';
+import { DEFAULT_TRANSFER_BYTES } from '../support/traffic.ts';
 import { HEAL_BOUND_MS } from './scenarios.ts';
 
 const cp = useControlPlane();
@@ -78,8 +79,8 @@ describe('e2e (flannel, backend wireguard): git push to packets', { skip, timeou
     for (const ip of endpoints) assert.ok((b1[ip!] ?? 0) - (b0[ip!] ?? 0) >= 20 * 84, `cloud's peer ${ip}: ${(b1[ip!] ?? 0) - (b0[ip!] ?? 0)} bytes moved`);
 
     const t1 = Date.now();
-    await traffic('across pools');
-    console.log(`# W1: 20 MiB TCP across all ordered pool pairs and DF probes in ${Date.now() - t1} ms`);
+    await traffic('across pools', DEFAULT_TRANSFER_BYTES);
+    console.log(`# W1: ${DEFAULT_TRANSFER_BYTES / 2 ** 20} MiB TCP across all ordered pool pairs and DF probes in ${Date.now() - t1} ms`);
   });
 
   test('W2: a broken commit changes nothing: pings flow, Gateways unchanged, the last good revision serves', { timeout: 90_000 }, async () => {
