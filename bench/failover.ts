@@ -1,46 +1,42 @@
-// Failover benchmark: scenario 4 of the e2e suite (test/e2e/failover.ts) run N times on one system, with the
-// default settings of sync, agent and topology; prints one row per run, the medians, and the machine.
+// Failover benchmark: scenario 4 of the e2e suite (test/e2e/failover.ts) run N times per tunnel backend, IPsec first,
+// then WireGuard, with the default settings of sync, agent and topology; prints one line per run as it goes, then one
+// row per backend (median and range) and the machine.
 //
-//   sudo npx node bench/failover.ts [runs]          (default 5 runs, at least 5 for a median worth printing)
+//   sudo npx node bench/failover.ts [runs]          (default 5 runs per backend, at least 5 for a median worth printing)
 //
-// Each run kills the active gateway of edge-a (agent and charon SIGKILLed, heartbeat stops), measures until every
-// cross-pool path answers 100 ms pings again, then brings the dead node back as a healthy non-active candidate, so
-// successive runs alternate between edge-a-gw-1 and edge-a-gw-2.
-// Experiments (stated in the output): CORVID_E2E_AGENT_FLAGS="--repair-interval 1s", CORVID_E2E_PUBLIC_PORT=500.
-// Needs root (network namespaces), charon (strongswan-charon, libcharon-extra-plugins), nftables and the cached
-// kube-apiserver (test/support/build-kube-apiserver.sh); prints one line saying what is missing otherwise.
-import { execFileSync } from 'node:child_process';
-import { cpus, release, totalmem } from 'node:os';
+// Each backend gets a fresh system (control plane, fabric, sync, agents) rather than one system re-pushed from IPsec
+// to WireGuard: a backend switch is a transition of its own (IKE SAs torn down, corvid.wg built, keys published), and
+// its leftovers or its timing must not leak into the other backend's runs. Both systems are built the same way, so
+// the rows differ only in `spec.encryption.backend`.
+//
+// Each run kills the active gateway of edge-a (agent, charon and wireguard-go SIGKILLed, heartbeat stops), measures
+// until every cross-pool path answers 100 ms pings again, then brings the dead node back as a healthy non-active
+// candidate, so successive runs alternate between edge-a-gw-1 and edge-a-gw-2.
+// Experiments (stated in the output): CORVID_BENCH_BACKEND=ipsec or wireguard (one backend only),
+// CORVID_E2E_AGENT_FLAGS="--repair-interval 1s", CORVID_E2E_PUBLIC_PORT=500 (IKE only; WireGuard always uses 51820).
+// Needs root (network namespaces), charon (strongswan-charon, libcharon-extra-plugins), wireguard-go and wireguard-tools
+// where the kernel has no WireGuard, nftables and the cached kube-apiserver (test/support/build-kube-apiserver.sh);
+// prints one line saying what is missing otherwise.
 import { controlPlaneSkipReason, startControlPlane, type ControlPlane } from '../test/support/controlplane.ts';
 import { Fabric } from '../test/e2e/fabric.ts';
 import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from '../test/e2e/system.ts';
 import { everyone, waitForMatrix } from '../test/e2e/checks.ts';
 import { formatFailover, runFailover, type FailoverResult } from '../test/e2e/failover.ts';
+import { BACKENDS, benchBackends, machineLine, median, strongswanVersion, table, wireguardDatapath, type Backend } from './machine.ts';
 
 const RUN_TIMEOUT_MS = 60_000;
 
-function median(xs: number[]): number | undefined {
-  if (xs.length === 0) return undefined;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m] : Math.round((s[m - 1] + s[m]) / 2);
+export interface BackendFailover {
+  backend: Backend;
+  /** strongSwan's kernel-libipsec, wireguard-go or the kernel's WireGuard, as found while the system ran. */
+  datapath: string;
+  runs: number;
+  results: FailoverResult[];
+  /** Why the backend has no results (the system never came up whole), if so. */
+  error?: string;
 }
 
-function charonVersion(): string {
-  try {
-    const out = execFileSync('dpkg-query', ['-W', '-f', '${Version}', 'strongswan-charon'], { encoding: 'utf8' });
-    return `strongSwan ${out.trim()} (kernel-libipsec)`;
-  } catch {
-    return 'strongSwan (version unknown, kernel-libipsec)';
-  }
-}
-
-export function machineLine(): string {
-  const cpu = cpus();
-  return `${cpu[0]?.model ?? 'unknown CPU'} x${cpu.length}, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}, Node ${process.version}, ${charonVersion()}, kube-apiserver 1.20.2`;
-}
-
-export async function benchFailover(runs = 5): Promise<FailoverResult[]> {
+export async function benchFailover(runs = 5, backends: Backend[] = benchBackends()): Promise<BackendFailover[]> {
   const skip = systemSkipReason(controlPlaneSkipReason());
   if (skip) {
     console.log(`failover bench skipped: ${skip}`);
@@ -48,69 +44,90 @@ export async function benchFailover(runs = 5): Promise<FailoverResult[]> {
   }
   const agentFlags = (process.env.CORVID_E2E_AGENT_FLAGS ?? '').split(' ').filter((a) => a !== '');
   const publicPort = process.env.CORVID_E2E_PUBLIC_PORT ? Number(process.env.CORVID_E2E_PUBLIC_PORT) : undefined;
+  const started = Date.now();
+  const out: BackendFailover[] = [];
+  for (const backend of backends) out.push(await failoverOf(backend, runs, agentFlags, publicPort));
+
+  const changed = [
+    ...(agentFlags.length > 0 ? [`agent flags ${agentFlags.join(' ')}`] : []),
+    ...(publicPort !== undefined ? [`cloud publicPort ${publicPort} (IKE)`] : []),
+    ...(backends.length < BACKENDS.length ? [`backend ${backends.join(', ')} only`] : []),
+  ];
+  const settings =
+    'defaults (agent: lease renew 1s, lease 3s, repair 10s; topology: heartbeatTimeout 3s, minHealthy 30s; cloud publicPort 4500 for IKE, WireGuard on 51820)' +
+    (changed.length > 0 ? `, EXCEPT ${changed.join(', ')}` : '');
+  const range = (xs: number[]): string => {
+    if (xs.length === 0) return 'never';
+    const m = Math.round(median(xs));
+    return `${m} (${Math.min(...xs)}-${Math.max(...xs)})`;
+  };
+  const done = (xs: (number | undefined)[]): number[] => xs.filter((x): x is number => x !== undefined);
+  const maxLost = (r: FailoverResult): number => Math.max(...r.paths.map((p) => p.lost));
+  console.log('');
+  console.log(`failover of edge-a's active gateway (kill -> every cross-pool path answers 100 ms pings), per backend: median (range) over the runs measured`);
+  console.log(`settings: ${settings}`);
+  console.log(
+    table(
+      ['backend', 'datapath', 'runs', 'kill -> every path answers, ms', 'kill -> first path, ms', 'kill -> successor elected, ms', 'pings lost, worst path'],
+      out.map((b) => [
+        b.backend,
+        b.datapath,
+        `${b.results.length}/${b.runs}`,
+        range(done(b.results.map((r) => r.recoveryMs))),
+        range(done(b.results.map((r) => r.firstRecoveryMs))),
+        range(b.results.map((r) => r.electedMs)),
+        range(b.results.map(maxLost)),
+      ]),
+    ),
+  );
+  console.log(`${machineLine()}, kube-apiserver 1.20.2`);
+  for (const b of out) {
+    if (b.error) console.log(`${b.backend}: ${b.error}`);
+    const never = b.results.filter((r) => r.recoveryMs === undefined).length;
+    if (never > 0) console.log(`${b.backend}: ${never} run(s) never recovered within ${RUN_TIMEOUT_MS} ms; the figures are over the runs that did`);
+  }
+  console.log(`(bench took ${Math.round((Date.now() - started) / 1000)} s)`);
+  return out;
+}
+
+/** One backend on its own fresh system: bring it up whole, then `runs` failovers of edge-a. */
+async function failoverOf(backend: Backend, runs: number, agentFlags: string[], publicPort: number | undefined): Promise<BackendFailover> {
   let cp: ControlPlane | undefined;
   let fabric: Fabric | undefined;
   let sys: CorvidSystem | undefined;
-  const results: FailoverResult[] = [];
-  const started = Date.now();
+  const r: BackendFailover = { backend, datapath: backend === 'ipsec' ? `${strongswanVersion()} kernel-libipsec (userspace ESP)` : 'WireGuard (not seen)', runs, results: [] };
   try {
     cp = await startControlPlane();
     fabric = await Fabric.build();
     sys = await CorvidSystem.start(cp, fabric, { agentFlags });
-    const rev = await sys.push(topologyYaml(fabric, { publicPort }), 'bench: three pools');
+    const rev = await sys.push(topologyYaml(fabric, { publicPort, backend }), `bench: three pools, ${backend}`);
     await waitFor('the topology applied', async () => (await sys!.topology())?.status?.lastAppliedRevision === rev, 30_000);
     const bad = await waitForMatrix(fabric, everyone, 60_000);
     if (bad.length > 0) throw new Error(`the network never came up whole:\n${bad.join('\n')}`);
+    if (backend === 'wireguard') r.datapath = wireguardDatapath(fabric.candidates().map((c) => c.ns));
     for (let i = 1; i <= runs; i++) {
-      let r: FailoverResult;
+      let one: FailoverResult;
       try {
-        r = await runFailover(sys, 'edge-a', { timeoutMs: RUN_TIMEOUT_MS, revive: true });
+        one = await runFailover(sys, 'edge-a', { timeoutMs: RUN_TIMEOUT_MS, revive: true });
       } catch (e) {
-        console.log(`run ${i}: ${(e as Error).message.split('\n')[0]}`);
+        console.log(`${backend} run ${i}: ${(e as Error).message.split('\n')[0]}`);
         continue;
       }
-      results.push(r);
-      console.log(`run ${i}: ${formatFailover(r).split('\n')[0]}`);
+      r.results.push(one);
+      const lost = Math.max(...one.paths.map((p) => p.lost));
+      console.log(`${backend} run ${i}: ${formatFailover(one).split('\n')[0]}; at most ${lost} pings lost on a path`);
       // Start the next run from a whole network.
       await waitForMatrix(fabric, everyone, 30_000);
     }
+  } catch (e) {
+    r.error = (e as Error).message.split('\n')[0];
+    console.log(`${backend}: ${(e as Error).message}`);
   } finally {
     await sys?.stop();
     await fabric?.cleanup();
     await cp?.stop();
   }
-
-  const ms = (v: number | undefined) => (v === undefined ? 'never' : String(v));
-  const changed = [
-    ...(agentFlags.length > 0 ? [`agent flags ${agentFlags.join(' ')}`] : []),
-    ...(publicPort !== undefined ? [`cloud publicPort ${publicPort}`] : []),
-  ];
-  const settings =
-    'defaults (agent: lease renew 1s, lease 3s, repair 10s; topology: heartbeatTimeout 3s, minHealthy 30s; cloud publicPort 4500)' +
-    (changed.length > 0 ? `, EXCEPT ${changed.join(', ')}` : '');
-  const rows = results.map((r, i) => [String(i + 1), r.killed, r.successor, String(r.electedMs), ms(r.firstRecoveryMs), ms(r.recoveryMs), String(Math.max(...r.paths.map((p) => p.lost)))]);
-  const head = ['run', 'killed', 'successor', 'elected ms', 'first path ms', 'all paths ms', 'max lost'];
-  const done = (xs: (number | undefined)[]) => xs.filter((x): x is number => x !== undefined);
-  const med = [
-    'median',
-    '',
-    '',
-    ms(median(results.map((r) => r.electedMs))),
-    ms(median(done(results.map((r) => r.firstRecoveryMs)))),
-    ms(median(done(results.map((r) => r.recoveryMs)))),
-    ms(median(results.map((r) => Math.max(...r.paths.map((p) => p.lost))))),
-  ];
-  const table = [head, ...rows, med];
-  const widths = head.map((_, c) => Math.max(...table.map((row) => row[c].length)));
-  console.log('');
-  console.log(`failover of edge-a's active gateway (kill -> every cross-pool path answers 100 ms pings), ${results.length}/${runs} runs measured`);
-  console.log(`settings: ${settings}`);
-  console.log(`machine:  ${machineLine()}`);
-  for (const row of table) console.log(row.map((cell, c) => cell.padEnd(widths[c])).join('  '));
-  const never = results.filter((r) => r.recoveryMs === undefined).length;
-  if (never > 0) console.log(`${never} run(s) never recovered within ${RUN_TIMEOUT_MS} ms; medians are over the runs that did`);
-  console.log(`(bench took ${Math.round((Date.now() - started) / 1000)} s)`);
-  return results;
+  return r;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -66,6 +66,54 @@ export function iprouteVersion(): string {
   }
 }
 
+/** wireguard-go's version, e.g. `wireguard-go v0.0.20220316`. */
+export function wireguardGoVersion(): string {
+  try {
+    const out = execFileSync('wireguard-go', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return /wireguard-go v[\w.]+/.exec(out)?.[0] ?? 'wireguard-go (version unknown)';
+  } catch {
+    return 'wireguard-go (version unknown)';
+  }
+}
+
+/**
+ * Which WireGuard the agents in these network namespaces built corvid.wg with: wireguard-go (userspace, a process in
+ * the namespace) or the kernel's. Ask while the system runs.
+ */
+export function wireguardDatapath(netns: readonly string[]): string {
+  for (const ns of netns) {
+    let pids: string[] = [];
+    try {
+      pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n');
+    } catch {
+      continue;
+    }
+    for (const pid of pids.filter((p) => /^\d+$/.test(p))) {
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'wireguard-go') return `${wireguardGoVersion()} (userspace)`;
+      } catch {
+        // gone
+      }
+    }
+  }
+  return 'kernel WireGuard';
+}
+
+/** The two tunnel backends, in the order the benches run them. */
+export type Backend = 'ipsec' | 'wireguard';
+export const BACKENDS: readonly Backend[] = ['ipsec', 'wireguard'];
+
+/**
+ * The backends a bench measures: both (IPsec first), or those named in CORVID_BENCH_BACKEND (`ipsec`, `wireguard`,
+ * or both comma-separated) for an experiment. An unknown name is an error, not a silent default.
+ */
+export function benchBackends(env: string | undefined = process.env.CORVID_BENCH_BACKEND): Backend[] {
+  if (env === undefined || env.trim() === '') return [...BACKENDS];
+  const names = env.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const n of names) if (!(BACKENDS as readonly string[]).includes(n)) throw new Error(`CORVID_BENCH_BACKEND: unknown backend ${JSON.stringify(n)} (ipsec, wireguard)`);
+  return BACKENDS.filter((b) => names.includes(b));
+}
+
 // ---------------------------------------------------------------- shared helpers of the benches
 
 export function median(xs: readonly number[]): number {
