@@ -4,7 +4,8 @@
 // kernel has no WireGuard module; the agent takes the kernel's where there is one). The node keys are real: each agent
 // makes its own once, publishes it on its Lease, the sync carries it into the Gateway, the peers configure it.
 //
-// W1 push, W2 broken commit, W3 failover, W4 crashes (agent, then wireguard-go), W5 a node's key is lost and rolled.
+// W1 push, W2 broken commit, W3 failover, W4 crashes (agent, then wireguard-go), W5 a node's key is lost and rolled,
+// W6 mixed backends: edge-a's link to cloud over IPsec, edge-b's over WireGuard, cloud relaying between the two.
 // Run as root: npx node --test --test-concurrency=1 test/e2e/system-wireguard.e2e.ts
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -202,6 +203,33 @@ describe('e2e (flannel, backend wireguard): git push to packets', { skip, timeou
       for (const p of pingers) await p.stop();
       await sys.annotateNode(active, { [NODE_DRAIN_ANNOTATION]: null });
     }
+    await whole();
+  });
+
+  test('W6: mixed backends: edge-a <-> cloud over IPsec (a links[] entry), edge-b <-> cloud over WireGuard; cloud relays between them', { timeout: 120_000 }, async () => {
+    await whole();
+    const rev = await sys.push(topologyYaml(f, { backend: 'wireguard', linkBackends: [['cloud', 'edge-a', 'ipsec']] }), 'e2e: edge-a to cloud over IPsec');
+    await waitFor('applied', async () => (await sys.topology())?.status?.lastAppliedRevision === rev, 30_000).catch((e) => fail((e as Error).message));
+    const bad = await waitForMatrix(f, everyone, 60_000);
+    if (bad.length > 0) fail(`with mixed backends:\n${bad.join('\n')}`);
+    const gws = await sys.gateways();
+    const edgeA = actives(gws)['edge-a']!;
+    const cloud = actives(gws).cloud!;
+    // edge-a: one IKE_SA to cloud carrying edge-b's subnets too, and no WireGuard interface; cloud: both kinds.
+    const sas = await sys.sas(edgeA);
+    assert.deepEqual(sas.map((x) => x.name), ['corvid-cloud']);
+    for (const n of f.pool('edge-b').nodes) assert.ok(sas[0].children[0].remoteTs.includes(n.podCIDR), `${n.podCIDR} in edge-a's CHILD_SA`);
+    assert.equal(await sys.wireguardPeers(edgeA), undefined, `${edgeA} has no corvid.wg`);
+    assert.deepEqual((await sys.sas(cloud)).map((x) => x.name), ['corvid-edge-a']);
+    const peers = (await sys.wireguardPeers(cloud)) ?? fail(`${cloud} has no corvid.wg`);
+    assert.equal(peers.length, 1, 'cloud peers over WireGuard with edge-b only');
+    // edge-b's gateway takes edge-a's subnets from its one peer, cloud (which decrypts them from IPsec first).
+    const edgeB = actives(gws)['edge-b']!;
+    const fromCloud = ((await sys.wireguardPeers(edgeB)) ?? fail(`${edgeB} has no corvid.wg`))[0];
+    for (const n of f.pool('edge-a').nodes) assert.ok(fromCloud.allowedIPs.includes(n.podCIDR), `${edgeB}'s peer cloud allows ${n.podCIDR} (relayed)`);
+    await traffic('with mixed backends');
+    good = await sys.push(topo(), 'e2e: all WireGuard again');
+    await waitFor('applied', async () => (await sys.topology())?.status?.lastAppliedRevision === good, 30_000);
     await whole();
   });
 });

@@ -62,6 +62,8 @@ export interface TopologyOptions {
   memberRouting?: Partial<Record<PoolName, 'direct' | 'vxlan' | 'auto'>>;
   /** spec.encryption.backend (default: not written, i.e. ipsec). */
   backend?: 'ipsec' | 'wireguard';
+  /** spec.links: pool pairs whose link takes another backend than the default. */
+  linkBackends?: Array<[PoolName, PoolName, 'ipsec' | 'wireguard']>;
 }
 
 /** The topology file for the fabric: cloud (public), edge-a and edge-b behind NAT, relaying through cloud. */
@@ -91,6 +93,10 @@ export function topologyYaml(f: Fabric, o: TopologyOptions = {}): string {
   if (o.election && Object.keys(o.election).length > 0) {
     lines.push('  election:');
     for (const [k, v] of Object.entries(o.election)) lines.push(`    ${k}: ${v}`);
+  }
+  if (o.linkBackends && o.linkBackends.length > 0) {
+    lines.push('  links:');
+    for (const [a, b, backend] of o.linkBackends) lines.push(`    - {pools: [${a}, ${b}], encryption: {backend: ${backend}}}`);
   }
   lines.push('  pools:');
   for (const pool of f.pools.values()) {
