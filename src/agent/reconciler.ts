@@ -7,7 +7,8 @@
 // or other rules.
 // Order: the devices routes go through (VXLAN, WireGuard) first, then routes (they do not depend on charon), then
 // VICI: terminate before unload; PSK before conn; initiate where we are the initiator and nothing is up or in
-// progress. The nftables table before VICI, rp_filter after. A device no longer wanted goes after the routes.
+// progress. The nftables table before VICI, rp_filter after. A VXLAN no longer wanted goes after the routes, a
+// WireGuard interface no longer wanted after the tunnels.
 // The reconciler keeps only a memory of the config fingerprints it loaded; everything else is read back each time,
 // so a charon restart (nothing loaded) or a hand-made change (a conn unloaded, a route deleted) is simply drift.
 
@@ -155,9 +156,11 @@ export class Reconciler {
     if (plan.wireguard !== undefined) await this.applyWireguard(plan.wireguard, res);
     await this.applyRoutes(plan, res);
     await this.applyVxlan(plan.vxlan, 'prune', res);
-    if (plan.wireguard === undefined) await this.applyWireguard(undefined, res);
     await this.applyNft(plan.packet, res);
     await this.applyVici(plan, res);
+    // An interface no longer wanted goes after the tunnels: its routes are gone already, and a node taking over as an
+    // IPsec gateway should not wait for one more command before it loads its connections.
+    if (plan.wireguard === undefined) await this.applyWireguard(undefined, res);
     if (plan.wireguard !== undefined && this.o.wireguard !== undefined) {
       try {
         res.tunnels.push(...(await this.readWireguardTunnels(plan.wireguard, this.o.wireguard)));
