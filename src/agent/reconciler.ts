@@ -5,9 +5,9 @@
 // and the rules that look it up, the nftables table inet corvid, the rp_filter values it loosened (kept to be put
 // back), the member VXLAN corvid.vx and the WireGuard interface corvid.wg. It never flushes xfrm state, other tables
 // or other rules.
-// Order: the devices routes go through (VXLAN, WireGuard) first, then routes (they do not depend on charon), then
-// VICI: terminate before unload; PSK before conn; initiate where we are the initiator and nothing is up or in
-// progress. The nftables table before VICI, rp_filter after. A VXLAN no longer wanted goes after the routes, a
+// Order: the devices routes go through (VXLAN, WireGuard) first, then routes and the nftables table together (they
+// do not depend on charon), then VICI: terminate before unload; PSK before conn; initiate where we are the initiator
+// and nothing is up or in progress. rp_filter after. A VXLAN no longer wanted goes after the routes, a
 // WireGuard interface no longer wanted after the tunnels.
 // The reconciler keeps only a memory of the config fingerprints it loaded; everything else is read back each time,
 // so a charon restart (nothing loaded) or a hand-made change (a conn unloaded, a route deleted) is simply drift.
@@ -154,9 +154,10 @@ export class Reconciler {
     // The device and its new next hops before the routes that use them; stale entries only after the routes moved.
     await this.applyVxlan(plan.vxlan, 'add', res);
     if (plan.wireguard !== undefined) await this.applyWireguard(plan.wireguard, res);
-    await this.applyRoutes(plan, res);
+    // Routes and the packet filter at once: neither reads the other, and both must be there before the tunnels
+    // (on a failover every command before the first VICI call is time the pool has no path).
+    await Promise.all([this.applyRoutes(plan, res), this.applyNft(plan.packet, res)]);
     await this.applyVxlan(plan.vxlan, 'prune', res);
-    await this.applyNft(plan.packet, res);
     await this.applyVici(plan, res);
     // An interface no longer wanted goes after the tunnels: its routes are gone already, and a node taking over as an
     // IPsec gateway should not wait for one more command before it loads its connections.
