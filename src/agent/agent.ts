@@ -1,7 +1,7 @@
 // The node agent's shell: Gateways from the API server -> nodePlan() -> Reconciler, on every Gateway change and on a
 // repair timer; the heartbeat Lease; metrics and health endpoints; teardown of exactly what it made on stop().
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Gateway } from '../gateway/types.ts';
 import { gatewayInformer } from '../adapters/kube/gateways.ts';
@@ -12,10 +12,12 @@ import { Iproute } from '../adapters/iproute/iproute.ts';
 import { VxlanLink } from '../adapters/iproute/vxlan.ts';
 import { Nft } from '../adapters/nft/nft.ts';
 import { RpFilter } from '../adapters/sysctl/rpfilter.ts';
+import { Xfrm } from '../adapters/xfrm/xfrm.ts';
 import { WireguardLink, type WireguardImplementation } from '../adapters/wireguard/wireguard.ts';
 import { loadOrCreateKey, type WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
 import { join } from 'node:path';
 import { nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, type NodePlan } from '../nodeplan/index.ts';
+import { corvidAddresses, staleIpsec } from '../nodeplan/stale-ipsec.ts';
 import { ViciSession, parseUpdownEvent, type Subscription, type ViciMessage } from './vici/index.ts';
 import { DeviceMissing, Reconciler, emptyResult, type ReconcileResult, type TunnelState } from './reconciler.ts';
 import { ours } from './conns.ts';
@@ -106,6 +108,11 @@ export class Agent {
   private readonly vici: ViciSession;
   private readonly reconciler: Reconciler;
   private readonly iproute: Iproute;
+  /** Kernel IPsec state, for what a dead charon left behind. */
+  private readonly xfrm: Xfrm;
+  /** The charon (its VICI socket's inode and mtime) whose predecessors' kernel state was last swept. */
+  private sweptCharon: string | undefined;
+  private lastSweepProblem = '';
   /** MTU and connected prefixes of the device holding this node's InternalIP (read before each plan). */
   private uplinkMtu: number | undefined;
   private uplinkPrefixes: string[] | undefined;
@@ -155,6 +162,7 @@ export class Agent {
       log: (line) => this.log.info(line),
     });
     this.iproute = new Iproute({ table: opts.routeTable, ipPath: opts.ipPath, netns: opts.netns });
+    this.xfrm = new Xfrm({ ipPath: opts.ipPath, netns: opts.netns });
     if (opts.wireguardKeyFile !== undefined) {
       try {
         const k = loadOrCreateKey(opts.wireguardKeyFile);
@@ -324,6 +332,7 @@ export class Agent {
       this.lastFindings = findings;
     }
     if (plan.role === 'gateway' && this.o.netns === undefined) this.checkForwarding(plan);
+    await this.sweepDeadCharon(gateways);
     this.reconciles++;
     const seq = ++this.readSeq;
     let res: ReconcileResult;
@@ -370,6 +379,52 @@ export class Agent {
     } else {
       if (this.heartbeat.setTunnels(undefined)) this.heartbeat.kick();
       this.tunnelSince.clear();
+    }
+  }
+
+  /**
+   * Once per charon (a new VICI socket: charon started since the last look), remove corvid's share of what a dead
+   * charon left in the kernel (docs/datapath.md, "A charon killed with its kernel state"; staleIpsec decides). Runs
+   * before the reconcile's VICI part, so nothing of ours is loaded into a charon that just started; retried at the
+   * next reconcile when the kernel or charon cannot be read.
+   */
+  private async sweepDeadCharon(gateways: readonly Gateway[]): Promise<void> {
+    let socket: { ino: number; mtimeMs: number };
+    try {
+      socket = statSync(this.o.viciSocket);
+    } catch {
+      return; // no charon (yet)
+    }
+    const instance = `${socket.ino}:${socket.mtimeMs}`;
+    if (instance === this.sweptCharon || this.stopping) return;
+    try {
+      const charonStartedAt = Math.floor(socket.mtimeMs / 1000);
+      const ours = corvidAddresses(gateways, this.o.nodeName);
+      // Most often nothing is left: the policies alone tell (a dead charon's SAs without its policies are unused and
+      // expire), so a start costs one `ip`.
+      const first = staleIpsec({ routes: [], policies: await this.xfrm.policies(), states: [], live: [], charonStartedAt, ours });
+      let stale = first;
+      if (first.policies.length > 0) {
+        const kernel = await this.xfrm.read();
+        const live = (await this.vici.listSas()).flatMap((sa) =>
+          sa.children.map((c) => ({ localTs: c.localTs, remoteTs: c.remoteTs, spis: [c.spiIn, c.spiOut].filter((x): x is string => x !== undefined) })),
+        );
+        stale = staleIpsec({ ...kernel, live, charonStartedAt, ours });
+      }
+      this.sweptCharon = instance;
+      this.lastSweepProblem = '';
+      if (stale.policies.length + stale.states.length + stale.routes.length === 0) return;
+      const r = await this.xfrm.remove(stale);
+      this.log.info('removed what a dead charon left in the kernel (corvid\'s share)', {
+        policies: stale.policies.length,
+        states: stale.states.length,
+        routes: stale.routes.map((x) => x.dst),
+      });
+      for (const e of r.errors) this.log.error('cannot remove a dead charon\'s kernel state', { error: e });
+    } catch (e) {
+      const problem = (e as Error).message;
+      if (problem !== this.lastSweepProblem) this.log.warn('cannot check for a dead charon\'s kernel state; retrying at the next reconcile', { error: problem });
+      this.lastSweepProblem = problem;
     }
   }
 

@@ -53,6 +53,33 @@ function withoutSocketPolicies(text: string): string {
     .join('\n');
 }
 
+// Another IPsec user's state on a node (TEST-NET-1 selectors, reqid 4242): whatever cleans up after a charon must
+// leave it alone.
+const FOREIGN_XFRM = `ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x4242 reqid 4242 mode tunnel \
+  enc 'cbc(aes)' 0x00112233445566778899aabbccddeeff auth-trunc 'hmac(sha256)' 0x${'0'.repeat(64)} 128 && \
+  ip xfrm policy add src 192.0.2.0/28 dst 192.0.2.16/28 dir out tmpl src 192.0.2.1 dst 192.0.2.2 proto esp reqid 4242 mode tunnel`;
+
+/** `ip xfrm` output split into its entries (each starts at column 0). */
+function xfrmEntries(text: string): string[] {
+  return text.split(/\n(?=\S)/).filter((e) => e.trim() !== '');
+}
+
+/** A namespace's xfrm states and policies and its table 220, in one call (each `sh` costs a second in a busy guest). */
+function kernelDump(ns: string): { state: string; policy: string; table220: string } {
+  const [state = '', policy = '', table220 = ''] = sh(ns, 'ip xfrm state; echo @@; ip xfrm policy; echo @@; ip route show table 220 2>/dev/null').split('@@\n');
+  return { state, policy, table220 };
+}
+
+/** What of charon's is in a namespace's kernel, less the foreign entries and charon's IKE socket policies. */
+function kernelLeft(d: ReturnType<typeof kernelDump>): Record<string, string> {
+  const notForeign = (t: string): string => xfrmEntries(t).filter((e) => !/reqid 4242\b/.test(e)).join('\n');
+  return { xfrmState: notForeign(d.state), xfrmPolicy: notForeign(withoutSocketPolicies(d.policy)), table220: d.table220 };
+}
+
+function foreignKept(d: ReturnType<typeof kernelDump>): boolean {
+  return /spi 0x00004242 reqid 4242/.test(d.state) && /src 192\.0\.2\.0\/28 dst 192\.0\.2\.16\/28/.test(d.policy);
+}
+
 /** A node namespace with a pod namespace behind it (node pod0 = <subnet>.1, pod eth0 = <subnet>.2). */
 async function podOf(lab: NetnsLab, node: string, label: string, subnet24: string): Promise<string> {
   const pod = await lab.addNs(label);
@@ -209,11 +236,19 @@ class Agent {
   kill(): void {
     this.child?.kill('SIGKILL');
   }
+  /** Freeze it (SIGSTOP): to the cluster a dead node, yet resumed in seconds, with no start-up to wait for. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
   async stop(): Promise<number | null> {
     const c = this.child;
     if (!c || c.exitCode !== null || c.signalCode !== null) return c?.exitCode ?? null;
     const done = new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
     c.kill('SIGTERM');
+    c.kill('SIGCONT');
     const t = setTimeout(() => c.kill('SIGKILL'), 30_000);
     try {
       return await done;
@@ -365,32 +400,87 @@ async function system(lab: NetnsLab, charons: CharonInstance[]): Promise<void> {
     result.tcp = tcp;
     step('bulk tcp');
 
-    // ---- failover: cloud-gw-1 is lost (agent and charon SIGKILLed, as a dead node)
+    // ---- failover: cloud-gw-1 is lost (charon SIGKILLed, agent frozen: to the cluster, a dead node)
     const tKill = Date.now();
-    agents.get('cloud-gw-1')!.kill();
+    agents.get('cloud-gw-1')!.pause();
     process.kill(charonOf.get('cloud-gw-1')!.pid, 'SIGKILL');
     const fo: Record<string, unknown> = { before: (result.elected as string[])[0] };
     fo.elected = await waitFor('cloud-gw-2 elected', async () => ((await active('cloud')) === 'cloud-gw-2' ? 'cloud-gw-2' : undefined), 60_000, 100).catch((e) => String(e));
     fo.electedMs = Date.now() - tKill;
+
+    // ---- cloud-gw-1 comes back (issue 16): kubelet restarts its charon container (here as soon as cloud-gw-2 holds
+    // the lease) and, after the failover, its agent runs again (resumed: a restarted agent would spend most of a
+    // minute starting in this guest). The kernel kept what the SIGKILLed charon had installed (charon 5.9.8 removes
+    // none of it on start: docs/datapath.md); cloud-gw-1 is a member now, and a policy or table-220 route left of its
+    // tunnels catches its pods' cross-pool traffic (ESP with SAs its peers deleted, or cleartext where the peer's
+    // policy wants ESP).
+    const gw1 = gwNs('cloud-gw-1');
+    const killed = kernelDump(gw1);
+    result.leftByKilledCharon = { xfrmState: xfrmEntries(killed.state).length, xfrmPolicy: xfrmEntries(withoutSocketPolicies(killed.policy)).length };
+    // Someone else's IPsec on the same node (a CNI's own encryption, say): not corvid's selectors, its own reqid.
+    sh(gw1, FOREIGN_XFRM);
+    const back: Record<string, unknown> = {};
+    result.restarted = back;
+    const restarting = charonOf.get('cloud-gw-1')!.restart();
+    restarting.catch(() => undefined); // awaited below
+
     const survivors = NODES.filter((n) => n.name !== 'cloud-gw-1');
     await waitFor('paths back', async () => (bad = await matrix(survivors)).length === 0, 60_000, 200).catch(() => undefined);
     fo.failures = bad;
     fo.backMs = Date.now() - tKill;
-    fo.espCloudGw2 = espPackets(sh(gwNs('cloud-gw-2'), 'ip -s xfrm state'));
+    const statesGw2 = sh(gwNs('cloud-gw-2'), 'ip -s xfrm state');
+    fo.espCloudGw2 = espPackets(statesGw2);
+    fo.xfrmStatesCloudGw2 = xfrmEntries(statesGw2).length;
     result.failover = fo;
     step('failover');
 
-    // What a killed charon leaves in the kernel (nothing removes it; reported, not asserted).
-    result.leftByKilledCharon = {
-      xfrmState: sh(gwNs('cloud-gw-1'), 'ip xfrm state | grep -c "^src"').trim(),
-      xfrmPolicy: sh(gwNs('cloud-gw-1'), 'ip xfrm policy | grep -c "^src"').trim(),
+    const gw1Pairs = NODES.filter((n) => n.pool !== 'cloud').flatMap((n) => [[NODES[0], n], [n, NODES[0]]] as const);
+    const gw1Failures = async (timeoutMs: number): Promise<string[]> => {
+      let failed: string[] = [];
+      const check = async (): Promise<boolean> => {
+        const ok = await Promise.all(gw1Pairs.map(([a, b]) => ping(a, b)));
+        failed = gw1Pairs.filter((_, i) => !ok[i]).map(([a, b]) => `${a.name} -> ${b.name}`);
+        return failed.length === 0;
+      };
+      await waitFor('cloud-gw-1 pod paths', check, timeoutMs, 200).catch(() => undefined);
+      return failed;
     };
+    let logSince = (): string[] => [];
+    try {
+      await restarting;
+      const tBack = Date.now();
+      const a1 = agents.get('cloud-gw-1')!;
+      const logFile = join(runDir, 'agent-cloud-gw-1.log');
+      const logFrom = readFileSync(logFile, 'utf8').length;
+      a1.resume();
+      // What its agent logged since: it meets a new charon and removes corvid's share of what the old one left.
+      logSince = (): string[] => readFileSync(logFile, 'utf8').slice(logFrom).split('\n').filter((l) => l !== '').slice(0, 60);
+      step('cloud-gw-1 resumed');
+      // A member's routes in our table: the agent has applied its new role.
+      await waitFor('cloud-gw-1 routes as a member', () => sh(gw1, 'ip route show table 9027 2>/dev/null').split('\n').filter(Boolean).length >= 3, 60_000, 250);
+      back.memberMs = Date.now() - tBack;
+      back.elected = await active('cloud');
+      // Settled: the paths answer, or 5 s after that (a green run needs one round).
+      back.failures = await gw1Failures(5_000);
+      back.ready = await waitFor('cloud-gw-1 agent ready', () => a1.ready(), 5_000, 250).catch(() => false);
+      back.settledMs = Date.now() - tBack;
+      const settled = kernelDump(gw1);
+      back.left = kernelLeft(settled);
+      back.foreignKept = foreignKept(settled);
+      back.agentLog = logSince();
+      step('cloud-gw-1 back as a member');
+    } catch (e) {
+      back.error = (e as Error).stack ?? String(e);
+      back.agentLog = logSince();
+    }
   } finally {
     // ---- clean-up: agents stop (SIGTERM) and remove what they made; charons keep running, as the sidecar does
-    // cloud-gw-1's agent was SIGKILLed with its charon: nothing could clean up there, so it is not checked.
+    // cloud-gw-1's agent (frozen, then resumed) is stopped but not checked here: its kernel state is the subject of
+    // the restart's test above.
     const codes: Record<string, number | null> = {};
+    const gw1Agent = agents.get('cloud-gw-1');
     agents.delete('cloud-gw-1');
-    await Promise.all([...agents].map(async ([name, a]) => (codes[name] = await a.stop())));
+    await Promise.all([...[...agents].map(async ([name, a]) => (codes[name] = await a.stop())), gw1Agent?.stop()]);
     result.agentExit = codes;
     const left: Record<string, Record<string, string>> = {};
     for (const n of NODES) {
