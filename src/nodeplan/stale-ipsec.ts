@@ -14,9 +14,6 @@ import { ENDPOINT_PRIVATE_IPS_CONFIG } from '../gateway/keys.ts';
 import { canonicalAddress, canonicalPrefix } from './cidr.ts';
 import type { Family } from './types.ts';
 
-/** The table charon (kernel-netlink) installs its routes in. */
-export const CHARON_ROUTE_TABLE = 220;
-
 export interface XfrmTemplate {
   src: string;
   dst: string;

@@ -4,6 +4,8 @@
 import type { Gateway } from '../gateway/types.ts';
 import type { Backend, SecretKeyRef } from '../topology/types.ts';
 
+/** The table charon (kernel-netlink, kernel-libipsec) installs its IPsec routes in; never ours. */
+export const CHARON_ROUTE_TABLE = 220;
 /** Default policy-routing table for the routes of ordinary nodes (upstream Raven's number; never charon's 220). */
 export const DEFAULT_ROUTE_TABLE = 9027;
 /** Default priority of the one rule per family that sends lookups to our table. */

@@ -9,7 +9,7 @@
 // switch family per batch line, and an IPv6 rule needs `-6`). `-force` lets the rest of a batch run when one line
 // fails; failures are returned, and the next reconcile retries them.
 import { runCommand, type CommandResult } from '../command.ts';
-import { mssFor } from '../../nodeplan/types.ts';
+import { CHARON_ROUTE_TABLE, mssFor } from '../../nodeplan/types.ts';
 
 export type Family = 4 | 6;
 
@@ -96,12 +96,12 @@ export interface IprouteOptions {
   ipPath?: string;
 }
 
-const RESERVED_TABLES = new Set([0, 220, 253, 254, 255]);
+const RESERVED_TABLES = new Set([0, CHARON_ROUTE_TABLE, 253, 254, 255]);
 
 export function validateTable(table: number): string | undefined {
   if (!Number.isInteger(table) || table < 1 || table > 0xffffffff) return `route table must be an integer in 1..4294967295, got ${table}`;
   if (RESERVED_TABLES.has(table)) {
-    return `route table ${table} is reserved (${table === 220 ? 'charon installs its IPsec routes there' : 'kernel table'})`;
+    return `route table ${table} is reserved (${table === CHARON_ROUTE_TABLE ? 'charon installs its IPsec routes there' : 'kernel table'})`;
   }
   return undefined;
 }

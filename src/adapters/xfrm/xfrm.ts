@@ -8,7 +8,8 @@
 // `ip` each when that fails: an xfrm command that fails ends a batch, `-force` or not.
 import { runCommand, type CommandResult } from '../command.ts';
 import { parseRoutes } from '../iproute/iproute.ts';
-import { CHARON_ROUTE_TABLE, type CharonRoute, type StaleIpsec, type XfrmPolicy, type XfrmSa, type XfrmTemplate } from '../../nodeplan/stale-ipsec.ts';
+import { CHARON_ROUTE_TABLE } from '../../nodeplan/types.ts';
+import type { CharonRoute, StaleIpsec, XfrmPolicy, XfrmSa, XfrmTemplate } from '../../nodeplan/stale-ipsec.ts';
 
 export interface XfrmOptions {
   /** Run every command as `ip -n <netns>`; default: the current namespace. */
