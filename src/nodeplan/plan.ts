@@ -414,6 +414,16 @@ function poolNeighbours(me: PoolInfo, nodeName: string): string[] {
   return sortCanonicalPrefixes(out).map((c) => c.text);
 }
 
+/**
+ * Every pool's subnets as the node plans route and carry them (node addresses included where a pool routes them),
+ * canonical, sorted, each once.
+ */
+export function poolPrefixes(gateways: Gateway[]): string[] {
+  const pools = readPools(gateways, new Findings());
+  addNodeAddresses(pools);
+  return [...new Set(sortCanonicalPrefixes([...pools.values()].flatMap((p) => p.subnets)).map((c) => c.text))];
+}
+
 /** This node's role and desired state. Deterministic: equal inputs give deep-equal, sorted outputs. */
 export function nodePlan(input: NodePlanInput): NodePlan {
   const routeTable = input.routeTable ?? DEFAULT_ROUTE_TABLE;

@@ -9,10 +9,11 @@
 // table-220 rule) is never returned.
 
 import type { Gateway } from '../gateway/types.ts';
-import { decodePrivateIPs, readGatewayLinks } from '../gateway/annotations.ts';
+import { decodePrivateIPs } from '../gateway/annotations.ts';
 import { ENDPOINT_PRIVATE_IPS_CONFIG } from '../gateway/keys.ts';
 import { canonicalAddress, canonicalPrefix } from './cidr.ts';
 import type { Family } from './types.ts';
+import { poolPrefixes } from './plan.ts';
 
 export interface XfrmTemplate {
   src: string;
@@ -108,7 +109,6 @@ function canonAddr(s: string): string {
 
 /** The addresses and prefixes of the Gateways that make kernel IPsec state corvid's, for `nodeName`. */
 export function corvidAddresses(gateways: readonly Gateway[], nodeName: string): CorvidAddresses {
-  const prefixes = new Set<string>();
   const node = new Set<string>();
   const gw = new Set<string>();
   const add = (set: Set<string>, raw: string | undefined): void => {
@@ -117,18 +117,7 @@ export function corvidAddresses(gateways: readonly Gateway[], nodeName: string):
   };
   for (const g of gateways) {
     const nodes = g.status?.nodes ?? [];
-    const routesNodeAddresses = readGatewayLinks(g).nodeAddresses === true;
-    for (const n of nodes) {
-      for (const s of n.subnets ?? []) {
-        const c = canonicalPrefix(s);
-        if (c !== undefined) prefixes.add(c);
-      }
-      if (routesNodeAddresses) {
-        const c = canonicalPrefix(n.privateIP ?? '');
-        if (c !== undefined) prefixes.add(c);
-      }
-      if (n.nodeName === nodeName) add(node, n.privateIP);
-    }
+    for (const n of nodes) if (n.nodeName === nodeName) add(node, n.privateIP);
     for (const e of [...(g.spec?.endpoints ?? []), ...(g.status?.activeEndpoints ?? [])]) {
       if (e.type !== 'tunnel') continue;
       const set = e.nodeName === nodeName ? node : gw;
@@ -145,7 +134,8 @@ export function corvidAddresses(gateways: readonly Gateway[], nodeName: string):
     }
   }
   for (const a of node) gw.delete(a);
-  return { prefixes: [...prefixes].sort(), node: [...node].sort(), gateways: [...gw].sort() };
+  // The prefixes are the node plan's own (one home for what a pool's subnets are).
+  return { prefixes: poolPrefixes([...gateways]), node: [...node].sort(), gateways: [...gw].sort() };
 }
 
 const POLICY_DIRS = new Set(['in', 'out', 'fwd']);
