@@ -111,6 +111,11 @@ async function terminateAll(vici: ViciCommands, name: string, timeoutMs: number)
   }
 }
 
+/** Tunnels in one order whatever their backend: by connection name. */
+function byConn(a: TunnelState, b: TunnelState): number {
+  return a.conn < b.conn ? -1 : a.conn > b.conn ? 1 : 0;
+}
+
 /** A device the plan needs is not there (wireguard-go was killed, the link deleted by hand): repair at once. */
 export class DeviceMissing extends Error {}
 
@@ -165,7 +170,7 @@ export class Reconciler {
     if (plan.wireguard !== undefined && this.o.wireguard !== undefined) {
       try {
         res.tunnels.push(...(await this.readWireguardTunnels(plan.wireguard, this.o.wireguard)));
-        res.tunnels.sort((a, b) => (a.conn < b.conn ? -1 : a.conn > b.conn ? 1 : 0));
+        res.tunnels.sort(byConn);
         res.wireguardChecked = true;
       } catch (e) {
         res.errors.push(`wireguard: ${(e as Error).message}`);
@@ -401,7 +406,7 @@ export class Reconciler {
   async readTunnels(plan: NodePlan): Promise<TunnelState[]> {
     const out = await this.readIpsecTunnels(plan);
     if (plan.wireguard !== undefined && this.o.wireguard !== undefined) out.push(...(await this.readWireguardTunnels(plan.wireguard, this.o.wireguard)));
-    return out.sort((a, b) => (a.conn < b.conn ? -1 : a.conn > b.conn ? 1 : 0));
+    return out.sort(byConn);
   }
 
   private async readIpsecTunnels(plan: NodePlan): Promise<TunnelState[]> {
