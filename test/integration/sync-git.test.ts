@@ -98,10 +98,11 @@ test('1: a pushed commit becomes Gateways, with the revision in their annotation
   // A long poll interval: the second commit must arrive through the webhook.
   await withSync({ interval: 60_000 }, async (s) => {
     const rev1 = `main@sha1:${sha1}`;
-    await waitFor('Gateways of the first commit', async () => {
+    // The spec (with the revision) and the status are two writes: wait for both before reading either.
+    await waitFor('Gateways of the first commit, with their status', async () => {
       const a = await getGateway(kc, 'pool-a');
       const b = await getGateway(kc, 'pool-b');
-      return a?.metadata.annotations?.['corvid.dev/revision'] === rev1 && b?.metadata.annotations?.['corvid.dev/revision'] === rev1;
+      return a?.metadata.annotations?.['corvid.dev/revision'] === rev1 && b?.metadata.annotations?.['corvid.dev/revision'] === rev1 && a.status !== undefined;
     });
     const a = (await getGateway(kc, 'pool-a'))!;
     assert.equal(a.metadata.labels?.['corvid.dev/topology'], 'edge');
