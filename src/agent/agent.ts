@@ -2,7 +2,7 @@
 // repair timer; the heartbeat Lease; metrics and health endpoints; teardown of exactly what it made on stop().
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { gatewayInformer } from '../adapters/kube/gateways.ts';
 import type { Informer } from '../adapters/kube/informer.ts';

@@ -170,41 +170,14 @@ export async function connect(
   opts: { kubeconfig?: string; context?: string },
   hint = NO_CLUSTER_HINT,
 ): Promise<KubeConfig | number> {
-  const { loadKubeConfig } = await import('../adapters/kube/client.ts');
-  const kubeconfig = opts.kubeconfig;
-  // client-node reads $KUBECONFIG from process.env; honour the io's env for tests and embedding.
-  const saved = process.env.KUBECONFIG;
+  const { loadKubeConfig, NoKubeconfigError } = await import('../adapters/kube/kubeconfig.ts');
   try {
-    const envKubeconfig = io.env.KUBECONFIG || undefined;
-    if (envKubeconfig !== undefined) process.env.KUBECONFIG = envKubeconfig;
-    else delete process.env.KUBECONFIG;
-    if (kubeconfig === undefined && envKubeconfig === undefined && !(await defaultKubeconfigExists(io)) && !inCluster(io)) {
-      io.stderr.write(`corvid ${command}: no kubeconfig found: ${hint}\n`);
-      return EXIT_ERROR;
-    }
-    return loadKubeConfig({ kubeconfig: kubeconfig ? resolvePath(io, kubeconfig) : undefined, context: opts.context });
+    return await loadKubeConfig({ kubeconfig: opts.kubeconfig ? resolvePath(io, opts.kubeconfig) : undefined, context: opts.context, env: io.env });
   } catch (e) {
-    io.stderr.write(`corvid ${command}: cannot load kubeconfig: ${(e as Error).message}; ${hint}\n`);
+    if (e instanceof NoKubeconfigError) io.stderr.write(`corvid ${command}: no kubeconfig found: ${hint}\n`);
+    else io.stderr.write(`corvid ${command}: cannot load kubeconfig: ${(e as Error).message}; ${hint}\n`);
     return EXIT_ERROR;
-  } finally {
-    if (saved === undefined) delete process.env.KUBECONFIG;
-    else process.env.KUBECONFIG = saved;
   }
-}
-
-async function defaultKubeconfigExists(io: CliIO): Promise<boolean> {
-  const home = io.env.HOME;
-  if (!home) return false;
-  try {
-    await readFile(resolve(home, '.kube', 'config'));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function inCluster(io: CliIO): boolean {
-  return io.env.KUBERNETES_SERVICE_HOST !== undefined && io.env.KUBERNETES_SERVICE_PORT !== undefined;
 }
 
 export interface LiveState {

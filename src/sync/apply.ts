@@ -12,7 +12,7 @@
 // - Dry runs and applies run a bounded number of Gateways at a time (DEFAULT_APPLY_CONCURRENCY): a first reconcile at
 //   10k nodes has about 2,000 of each, and having them all in flight at once only piles up memory.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import { errorMessage, isSchemaRejection, isTransient, statusCode } from '../adapters/kube/client.ts';
 import {
   applyGateway,

@@ -11,7 +11,7 @@
 //   starts anyway, warns once, and tries again at the next discovery.
 // - Off altogether with --pod-subnets=podCIDR.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import { errorMessage, statusCode } from '../adapters/kube/client.ts';
 import { blockAffinityInformer, discoverBlockAffinities, type BlockAffinityJson } from '../adapters/kube/blockaffinities.ts';
 import type { Informer, InformerEvent } from '../adapters/kube/informer.ts';

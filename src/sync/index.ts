@@ -11,7 +11,7 @@
 
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import { errorMessage } from '../adapters/kube/client.ts';
 import { DEFAULT_EVENT_NAMESPACE, eventRecorder } from '../adapters/kube/events.ts';
 import { gatewayInformer } from '../adapters/kube/gateways.ts';

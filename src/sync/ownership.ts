@@ -10,7 +10,7 @@
 //   owner's Gateways are left alone until one of the two objects goes.
 // gatewayOwnership is pure; Takeovers announces what was done (Events, logs) and writes the Superseded status.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import { errorMessage } from '../adapters/kube/client.ts';
 import { applyTopologyStatus, type TopologyObject } from '../adapters/kube/topologies.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, TOPOLOGY_LABEL } from '../gateway/keys.ts';

@@ -14,7 +14,7 @@
 // Policy lives in src/topology (what a valid topology is) and src/plan (who is elected, what the Gateways say);
 // this file only orders the phases and reports.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import { errorMessage } from '../adapters/kube/client.ts';
 import type { EventRecorder } from '../adapters/kube/events.ts';
 import type { Informer } from '../adapters/kube/informer.ts';

@@ -1,7 +1,7 @@
 // Cluster source: a Topology custom resource. Its spec is the topology; the revision is its generation (status writes
 // do not move it). The object is named by `name`, or is the only Topology in the cluster.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import { stringify } from 'yaml';
 import { topologyInformer, type TopologyObject } from '../adapters/kube/topologies.ts';
 import type { Informer } from '../adapters/kube/informer.ts';

@@ -5,11 +5,11 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
 import { NetnsLab } from '../support/netns.ts';
 import { startCharon, type CharonInstance } from '../support/charon.ts';
 import { ViciClient } from '../../src/agent/vici/index.ts';
 import { listGateways } from '../../src/adapters/kube/gateways.ts';
+import { loadKubeConfig } from '../../src/adapters/kube/kubeconfig.ts';
 import { tcpTransfer } from '../support/traffic.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -345,8 +345,8 @@ async function system(lab: NetnsLab, charons: CharonInstance[]): Promise<void> {
   try {
     await waitFor('agents ready', async () => (await Promise.all([...agents.values()].map((a) => a.ready()))).every(Boolean), 90_000, 250);
     step('agents ready');
-    const kc = new KubeConfig();
-    kc.loadFromFile(cfg.kubeconfig);
+    // The agents' own loader: client-node alone would take the guest's one CPU for about 15 s.
+    const kc = await loadKubeConfig({ kubeconfig: cfg.kubeconfig });
     const active = async (pool: string): Promise<string | undefined> => {
       const g = (await listGateways(kc)).items.find((x) => x.metadata.name === pool);
       return g?.status?.activeEndpoints?.find((e) => e.type === 'tunnel')?.nodeName;

@@ -61,7 +61,7 @@ async function runPhase(phase: string, o: { timeoutMs: number; netns?: string; t
 //   candidate with deploy/charon/strongswan.conf as shipped, and a `corvid agent` per node (`--netns`, as in the
 //   libipsec e2e suite). kernel-esp-guest.ts builds and drives them and reports what it saw.
 // - On the host: etcd + kube-apiserver and the sync (startSync, file source). The guest is 3-5x slower and has one
-//   CPU, which five agents already keep busy (about 45 s to get them ready): the control plane there (5-6 s on the
+//   CPU, which five agents already keep busy (about 27 s to get them ready): the control plane there (5-6 s on the
 //   host, not tried in the guest) would take both time and that CPU, and the sync's work is not what this test is
 //   about. The agents reach the API server over UML's vec driver: a tap device in a namespace of
 //   this test's own, where a relay forwards TCP to a Unix socket that this process pipes to the API server on the

@@ -2,7 +2,7 @@
 // Whether a group serves them is asked through API discovery (GET /apis/<group>/<version>), which every authenticated
 // user may do (ClusterRole system:discovery), so detection needs no RBAC grant of its own.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './kubeconfig.ts';
 import { kubeRequest, listAll, statusCode, withoutManagedFields, type KubeList, type KubeObject } from './client.ts';
 import { Informer, type InformerOptions } from './informer.ts';
 import { CALICO_BLOCK_AFFINITY_VERSIONS, CALICO_V1, CALICO_V3, type CalicoGroupVersion } from '../../plan/podsubnets.ts';

@@ -3,40 +3,13 @@
 // Why our own request function rather than the generated API classes of @kubernetes/client-node: the generated
 // classes turn timestamps into Date objects and drop fields they do not know, while a watch delivers the wire JSON.
 // Every object Corvid reads (list or watch) is the wire JSON, so caches and the pure planner see one shape.
-// Authentication (token, client certificate, exec/OIDC plugins, in-cluster) stays with client-node's KubeConfig.
+// Authentication is the kubeconfig's (kubeconfig.ts).
 
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './kubeconfig.ts';
 
-export { KubeConfig } from '@kubernetes/client-node';
-
-export interface LoadKubeConfigOptions {
-  /** Path of a kubeconfig file. Default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
-  kubeconfig?: string;
-  /** Context to use instead of the file's current-context. */
-  context?: string;
-}
-
-/** Load a kubeconfig the way kubectl does. Throws with a plain message when the file or context does not exist. */
-export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
-  const kc = new KubeConfig();
-  if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') {
-    kc.loadFromFile(opts.kubeconfig);
-  } else {
-    kc.loadFromDefault();
-  }
-  if (opts.context !== undefined && opts.context !== '') {
-    if (kc.getContextObject(opts.context) === null) {
-      throw new Error(`kubeconfig has no context "${opts.context}"`);
-    }
-    kc.setCurrentContext(opts.context);
-  }
-  if (kc.getCurrentCluster() === null) {
-    throw new Error('kubeconfig has no current cluster (set --kubeconfig, $KUBECONFIG or run in a cluster)');
-  }
-  return kc;
-}
+export { loadKubeConfig, NoKubeconfigError, type KubeConfig, type LoadKubeConfigOptions } from './kubeconfig.ts';
 
 /** The Kubernetes `Status` object the API server sends with an error. */
 export interface KubeStatus {
@@ -122,12 +95,23 @@ export const CONTENT_TYPE = {
 } as const;
 
 const agents = new WeakMap<KubeConfig, HttpAgent>();
+// Watches hold their connection for minutes: they get their own sockets rather than taking the request pool's.
+const watchAgents = new WeakMap<KubeConfig, HttpAgent>();
 
 function agentFor(kc: KubeConfig, tls: boolean): HttpAgent {
   let agent = agents.get(kc);
   if (agent === undefined) {
     agent = tls ? new HttpsAgent({ keepAlive: true, maxSockets: 32 }) : new HttpAgent({ keepAlive: true, maxSockets: 32 });
     agents.set(kc, agent);
+  }
+  return agent;
+}
+
+function watchAgentFor(kc: KubeConfig, tls: boolean): HttpAgent {
+  let agent = watchAgents.get(kc);
+  if (agent === undefined) {
+    agent = tls ? new HttpsAgent({ keepAlive: false }) : new HttpAgent({ keepAlive: false });
+    watchAgents.set(kc, agent);
   }
   return agent;
 }
@@ -148,28 +132,8 @@ export function kubeUrl(kc: KubeConfig, path: string, query?: KubeRequest['query
  * Rejects with KubeApiError for HTTP errors and with the socket's error for network failures.
  */
 export async function kubeRequest<T = any>(kc: KubeConfig, req: KubeRequest): Promise<T> {
-  const url = kubeUrl(kc, req.path, req.query);
-  const tls = url.protocol === 'https:';
-  const opts: RequestOptions = { headers: {} };
-  await kc.applyToHTTPSOptions(opts);
   const body = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
-  const headers: Record<string, string> = {
-    ...(opts.headers as Record<string, string>),
-    Accept: 'application/json',
-  };
-  if (body !== undefined) {
-    headers['Content-Type'] = req.contentType ?? CONTENT_TYPE.json;
-    headers['Content-Length'] = String(body.length);
-  }
-  const options: RequestOptions = {
-    ...opts,
-    method: req.method,
-    headers,
-    agent: agentFor(kc, tls),
-    timeout: req.timeoutMs ?? 30_000,
-    signal: req.signal,
-  };
-  const send = tls ? httpsRequest : httpRequest;
+  const { url, options, send } = await prepare(kc, req, body === undefined ? undefined : { type: req.contentType ?? CONTENT_TYPE.json, length: body.length });
   return new Promise<T>((resolve, reject) => {
     const r = send(url, options, (res) => {
       const chunks: Buffer[] = [];
@@ -195,6 +159,103 @@ export async function kubeRequest<T = any>(kc: KubeConfig, req: KubeRequest): Pr
     r.on('timeout', () => r.destroy(new Error(`${req.method} ${req.path}: timed out after ${req.timeoutMs ?? 30_000} ms`)));
     r.on('error', reject);
     if (body !== undefined) r.write(body);
+    r.end();
+  });
+}
+
+/** URL, options (TLS, auth, keep-alive agent) and request function of one API call. */
+async function prepare(
+  kc: KubeConfig,
+  req: { method: HttpMethod; path: string; query?: KubeRequest['query']; timeoutMs?: number; signal?: AbortSignal },
+  body?: { type: string; length: number },
+): Promise<{ url: URL; options: RequestOptions; send: typeof httpsRequest }> {
+  const url = kubeUrl(kc, req.path, req.query);
+  const tls = url.protocol === 'https:';
+  const opts: RequestOptions = { headers: {} };
+  await kc.applyToHTTPSOptions(opts);
+  const headers: Record<string, string> = { ...(opts.headers as Record<string, string>), Accept: 'application/json' };
+  if (body !== undefined) {
+    headers['Content-Type'] = body.type;
+    headers['Content-Length'] = String(body.length);
+  }
+  const options: RequestOptions = {
+    ...opts,
+    method: req.method,
+    headers,
+    agent: agentFor(kc, tls),
+    timeout: req.timeoutMs ?? 30_000,
+    signal: req.signal,
+  };
+  return { url, options, send: tls ? httpsRequest : httpRequest };
+}
+
+/** One event of a watch stream, as the API server sends it. */
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR' | string;
+  object: any;
+}
+
+/**
+ * Stream a watch of the collection at `path` (`watch=true` is added). Each event goes to `onEvent` as its line
+ * arrives. Resolves when the server ends the stream (its timeoutSeconds) or the connection has been idle for
+ * `idleTimeoutMs` (a peer or NAT that vanished without a FIN); rejects with KubeApiError for an HTTP error and with
+ * the socket's error otherwise, or the AbortError of `signal`.
+ */
+export async function kubeWatch(
+  kc: KubeConfig,
+  path: string,
+  query: Record<string, string | number | boolean | undefined>,
+  onEvent: (e: WatchEvent) => void,
+  o: { signal: AbortSignal; idleTimeoutMs: number },
+): Promise<void> {
+  const { url, options, send } = await prepare(kc, { method: 'GET', path, query: { ...query, watch: true }, timeoutMs: o.idleTimeoutMs, signal: o.signal });
+  options.agent = watchAgentFor(kc, url.protocol === 'https:');
+  return new Promise<void>((resolve, reject) => {
+    const r = send(url, options, (res) => {
+      const code = res.statusCode ?? 0;
+      if (code < 200 || code >= 300) {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let status: KubeStatus | undefined;
+          try {
+            status = JSON.parse(text) as KubeStatus;
+          } catch {
+            status = undefined;
+          }
+          reject(new KubeApiError('GET', path, code, status, text));
+        });
+        return;
+      }
+      res.setEncoding('utf8');
+      let buffered = '';
+      res.on('data', (chunk: string) => {
+        buffered += chunk;
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (line === '') continue;
+          let e: WatchEvent;
+          try {
+            e = JSON.parse(line) as WatchEvent;
+          } catch {
+            r.destroy(new Error(`watch ${path}: not a JSON event: ${line.slice(0, 200)}`));
+            return;
+          }
+          onEvent(e);
+        }
+      });
+      res.on('error', reject);
+      res.on('end', () => resolve());
+      res.on('close', () => resolve());
+    });
+    // The socket's idle timeout: nothing (not even a bookmark) for that long means the connection is gone.
+    r.on('timeout', () => r.destroy());
+    r.on('close', () => resolve());
+    r.on('error', reject);
     r.end();
   });
 }

@@ -3,7 +3,7 @@
 // kube-system: it works on every version.
 
 import { randomBytes } from 'node:crypto';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './kubeconfig.ts';
 import { kubeRequest } from './client.ts';
 
 export const DEFAULT_EVENT_NAMESPACE = 'kube-system';

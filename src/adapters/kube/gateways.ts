@@ -2,7 +2,7 @@
 // patch, delete.
 // Mechanism only: which Gateways to write and when is the sync's business.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './kubeconfig.ts';
 import { GATEWAY_API_VERSION, GATEWAY_GROUP, GATEWAY_KIND, GATEWAY_PLURAL, GATEWAY_VERSION } from '../../gateway/types.ts';
 import type { Gateway, GatewayStatus } from '../../gateway/types.ts';
 import { CONTENT_TYPE, kubeRequest, listAll, statusCode, type KubeList } from './client.ts';

@@ -4,7 +4,7 @@
 // corvid.dev/wireguard-public-key. Annotations are written only when they change, so an ordinary renewal is a merge
 // patch of spec.renewTime alone. The reader side is leases.ts.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './kubeconfig.ts';
 import { TUNNEL_HEALTH_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
 import { CONTENT_TYPE, errorMessage, kubeRequest, statusCode } from './client.ts';
 import { DEFAULT_LEASE_NAMESPACE, leasesPath, type LeaseJson } from './leases.ts';

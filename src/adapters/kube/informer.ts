@@ -7,13 +7,14 @@
 //   backoff and jitter; the cache keeps its last content meanwhile. It never gives up until stop().
 //
 // Objects are the wire JSON (see client.ts), passed through the optional `transform` as they arrive (list pages and
-// watch events alike), so a cache can keep only the part of each object its user reads. The watch stream itself is
-// client-node's Watch.
+// watch events alike), so a cache can keep only the part of each object its user reads.
 
-import { Watch } from '@kubernetes/client-node';
-import type { KubeConfig } from '@kubernetes/client-node';
-import { errorMessage, listAll, statusCode, type KubeObject } from './client.ts';
+import { errorMessage, kubeWatch, listAll, statusCode, type KubeConfig, type KubeObject, type WatchEvent } from './client.ts';
 import { setTimeout as delay } from 'node:timers/promises';
+
+const WATCH_MIN_TIMEOUT_S = 300;
+/** How long past its timeoutSeconds a watch may stay silent before its connection counts as dead. */
+const WATCH_GRACE_S = 30;
 
 export type InformerEventType = 'add' | 'update' | 'delete';
 
@@ -250,64 +251,56 @@ export class Informer<T extends KubeObject> {
     for (const e of events) this.emit(e);
   }
 
-  private watchOnce(signal: AbortSignal): Promise<WatchEnd> {
-    return new Promise<WatchEnd>((resolve) => {
-      let settled = false;
-      let controller: AbortController | undefined;
-      const finish = (end: WatchEnd): void => {
-        if (settled) return;
-        settled = true;
-        signal.removeEventListener('abort', onAbort);
-        controller?.abort();
-        resolve(end);
-      };
-      const onAbort = (): void => finish({ kind: 'closed' });
-      signal.addEventListener('abort', onAbort, { once: true });
-      const query: Record<string, string | boolean> = { resourceVersion: this.rv, allowWatchBookmarks: true };
-      if (this.opts.labelSelector) query.labelSelector = this.opts.labelSelector;
-      if (this.opts.fieldSelector) query.fieldSelector = this.opts.fieldSelector;
-      const onEvent = (type: string, obj: any): void => {
-        if (settled) return;
-        if (type === 'ERROR') {
-          if (obj?.code === 410) finish({ kind: 'gone' });
-          else finish({ kind: 'error', err: new Error(`watch ${this.path}: ${obj?.code ?? ''} ${obj?.message ?? 'error event'}`) });
-          return;
-        }
-        const rv: string | undefined = obj?.metadata?.resourceVersion;
-        if (type === 'BOOKMARK') {
-          if (rv) this.rv = rv;
-          return;
-        }
-        const o = this.opts.transform ? this.opts.transform(obj as T) : (obj as T);
-        const k = key(o);
-        if (type === 'ADDED' || type === 'MODIFIED') {
-          const prev = this.cache.get(k);
-          this.cache.set(k, o);
-          if (rv) this.rv = rv;
-          this.emit(prev === undefined ? { type: 'add', object: o } : { type: 'update', object: o, previous: prev });
-        } else if (type === 'DELETED') {
-          const prev = this.cache.get(k);
-          this.cache.delete(k);
-          if (rv) this.rv = rv;
-          this.emit({ type: 'delete', object: prev ?? o });
-        }
-      };
-      const onDone = (err: unknown): void => {
-        if (err === null || err === undefined) return finish({ kind: 'closed' });
-        if (statusCode(err) === 410) return finish({ kind: 'gone' });
-        if ((err as { name?: string }).name === 'TimeoutError') return finish({ kind: 'closed' });
-        if ((err as { name?: string }).name === 'AbortError' && signal.aborted) return finish({ kind: 'closed' });
-        finish({ kind: 'error', err: err instanceof Error ? err : new Error(errorMessage(err)) });
-      };
-      this.stats.watches++;
-      new Watch(this.kc).watch(this.path, query, onEvent, onDone).then(
-        (c) => {
-          controller = c;
-          if (settled) c.abort();
-        },
-        (err: unknown) => finish({ kind: 'error', err }),
-      );
-    });
+  private async watchOnce(signal: AbortSignal): Promise<WatchEnd> {
+    // The server ends a watch after timeoutSeconds, spread as client-go spreads it (5-10 min) so that many
+    // clients do not all come back at once; a connection silent for longer than that is dead.
+    const timeoutSeconds = WATCH_MIN_TIMEOUT_S + Math.floor(Math.random() * WATCH_MIN_TIMEOUT_S);
+    const query: Record<string, string | number | boolean> = { resourceVersion: this.rv, allowWatchBookmarks: true, timeoutSeconds };
+    if (this.opts.labelSelector) query.labelSelector = this.opts.labelSelector;
+    if (this.opts.fieldSelector) query.fieldSelector = this.opts.fieldSelector;
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    let end: WatchEnd | undefined;
+    const onEvent = (e: WatchEvent): void => {
+      if (end !== undefined) return;
+      const obj = e.object;
+      if (e.type === 'ERROR') {
+        end = obj?.code === 410 ? { kind: 'gone' } : { kind: 'error', err: new Error(`watch ${this.path}: ${obj?.code ?? ''} ${obj?.message ?? 'error event'}`) };
+        controller.abort();
+        return;
+      }
+      const rv: string | undefined = obj?.metadata?.resourceVersion;
+      if (e.type === 'BOOKMARK') {
+        if (rv) this.rv = rv;
+        return;
+      }
+      const o = this.opts.transform ? this.opts.transform(obj as T) : (obj as T);
+      const k = key(o);
+      if (e.type === 'ADDED' || e.type === 'MODIFIED') {
+        const prev = this.cache.get(k);
+        this.cache.set(k, o);
+        if (rv) this.rv = rv;
+        this.emit(prev === undefined ? { type: 'add', object: o } : { type: 'update', object: o, previous: prev });
+      } else if (e.type === 'DELETED') {
+        const prev = this.cache.get(k);
+        this.cache.delete(k);
+        if (rv) this.rv = rv;
+        this.emit({ type: 'delete', object: prev ?? o });
+      }
+    };
+    this.stats.watches++;
+    try {
+      await kubeWatch(this.kc, this.path, query, onEvent, { signal: controller.signal, idleTimeoutMs: (timeoutSeconds + WATCH_GRACE_S) * 1000 });
+      return end ?? { kind: 'closed' };
+    } catch (err) {
+      if (end !== undefined) return end;
+      if (signal.aborted) return { kind: 'closed' };
+      if (statusCode(err) === 410) return { kind: 'gone' };
+      return { kind: 'error', err: err instanceof Error ? err : new Error(errorMessage(err)) };
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 }
 

@@ -6,7 +6,7 @@
 // - Updates carry the resourceVersion, so two candidates can never both win the same round.
 // - stop() stops leading at once, then releases the Lease (holder cleared) so a standby takes over within a retry.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './kubeconfig.ts';
 import { errorMessage, kubeRequest, statusCode } from './client.ts';
 import { microTime } from './events.ts';
 import { LEADER_LEASE_NAME, leasesPath, type LeaseJson } from './leases.ts';

@@ -1,7 +1,7 @@
 // Heartbeat Leases (coordination.k8s.io/v1, one per node, written by the agents): list, watch, convert to the
 // planner's HeartbeatLease. The agent's writer is heartbeat.ts; this is the reader.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './kubeconfig.ts';
 import { TUNNEL_HEALTH_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
 import { isWireguardKey } from '../../gateway/wireguard.ts';
 import type { HeartbeatLease } from '../../plan/health.ts';

@@ -1,7 +1,7 @@
 // Nodes: list and watch, as wire JSON (what src/plan's inventoryFromNode reads). The informer keeps only that part of
 // each Node (see trimNode): at 10k Nodes the rest (managedFields alone is about 1.4 KiB a Node) is most of the cache.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './kubeconfig.ts';
 import { listAll, withoutManagedFields, type KubeList, type KubeObject } from './client.ts';
 import { Informer, type InformerOptions } from './informer.ts';
 

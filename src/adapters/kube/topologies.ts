@@ -1,7 +1,7 @@
 // Topology custom resources (topologies.corvid.dev/v1alpha1, cluster-scoped): list, watch, status with kstatus
 // conditions (Ready / Reconciling / Stalled, observedGeneration, lastAppliedRevision, lastAttemptedRevision).
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './kubeconfig.ts';
 import { CONTENT_TYPE, kubeRequest, listAll, statusCode, type KubeList, type KubeObject } from './client.ts';
 import { FIELD_MANAGER, STATUS_FIELD_MANAGER, type ApplyOptions } from './gateways.ts';
 import { Informer, type InformerOptions } from './informer.ts';

@@ -157,7 +157,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   if (wireguardSocketDir !== undefined && netns === undefined) return usage('--wireguard-socket-dir needs --netns (it is for test nodes sharing one host)');
 
   // Loaded only now, so --help and flag errors never pay for the Kubernetes client.
-  const { loadKubeConfig } = await import('../../adapters/kube/client.ts');
+  const { loadKubeConfig } = await import('../../adapters/kube/kubeconfig.ts');
   const { jsonLogger } = await import('../../agent/log.ts');
   const { Agent } = await import('../../agent/agent.ts');
   const { parseListenAddress } = await import('../../agent/metrics.ts');
@@ -172,7 +172,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 
   let kubeConfig;
   try {
-    kubeConfig = loadKubeConfig({ kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') });
+    kubeConfig = await loadKubeConfig({ kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context'), env: io.env });
   } catch (e) {
     return usage(`cannot load kubeconfig: ${(e as Error).message}`);
   }
