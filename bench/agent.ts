@@ -46,6 +46,7 @@ import { GATEWAY_API_VERSION, GATEWAY_KIND, type Endpoint, type Gateway } from '
 import { applyGateway, applyGatewayStatus } from '../src/adapters/kube/gateways.ts';
 import { baselineRssMiB, ms, machineLine, median, processMemory, iprouteVersion, strongswanVersion, table } from './machine.ts';
 import { waitFor } from '../test/support/wait.ts';
+import { DEFAULT_LEASE_NAMESPACE } from '../src/adapters/kube/leases.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const TABLE = 9027;
@@ -53,7 +54,7 @@ const NODES_PER_POOL = 10;
 const HUB = 'hub';
 const HUB_GW = 'hub-n0';
 const HUB_MEMBER = 'hub-n1';
-const LEASE_NAMESPACE = 'corvid-system';
+const LEASE_NAMESPACE = DEFAULT_LEASE_NAMESPACE;
 
 /** The control plane must be a throwaway one of our own: the bench writes Gateways and Leases into it. */
 function controlPlaneSkip(): string | undefined {

@@ -72,7 +72,7 @@ export { NO_CALICO };
 
 /**
  * A node snapshot: what `kubectl get nodes -o yaml` prints (a List/NodeList), a single Node, or a YAML stream of
- * those. Items of kind Lease (`kubectl get leases -n corvid-system -o yaml`) are read as heartbeats, items of kind
+ * those. Items of kind Lease (`kubectl get leases -n corvid-heartbeats -o yaml`) are read as heartbeats, items of kind
  * BlockAffinity (`kubectl get blockaffinities.crd.projectcalico.org -o yaml`) as Calico IPAM's blocks.
  */
 export async function readSnapshot(command: string, io: CliIO, file: string): Promise<Snapshot | number> {
@@ -264,7 +264,7 @@ export function clusterErrorMessage(command: string, e: unknown): string {
     code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || /ECONNREFUSED|ENOTFOUND|timed out/.test(msg)
       ? `; is the cluster reachable? (check --kubeconfig/--context, or pass --nodes to work offline)`
       : code === 401 || code === 403
-        ? '; the kubeconfig user needs get/list on nodes, leases (corvid-system), gateways.raven.openyurt.io and, with Calico, blockaffinities'
+        ? '; the kubeconfig user needs get/list on nodes, leases (corvid-heartbeats), gateways.raven.openyurt.io and, with Calico, blockaffinities'
         : '';
   return `corvid ${command}: cannot read the cluster: ${msg}${hint}\n`;
 }

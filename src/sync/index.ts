@@ -67,7 +67,7 @@ export interface LeaderElectionSettings {
 export interface SyncOptions {
   kubeConfig: KubeConfig;
   source: SourceOptions;
-  /** Namespace of the agents' heartbeat Leases. Default corvid-system. */
+  /** Namespace of the agents' heartbeat Leases. Default corvid-heartbeats. */
   leaseNamespace?: string;
   /** Leader election; leave out to run as the only writer. */
   leaderElection?: LeaderElectionSettings;

@@ -12,6 +12,7 @@ import { listGateways } from '../../src/adapters/kube/gateways.ts';
 import { loadKubeConfig } from '../../src/adapters/kube/kubeconfig.ts';
 import { tcpTransfer } from '../support/traffic.ts';
 import { waitFor } from '../support/wait.ts';
+import { DEFAULT_LEASE_NAMESPACE } from '../../src/adapters/kube/leases.ts';
 
 const [phase, runDir] = process.argv.slice(2);
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
@@ -156,7 +157,7 @@ async function pair(lab: NetnsLab, charons: CharonInstance[]): Promise<void> {
 
 /** The guest reaches the host's API server relay at HOST_API over its tap device (vec0). */
 export const TAP = { host: '10.254.0.1', guest: '10.254.0.2', prefix: 30, apiPort: 6443 };
-export const LEASE_NAMESPACE = 'corvid-system';
+export const LEASE_NAMESPACE = DEFAULT_LEASE_NAMESPACE;
 export const POOL_LABEL = 'topology.corvid.dev/pool';
 
 export interface LabNode {

@@ -24,7 +24,7 @@ import { stopChild } from '../support/netns.ts';
 import { CONTENT_TYPE, kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
 import { listGateways } from '../../src/adapters/kube/gateways.ts';
 import { getTopology, type TopologyObject } from '../../src/adapters/kube/topologies.ts';
-import type { LeaseJson } from '../../src/adapters/kube/leases.ts';
+import { DEFAULT_LEASE_NAMESPACE, type LeaseJson } from '../../src/adapters/kube/leases.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import { WireguardLink, type ActualPeer } from '../../src/adapters/wireguard/wireguard.ts';
 import { WIREGUARD_DEVICE } from '../../src/nodeplan/index.ts';
@@ -36,7 +36,7 @@ import { Fabric, NARROW_POOL, NARROW_WAN_MTU, POOL_SELECTOR_LABEL, fabricSkipRea
 import { waitFor as pollUntil } from '../support/wait.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
-export const LEASE_NAMESPACE = 'corvid-system';
+export const LEASE_NAMESPACE = DEFAULT_LEASE_NAMESPACE;
 export const TOPOLOGY_NAME = 'e2e';
 export const TOPOLOGY_PATH = 'clusters/e2e/topology.yaml';
 /** How long a crashed agent or charon stays down before its supervisor restarts it (a kubelet restarts at once). */

@@ -13,6 +13,7 @@ import { ownedBy, parseSnapshot, planDesired, readLive } from '../../src/cli/inp
 import { loadTopology } from '../../src/topology/index.ts';
 import { applyGateway, applyGatewayStatus, deleteGateway, listGateways } from '../../src/adapters/kube/gateways.ts';
 import { kubeRequest } from '../../src/adapters/kube/client.ts';
+import { DEFAULT_LEASE_NAMESPACE, leasesPath } from '../../src/adapters/kube/leases.ts';
 
 const cp = useControlPlane();
 const snapshot = parseSnapshot(readFileSync(EXAMPLE_NODES, 'utf8'));
@@ -35,7 +36,7 @@ async function putLease(kc: KubeConfig, node: string, tunnels: Record<string, { 
   const micro = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
   await kubeRequest(kc, {
     method: 'POST',
-    path: '/apis/coordination.k8s.io/v1/namespaces/corvid-system/leases',
+    path: leasesPath(DEFAULT_LEASE_NAMESPACE),
     body: {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
@@ -110,7 +111,7 @@ test('diff, status and graph against a live cluster', { skip: cp.skip, timeout: 
     await setNodeReady(kc, 'cloud-gw-1', true);
 
     // status: tunnels from the agents' Leases.
-    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'corvid-system' } } });
+    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: DEFAULT_LEASE_NAMESPACE } } });
     const since = new Date().toISOString();
     await putLease(kc, 'cloud-gw-1', { 'factory-lyon': { up: true, since }, 'store-berlin': { up: true, since }, 'warehouse-oslo': { up: false, since } });
     await putLease(kc, 'oslo-gw-1', { cloud: { up: false, since }, 'factory-lyon': { up: true, since }, 'store-berlin': { up: true, since } });

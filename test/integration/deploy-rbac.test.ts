@@ -18,11 +18,14 @@ import { applyGateway, gatewayInformer, listGateways } from '../../src/adapters/
 import { applyTopology, getTopology } from '../../src/adapters/kube/topologies.ts';
 import { listEvents, DEFAULT_EVENT_NAMESPACE } from '../../src/adapters/kube/events.ts';
 import { Heartbeat } from '../../src/adapters/kube/heartbeat.ts';
+import { DEFAULT_LEASE_NAMESPACE, LEADER_LEASE_NAME, leasesPath } from '../../src/adapters/kube/leases.ts';
 import { listNodes } from '../../src/adapters/kube/nodes.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 
 const REPO_ROOT = new URL('../../', import.meta.url).pathname;
 const NS = 'corvid-system';
+/** Where the agents' heartbeat Leases live; the sync's leader Lease stays in NS. */
+const HEARTBEATS = DEFAULT_LEASE_NAMESPACE;
 const cp = useControlPlane();
 const SKIP = cp.skip ?? (process.env.TEST_KUBECONFIG ? 'needs a local control plane (it installs cluster-wide RBAC), not TEST_KUBECONFIG' : undefined);
 
@@ -123,6 +126,7 @@ describe('deploy/base RBAC on a real API server', { skip: SKIP }, () => {
 
     sync = await startTestSync(syncKc, {
       source: { kind: 'cluster' },
+      leaseNamespace: HEARTBEATS,
       leaderElection: { namespace: NS, identity: 'rbac-test', leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500 },
     });
     const ready = await waitFor(
@@ -175,7 +179,7 @@ describe('deploy/base RBAC on a real API server', { skip: SKIP }, () => {
   });
 
   test('the agent heartbeats and watches Gateways as corvid-agent', async () => {
-    const hb = new Heartbeat({ kc: agentKc, nodeName: 'rbac-a1', namespace: NS, renewIntervalMs: 200 });
+    const hb = new Heartbeat({ kc: agentKc, nodeName: 'rbac-a1', namespace: HEARTBEATS, renewIntervalMs: 200 });
     hb.setEnabled(true);
     hb.setTunnels({ b: { up: true, since: '2026-11-24T10:00:00Z' } });
     hb.start();
@@ -186,13 +190,15 @@ describe('deploy/base RBAC on a real API server', { skip: SKIP }, () => {
       hb.setTunnels({ b: { up: false, since: '2026-11-24T10:00:05Z' } });
       await waitFor('annotation rewritten', () => (hb.counts.annotationWrites >= 2 ? true : undefined), 10_000);
       assert.equal(hb.counts.errors, 0, 'no heartbeat write was refused');
-      const lease = await kubeRequest(admin, { method: 'GET', path: `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/rbac-a1` });
+      const lease = await kubeRequest(admin, { method: 'GET', path: `${leasesPath(HEARTBEATS)}/rbac-a1` });
       assert.match(lease.metadata.annotations['corvid.dev/tunnels'], /"up":false/);
       // The Gateways the sync wrote in the previous test, seen through the agent's own watch.
       await waitFor('Gateways in the agent\'s cache', () => (informer.list().length >= 2 ? true : undefined), 10_000);
     } finally {
       await hb.stop();
       await informer.stop();
+      // A stopped heartbeat turns stale after its duration and would keep rbac-a1 from the later tests' elections.
+      await kubeRequest(admin, { method: 'DELETE', path: `${leasesPath(HEARTBEATS)}/rbac-a1` }).catch(() => undefined);
     }
   });
 
@@ -210,7 +216,26 @@ describe('deploy/base RBAC on a real API server', { skip: SKIP }, () => {
     }
     await forbidden('corvid-agent lists Nodes', () => listNodes(agentKc));
     await forbidden('corvid-agent writes a Gateway', () => applyGateway(agentKc, gateway('rbac-x')));
-    await forbidden('corvid-agent lists Leases', () => kubeRequest(agentKc, { method: 'GET', path: `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases` }));
+    await forbidden('corvid-agent lists Leases', () => kubeRequest(agentKc, { method: 'GET', path: leasesPath(NS) }));
+    await forbidden('corvid-agent lists heartbeat Leases', () => kubeRequest(agentKc, { method: 'GET', path: leasesPath(HEARTBEATS) }));
+    // The sync's leader Lease (the first test's sync holds it): no agent can read, take, renew or release it.
+    const leader = `${leasesPath(NS)}/${LEADER_LEASE_NAME}`;
+    const held = await kubeRequest(admin, { method: 'GET', path: leader });
+    await forbidden('corvid-agent reads the leader Lease', () => kubeRequest(agentKc, { method: 'GET', path: leader }));
+    await forbidden('corvid-agent takes the leader Lease', () =>
+      kubeRequest(agentKc, { method: 'PUT', path: leader, body: { ...held, spec: { ...held.spec, holderIdentity: 'rbac-a1' } } }),
+    );
+    await forbidden('corvid-agent releases the leader Lease', () =>
+      kubeRequest(agentKc, { method: 'PATCH', path: leader, body: { spec: { holderIdentity: null } }, contentType: CONTENT_TYPE.mergePatch }),
+    );
+    await forbidden('corvid-agent deletes the leader Lease', () => kubeRequest(agentKc, { method: 'DELETE', path: leader }));
+    await forbidden('corvid-agent creates a Lease in corvid-system', () =>
+      kubeRequest(agentKc, { method: 'POST', path: leasesPath(NS), body: { metadata: { name: 'corvid-sync-leader-2' }, spec: {} } }),
+    );
+    // ... and the sync cannot forge a heartbeat.
+    await forbidden('corvid-sync writes a heartbeat Lease', () =>
+      kubeRequest(syncKc, { method: 'POST', path: leasesPath(HEARTBEATS), body: { metadata: { name: 'rbac-b1' }, spec: { holderIdentity: 'rbac-b1' } } }),
+    );
     await forbidden('corvid-sync reads Events', () => listEvents(syncKc, DEFAULT_EVENT_NAMESPACE));
     await forbidden('corvid-sync rewrites a Topology spec', () => applyTopology(syncKc, { name: 'rbac', spec: { pools: [] } }));
   });
@@ -240,7 +265,7 @@ describe('deploy/base RBAC on a real API server', { skip: SKIP }, () => {
       await writeFile(file, topologyYaml({ name: 'rbac-ext', pools: [{ name: 'ext-a', label: 'a', gateways: ['rbac-a1'] }, { name: 'ext-b', label: 'b', gateways: ['rbac-b1'] }] }));
       // Argo CD's part, with its own rights: the rendered Gateways.
       for (const g of await renderGateways(file)) await applyGateway(admin, g, { fieldManager: 'argocd-controller' });
-      sync = await startTestSync(syncKc, { source: { kind: 'file', path: file, intervalMs: 600_000 }, gatewaySpec: 'external' });
+      sync = await startTestSync(syncKc, { source: { kind: 'file', path: file, intervalMs: 600_000 }, gatewaySpec: 'external', leaseNamespace: HEARTBEATS });
       await waitFor('Topology rbac-ext Ready=True', async () => (await getTopology(admin, 'rbac-ext'))?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), 30_000);
       const gws = (await listGateways(admin)).items.filter((g) => g.metadata.name.startsWith('ext-'));
       assert.deepEqual(gws.map((g) => g.status?.activeEndpoints?.[0]?.nodeName).sort(), ['rbac-a1', 'rbac-b1'], 'status written under the reduced role');

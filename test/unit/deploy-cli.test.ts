@@ -37,7 +37,7 @@ describe('command lines in deploy/', () => {
   const agent = container('base/agent-daemonset.yaml', 'agent');
   for (const [family, podIP] of [['IPv4', '10.0.0.5'], ['IPv6', 'fd00::5']]) {
     test(`agent: the DaemonSet's args pass the CLI's flag and value checks (${family} node)`, { skip: notImplemented('agent') }, () => {
-      const args = expand(agent.args, { NODE_NAME: 'edge-1', POD_NAMESPACE: 'corvid-system', POD_IP: podIP });
+      const args = expand(agent.args, { NODE_NAME: 'edge-1', POD_IP: podIP });
       assert.ok(!args.some((a) => a.includes('$(')), `unexpanded variable in ${args.join(' ')}`);
       const r = corvid(args);
       // Every flag and value was accepted: the first thing that fails is loading the (missing) kubeconfig.

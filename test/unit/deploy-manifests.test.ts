@@ -320,6 +320,9 @@ describe('kustomize renders', { skip: KUBECTL ? undefined : 'kubectl not on PATH
           } else if (o.metadata.name === 'corvid-sync-events') {
             // Events about cluster-scoped objects live in the namespace the recorder writes to (see rbac test).
             assert.notEqual(o.metadata.namespace, 'corvid-system');
+          } else if (['Role', 'RoleBinding'].includes(o.kind) && o.metadata.namespace === 'corvid-heartbeats') {
+            // The heartbeat Leases' namespace: the agent's only Lease grant, and the sync's read of it.
+            assert.ok(['corvid-agent', 'corvid-sync-heartbeats'].includes(o.metadata.name), `${o.kind}/${o.metadata.name} in corvid-heartbeats`);
           } else {
             assert.equal(o.metadata.namespace, 'corvid-system', `${o.kind}/${o.metadata.name}`);
           }

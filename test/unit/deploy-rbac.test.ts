@@ -143,14 +143,17 @@ describe('RBAC covers the API calls', () => {
   test('the namespaces the adapters default to are the namespaces of the Roles', () => {
     const syncEvents = grantsFor('corvid-sync').filter((g) => g.rule.resources.includes('events'));
     assert.deepEqual(syncEvents.map((g) => g.namespace), [DEFAULT_EVENT_NAMESPACE], 'Events Role namespace = DEFAULT_EVENT_NAMESPACE');
-    for (const sa of ['corvid-sync', 'corvid-agent']) {
-      const leases = grantsFor(sa).filter((g) => g.rule.resources.includes('leases'));
-      assert.deepEqual(leases.map((g) => g.namespace), [DEFAULT_LEASE_NAMESPACE], `${sa}: Lease Role namespace = DEFAULT_LEASE_NAMESPACE`);
-    }
+    const leaseGrants = (sa: string) => grantsFor(sa).filter((g) => g.rule.resources.includes('leases')).map((g) => `${g.namespace} ${[...g.rule.verbs].sort().join(',')}`).sort();
+    // The heartbeats have their own namespace; the sync's leader Lease stays in the pods' namespace, out of the agents' reach.
+    assert.deepEqual(leaseGrants('corvid-agent'), [`${DEFAULT_LEASE_NAMESPACE} create,get,patch,update`]);
+    assert.deepEqual(leaseGrants('corvid-sync'), [`${DEFAULT_LEASE_NAMESPACE} get,list,watch`, 'corvid-system create,get,update']);
     const ds = manifestsOf('base/agent-daemonset.yaml')[0];
     const agent = ds.spec.template.spec.containers.find((c: { name: string }) => c.name === 'agent');
-    assert.ok(agent.args.includes('--lease-namespace=$(POD_NAMESPACE)'), 'the agent heartbeats in its own namespace');
-    assert.equal(ds.metadata.namespace, DEFAULT_LEASE_NAMESPACE);
+    assert.ok(agent.args.includes(`--lease-namespace=${DEFAULT_LEASE_NAMESPACE}`), 'the agent heartbeats where its Role is');
+    assert.equal(ds.metadata.namespace, 'corvid-system');
+    const sync = manifestsOf('base/sync-deployment.yaml')[0];
+    assert.equal(sync.metadata.namespace, 'corvid-system');
+    assert.ok(sync.spec.template.spec.containers[0].args.includes('--leader-election-namespace=$(POD_NAMESPACE)'), 'the leader Lease where the sync runs');
   });
 });
 
@@ -206,8 +209,8 @@ describe('RBAC is least privilege', () => {
       .sort();
     assert.deepEqual(got, [
       '* raven.openyurt.io/gateways get', '* raven.openyurt.io/gateways list', '* raven.openyurt.io/gateways watch',
-      'corvid-system coordination.k8s.io/leases create', 'corvid-system coordination.k8s.io/leases get',
-      'corvid-system coordination.k8s.io/leases patch', 'corvid-system coordination.k8s.io/leases update',
+      'corvid-heartbeats coordination.k8s.io/leases create', 'corvid-heartbeats coordination.k8s.io/leases get',
+      'corvid-heartbeats coordination.k8s.io/leases patch', 'corvid-heartbeats coordination.k8s.io/leases update',
     ]);
   });
 

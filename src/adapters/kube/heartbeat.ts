@@ -18,7 +18,7 @@ export interface TunnelHealth {
 export interface HeartbeatOptions {
   kc: KubeConfig;
   nodeName: string;
-  /** Default corvid-system. */
+  /** Default corvid-heartbeats. */
   namespace?: string;
   /** Default 1000 ms. */
   renewIntervalMs?: number;

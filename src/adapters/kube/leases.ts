@@ -8,7 +8,11 @@ import type { HeartbeatLease } from '../../plan/health.ts';
 import { listAll, type KubeObject } from './client.ts';
 import { Informer, type InformerOptions } from './informer.ts';
 
-export const DEFAULT_LEASE_NAMESPACE = 'corvid-system';
+/**
+ * The heartbeats' own namespace: agents may write Leases here and nowhere else, so no agent can touch the sync's
+ * leader Lease (in corvid-system).
+ */
+export const DEFAULT_LEASE_NAMESPACE = 'corvid-heartbeats';
 
 /** Leases of the sync's own leader election; never heartbeats. */
 export const LEADER_LEASE_NAME = 'corvid-sync-leader';

@@ -43,7 +43,7 @@ as a unified diff per object, then the impact in plain words (elections, tunnels
 changed on how many nodes, pool pairs that lose connectivity). Nothing is written.
 
 The desired Gateways are planned exactly as the sync plans them: the cluster's Nodes, the agents' heartbeat Leases
-(namespace corvid-system) and the live Gateways (for sticky elections and stable relays). Server-owned fields
+(namespace corvid-heartbeats) and the live Gateways (for sticky elections and stable relays). Server-owned fields
 (resourceVersion, uid, generation, creationTimestamp, managedFields) and labels/annotations owned by others are
 not compared.
 
@@ -61,7 +61,7 @@ Flags:
       --revision REV      revision for the corvid.dev/revision annotation. Without it the annotation is not
                           compared (live objects keep theirs; new ones get sha256:<hex> of the file).
   -o, --output FORMAT     text (default) or json: {changed, objects:[{name, action, diff}], impact}
-      --lease-namespace NS  namespace of the agents' heartbeat Leases (default corvid-system)
+      --lease-namespace NS  namespace of the agents' heartbeat Leases (default corvid-heartbeats)
   -h, --help              show this help
 
 Exit status: 0 no differences, 1 differences, 2 or more an error (as kubectl diff).

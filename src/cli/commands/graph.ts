@@ -50,7 +50,7 @@ Flags:
                           (.svg, .dot/.gv, .mmd/.mermaid)
   -o, --out FILE          write to FILE instead of stdout
       --edges MODE        auto (default) or all
-      --lease-namespace NS  namespace of the agents' heartbeat Leases for --live (default corvid-system)
+      --lease-namespace NS  namespace of the agents' heartbeat Leases for --live (default corvid-heartbeats)
   -h, --help              show this help
 
 The SVG is self-contained (inline presentation attributes, generic fonts, no external references) and

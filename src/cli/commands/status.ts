@@ -25,7 +25,7 @@ Flags:
       --kubeconfig FILE   kubeconfig (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
       --context NAME      kubeconfig context
   -o, --output FORMAT     table (default), wide (adds public endpoints, relay, nodes and subnets) or json
-      --lease-namespace NS  namespace of the agents' heartbeat Leases (default corvid-system)
+      --lease-namespace NS  namespace of the agents' heartbeat Leases (default corvid-heartbeats)
   -h, --help              show this help
 
 Examples:

@@ -68,7 +68,7 @@ Pod subnets (what status.nodes[].subnets, the routes other pools get, are read f
 Cluster:
       --kubeconfig FILE        kubeconfig (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
       --context NAME           kubeconfig context
-      --lease-namespace NS     namespace of the agents' heartbeat Leases (default corvid-system)
+      --lease-namespace NS     namespace of the agents' heartbeat Leases (default corvid-heartbeats)
       --event-namespace NS     namespace for Events (default kube-system: the only one Kubernetes 1.20 accepts for
                                Events about cluster-scoped objects)
 
