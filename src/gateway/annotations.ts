@@ -32,7 +32,7 @@ import {
   REVISION_ANNOTATION,
   WIREGUARD_KEYS_ANNOTATION,
 } from './keys.ts';
-import { canonicalJson } from './render.ts';
+import { canonicalJson } from './canonical.ts';
 import { decodeWireguardKeys, encodeWireguardKeys } from './wireguard.ts';
 import type { Gateway } from './types.ts';
 

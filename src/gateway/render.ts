@@ -3,25 +3,7 @@
 import { stringify } from 'yaml';
 import { MANAGED_BY_LABEL, POOL_LABEL, TOPOLOGY_LABEL } from './keys.ts';
 import type { Gateway } from './types.ts';
-
-/** A deep copy with object keys sorted (code-unit order); arrays keep their order; `undefined` members dropped. */
-export function canonicalize<T>(value: T): T {
-  if (Array.isArray(value)) return value.map((v) => canonicalize(v)) as T;
-  if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).sort()) {
-      const v = (value as Record<string, unknown>)[k];
-      if (v !== undefined) out[k] = canonicalize(v);
-    }
-    return out as T;
-  }
-  return value;
-}
-
-/** JSON with sorted keys and no whitespace: equal values give equal bytes. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(canonicalize(value));
-}
+import { canonicalize } from './canonical.ts';
 
 /** metadata fields the API server owns; never part of desired state. */
 export const SERVER_METADATA_FIELDS = [

@@ -1,7 +1,7 @@
 // WireGuard public keys as Corvid carries them: agent Lease -> sync -> Gateway annotation -> peer agents.
 // One home for "is this a WireGuard public key" and for the annotation's format.
 
-import { canonicalJson } from './render.ts';
+import { canonicalJson } from './canonical.ts';
 
 /** Base64 of exactly 32 bytes: 42 free characters, one whose low 4 bits are zero, then one `=`. */
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;

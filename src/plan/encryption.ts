@@ -6,7 +6,7 @@
 
 import { mergeLinkPolicy, sortedPair } from '../topology/policy.ts';
 import type { EncryptionOverride, EncryptionPolicy, Topology } from '../topology/types.ts';
-import { canonicalJson } from '../gateway/render.ts';
+import { canonicalJson } from '../gateway/canonical.ts';
 
 export interface PoolEncryption {
   /** corvid.dev/encryption: global defaults <- the pool's own override. */

@@ -14,7 +14,6 @@ import {
   RELAY_ANNOTATION,
   TOPOLOGY_LABEL,
 } from '../gateway/keys.ts';
-import { canonicalize } from '../gateway/render.ts';
 import { isWireguardKey } from '../gateway/wireguard.ts';
 import type { Endpoint, Gateway, NodeInfo } from '../gateway/types.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND } from '../gateway/types.ts';
@@ -31,7 +30,7 @@ import { SelectorIndex } from './selector.ts';
 import { calicoPodSubnets, nodePodCIDRs, resolvePodSubnetSource } from './podsubnets.ts';
 import { parseNow } from './time.ts';
 import type { Decision, Finding, InventoryNode, PlanInput, PlanResult } from './types.ts';
-import { canonicalJson } from '../gateway/render.ts';
+import { canonicalize, canonicalJson } from '../gateway/canonical.ts';
 
 /** IKE NAT-T port, the upstream tunnel endpoint port. */
 export const TUNNEL_PORT = 4500;

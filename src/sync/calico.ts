@@ -15,7 +15,7 @@ import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import { errorMessage, statusCode } from '../adapters/kube/client.ts';
 import { blockAffinityInformer, discoverBlockAffinities, type BlockAffinityJson } from '../adapters/kube/blockaffinities.ts';
 import type { Informer, InformerEvent } from '../adapters/kube/informer.ts';
-import { canonicalJson } from '../gateway/render.ts';
+import { canonicalJson } from '../gateway/canonical.ts';
 import { CALICO_BLOCK_AFFINITY_VERSIONS, type CalicoGroupVersion, type CalicoIpamState } from '../plan/index.ts';
 import type { Logger } from './log.ts';
 

@@ -5,7 +5,8 @@
 // computeStatusOnlyChanges decides instead which Gateways the sync may write status to and which it waits for.
 
 import { LIVE_STATE_ANNOTATIONS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
-import { canonicalJson, gatewaysEqual, ownedView } from '../gateway/render.ts';
+import { canonicalJson } from '../gateway/canonical.ts';
+import { gatewaysEqual, ownedView } from '../gateway/render.ts';
 import type { Gateway } from '../gateway/types.ts';
 
 export interface GatewayChange {

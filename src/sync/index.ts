@@ -19,7 +19,7 @@ import type { Informer, InformerEvent } from '../adapters/kube/informer.ts';
 import { LeaderElector } from '../adapters/kube/leader.ts';
 import { DEFAULT_LEASE_NAMESPACE, LEADER_LEASE_NAME, heartbeatFromLease, leaseInformer } from '../adapters/kube/leases.ts';
 import { nodeInformer, type NodeJson } from '../adapters/kube/nodes.ts';
-import { canonicalJson } from '../gateway/render.ts';
+import { canonicalJson } from '../gateway/canonical.ts';
 import { inventoryFromNode, NO_CALICO, podSubnetInput, type PodSubnetMode } from '../plan/index.ts';
 import { topologyInformer, type TopologyObject } from '../adapters/kube/topologies.ts';
 import type { GitRef, SignatureVerification } from '../adapters/git/repo.ts';

@@ -22,7 +22,7 @@ import { heartbeatsFrom, type LeaseJson } from '../adapters/kube/leases.ts';
 import type { NodeJson } from '../adapters/kube/nodes.ts';
 import { applyTopology, applyTopologyStatus, type TopologyObject } from '../adapters/kube/topologies.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../gateway/keys.ts';
-import { canonicalJson } from '../gateway/render.ts';
+import { canonicalJson } from '../gateway/canonical.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../gateway/types.ts';
 import { deriveHealth, wireguardKeysFrom, emptyHealthMemory, heartbeatTimeoutFor, inventoryFromNode, plan, tunnelGraceSeconds, type HealthMemory } from '../plan/index.ts';
 import type { CandidateHealth, InventoryNode, PlanResult, PodSubnetDecision, PodSubnetInput } from '../plan/index.ts';

@@ -12,7 +12,7 @@
 // costs no write.
 
 import type { Finding } from '../plan/types.ts';
-import { canonicalJson } from '../gateway/render.ts';
+import { canonicalJson } from '../gateway/canonical.ts';
 import { removeCondition, setCondition, type PodSubnetStatus, type TopologyStatus } from '../adapters/kube/topologies.ts';
 import type { RejectReason } from './source.ts';
 

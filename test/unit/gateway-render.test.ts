@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAllDocuments } from 'yaml';
-import { canonicalGateway, canonicalJson, gatewaysEqual, renderGatewaysYaml } from '../../src/gateway/render.ts';
+import { canonicalJson } from '../../src/gateway/canonical.ts';
+import { canonicalGateway, gatewaysEqual, renderGatewaysYaml } from '../../src/gateway/render.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 
 const desired: Gateway = {

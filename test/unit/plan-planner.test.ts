@@ -4,7 +4,7 @@ import { plan, ANNOTATION_SIZE_LIMIT } from '../../src/plan/planner.ts';
 import { encryptionFor, readGatewayLinks } from '../../src/gateway/annotations.ts';
 import { linkPolicy } from '../../src/topology/policy.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
-import { canonicalJson } from '../../src/gateway/render.ts';
+import { canonicalJson } from '../../src/gateway/canonical.ts';
 import { DEFAULT_ENCRYPTION, input, node, NOW, pool, POOL_KEY, REV, topology } from './plan-fixtures.ts';
 
 const byName = (gws: Gateway[]) => new Map(gws.map((g) => [g.metadata.name, g]));

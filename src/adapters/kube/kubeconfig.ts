@@ -12,7 +12,6 @@ import { readFile } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { RequestOptions } from 'node:https';
-import { parse as parseYaml } from 'yaml';
 
 /** What a request needs from a kubeconfig. client-node's KubeConfig has the same shape, so either serves. */
 export interface KubeConfig {
@@ -58,7 +57,7 @@ interface RawConfig {
 /** Load a kubeconfig the way kubectl does. Throws with a plain message when a file or context does not exist. */
 export async function loadKubeConfig(opts: LoadKubeConfigOptions = {}): Promise<KubeConfig> {
   const env = opts.env ?? process.env;
-  const raw = readRawConfig(opts, env);
+  const raw = await readRawConfig(opts, env);
   const contextName = opts.context !== undefined && opts.context !== '' ? opts.context : raw.currentContext;
   if (opts.context !== undefined && opts.context !== '' && !raw.contexts.has(opts.context)) {
     throw new Error(`kubeconfig has no context "${opts.context}"`);
@@ -74,7 +73,7 @@ export async function loadKubeConfig(opts: LoadKubeConfigOptions = {}): Promise<
   return new FileKubeConfig(str(context.cluster)!, cluster, user);
 }
 
-function readRawConfig(opts: LoadKubeConfigOptions, env: Record<string, string | undefined>): RawConfig {
+async function readRawConfig(opts: LoadKubeConfigOptions, env: Record<string, string | undefined>): Promise<RawConfig> {
   if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') return mergeFiles([opts.kubeconfig], true);
   const list = (env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '');
   // kubectl skips the files of $KUBECONFIG that do not exist, and fails only when none does.
@@ -88,7 +87,9 @@ function readRawConfig(opts: LoadKubeConfigOptions, env: Record<string, string |
   throw new NoKubeconfigError();
 }
 
-function mergeFiles(files: string[], mustExist: boolean): RawConfig {
+async function mergeFiles(files: string[], mustExist: boolean): Promise<RawConfig> {
+  // Loaded only for files: an agent in a pod (ServiceAccount) never pays for the YAML library.
+  const { parse: parseYaml } = await import('yaml');
   const merged: RawConfig = { clusters: new Map(), users: new Map(), contexts: new Map(), currentContext: '' };
   let read = 0;
   for (const file of files) {
