@@ -1,7 +1,7 @@
 // The node agent's shell: Gateways from the API server -> nodePlan() -> Reconciler, on every Gateway change and on a
 // repair timer; the heartbeat Lease; metrics and health endpoints; teardown of exactly what it made on stop().
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { gatewayInformer } from '../adapters/kube/gateways.ts';
@@ -12,13 +12,15 @@ import { Iproute } from '../adapters/iproute/iproute.ts';
 import { VxlanLink } from '../adapters/iproute/vxlan.ts';
 import { Nft } from '../adapters/nft/nft.ts';
 import { RpFilter } from '../adapters/sysctl/rpfilter.ts';
+import { readSysctls } from '../adapters/sysctl/read.ts';
 import { Xfrm } from '../adapters/xfrm/xfrm.ts';
 import { WireguardLink, type WireguardImplementation } from '../adapters/wireguard/wireguard.ts';
 import { loadOrCreateKey, type WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
 import { join } from 'node:path';
 import { nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, type NodePlan } from '../nodeplan/index.ts';
 import { corvidAddresses, staleIpsec } from '../nodeplan/stale-ipsec.ts';
-import { ViciSession, parseUpdownEvent, type Subscription, type ViciMessage } from './vici/index.ts';
+import { datapathDownReason, forwardingSysctls, needsCharon } from '../nodeplan/datapath-health.ts';
+import { ViciSession, parseUpdownEvent, viciAnswers, type Subscription, type ViciMessage } from './vici/index.ts';
 import { DeviceMissing, Reconciler, emptyResult, type ReconcileResult, type TunnelState } from './reconciler.ts';
 import { ours } from './conns.ts';
 import { SecretReader } from './secrets.ts';
@@ -43,9 +45,14 @@ export interface AgentOptions {
   ipPath?: string;
   /**
    * Apply routes and rules inside this named network namespace (`ip -n`) while the agent itself stays in its own
-   * (tests: the API server listens on the host's loopback). The forwarding check is skipped then.
+   * (tests: the API server listens on the host's loopback). Sysctls are read in it too.
    */
   netns?: string;
+  /**
+   * How often a gateway candidate checks that its node can forward (charon answering, forwarding on); default 500 ms.
+   * A change of verdict goes to its heartbeat Lease at once.
+   */
+  datapathProbeMs?: number;
   initiateTimeoutMs?: number;
   now?: () => Date;
   /** Manage the nftables table inet corvid (default true). */
@@ -74,19 +81,10 @@ export function isGatewayCandidate(gateways: readonly Gateway[], node: string): 
   return gateways.some((g) => (g.spec?.endpoints ?? []).some((e) => e.nodeName === node && e.type === 'tunnel'));
 }
 
-/** A forwarding sysctl an active gateway needs (the agent only reads it and warns: it does not change sysctls). */
-export interface ForwardingSysctl {
-  family: 4 | 6;
-  path: string;
-}
-
-/** IPv4 forwarding always; IPv6 forwarding too when the plan carries IPv6 prefixes (traffic selectors or routes). */
-export function forwardingSysctls(plan: NodePlan): ForwardingSysctl[] {
-  const out: ForwardingSysctl[] = [{ family: 4, path: '/proc/sys/net/ipv4/ip_forward' }];
-  const v6 = plan.routes.some((r) => r.family === 6) || plan.tunnels.some((t) => [...t.localTs, ...t.remoteTs].some((ts) => ts.includes(':')));
-  if (v6) out.push({ family: 6, path: '/proc/sys/net/ipv6/conf/all/forwarding' });
-  return out;
-}
+/** How often a gateway candidate checks that its node can forward (AgentOptions.datapathProbeMs). */
+export const DEFAULT_DATAPATH_PROBE_MS = 500;
+/** How long charon may take to answer a probe's `version`; it answers in about a millisecond when alive. */
+const DATAPATH_VICI_TIMEOUT_MS = 400;
 
 function summary(plan: NodePlan): string {
   return JSON.stringify({
@@ -132,8 +130,11 @@ export class Agent {
   private lastProblems = '';
   private lastResult: ReconcileResult | undefined;
   private readonly tunnelSince = new Map<string, TunnelHealth>();
-  /** Families whose forwarding-off warning was logged (again only after it was seen on). */
-  private readonly forwardingWarned = new Set<4 | 6>();
+  private datapathTimer: NodeJS.Timeout | undefined;
+  /** Consecutive datapath probes charon did not answer. */
+  private charonFailures = 0;
+  /** The last datapath verdict (reason when down), to log changes only. */
+  private datapathDown: string | undefined;
   /** The plan of the last reconcile (what tunnel refreshes report on). */
   private lastPlan: NodePlan | undefined;
   /** ike-updown/child-updown subscription (re-registered by the session after charon restarts). */
@@ -246,6 +247,13 @@ export class Agent {
       this.repairTimer = setTimeout(repair, o.repairIntervalMs);
     };
     this.repairTimer = setTimeout(repair, o.repairIntervalMs);
+    const probe = (): void => {
+      if (this.stopping) return;
+      void this.probeDatapath().finally(() => {
+        if (!this.stopping) this.datapathTimer = setTimeout(probe, o.datapathProbeMs ?? DEFAULT_DATAPATH_PROBE_MS);
+      });
+    };
+    probe();
   }
 
   private readiness(): { ready: boolean; reason?: string } {
@@ -331,7 +339,6 @@ export class Agent {
       for (const f of plan.findings) this.log[f.severity === 'error' ? 'error' : 'warn']('finding', { ...f });
       this.lastFindings = findings;
     }
-    if (plan.role === 'gateway' && this.o.netns === undefined) this.checkForwarding(plan);
     await this.sweepDeadCharon(gateways);
     this.reconciles++;
     const seq = ++this.readSeq;
@@ -524,30 +531,47 @@ export class Agent {
     return out;
   }
 
-  private checkForwarding(plan: NodePlan): void {
-    for (const { family, path } of forwardingSysctls(plan)) {
-      let value: string;
-      try {
-        value = readFileSync(path, 'utf8').trim();
-      } catch {
-        continue;
-      }
-      if (value !== '1' && !this.forwardingWarned.has(family)) {
-        this.log.warn(
-          `IPv${family} forwarding is off on this gateway: ${family === 6 ? 'IPv6 ' : ''}traffic from the pool's other nodes will not cross the tunnels (the agent does not change sysctls)`,
-          { sysctl: path },
-        );
-        this.forwardingWarned.add(family);
-      } else if (value === '1') {
-        this.forwardingWarned.delete(family);
-      }
+  /**
+   * Can this node forward? Charon answering on its VICI socket (when its links use IPsec) and the forwarding sysctls,
+   * checked every datapathProbeMs by a gateway candidate; a changed verdict goes to the heartbeat Lease at once, so
+   * the sync takes a gateway that cannot forward out of the election without waiting for any timeout.
+   */
+  private async probeDatapath(): Promise<void> {
+    const plan = this.lastPlan;
+    if (plan === undefined || !this.heartbeat.isEnabled) {
+      this.charonFailures = 0;
+      this.setDatapathDown(undefined);
+      return;
     }
+    const sysctls = forwardingSysctls(plan);
+    const [charon, values] = await Promise.all([
+      needsCharon(plan) ? viciAnswers(this.o.viciSocket, DATAPATH_VICI_TIMEOUT_MS) : Promise.resolve(undefined),
+      readSysctls(sysctls.map((x) => x.path), { netns: this.o.netns, ipPath: this.o.ipPath }).catch(() => new Map<string, string>()),
+    ]);
+    if (this.stopping) return;
+    this.charonFailures = charon === false ? this.charonFailures + 1 : 0;
+    this.setDatapathDown(
+      datapathDownReason({
+        ...(charon === undefined ? {} : { charonFailures: this.charonFailures }),
+        forwarding: sysctls.map((x) => ({ family: x.family, value: values.get(x.path) })),
+      }),
+    );
+  }
+
+  private setDatapathDown(reason: string | undefined): void {
+    if (reason !== this.datapathDown) {
+      if (reason !== undefined) this.log.warn('this node cannot forward: out of the gateway election until it can', { reason });
+      else if (this.datapathDown !== undefined) this.log.info('this node can forward again', { was: this.datapathDown });
+      this.datapathDown = reason;
+    }
+    if (this.heartbeat.setDatapathDown(reason)) this.heartbeat.kick();
   }
 
   /** Stop watching and remove exactly what the agent created. */
   async stop(): Promise<ReconcileResult> {
     this.stopping = true;
     if (this.repairTimer) clearTimeout(this.repairTimer);
+    if (this.datapathTimer) clearTimeout(this.datapathTimer);
     if (this.debounce) clearTimeout(this.debounce);
     if (this.tunnelTimer) clearTimeout(this.tunnelTimer);
     if (this.eventDebounce) clearTimeout(this.eventDebounce);

@@ -87,6 +87,12 @@ export const WIREGUARD_KEYS_ANNOTATION = 'corvid.dev/wireguard-keys';
  */
 export const LIVE_STATE_ANNOTATIONS: readonly string[] = [ELECTION_ANNOTATION, WIREGUARD_KEYS_ANNOTATION];
 
+/**
+ * Lease annotation written by the agent on its heartbeat Lease while its own datapath cannot carry traffic (charon not
+ * answering, forwarding off): a short reason. Absent when the datapath is fine. Written on a change of verdict only.
+ */
+export const DATAPATH_DOWN_ANNOTATION = 'corvid.dev/datapath-down';
+
 /** Lease annotation written by the agent on its heartbeat Lease: JSON peer -> {up, since}. */
 export const TUNNEL_HEALTH_ANNOTATION = 'corvid.dev/tunnels';
 

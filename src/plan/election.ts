@@ -1,7 +1,7 @@
 // Gateway election for one pool. Pure; the planner feeds it candidate states computed at `now`.
 //
 // Rules (docs/gateway-annotations.md, "Election"):
-// - healthy = Ready, heartbeat not expired, tunnels not down. Drained candidates are healthy but not electable.
+// - healthy = Ready, heartbeat not expired, datapath not reported down by its agent, tunnels not down. Drained candidates are healthy but not electable.
 // - mature = healthy, not drained, and healthy for at least minHealthySeconds, where healthy-since is
 //   max(readySince, heartbeatSince, lastUnhealthy).
 // - sticky: a healthy, undrained active endpoint is kept.
@@ -18,7 +18,7 @@ import type { ElectionSettings } from '../topology/types.ts';
 import type { CandidateHealth, Decision, DecisionKind, Finding, InventoryNode } from './types.ts';
 import { parseTime } from './time.ts';
 
-export type Unhealth = 'not ready' | 'heartbeat released' | 'heartbeat expired' | 'tunnels down';
+export type Unhealth = 'not ready' | 'heartbeat released' | 'heartbeat expired' | 'datapath down' | 'tunnels down';
 
 export interface CandidateState {
   node: string;
@@ -63,7 +63,8 @@ export function candidateState(
     health.heartbeatAgeSeconds > settings.heartbeatTimeoutSeconds
   ) {
     unhealthy = 'heartbeat expired';
-  } else if (health?.tunnelHealthy === false) unhealthy = 'tunnels down';
+  } else if (health?.datapathDown !== undefined && settings.heartbeatTimeoutSeconds > 0) unhealthy = 'datapath down';
+  else if (health?.tunnelHealthy === false) unhealthy = 'tunnels down';
 
   let healthyForSeconds = 0;
   if (!unhealthy) {

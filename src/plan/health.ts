@@ -7,6 +7,8 @@
 // - stale = heartbeatAgeSeconds > timeout, where timeout = options.heartbeatTimeoutSeconds (when > 0), else the
 //   Lease's leaseDurationSeconds, else never stale.
 // - released: the agent gave the Lease up on a clean stop (holderIdentity ""): unhealthy at once, tunnels ignored.
+// - datapathDown: the agent of a fresh Lease says its own node cannot forward (charon not answering, forwarding off):
+//   unhealthy at once. A stale Lease's word is not taken for it (the heartbeat has expired anyway).
 // - tunnelHealthy: undefined when the Lease reports no tunnels. false ("Ready but not forwarding") only when
 //   (a) the Lease reports at least one tunnel, (b)+(c) every one of them is down and its `since` is known and at least
 //   the tunnel grace old (tunnelGraceSeconds(timeout) = max(10 s, 3 × timeout)): a freshly elected gateway whose
@@ -30,6 +32,8 @@ export interface HeartbeatLease {
   released?: boolean;
   /** From the corvid.dev/wireguard-public-key Lease annotation, when it is a WireGuard public key. */
   wireguardKey?: string;
+  /** From the corvid.dev/datapath-down Lease annotation: why the agent says its node cannot forward. */
+  datapathDown?: string;
 }
 
 /** Node -> the WireGuard public key its heartbeat Lease publishes (the planner's `wireguardKeys`). */
@@ -119,6 +123,10 @@ export function deriveHealth(
     }
 
     if (l.released === true) h.released = true;
+    if (!stale && l.released !== true && l.datapathDown !== undefined) {
+      h.datapathDown = l.datapathDown;
+      unhealthy = true;
+    }
     const tunnels = l.released === true ? [] : Object.values(l.tunnels ?? {});
     if (tunnels.length > 0) {
       const graceMs = tunnelGraceSeconds(timeoutS) * 1000;

@@ -39,6 +39,8 @@ export interface CandidateHealth {
   lastUnhealthy?: string;
   /** The agent stopped and gave its heartbeat Lease up (no holder): gone now, whatever the Lease's age. */
   released?: boolean;
+  /** The agent says its node cannot forward (charon not answering, forwarding off), and why. */
+  datapathDown?: string;
 }
 
 export interface PlanInput {

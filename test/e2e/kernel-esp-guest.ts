@@ -337,6 +337,9 @@ async function system(lab: NetnsLab, charons: CharonInstance[]): Promise<void> {
       '--packet-filter', 'off',
       // IPsec only here: no WireGuard key (its default file would land on the host's disk through the guest's root).
       '--wireguard', 'off',
+      // Each probe of a `--netns` agent starts `ip netns exec grep` for the forwarding sysctls, which costs the
+      // guest's one CPU far more than the host's; nothing here tests the probe (agent-datapath and the e2e do).
+      '--datapath-probe-interval', '3s',
     ];
     const a = new Agent(argv, join(runDir, `agent-${n.name}.log`));
     agents.set(n.name, a);

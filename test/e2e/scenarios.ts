@@ -255,6 +255,52 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     }
   });
 
+  // One CNI is enough: what is checked is the agent's verdict on its own node and the election, not the CNI's paths
+  // (scenarios 4-7 cover those on both).
+  test('11: a gateway that is up but cannot forward (charon dead, forwarding off) loses its role within 3 s', { skip: cni !== 'flannel' && 'runs on flannel only', timeout: 150_000 }, async () => {
+    await whole();
+    for (const [what, pool] of [['charon', 'cloud'], ['forwarding', 'edge-b']] as const) {
+      const node = (await sys.activeOf(pool))!;
+      const charon = sys.charons.get(node)!;
+      const ns = f.node(node).ns;
+      const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
+      try {
+        const t0 = Date.now();
+        for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
+        const at = Date.now();
+        // The agent stays up and its heartbeat fresh: only its own verdict can move the role.
+        if (what === 'charon') {
+          charon.supervised = false;
+          charon.kill();
+        } else {
+          await f.lab.exec(ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=0']);
+        }
+        await waitFor(`${node} loses the ${pool} role`, async () => (await sys.activeOf(pool)) !== node, 15_000, 50).catch((e) => fail((e as Error).message));
+        const lostMs = Date.now() - at;
+        const successor = await sys.activeOf(pool);
+        await waitFor('every path answers again', () => pingers.every((p) => {
+          const o = p.outage(at);
+          return o.firstLossAt === undefined || o.recoveredAt !== undefined;
+        }), 30_000, 100).catch(() => undefined);
+        const detail = pingers.map((p) => {
+          const o = p.outage(at);
+          return `${p.from} -> ${f.nodeByPod(p.to)}: ${o.firstLossAt === undefined ? 'no loss' : o.recoveredAt ? `back after ${o.recoveredAt - at} ms` : 'NOT back'}`;
+        });
+        console.log(`# scenario 11 (${what} on ${node}): role lost after ${lostMs} ms, ${successor} active; ${detail.join('; ')}`);
+        assert.ok(lostMs <= 3_000, `${node} kept the ${pool} role ${lostMs} ms after its ${what} failed (at most 3 s)\n${sys.logTail([node])}`);
+        assert.notEqual(successor, undefined, `${pool} has an active gateway again`);
+        if (detail.some((d) => d.endsWith('NOT back'))) fail(`after the ${what} failed on ${node}: ${detail.join('; ')}`);
+      } finally {
+        for (const p of pingers) await p.stop();
+        if (what === 'charon') await charon.revive();
+        else await f.lab.exec(ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+      }
+      const bad = await waitForMatrix(f, everyone, 30_000);
+      if (bad.length > 0) fail(`after the ${what} failed on ${node}:\n${bad.join('\n')}`);
+      await traffic(`after the ${what} failed on ${node}`);
+    }
+  });
+
   test('7: a clean restart of the active gateway\'s agent (SIGTERM, as in a rolling update) hands over like a drain', { timeout: 120_000 }, async () => {
     await whole();
     const pool: PoolName = 'edge-b';

@@ -18,7 +18,7 @@ import { Iproute } from '../../src/adapters/iproute/iproute.ts';
 import { applyGateway, applyGatewayStatus, deleteGateway } from '../../src/adapters/kube/gateways.ts';
 import { kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
 import type { LeaseJson } from '../../src/adapters/kube/leases.ts';
-import { TUNNEL_HEALTH_ANNOTATION } from '../../src/gateway/keys.ts';
+import { DATAPATH_DOWN_ANNOTATION, TUNNEL_HEALTH_ANNOTATION } from '../../src/gateway/keys.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import { buildTwoPools, gatewayFor, makeSecretDir, waitFor, type PoolLab } from './agent-lab.ts';
 
@@ -260,6 +260,38 @@ describe('agent datapath', { skip }, () => {
     const took = Date.now() - t0;
     assert.ok(took <= REPAIR_MS * 2 + 1000, `repaired after ${took} ms`);
     assert.ok(await ping(a.memberNs, a.memberPod, b.memberPod));
+  });
+
+  test('a gateway that cannot forward says so on its Lease at once: charon killed, forwarding off; and clears it', { skip, timeout: 60_000 }, async () => {
+    const verdict = async (): Promise<string | undefined> => (await lease(a.gwNode))?.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION];
+    assert.equal(await verdict(), undefined, 'a working gateway reports nothing');
+    const said = async (what: string, re: RegExp): Promise<number> => {
+      const t0 = Date.now();
+      await waitFor(what, async () => re.test((await verdict()) ?? ''), 5_000, 50);
+      return Date.now() - t0;
+    };
+    const cleared = (what: string) => waitFor(what, async () => (await verdict()) === undefined, 10_000, 100);
+
+    // charon dies (and nothing restarts it): two probes 500 ms apart, then one Lease write.
+    const charon = charons.get(a.gwNode)!;
+    process.kill(charon.pid, 'SIGKILL');
+    const charonMs = await said('charon verdict on the Lease', /charon does not answer/);
+    assert.ok(charonMs < 3_000, `said after ${charonMs} ms`);
+    assert.ok(agents.get(a.gwNode)!.log.some((l) => l.includes('this node cannot forward')), 'logged once, as a warning');
+    await charon.restart();
+    await cleared('charon back: verdict cleared');
+    // The agent loads its conn into the new charon (repair) and the tunnel carries pods again.
+    await waitFor('tunnel back after the charon restart', () => ping(a.memberNs, a.memberPod, b.memberPod), REPAIR_MS * 3 + 10_000, 250);
+
+    await lab.exec(a.gwNs, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=0']);
+    try {
+      const fwdMs = await said('forwarding verdict on the Lease', /^IPv4 forwarding is off$/);
+      assert.ok(fwdMs < 3_000, `said after ${fwdMs} ms`);
+    } finally {
+      await lab.exec(a.gwNs, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    }
+    await cleared('forwarding on: verdict cleared');
+    assert.equal((await lease(b.gwNode))?.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION], undefined, 'the other gateway said nothing all along');
   });
 
   test('deleting the Gateways removes every conn, key, SA, route and rule the agents made', { skip, timeout: 60_000 }, async () => {

@@ -8,7 +8,7 @@ import { useControlPlane, ensureNamespace } from '../support/controlplane.ts';
 import { Heartbeat, encodeTunnels, microTime } from '../../src/adapters/kube/heartbeat.ts';
 import { heartbeatFromLease, type LeaseJson } from '../../src/adapters/kube/leases.ts';
 import { kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
-import { TUNNEL_HEALTH_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../src/gateway/keys.ts';
+import { DATAPATH_DOWN_ANNOTATION, TUNNEL_HEALTH_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../src/gateway/keys.ts';
 import { loadOrCreateKey } from '../../src/adapters/wireguard/keyfile.ts';
 import { waitFor } from './agent-lab.ts';
 
@@ -127,6 +127,29 @@ describe('heartbeat Lease', { skip: cp.skip }, () => {
     assert.equal(back.spec?.holderIdentity, 'gw-3');
     assert.equal(back.spec?.leaseTransitions, (released.spec?.leaseTransitions ?? 0) + 1);
     assert.equal(heartbeatFromLease(back)?.released, undefined);
+  });
+
+  test('datapath verdict: written once on a change, removed when it clears, taken over from a Lease left behind', { timeout: 30_000 }, async () => {
+    const kc = cp.get().kubeConfig;
+    const hb = new Heartbeat({ kc, nodeName: 'gw-7', namespace: NS, renewIntervalMs: 100, leaseDurationSeconds: 3 });
+    hb.setEnabled(true);
+    await hb.renew();
+    assert.equal((await getLease('gw-7'))?.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION], undefined);
+    assert.equal(hb.setDatapathDown('IPv4 forwarding is off'), true);
+    assert.equal(hb.setDatapathDown('IPv4 forwarding is off'), false, 'the same verdict is no change');
+    await hb.renew();
+    const down = (await getLease('gw-7'))!;
+    assert.equal(down.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION], 'IPv4 forwarding is off');
+    assert.equal(heartbeatFromLease(down)?.datapathDown, 'IPv4 forwarding is off');
+    const writes = hb.counts.annotationWrites;
+    await hb.renew();
+    assert.equal(hb.counts.annotationWrites, writes, 'renewals of an unchanged verdict write no annotation');
+
+    // A new agent on the node (restart) starts with no verdict: the one left on the Lease goes at its first renewal.
+    const again = new Heartbeat({ kc, nodeName: 'gw-7', namespace: NS, renewIntervalMs: 100, leaseDurationSeconds: 3 });
+    again.setEnabled(true);
+    await again.renew();
+    assert.equal((await getLease('gw-7'))?.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION], undefined);
   });
 
   test('a tunnel change made while a renewal is in flight is written by the next renewal', { timeout: 30_000 }, async () => {

@@ -9,7 +9,7 @@ import { AgentMetrics, parseListenAddress } from '../../src/agent/metrics.ts';
 import { parseDuration, run as runAgent } from '../../src/cli/commands/agent.ts';
 import { jsonLogger } from '../../src/agent/log.ts';
 import type { NodePlan, TunnelPlan } from '../../src/nodeplan/index.ts';
-import { forwardingSysctls } from '../../src/agent/agent.ts';
+import { forwardingSysctls } from '../../src/nodeplan/datapath-health.ts';
 import { canonicalPrefix, comparePrefixes } from '../../src/nodeplan/cidr.ts';
 import type { IkeSaInfo } from '../../src/agent/vici/index.ts';
 

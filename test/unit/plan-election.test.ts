@@ -90,6 +90,19 @@ test('lost: heartbeat released (the agent stopped cleanly), even though the Leas
   assert.deepEqual(off.active, ['a'], 'a disabled heartbeat check ignores releases too');
 });
 
+test('lost: datapath down (its agent says the node cannot forward), though Ready and with a fresh heartbeat', () => {
+  const h = { a: { heartbeatAgeSeconds: 0.2, datapathDown: 'IPv4 forwarding is off' } };
+  const r = run({ nodes: [n('a'), n('b')], previous: ['a'], health: h });
+  assert.deepEqual(r.active, ['b']);
+  assert.deepEqual(r.decisions, ['a lost: datapath down', 'b elected: most preferred healthy candidate']);
+  const fresh = run({ nodes: [n('a'), n('b')], previous: [], health: h });
+  assert.deepEqual(fresh.active, ['b'], 'never elected while it says so');
+  const none = run({ nodes: [n('a')], previous: ['a'], health: h });
+  assert.deepEqual(none.active, [], 'no other candidate: the pool has no gateway rather than one that cannot forward');
+  const off = run({ nodes: [n('a'), n('b')], previous: ['a'], health: h, election: { heartbeatTimeoutSeconds: 0 } });
+  assert.deepEqual(off.active, ['a'], 'a disabled heartbeat check ignores what the heartbeat says');
+});
+
 test('heartbeatTimeoutSeconds 0 disables the heartbeat check', () => {
   const r = run({ nodes: [n('a'), n('b')], previous: ['a'], health: { a: { heartbeatAgeSeconds: 999 } }, election: { heartbeatTimeoutSeconds: 0 } });
   assert.deepEqual(r.active, ['a']);

@@ -209,3 +209,18 @@ test('a released Lease (the agent stopped cleanly) is unhealthy at once, however
   assert.equal(held.health.a.released, undefined);
   assert.equal(held.health.a.lastUnhealthy, undefined);
 });
+
+test('a fresh Lease whose agent says its node cannot forward is unhealthy at once; a stale or released one says nothing', () => {
+  const fresh = '2026-01-01T00:59:59Z';
+  const down = deriveHealth([{ node: 'a', renewTime: fresh, leaseDurationSeconds: 3, datapathDown: 'charon does not answer on its VICI socket' }], NOW, emptyHealthMemory(), T3);
+  assert.equal(down.health.a.datapathDown, 'charon does not answer on its VICI socket');
+  assert.equal(down.health.a.lastUnhealthy, NOW, 'remembered: maturity counts from here once it can forward again');
+  const back = deriveHealth([{ node: 'a', renewTime: fresh, leaseDurationSeconds: 3 }], NOW, down.memory, T3);
+  assert.equal(back.health.a.datapathDown, undefined);
+  assert.equal(back.health.a.lastUnhealthy, NOW);
+  const stale = deriveHealth([{ node: 'a', renewTime: '2026-01-01T00:50:00Z', leaseDurationSeconds: 3, datapathDown: 'x' }], NOW, emptyHealthMemory(), T3);
+  assert.equal(stale.health.a.datapathDown, undefined, 'an expired heartbeat is unhealthy anyway; its last word is not carried');
+  const released = deriveHealth([{ node: 'a', renewTime: fresh, leaseDurationSeconds: 3, released: true, datapathDown: 'x' }], NOW, emptyHealthMemory(), T3);
+  assert.equal(released.health.a.datapathDown, undefined);
+  assert.equal(released.health.a.released, true);
+});

@@ -5,7 +5,7 @@
 // patch of spec.renewTime alone. The reader side is leases.ts.
 
 import type { KubeConfig } from './kubeconfig.ts';
-import { TUNNEL_HEALTH_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
+import { DATAPATH_DOWN_ANNOTATION, TUNNEL_HEALTH_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
 import { CONTENT_TYPE, errorMessage, kubeRequest, statusCode } from './client.ts';
 import { DEFAULT_LEASE_NAMESPACE, leasesPath, type LeaseJson } from './leases.ts';
 
@@ -47,6 +47,7 @@ export class Heartbeat {
   /** Desired annotation values; null = no annotation. */
   private tunnels: string | null = null;
   private wireguardKey: string | null = null;
+  private datapathDown: string | null = null;
   /** What the Lease holds as far as we know; undefined = unknown (read it first). */
   private written: Annotations | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -95,6 +96,17 @@ export class Heartbeat {
     const next = key ?? null;
     const changed = next !== this.wireguardKey;
     this.wireguardKey = next;
+    return changed;
+  }
+
+  /**
+   * Why this node cannot forward (charon not answering, forwarding off); undefined when it can. Returns whether the
+   * value changed (the caller kicks a renewal, so the sync hears of it at once).
+   */
+  setDatapathDown(reason: string | undefined): boolean {
+    const next = reason ?? null;
+    const changed = next !== this.datapathDown;
+    this.datapathDown = next;
     return changed;
   }
 
@@ -185,7 +197,7 @@ export class Heartbeat {
     const name = this.o.nodeName;
     // What this round writes: setTunnels may change the desired value while a request is in flight, and `written`
     // must record what was really sent, or the change would never be written.
-    const want: Annotations = { tunnels: this.tunnels, wireguardKey: this.wireguardKey };
+    const want: Annotations = { tunnels: this.tunnels, wireguardKey: this.wireguardKey, datapathDown: this.datapathDown };
     if (this.written === undefined) {
       let lease: LeaseJson | undefined;
       try {
@@ -218,6 +230,7 @@ export class Heartbeat {
       const current: Annotations = {
         tunnels: lease.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION] ?? null,
         wireguardKey: lease.metadata?.annotations?.[WIREGUARD_KEY_LEASE_ANNOTATION] ?? null,
+        datapathDown: lease.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION] ?? null,
       };
       await this.renewWith(spec, current, want);
       return;
@@ -251,14 +264,16 @@ export class Heartbeat {
 interface Annotations {
   tunnels: string | null;
   wireguardKey: string | null;
+  datapathDown: string | null;
 }
 
-const NO_ANNOTATIONS: Annotations = { tunnels: null, wireguardKey: null };
+const NO_ANNOTATIONS: Annotations = { tunnels: null, wireguardKey: null, datapathDown: null };
 
 /** The merge-patch annotations that turn `current` into `want` (null removes one); undefined when equal. */
 function annotationPatch(current: Annotations, want: Annotations): Record<string, string | null> | undefined {
   const out: Record<string, string | null> = {};
   if (current.tunnels !== want.tunnels) out[TUNNEL_HEALTH_ANNOTATION] = want.tunnels;
   if (current.wireguardKey !== want.wireguardKey) out[WIREGUARD_KEY_LEASE_ANNOTATION] = want.wireguardKey;
+  if (current.datapathDown !== want.datapathDown) out[DATAPATH_DOWN_ANNOTATION] = want.datapathDown;
   return Object.keys(out).length === 0 ? undefined : out;
 }

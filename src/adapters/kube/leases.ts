@@ -2,7 +2,7 @@
 // planner's HeartbeatLease. The agent's writer is heartbeat.ts; this is the reader.
 
 import type { KubeConfig } from './kubeconfig.ts';
-import { TUNNEL_HEALTH_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
+import { DATAPATH_DOWN_ANNOTATION, TUNNEL_HEALTH_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
 import { isWireguardKey } from '../../gateway/wireguard.ts';
 import type { HeartbeatLease } from '../../plan/health.ts';
 import { listAll, type KubeObject } from './client.ts';
@@ -13,6 +13,9 @@ import { Informer, type InformerOptions } from './informer.ts';
  * leader Lease (in corvid-system).
  */
 export const DEFAULT_LEASE_NAMESPACE = 'corvid-heartbeats';
+
+/** The longest datapath-down reason carried into status (the agent writes far shorter ones). */
+export const DATAPATH_REASON_MAX = 200;
 
 /** Leases of the sync's own leader election; never heartbeats. */
 export const LEADER_LEASE_NAME = 'corvid-sync-leader';
@@ -35,7 +38,7 @@ export interface LeaseJson extends KubeObject {
 /**
  * The planner's view of a heartbeat Lease: node = Lease name; times as sent; tunnels from the corvid.dev/tunnels
  * annotation (an unparsable annotation is left out rather than guessed at); released when the holder is ""; the
- * WireGuard public key when the annotation holds one.
+ * WireGuard public key when the annotation holds one; datapathDown from corvid.dev/datapath-down.
  * Returns undefined for the leader Lease.
  */
 export function heartbeatFromLease(lease: LeaseJson): HeartbeatLease | undefined {
@@ -55,6 +58,9 @@ export function heartbeatFromLease(lease: LeaseJson): HeartbeatLease | undefined
   }
   const key = lease.metadata?.annotations?.[WIREGUARD_KEY_LEASE_ANNOTATION];
   if (isWireguardKey(key)) hb.wireguardKey = key;
+  const down = lease.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION];
+  // Any value says "down"; the text is the agent's reason, shortened for status and logs.
+  if (down !== undefined) hb.datapathDown = down === '' ? 'datapath down' : down.slice(0, DATAPATH_REASON_MAX);
   return hb;
 }
 

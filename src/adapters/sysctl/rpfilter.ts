@@ -14,6 +14,7 @@
 import { readFile, writeFile, rename, rm, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { inNetns, runCommand } from '../command.ts';
+import { readSysctls } from './read.ts';
 
 export const LOOSE = 2;
 export const STRICT = 1;
@@ -91,22 +92,8 @@ export class RpFilter {
 
   /** The values of these sysctl files in one read (one process in a named netns); a missing file is absent. */
   private async readValues(paths: readonly string[]): Promise<Map<string, number>> {
-    const out = new Map<string, number>();
-    if (this.o.netns === undefined) {
-      for (const path of paths) {
-        const text = await readFile(path, 'utf8').catch(() => undefined);
-        if (text !== undefined) out.set(path, Number(text.trim()));
-      }
-      return out;
-    }
-    // `grep -H .` prints path:value for every file it can read and skips the others (exit code 2 then).
-    const [cmd, args] = inNetns(this.o.netns, 'grep', ['-H', '.', ...paths], this.o.ipPath);
-    const r = await runCommand(cmd, args);
-    for (const line of r.stdout.split('\n')) {
-      const i = line.lastIndexOf(':');
-      if (i > 0) out.set(line.slice(0, i), Number(line.slice(i + 1)));
-    }
-    return out;
+    const text = await readSysctls(paths, { netns: this.o.netns, ipPath: this.o.ipPath });
+    return new Map([...text].map(([path, v]) => [path, Number(v)]));
   }
 
   private async writeValue(path: string, value: number): Promise<void> {

@@ -645,6 +645,23 @@ const REPEATABLE_COMMANDS = new Set([
 ]);
 
 /**
+ * Whether charon answers on its VICI socket within `timeoutMs`: a fresh connection and a `version` command, closed
+ * after. A connection of its own, so that a charon that died is seen at once rather than after a session's retries.
+ */
+export async function viciAnswers(socketPath: string, timeoutMs: number): Promise<boolean> {
+  let client: ViciClient | undefined;
+  try {
+    client = await ViciClient.connect(socketPath, { timeoutMs });
+    await client.version();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client?.close();
+  }
+}
+
+/**
  * Survives charon restarts: commands (re)connect with backoff when the socket is gone, and
  * subscriptions re-register on a fresh connection after each restart.
  */

@@ -29,6 +29,7 @@ export {
   parseIkeSa,
   parseSaMessage,
   parseUpdownEvent,
+  viciAnswers,
 } from './client.ts';
 export type {
   AuthConfig,

@@ -52,6 +52,9 @@ Flags:
       --lease-renew DUR       heartbeat renew interval (default 1s)
       --lease-duration DUR    Lease duration (default 3s)
       --repair-interval DUR   how often drift is repaired (default 10s)
+      --datapath-probe-interval DUR
+                              how often a gateway candidate checks that its node can forward (charon answers,
+                              forwarding on); a change goes to its heartbeat Lease at once (default 500ms)
       --metrics-addr ADDR     /healthz, /readyz, /metrics listen address, host:port (default ${DEFAULT_METRICS_ADDR};
                               "" disables)
       --packet-filter on|off  manage the nftables table inet corvid (default on)
@@ -106,6 +109,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       'lease-renew': { type: 'string' },
       'lease-duration': { type: 'string' },
       'repair-interval': { type: 'string' },
+      'datapath-probe-interval': { type: 'string' },
       'metrics-addr': { type: 'string' },
       netns: { type: 'string' },
       'packet-filter': { type: 'string', choices: ['on', 'off'] },
@@ -150,6 +154,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   if (leaseRenewMs >= leaseDurationMs) return usage('--lease-renew must be shorter than --lease-duration');
   const repairMs = dur('repair-interval', '10s');
   if (typeof repairMs === 'string') return usage(repairMs);
+  const datapathProbeMs = dur('datapath-probe-interval', '500ms');
+  if (typeof datapathProbeMs === 'string') return usage(datapathProbeMs);
   const metricsAddr = str(v, 'metrics-addr') ?? DEFAULT_METRICS_ADDR;
   const wireguard = (str(v, 'wireguard') ?? 'auto') as 'auto' | 'kernel' | 'userspace' | 'off';
   const netns = str(v, 'netns') || undefined;
@@ -188,6 +194,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     leaseRenewMs,
     leaseDurationSeconds: leaseDurationMs / 1000,
     repairIntervalMs: repairMs,
+    datapathProbeMs,
     metricsAddr,
     log,
     netns,

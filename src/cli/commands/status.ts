@@ -34,7 +34,7 @@ Examples:
   corvid status -o json | jq '.pools[] | select(.tunnelsUp < .tunnelsExpected)'
 `;
 
-export type CandidateHealthWord = 'ok' | 'no-heartbeat' | 'stale' | 'NotReady' | 'missing';
+export type CandidateHealthWord = 'ok' | 'no-heartbeat' | 'stale' | 'datapath-down' | 'NotReady' | 'missing';
 
 export interface PoolStatus {
   topology: string;
@@ -82,6 +82,7 @@ function candidateHealth(node: string, state: LiveState, leases: Map<string, Hea
   if (!l) return 'no-heartbeat';
   const age = ageSeconds(now, l.renewTime ?? l.acquireTime);
   if (age !== undefined && l.leaseDurationSeconds !== undefined && age > l.leaseDurationSeconds) return 'stale';
+  if (l.datapathDown !== undefined) return 'datapath-down';
   return 'ok';
 }
 
@@ -162,6 +163,7 @@ const HEALTH_COLOUR: Record<CandidateHealthWord, string> = {
   ok: '32',
   'no-heartbeat': '33',
   stale: '33',
+  'datapath-down': '31',
   NotReady: '31',
   missing: '31',
 };
