@@ -125,7 +125,8 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     console.log(`# scenario 1: 20 MiB TCP across all ${f.pools.size * (f.pools.size - 1)} ordered pool pairs and DF probes in ${Date.now() - t1} ms; path MTUs ${df.mtus.join(', ')}`);
   });
 
-  test('3: a push of a broken topology changes nothing: pings flow, Gateways unchanged, status reports the error', { timeout: 120_000 }, async () => {
+  // 2 and 3 are about the sync and the agents' plans, not the CNI's paths: one CNI is enough (time).
+  test('3: a push of a broken topology changes nothing: pings flow, Gateways unchanged, status reports the error', { skip: cni !== 'flannel' && 'runs on flannel only (time)', timeout: 120_000 }, async () => {
     await whole();
     const before = await sys.gateways();
     const broken = topo(f).replace('relay: cloud', 'relay: clodu');
@@ -363,7 +364,7 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     });
   }
 
-  test('2: a push denying edge-a<->edge-b takes exactly that path down; corvid diff predicted it', { timeout: 120_000 }, async () => {
+  test('2: a push denying edge-a<->edge-b takes exactly that path down; corvid diff predicted it', { skip: cni !== 'flannel' && 'runs on flannel only (time)', timeout: 120_000 }, async () => {
     await whole();
     const denyText = topo(f, { deny: [['edge-a', 'edge-b']] });
     const file = await sys.file('deny.yaml', denyText);
