@@ -283,7 +283,7 @@ export interface PlanOptions {
 
 /** Health from the Leases (fresh memory, as a sync that just started) and the planner's result. */
 export function planDesired(o: PlanOptions): PlanResult {
-  const { health } = deriveHealth(o.leases, o.now, emptyHealthMemory(), {
+  const { health, reachedPools } = deriveHealth(o.leases, o.now, emptyHealthMemory(), {
     heartbeatTimeoutSeconds: o.topology.election.heartbeatTimeoutSeconds,
   });
   return plan({
@@ -291,6 +291,7 @@ export function planDesired(o: PlanOptions): PlanResult {
     revision: o.revision,
     nodes: o.nodes,
     health,
+    reachedPools,
     previous: o.previous,
     now: o.now,
     wireguardKeys: wireguardKeysFrom(o.leases),

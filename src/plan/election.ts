@@ -18,7 +18,7 @@ import type { ElectionSettings } from '../topology/types.ts';
 import type { CandidateHealth, Decision, DecisionKind, Finding, InventoryNode } from './types.ts';
 import { parseTime } from './time.ts';
 
-export type Unhealth = 'not ready' | 'heartbeat released' | 'heartbeat expired' | 'datapath down' | 'tunnels down';
+export type Unhealth = 'not ready' | 'node unreachable' | 'heartbeat released' | 'heartbeat expired' | 'datapath down' | 'tunnels down';
 
 export interface CandidateState {
   node: string;
@@ -29,6 +29,8 @@ export interface CandidateState {
   drained: boolean;
   /** Seconds of continuous health at `now` (Infinity when no time is known; 0 when unhealthy). */
   healthyForSeconds: number;
+  /** Seconds since its heartbeat Lease was renewed, when there is one. */
+  heartbeatAgeSeconds?: number;
 }
 
 export const REASONS = {
@@ -38,6 +40,7 @@ export const REASONS = {
   electedForHandover: (w: number) =>
     `elected: most preferred healthy candidate, healthy for less than ${w}s (replaces a drained gateway)`,
   kept: 'kept: still healthy',
+  keptCutOff: 'kept: the pool is cut off from the API server, and its peers still reach it',
   keptDrained: 'kept: drained, but no other healthy candidate',
   lost: (why: Unhealth | 'drained') => `lost: ${why}`,
   lostNotCandidate: 'lost: no longer a candidate',
@@ -55,7 +58,7 @@ export function candidateState(
   nowMs: number,
 ): CandidateState {
   let unhealthy: Unhealth | undefined;
-  if (!node.ready) unhealthy = 'not ready';
+  if (!node.ready) unhealthy = node.readyUnknown === true ? 'node unreachable' : 'not ready';
   else if (health?.released === true && settings.heartbeatTimeoutSeconds > 0) unhealthy = 'heartbeat released';
   else if (
     health?.heartbeatAgeSeconds !== undefined &&
@@ -77,6 +80,7 @@ export function candidateState(
   }
   const s: CandidateState = { node: node.name, rank, drained: node.drained, healthyForSeconds };
   if (unhealthy) s.unhealthy = unhealthy;
+  if (health?.heartbeatAgeSeconds !== undefined) s.heartbeatAgeSeconds = health.heartbeatAgeSeconds;
   return s;
 }
 
@@ -89,6 +93,35 @@ export interface PoolElectionInput {
   /** The live Gateway's election annotation (node -> reason), carried forward for kept endpoints. */
   previousReasons: Readonly<Record<string, string>>;
   settings: ElectionSettings;
+  /** A fresh Lease of another pool's gateway reports a tunnel up to this pool (PlanInput.reachedPools). */
+  reachedByPeers?: boolean;
+}
+
+/** What the control plane cannot tell from a node it has lost contact with: dead, or only cut off from it. */
+const OUT_OF_REACH: ReadonlySet<Unhealth | undefined> = new Set<Unhealth | undefined>(['heartbeat expired', 'node unreachable']);
+
+/**
+ * Fail-static: the pool's active endpoints are out of the API server's reach (heartbeat expired, or Ready Unknown),
+ * no other candidate shows a live link to the API server since they fell silent, and a peer pool's gateway still has
+ * a tunnel up to the pool. That is a site cut off from the control plane (the common edge failure), not a dead
+ * gateway: a dead one leaves a live standby to say so (or its peers' tunnels go down). The active endpoints stay;
+ * nobody can be newly elected in such a pool (no candidate is known healthy).
+ *
+ * A healthy standby counts as a live link only when it renewed its heartbeat more than half a timeout after the last
+ * renewal of the silent active endpoint: cut off at the same moment, the standby's last renewal is at most one renew
+ * interval later, and its heartbeat simply expires a little later than the active one's.
+ */
+export function cutOffButReached(candidates: readonly CandidateState[], previousActive: readonly string[], reachedByPeers: boolean, heartbeatTimeoutSeconds: number): boolean {
+  if (!reachedByPeers || heartbeatTimeoutSeconds <= 0) return false;
+  const active = new Set(previousActive);
+  const silent = candidates.filter((c) => active.has(c.node) && OUT_OF_REACH.has(c.unhealthy));
+  if (silent.length === 0) return false;
+  const silentFor = Math.min(...silent.map((c) => c.heartbeatAgeSeconds ?? Infinity));
+  return candidates.every(
+    (c) =>
+      OUT_OF_REACH.has(c.unhealthy) ||
+      (c.unhealthy === undefined && c.heartbeatAgeSeconds !== undefined && c.heartbeatAgeSeconds >= silentFor - heartbeatTimeoutSeconds / 2),
+  );
 }
 
 export interface PoolElectionResult {
@@ -117,6 +150,7 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
   };
 
   // 1. What happens to each previous active endpoint.
+  const failStatic = cutOffButReached(candidates, input.previousActive, input.reachedByPeers === true, settings.heartbeatTimeoutSeconds);
   let kept: CandidateState[] = [];
   const drainedActive: CandidateState[] = [];
   const seen = new Set<string>();
@@ -125,7 +159,10 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
     seen.add(name);
     const c = byNode.get(name);
     if (!c) decide(name, 'lost', REASONS.lostNotCandidate);
-    else if (c.unhealthy) decide(name, 'lost', REASONS.lost(c.unhealthy));
+    else if (c.unhealthy && failStatic) {
+      kept.push(c);
+      decide(name, 'kept', REASONS.keptCutOff);
+    } else if (c.unhealthy) decide(name, 'lost', REASONS.lost(c.unhealthy));
     else if (c.drained) drainedActive.push(c);
     else kept.push(c);
   }

@@ -14,6 +14,8 @@
 //   the tunnel grace old (tunnelGraceSeconds(timeout) = max(10 s, 3 × timeout)): a freshly elected gateway whose
 //   tunnels were loaded down, and never changed since, counts only once the grace has passed; and (d) the network is
 //   not down as a whole: another node's fresh (not stale) Lease reports a tunnel up. true otherwise.
+// - reachedPools: the pools that a fresh (not stale, not released) Lease reports a tunnel up to: evidence, from the
+//   data plane, that the pool's gateway forwards (the election's fail-static rule).
 // - lastUnhealthy: the memory records `now` for a node whenever it is stale or tunnel-unhealthy, and keeps the last
 //   such time while it is healthy; nodes without a Lease are forgotten.
 
@@ -83,7 +85,7 @@ export function deriveHealth(
   now: string,
   memory: HealthMemory,
   options: HealthOptions = {},
-): { health: Record<string, CandidateHealth>; memory: HealthMemory } {
+): { health: Record<string, CandidateHealth>; memory: HealthMemory; reachedPools: string[] } {
   const nowMs = parseNow(now);
   const byNode = new Map<string, HeartbeatLease>();
   for (const l of leases) {
@@ -98,6 +100,7 @@ export function deriveHealth(
   interface Seen { lease: HeartbeatLease; timeoutS?: number; ageS?: number; stale: boolean; anyUp: boolean }
   const seen: Seen[] = [];
   let upReporters = 0;
+  const reached = new Set<string>();
   for (const node of [...byNode.keys()].sort()) {
     const lease = byNode.get(node)!;
     const timeoutS = heartbeatTimeoutFor(lease, options);
@@ -106,6 +109,7 @@ export function deriveHealth(
     const stale = lease.released === true || (ageS !== undefined && timeoutS !== undefined && ageS > timeoutS);
     const anyUp = lease.released !== true && Object.values(lease.tunnels ?? {}).some((t) => t.up);
     if (anyUp && !stale) upReporters++;
+    if (!stale) for (const [peer, t] of Object.entries(lease.tunnels ?? {})) if (t.up) reached.add(peer);
     seen.push({ lease, timeoutS, ageS, stale, anyUp });
   }
 
@@ -151,5 +155,5 @@ export function deriveHealth(
     }
     health[node] = h;
   }
-  return { health, memory: { lastUnhealthy } };
+  return { health, memory: { lastUnhealthy }, reachedPools: [...reached].sort() };
 }

@@ -60,11 +60,13 @@ export function inventoryFromNode(node: unknown): InventoryNode {
   const annotations = stringMap(meta.annotations);
 
   let ready = false;
+  let readyUnknown = false;
   let readySince: string | undefined;
   if (Array.isArray(status.conditions)) {
     const c = status.conditions.find((x): x is Obj => isObj(x) && x.type === 'Ready');
     if (c) {
       ready = c.status === 'True';
+      readyUnknown = c.status === 'Unknown';
       readySince = timeText(c.lastTransitionTime);
     }
   }
@@ -95,6 +97,7 @@ export function inventoryFromNode(node: unknown): InventoryNode {
     unschedulable: spec.unschedulable === true,
     drained: annotations[NODE_DRAIN_ANNOTATION] === 'true',
   };
+  if (readyUnknown) out.readyUnknown = true;
   if (readySince !== undefined) out.readySince = readySince;
   if (internalIP !== undefined) out.internalIP = internalIP;
   if (internalIPOtherFamily !== undefined) out.internalIPOtherFamily = internalIPOtherFamily;

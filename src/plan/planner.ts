@@ -92,6 +92,7 @@ function activeConfig(ep: Endpoint, node: InventoryNode): Record<string, string>
 export function plan(input: PlanInput): PlanResult {
   const { topology: t, now } = input;
   const nowMs = parseNow(now);
+  const reached = new Set(input.reachedPools ?? []);
   const findings: Finding[] = [];
   const decisions: Decision[] = [];
   const pools: Pool[] = [...t.pools].sort(byName);
@@ -269,6 +270,7 @@ export function plan(input: PlanInput): PlanResult {
       previousActive: (prev?.status?.activeEndpoints ?? []).map((e) => e.nodeName),
       previousReasons,
       settings,
+      reachedByPeers: reached.has(pool.name),
     });
     for (const d of election.decisions) decisions.push(d);
     for (const f of election.findings) findings.push(f);

@@ -9,6 +9,11 @@ export interface InventoryNode {
   name: string;
   labels: Record<string, string>;
   ready: boolean;
+  /**
+   * Ready is Unknown: the node controller has not heard from the kubelet (the node is down, or cut off from the API
+   * server). Not Ready either; see "Fail-static" in docs/gateway-annotations.md.
+   */
+  readyUnknown?: boolean;
   /** RFC 3339 lastTransitionTime of the Ready condition, if any. */
   readySince?: string;
   /** First InternalIP. */
@@ -50,6 +55,8 @@ export interface PlanInput {
   nodes: InventoryNode[];
   /** Keyed by node name. */
   health: Record<string, CandidateHealth>;
+  /** Pools that a fresh heartbeat Lease of another pool's gateway reports a tunnel up to (deriveHealth). */
+  reachedPools?: readonly string[];
   /** The Gateways currently live (for stickiness and relay stability). */
   previous: Gateway[];
   /** RFC 3339 "now"; the only clock the planner sees. */

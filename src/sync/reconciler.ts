@@ -462,14 +462,14 @@ export class Reconciler {
     const heartbeats = heartbeatsFrom(this.d.leases.list());
     const timeoutS = c.topology.election.heartbeatTimeoutSeconds;
     // The same options as `corvid plan/status` (src/cli/inputs.ts): deriveHealth itself treats a timeout ≤ 0 as none.
-    const { health, memory } = deriveHealth(heartbeats, nowText, this.memory, { heartbeatTimeoutSeconds: timeoutS });
+    const { health, memory, reachedPools } = deriveHealth(heartbeats, nowText, this.memory, { heartbeatTimeoutSeconds: timeoutS });
     this.memory = memory;
     // The election's memory (who is active, why) is the previous Gateway. For a Gateway this sync wrote, that is what
     // it wrote, not the live copy: a hand edit of status.activeEndpoints is drift to undo, not an election to keep.
     const previous = this.liveGateways().map((g) => this.lastWrittenObject.get(g.metadata.name) ?? g);
     const podSubnets = this.d.podSubnets?.();
     const wireguardKeys = wireguardKeysFrom(heartbeats);
-    const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, previous, now: nowText, wireguardKeys, ...(podSubnets ? { podSubnets } : {}) });
+    const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, reachedPools, previous, now: nowText, wireguardKeys, ...(podSubnets ? { podSubnets } : {}) });
     return { planned, wakeAt: nextWake(now.getTime(), heartbeats, health, nodes, timeoutS, c.topology.election.minHealthySeconds) };
   }
 

@@ -487,7 +487,11 @@ export interface NodeSpec {
   unschedulable?: boolean;
 }
 
-function readyCondition(ready: boolean, lastTransitionTime: Date, now: Date): V1NodeCondition {
+/** Ready True/False as a kubelet posts it; 'Unknown' as the node lifecycle controller sets it when the kubelet is silent. */
+function readyCondition(ready: boolean | 'Unknown', lastTransitionTime: Date, now: Date): V1NodeCondition {
+  if (ready === 'Unknown') {
+    return { type: 'Ready', status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastHeartbeatTime: now, lastTransitionTime };
+  }
   return {
     type: 'Ready',
     status: ready ? 'True' : 'False',
@@ -521,14 +525,14 @@ export async function createNode(kc: KubeConfig, n: NodeSpec): Promise<void> {
 }
 
 /** Set the Ready condition through /status; lastTransitionTime changes only when the status does. */
-export async function setNodeReady(kc: KubeConfig, name: string, ready: boolean): Promise<void> {
+export async function setNodeReady(kc: KubeConfig, name: string, ready: boolean | 'Unknown'): Promise<void> {
   const core = kc.makeApiClient(CoreV1Api);
   for (let attempt = 1; ; attempt++) {
     const node = await core.readNodeStatus({ name });
     const now = new Date();
     const conditions = node.status?.conditions ?? [];
     const old = conditions.find((c) => c.type === 'Ready');
-    const want = ready ? 'True' : 'False';
+    const want = ready === 'Unknown' ? 'Unknown' : ready ? 'True' : 'False';
     const transition = old?.status === want && old.lastTransitionTime ? old.lastTransitionTime : now;
     const next = conditions.filter((c) => c.type !== 'Ready').concat(readyCondition(ready, transition, now));
     // A merge patch replaces the whole list, so other conditions are carried over; the

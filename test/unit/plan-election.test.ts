@@ -32,9 +32,16 @@ function run(opts: {
   health?: Record<string, CandidateHealth>;
   election?: Partial<ElectionSettings>;
   previousElection?: Record<string, string>;
+  reachedPools?: string[];
 }) {
   const t = topology([pool(P, opts.gateways ?? ['a', 'b', 'c'])], { election: opts.election });
-  const r = plan(input(t, opts.nodes, { health: opts.health ?? {}, previous: opts.previous ? [live(opts.previous, opts.previousElection)] : [] }));
+  const r = plan(
+    input(t, opts.nodes, {
+      health: opts.health ?? {},
+      previous: opts.previous ? [live(opts.previous, opts.previousElection)] : [],
+      ...(opts.reachedPools ? { reachedPools: opts.reachedPools } : {}),
+    }),
+  );
   const gw = r.gateways[0];
   return {
     active: (gw.status?.activeEndpoints ?? []).map((e) => e.nodeName),
@@ -277,4 +284,58 @@ test('now is the only clock: the same candidate is immature at one now and matur
   const later = plan(input(t, nodes, { previous: [live(['b'])], now: '2026-01-01T01:01:00Z' }));
   assert.deepEqual(later.decisions.map((d) => d.reason)[1], REASONS.elected);
   assert.equal(NOW, '2026-01-01T01:00:00Z');
+});
+
+// ---------------------------------------------------------------- fail-static (a site cut off from the API server)
+
+const EXPIRED: CandidateHealth = { heartbeatAgeSeconds: 40 };
+
+test('fail-static: every candidate out of the API\'s reach while a peer reaches the pool -> the active endpoint stays, unchanged', () => {
+  const r = run({ nodes: [n('a'), n('b')], gateways: ['a', 'b'], previous: ['a'], previousElection: { a: REASONS.elected }, health: { a: EXPIRED, b: EXPIRED }, reachedPools: [P] });
+  assert.deepEqual(r.active, ['a']);
+  assert.deepEqual(r.decisions, [`a ${REASONS.keptCutOff}`]);
+  assert.deepEqual(r.kinds, ['kept']);
+  assert.deepEqual(r.election, { a: REASONS.elected }, 'the annotation is unchanged: no Gateway write about it');
+  // Ready Unknown (the node controller lost the kubelet, 40 s into a partition) is out of reach too.
+  const unknown = run({ nodes: [n('a', { ready: false, readyUnknown: true }), n('b', { ready: false, readyUnknown: true })], gateways: ['a', 'b'], previous: ['a'], health: { a: EXPIRED, b: EXPIRED }, reachedPools: [P] });
+  assert.deepEqual(unknown.active, ['a']);
+});
+
+test('fail-static does not hold: no peer reaches the pool, a standby is healthy, or a candidate is known down', () => {
+  const base = { nodes: [n('a'), n('b')], gateways: ['a', 'b'], previous: ['a'] };
+  const unreached = run({ ...base, health: { a: EXPIRED, b: EXPIRED }, reachedPools: ['other'] });
+  assert.deepEqual(unreached.active, [], 'nobody reports a tunnel to it: the pool is gone, not cut off');
+  assert.deepEqual(unreached.decisions, ['a lost: heartbeat expired']);
+  // A node died while its standby still talks to the API server: a failover, whatever a peer (or a liar) reports.
+  const died = run({ ...base, health: { a: EXPIRED }, reachedPools: [P] });
+  assert.deepEqual(died.active, ['b']);
+  assert.deepEqual(died.decisions, ['a lost: heartbeat expired', 'b elected: most preferred healthy candidate']);
+  // A kubelet that reports NotReady (Ready False) is in touch: the node is known down.
+  const notReady = run({ ...base, nodes: [n('a', { ready: false }), n('b')], health: { b: EXPIRED }, reachedPools: [P] });
+  assert.deepEqual(notReady.active, []);
+  assert.deepEqual(notReady.decisions, ['a lost: not ready']);
+  // Ready Unknown alone, the standby healthy: an unreachable node, and a failover.
+  const unreachable = run({ ...base, nodes: [n('a', { ready: false, readyUnknown: true }), n('b')], reachedPools: [P] });
+  assert.deepEqual(unreachable.decisions, ['a lost: node unreachable', 'b elected: most preferred healthy candidate']);
+});
+
+test('fail-static: a standby cut off at the same moment expires a moment later; one that renews after the active fell silent is a live link', () => {
+  const base = { nodes: [n('a'), n('b')], gateways: ['a', 'b'], previous: ['a'], reachedPools: [P] };
+  // Timeout 3 s. a renewed last 3.5 s ago (expired); b 2.6 s ago: its last renewal came 0.9 s after a's, as a renewal
+  // interval apart when both lost the API at once. Not a live link: a stays, b is not elected.
+  const together = run({ ...base, health: { a: { heartbeatAgeSeconds: 3.5 }, b: { heartbeatAgeSeconds: 2.6 } } });
+  assert.deepEqual(together.active, ['a']);
+  assert.deepEqual(together.decisions, [`a ${REASONS.keptCutOff}`]);
+  // b renewed 0.5 s ago, 3 s after a's last renewal: b's link to the API server works, a is dead to it: failover.
+  const alive = run({ ...base, health: { a: { heartbeatAgeSeconds: 3.5 }, b: { heartbeatAgeSeconds: 0.5 } } });
+  assert.deepEqual(alive.active, ['b']);
+  assert.deepEqual(alive.decisions, ['a lost: heartbeat expired', 'b elected: most preferred healthy candidate']);
+  // A disabled heartbeat check (timeout 0) has no fail-static either: Ready alone decides, as before.
+  const off = run({ ...base, nodes: [n('a', { ready: false, readyUnknown: true }), n('b', { ready: false, readyUnknown: true })], election: { heartbeatTimeoutSeconds: 0 } });
+  assert.deepEqual(off.active, []);
+});
+
+test('fail-static keeps, it never elects: a cut-off pool without an active endpoint stays without one', () => {
+  const r = run({ nodes: [n('a'), n('b')], gateways: ['a', 'b'], previous: [], health: { a: EXPIRED, b: EXPIRED }, reachedPools: [P] });
+  assert.deepEqual(r.active, []);
 });

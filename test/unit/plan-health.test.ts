@@ -224,3 +224,20 @@ test('a fresh Lease whose agent says its node cannot forward is unhealthy at onc
   assert.equal(released.health.a.datapathDown, undefined);
   assert.equal(released.health.a.released, true);
 });
+
+test('reachedPools: the pools a fresh Lease reports a tunnel up to; stale and released Leases are no evidence', () => {
+  const fresh = '2026-01-01T00:59:59Z';
+  const up = { up: true, since: '2026-01-01T00:00:00Z' };
+  const r = deriveHealth(
+    [
+      { node: 'c1', renewTime: fresh, leaseDurationSeconds: 3, tunnels: { 'edge-a': up, 'edge-b': { up: false, since: '2026-01-01T00:00:00Z' } } },
+      { node: 'c2', renewTime: '2026-01-01T00:50:00Z', leaseDurationSeconds: 3, tunnels: { 'edge-c': up } },
+      { node: 'c3', renewTime: fresh, leaseDurationSeconds: 3, released: true, tunnels: { 'edge-d': up } },
+      { node: 'c4', renewTime: fresh, leaseDurationSeconds: 3, tunnels: { 'edge-e': up } },
+    ],
+    NOW,
+    emptyHealthMemory(),
+    T3,
+  );
+  assert.deepEqual(r.reachedPools, ['edge-a', 'edge-e']);
+});

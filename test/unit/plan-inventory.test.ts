@@ -91,7 +91,7 @@ test('a bare Node: not ready, no IP, not drained, schedulable', () => {
   });
 });
 
-test('Ready False or Unknown is not ready, but its transition time is kept', () => {
+test('Ready False or Unknown is not ready, but its transition time is kept; Unknown (kubelet not heard from) is told apart', () => {
   for (const status of ['False', 'Unknown']) {
     const n = inventoryFromNode({
       metadata: { name: 'a' },
@@ -99,6 +99,7 @@ test('Ready False or Unknown is not ready, but its transition time is kept', () 
     });
     assert.equal(n.ready, false);
     assert.equal(n.readySince, '2026-01-01T00:00:00Z');
+    assert.equal(n.readyUnknown, status === 'Unknown' ? true : undefined);
   }
 });
 
