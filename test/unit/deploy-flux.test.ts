@@ -1,5 +1,6 @@
-// deploy/flux: a signed-commit GitRepository, the controllers' Kustomization (wait, prune) and the topology's
-// Kustomization (health from the Topology's kstatus conditions), pointing at paths that exist in this repository.
+// deploy/flux: a signed-commit GitRepository, the controllers' Kustomization (health from the CRDs and the sync
+// Deployment, not from the agents' DaemonSet; prune) and the topology's Kustomization (health from the Topology's
+// kstatus conditions), pointing at paths that exist in this repository.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
@@ -30,9 +31,34 @@ describe('Flux', () => {
     }
   });
 
-  test('controllers: the example overlay, with wait (every object healthy by kstatus)', () => {
-    assert.equal(controllers.spec.wait, true);
+  test('controllers: the example overlay; health from the CRDs and the sync Deployment, never from the agents\' DaemonSet', () => {
     assert.ok(existsSync(join(REPO_ROOT, controllers.spec.path, 'kustomization.yaml')), controllers.spec.path);
+    // wait: true would wait for every object, the DaemonSet included (and Flux ignores healthChecks then).
+    assert.notEqual(controllers.spec.wait, true);
+    const checks = (controllers.spec.healthChecks as Array<{ apiVersion: string; kind: string; name: string; namespace?: string }>).map((h) => `${h.kind}/${h.namespace ?? ''}/${h.name}`).sort();
+    // Each names an object the overlay applies, in its namespace.
+    const rendered = [
+      ...manifestsOf('crds/gateway.yaml'),
+      ...manifestsOf('crds/topology.yaml'),
+      ...manifestsOf('base/sync-deployment.yaml'),
+      ...manifestsOf('base/agent-daemonset.yaml'),
+    ];
+    const ids = rendered.map((o) => `${o.kind}/${o.metadata.namespace ?? (o.kind === 'CustomResourceDefinition' ? '' : 'corvid-system')}/${o.metadata.name}`);
+    for (const c of checks) assert.ok(ids.includes(c), `${c} is applied by ${controllers.spec.path}`);
+    assert.deepEqual(checks, [
+      'CustomResourceDefinition//gateways.raven.openyurt.io',
+      'CustomResourceDefinition//topologies.corvid.dev',
+      'Deployment/corvid-system/corvid-sync',
+    ]);
+    assert.ok(!checks.some((c) => c.startsWith('DaemonSet/')), 'an offline edge node must not hold the topology back');
+  });
+
+  test('why not the DaemonSet: by kstatus, one offline node keeps it InProgress for as long as the node is away', () => {
+    const ds = (status: Record<string, number>) => kstatusDaemonSet({ metadata: { generation: 1 }, status: { observedGeneration: 1, ...status } });
+    const all = { desiredNumberScheduled: 5, currentNumberScheduled: 5, updatedNumberScheduled: 5, numberAvailable: 5, numberReady: 5 };
+    assert.equal(ds(all), 'Current');
+    // An edge node offline: its pod is scheduled but neither ready nor available.
+    assert.equal(ds({ ...all, numberAvailable: 4, numberReady: 4 }), 'InProgress');
   });
 
   test('topology: after the controllers, health from the Topology it applies', () => {
@@ -88,4 +114,18 @@ function artifactFiles(path: string): string[] {
       return e.isDirectory() ? walk(r) : [r];
     });
   return walk(path.replace(/^\.\//, ''));
+}
+
+/**
+ * kstatus's status of a DaemonSet (sigs.k8s.io/cli-utils pkg/kstatus/status, daemonsetConditions), as Flux's
+ * `wait` and kstatus-based health checks judge it: InProgress until the controller has seen the generation and the
+ * daemon pods are current, updated, available and ready on every node where they should run.
+ */
+function kstatusDaemonSet(o: { metadata: { generation: number }; status: Record<string, number> }): 'Current' | 'InProgress' {
+  const s = o.status;
+  if (s.observedGeneration === undefined || s.observedGeneration < o.metadata.generation) return 'InProgress';
+  const desired = s.desiredNumberScheduled ?? -1;
+  if (desired === -1) return 'InProgress';
+  for (const n of [s.currentNumberScheduled, s.updatedNumberScheduled, s.numberAvailable, s.numberReady]) if (desired > (n ?? 0)) return 'InProgress';
+  return 'Current';
 }
