@@ -352,4 +352,19 @@ describe('Argo CD Applications', () => {
     // corvid-topology and corvid-gateways are alternatives: the kustomization installs exactly one of them.
     assert.ok(kz.resources.includes('corvid-topology.yaml') !== kz.resources.includes('corvid-gateways.yaml'));
   });
+
+  test('the network never waits for every agent pod: same wave as the controllers, applied before the CRDs exist and retried', () => {
+    const wave = (o: { metadata: { annotations?: Record<string, string> } }) => Number(o.metadata.annotations?.['argocd.argoproj.io/sync-wave'] ?? '0');
+    const controllers = manifestsOf('argocd/apps/corvid.yaml')[0];
+    // The controllers' Application holds the agents' DaemonSet, whose Argo CD health stays Progressing while a node's
+    // pod is unavailable: an app-of-apps parent would hold any later wave back for as long as an edge node is offline.
+    assert.ok(manifestsOf('base/agent-daemonset.yaml').some((o) => o.kind === 'DaemonSet'));
+    for (const f of ['corvid-topology.yaml', 'corvid-gateways.yaml']) {
+      const app = manifestsOf(`argocd/apps/${f}`)[0];
+      assert.ok(wave(app) <= wave(controllers), `${f}: wave ${wave(app)} is after the controllers' ${wave(controllers)}`);
+      assert.ok(app.spec.syncPolicy.syncOptions.includes('SkipDryRunOnMissingResource=true'), `${f}: applies before the CRD exists`);
+      assert.equal(app.spec.syncPolicy.retry.limit, -1, `${f}: retries until the CRDs exist`);
+      assert.ok(app.spec.syncPolicy.retry.backoff.maxDuration, `${f}: with a bounded backoff`);
+    }
+  });
 });
