@@ -381,6 +381,51 @@ describe('kustomize renders', { skip: KUBECTL ? undefined : 'kubectl not on PATH
     }
   });
 
+  test('every documented composition renders a sync command that starts (all flags pass; only the cluster is missing)', () => {
+    const copy = deployCopy();
+    try {
+      const combos: Record<string, string[]> = {
+        'example': [],
+        'example + topology-status-object': ['topology-status-object'],
+        'example + topology-status-object + gateway-spec-external (corvid-gateways.yaml)': ['topology-status-object', 'gateway-spec-external'],
+      };
+      for (const [name, components] of Object.entries(combos)) {
+        const dir = join(copy.dir, 'overlays', `combo-${components.length}`);
+        mkdirSync(dir);
+        writeFileSync(join(dir, 'kustomization.yaml'), `resources: [../example]\ncomponents: [${components.map((c) => `../../components/${c}`).join(', ')}]\n`);
+        const objs = kustomize(dir);
+        const sync = findObject(objs, 'Deployment', 'corvid-sync').spec.template.spec.containers.find((c: { name: string }) => c.name === 'sync');
+        // $(VAR) as the kubelet expands it: the downward API and the ConfigMaps the pod refers to.
+        const env: Record<string, string> = { POD_NAME: 'corvid-sync-0', POD_NAMESPACE: 'corvid-system' };
+        for (const e of sync.env ?? []) {
+          const ref = e.valueFrom?.configMapKeyRef;
+          if (ref === undefined) continue;
+          const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === ref.name);
+          assert.ok(cm?.data?.[ref.key] !== undefined, `${name}: ConfigMap ${ref.name} with key ${ref.key} is rendered`);
+          env[e.name] = cm.data[ref.key];
+        }
+        const args = (sync.args as string[]).map((a) => a.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, v: string) => env[v] ?? m));
+        assert.ok(!args.some((a) => a.includes('$(')), `${name}: unexpanded variable in ${args.join(' ')}`);
+        const r = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'corvid.js'), ...args], {
+          encoding: 'utf8',
+          timeout: 30_000,
+          env: { PATH: process.env.PATH ?? '', HOME: tmpdir(), KUBECONFIG: join(tmpdir(), 'corvid-no-such-kubeconfig') },
+        });
+        // Every flag and combination was accepted: what fails first is loading the (missing) kubeconfig.
+        assert.match(r.stderr, /cannot load kubeconfig|no kubeconfig found/, `${name}: corvid ${args.join(' ')}\n${r.stderr}`);
+      }
+    } finally {
+      copy.cleanup();
+    }
+  });
+
+  test('gateway-spec-external follows the branch and file the corvid-gateways Application renders', () => {
+    const cm = findObject(manifestsOf('components/gateway-spec-external/source.yaml'), 'ConfigMap', 'corvid-gateway-source');
+    const app = manifestsOf('argocd/apps/corvid-gateways.yaml')[0];
+    const topology = app.spec.source.plugin.env.find((e: { name: string }) => e.name === 'TOPOLOGY').value;
+    assert.deepEqual(cm.data, { url: app.spec.source.repoURL, branch: app.spec.source.targetRevision, path: `${app.spec.source.path}/${topology}` });
+  });
+
   test('flux and the Argo CD Applications', () => {
     const flux = kustomize(join(DEPLOY, 'flux'));
     assert.deepEqual(flux.map((o) => o.kind).sort(), ['GitRepository', 'Kustomization', 'Kustomization']);
