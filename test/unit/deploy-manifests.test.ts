@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { DEFAULT_VALIDATION_LIMITS } from '../../src/sync/validate-worker.ts';
 import { DEFAULT_WIREGUARD_KEY_FILE } from '../../src/cli/commands/agent.ts';
 import {
   DEPLOY,
@@ -300,6 +301,38 @@ function kustomize(dir: string): any[] {
   assert.equal(r.status, 0, `kubectl kustomize ${dir}:\n${r.stderr}`);
   return parseAllDocuments(r.stdout).map((d) => d.toJS());
 }
+
+describe('resources hold the measured figures', () => {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  const row = (label: RegExp): string => {
+    const line = readme.split('\n').find((l) => l.startsWith('|') && label.test(l));
+    assert.ok(line, `README has a row for ${label}`);
+    return line.split('|')[2];
+  };
+  const mib = (q: string): number => {
+    const m = /^(\d+)(Mi|Gi)$/.exec(q);
+    assert.ok(m, `a memory quantity in Mi or Gi: ${q}`);
+    return Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
+  };
+  const resourcesOf = (file: string, name: string) =>
+    manifestsOf(file)[0].spec.template.spec.containers.find((c: { name: string }) => c.name === name).resources;
+
+  test('sync: the request covers 1k nodes, the limit 10k nodes plus a validation worker, with 15 % headroom', () => {
+    const [at1k, at10k] = /(\d+) \/ (\d+) MiB VmRSS/.exec(row(/`corvid sync` RSS at 1k \/ 10k nodes/))!.slice(1).map(Number);
+    const r = resourcesOf('base/sync-deployment.yaml', 'sync');
+    assert.ok(mib(r.requests.memory) >= at1k, `request ${r.requests.memory} < ${at1k} MiB measured at 1k nodes`);
+    const need = (at10k + DEFAULT_VALIDATION_LIMITS.memoryMiB) * 1.15;
+    assert.ok(mib(r.limits.memory) >= need, `limit ${r.limits.memory} < ${need.toFixed(0)} MiB (10k nodes ${at10k} + worker ${DEFAULT_VALIDATION_LIMITS.memoryMiB}, +15 %)`);
+  });
+
+  test('agent: the request covers the measured RSS, the limit 1.5 times it', () => {
+    const [gateway, member] = /(\d+) \/ (\d+) MiB VmRSS/.exec(row(/`corvid agent` RSS/))!.slice(1).map(Number);
+    const r = resourcesOf('base/agent-daemonset.yaml', 'agent');
+    const worst = Math.max(gateway, member);
+    assert.ok(mib(r.requests.memory) >= worst, `request ${r.requests.memory} < ${worst} MiB measured`);
+    assert.ok(mib(r.limits.memory) >= worst * 1.5, `limit ${r.limits.memory} < 1.5 x ${worst} MiB`);
+  });
+});
 
 describe('kustomize renders', { skip: KUBECTL ? undefined : 'kubectl not on PATH: install kubectl to render the kustomizations' }, () => {
   test('base and the example overlay: namespaces, image, generated ConfigMap reference', (t) => {
