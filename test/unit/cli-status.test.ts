@@ -50,7 +50,7 @@ test('status report: active, candidates with health, tunnels up/expected, condit
   assert.deepEqual(cloud.tunnelsDown, ['warehouse-oslo']);
   assert.deepEqual(cloud.conditions, ['TunnelsDown']);
   const berlin = by.get('store-berlin')!;
-  assert.deepEqual(berlin.candidates.map((c) => `${c.node}:${c.health}`), ['berlin-gw-a:NotReady', 'berlin-gw-b:no-heartbeat']);
+  assert.deepEqual(berlin.candidates.map((c) => `${c.node}:${c.health}`), ['berlin-gw-a:unreachable', 'berlin-gw-b:no-heartbeat']);
   assert.equal(by.get('factory-lyon')!.tunnelsUp, 2);
   assert.equal(by.get('factory-lyon')!.relay, 'cloud');
   assert.deepEqual(by.get('factory-lyon')!.conditions, []);
@@ -72,4 +72,32 @@ test('status without a cluster says what to do', async () => {
   assert.match(r.stderr, /set --kubeconfig or KUBECONFIG/);
   const bad = await corvid(['status', '-o', 'yaml']);
   assert.equal(bad.code, 2);
+});
+
+test('status judges candidates as the election does: the topology\'s heartbeat timeout, releases, datapath verdicts', () => {
+  const state = liveState();
+  const at = (s: number) => new Date(Date.parse(NOW) - s * 1000).toISOString().replace('.000Z', 'Z');
+  // cloud-gw-2 renewed 5 s ago with a 3 s Lease: stale by the Lease, fresh by a topology that allows 10 s.
+  state.leases = state.leases.map((l) => (l.node === 'cloud-gw-2' ? { node: 'cloud-gw-2', renewTime: at(5), leaseDurationSeconds: 3 } : l));
+  const word = (topologyTimeout: number | undefined, node: string) => {
+    const t = topologyTimeout === undefined ? topologies : [{ ...topologies[0], heartbeatTimeoutSeconds: topologyTimeout }];
+    return statusReport(state, t, NOW).pools.flatMap((p) => p.candidates).find((c) => c.node === node)!.health;
+  };
+  assert.equal(word(undefined, 'cloud-gw-2'), 'stale', 'the default timeout (3 s)');
+  assert.equal(word(10, 'cloud-gw-2'), 'ok', 'the topology says 10 s: the sync would elect it');
+  state.leases = state.leases.map((l) => (l.node === 'cloud-gw-2' ? { ...l, renewTime: at(1), released: true } : l));
+  assert.equal(word(undefined, 'cloud-gw-2'), 'released');
+  state.leases = state.leases.map((l) => (l.node === 'cloud-gw-2' ? { node: 'cloud-gw-2', renewTime: at(1), leaseDurationSeconds: 3, datapathDown: 'IPv4 forwarding is off' } : l));
+  assert.equal(word(undefined, 'cloud-gw-2'), 'datapath-down');
+  // And the words agree with the election on these very inputs: no candidate it elects is reported out.
+  const r = loadTopology(readFileSync(EXAMPLE, 'utf8'), 'example.yaml');
+  assert.ok(r.ok);
+  const planned = planDesired({ topology: r.topology, revision: 'main@sha1:0123456789abcdef0123456789abcdef01234567', nodes: state.nodes, leases: state.leases, previous: [], now: NOW });
+  const report = statusReport({ ...state, gateways: planned.gateways }, topologies, NOW);
+  for (const p of report.pools) {
+    for (const c of p.candidates) {
+      const out = !['ok', 'no-heartbeat'].includes(c.health);
+      assert.ok(!(out && p.active.includes(c.node)), `${p.pool}: ${c.node} is active and reported ${c.health}`);
+    }
+  }
 });

@@ -6,7 +6,11 @@ import { EXIT_OK, useColour } from '../io.ts';
 import { commandFlags, str } from '../flags.ts';
 import { clusterErrorMessage, connect, EXIT_ERROR, nowFrom, readLive } from '../inputs.ts';
 import type { LiveState } from '../inputs.ts';
-import type { HeartbeatLease } from '../../plan/index.ts';
+import { candidateState, deriveHealth, emptyHealthMemory, type CandidateHealth, type InventoryNode, type Unhealth } from '../../plan/index.ts';
+import { parseDuration } from '../../topology/duration.ts';
+import { DEFAULT_HEARTBEAT_TIMEOUT } from '../../topology/normalise.ts';
+
+const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = parseDuration(DEFAULT_HEARTBEAT_TIMEOUT)!;
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../../gateway/keys.ts';
 import { readGatewayLinks } from '../../gateway/annotations.ts';
 import type { Gateway } from '../../gateway/types.ts';
@@ -18,8 +22,10 @@ Show the live network, one row per pool: the active gateway(s), the other candid
 up out of expected (as the agents report them on their heartbeat Leases), the topology revision the sync last
 applied (Topology status) and conditions; then where the pods' subnets come from (podCIDR or Calico IPAM) and why.
 
-Candidate health: ok (Ready, fresh heartbeat), no-heartbeat (Ready, no Lease from the agent), stale (heartbeat
-older than its lease duration), NotReady, missing (no such Node).
+Candidate health, judged as the sync's election judges it (the topology's heartbeatTimeout): ok (Ready, fresh
+heartbeat), no-heartbeat (Ready, no Lease from the agent), stale (heartbeat expired), released (the agent stopped
+cleanly), datapath-down (its agent says the node cannot forward), tunnels-down (all its tunnels down while others
+are up), NotReady, unreachable (Ready Unknown: the kubelet is not heard from), missing (no such Node).
 
 Flags:
       --kubeconfig FILE   kubeconfig (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
@@ -34,7 +40,11 @@ Examples:
   corvid status -o json | jq '.pools[] | select(.tunnelsUp < .tunnelsExpected)'
 `;
 
-export type CandidateHealthWord = 'ok' | 'no-heartbeat' | 'stale' | 'datapath-down' | 'NotReady' | 'missing';
+/**
+ * A candidate's health as the election sees it (plan/election.ts candidateState over plan/health.ts deriveHealth):
+ * ok, or the reason it is out; `no-heartbeat` is healthy by Ready alone (no agent Lease seen).
+ */
+export type CandidateHealthWord = 'ok' | 'no-heartbeat' | 'stale' | 'released' | 'datapath-down' | 'tunnels-down' | 'NotReady' | 'unreachable' | 'missing';
 
 export interface PoolStatus {
   topology: string;
@@ -62,6 +72,8 @@ export interface TopologySummary {
   /** Where the Gateways' status.nodes[].subnets come from (podCIDR or calico) and why, as the sync last planned. */
   podSubnets?: { source: string; reason: string; problems?: string[] };
   conditions: { type: string; status: string; reason: string; message: string }[];
+  /** spec.election.heartbeatTimeout of the Topology object, in seconds (absent: the topology default). */
+  heartbeatTimeoutSeconds?: number;
 }
 
 export interface StatusReport {
@@ -69,26 +81,39 @@ export interface StatusReport {
   pools: PoolStatus[];
 }
 
-function ageSeconds(now: string, t: string | undefined): number | undefined {
-  if (!t) return undefined;
-  const ms = Date.parse(now) - Date.parse(t);
-  return Number.isFinite(ms) ? ms / 1000 : undefined;
-}
+const WORD: Record<Unhealth, CandidateHealthWord> = {
+  'not ready': 'NotReady',
+  'node unreachable': 'unreachable',
+  'heartbeat released': 'released',
+  'heartbeat expired': 'stale',
+  'datapath down': 'datapath-down',
+  'tunnels down': 'tunnels-down',
+};
 
-function candidateHealth(node: string, state: LiveState, leases: Map<string, HeartbeatLease>, now: string): CandidateHealthWord {
-  if (!(node in state.ready)) return 'missing';
-  if (!state.ready[node]) return 'NotReady';
-  const l = leases.get(node);
-  if (!l) return 'no-heartbeat';
-  const age = ageSeconds(now, l.renewTime ?? l.acquireTime);
-  if (age !== undefined && l.leaseDurationSeconds !== undefined && age > l.leaseDurationSeconds) return 'stale';
-  if (l.datapathDown !== undefined) return 'datapath-down';
-  return 'ok';
+/** The election's own verdict on a candidate (the same functions the sync calls), as a word. */
+function candidateHealth(node: string, nodes: Map<string, InventoryNode>, health: Record<string, CandidateHealth>, heartbeatTimeoutSeconds: number, nowMs: number): CandidateHealthWord {
+  const n = nodes.get(node);
+  if (n === undefined) return 'missing';
+  const c = candidateState(n, 0, health[node], { heartbeatTimeoutSeconds }, nowMs);
+  if (c.unhealthy !== undefined) return WORD[c.unhealthy];
+  return health[node] === undefined ? 'no-heartbeat' : 'ok';
 }
 
 /** Build the report from what was read. Pure apart from `now`. */
 export function statusReport(state: LiveState, topologies: TopologySummary[], now: string): StatusReport {
   const leases = new Map(state.leases.map((l) => [l.node, l]));
+  const nodeByName = new Map(state.nodes.map((n) => [n.name, n]));
+  const nowMs = Date.parse(now);
+  // Health per topology: its heartbeat timeout decides staleness, as in the sync.
+  const healthByTimeout = new Map<number, Record<string, CandidateHealth>>();
+  const healthFor = (timeoutS: number): Record<string, CandidateHealth> => {
+    let h = healthByTimeout.get(timeoutS);
+    if (h === undefined) {
+      h = deriveHealth(state.leases, now, emptyHealthMemory(), { heartbeatTimeoutSeconds: timeoutS }).health;
+      healthByTimeout.set(timeoutS, h);
+    }
+    return h;
+  };
   const managed = state.gateways.filter((g) => g.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
   const topoBy = new Map(topologies.map((t) => [t.name, t]));
   const pools: PoolStatus[] = [];
@@ -96,9 +121,11 @@ export function statusReport(state: LiveState, topologies: TopologySummary[], no
     const topology = g.metadata.labels?.[TOPOLOGY_LABEL] ?? '';
     const pool = g.metadata.labels?.[POOL_LABEL] ?? g.metadata.name;
     const active = [...new Set((g.status?.activeEndpoints ?? []).map((e) => e.nodeName))].sort();
+    const timeoutS = topoBy.get(topology)?.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS;
+    const health = healthFor(timeoutS);
     const candidates = (g.spec.endpoints ?? [])
       .filter((e) => e.type === 'tunnel')
-      .map((e) => ({ node: e.nodeName, active: active.includes(e.nodeName), health: candidateHealth(e.nodeName, state, leases, now) }));
+      .map((e) => ({ node: e.nodeName, active: active.includes(e.nodeName), health: candidateHealth(e.nodeName, nodeByName, health, timeoutS, nowMs) }));
     let expected = 0;
     let up = 0;
     const down: string[] = [];
@@ -163,8 +190,11 @@ const HEALTH_COLOUR: Record<CandidateHealthWord, string> = {
   ok: '32',
   'no-heartbeat': '33',
   stale: '33',
+  released: '33',
   'datapath-down': '31',
+  'tunnels-down': '31',
   NotReady: '31',
+  unreachable: '31',
   missing: '31',
 };
 
@@ -280,6 +310,9 @@ async function readTopologies(kc: Parameters<typeof readLive>[0]): Promise<Topol
           name: t.metadata?.name ?? '',
           conditions: (t.status?.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message })),
         };
+        const timeout = (t.spec as { election?: { heartbeatTimeout?: unknown } } | undefined)?.election?.heartbeatTimeout;
+        const timeoutS = typeof timeout === 'string' ? parseDuration(timeout) : undefined;
+        if (timeoutS !== undefined) s.heartbeatTimeoutSeconds = timeoutS;
         if (t.status?.lastAppliedRevision) s.lastAppliedRevision = t.status.lastAppliedRevision;
         if (t.status?.lastAttemptedRevision) s.lastAttemptedRevision = t.status.lastAttemptedRevision;
         const ps = t.status?.podSubnets;
