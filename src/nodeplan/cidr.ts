@@ -1,5 +1,8 @@
 // Pure IP prefix helpers: parse, canonicalise (host bits cleared, IPv6 compressed as iproute2 prints it), sort.
+// Which text is an address is decided by one grammar, topology/ip.ts (the validator's and the planner's); this file
+// turns accepted text into numbers.
 
+import { usableIPVersion } from '../topology/ip.ts';
 import type { Family } from './types.ts';
 
 export interface Prefix {
@@ -58,9 +61,11 @@ function parseV6(s: string): bigint | undefined {
   return all.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n);
 }
 
-/** Parse an address; undefined when it is not an IPv4 or IPv6 address. */
+/** Parse an address; undefined when it is not one by topology/ip.ts's grammar (no leading zeros, no `%zone`). */
 export function parseAddress(s: string): { family: Family; value: bigint } | undefined {
-  if (s.includes(':')) {
+  const family = usableIPVersion(s);
+  if (family === 0) return undefined;
+  if (family === 6) {
     const v = parseV6(s);
     return v === undefined ? undefined : { family: 6, value: v };
   }
