@@ -247,13 +247,15 @@ export class Agent {
       this.repairTimer = setTimeout(repair, o.repairIntervalMs);
     };
     this.repairTimer = setTimeout(repair, o.repairIntervalMs);
+    const probeMs = o.datapathProbeMs ?? DEFAULT_DATAPATH_PROBE_MS;
     const probe = (): void => {
       if (this.stopping) return;
       void this.probeDatapath().finally(() => {
-        if (!this.stopping) this.datapathTimer = setTimeout(probe, o.datapathProbeMs ?? DEFAULT_DATAPATH_PROBE_MS);
+        if (!this.stopping) this.datapathTimer = setTimeout(probe, probeMs);
       });
     };
-    probe();
+    // The first check one interval after the start, not during it: the start is the busiest moment of an agent.
+    this.datapathTimer = setTimeout(probe, probeMs);
   }
 
   private readiness(): { ready: boolean; reason?: string } {

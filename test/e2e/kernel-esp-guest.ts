@@ -339,7 +339,7 @@ async function system(lab: NetnsLab, charons: CharonInstance[]): Promise<void> {
       '--wireguard', 'off',
       // Each probe of a `--netns` agent starts `ip netns exec grep` for the forwarding sysctls, which costs the
       // guest's one CPU far more than the host's; nothing here tests the probe (agent-datapath and the e2e do).
-      '--datapath-probe-interval', '3s',
+      '--datapath-probe-interval', '30s',
     ];
     const a = new Agent(argv, join(runDir, `agent-${n.name}.log`));
     agents.set(n.name, a);
