@@ -1,7 +1,8 @@
 // Gateway election for one pool. Pure; the planner feeds it candidate states computed at `now`.
 //
 // Rules (docs/gateway-annotations.md, "Election"):
-// - healthy = Ready, heartbeat not expired, datapath not reported down by its agent, tunnels not down. Drained candidates are healthy but not electable.
+// - healthy = Ready, heartbeat not expired, datapath not reported down by its agent, tunnels not down. Drained
+//   candidates are healthy but not electable.
 // - mature = healthy, not drained, and healthy for at least minHealthySeconds, where healthy-since is
 //   max(readySince, heartbeatSince, lastUnhealthy).
 // - sticky: a healthy, undrained active endpoint is kept.

@@ -142,18 +142,8 @@ export async function kubeRequest<T = any>(kc: KubeConfig, req: KubeRequest): Pr
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
         const code = res.statusCode ?? 0;
-        let parsed: unknown;
-        try {
-          parsed = text === '' ? undefined : JSON.parse(text);
-        } catch {
-          parsed = undefined;
-        }
-        if (code >= 200 && code < 300) {
-          resolve(parsed as T);
-        } else {
-          const status = parsed !== null && typeof parsed === 'object' ? (parsed as KubeStatus) : undefined;
-          reject(new KubeApiError(req.method, req.path, code, status, text));
-        }
+        if (code >= 200 && code < 300) resolve(parseJson(text) as T);
+        else reject(apiError(req.method, req.path, code, text));
       });
     });
     r.on('timeout', () => r.destroy(new Error(`${req.method} ${req.path}: timed out after ${req.timeoutMs ?? 30_000} ms`)));
@@ -161,6 +151,21 @@ export async function kubeRequest<T = any>(kc: KubeConfig, req: KubeRequest): Pr
     if (body !== undefined) r.write(body);
     r.end();
   });
+}
+
+/** The parsed JSON of an answer; undefined for an empty or unparsable body. */
+function parseJson(text: string): unknown {
+  try {
+    return text === '' ? undefined : JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The KubeApiError of an HTTP error answer, with its Status object when the body is one. */
+function apiError(method: HttpMethod, path: string, code: number, text: string): KubeApiError {
+  const parsed = parseJson(text);
+  return new KubeApiError(method, path, code, parsed !== null && typeof parsed === 'object' ? (parsed as KubeStatus) : undefined, text);
 }
 
 /** URL, options (TLS, auth, keep-alive agent) and request function of one API call. */
@@ -217,16 +222,7 @@ export async function kubeWatch(
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let status: KubeStatus | undefined;
-          try {
-            status = JSON.parse(text) as KubeStatus;
-          } catch {
-            status = undefined;
-          }
-          reject(new KubeApiError('GET', path, code, status, text));
-        });
+        res.on('end', () => reject(apiError('GET', path, code, Buffer.concat(chunks).toString('utf8'))));
         return;
       }
       res.setEncoding('utf8');

@@ -9,9 +9,9 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { isIPv6 } from 'node:net';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { RequestOptions } from 'node:https';
+import { ipVersion } from '../../topology/ip.ts';
 
 /** What a request needs from a kubeconfig. client-node's KubeConfig has the same shape, so either serves. */
 export interface KubeConfig {
@@ -58,10 +58,8 @@ interface RawConfig {
 export async function loadKubeConfig(opts: LoadKubeConfigOptions = {}): Promise<KubeConfig> {
   const env = opts.env ?? process.env;
   const raw = await readRawConfig(opts, env);
-  const contextName = opts.context !== undefined && opts.context !== '' ? opts.context : raw.currentContext;
-  if (opts.context !== undefined && opts.context !== '' && !raw.contexts.has(opts.context)) {
-    throw new Error(`kubeconfig has no context "${opts.context}"`);
-  }
+  const contextName = opts.context || raw.currentContext;
+  if (opts.context && !raw.contexts.has(opts.context)) throw new Error(`kubeconfig has no context "${opts.context}"`);
   const context = raw.contexts.get(contextName);
   const cluster = context === undefined ? undefined : raw.clusters.get(str(context.cluster) ?? '');
   if (context === undefined || cluster === undefined || str(cluster.server) === undefined) {
@@ -135,7 +133,7 @@ function absolutePaths(e: Entry, base: string): Entry {
 }
 
 function inClusterConfig(host: string, port: string, saDir: string): RawConfig {
-  const server = `https://${isIPv6(host) ? `[${host}]` : host}:${port}`;
+  const server = `https://${ipVersion(host) === 6 ? `[${host}]` : host}:${port}`;
   return {
     clusters: new Map([['in-cluster', { server, 'certificate-authority': join(saDir, 'ca.crt') }]]),
     users: new Map([['in-cluster', { tokenFile: join(saDir, 'token') }]]),

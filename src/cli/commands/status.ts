@@ -9,12 +9,12 @@ import type { LiveState } from '../inputs.ts';
 import { candidateState, deriveHealth, emptyHealthMemory, type CandidateHealth, type InventoryNode, type Unhealth } from '../../plan/index.ts';
 import { parseDuration } from '../../topology/duration.ts';
 import { DEFAULT_HEARTBEAT_TIMEOUT } from '../../topology/normalise.ts';
-
-const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = parseDuration(DEFAULT_HEARTBEAT_TIMEOUT)!;
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../../gateway/keys.ts';
 import { readGatewayLinks } from '../../gateway/annotations.ts';
 import type { Gateway } from '../../gateway/types.ts';
 import { nodePlan } from '../../nodeplan/index.ts';
+
+const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = parseDuration(DEFAULT_HEARTBEAT_TIMEOUT)!;
 
 export const HELP = `Usage: corvid status [--kubeconfig K] [--context C] [-o table|wide|json]
 
