@@ -12,6 +12,10 @@
 // Each run kills the active gateway of edge-a (agent, charon and wireguard-go SIGKILLed, heartbeat stops), measures
 // until every cross-pool path answers 100 ms pings again, then brings the dead node back as a healthy non-active
 // candidate, so successive runs alternate between edge-a-gw-1 and edge-a-gw-2.
+// API writes (issue 17: steady state at most 0.1 per second per gateway candidate) are the API server's own count
+// (apiserver_request_total of its /metrics, write verbs, every client), not Corvid's counters: once over a window with
+// the network whole and nothing touched, before the first failover, and in each run from the kill to every path
+// answering again.
 // Experiments (stated in the output): CORVID_BENCH_BACKEND=ipsec or wireguard (one backend only),
 // CORVID_E2E_AGENT_FLAGS="--repair-interval 1s", CORVID_E2E_PUBLIC_PORT=500 (IKE only; WireGuard always uses 51820).
 // Needs root (network namespaces), charon (strongswan-charon, libcharon-extra-plugins), wireguard-go and wireguard-tools
@@ -22,9 +26,26 @@ import { Fabric } from '../test/e2e/fabric.ts';
 import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from '../test/e2e/system.ts';
 import { everyone, waitForMatrix } from '../test/e2e/checks.ts';
 import { formatFailover, runFailover, type FailoverResult } from '../test/e2e/failover.ts';
+import { readWrites, writeRate, writesBetween, type ApiWrites } from '../test/support/apiserver-writes.ts';
+import type { KubeConfig } from '../src/adapters/kube/client.ts';
 import { BACKENDS, benchBackends, machineLine, median, strongswanVersion, table, wireguardDatapath, type Backend } from './machine.ts';
 
 const RUN_TIMEOUT_MS = 60_000;
+/** The steady-state window of API writes, and how long after the network came up whole it starts. */
+const STEADY_MS = 60_000;
+const STEADY_SETTLE_MS = 10_000;
+/** How often the write count is read during a failover run (it bounds the error at the window's end). */
+const RUN_SAMPLE_MS = 250;
+/** Issue 17: steady-state API writes per second per gateway candidate. */
+const GOAL_PER_CANDIDATE = 0.1;
+
+/** The fleet's API writes over a window with the network whole: all of them, per second, and per candidate. */
+export interface SteadyWrites {
+  seconds: number;
+  writes: ApiWrites;
+  perSecond: number;
+  candidates: number;
+}
 
 export interface BackendFailover {
   backend: Backend;
@@ -32,6 +53,10 @@ export interface BackendFailover {
   datapath: string;
   runs: number;
   results: FailoverResult[];
+  /** API writes of each of `results`, from the kill to every path answering; undefined when that never happened. */
+  runWrites: (ApiWrites | undefined)[];
+  /** Steady-state API writes, measured before the first failover. */
+  steady?: SteadyWrites;
   /** Why the backend has no results (the system never came up whole), if so. */
   error?: string;
 }
@@ -80,6 +105,31 @@ export async function benchFailover(runs = 5, backends: Backend[] = benchBackend
       ]),
     ),
   );
+  const perS = (n: number, s: number): string => (n / s).toFixed(3);
+  console.log('');
+  console.log(
+    `API writes as the API server counted them (apiserver_request_total, write verbs): steady over ${STEADY_MS / 1000} s ` +
+      `from ${STEADY_SETTLE_MS / 1000} s after the network came up whole, nothing touched; per failover from the kill to every path answering`,
+  );
+  console.log(
+    table(
+      ['backend', 'steady API writes, whole fleet, per s', 'candidates', 'per candidate per s', `goal ≤ ${GOAL_PER_CANDIDATE} per candidate`, 'writes per failover'],
+      out.map((b) => [
+        b.backend,
+        b.steady ? b.steady.perSecond.toFixed(2) : '-',
+        b.steady ? String(b.steady.candidates) : '-',
+        b.steady ? perS(b.steady.perSecond, b.steady.candidates) : '-',
+        b.steady ? (b.steady.perSecond / b.steady.candidates <= GOAL_PER_CANDIDATE ? 'met' : 'MISSED') : '-',
+        range(done(b.runWrites.map((w) => w?.total))),
+      ]),
+    ),
+  );
+  for (const b of out) {
+    if (!b.steady) continue;
+    const { writes: w, seconds } = b.steady;
+    const parts = Object.entries(w.byResource).sort((x, y) => y[1] - x[1]).map(([k, n]) => `${k} ${perS(n, seconds)} (${n})`);
+    console.log(`${b.backend} steady writes by resource, per s (count): ${parts.join(', ') || 'none'}${w.dryRun > 0 ? `; ${w.dryRun} of them dry runs` : ''}`);
+  }
   console.log(`${machineLine()}, kube-apiserver 1.20.2`);
   for (const b of out) {
     if (b.error) console.log(`${b.backend}: ${b.error}`);
@@ -95,7 +145,7 @@ async function failoverOf(backend: Backend, runs: number, agentFlags: string[], 
   let cp: ControlPlane | undefined;
   let fabric: Fabric | undefined;
   let sys: CorvidSystem | undefined;
-  const r: BackendFailover = { backend, datapath: backend === 'ipsec' ? `${strongswanVersion()} kernel-libipsec (userspace ESP)` : 'WireGuard (not seen)', runs, results: [] };
+  const r: BackendFailover = { backend, datapath: backend === 'ipsec' ? `${strongswanVersion()} kernel-libipsec (userspace ESP)` : 'WireGuard (not seen)', runs, results: [], runWrites: [] };
   try {
     cp = await startControlPlane();
     fabric = await Fabric.build();
@@ -105,17 +155,24 @@ async function failoverOf(backend: Backend, runs: number, agentFlags: string[], 
     const bad = await waitForMatrix(fabric, everyone, 60_000);
     if (bad.length > 0) throw new Error(`the network never came up whole:\n${bad.join('\n')}`);
     if (backend === 'wireguard') r.datapath = wireguardDatapath(fabric.candidates().map((c) => c.ns));
+    await new Promise((resolve) => setTimeout(resolve, STEADY_SETTLE_MS));
+    const steady = await writeRate(cp.kubeConfig, STEADY_MS);
+    r.steady = { ...steady, candidates: fabric.candidates().length };
+    console.log(`${backend} steady: ${steady.writes.total} API writes in ${steady.seconds.toFixed(1)} s, ${r.steady.candidates} candidates`);
     for (let i = 1; i <= runs; i++) {
       let one: FailoverResult;
+      let writes: ApiWrites | undefined;
       try {
-        one = await runFailover(sys, 'edge-a', { timeoutMs: RUN_TIMEOUT_MS, revive: true });
+        ({ one, writes } = await failoverCountingWrites(sys, cp.kubeConfig));
       } catch (e) {
         console.log(`${backend} run ${i}: ${(e as Error).message.split('\n')[0]}`);
         continue;
       }
       r.results.push(one);
+      r.runWrites.push(writes);
       const lost = Math.max(...one.paths.map((p) => p.lost));
-      console.log(`${backend} run ${i}: ${formatFailover(one).split('\n')[0]}; at most ${lost} pings lost on a path`);
+      const w = writes === undefined ? '' : `; ${writes.total} API writes`;
+      console.log(`${backend} run ${i}: ${formatFailover(one).split('\n')[0]}; at most ${lost} pings lost on a path${w}`);
       // Start the next run from a whole network.
       await waitForMatrix(fabric, everyone, 30_000);
     }
@@ -128,6 +185,42 @@ async function failoverOf(backend: Backend, runs: number, agentFlags: string[], 
     await cp?.stop();
   }
   return r;
+}
+
+/**
+ * One runFailover() of edge-a, with the API server's write count read from the kill (its sys.die() call, wrapped for
+ * the run) every RUN_SAMPLE_MS until it returns. The writes of the run are those between the reading at the kill and
+ * the first reading after every path answered; undefined when a path never did or the readings failed.
+ */
+async function failoverCountingWrites(sys: CorvidSystem, kc: KubeConfig): Promise<{ one: FailoverResult; writes?: ApiWrites }> {
+  const samples: { at: number; w: ApiWrites }[] = [];
+  let killAt = 0;
+  let stop = false;
+  let sampling: Promise<void> = Promise.resolve();
+  const die = sys.die;
+  sys.die = (node: string): number => {
+    killAt = die.call(sys, node);
+    sampling = (async () => {
+      while (!stop) {
+        const at = Date.now();
+        samples.push({ at, w: await readWrites(kc) });
+        await new Promise((resolve) => setTimeout(resolve, RUN_SAMPLE_MS));
+      }
+    })().catch((e) => console.log(`API write count during the run: ${(e as Error).message}`));
+    return killAt;
+  };
+  let one: FailoverResult;
+  try {
+    one = await runFailover(sys, 'edge-a', { timeoutMs: RUN_TIMEOUT_MS, revive: true });
+  } finally {
+    stop = true;
+    // The prototype's method again.
+    delete (sys as { die?: unknown }).die;
+    await sampling;
+  }
+  const recovered = one.recoveryMs === undefined ? undefined : killAt + one.recoveryMs;
+  const end = recovered === undefined ? undefined : samples.find((s) => s.at >= recovered);
+  return { one, writes: end === undefined ? undefined : writesBetween(samples[0].w, end.w) };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
