@@ -20,6 +20,9 @@ import { join } from 'node:path';
 import { nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, type NodePlan } from '../nodeplan/index.ts';
 import { corvidAddresses, staleIpsec } from '../nodeplan/stale-ipsec.ts';
 import { datapathDownReason, forwardingSysctls, needsCharon } from '../nodeplan/datapath-health.ts';
+import { DEFAULT_LIVENESS, livenessTargets, unreachableTargets, type LivenessTarget, type TargetObservation } from '../nodeplan/liveness.ts';
+import { DEFAULT_LIVENESS_PORT, ProbeBook } from '../adapters/liveness/udp.ts';
+import { openLiveness, type LivenessEndpoint } from '../adapters/liveness/endpoint.ts';
 import { ViciSession, parseUpdownEvent, viciAnswers, type Subscription, type ViciMessage } from './vici/index.ts';
 import { DeviceMissing, Reconciler, emptyResult, type ReconcileResult, type TunnelState } from './reconciler.ts';
 import { ours } from './conns.ts';
@@ -53,6 +56,15 @@ export interface AgentOptions {
    * A change of verdict goes to its heartbeat Lease at once.
    */
   datapathProbeMs?: number;
+  /**
+   * The UDP port on which gateway candidates answer and send liveness probes (default 9472); 0 turns data-plane
+   * liveness off (the heartbeat's expiry alone then tells a dead candidate).
+   */
+  livenessPort?: number;
+  /** How often each other candidate of the pool is probed (default 50 ms). */
+  livenessProbeMs?: number;
+  /** Silence after which another candidate is reported unreachable (default 500 ms). */
+  livenessDownAfterMs?: number;
   initiateTimeoutMs?: number;
   now?: () => Date;
   /** Manage the nftables table inet corvid (default true). */
@@ -150,6 +162,13 @@ export class Agent {
   private initiateRetries = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private appliedSeq = 0;
+  /** Data-plane liveness: the socket (open while this node is a gateway candidate), what it saw, whom it watches. */
+  private liveness: LivenessEndpoint | undefined;
+  private livenessOpening = false;
+  private readonly probeBook = new ProbeBook();
+  private livenessTargets: LivenessTarget[] = [];
+  private livenessTimer: NodeJS.Timeout | undefined;
+  private unreachable: string[] = [];
   /** Number of reconciles run (tests and logs). */
   reconciles = 0;
 
@@ -256,6 +275,85 @@ export class Agent {
     };
     // The first check one interval after the start, not during it: the start is the busiest moment of an agent.
     this.datapathTimer = setTimeout(probe, probeMs);
+    const verdict = (): void => {
+      if (this.stopping) return;
+      this.judgeLiveness();
+      this.livenessTimer = setTimeout(verdict, this.livenessSettings().probeIntervalMs);
+    };
+    if (this.livenessPort() > 0) this.livenessTimer = setTimeout(verdict, this.livenessSettings().probeIntervalMs);
+  }
+
+  private livenessPort(): number {
+    return this.o.livenessPort ?? DEFAULT_LIVENESS_PORT;
+  }
+
+  private livenessSettings(): { probeIntervalMs: number; downAfterMs: number } {
+    return {
+      probeIntervalMs: this.o.livenessProbeMs ?? DEFAULT_LIVENESS.probeIntervalMs,
+      downAfterMs: this.o.livenessDownAfterMs ?? DEFAULT_LIVENESS.downAfterMs,
+    };
+  }
+
+  /**
+   * After each reconcile: a gateway candidate answers probes and watches the other candidates of its pool; any other
+   * node has no liveness socket. Opening is retried at the next reconcile when the port cannot be bound.
+   */
+  private updateLiveness(gateways: readonly Gateway[], candidate: boolean): void {
+    if (this.livenessPort() <= 0 || this.stopping) return;
+    this.livenessTargets = candidate ? livenessTargets(gateways, this.o.nodeName) : [];
+    if (!candidate) {
+      const open = this.liveness;
+      this.liveness = undefined;
+      if (open !== undefined) void open.close();
+      this.probeBook.setTargets([]);
+      return;
+    }
+    if (this.liveness !== undefined) {
+      this.liveness.setTargets(this.livenessTargets.map((t) => t.address));
+      return;
+    }
+    if (this.livenessOpening) return;
+    this.livenessOpening = true;
+    openLiveness({
+      port: this.livenessPort(),
+      intervalMs: this.livenessSettings().probeIntervalMs,
+      book: this.probeBook,
+      netns: this.o.netns,
+      ipPath: this.o.ipPath,
+      onError: (m) => this.log.debug('liveness socket', { error: m }),
+    }).then(
+      async (ep) => {
+        this.livenessOpening = false;
+        if (this.stopping) return ep.close();
+        this.liveness = ep;
+        ep.setTargets(this.livenessTargets.map((t) => t.address));
+        this.log.info('answering and sending liveness probes', { port: this.livenessPort(), watching: this.livenessTargets.map((t) => t.node) });
+      },
+      (e: Error) => {
+        this.livenessOpening = false;
+        this.log.warn('cannot open the liveness port; retrying at the next reconcile', { port: this.livenessPort(), error: e.message });
+      },
+    );
+  }
+
+  /** The other candidates this node cannot reach; a changed verdict goes to the heartbeat Lease at once. */
+  private judgeLiveness(): void {
+    const observations: TargetObservation[] = [];
+    if (this.liveness !== undefined) {
+      for (const t of this.livenessTargets) {
+        const o = this.probeBook.observation(t.address);
+        if (o !== undefined) observations.push({ node: t.node, ...o });
+      }
+    }
+    const down = unreachableTargets(observations, Date.now(), this.livenessSettings());
+    if (down.join(',') !== this.unreachable.join(',')) {
+      const lost = down.filter((n) => !this.unreachable.includes(n));
+      const back = this.unreachable.filter((n) => !down.includes(n));
+      if (lost.length > 0) this.log.warn('gateway candidates of this pool unreachable over the LAN', { nodes: lost });
+      if (back.length > 0) this.log.info('gateway candidates of this pool reachable again', { nodes: back });
+      this.unreachable = down;
+    }
+    if (this.heartbeat.setUnreachable(down)) this.heartbeat.kick();
   }
 
   private readiness(): { ready: boolean; reason?: string } {
@@ -378,7 +476,9 @@ export class Agent {
       this.initiateRetries = 0;
     }
 
-    this.heartbeat.setEnabled(isGatewayCandidate(gateways, this.o.nodeName));
+    const candidate = isGatewayCandidate(gateways, this.o.nodeName);
+    this.heartbeat.setEnabled(candidate);
+    this.updateLiveness(gateways, candidate);
     if (plan.role === 'gateway') {
       this.ensureSubscribed();
       if ((res.viciChecked || res.wireguardChecked) && seq > this.appliedSeq) {
@@ -574,6 +674,7 @@ export class Agent {
     this.stopping = true;
     if (this.repairTimer) clearTimeout(this.repairTimer);
     if (this.datapathTimer) clearTimeout(this.datapathTimer);
+    if (this.livenessTimer) clearTimeout(this.livenessTimer);
     if (this.debounce) clearTimeout(this.debounce);
     if (this.tunnelTimer) clearTimeout(this.tunnelTimer);
     if (this.eventDebounce) clearTimeout(this.eventDebounce);
@@ -587,6 +688,8 @@ export class Agent {
     const rel = await this.heartbeat.release();
     if (rel.released) this.log.info('heartbeat Lease released', { lease });
     else if (rel.error !== undefined) this.log.warn('cannot release the heartbeat Lease; it expires after the heartbeat timeout', { lease, error: rel.error });
+    await this.liveness?.close();
+    this.liveness = undefined;
     const res = await this.reconciler.teardown();
     for (const e of res.errors) this.log.error('teardown failed', { error: e });
     this.log.info('removed everything the agent created', { vici: res.viciActions, routes: res.ipChanges });

@@ -11,7 +11,7 @@ import { EXIT_USAGE } from './io.ts';
 import { formatTopologyError, loadTopology } from '../topology/index.ts';
 import { yamlMessage } from '../topology/parse.ts';
 import type { Topology } from '../topology/types.ts';
-import { CALICO_BLOCK_AFFINITY_VERSIONS, NO_CALICO, podSubnetInput, deriveHealth, wireguardKeysFrom, emptyHealthMemory, inventoryFromNodeList, plan } from '../plan/index.ts';
+import { CALICO_BLOCK_AFFINITY_VERSIONS, NO_CALICO, podSubnetInput, deriveHealth, candidatePools, wireguardKeysFrom, emptyHealthMemory, inventoryFromNodeList, plan } from '../plan/index.ts';
 import type { CalicoGroupVersion, CalicoIpamState, HeartbeatLease, InventoryNode, PlanResult, PodSubnetInput, PodSubnetMode } from '../plan/index.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
@@ -285,6 +285,7 @@ export interface PlanOptions {
 export function planDesired(o: PlanOptions): PlanResult {
   const { health, reachedPools } = deriveHealth(o.leases, o.now, emptyHealthMemory(), {
     heartbeatTimeoutSeconds: o.topology.election.heartbeatTimeoutSeconds,
+    candidatePools: candidatePools(o.previous),
   });
   return plan({
     topology: o.topology,

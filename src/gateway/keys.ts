@@ -93,6 +93,13 @@ export const LIVE_STATE_ANNOTATIONS: readonly string[] = [ELECTION_ANNOTATION, W
  */
 export const DATAPATH_DOWN_ANNOTATION = 'corvid.dev/datapath-down';
 
+/**
+ * Lease annotation written by a gateway candidate's agent on its heartbeat Lease: the other candidates of its pool it
+ * cannot reach over their LAN (nodeplan/liveness.ts), comma-separated, sorted. Absent when it reaches them all.
+ * Written on a change of verdict only.
+ */
+export const UNREACHABLE_ANNOTATION = 'corvid.dev/unreachable';
+
 /** Lease annotation written by the agent on its heartbeat Lease: JSON peer -> {up, since}. */
 export const TUNNEL_HEALTH_ANNOTATION = 'corvid.dev/tunnels';
 

@@ -1,7 +1,8 @@
 // Gateway election for one pool. Pure; the planner feeds it candidate states computed at `now`.
 //
 // Rules (docs/gateway-annotations.md, "Election"):
-// - healthy = Ready, heartbeat not expired, datapath not reported down by its agent, tunnels not down. Drained
+// - healthy = Ready, heartbeat not expired, datapath not reported down by its agent, not reported unreachable by
+//   another live candidate of its pool (over their LAN), tunnels not down. Drained
 //   candidates are healthy but not electable.
 // - mature = healthy, not drained, and healthy for at least minHealthySeconds, where healthy-since is
 //   max(readySince, heartbeatSince, lastUnhealthy).
@@ -19,7 +20,14 @@ import type { ElectionSettings } from '../topology/types.ts';
 import type { CandidateHealth, Decision, DecisionKind, Finding, InventoryNode } from './types.ts';
 import { parseTime } from './time.ts';
 
-export type Unhealth = 'not ready' | 'node unreachable' | 'heartbeat released' | 'heartbeat expired' | 'datapath down' | 'tunnels down';
+export type Unhealth =
+  | 'not ready'
+  | 'node unreachable'
+  | 'heartbeat released'
+  | 'heartbeat expired'
+  | 'datapath down'
+  | 'unreachable in its pool'
+  | 'tunnels down';
 
 export interface CandidateState {
   node: string;
@@ -68,6 +76,7 @@ export function candidateState(
   ) {
     unhealthy = 'heartbeat expired';
   } else if (health?.datapathDown !== undefined && settings.heartbeatTimeoutSeconds > 0) unhealthy = 'datapath down';
+  else if ((health?.unreachableFrom?.length ?? 0) > 0 && settings.heartbeatTimeoutSeconds > 0) unhealthy = 'unreachable in its pool';
   else if (health?.tunnelHealthy === false) unhealthy = 'tunnels down';
 
   let healthyForSeconds = 0;

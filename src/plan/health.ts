@@ -14,11 +14,17 @@
 //   the tunnel grace old (tunnelGraceSeconds(timeout) = max(10 s, 3 × timeout)): a freshly elected gateway whose
 //   tunnels were loaded down, and never changed since, counts only once the grace has passed; and (d) the network is
 //   not down as a whole: another node's fresh (not stale) Lease reports a tunnel up. true otherwise.
+// - unreachableFrom: the nodes whose fresh (not stale, not released) Lease reports this node unreachable over their
+//   LAN (corvid.dev/unreachable, nodeplan/liveness.ts), except those this node reports unreachable in turn: two
+//   candidates that cannot reach each other say nothing about which of them is dead. Only reports between gateway
+//   candidates of one pool count (options.candidatePools, from the live Gateways): an agent's word moves nothing
+//   outside its own pool. A reported node is unhealthy (the election: `lost: unreachable in its pool`).
 // - reachedPools: the pools that a fresh (not stale, not released) Lease reports a tunnel up to: evidence, from the
 //   data plane, that the pool's gateway forwards (the election's fail-static rule).
 // - lastUnhealthy: the memory records `now` for a node whenever it is stale or tunnel-unhealthy, and keeps the last
 //   such time while it is healthy; nodes without a Lease are forgotten.
 
+import type { Gateway } from '../gateway/types.ts';
 import type { CandidateHealth } from './types.ts';
 import { formatTime, parseNow, parseTime } from './time.ts';
 
@@ -36,6 +42,8 @@ export interface HeartbeatLease {
   wireguardKey?: string;
   /** From the corvid.dev/datapath-down Lease annotation: why the agent says its node cannot forward. */
   datapathDown?: string;
+  /** From the corvid.dev/unreachable Lease annotation: the candidates of its pool this node's agent cannot reach. */
+  unreachable?: string[];
 }
 
 /** Node -> the WireGuard public key its heartbeat Lease publishes (the planner's `wireguardKeys`). */
@@ -43,6 +51,18 @@ export function wireguardKeysFrom(leases: readonly HeartbeatLease[]): Record<str
   const out: Record<string, string> = {};
   for (const l of leases) if (l.wireguardKey !== undefined) out[l.node] = l.wireguardKey;
   return out;
+}
+
+/**
+ * Gateway candidate -> its pool (the Gateway's name), from the Gateways' spec.endpoints of type tunnel: whose word
+ * about whom counts in deriveHealth. A node listed by two Gateways keeps the first by name.
+ */
+export function candidatePools(gateways: readonly Gateway[]): Record<string, string> {
+  const out = new Map<string, string>();
+  for (const g of [...gateways].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0))) {
+    for (const e of g.spec?.endpoints ?? []) if (e.type === 'tunnel' && !out.has(e.nodeName)) out.set(e.nodeName, g.metadata.name);
+  }
+  return Object.fromEntries(out);
 }
 
 export interface HealthMemory {
@@ -53,6 +73,8 @@ export interface HealthMemory {
 export interface HealthOptions {
   /** The topology's election.heartbeatTimeoutSeconds. Absent or ≤ 0: each Lease's leaseDurationSeconds instead. */
   heartbeatTimeoutSeconds?: number;
+  /** Gateway candidate -> its pool (candidatePools() of the live Gateways). Absent: no unreachable report counts. */
+  candidatePools?: Readonly<Record<string, string>>;
 }
 
 /** The shortest tunnel grace, whatever the heartbeat timeout. */
@@ -112,6 +134,23 @@ export function deriveHealth(
     if (!stale) for (const [peer, t] of Object.entries(lease.tunnels ?? {})) if (t.up) reached.add(peer);
     seen.push({ lease, timeoutS, ageS, stale, anyUp });
   }
+  // Who reports whom unreachable (fresh Leases only); a report answered by the opposite report cancels out.
+  const reports = new Map<string, Set<string>>();
+  const poolOf = new Map(Object.entries(options.candidatePools ?? {}));
+  for (const { lease, stale } of seen) {
+    const pool = poolOf.get(lease.node);
+    if (stale || pool === undefined) continue;
+    reports.set(lease.node, new Set((lease.unreachable ?? []).filter((t) => poolOf.get(t) === pool)));
+  }
+  const unreachableFrom = new Map<string, string[]>();
+  for (const [reporter, targets] of reports) {
+    for (const target of targets) {
+      if (target === reporter || reports.get(target)?.has(reporter) === true) continue;
+      const list = unreachableFrom.get(target) ?? [];
+      list.push(reporter);
+      unreachableFrom.set(target, list);
+    }
+  }
 
   // Pass 2: the verdicts.
   const health: Record<string, CandidateHealth> = {};
@@ -129,6 +168,11 @@ export function deriveHealth(
     if (l.released === true) h.released = true;
     if (!stale && l.released !== true && l.datapathDown !== undefined) {
       h.datapathDown = l.datapathDown;
+      unhealthy = true;
+    }
+    const from = unreachableFrom.get(node);
+    if (from !== undefined) {
+      h.unreachableFrom = from.sort();
       unhealthy = true;
     }
     const tunnels = l.released === true ? [] : Object.values(l.tunnels ?? {});

@@ -46,6 +46,11 @@ export interface CandidateHealth {
   released?: boolean;
   /** The agent says its node cannot forward (charon not answering, forwarding off), and why. */
   datapathDown?: string;
+  /**
+   * Nodes whose agents report this one unreachable over their LAN (fresh Leases; mutual reports cancel out). Only
+   * candidates of its own pool count (the election's rule).
+   */
+  unreachableFrom?: string[];
 }
 
 export interface PlanInput {

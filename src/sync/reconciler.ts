@@ -24,7 +24,7 @@ import { applyTopology, applyTopologyStatus, type TopologyObject } from '../adap
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../gateway/keys.ts';
 import { canonicalJson } from '../gateway/canonical.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../gateway/types.ts';
-import { deriveHealth, wireguardKeysFrom, emptyHealthMemory, heartbeatTimeoutFor, inventoryFromNode, plan, tunnelGraceSeconds, type HealthMemory } from '../plan/index.ts';
+import { deriveHealth, candidatePools, wireguardKeysFrom, emptyHealthMemory, heartbeatTimeoutFor, inventoryFromNode, plan, tunnelGraceSeconds, type HealthMemory } from '../plan/index.ts';
 import type { CandidateHealth, InventoryNode, PlanResult, PodSubnetDecision, PodSubnetInput } from '../plan/index.ts';
 import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
 import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
@@ -462,11 +462,11 @@ export class Reconciler {
     const heartbeats = heartbeatsFrom(this.d.leases.list());
     const timeoutS = c.topology.election.heartbeatTimeoutSeconds;
     // The same options as `corvid plan/status` (src/cli/inputs.ts): deriveHealth itself treats a timeout ≤ 0 as none.
-    const { health, memory, reachedPools } = deriveHealth(heartbeats, nowText, this.memory, { heartbeatTimeoutSeconds: timeoutS });
-    this.memory = memory;
     // The election's memory (who is active, why) is the previous Gateway. For a Gateway this sync wrote, that is what
     // it wrote, not the live copy: a hand edit of status.activeEndpoints is drift to undo, not an election to keep.
     const previous = this.liveGateways().map((g) => this.lastWrittenObject.get(g.metadata.name) ?? g);
+    const { health, memory, reachedPools } = deriveHealth(heartbeats, nowText, this.memory, { heartbeatTimeoutSeconds: timeoutS, candidatePools: candidatePools(previous) });
+    this.memory = memory;
     const podSubnets = this.d.podSubnets?.();
     const wireguardKeys = wireguardKeysFrom(heartbeats);
     const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, reachedPools, previous, now: nowText, wireguardKeys, ...(podSubnets ? { podSubnets } : {}) });

@@ -29,7 +29,7 @@ export const DEFAULT_ENCRYPTION: Readonly<EncryptionPolicy> = Object.freeze({
 });
 export const DEFAULT_PUBLIC_PORT = 4500;
 export const DEFAULT_MIN_HEALTHY = '30s';
-export const DEFAULT_HEARTBEAT_TIMEOUT = '3s';
+export const DEFAULT_HEARTBEAT_TIMEOUT = '40s';
 /**
  * Member VXLAN defaults: VNI 9027 (Raven's route table number, as ours) and UDP 4793, clear of flannel (8472, VNI 1),
  * Calico and the IANA port (4789, VNI 4096), VXLAN-GPE (4790), Raven (4472) and Submariner (4800).

@@ -1,5 +1,5 @@
 // Scenario 4 as a reusable runner (the e2e test and bench/failover.ts): the active gateway of a pool dies (agent and
-// charon SIGKILLed, so its heartbeat stops), the other candidate takes over; measured with 100 ms pings across pools,
+// charon SIGKILLed: its heartbeat stops and it answers no liveness probe), the other candidate takes over; measured with 100 ms pings across pools,
 // timed by ping's own reply timestamps.
 
 import type { Fabric, PoolName } from './fabric.ts';
@@ -49,11 +49,7 @@ export async function runFailover(sys: CorvidSystem, pool: PoolName, opts: { tim
   const killed = await sys.activeOf(pool);
   if (!killed) throw new Error(`pool ${pool} has no active gateway`);
   const successor = f.candidates(pool).find((n) => n.name !== killed)!.name;
-  await waitFor(`${successor} heartbeat fresh`, async () => {
-    const l = await sys.lease(successor);
-    const t = Date.parse(l?.spec?.renewTime ?? '');
-    return Number.isFinite(t) && Date.now() - t < 2000;
-  }, 30_000);
+  await waitFor(`${successor} live (heartbeat fresh, reachable in its pool)`, () => sys.candidateLive(successor), 30_000);
 
   const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
   try {
@@ -89,12 +85,11 @@ export async function runFailover(sys: CorvidSystem, pool: PoolName, opts: { tim
   } finally {
     await Promise.all(pingers.map((p) => p.stop()));
     if (opts.revive) {
+      const revivedAt = Date.now();
       await sys.revive(killed);
-      await waitFor(`${killed} back (agent ready, heartbeat fresh)`, async () => {
+      await waitFor(`${killed} back (agent ready, heartbeat renewed, reachable in its pool)`, async () => {
         if (!(await sys.agents.get(killed)!.ready())) return false;
-        const l = await sys.lease(killed);
-        const t = Date.parse(l?.spec?.renewTime ?? '');
-        return Number.isFinite(t) && Date.now() - t < 2000;
+        return sys.candidateLive(killed, revivedAt);
       }, 30_000);
     }
   }

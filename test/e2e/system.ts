@@ -24,7 +24,13 @@ import { stopChild } from '../support/netns.ts';
 import { CONTENT_TYPE, kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
 import { listGateways } from '../../src/adapters/kube/gateways.ts';
 import { getTopology, type TopologyObject } from '../../src/adapters/kube/topologies.ts';
-import { DEFAULT_LEASE_NAMESPACE, type LeaseJson } from '../../src/adapters/kube/leases.ts';
+import { DEFAULT_LEASE_NAMESPACE, parseUnreachable, type LeaseJson } from '../../src/adapters/kube/leases.ts';
+import { DATAPATH_DOWN_ANNOTATION, UNREACHABLE_ANNOTATION } from '../../src/gateway/keys.ts';
+import { DEFAULT_HEARTBEAT_TIMEOUT } from '../../src/topology/normalise.ts';
+import { parseDuration } from '../../src/cli/commands/agent.ts';
+
+/** The topology's default heartbeat timeout, which the e2e topologies keep. */
+const DEFAULT_HEARTBEAT_TIMEOUT_MS = parseDuration(DEFAULT_HEARTBEAT_TIMEOUT)!;
 import type { Gateway } from '../../src/gateway/types.ts';
 import { WireguardLink, type ActualPeer } from '../../src/adapters/wireguard/wireguard.ts';
 import { WIREGUARD_DEVICE } from '../../src/nodeplan/index.ts';
@@ -318,7 +324,7 @@ export class SupervisedProcess {
 export interface SystemOptions {
   /** Poll interval of the git source (a webhook is also sent after every push). Default 2000 ms. */
   pollMs?: number;
-  /** Extra `corvid agent` flags (defaults are the CLI's own: lease renew 1s, lease 3s, repair 10s). */
+  /** Extra `corvid agent` flags (defaults are the CLI's own: lease renew 10s, lease 40s, repair 10s, liveness probes every 50ms). */
   agentFlags?: string[];
   /** Log level of the agents and the sync. Default info. */
   logLevel?: 'debug' | 'info';
@@ -549,6 +555,21 @@ export class CorvidSystem {
       if (statusCode(e) === 404) return undefined;
       throw e;
     }
+  }
+
+  /**
+   * Whether the election would count `node` live now: its Lease held by it and renewed within the default heartbeat
+   * timeout (or after `sinceMs`, when given: renewed by an agent started since), no datapath-down verdict, and no
+   * other Lease reporting it unreachable over the LAN.
+   */
+  async candidateLive(node: string, sinceMs?: number): Promise<boolean> {
+    const l = await this.lease(node);
+    const renewed = Date.parse(l?.spec?.renewTime ?? '');
+    if (!Number.isFinite(renewed) || l?.spec?.holderIdentity !== node) return false;
+    if (sinceMs !== undefined ? renewed < sinceMs - 1000 : Date.now() - renewed > DEFAULT_HEARTBEAT_TIMEOUT_MS) return false;
+    if (l.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION] !== undefined) return false;
+    const all = await kubeRequest<{ items: LeaseJson[] }>(this.kc, { method: 'GET', path: `/apis/coordination.k8s.io/v1/namespaces/${LEASE_NAMESPACE}/leases` });
+    return !all.items.some((o) => parseUnreachable(o.metadata?.annotations?.[UNREACHABLE_ANNOTATION]).includes(node));
   }
 
   /** A confirmed BlockAffinity as calico-ipam writes it (crd.projectcalico.org/v1: `deleted` is a string). */

@@ -77,18 +77,31 @@ test('status without a cluster says what to do', async () => {
 test('status judges candidates as the election does: the topology\'s heartbeat timeout, releases, datapath verdicts', () => {
   const state = liveState();
   const at = (s: number) => new Date(Date.parse(NOW) - s * 1000).toISOString().replace('.000Z', 'Z');
-  // cloud-gw-2 renewed 5 s ago with a 3 s Lease: stale by the Lease, fresh by a topology that allows 10 s.
-  state.leases = state.leases.map((l) => (l.node === 'cloud-gw-2' ? { node: 'cloud-gw-2', renewTime: at(5), leaseDurationSeconds: 3 } : l));
+  // cloud-gw-2 renewed 50 s ago with a 40 s Lease: stale by the Lease, fresh by a topology that allows 60 s.
+  state.leases = state.leases.map((l) => (l.node === 'cloud-gw-2' ? { node: 'cloud-gw-2', renewTime: at(50), leaseDurationSeconds: 40 } : l));
   const word = (topologyTimeout: number | undefined, node: string) => {
     const t = topologyTimeout === undefined ? topologies : [{ ...topologies[0], heartbeatTimeoutSeconds: topologyTimeout }];
     return statusReport(state, t, NOW).pools.flatMap((p) => p.candidates).find((c) => c.node === node)!.health;
   };
-  assert.equal(word(undefined, 'cloud-gw-2'), 'stale', 'the default timeout (3 s)');
-  assert.equal(word(10, 'cloud-gw-2'), 'ok', 'the topology says 10 s: the sync would elect it');
+  assert.equal(word(undefined, 'cloud-gw-2'), 'stale', 'the default timeout (40 s)');
+  assert.equal(word(60, 'cloud-gw-2'), 'ok', 'the topology says 60 s: the sync would elect it');
   state.leases = state.leases.map((l) => (l.node === 'cloud-gw-2' ? { ...l, renewTime: at(1), released: true } : l));
   assert.equal(word(undefined, 'cloud-gw-2'), 'released');
   state.leases = state.leases.map((l) => (l.node === 'cloud-gw-2' ? { node: 'cloud-gw-2', renewTime: at(1), leaseDurationSeconds: 3, datapathDown: 'IPv4 forwarding is off' } : l));
   assert.equal(word(undefined, 'cloud-gw-2'), 'datapath-down');
+  // The other candidate of its pool cannot reach it over their LAN: out; the same report from another pool's node
+  // counts for nothing.
+  const leasesBefore = state.leases;
+  const reportBy = (reporter: string) =>
+    leasesBefore
+      .filter((l) => l.node !== reporter && l.node !== 'cloud-gw-2')
+      .concat([{ node: 'cloud-gw-2', renewTime: at(1), leaseDurationSeconds: 40 }, { node: reporter, renewTime: at(1), leaseDurationSeconds: 40, unreachable: ['cloud-gw-2'] }]);
+  const poolOf = (node: string) => state.gateways.find((g) => (g.spec.endpoints ?? []).some((e) => e.nodeName === node))?.metadata.name;
+  const otherPoolCandidate = state.gateways.flatMap((g) => (g.spec.endpoints ?? []).map((e) => e.nodeName)).find((n) => poolOf(n) !== poolOf('cloud-gw-2'))!;
+  state.leases = reportBy('cloud-gw-1');
+  assert.equal(word(undefined, 'cloud-gw-2'), 'unreachable-in-pool');
+  state.leases = reportBy(otherPoolCandidate);
+  assert.equal(word(undefined, 'cloud-gw-2'), 'ok', `${otherPoolCandidate} is not a candidate of its pool`);
   // And the words agree with the election on these very inputs: no candidate it elects is reported out.
   const r = loadTopology(readFileSync(EXAMPLE, 'utf8'), 'example.yaml');
   assert.ok(r.ok);

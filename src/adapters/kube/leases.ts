@@ -2,9 +2,10 @@
 // planner's HeartbeatLease. The agent's writer is heartbeat.ts; this is the reader.
 
 import type { KubeConfig } from './kubeconfig.ts';
-import { DATAPATH_DOWN_ANNOTATION, TUNNEL_HEALTH_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
+import { DATAPATH_DOWN_ANNOTATION, TUNNEL_HEALTH_ANNOTATION, UNREACHABLE_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
 import { isWireguardKey } from '../../gateway/wireguard.ts';
 import type { HeartbeatLease } from '../../plan/health.ts';
+import { isDnsSubdomain } from '../../plan/selector.ts';
 import { listAll, type KubeObject } from './client.ts';
 import { Informer, type InformerOptions } from './informer.ts';
 
@@ -16,6 +17,9 @@ export const DEFAULT_LEASE_NAMESPACE = 'corvid-heartbeats';
 
 /** The longest datapath-down reason carried into status (the agent writes far shorter ones). */
 export const DATAPATH_REASON_MAX = 200;
+
+/** The most nodes one unreachable report names (a pool has a handful of candidates); the rest is ignored. */
+export const UNREACHABLE_REPORT_MAX = 16;
 
 /** Leases of the sync's own leader election; never heartbeats. */
 export const LEADER_LEASE_NAME = 'corvid-sync-leader';
@@ -61,7 +65,16 @@ export function heartbeatFromLease(lease: LeaseJson): HeartbeatLease | undefined
   const down = lease.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION];
   // Any value says "down"; the text is the agent's reason, shortened for status and logs.
   if (down !== undefined) hb.datapathDown = down === '' ? 'datapath down' : down.slice(0, DATAPATH_REASON_MAX);
+  const unreachable = parseUnreachable(lease.metadata?.annotations?.[UNREACHABLE_ANNOTATION]);
+  if (unreachable.length > 0) hb.unreachable = unreachable;
   return hb;
+}
+
+/** corvid.dev/unreachable: node names, comma-separated; anything that is not a node name is dropped. */
+export function parseUnreachable(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  const names = raw.split(',').map((x) => x.trim()).filter(isDnsSubdomain);
+  return [...new Set(names)].sort().slice(0, UNREACHABLE_REPORT_MAX);
 }
 
 function parseTunnels(raw: string): HeartbeatLease['tunnels'] {

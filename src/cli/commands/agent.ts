@@ -6,6 +6,8 @@ import { commandFlags, intFlag, str } from '../flags.ts';
 import { DEFAULT_ROUTE_TABLE, DEFAULT_RULE_PRIORITY } from '../../nodeplan/index.ts';
 import { validateTable } from '../../adapters/iproute/iproute.ts';
 import { DEFAULT_LEASE_NAMESPACE } from '../../adapters/kube/leases.ts';
+import { DEFAULT_LIVENESS_PORT } from '../../adapters/liveness/udp.ts';
+import { DEFAULT_LIVENESS } from '../../nodeplan/liveness.ts';
 
 export const DEFAULT_VICI_SOCKET = '/var/run/charon.vici';
 export const DEFAULT_SECRET_DIR = '/etc/corvid/secrets';
@@ -49,12 +51,21 @@ Flags:
       --rule-priority N       priority of our rules (default ${DEFAULT_RULE_PRIORITY})
       --secret-dir DIR        where Secrets are mounted, one directory per Secret (default ${DEFAULT_SECRET_DIR})
       --lease-namespace NS    namespace of the heartbeat Leases (default ${DEFAULT_LEASE_NAMESPACE})
-      --lease-renew DUR       heartbeat renew interval (default 1s)
-      --lease-duration DUR    Lease duration (default 3s)
+      --lease-renew DUR       heartbeat renew interval (default 10s); a changed verdict (tunnels, datapath,
+                              liveness) is written at once, whatever the interval
+      --lease-duration DUR    Lease duration (default 40s)
       --repair-interval DUR   how often drift is repaired (default 10s)
       --datapath-probe-interval DUR
                               how often a gateway candidate checks that its node can forward (charon answers,
                               forwarding on); a change goes to its heartbeat Lease at once (default 500ms)
+      --liveness-port N       UDP port on which gateway candidates answer and send liveness probes to the other
+                              candidates of their pool over the LAN (default ${DEFAULT_LIVENESS_PORT}; 0: off, the heartbeat's
+                              expiry alone then tells a dead gateway)
+      --liveness-probe-interval DUR
+                              how often each other candidate of the pool is probed (default ${DEFAULT_LIVENESS.probeIntervalMs}ms)
+      --liveness-down-after DUR
+                              silence after which a candidate is reported unreachable on this node's Lease, and
+                              the sync takes it out of the election (default ${DEFAULT_LIVENESS.downAfterMs}ms)
       --metrics-addr ADDR     /healthz, /readyz, /metrics listen address, host:port (default ${DEFAULT_METRICS_ADDR};
                               "" disables)
       --packet-filter on|off  manage the nftables table inet corvid (default on)
@@ -110,6 +121,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       'lease-duration': { type: 'string' },
       'repair-interval': { type: 'string' },
       'datapath-probe-interval': { type: 'string' },
+      'liveness-port': { type: 'string' },
+      'liveness-probe-interval': { type: 'string' },
+      'liveness-down-after': { type: 'string' },
       'metrics-addr': { type: 'string' },
       netns: { type: 'string' },
       'packet-filter': { type: 'string', choices: ['on', 'off'] },
@@ -146,9 +160,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     if (ms === undefined || ms <= 0) return `--${name} must be a positive duration like 500ms, 1s or 2m, got "${text}"`;
     return ms;
   };
-  const leaseRenewMs = dur('lease-renew', '1s');
+  const leaseRenewMs = dur('lease-renew', '10s');
   if (typeof leaseRenewMs === 'string') return usage(leaseRenewMs);
-  const leaseDurationMs = dur('lease-duration', '3s');
+  const leaseDurationMs = dur('lease-duration', '40s');
   if (typeof leaseDurationMs === 'string') return usage(leaseDurationMs);
   if (leaseDurationMs < 1000 || leaseDurationMs % 1000 !== 0) return usage('--lease-duration must be whole seconds (Lease spec.leaseDurationSeconds)');
   if (leaseRenewMs >= leaseDurationMs) return usage('--lease-renew must be shorter than --lease-duration');
@@ -156,6 +170,14 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   if (typeof repairMs === 'string') return usage(repairMs);
   const datapathProbeMs = dur('datapath-probe-interval', '500ms');
   if (typeof datapathProbeMs === 'string') return usage(datapathProbeMs);
+  const livenessPort = intFlag(v, 'liveness-port') ?? DEFAULT_LIVENESS_PORT;
+  if (typeof livenessPort === 'string') return usage(livenessPort);
+  if (livenessPort < 0 || livenessPort > 65535) return usage('--liveness-port must be a UDP port (0 turns liveness off)');
+  const livenessProbeMs = dur('liveness-probe-interval', `${DEFAULT_LIVENESS.probeIntervalMs}ms`);
+  if (typeof livenessProbeMs === 'string') return usage(livenessProbeMs);
+  const livenessDownAfterMs = dur('liveness-down-after', `${DEFAULT_LIVENESS.downAfterMs}ms`);
+  if (typeof livenessDownAfterMs === 'string') return usage(livenessDownAfterMs);
+  if (livenessDownAfterMs < 2 * livenessProbeMs) return usage('--liveness-down-after must be at least two probe intervals');
   const metricsAddr = str(v, 'metrics-addr') ?? DEFAULT_METRICS_ADDR;
   const wireguard = (str(v, 'wireguard') ?? 'auto') as 'auto' | 'kernel' | 'userspace' | 'off';
   const netns = str(v, 'netns') || undefined;
@@ -195,6 +217,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     leaseDurationSeconds: leaseDurationMs / 1000,
     repairIntervalMs: repairMs,
     datapathProbeMs,
+    livenessPort,
+    livenessProbeMs,
+    livenessDownAfterMs,
     metricsAddr,
     log,
     netns,

@@ -6,7 +6,7 @@ import { EXIT_OK, useColour } from '../io.ts';
 import { commandFlags, str } from '../flags.ts';
 import { clusterErrorMessage, connect, EXIT_ERROR, nowFrom, readLive } from '../inputs.ts';
 import type { LiveState } from '../inputs.ts';
-import { candidateState, deriveHealth, emptyHealthMemory, type CandidateHealth, type InventoryNode, type Unhealth } from '../../plan/index.ts';
+import { candidatePools, candidateState, deriveHealth, emptyHealthMemory, type CandidateHealth, type InventoryNode, type Unhealth } from '../../plan/index.ts';
 import { parseDuration } from '../../topology/duration.ts';
 import { DEFAULT_HEARTBEAT_TIMEOUT } from '../../topology/normalise.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../../gateway/keys.ts';
@@ -24,7 +24,8 @@ applied (Topology status) and conditions; then where the pods' subnets come from
 
 Candidate health, judged as the sync's election judges it (the topology's heartbeatTimeout): ok (Ready, fresh
 heartbeat), no-heartbeat (Ready, no Lease from the agent), stale (heartbeat expired), released (the agent stopped
-cleanly), datapath-down (its agent says the node cannot forward), tunnels-down (all its tunnels down while others
+cleanly), datapath-down (its agent says the node cannot forward), unreachable-in-pool (another candidate of its
+pool cannot reach it over their LAN), tunnels-down (all its tunnels down while others
 are up), NotReady, unreachable (Ready Unknown: the kubelet is not heard from), missing (no such Node).
 
 Flags:
@@ -44,7 +45,17 @@ Examples:
  * A candidate's health as the election sees it (plan/election.ts candidateState over plan/health.ts deriveHealth):
  * ok, or the reason it is out; `no-heartbeat` is healthy by Ready alone (no agent Lease seen).
  */
-export type CandidateHealthWord = 'ok' | 'no-heartbeat' | 'stale' | 'released' | 'datapath-down' | 'tunnels-down' | 'NotReady' | 'unreachable' | 'missing';
+export type CandidateHealthWord =
+  | 'ok'
+  | 'no-heartbeat'
+  | 'stale'
+  | 'released'
+  | 'datapath-down'
+  | 'unreachable-in-pool'
+  | 'tunnels-down'
+  | 'NotReady'
+  | 'unreachable'
+  | 'missing';
 
 export interface PoolStatus {
   topology: string;
@@ -87,6 +98,7 @@ const WORD: Record<Unhealth, CandidateHealthWord> = {
   'heartbeat released': 'released',
   'heartbeat expired': 'stale',
   'datapath down': 'datapath-down',
+  'unreachable in its pool': 'unreachable-in-pool',
   'tunnels down': 'tunnels-down',
 };
 
@@ -106,10 +118,11 @@ export function statusReport(state: LiveState, topologies: TopologySummary[], no
   const nowMs = Date.parse(now);
   // Health per topology: its heartbeat timeout decides staleness, as in the sync.
   const healthByTimeout = new Map<number, Record<string, CandidateHealth>>();
+  const candidatePoolOf = candidatePools(state.gateways);
   const healthFor = (timeoutS: number): Record<string, CandidateHealth> => {
     let h = healthByTimeout.get(timeoutS);
     if (h === undefined) {
-      h = deriveHealth(state.leases, now, emptyHealthMemory(), { heartbeatTimeoutSeconds: timeoutS }).health;
+      h = deriveHealth(state.leases, now, emptyHealthMemory(), { heartbeatTimeoutSeconds: timeoutS, candidatePools: candidatePoolOf }).health;
       healthByTimeout.set(timeoutS, h);
     }
     return h;
@@ -192,6 +205,7 @@ const HEALTH_COLOUR: Record<CandidateHealthWord, string> = {
   stale: '33',
   released: '33',
   'datapath-down': '31',
+  'unreachable-in-pool': '31',
   'tunnels-down': '31',
   NotReady: '31',
   unreachable: '31',

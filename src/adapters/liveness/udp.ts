@@ -1,0 +1,137 @@
+// The UDP side of data-plane liveness (nodeplan/liveness.ts decides): every gateway candidate answers probes on one
+// UDP port, and probes the other candidates of its pool from that same port every interval. A probe and its answer
+// are 19 bytes each (no amplification), and only a probe from one of those candidates is answered.
+import dgram from 'node:dgram';
+import { isIP } from 'node:net';
+import type { TargetObservation } from '../../nodeplan/liveness.ts';
+
+/** The UDP port candidates answer probes on (agent flag --liveness-port). */
+export const DEFAULT_LIVENESS_PORT = 9472;
+
+const TAG = 'corvid-liveness/1 ';
+const PROBE = Buffer.from(`${TAG}?`);
+const ANSWER = Buffer.from(`${TAG}!`);
+
+/** What was sent to and heard from each address: the observations the verdict is made from. */
+export class ProbeBook {
+  private readonly seen = new Map<string, { watchedSinceMs: number; lastReplyMs?: number; unansweredProbes: number }>();
+  private readonly now: () => number;
+
+  constructor(now: () => number = Date.now) {
+    this.now = now;
+  }
+
+  /** Watch exactly these addresses (new ones start with a clean slate; dropped ones are forgotten). */
+  setTargets(addresses: readonly string[]): void {
+    const want = new Set(addresses);
+    for (const a of [...this.seen.keys()]) if (!want.has(a)) this.seen.delete(a);
+    for (const a of want) if (!this.seen.has(a)) this.seen.set(a, { watchedSinceMs: this.now(), unansweredProbes: 0 });
+  }
+
+  targets(): string[] {
+    return [...this.seen.keys()];
+  }
+
+  sent(address: string): void {
+    const o = this.seen.get(address);
+    if (o !== undefined) o.unansweredProbes++;
+  }
+
+  answered(address: string): void {
+    const o = this.seen.get(address);
+    if (o === undefined) return;
+    o.lastReplyMs = this.now();
+    o.unansweredProbes = 0;
+  }
+
+  /** The observations per address, with `node` set to the address (the caller maps addresses to nodes). */
+  observation(address: string): Omit<TargetObservation, 'node'> | undefined {
+    const o = this.seen.get(address);
+    return o === undefined ? undefined : { ...o };
+  }
+}
+
+export interface UdpLivenessOptions {
+  port: number;
+  intervalMs: number;
+  /** Called for every probe sent and every answer received, with the peer's address. */
+  onSent?: (address: string) => void;
+  onAnswer?: (address: string) => void;
+  onError?: (message: string) => void;
+}
+
+/**
+ * Answers probes and probes `targets` every interval, on one socket per address family bound to the liveness port
+ * on every address of this network namespace.
+ */
+export class UdpLiveness {
+  private readonly o: UdpLivenessOptions;
+  private readonly sockets = new Map<4 | 6, dgram.Socket>();
+  private targets: string[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(o: UdpLivenessOptions) {
+    this.o = o;
+  }
+
+  /** Bind the port (IPv4 always; IPv6 where the namespace has it). Rejects when IPv4 cannot be bound. */
+  async start(): Promise<void> {
+    this.sockets.set(4, await this.bind('udp4', '0.0.0.0'));
+    try {
+      this.sockets.set(6, await this.bind('udp6', '::'));
+    } catch {
+      // No IPv6 in this namespace: IPv4 targets only.
+    }
+    const tick = (): void => {
+      for (const t of this.targets) this.send(t);
+      this.timer = setTimeout(tick, this.o.intervalMs);
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  setTargets(addresses: readonly string[]): void {
+    this.targets = addresses.filter((a) => isIP(a) !== 0);
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    await Promise.all([...this.sockets.values()].map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.sockets.clear();
+  }
+
+  private bind(type: 'udp4' | 'udp6', address: string): Promise<dgram.Socket> {
+    return new Promise((resolve, reject) => {
+      const s = dgram.createSocket({ type, ipv6Only: type === 'udp6' });
+      s.once('error', reject);
+      s.bind(this.o.port, address, () => {
+        s.removeListener('error', reject);
+        // Send errors (an unreachable network while a link is down) are not fatal: the silence is the signal.
+        s.on('error', (e) => this.o.onError?.(e.message));
+        s.on('message', (msg, from) => this.receive(s, msg, from));
+        resolve(s);
+      });
+    });
+  }
+
+  private receive(s: dgram.Socket, msg: Buffer, from: dgram.RemoteInfo): void {
+    const peer = unmapped(from.address);
+    // Only the candidates it watches are answered (they watch it in turn): to anyone else the port is silent.
+    if (!this.targets.includes(peer)) return;
+    if (msg.equals(PROBE)) s.send(ANSWER, from.port, from.address);
+    else if (msg.equals(ANSWER)) this.o.onAnswer?.(peer);
+  }
+
+  private send(address: string): void {
+    const s = this.sockets.get(isIP(address) === 6 ? 6 : 4);
+    if (s === undefined) return;
+    this.o.onSent?.(address);
+    s.send(PROBE, this.o.port, address, (e) => {
+      if (e) this.o.onError?.(e.message);
+    });
+  }
+}
+
+/** An IPv4 address as the socket may report it (`::ffff:a.b.c.d` on a dual-stack socket) -> a.b.c.d. */
+function unmapped(a: string): string {
+  return a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a;
+}

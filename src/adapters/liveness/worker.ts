@@ -1,0 +1,38 @@
+// UdpLiveness inside a network namespace, for an agent that stays in its own (`--netns`, tests: the API server is on
+// the host's loopback). Started by endpoint.ts as `ip netns exec NS node worker.ts PORT INTERVAL_MS`. Reads lines of
+// comma-separated target addresses on stdin; writes `s ADDR` for each probe sent and `a ADDR` for each answer; exits
+// when stdin closes, so it never outlives its agent (a dead agent's node must stop answering).
+import { createInterface } from 'node:readline';
+import { UdpLiveness } from './udp.ts';
+
+const [port, intervalMs] = process.argv.slice(2).map(Number);
+const out: string[] = [];
+let flushing = false;
+const emit = (line: string): void => {
+  out.push(line);
+  if (flushing) return;
+  flushing = true;
+  setImmediate(() => {
+    flushing = false;
+    process.stdout.write(out.splice(0).join('\n') + '\n');
+  });
+};
+const udp = new UdpLiveness({
+  port,
+  intervalMs,
+  onSent: (a) => emit(`s ${a}`),
+  onAnswer: (a) => emit(`a ${a}`),
+  onError: (m) => process.stderr.write(`${m}\n`),
+});
+try {
+  await udp.start();
+} catch (e) {
+  process.stderr.write(`cannot bind the liveness port ${port}: ${(e as Error).message}\n`);
+  process.exit(1);
+}
+emit('ready');
+const lines = createInterface({ input: process.stdin });
+lines.on('line', (l) => udp.setTargets(l.split(',').filter((x) => x !== '')));
+lines.on('close', () => {
+  void udp.close().then(() => process.exit(0));
+});

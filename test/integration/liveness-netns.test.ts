@@ -1,0 +1,105 @@
+// Data-plane liveness between two node namespaces on one LAN, through the worker that runs the socket inside each
+// namespace (the agent's --netns mode): both sides hear each other; 5 % random loss each way (nftables) gives no
+// verdict; a side that goes away is reported within downAfter plus a probe or two; it is reachable again at once;
+// a node answers only the candidates it watches.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { openLiveness, type LivenessEndpoint } from '../../src/adapters/liveness/endpoint.ts';
+import { ProbeBook } from '../../src/adapters/liveness/udp.ts';
+import { DEFAULT_LIVENESS, unreachableTargets } from '../../src/nodeplan/liveness.ts';
+import { NetnsLab, missingToolsReason, netnsSkipReason, sweepStaleNamespaces } from '../support/netns.ts';
+
+const skip = netnsSkipReason() ?? missingToolsReason('liveness under loss', [['nft', 'nftables']]);
+const lab = new NetnsLab();
+let nsA = '';
+let nsB = '';
+const PORT = 9472;
+const A = '10.79.0.1';
+const B = '10.79.0.2';
+
+before(async () => {
+  if (skip) return;
+  sweepStaleNamespaces();
+  nsA = await lab.addNs('liveA');
+  nsB = await lab.addNs('liveB');
+  await lab.veth(nsA, 'eth0', nsB, 'eth0');
+  await lab.addr(nsA, 'eth0', `${A}/24`);
+  await lab.addr(nsB, 'eth0', `${B}/24`);
+});
+
+after(async () => {
+  await lab.cleanup();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The verdict on `node` at address `addr`, as the agent makes it. */
+function verdict(book: ProbeBook, addr: string): string[] {
+  const o = book.observation(addr);
+  return o === undefined ? [] : unreachableTargets([{ node: addr, ...o }], Date.now(), DEFAULT_LIVENESS);
+}
+
+test('liveness between two namespaces: heard both ways, no verdict under 5 % loss, a dead side seen within 0.7 s', { skip, timeout: 60_000 }, async () => {
+  const bookA = new ProbeBook();
+  const bookB = new ProbeBook();
+  const open = (ns: string, book: ProbeBook) =>
+    openLiveness({ port: PORT, intervalMs: DEFAULT_LIVENESS.probeIntervalMs, book, netns: ns, onError: () => {} });
+  const epA = await open(nsA, bookA);
+  let epB: LivenessEndpoint | undefined = await open(nsB, bookB);
+  try {
+    epA.setTargets([B]);
+    epB.setTargets([A]);
+    await sleep(300);
+    assert.ok(bookA.observation(B)?.lastReplyMs !== undefined, 'A hears B');
+    assert.ok(bookB.observation(A)?.lastReplyMs !== undefined, 'B hears A');
+
+    // 5 % of packets dropped at random, each way, on A's side of the link, for 10 s: 200 probes, no verdict.
+    await lab.exec(nsA, ['nft', '-f', '-'], {
+      input: `table inet lossy {
+        chain in { type filter hook input priority 0; numgen random mod 100 < 5 drop; }
+        chain out { type filter hook output priority 0; numgen random mod 100 < 5 drop; }
+      }\n`,
+    });
+    const lossUntil = Date.now() + 10_000;
+    let verdicts = 0;
+    while (Date.now() < lossUntil) {
+      if (verdict(bookA, B).length > 0 || verdict(bookB, A).length > 0) verdicts++;
+      await sleep(20);
+    }
+    const dropped = (await lab.exec(nsA, ['nft', 'list', 'table', 'inet', 'lossy'])).stdout;
+    await lab.exec(nsA, ['nft', 'delete', 'table', 'inet', 'lossy']);
+    assert.equal(verdicts, 0, 'no unreachable verdict under 5 % loss');
+    assert.ok(dropped.includes('numgen'), 'the loss rules were in place');
+
+    // B goes away (its worker closes the socket, as when its agent dies): A's verdict within downAfter + a bit.
+    const goneAt = Date.now();
+    await epB.close();
+    epB = undefined;
+    let seenAt: number | undefined;
+    while (Date.now() - goneAt < 3000) {
+      if (verdict(bookA, B).includes(B)) {
+        seenAt = Date.now();
+        break;
+      }
+      await sleep(10);
+    }
+    assert.ok(seenAt !== undefined, 'B reported unreachable');
+    const ms = seenAt - goneAt;
+    console.log(`# liveness: B silent -> A's verdict after ${ms} ms (downAfter ${DEFAULT_LIVENESS.downAfterMs} ms)`);
+    assert.ok(ms >= DEFAULT_LIVENESS.downAfterMs - 60 && ms < DEFAULT_LIVENESS.downAfterMs + 200, `verdict after ${ms} ms`);
+
+    // Back: reachable again with the first answer.
+    epB = await open(nsB, bookB);
+    epB.setTargets([A]);
+    await sleep(300);
+    assert.deepEqual(verdict(bookA, B), []);
+
+    // B answers only the candidates it watches: once A is not among them, A hears nothing from B.
+    epB.setTargets(['10.79.0.99']);
+    await sleep(DEFAULT_LIVENESS.downAfterMs + 150);
+    assert.deepEqual(verdict(bookA, B), [B], 'B stays silent to a node it does not watch');
+  } finally {
+    await epA.close();
+    await epB?.close();
+  }
+});
