@@ -279,6 +279,12 @@ export interface PlanOptions {
   previous: Gateway[];
   now: string;
   podSubnets?: PodSubnetInput;
+  /**
+   * Whether the Leases were observed (read from a cluster, or a snapshot that holds some): then, as the sync does, a
+   * candidate without one is not elected. Otherwise (an offline plan with no Lease data) every Ready candidate's
+   * agent is assumed live.
+   */
+  heartbeatsObserved?: boolean;
 }
 
 /** Health from the Leases (fresh memory, as a sync that just started) and the planner's result. */
@@ -293,6 +299,7 @@ export function planDesired(o: PlanOptions): PlanResult {
     nodes: o.nodes,
     health,
     reachedPools,
+    requireHeartbeat: o.heartbeatsObserved ?? o.leases.length > 0,
     previous: o.previous,
     now: o.now,
     wireguardKeys: wireguardKeysFrom(o.leases),

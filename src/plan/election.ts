@@ -1,7 +1,7 @@
 // Gateway election for one pool. Pure; the planner feeds it candidate states computed at `now`.
 //
 // Rules (docs/gateway-annotations.md, "Election"):
-// - healthy = Ready, heartbeat not expired, datapath not reported down by its agent, not reported unreachable by
+// - healthy = Ready, heartbeat seen (when required: PlanInput.requireHeartbeat) and not expired, datapath not reported down by its agent, not reported unreachable by
 //   another live candidate of its pool (over their LAN), tunnels not down. Drained
 //   candidates are healthy but not electable.
 // - mature = healthy, not drained, and healthy for at least minHealthySeconds, where healthy-since is
@@ -25,6 +25,7 @@ export type Unhealth =
   | 'node unreachable'
   | 'heartbeat released'
   | 'heartbeat expired'
+  | 'no heartbeat'
   | 'datapath down'
   | 'unreachable in its pool'
   | 'tunnels down';
@@ -58,12 +59,16 @@ export const REASONS = {
   preempted: (by: string, w: number) => `preempted: ${by} is more preferred and healthy for ${w}s`,
 } as const;
 
-/** A candidate's state at nowMs. heartbeatTimeoutSeconds ≤ 0 disables the heartbeat check. */
+/**
+ * A candidate's state at nowMs. heartbeatTimeoutSeconds ≤ 0 disables the heartbeat checks. With requireHeartbeat
+ * (the sync's default), a candidate whose agent has never written a heartbeat Lease is unhealthy: Ready alone says
+ * nothing about a datapath nobody runs.
+ */
 export function candidateState(
   node: InventoryNode,
   rank: number,
   health: CandidateHealth | undefined,
-  settings: Pick<ElectionSettings, 'heartbeatTimeoutSeconds'>,
+  settings: Pick<ElectionSettings, 'heartbeatTimeoutSeconds'> & { requireHeartbeat?: boolean },
   nowMs: number,
 ): CandidateState {
   let unhealthy: Unhealth | undefined;
@@ -75,6 +80,8 @@ export function candidateState(
     health.heartbeatAgeSeconds > settings.heartbeatTimeoutSeconds
   ) {
     unhealthy = 'heartbeat expired';
+  } else if (settings.requireHeartbeat === true && settings.heartbeatTimeoutSeconds > 0 && health?.heartbeatAgeSeconds === undefined) {
+    unhealthy = 'no heartbeat';
   } else if (health?.datapathDown !== undefined && settings.heartbeatTimeoutSeconds > 0) unhealthy = 'datapath down';
   else if ((health?.unreachableFrom?.length ?? 0) > 0 && settings.heartbeatTimeoutSeconds > 0) unhealthy = 'unreachable in its pool';
   else if (health?.tunnelHealthy === false) unhealthy = 'tunnels down';

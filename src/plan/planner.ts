@@ -161,6 +161,7 @@ export function plan(input: PlanInput): PlanResult {
   const encryption = encryptionTable({ ...t, pools }, allowed);
 
   const settings = t.election;
+  const stateSettings = { heartbeatTimeoutSeconds: settings.heartbeatTimeoutSeconds, requireHeartbeat: input.requireHeartbeat === true };
   const replicas = Math.max(1, Math.floor(settings.replicas));
   const gateways: Gateway[] = [];
   // spec.nodeAddresses: published by every pool whose node subnet overlaps no other pool's.
@@ -254,7 +255,7 @@ export function plan(input: PlanInput): PlanResult {
           ? ep
           : { config: ep.config, nodeName: ep.nodeName, port: ep.port, publicIP: effectiveIP, publicPort: ep.publicPort, type: ep.type, underNAT: ep.underNAT },
       );
-      candidates.push(candidateState(node, rank, input.health[node.name], settings, nowMs));
+      candidates.push(candidateState(node, rank, input.health[node.name], stateSettings, nowMs));
     });
 
     // Election.

@@ -60,6 +60,12 @@ export interface PlanInput {
   nodes: InventoryNode[];
   /** Keyed by node name. */
   health: Record<string, CandidateHealth>;
+  /**
+   * A candidate with no heartbeat Lease is unhealthy ('no heartbeat'): the sync's default, since only a live agent
+   * runs a gateway's datapath. Off (the pure planner's default): judged by Ready alone, for plans made without Lease
+   * data (an offline render) or for clusters whose nodes run another agent.
+   */
+  requireHeartbeat?: boolean;
   /** Pools that a fresh heartbeat Lease of another pool's gateway reports a tunnel up to (deriveHealth). */
   reachedPools?: readonly string[];
   /** The Gateways currently live (for stickiness and relay stability). */

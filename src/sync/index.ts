@@ -69,6 +69,11 @@ export interface SyncOptions {
   source: SourceOptions;
   /** Namespace of the agents' heartbeat Leases. Default corvid-heartbeats. */
   leaseNamespace?: string;
+  /**
+   * Elect candidates whose agent has never written a heartbeat Lease, by Ready alone. Default false: a candidate
+   * needs a live Corvid agent. For clusters whose nodes run another agent (raven-agent, during a migration).
+   */
+  electWithoutHeartbeat?: boolean;
   /** Leader election; leave out to run as the only writer. */
   leaderElection?: LeaderElectionSettings;
   /** Namespace for Events. Default kube-system (see adapters/kube/events.ts). */
@@ -219,6 +224,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     now,
     applyConcurrency: o.applyConcurrency,
     gatewaySpec: o.gatewaySpec ?? 'apply',
+    requireHeartbeat: o.electWithoutHeartbeat !== true,
     podSubnets: () => podSubnetInput(podSubnetMode, calico?.state() ?? NO_CALICO),
     validator,
   });

@@ -66,6 +66,8 @@ export interface ReconcilerDeps {
   applyConcurrency?: number;
   /** Who writes the Gateways' metadata and spec: this sync ('apply', the default) or another writer ('external'). */
   gatewaySpec?: GatewaySpecMode;
+  /** Only candidates whose agent has written a heartbeat Lease are elected (PlanInput.requireHeartbeat). */
+  requireHeartbeat?: boolean;
   /** The pod-subnet input of each plan (the flag's override, Calico IPAM as watched). Absent: node.spec.podCIDRs. */
   podSubnets?: () => PodSubnetInput;
   /** Verify + validate off the event loop: a revision's verdict, or undefined while it is being worked out. */
@@ -469,7 +471,7 @@ export class Reconciler {
     this.memory = memory;
     const podSubnets = this.d.podSubnets?.();
     const wireguardKeys = wireguardKeysFrom(heartbeats);
-    const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, reachedPools, previous, now: nowText, wireguardKeys, ...(podSubnets ? { podSubnets } : {}) });
+    const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, reachedPools, requireHeartbeat: this.d.requireHeartbeat === true, previous, now: nowText, wireguardKeys, ...(podSubnets ? { podSubnets } : {}) });
     return { planned, wakeAt: nextWake(now.getTime(), heartbeats, health, nodes, timeoutS, c.topology.election.minHealthySeconds) };
   }
 

@@ -382,6 +382,33 @@ export class Fabric {
     return pingOk(this.lab, this.node(from).pod.ns, this.node(to).podIP, opts);
   }
 
+  /**
+   * Drop `percent` % of packets at random (nftables numgen), each way, on a pool's LAN (its switch's bridge) and on
+   * its WAN (the router's wan0, or each gateway candidate's wan0 where the pool has no router). Returns the undo.
+   */
+  async randomLoss(pool: PoolName, percent: number): Promise<() => Promise<void>> {
+    const p = this.pool(pool);
+    const drop = `numgen random mod 100 < ${percent} drop`;
+    const applied: Array<[string, string]> = [];
+    await this.lab.exec(p.switchNs, ['nft', '-f', '-'], { input: `table bridge corvid_lossy { chain fwd { type filter hook forward priority 0; ${drop}; } }
+` });
+    applied.push([p.switchNs, 'bridge']);
+    const wanNs = p.router ? [p.router.ns] : p.nodes.filter((n) => n.kind === 'candidate').map((n) => n.ns);
+    for (const ns of wanNs) {
+      await this.lab.exec(ns, ['nft', '-f', '-'], {
+        input: `table inet corvid_lossy {
+  chain in { type filter hook prerouting priority -400; iifname "wan0" ${drop}; }
+  chain out { type filter hook postrouting priority 400; oifname "wan0" ${drop}; }
+}
+`,
+      });
+      applied.push([ns, 'inet']);
+    }
+    return async () => {
+      for (const [ns, family] of applied) await this.lab.exec(ns, ['nft', 'delete', 'table', family, 'corvid_lossy'], { allowFail: true });
+    };
+  }
+
   /** Packets the router of a NAT'd pool dropped as new inbound connections. */
   async routerDrops(pool: PoolName): Promise<number> {
     const r = this.pool(pool).router;

@@ -199,6 +199,8 @@ spec:
   connectivity:
     mode: mesh
     rules: []
+  election:
+    heartbeatTimeout: 3s
   pools:
 ${pools.join('\n')}
 `;
@@ -340,6 +342,12 @@ async function system(lab: NetnsLab, charons: CharonInstance[]): Promise<void> {
       // Each probe of a `--netns` agent starts `ip netns exec grep` for the forwarding sysctls, which costs the
       // guest's one CPU far more than the host's; nothing here tests the probe (agent-datapath and the e2e do).
       '--datapath-probe-interval', '30s',
+      // No data-plane liveness here: each --netns agent would run its socket in a Node worker of its own, which the
+      // guest's memory and one CPU cannot spare. The failover below is found the old way, by the heartbeat's
+      // expiry, renewed every second against the topology's 3 s (the e2e suite and agent tests cover liveness).
+      '--liveness-port', '0',
+      '--lease-renew', '1s',
+      '--lease-duration', '3s',
     ];
     const a = new Agent(argv, join(runDir, `agent-${n.name}.log`));
     agents.set(n.name, a);

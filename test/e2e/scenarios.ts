@@ -13,7 +13,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setNodeReady, useControlPlane } from '../support/controlplane.ts';
-import { NODE_ADDRESSES_ANNOTATION, NODE_DRAIN_ANNOTATION, REVISION_ANNOTATION } from '../../src/gateway/keys.ts';
+import { NODE_ADDRESSES_ANNOTATION, NODE_DRAIN_ANNOTATION, REVISION_ANNOTATION, UNREACHABLE_ANNOTATION } from '../../src/gateway/keys.ts';
 import { Fabric, Pinger, type CniFlavour, type PoolName } from './fabric.ts';
 import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from './system.ts';
 import { actives, dfAcrossPools, everyone, nodeTcpAcrossPools, scenarioChecks, stopAndCountLoss, tcpAcrossPools, versions, waitForMatrix } from './checks.ts';
@@ -27,16 +27,28 @@ export const DRAIN_LOSS_BOUND = 10;
 /** Scenario 6: a killed charon or agent must have healed within this. */
 export const HEAL_BOUND_MS = 45_000;
 /**
- * How long scenario 12 keeps a pool cut off from the API server: ten heartbeat timeouts, with Ready Unknown for most
- * of it (the issue asks for two minutes; the bench may run longer, npm test keeps to its budget).
+ * How long scenario 12 keeps a pool cut off from the API server (and another under random loss): past the heartbeat
+ * timeout (40 s) and the node controller's grace, so both kinds of "out of reach" are in force for the last third.
+ * CORVID_E2E_FAIL_STATIC_MS=120000 runs the issue's two minutes (npm test keeps to its budget).
  */
-export const FAIL_STATIC_WINDOW_MS = 30_000;
+export const FAIL_STATIC_WINDOW_MS = Number(process.env.CORVID_E2E_FAIL_STATIC_MS ?? 60_000);
 /**
  * Scenario 7: the hand-over after an agent's SIGTERM must come before this. Without the Lease release it would wait
  * for the other candidate's liveness verdict (0.5 s of silence after the agent closed its socket, then the report)
  * or, with liveness off, for the heartbeat to expire (40 s by default).
  */
 export const RELEASE_HANDOVER_BOUND_MS = 1_500;
+
+/** The longest run of consecutive sequence numbers in a sorted list. */
+function longestRun(seqs: readonly number[]): number {
+  let best = 0;
+  let run = 0;
+  seqs.forEach((s, i) => {
+    run = i > 0 && s === seqs[i - 1] + 1 ? run + 1 : 1;
+    best = Math.max(best, run);
+  });
+  return best;
+}
 
 /** Extra `corvid agent` flags for an experiment, e.g. CORVID_E2E_AGENT_FLAGS="--repair-interval 1s"; none by default. */
 const AGENT_FLAGS = (process.env.CORVID_E2E_AGENT_FLAGS ?? '').split(' ').filter((a) => a !== '');
@@ -308,39 +320,75 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     }
   });
 
-  // One CNI is enough: nothing on the data plane changes (that is the point); flannel only.
-  test('12: fail-static: edge-a cut off from the API server (all its agents stopped, Ready Unknown) keeps its gateway and tunnels', { skip: cni !== 'flannel' && 'runs on flannel only', timeout: 120_000 }, async () => {
+  // One CNI is enough: nothing on the data plane changes (that is the point); flannel only. The two halves share one
+  // window (they touch different pools) to keep within the suite's budget.
+  test('12: fail-static: edge-a cut off from the API server keeps its gateway and tunnels; meanwhile edge-b under 5 % random loss keeps its own', { skip: cni !== 'flannel' && 'runs on flannel only', timeout: FAIL_STATIC_WINDOW_MS + 90_000 }, async () => {
     await whole();
     const pool: PoolName = 'edge-a';
+    const lossy: PoolName = 'edge-b';
     const active = (await sys.activeOf(pool))!;
+    const lossyActive = (await sys.activeOf(lossy))!;
     const cutOff = [...f.nodes.values()].filter((n) => n.pool === pool).map((n) => n.name);
-    const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
-    const before = (await sys.gateways()).get(pool)!;
+    // edge-a <-> cloud must lose nothing; every path through edge-b crosses its lossy links twice each way.
+    const member = (p: PoolName) => f.pool(p).nodes.find((n) => n.kind === 'member')!.name;
+    const clean = [[member(pool), member('cloud')], [member('cloud'), member(pool)]].map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
+    const noisy = [[member(lossy), member('cloud')], [member('cloud'), member(lossy)], [member(pool), member(lossy)], [member(lossy), member(pool)]].map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
+    const before = await sys.gateways();
+    let undoLoss: (() => Promise<void>) | undefined;
+    const reports = new Set<string>();
     try {
       const t0 = Date.now();
-      for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
+      for (const p of [...clean, ...noisy]) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
       const at = Date.now();
       // The site's uplink to the control plane is gone: its agents can write nothing (SIGSTOP: their charons,
-      // routes and SAs stay, as they would), and once their heartbeats have expired the node controller sets Ready
-      // Unknown on its nodes.
+      // routes and SAs stay, as they would); their heartbeats expire after the timeout (40 s), and the node
+      // controller sets Ready Unknown on its nodes after its grace period (40 s by default).
       for (const n of cutOff) sys.agents.get(n)!.kill('SIGSTOP');
-      await new Promise((r) => setTimeout(r, 5_000));
-      for (const n of cutOff) await setNodeReady(sys.kc, n, 'Unknown');
-      await new Promise((r) => setTimeout(r, FAIL_STATIC_WINDOW_MS - 5_000));
-      const during = (await sys.gateways()).get(pool)!;
-      const { worst, lines } = await stopAndCountLoss(f, pingers, at);
-      console.log(`# scenario 12: ${pool} cut off for ${FAIL_STATIC_WINDOW_MS / 1000} s: active ${during.status?.activeEndpoints?.[0]?.nodeName}; Gateway ${during.metadata.resourceVersion === before.metadata.resourceVersion ? 'not written' : 'WRITTEN'}; ${lines.join('; ')}`);
-      assert.equal(during.metadata.resourceVersion, before.metadata.resourceVersion, `no Gateway write about ${pool} while it is cut off`);
+      undoLoss = await f.randomLoss(lossy, 5);
+      const readyUnknownAt = at + Math.min(40_000, FAIL_STATIC_WINDOW_MS / 2);
+      let unknown = false;
+      while (Date.now() < at + FAIL_STATIC_WINDOW_MS) {
+        if (!unknown && Date.now() >= readyUnknownAt) {
+          for (const n of cutOff) await setNodeReady(sys.kc, n, 'Unknown');
+          unknown = true;
+        }
+        // Any liveness report in the lossy pool is a false verdict, even one the election would not act on.
+        for (const c of f.candidates(lossy)) {
+          const v = (await sys.lease(c.name))?.metadata?.annotations?.[UNREACHABLE_ANNOTATION];
+          if (v !== undefined) reports.add(`${c.name}: ${v}`);
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const during = await sys.gateways();
+      await undoLoss();
+      undoLoss = undefined;
+      const t1 = Date.now();
+      const { worst, lines } = await stopAndCountLoss(f, clean, at);
+      for (const p of noisy) await p.stop();
+      const noisyLines = noisy.map((p) => {
+        const w = p.lostBetween(at, t1);
+        return { line: `${p.from} -> ${f.nodeByPod(p.to)}: lost ${w.lost}/${w.sent}, longest run ${longestRun(w.lostSeqs)}`, run: longestRun(w.lostSeqs) };
+      });
+      const written = (name: PoolName) => during.get(name)!.metadata.resourceVersion !== before.get(name)!.metadata.resourceVersion;
+      console.log(`# scenario 12: ${pool} cut off for ${FAIL_STATIC_WINDOW_MS / 1000} s: active ${during.get(pool)!.status?.activeEndpoints?.[0]?.nodeName}; Gateway ${written(pool) ? 'WRITTEN' : 'not written'}; ${lines.join('; ')}`);
+      console.log(`# scenario 12: ${lossy} under 5 % random loss on LAN and WAN for ${FAIL_STATIC_WINDOW_MS / 1000} s: active ${during.get(lossy)!.status?.activeEndpoints?.[0]?.nodeName}; Gateway ${written(lossy) ? 'WRITTEN' : 'not written'}; liveness reports ${reports.size === 0 ? 'none' : [...reports].join(', ')}; ${noisyLines.map((l) => l.line).join('; ')}`);
+      assert.equal(written(pool), false, `no Gateway write about ${pool} while it is cut off`);
       assert.equal(worst, 0, `no ping lost while ${pool} is cut off: ${lines.join('; ')}`);
+      assert.equal(written(lossy), false, `no Gateway write about ${lossy} under random loss`);
+      assert.deepEqual([...reports], [], `no liveness verdict in ${lossy} under random loss`);
+      // A failover would show as a run of lost pings (100 ms apart) as long as its outage (about a second).
+      for (const l of noisyLines) assert.ok(l.run < 8, `an outage under random loss: ${l.line}`);
     } finally {
-      for (const p of pingers) await p.stop();
+      for (const p of [...clean, ...noisy]) await p.stop();
+      await undoLoss?.();
       for (const n of cutOff) await setNodeReady(sys.kc, n, true);
       for (const n of cutOff) sys.agents.get(n)!.kill('SIGCONT');
     }
-    // Healed: the agents renew again, the same gateway stays active, and everything passes as before.
+    // Healed: the agents renew again, the same gateways stay active, and everything passes as before.
     const healedAt = Date.now();
     await waitFor(`${pool}'s heartbeats renewed again`, () => sys.candidateLive(active, healedAt), 15_000, 200);
     assert.equal(await sys.activeOf(pool), active, 'the same gateway after the partition heals');
+    assert.equal(await sys.activeOf(lossy), lossyActive, 'the same gateway after the loss');
     const bad = await waitForMatrix(f, everyone, 30_000);
     if (bad.length > 0) fail(`after the partition healed:\n${bad.join('\n')}`);
     await traffic('after the partition healed');

@@ -31,20 +31,24 @@ async function syncOnce(kc: KubeConfig, text: string, now: string): Promise<void
   }
 }
 
-/** A heartbeat Lease as the agent writes it (MicroTime wants microseconds). */
-async function putLease(kc: KubeConfig, node: string, tunnels: Record<string, { up: boolean; since: string }>): Promise<void> {
-  const micro = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-  await kubeRequest(kc, {
-    method: 'POST',
-    path: leasesPath(DEFAULT_LEASE_NAMESPACE),
-    body: {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: { name: node, annotations: { 'corvid.dev/tunnels': JSON.stringify(tunnels) } },
-      spec: { holderIdentity: node, leaseDurationSeconds: 3600, renewTime: micro, acquireTime: micro },
-    },
-  });
+/**
+ * A heartbeat Lease as the agent writes it (MicroTime wants microseconds), renewed at `renewed` (the commands' own
+ * now, CORVID_NOW), created or replaced.
+ */
+async function putLease(kc: KubeConfig, node: string, renewed: string, tunnels?: Record<string, { up: boolean; since: string }>): Promise<void> {
+  const micro = (t: string) => new Date(t).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+  const body = {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: node, ...(tunnels ? { annotations: { 'corvid.dev/tunnels': JSON.stringify(tunnels) } } : {}) },
+    spec: { holderIdentity: node, leaseDurationSeconds: 3600, renewTime: micro(renewed), acquireTime: micro(renewed) },
+  };
+  await kubeRequest(kc, { method: 'DELETE', path: `${leasesPath(DEFAULT_LEASE_NAMESPACE)}/${node}` }).catch(() => undefined);
+  await kubeRequest(kc, { method: 'POST', path: leasesPath(DEFAULT_LEASE_NAMESPACE), body });
 }
+
+/** The example's gateway candidates: each runs an agent, whose heartbeat the sync needs before it elects it. */
+const CANDIDATES = ['cloud-gw-1', 'cloud-gw-2', 'lyon-edge-1', 'lyon-edge-2', 'berlin-gw-a', 'berlin-gw-b', 'oslo-gw-1'];
 
 test('diff, status and graph against a live cluster', { skip: cp.skip, timeout: 240_000 }, async () => {
   const kc = cp.get().kubeConfig;
@@ -55,6 +59,8 @@ test('diff, status and graph against a live cluster', { skip: cp.skip, timeout: 
     for (const n of snapshot.nodes) {
       await createNode(kc, { name: n.name, labels: n.labels, internalIP: n.internalIP, podCIDRs: n.podCIDRs, ready: n.ready });
     }
+    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: DEFAULT_LEASE_NAMESPACE } } });
+    for (const c of CANDIDATES) await putLease(kc, c, env.CORVID_NOW);
 
     // Nothing applied yet: every Gateway is a create.
     const first = await corvid(['diff', '-f', EXAMPLE], env);
@@ -111,10 +117,9 @@ test('diff, status and graph against a live cluster', { skip: cp.skip, timeout: 
     await setNodeReady(kc, 'cloud-gw-1', true);
 
     // status: tunnels from the agents' Leases.
-    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: DEFAULT_LEASE_NAMESPACE } } });
     const since = new Date().toISOString();
-    await putLease(kc, 'cloud-gw-1', { 'factory-lyon': { up: true, since }, 'store-berlin': { up: true, since }, 'warehouse-oslo': { up: false, since } });
-    await putLease(kc, 'oslo-gw-1', { cloud: { up: false, since }, 'factory-lyon': { up: true, since }, 'store-berlin': { up: true, since } });
+    await putLease(kc, 'cloud-gw-1', env.CORVID_NOW, { 'factory-lyon': { up: true, since }, 'store-berlin': { up: true, since }, 'warehouse-oslo': { up: false, since } });
+    await putLease(kc, 'oslo-gw-1', env.CORVID_NOW, { cloud: { up: false, since }, 'factory-lyon': { up: true, since }, 'store-berlin': { up: true, since } });
     const status = await corvid(['status', '-o', 'json'], env);
     assert.equal(status.code, 0, status.stderr);
     const report = JSON.parse(status.stdout);
@@ -124,7 +129,7 @@ test('diff, status and graph against a live cluster', { skip: cp.skip, timeout: 
     assert.equal(cloud.revision, 'main@sha1:1111111111111111111111111111111111111111');
     const table = await corvid(['status'], env);
     assert.equal(table.code, 0);
-    assert.match(table.stdout, /^POOL +ACTIVE +CANDIDATES +TUNNELS +REVISION +CONDITIONS\ncloud +cloud-gw-1 +cloud-gw-2\(no-heartbeat\) +2\/3 +main@sha1:111111111111 +TunnelsDown\n/);
+    assert.match(table.stdout, /^POOL +ACTIVE +CANDIDATES +TUNNELS +REVISION +CONDITIONS\ncloud +cloud-gw-1 +cloud-gw-2\(ok\) +2\/3 +main@sha1:111111111111 +TunnelsDown\n/);
     const wide = await corvid(['status', '-o', 'wide'], env);
     assert.match(wide.stdout, /203\.0\.113\.10:4500/);
 

@@ -1,13 +1,14 @@
 // Data-plane liveness between two node namespaces on one LAN, through the worker that runs the socket inside each
 // namespace (the agent's --netns mode): both sides hear each other; 5 % random loss each way (nftables) gives no
 // verdict; a side that goes away is reported within downAfter plus a probe or two; it is reachable again at once;
-// a node answers only the candidates it watches.
+// a node answers only the candidates it watches; a worker whose agent falls silent (paused, stalled) stops answering.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openLiveness, type LivenessEndpoint } from '../../src/adapters/liveness/endpoint.ts';
 import { ProbeBook } from '../../src/adapters/liveness/udp.ts';
 import { DEFAULT_LIVENESS, unreachableTargets } from '../../src/nodeplan/liveness.ts';
 import { NetnsLab, missingToolsReason, netnsSkipReason, sweepStaleNamespaces } from '../support/netns.ts';
+import { fileURLToPath } from 'node:url';
 
 const skip = netnsSkipReason() ?? missingToolsReason('liveness under loss', [['nft', 'nftables']]);
 const lab = new NetnsLab();
@@ -37,6 +38,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function verdict(book: ProbeBook, addr: string): string[] {
   const o = book.observation(addr);
   return o === undefined ? [] : unreachableTargets([{ node: addr, ...o }], Date.now(), DEFAULT_LIVENESS);
+}
+
+/** Poll A's verdict until it names B; the time it did, or undefined after `withinMs`. */
+async function verdictAt(book: ProbeBook, addr: string, withinMs: number): Promise<number | undefined> {
+  const until = Date.now() + withinMs;
+  while (Date.now() < until) {
+    if (verdict(book, addr).includes(addr)) return Date.now();
+    await sleep(10);
+  }
+  return undefined;
 }
 
 test('liveness between two namespaces: heard both ways, no verdict under 5 % loss, a dead side seen within 0.7 s', { skip, timeout: 60_000 }, async () => {
@@ -75,14 +86,7 @@ test('liveness between two namespaces: heard both ways, no verdict under 5 % los
     const goneAt = Date.now();
     await epB.close();
     epB = undefined;
-    let seenAt: number | undefined;
-    while (Date.now() - goneAt < 3000) {
-      if (verdict(bookA, B).includes(B)) {
-        seenAt = Date.now();
-        break;
-      }
-      await sleep(10);
-    }
+    const seenAt = await verdictAt(bookA, B, 3000);
     assert.ok(seenAt !== undefined, 'B reported unreachable');
     const ms = seenAt - goneAt;
     console.log(`# liveness: B silent -> A's verdict after ${ms} ms (downAfter ${DEFAULT_LIVENESS.downAfterMs} ms)`);
@@ -101,5 +105,35 @@ test('liveness between two namespaces: heard both ways, no verdict under 5 % los
   } finally {
     await epA.close();
     await epB?.close();
+  }
+});
+
+test('a worker whose agent stops speaking (SIGSTOP, a stalled event loop) stops answering', { skip, timeout: 30_000 }, async () => {
+  const bookA = new ProbeBook();
+  const epA = await openLiveness({ port: PORT, intervalMs: DEFAULT_LIVENESS.probeIntervalMs, book: bookA, netns: nsA, onError: () => {} });
+  // B's worker, driven by hand: told its targets once, then never again, as by an agent that froze.
+  const worker = fileURLToPath(new URL('../../src/adapters/liveness/worker.ts', import.meta.url));
+  const b = lab.spawn(nsB, [process.execPath, worker, String(PORT), String(DEFAULT_LIVENESS.probeIntervalMs)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  b.stdout!.resume();
+  try {
+    await new Promise<void>((resolve) => b.stdout!.once('data', () => resolve()));
+    epA.setTargets([B]);
+    const toldAt = Date.now();
+    b.stdin!.write(`${A}\n`);
+    await sleep(150);
+    assert.ok(bookA.observation(B)?.lastReplyMs !== undefined, 'B answers while its agent has just spoken');
+    const seenAt = await verdictAt(bookA, B, 5000);
+    assert.ok(seenAt !== undefined, 'B reported unreachable once its agent fell silent');
+    // About 5 intervals of grace in the worker, then downAfter of silence at A.
+    const ms = seenAt - toldAt;
+    console.log(`# liveness: agent silent -> its worker silent -> verdict after ${ms} ms`);
+    assert.ok(ms >= DEFAULT_LIVENESS.downAfterMs, `${ms} ms`);
+    // It speaks again: answered again.
+    b.stdin!.write(`${A}\n`);
+    await sleep(100);
+    assert.deepEqual(verdict(bookA, B), []);
+  } finally {
+    b.stdin!.end();
+    await epA.close();
   }
 });

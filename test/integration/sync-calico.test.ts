@@ -161,7 +161,8 @@ test('auto: podCIDR without Calico; a BlockAffinity CRD created later is found, 
 
   // corvid diff against the live cluster plans as the sync did (Calico's blocks read live): nothing to change.
   out.length = 0;
-  const diffCode = await main(['diff', '-f', join(dir, 'topology.yaml')], io);
+  // As the sync under test (startTestSync elects without heartbeats: no agents run here).
+  const diffCode = await main(['diff', '-f', join(dir, 'topology.yaml'), '--elect-without-heartbeat'], io);
   assert.equal(diffCode, 0, `${out.join('')}${err.join('')}`);
 });
 

@@ -226,6 +226,8 @@ export async function startTestSync(kc: KubeConfig, o: Partial<SyncOptions> & Pi
   const handle = await startSync({
     kubeConfig: kc,
     leaseNamespace: 'corvid-system',
+    // Most of these tests run no agent and judge candidates by Ready; sync-health runs heartbeats and the default.
+    electWithoutHeartbeat: true,
     informerInitialBackoffMs: 100,
     informerMaxBackoffMs: 1000,
     retryInitialMs: 100,

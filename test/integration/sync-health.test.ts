@@ -3,7 +3,8 @@
 // 5 a node going NotReady, its heartbeat expiring, or its agent releasing the Lease on a clean stop, moves the
 //   active endpoint; the time from the change to the written Gateway is measured and printed;
 // 7 an idle period (10 s here, five heartbeat timeouts, to keep the suite fast) makes zero writes although heartbeats
-//   keep renewing.
+//   keep renewing;
+// 8 a candidate without a heartbeat Lease is never elected (the sync's default), and the Topology's Ready says why.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -25,6 +26,7 @@ import { CONTENT_TYPE, kubeRequest } from '../../src/adapters/kube/client.ts';
 import { gatewayInformer, getGateway } from '../../src/adapters/kube/gateways.ts';
 import { Heartbeat } from '../../src/adapters/kube/heartbeat.ts';
 import { listEvents } from '../../src/adapters/kube/events.ts';
+import { getTopology } from '../../src/adapters/kube/topologies.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 
 // Registered before useControlPlane() so it runs before the control plane is stopped.
@@ -58,7 +60,8 @@ function setup(): Promise<void> {
     await beats.start();
     dir = await mkdtemp(join(tmpdir(), 'corvid-sync-health-'));
     await writeFile(join(dir, 'topology.yaml'), topologyYaml({ name: 'health', pools: POOLS, heartbeatTimeout: '2s', minHealthy: '0s' }));
-    sync = await startTestSync(kc, { source: { kind: 'file', path: join(dir, 'topology.yaml'), intervalMs: 60_000 } });
+    // The sync's default rule: every candidate here has a live heartbeat, and one without is never elected (test 8).
+    sync = await startTestSync(kc, { source: { kind: 'file', path: join(dir, 'topology.yaml'), intervalMs: 60_000 }, electWithoutHeartbeat: false });
     await waitFor('first Gateways', async () => (await getGateway(kc, 'pool-a'))?.status?.activeEndpoints?.[0]?.nodeName === 'a1');
   })();
   return setupDone;
@@ -195,4 +198,23 @@ test('7: 10 s idle (heartbeats renewing, Nodes unchanged) makes zero writes', { 
   t.diagnostic(line);
   console.log(line);
   assert.ok(reconciles > 0, 'the heartbeat-expiry timer should have woken the sync');
+});
+
+test('8: a candidate whose agent has never written a heartbeat is never elected; the Topology says why', { skip: cp.skip }, async () => {
+  await setup();
+  const kc = cp.get().kubeConfig;
+  assert.deepEqual(active(await getGateway(kc, 'pool-b')), ['b1']);
+  // b1's agent is gone and its Lease with it (as on a node where no agent ever ran): Ready alone elects nobody.
+  await beats!.stop('b1');
+  await kubeRequest(kc, { method: 'DELETE', path: `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/b1` });
+  try {
+    await waitFor('pool-b without an active endpoint', async () => active(await getGateway(kc, 'pool-b')).length === 0);
+    const ready = (await getTopology(kc, 'health'))?.status?.conditions?.find((c) => c.type === 'Ready');
+    assert.match(ready?.message ?? '', /pool pool-b has no healthy gateway candidate \(b1: no heartbeat\)/);
+    assert.ok((await listEvents(kc, 'kube-system')).some((e) => e.regarding?.name === 'pool-b' && /lost: no heartbeat/.test(e.note ?? '')), 'an Event says why b1 lost the role');
+  } finally {
+    await beats!.resume('b1');
+  }
+  // The agent shows itself: elected again.
+  await waitFor('b1 elected again', async () => active(await getGateway(kc, 'pool-b')).join() === 'b1');
 });

@@ -339,3 +339,18 @@ test('fail-static keeps, it never elects: a cut-off pool without an active endpo
   const r = run({ nodes: [n('a'), n('b')], gateways: ['a', 'b'], previous: [], health: { a: EXPIRED, b: EXPIRED }, reachedPools: [P] });
   assert.deepEqual(r.active, []);
 });
+
+test('requireHeartbeat: a candidate whose agent never wrote a heartbeat is never elected; an active one loses its role', () => {
+  const t = topology([pool(P, ['a', 'b'])]);
+  const nodes = [n('a'), n('b')];
+  const none = plan(input(t, nodes, { health: {}, requireHeartbeat: true }));
+  assert.deepEqual(none.gateways[0].status?.activeEndpoints, []);
+  assert.match(none.findings.find((f) => f.code === 'no-healthy-candidate')!.message, /a: no heartbeat, b: no heartbeat/);
+  // b's agent shows itself: elected (for availability: it has been live for less than minHealthy).
+  const one = plan(input(t, nodes, { health: { b: { heartbeatAgeSeconds: 1, heartbeatSince: NOW } }, requireHeartbeat: true }));
+  assert.deepEqual(one.gateways[0].status?.activeEndpoints?.map((e) => e.nodeName), ['b']);
+  const lost = plan(input(t, nodes, { health: {}, requireHeartbeat: true, previous: [live(['b'])] }));
+  assert.ok(lost.decisions.some((d) => d.node === 'b' && d.reason === REASONS.lost('no heartbeat')));
+  // Without the requirement (an offline plan with no Lease data), Ready alone elects, as before.
+  assert.deepEqual(plan(input(t, nodes, { health: {} })).gateways[0].status?.activeEndpoints?.map((e) => e.nodeName), ['a']);
+});

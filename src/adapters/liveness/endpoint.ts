@@ -51,11 +51,19 @@ export async function openLiveness(o: LivenessEndpointOptions): Promise<Liveness
     });
   });
   child.stdin!.on('error', () => {}); // the worker died: close() and the silence say so
+  // The targets again every interval: the worker answers only while this process speaks (see worker.ts).
+  let line = '\n';
+  const tell = (): void => {
+    if (child.exitCode === null && child.stdin!.writable) child.stdin!.write(line);
+  };
+  const keepalive = setInterval(tell, o.intervalMs);
   return {
     setTargets: (a) => {
-      if (child.exitCode === null) child.stdin!.write(`${setTargets(a).join(',')}\n`);
+      line = `${setTargets(a).join(',')}\n`;
+      tell();
     },
     close: async () => {
+      clearInterval(keepalive);
       child.stdin!.end();
       const t = setTimeout(() => child.kill('SIGKILL'), 2000);
       await exited;

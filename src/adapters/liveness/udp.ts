@@ -58,6 +58,8 @@ export interface UdpLivenessOptions {
   onSent?: (address: string) => void;
   onAnswer?: (address: string) => void;
   onError?: (message: string) => void;
+  /** Whether to answer probes now (default always); a worker answers only while its agent is alive. */
+  answering?: () => boolean;
 }
 
 /**
@@ -117,7 +119,9 @@ export class UdpLiveness {
     const peer = unmapped(from.address);
     // Only the candidates it watches are answered (they watch it in turn): to anyone else the port is silent.
     if (!this.targets.includes(peer)) return;
-    if (msg.equals(PROBE)) s.send(ANSWER, from.port, from.address);
+    if (msg.equals(PROBE)) {
+      if (this.o.answering?.() !== false) s.send(ANSWER, from.port, from.address);
+    }
     else if (msg.equals(ANSWER)) this.o.onAnswer?.(peer);
   }
 

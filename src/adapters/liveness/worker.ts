@@ -1,7 +1,9 @@
 // UdpLiveness inside a network namespace, for an agent that stays in its own (`--netns`, tests: the API server is on
 // the host's loopback). Started by endpoint.ts as `ip netns exec NS node worker.ts PORT INTERVAL_MS`. Reads lines of
-// comma-separated target addresses on stdin; writes `s ADDR` for each probe sent and `a ADDR` for each answer; exits
-// when stdin closes, so it never outlives its agent (a dead agent's node must stop answering).
+// comma-separated target addresses on stdin, repeated every interval as the agent's sign of life; writes `s ADDR` for
+// each probe sent and `a ADDR` for each answer. It answers only while its agent speaks (a paused or stalled agent's
+// node goes silent, as it would with the socket in the agent itself), and exits when stdin closes, so it never
+// outlives its agent.
 import { createInterface } from 'node:readline';
 import { UdpLiveness } from './udp.ts';
 
@@ -17,9 +19,13 @@ const emit = (line: string): void => {
     process.stdout.write(out.splice(0).join('\n') + '\n');
   });
 };
+/** The agent is alive while it has written a line within this many intervals. */
+const SILENT_AFTER_INTERVALS = 5;
+let lastLineMs = Date.now();
 const udp = new UdpLiveness({
   port,
   intervalMs,
+  answering: () => Date.now() - lastLineMs <= SILENT_AFTER_INTERVALS * intervalMs,
   onSent: (a) => emit(`s ${a}`),
   onAnswer: (a) => emit(`a ${a}`),
   onError: (m) => process.stderr.write(`${m}\n`),
@@ -32,7 +38,10 @@ try {
 }
 emit('ready');
 const lines = createInterface({ input: process.stdin });
-lines.on('line', (l) => udp.setTargets(l.split(',').filter((x) => x !== '')));
+lines.on('line', (l) => {
+  lastLineMs = Date.now();
+  udp.setTargets(l.split(',').filter((x) => x !== ''));
+});
 lines.on('close', () => {
   void udp.close().then(() => process.exit(0));
 });

@@ -62,6 +62,9 @@ Flags:
                           compared (live objects keep theirs; new ones get sha256:<hex> of the file).
   -o, --output FORMAT     text (default) or json: {changed, objects:[{name, action, diff}], impact}
       --lease-namespace NS  namespace of the agents' heartbeat Leases (default corvid-heartbeats)
+      --elect-without-heartbeat
+                            plan as a sync started with the same flag does: candidates without a heartbeat Lease
+                            are judged by Ready alone (without it, and with Leases to read, they are never elected)
   -h, --help              show this help
 
 Exit status: 0 no differences, 1 differences, 2 or more an error (as kubectl diff).
@@ -209,6 +212,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       revision: { type: 'string' },
       output: { type: 'string', short: 'o', choices: ['text', 'json'] },
       'lease-namespace': { type: 'string' },
+      'elect-without-heartbeat': { type: 'boolean' },
       'pod-subnets': POD_SUBNETS_FLAG,
     },
     HELP,
@@ -262,7 +266,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const previous = ownedBy(liveAll, topology.name);
   let desired: Gateway[];
   try {
-    const result = planDesired({ topology, revision, nodes, leases, previous, now: nowFrom(io), podSubnets: podSubnetInputOf(str(v, 'pod-subnets'), calico) });
+    const result = planDesired({ topology, revision, nodes, leases, previous, now: nowFrom(io), podSubnets: podSubnetInputOf(str(v, 'pod-subnets'), calico), heartbeatsObserved: v['elect-without-heartbeat'] !== true && (snapshotFile === undefined || leases.length > 0) });
     reportFindings(io, result.findings);
     desired = result.gateways;
   } catch (e) {

@@ -23,7 +23,7 @@ up out of expected (as the agents report them on their heartbeat Leases), the to
 applied (Topology status) and conditions; then where the pods' subnets come from (podCIDR or Calico IPAM) and why.
 
 Candidate health, judged as the sync's election judges it (the topology's heartbeatTimeout): ok (Ready, fresh
-heartbeat), no-heartbeat (Ready, no Lease from the agent), stale (heartbeat expired), released (the agent stopped
+heartbeat), no-heartbeat (Ready, but its agent has never written a heartbeat Lease: never elected), stale (heartbeat expired), released (the agent stopped
 cleanly), datapath-down (its agent says the node cannot forward), unreachable-in-pool (another candidate of its
 pool cannot reach it over their LAN), tunnels-down (all its tunnels down while others
 are up), NotReady, unreachable (Ready Unknown: the kubelet is not heard from), missing (no such Node).
@@ -43,7 +43,7 @@ Examples:
 
 /**
  * A candidate's health as the election sees it (plan/election.ts candidateState over plan/health.ts deriveHealth):
- * ok, or the reason it is out; `no-heartbeat` is healthy by Ready alone (no agent Lease seen).
+ * ok, or the reason it is out (`no-heartbeat`: its agent has never shown itself, so the sync does not elect it).
  */
 export type CandidateHealthWord =
   | 'ok'
@@ -97,6 +97,7 @@ const WORD: Record<Unhealth, CandidateHealthWord> = {
   'node unreachable': 'unreachable',
   'heartbeat released': 'released',
   'heartbeat expired': 'stale',
+  'no heartbeat': 'no-heartbeat',
   'datapath down': 'datapath-down',
   'unreachable in its pool': 'unreachable-in-pool',
   'tunnels down': 'tunnels-down',
@@ -106,9 +107,8 @@ const WORD: Record<Unhealth, CandidateHealthWord> = {
 function candidateHealth(node: string, nodes: Map<string, InventoryNode>, health: Record<string, CandidateHealth>, heartbeatTimeoutSeconds: number, nowMs: number): CandidateHealthWord {
   const n = nodes.get(node);
   if (n === undefined) return 'missing';
-  const c = candidateState(n, 0, health[node], { heartbeatTimeoutSeconds }, nowMs);
-  if (c.unhealthy !== undefined) return WORD[c.unhealthy];
-  return health[node] === undefined ? 'no-heartbeat' : 'ok';
+  const c = candidateState(n, 0, health[node], { heartbeatTimeoutSeconds, requireHeartbeat: true }, nowMs);
+  return c.unhealthy !== undefined ? WORD[c.unhealthy] : 'ok';
 }
 
 /** Build the report from what was read. Pure apart from `now`. */
@@ -155,7 +155,7 @@ export function statusReport(state: LiveState, topologies: TopologySummary[], no
     const topo = topoBy.get(topology);
     const conditions: string[] = [];
     if (active.length === 0) conditions.push('NoActiveGateway');
-    if (candidates.length > 0 && candidates.every((c) => c.health !== 'ok' && c.health !== 'no-heartbeat')) conditions.push('NoHealthyCandidate');
+    if (candidates.length > 0 && candidates.every((c) => c.health !== 'ok')) conditions.push('NoHealthyCandidate');
     if (down.length > 0) conditions.push('TunnelsDown');
     const links = readGatewayLinks(g);
     if (links.problems.length > 0) conditions.push('BadAnnotations');
@@ -201,7 +201,7 @@ function shortRevision(r: string | undefined): string {
 
 const HEALTH_COLOUR: Record<CandidateHealthWord, string> = {
   ok: '32',
-  'no-heartbeat': '33',
+  'no-heartbeat': '31',
   stale: '33',
   released: '33',
   'datapath-down': '31',

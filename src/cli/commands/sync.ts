@@ -69,6 +69,10 @@ Cluster:
       --kubeconfig FILE        kubeconfig (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
       --context NAME           kubeconfig context
       --lease-namespace NS     namespace of the agents' heartbeat Leases (default corvid-heartbeats)
+      --elect-without-heartbeat
+                               elect a candidate whose Corvid agent has never written a heartbeat Lease, by Ready
+                               alone (nodes that run another agent, e.g. raven-agent during a migration); by
+                               default such a candidate is never elected
       --event-namespace NS     namespace for Events (default kube-system: the only one Kubernetes 1.20 accepts for
                                Events about cluster-scoped objects)
 
@@ -132,6 +136,7 @@ const OPTIONS: FlagOptions = {
   kubeconfig: { type: 'string' },
   context: { type: 'string' },
   'lease-namespace': { type: 'string' },
+  'elect-without-heartbeat': { type: 'boolean' },
   'event-namespace': { type: 'string' },
   'leader-elect': { type: 'boolean' },
   'leader-election-namespace': { type: 'string' },
@@ -248,6 +253,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       kubeConfig,
       source,
       leaseNamespace: str(v, 'lease-namespace'),
+      electWithoutHeartbeat: v['elect-without-heartbeat'] === true,
       eventNamespace: str(v, 'event-namespace'),
       statusObject: !bool(v, 'no-status-object'),
       gatewaySpec: (str(v, 'gateway-spec') ?? 'apply') as 'apply' | 'external',
