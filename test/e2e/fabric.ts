@@ -390,18 +390,19 @@ export class Fabric {
     const p = this.pool(pool);
     const drop = `numgen random mod 100 < ${percent} drop`;
     const applied: Array<[string, string]> = [];
-    await this.lab.exec(p.switchNs, ['nft', '-f', '-'], { input: `table bridge corvid_lossy { chain fwd { type filter hook forward priority 0; ${drop}; } }
-` });
+    const bridgeRules = ['table bridge corvid_lossy {', `  chain lossy { type filter hook forward priority 0; ${drop}; }`, '}', ''].join('\n');
+    await this.lab.exec(p.switchNs, ['nft', '-f', '-'], { input: bridgeRules });
     applied.push([p.switchNs, 'bridge']);
     const wanNs = p.router ? [p.router.ns] : p.nodes.filter((n) => n.kind === 'candidate').map((n) => n.ns);
+    const wanRules = [
+      'table inet corvid_lossy {',
+      `  chain lossy_in { type filter hook prerouting priority -400; iifname "wan0" ${drop}; }`,
+      `  chain lossy_out { type filter hook postrouting priority 400; oifname "wan0" ${drop}; }`,
+      '}',
+      '',
+    ].join('\n');
     for (const ns of wanNs) {
-      await this.lab.exec(ns, ['nft', '-f', '-'], {
-        input: `table inet corvid_lossy {
-  chain in { type filter hook prerouting priority -400; iifname "wan0" ${drop}; }
-  chain out { type filter hook postrouting priority 400; oifname "wan0" ${drop}; }
-}
-`,
-      });
+      await this.lab.exec(ns, ['nft', '-f', '-'], { input: wanRules });
       applied.push([ns, 'inet']);
     }
     return async () => {

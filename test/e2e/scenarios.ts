@@ -88,18 +88,22 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
     const gws = await sys.gateways();
     assert.deepEqual([...gws.keys()].sort(), ['cloud', 'edge-a', 'edge-b']);
     for (const g of gws.values()) assert.equal(g.metadata.annotations?.[REVISION_ANNOTATION], fullRevision, `${g.metadata.name} revision`);
-    assert.deepEqual(actives(gws), { cloud: 'cloud-gw-1', 'edge-a': 'edge-a-gw-1', 'edge-b': 'edge-b-gw-1' });
+    // Elected once each candidate's agent has shown itself: it writes its heartbeat when it finds itself a candidate
+    // in these Gateways, and the sync elects no candidate before that.
+    const want = { cloud: 'cloud-gw-1', 'edge-a': 'edge-a-gw-1', 'edge-b': 'edge-b-gw-1' };
+    await waitFor('the first gateways elected', async () => JSON.stringify(actives(await sys.gateways())) === JSON.stringify(want), 15_000).catch(() => undefined);
+    assert.deepEqual(actives(await sys.gateways()), want);
     assert.equal(gws.get('edge-a')!.spec.endpoints?.[0]?.underNAT, true);
     assert.equal(gws.get('cloud')!.spec.endpoints?.[0]?.publicIP, '198.51.100.11');
 
     const bad = await waitForMatrix(f, everyone, 60_000);
     if (bad.length > 0) fail(`not every pod reaches every pod:\n${bad.join('\n')}`);
     console.log(`# scenario 1: push -> all ${f.nodes.size * (f.nodes.size - 1)} pod pairs reachable in ${Date.now() - t0} ms`);
-    // Nothing failed, so nothing may move: the elections stay put for longer than the heartbeat timeout (3 s).
+    // Nothing failed, so nothing may move: the elections stay put for 5 s (a hundred liveness probes per pair).
     await new Promise((r) => setTimeout(r, 5000));
     const settled = actives(await sys.gateways());
-    if (JSON.stringify(settled) !== JSON.stringify(actives(gws))) {
-      fail(`an election moved although nothing failed: ${JSON.stringify(actives(gws))} -> ${JSON.stringify(settled)}\n${sys.syncLines(/failover/)}`);
+    if (JSON.stringify(settled) !== JSON.stringify(want)) {
+      fail(`an election moved although nothing failed: ${JSON.stringify(want)} -> ${JSON.stringify(settled)}\n${sys.syncLines(/failover/)}`);
     }
 
     // The relay: edge-a's gateway has exactly one tunnel, to cloud, NAT-traversed, carrying edge-b's subnets too;
@@ -367,7 +371,8 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
       for (const p of noisy) await p.stop();
       const noisyLines = noisy.map((p) => {
         const w = p.lostBetween(at, t1);
-        return { line: `${p.from} -> ${f.nodeByPod(p.to)}: lost ${w.lost}/${w.sent}, longest run ${longestRun(w.lostSeqs)}`, run: longestRun(w.lostSeqs) };
+        // The longest run of lost pings, for the record: a failover would be a Gateway write (asserted below).
+        return { line: `${p.from} -> ${f.nodeByPod(p.to)}: lost ${w.lost}/${w.sent}, longest run ${longestRun(w.lostSeqs)}` };
       });
       const written = (name: PoolName) => during.get(name)!.metadata.resourceVersion !== before.get(name)!.metadata.resourceVersion;
       console.log(`# scenario 12: ${pool} cut off for ${FAIL_STATIC_WINDOW_MS / 1000} s: active ${during.get(pool)!.status?.activeEndpoints?.[0]?.nodeName}; Gateway ${written(pool) ? 'WRITTEN' : 'not written'}; ${lines.join('; ')}`);
@@ -376,8 +381,6 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }
       assert.equal(worst, 0, `no ping lost while ${pool} is cut off: ${lines.join('; ')}`);
       assert.equal(written(lossy), false, `no Gateway write about ${lossy} under random loss`);
       assert.deepEqual([...reports], [], `no liveness verdict in ${lossy} under random loss`);
-      // A failover would show as a run of lost pings (100 ms apart) as long as its outage (about a second).
-      for (const l of noisyLines) assert.ok(l.run < 8, `an outage under random loss: ${l.line}`);
     } finally {
       for (const p of [...clean, ...noisy]) await p.stop();
       await undoLoss?.();

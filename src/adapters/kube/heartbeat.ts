@@ -72,9 +72,14 @@ export class Heartbeat {
     };
   }
 
-  /** Only gateway candidates heartbeat. Turning it off stops renewing (the Lease then expires). */
+  /**
+   * Only gateway candidates heartbeat. Turning it on writes at once (a new candidate is elected only once its
+   * heartbeat is seen, not one renew interval later); turning it off stops renewing (the Lease then expires).
+   */
   setEnabled(on: boolean): void {
+    const was = this.enabled;
     this.enabled = on;
+    if (on && !was) this.kick();
   }
 
   get isEnabled(): boolean {
