@@ -79,7 +79,7 @@ export async function benchFailover(runs = 5, backends: Backend[] = benchBackend
     ...(backends.length < BACKENDS.length ? [`backend ${backends.join(', ')} only`] : []),
   ];
   const settings =
-    'defaults (agent: lease renew 10s, lease 40s, repair 10s, liveness probes every 50ms, unreachable after 500ms; topology: heartbeatTimeout 40s, minHealthy 30s; cloud publicPort 4500 for IKE, WireGuard on 51820)' +
+    'defaults (agent: lease renew 10s, lease 40s, repair 10s, liveness probes every 50ms, unreachable after 400ms; topology: heartbeatTimeout 40s, minHealthy 30s; cloud publicPort 4500 for IKE, WireGuard on 51820)' +
     (changed.length > 0 ? `, EXCEPT ${changed.join(', ')}` : '');
   const range = (xs: number[]): string => {
     if (xs.length === 0) return 'never';

@@ -63,7 +63,7 @@ export interface AgentOptions {
   livenessPort?: number;
   /** How often each other candidate of the pool is probed (default 50 ms). */
   livenessProbeMs?: number;
-  /** Silence after which another candidate is reported unreachable (default 500 ms). */
+  /** Silence after which another candidate is reported unreachable (default 400 ms). */
   livenessDownAfterMs?: number;
   initiateTimeoutMs?: number;
   now?: () => Date;
@@ -95,6 +95,10 @@ export function isGatewayCandidate(gateways: readonly Gateway[], node: string): 
 
 /** How often a gateway candidate checks that its node can forward (AgentOptions.datapathProbeMs). */
 export const DEFAULT_DATAPATH_PROBE_MS = 500;
+/** A stopping active gateway waits at most this long for the sync to name a successor (awaitHandover). */
+const HANDOVER_WAIT_MS = 3_000;
+/** ...and then forwards this much longer, while the successor's tunnels come up (about 0.2 s in the e2e suite). */
+const HANDOVER_GRACE_MS = 1_000;
 /** How long charon may take to answer a probe's `version`; it answers in about a millisecond when alive. */
 const DATAPATH_VICI_TIMEOUT_MS = 400;
 
@@ -275,12 +279,14 @@ export class Agent {
     };
     // The first check one interval after the start, not during it: the start is the busiest moment of an agent.
     this.datapathTimer = setTimeout(probe, probeMs);
+    // The verdict is a few comparisons: judged twice per probe interval, so it lags the silence by little.
+    const judgeMs = Math.max(10, Math.floor(this.livenessSettings().probeIntervalMs / 2));
     const verdict = (): void => {
       if (this.stopping) return;
       this.judgeLiveness();
-      this.livenessTimer = setTimeout(verdict, this.livenessSettings().probeIntervalMs);
+      this.livenessTimer = setTimeout(verdict, judgeMs);
     };
-    if (this.livenessPort() > 0) this.livenessTimer = setTimeout(verdict, this.livenessSettings().probeIntervalMs);
+    if (this.livenessPort() > 0) this.livenessTimer = setTimeout(verdict, judgeMs);
   }
 
   private livenessPort(): number {
@@ -364,8 +370,8 @@ export class Agent {
     return { ready: true };
   }
 
-  /** Schedule a reconcile (debounced); a reconcile in progress is followed by another one. */
-  trigger(delayMs = 50): void {
+  /** Schedule a reconcile (debounced: a burst of Gateway events is one reconcile); one in progress is followed by another. */
+  trigger(delayMs = 20): void {
     if (this.stopping) return;
     if (this.debounce) clearTimeout(this.debounce);
     this.debounce = setTimeout(() => {
@@ -463,7 +469,8 @@ export class Agent {
     }
 
     // An initiate that did not complete (both ends reloading at once: this end was faster than the peer) is retried
-    // soon, 0.5 s doubling up to the repair interval, instead of at the next repair tick.
+    // soon, 0.2 s doubling up to the repair interval, instead of at the next repair tick: the peer's agent has
+    // usually loaded its side a moment later.
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     if (res.warnings.length > 0 && !this.stopping) {
@@ -669,6 +676,34 @@ export class Agent {
     if (this.heartbeat.setDatapathDown(reason)) this.heartbeat.kick();
   }
 
+  /**
+   * Make before break on a clean stop of an active gateway: after the release, keep forwarding (nothing is reconciled
+   * any more, so the tunnels and routes stay) until the Gateway names a successor and a grace has passed in which the
+   * successor's tunnels come up and the members' routes move to it. Bounded, well within a pod's termination grace.
+   */
+  private async awaitHandover(): Promise<void> {
+    if (this.lastPlan?.role !== 'gateway' || this.informer === undefined) return;
+    // Nobody to hand over to: nothing to wait for.
+    const others = this.informer
+      .list()
+      .filter((g) => (g.spec?.endpoints ?? []).some((e) => e.nodeName === this.o.nodeName))
+      .flatMap((g) => (g.spec?.endpoints ?? []).filter((e) => e.type === 'tunnel' && e.nodeName !== this.o.nodeName));
+    if (others.length === 0) return;
+    const handedOver = (): boolean =>
+      (this.informer?.list() ?? []).some((g) => {
+        const active = (g.status?.activeEndpoints ?? []).map((e) => e.nodeName);
+        return (g.spec?.endpoints ?? []).some((e) => e.nodeName === this.o.nodeName) && active.length > 0 && !active.includes(this.o.nodeName);
+      });
+    const deadline = Date.now() + HANDOVER_WAIT_MS;
+    while (!handedOver() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    if (!handedOver()) {
+      this.log.warn('no successor named within the handover wait; removing the datapath anyway', { waitedMs: HANDOVER_WAIT_MS });
+      return;
+    }
+    this.log.info('a successor is named; forwarding a little longer while its tunnels come up', { graceMs: HANDOVER_GRACE_MS });
+    await new Promise((r) => setTimeout(r, HANDOVER_GRACE_MS));
+  }
+
   /** Stop watching and remove exactly what the agent created. */
   async stop(): Promise<ReconcileResult> {
     this.stopping = true;
@@ -682,12 +717,14 @@ export class Agent {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.refreshing;
     await this.sub?.close();
-    await this.informer?.stop();
     // Release before the teardown: the sync hands the pool to another candidate while this one still forwards.
     const lease = `${this.o.leaseNamespace}/${this.o.nodeName}`;
     const rel = await this.heartbeat.release();
-    if (rel.released) this.log.info('heartbeat Lease released', { lease });
-    else if (rel.error !== undefined) this.log.warn('cannot release the heartbeat Lease; it expires after the heartbeat timeout', { lease, error: rel.error });
+    if (rel.released) {
+      this.log.info('heartbeat Lease released', { lease });
+      await this.awaitHandover();
+    } else if (rel.error !== undefined) this.log.warn('cannot release the heartbeat Lease; it expires after the heartbeat timeout', { lease, error: rel.error });
+    await this.informer?.stop();
     await this.liveness?.close();
     this.liveness = undefined;
     const res = await this.reconciler.teardown();

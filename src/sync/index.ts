@@ -87,7 +87,7 @@ export interface SyncOptions {
   /** POST /hooks/git (git source only). Needs webhookSecret. */
   webhookAddress?: string;
   webhookSecret?: Buffer;
-  /** Coalescing window for events. Default 75 ms. */
+  /** Coalescing window for events. Default 25 ms. */
   debounceMs?: number;
   /** Periodic reconcile even without events. Default 10 min. */
   resyncIntervalMs?: number;
@@ -230,7 +230,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
   });
 
   // ---------------------------------------------------------------- scheduling
-  const debounceMs = o.debounceMs ?? 75;
+  const debounceMs = o.debounceMs ?? 25;
   const retryInitial = o.retryInitialMs ?? 500;
   const retryMax = o.retryMaxMs ?? 60_000;
   let stopped = false;

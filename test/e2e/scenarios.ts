@@ -34,7 +34,7 @@ export const HEAL_BOUND_MS = 45_000;
 export const FAIL_STATIC_WINDOW_MS = Number(process.env.CORVID_E2E_FAIL_STATIC_MS ?? 60_000);
 /**
  * Scenario 7: the hand-over after an agent's SIGTERM must come before this. Without the Lease release it would wait
- * for the other candidate's liveness verdict (0.5 s of silence after the agent closed its socket, then the report)
+ * for the other candidate's liveness verdict (0.4 s of silence after the agent closed its socket, then the report)
  * or, with liveness off, for the heartbeat to expire (40 s by default).
  */
 export const RELEASE_HANDOVER_BOUND_MS = 1_500;
