@@ -25,6 +25,9 @@ export function tunnelToConn(t: TunnelPlan): ConnConfig {
     dpd_delay: DPD_DELAY,
     local: { auth: 'psk', id: t.localId },
     remote: { auth: 'psk', id: t.remoteId },
+    // The pool's identity is the same for each of its candidates: a successor's IKE_SA replaces its dead or stopping
+    // predecessor's at once, rather than both living until dead-peer detection.
+    unique: 'replace',
     children: {
       [t.name]: {
         local_ts: [...t.localTs],

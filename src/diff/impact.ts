@@ -127,6 +127,7 @@ function tunnelChanges(before: TunnelPlan, after: TunnelPlan): string[] {
     out.push('encryption');
   }
   if (
+    before.peerNode !== after.peerNode ||
     before.localId !== after.localId ||
     before.remoteId !== after.remoteId ||
     before.localAddr !== after.localAddr ||

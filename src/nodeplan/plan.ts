@@ -110,6 +110,15 @@ export function connName(peerPool: string): string {
   return `${CONN_PREFIX}${peerPool}`;
 }
 
+/**
+ * The IKE identity of a pool's gateway: the pool's, whichever candidate is active. The link's PSK is the pool pair's,
+ * so a node name would authenticate nothing more; and with the pool's name a peer's connection does not change when
+ * the pool fails over, so the successor's first handshake is accepted instead of racing the peer's reload.
+ */
+export function ikeIdentity(pool: string): string {
+  return `${pool}.pool.corvid`;
+}
+
 function readPools(gateways: Gateway[], f: Findings): Map<string, PoolInfo> {
   const pools = new Map<string, PoolInfo>();
   const sorted = [...gateways].sort((a, b) => cmp(a.metadata.name, b.metadata.name));
@@ -532,8 +541,8 @@ export function nodePlan(input: NodePlanInput): NodePlan {
       peerPool: peer.name,
       peerNode: (peer.active as Active).node,
       role,
-      localId: me.active.node,
-      remoteId: (peer.active as Active).node,
+      localId: ikeIdentity(me.name),
+      remoteId: ikeIdentity(peer.name),
       localAddr: me.active.privateIP,
       remoteAddr: peer.nat ? '%any' : remoteAddress(peer),
       localTs,

@@ -164,7 +164,7 @@ export interface TunnelPlan {
   /** The peer pool's active gateway node. */
   peerNode: string;
   role: TunnelRole;
-  /** IKE identities: the node names. */
+  /** IKE identities: the pools' (ikeIdentity), the same whichever candidate is active. */
   localId: string;
   remoteId: string;
   /** Our privateIP (informational: IKE binds to any local address; the kernel picks the source towards the peer). */

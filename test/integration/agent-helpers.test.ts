@@ -42,7 +42,7 @@ const T: TunnelPlan = {
   relayed: [],
 };
 
-test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, only the agent starts it, NAT-T port from the first packet', () => {
+test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, only the agent starts it, a successor replaces its predecessor, NAT-T port from the first packet', () => {
   const c = tunnelToConn(T);
   assert.deepEqual(c, {
     version: 2,
@@ -53,6 +53,7 @@ test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, only the agent s
     dpd_delay: '5s',
     local: { auth: 'psk', id: 'a-gw' },
     remote: { auth: 'psk', id: 'b-gw' },
+    unique: 'replace',
     children: {
       'corvid-b': {
         local_ts: ['10.101.0.0/24', '10.101.1.0/24'],

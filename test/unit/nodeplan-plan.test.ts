@@ -121,8 +121,8 @@ test('active gateway: one IKE connection per peer pool, one CHILD_SA with all su
       peerPool: 'b',
       peerNode: 'b-gw',
       role: 'initiator', // both public: the smaller pool name initiates
-      localId: 'a-gw',
-      remoteId: 'b-gw',
+      localId: 'a.pool.corvid',
+      remoteId: 'b.pool.corvid',
       localAddr: '10.1.0.10',
       remoteAddr: '192.0.2.2',
       localTs: ['10.101.0.0/24', '10.101.1.0/24'],
@@ -368,8 +368,12 @@ test('role change: a gateway that loses the election becomes an ordinary node', 
   assert.equal(tunnel(newGw, 'b').localAddr, '10.1.0.11');
   // The peer follows: its tunnel now points at the new gateway.
   const peer = nodePlan({ gateways: [A({ active: 'a-n1', publicIP: undefined }), B()], nodeName: 'b-gw' });
-  assert.equal(tunnel(peer, 'a').remoteId, 'a-n1');
+  assert.equal(tunnel(peer, 'a').peerNode, 'a-n1');
   assert.equal(tunnel(peer, 'a').remoteAddr, '10.1.0.11');
+  // The IKE identities are the pools': the same before and after, so the peer's first handshake with the successor
+  // is accepted (only the address, where it is reachable, changes).
+  assert.equal(tunnel(peer, 'a').remoteId, tunnel(nodePlan({ gateways: [A({ publicIP: undefined }), B()], nodeName: 'b-gw' }), 'a').remoteId);
+  assert.equal(tunnel(newGw, 'b').localId, tunnel(before, 'b').localId);
 });
 
 test('no active gateway in the local pool: no routes, a finding', () => {

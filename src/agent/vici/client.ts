@@ -98,6 +98,8 @@ export interface ConnConfig {
   encap?: boolean;
   /** Seconds, or a swanctl duration such as "30s". */
   dpd_delay?: number | string;
+  /** Uniqueness policy for IKE_SAs with the same identities (swanctl's `unique`). */
+  unique?: 'no' | 'never' | 'keep' | 'replace';
   local: AuthConfig;
   remote: AuthConfig;
   children: Record<string, ChildConfig>;
@@ -207,6 +209,7 @@ export function connToMessage(conn: ConnConfig): ViciMessage {
     proposals: conn.proposals,
     encap: conn.encap === undefined ? undefined : yesNo(conn.encap),
     dpd_delay: conn.dpd_delay === undefined ? undefined : String(conn.dpd_delay),
+    unique: conn.unique,
     local: auth(conn.local),
     remote: auth(conn.remote),
     children,
