@@ -5,6 +5,7 @@ import type { Endpoint, Gateway } from '../gateway/types.ts';
 import { readGatewayLinks, routeBetween } from '../gateway/annotations.ts';
 import type { GatewayLinks } from '../gateway/annotations.ts';
 import type { Topology } from '../topology/types.ts';
+import type { CandidateVerdict } from '../plan/verdict.ts';
 import { pairRoute, relayChoice } from '../topology/policy.ts';
 import type { RelayChoice } from '../topology/policy.ts';
 
@@ -62,6 +63,11 @@ export interface NetworkGraph {
 export interface LiveHealth {
   /** Node Ready condition. */
   ready: Record<string, boolean>;
+  /**
+   * The election's verdict on each gateway candidate (plan/verdict.ts, as `corvid status` shows it). When given, it
+   * alone decides whether a gateway is drawn unhealthy; the tunnels then only tell degraded from healthy.
+   */
+  verdicts?: Record<string, CandidateVerdict>;
   /** Agent-reported tunnel state (Lease corvid.dev/tunnels): node -> peer (pool or node name) -> up. */
   tunnels: Record<string, Record<string, boolean>>;
 }
@@ -162,6 +168,9 @@ function classify(input: GraphInput, relays: RelayChoice | undefined, pools: Map
 }
 
 function gatewayHealth(node: string, h: LiveHealth): { health: Health; detail: string } {
+  const verdict = h.verdicts?.[node];
+  if (verdict === 'missing') return { health: 'unknown', detail: 'node not found' };
+  if (verdict !== undefined && verdict !== 'ok') return { health: 'unhealthy', detail: verdict };
   const ready = h.ready[node];
   if (ready === false) return { health: 'unhealthy', detail: 'node not Ready' };
   const tunnels = h.tunnels[node];
@@ -171,6 +180,8 @@ function gatewayHealth(node: string, h: LiveHealth): { health: Health; detail: s
   const up = states.filter(Boolean).length;
   const detail = `Ready, ${up}/${states.length} tunnels up`;
   if (up === states.length) return { health: 'healthy', detail };
+  // Tunnels down, but the election still counts the gateway (the tunnel grace has not passed): degraded, not out.
+  if (verdict === 'ok') return { health: 'degraded', detail };
   return { health: up === 0 ? 'unhealthy' : 'degraded', detail };
 }
 

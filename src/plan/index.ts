@@ -8,6 +8,8 @@ export type { HeartbeatLease, HealthMemory, HealthOptions } from './health.ts';
 export { matchesSelector, selectorError, compileSelector, SelectorIndex } from './selector.ts';
 export { candidateState, electPool, REASONS } from './election.ts';
 export type { CandidateState, PoolElectionInput, PoolElectionResult, Unhealth } from './election.ts';
+export { candidateVerdicts } from './verdict.ts';
+export type { CandidateVerdict, VerdictInput } from './verdict.ts';
 export { chooseRelays, fnv1a32, relayWeight } from './relay.ts';
 export { peerTable, peersAllowed } from './peers.ts';
 export { encryptionTable } from './encryption.ts';

@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { loadTopology } from '../../src/topology/index.ts';
 import { parseSnapshot, planDesired } from '../../src/cli/inputs.ts';
 import type { LiveState } from '../../src/cli/inputs.ts';
-import { formatTable, statusReport } from '../../src/cli/commands/status.ts';
+import { formatTable, heartbeatTimeoutOf, statusReport } from '../../src/cli/commands/status.ts';
+import { candidateVerdicts, type CandidateVerdict } from '../../src/plan/index.ts';
+import { buildGraph } from '../../src/graph/model.ts';
 import { corvid, EXAMPLE, EXAMPLE_NODES, golden, NOW } from './cli-support.ts';
 
 function liveState(): LiveState {
@@ -113,4 +115,40 @@ test('status judges candidates as the election does: the topology\'s heartbeat t
       assert.ok(!(out && p.active.includes(c.node)), `${p.pool}: ${c.node} is active and reported ${c.health}`);
     }
   }
+});
+
+test('status, graph --live and the election agree on the same inputs (one verdict: plan/verdict.ts)', () => {
+  const state = liveState();
+  const at = (s: number) => new Date(Date.parse(NOW) - s * 1000).toISOString().replace('.000Z', 'Z');
+  // lyon-edge-1 reports its tunnels all up, yet lyon-edge-2 cannot reach it over their LAN, and cloud-gw-1's charon
+  // is dead: the election leaves both out, so status and the graph must too, whatever the tunnels say.
+  state.leases = state.leases
+    .filter((l) => l.node !== 'lyon-edge-2')
+    .map((l) => (l.node === 'cloud-gw-1' ? { ...l, datapathDown: 'charon does not answer on its VICI socket' } : l))
+    .concat([{ node: 'lyon-edge-2', renewTime: at(1), leaseDurationSeconds: 40, unreachable: ['lyon-edge-1'] }]);
+  const report = statusReport(state, topologies, NOW);
+  const verdicts = candidateVerdicts({ nodes: state.nodes, leases: state.leases, gateways: state.gateways, now: NOW, heartbeatTimeoutOf: (g) => heartbeatTimeoutOf(g, new Map()) });
+  const byNode: Record<string, CandidateVerdict> = {};
+  for (const v of verdicts.values()) for (const [n, x] of v) byNode[n] = x;
+  const tunnels: Record<string, Record<string, boolean>> = {};
+  for (const l of state.leases) if (l.tunnels) tunnels[l.node] = Object.fromEntries(Object.entries(l.tunnels).map(([p, t]) => [p, t.up]));
+  const graph = buildGraph({ gateways: state.gateways, health: { ready: state.ready, verdicts: byNode, tunnels } });
+  const drawn = new Map(graph.pools.flatMap((p) => p.gateways.map((g) => [g.node, g] as const)));
+  const r = loadTopology(readFileSync(EXAMPLE, 'utf8'), 'example.yaml');
+  assert.ok(r.ok);
+  const elected = new Set(
+    planDesired({ topology: r.topology, revision: 'r', nodes: state.nodes, leases: state.leases, previous: state.gateways, now: NOW }).gateways.flatMap((g) => (g.status?.activeEndpoints ?? []).map((e) => e.nodeName)),
+  );
+  for (const p of report.pools) {
+    for (const c of p.candidates) {
+      const g = drawn.get(c.node)!;
+      const healthyInGraph = g.health === 'healthy' || g.health === 'degraded';
+      assert.equal(healthyInGraph, c.health === 'ok', `${c.node}: status says ${c.health}, the graph ${g.health} (${g.healthDetail})`);
+      if (elected.has(c.node)) assert.equal(c.health, 'ok', `${c.node} is elected but reported ${c.health}`);
+    }
+  }
+  assert.equal(drawn.get('lyon-edge-1')!.health, 'unhealthy');
+  assert.equal(drawn.get('lyon-edge-1')!.healthDetail, 'unreachable in its pool');
+  assert.equal(drawn.get('cloud-gw-1')!.healthDetail, 'datapath down');
+  assert.ok(!elected.has('lyon-edge-1') && !elected.has('cloud-gw-1'));
 });

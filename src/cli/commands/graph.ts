@@ -19,7 +19,7 @@ import {
   resolvePath,
   usageError,
 } from '../inputs.ts';
-import type { HeartbeatLease } from '../../plan/index.ts';
+import { candidateVerdicts, type CandidateVerdict, type HeartbeatLease } from '../../plan/index.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../gateway/keys.ts';
 import type { Gateway } from '../../gateway/types.ts';
 import type { Topology } from '../../topology/types.ts';
@@ -73,7 +73,10 @@ function formatFromPath(p: string | undefined): Format | undefined {
   return undefined;
 }
 
-function liveHealth(ready: Record<string, boolean>, leases: readonly HeartbeatLease[]): LiveHealth {
+/** Ready, the election's verdicts (as `corvid status` shows them) and the agents' tunnel reports. */
+function liveHealth(ready: Record<string, boolean>, leases: readonly HeartbeatLease[], verdicts: Map<string, Map<string, CandidateVerdict>>): LiveHealth {
+  const byNode: Record<string, CandidateVerdict> = {};
+  for (const g of [...verdicts.keys()].sort()) for (const [node, v] of verdicts.get(g)!) if (byNode[node] === undefined || byNode[node] === 'ok') byNode[node] = v;
   const tunnels: LiveHealth['tunnels'] = {};
   for (const l of leases) {
     if (!l.tunnels) continue;
@@ -81,7 +84,7 @@ function liveHealth(ready: Record<string, boolean>, leases: readonly HeartbeatLe
     for (const [peer, s] of Object.entries(l.tunnels)) t[peer] = s.up;
     tunnels[l.node] = t;
   }
-  return { ready, tunnels };
+  return { ready, verdicts: byNode, tunnels };
 }
 
 export async function run(argv: string[], io: CliIO): Promise<number> {
@@ -130,7 +133,10 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       gateways = topology
         ? ownedBy(state.gateways, topology.name)
         : state.gateways.filter((g) => g.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
-      health = liveHealth(state.ready, state.leases);
+      const { readTopologies, heartbeatTimeoutOf } = await import('./status.ts');
+      const topologies = new Map((await readTopologies(kc)).map((t) => [t.name, t]));
+      const verdicts = candidateVerdicts({ nodes: state.nodes, leases: state.leases, gateways, now: nowFrom(io), heartbeatTimeoutOf: (g) => heartbeatTimeoutOf(g, topologies) });
+      health = liveHealth(state.ready, state.leases, verdicts);
     } catch (e) {
       io.stderr.write(clusterErrorMessage('graph', e));
       return EXIT_ERROR;

@@ -6,7 +6,7 @@ import { EXIT_OK, useColour } from '../io.ts';
 import { commandFlags, str } from '../flags.ts';
 import { clusterErrorMessage, connect, EXIT_ERROR, nowFrom, readLive } from '../inputs.ts';
 import type { LiveState } from '../inputs.ts';
-import { candidatePools, candidateState, deriveHealth, emptyHealthMemory, type CandidateHealth, type InventoryNode, type Unhealth } from '../../plan/index.ts';
+import { candidateVerdicts, type CandidateVerdict, type Unhealth } from '../../plan/index.ts';
 import { parseDuration } from '../../topology/duration.ts';
 import { DEFAULT_HEARTBEAT_TIMEOUT } from '../../topology/normalise.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../../gateway/keys.ts';
@@ -103,42 +103,32 @@ const WORD: Record<Unhealth, CandidateHealthWord> = {
   'tunnels down': 'tunnels-down',
 };
 
-/** The election's own verdict on a candidate (the same functions the sync calls), as a word. */
-function candidateHealth(node: string, nodes: Map<string, InventoryNode>, health: Record<string, CandidateHealth>, heartbeatTimeoutSeconds: number, nowMs: number): CandidateHealthWord {
-  const n = nodes.get(node);
-  if (n === undefined) return 'missing';
-  const c = candidateState(n, 0, health[node], { heartbeatTimeoutSeconds, requireHeartbeat: true }, nowMs);
-  return c.unhealthy !== undefined ? WORD[c.unhealthy] : 'ok';
+/** The election's verdict as the word status prints. */
+function word(v: CandidateVerdict): CandidateHealthWord {
+  return v === 'ok' || v === 'missing' ? v : WORD[v];
+}
+
+/** The heartbeat timeout of the topology that wrote a Gateway (absent: the topology default), in seconds. */
+export function heartbeatTimeoutOf(g: Gateway, topologies: ReadonlyMap<string, Pick<TopologySummary, 'heartbeatTimeoutSeconds'>>): number {
+  return topologies.get(g.metadata.labels?.[TOPOLOGY_LABEL] ?? '')?.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS;
 }
 
 /** Build the report from what was read. Pure apart from `now`. */
 export function statusReport(state: LiveState, topologies: TopologySummary[], now: string): StatusReport {
   const leases = new Map(state.leases.map((l) => [l.node, l]));
-  const nodeByName = new Map(state.nodes.map((n) => [n.name, n]));
-  const nowMs = Date.parse(now);
-  // Health per topology: its heartbeat timeout decides staleness, as in the sync.
-  const healthByTimeout = new Map<number, Record<string, CandidateHealth>>();
-  const candidatePoolOf = candidatePools(state.gateways);
-  const healthFor = (timeoutS: number): Record<string, CandidateHealth> => {
-    let h = healthByTimeout.get(timeoutS);
-    if (h === undefined) {
-      h = deriveHealth(state.leases, now, emptyHealthMemory(), { heartbeatTimeoutSeconds: timeoutS, candidatePools: candidatePoolOf }).health;
-      healthByTimeout.set(timeoutS, h);
-    }
-    return h;
-  };
   const managed = state.gateways.filter((g) => g.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
   const topoBy = new Map(topologies.map((t) => [t.name, t]));
+  // The election's verdicts, each Gateway judged with its topology's heartbeat timeout, as in the sync.
+  const verdicts = candidateVerdicts({ nodes: state.nodes, leases: state.leases, gateways: managed, now, heartbeatTimeoutOf: (g) => heartbeatTimeoutOf(g, topoBy) });
   const pools: PoolStatus[] = [];
   for (const g of [...managed].sort(byTopologyAndPool)) {
     const topology = g.metadata.labels?.[TOPOLOGY_LABEL] ?? '';
     const pool = g.metadata.labels?.[POOL_LABEL] ?? g.metadata.name;
     const active = [...new Set((g.status?.activeEndpoints ?? []).map((e) => e.nodeName))].sort();
-    const timeoutS = topoBy.get(topology)?.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS;
-    const health = healthFor(timeoutS);
+    const verdictOf = verdicts.get(g.metadata.name)!;
     const candidates = (g.spec.endpoints ?? [])
       .filter((e) => e.type === 'tunnel')
-      .map((e) => ({ node: e.nodeName, active: active.includes(e.nodeName), health: candidateHealth(e.nodeName, nodeByName, health, timeoutS, nowMs) }));
+      .map((e) => ({ node: e.nodeName, active: active.includes(e.nodeName), health: word(verdictOf.get(e.nodeName)!) }));
     let expected = 0;
     let up = 0;
     const down: string[] = [];
@@ -314,7 +304,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   return EXIT_OK;
 }
 
-async function readTopologies(kc: Parameters<typeof readLive>[0]): Promise<TopologySummary[]> {
+export async function readTopologies(kc: Parameters<typeof readLive>[0]): Promise<TopologySummary[]> {
   const [{ listTopologies }, { statusCode }] = await Promise.all([import('../../adapters/kube/topologies.ts'), import('../../adapters/kube/client.ts')]);
   try {
     const { items } = await listTopologies(kc);
