@@ -11,7 +11,9 @@
 //   endpoint of the ideal set (the `replicas` most preferred healthy candidates) is kept or mature; a more preferred
 //   candidate still maturing makes it wait instead of hopping through intermediate nodes.
 // - new elections pick mature candidates in preference order. When that leaves the pool with no gateway at all, the
-//   most preferred healthy candidate is elected anyway (availability beats hysteresis; the reason says so).
+//   most preferred healthy candidate is elected anyway (availability beats hysteresis; the reason says so), except
+//   that one live for less than FIRST_SHOW_GRACE_SECONDS waits for a more preferred candidate that is Ready but has
+//   no heartbeat yet (a first start: the agents start seconds apart).
 // - a drained active endpoint is handed over to another healthy candidate (maturity not required: the operator asked
 //   for it). With no other healthy candidate and no other active endpoint it is kept, with a finding.
 // - more kept endpoints than replicas: the most preferred survive (upstream picks at random).
@@ -114,6 +116,12 @@ export interface PoolElectionInput {
   reachedByPeers?: boolean;
 }
 
+/**
+ * How long a candidate that has just shown a live agent waits, at a pool's first election, for a more preferred
+ * candidate that is Ready but has not shown its agent yet (agents starting together start seconds apart).
+ */
+export const FIRST_SHOW_GRACE_SECONDS = 10;
+
 /** What the control plane cannot tell from a node it has lost contact with: dead, or only cut off from it. */
 const OUT_OF_REACH: ReadonlySet<Unhealth | undefined> = new Set<Unhealth | undefined>(['heartbeat expired', 'node unreachable']);
 
@@ -211,7 +219,12 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
   const rem = need - picks.length;
   const noGateway = kept.length + picks.length === 0;
   const recentQuota = Math.min(rem, Math.max(drainedActive.length, noGateway ? 1 : 0));
-  const recent = candidates.filter((c) => healthyOK(c) && !taken.has(c)).sort(byRank).slice(0, recentQuota);
+  // Availability does not jump the queue at a pool's first start: a candidate whose agent showed itself moments ago
+  // waits (FIRST_SHOW_GRACE_SECONDS) for a more preferred one that is Ready but whose agent has not shown itself yet,
+  // so the preferred gateway is elected when all agents start together, not the one that happened to start first.
+  const waitsForPreferred = (c: CandidateState): boolean =>
+    drainedActive.length === 0 && c.healthyForSeconds < FIRST_SHOW_GRACE_SECONDS && candidates.some((d) => d.rank < c.rank && d.unhealthy === 'no heartbeat');
+  const recent = candidates.filter((c) => healthyOK(c) && !taken.has(c) && !waitsForPreferred(c)).sort(byRank).slice(0, recentQuota);
 
   // 4. Drained active endpoints: handed over, dropped, or (nothing else to serve the pool) kept.
   let retained: CandidateState | undefined;

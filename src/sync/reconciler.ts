@@ -24,7 +24,7 @@ import { applyTopology, applyTopologyStatus, type TopologyObject } from '../adap
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../gateway/keys.ts';
 import { canonicalJson } from '../gateway/canonical.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../gateway/types.ts';
-import { deriveHealth, candidatePools, wireguardKeysFrom, emptyHealthMemory, heartbeatTimeoutFor, inventoryFromNode, plan, tunnelGraceSeconds, type HealthMemory } from '../plan/index.ts';
+import { FIRST_SHOW_GRACE_SECONDS, deriveHealth, candidatePools, wireguardKeysFrom, emptyHealthMemory, heartbeatTimeoutFor, inventoryFromNode, plan, tunnelGraceSeconds, type HealthMemory } from '../plan/index.ts';
 import type { CandidateHealth, InventoryNode, PlanResult, PodSubnetDecision, PodSubnetInput } from '../plan/index.ts';
 import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
 import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
@@ -662,8 +662,8 @@ export class Reconciler {
 
 /**
  * The earliest time after `nowMs` at which a candidate's health changes with no event: a heartbeat passing its
- * timeout, a tunnel-down period passing the tunnel grace (tunnelGraceSeconds, as deriveHealth), or a healthy
- * candidate becoming mature (minHealthySeconds).
+ * timeout, a tunnel-down period passing the tunnel grace (tunnelGraceSeconds, as deriveHealth), a new candidate's
+ * wait for a more preferred one ending, or a healthy candidate becoming mature (minHealthySeconds).
  */
 export function nextWake(
   nowMs: number,
@@ -688,6 +688,8 @@ export function nextWake(
     // Expired means age > timeout: wake just after the boundary.
     consider(renew + timeoutS * 1000 + 1);
   }
+  // A newly shown candidate's wait for a more preferred one ends (FIRST_SHOW_GRACE_SECONDS, plan/election.ts).
+  for (const h of Object.values(health)) if (h.heartbeatSince) consider(Date.parse(h.heartbeatSince) + FIRST_SHOW_GRACE_SECONDS * 1000 + 1);
   if (minHealthySeconds > 0) {
     const W = minHealthySeconds * 1000;
     for (const n of nodes) if (n.readySince) consider(Date.parse(n.readySince) + W);

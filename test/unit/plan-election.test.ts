@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { plan } from '../../src/plan/planner.ts';
-import { electPool, REASONS } from '../../src/plan/election.ts';
+import { electPool, FIRST_SHOW_GRACE_SECONDS, REASONS } from '../../src/plan/election.ts';
 import type { CandidateState } from '../../src/plan/election.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import type { ElectionSettings } from '../../src/topology/types.ts';
@@ -346,11 +346,26 @@ test('requireHeartbeat: a candidate whose agent never wrote a heartbeat is never
   const none = plan(input(t, nodes, { health: {}, requireHeartbeat: true }));
   assert.deepEqual(none.gateways[0].status?.activeEndpoints, []);
   assert.match(none.findings.find((f) => f.code === 'no-healthy-candidate')!.message, /a: no heartbeat, b: no heartbeat/);
-  // b's agent shows itself: elected (for availability: it has been live for less than minHealthy).
-  const one = plan(input(t, nodes, { health: { b: { heartbeatAgeSeconds: 1, heartbeatSince: NOW } }, requireHeartbeat: true }));
+  // b's agent shows itself (15 s ago: past the first-start wait for a): elected, for availability (live for less
+  // than minHealthy).
+  const one = plan(input(t, nodes, { health: { b: { heartbeatAgeSeconds: 1, heartbeatSince: '2026-01-01T00:59:45Z' } }, requireHeartbeat: true }));
   assert.deepEqual(one.gateways[0].status?.activeEndpoints?.map((e) => e.nodeName), ['b']);
   const lost = plan(input(t, nodes, { health: {}, requireHeartbeat: true, previous: [live(['b'])] }));
   assert.ok(lost.decisions.some((d) => d.node === 'b' && d.reason === REASONS.lost('no heartbeat')));
   // Without the requirement (an offline plan with no Lease data), Ready alone elects, as before.
   assert.deepEqual(plan(input(t, nodes, { health: {} })).gateways[0].status?.activeEndpoints?.map((e) => e.nodeName), ['a']);
+});
+
+test('first start: a candidate that has just shown itself waits briefly for a more preferred one whose agent has not yet', () => {
+  const t = topology([pool(P, ['a', 'b'])]);
+  const nodes = [n('a'), n('b')];
+  const since = (s: number) => new Date(Date.parse(NOW) - s * 1000).toISOString().replace('.000Z', 'Z');
+  const b = (s: number): CandidateHealth => ({ heartbeatAgeSeconds: 0, heartbeatSince: since(s) });
+  const active = (health: Record<string, CandidateHealth>, previous?: string[]) =>
+    (plan(input(t, nodes, { health, requireHeartbeat: true, ...(previous ? { previous: [live(previous)] } : {}) })).gateways[0].status?.activeEndpoints ?? []).map((e) => e.nodeName);
+  assert.deepEqual(active({ b: b(2) }), [], 'b waits for a (Ready, agent not shown yet)');
+  assert.deepEqual(active({ a: b(1), b: b(2) }), ['a'], 'a showed itself: the preferred gateway is elected');
+  assert.deepEqual(active({ b: b(FIRST_SHOW_GRACE_SECONDS + 1) }), ['b'], 'a never shows: b after the grace');
+  // Not a first start: a dead preferred candidate (its heartbeat expired) makes nobody wait.
+  assert.deepEqual(active({ a: { heartbeatAgeSeconds: 100, heartbeatSince: since(200) }, b: b(2) }, ['a']), ['b']);
 });
