@@ -209,8 +209,10 @@ test('8: a candidate whose agent has never written a heartbeat is never elected;
   await kubeRequest(kc, { method: 'DELETE', path: `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/b1` });
   try {
     await waitFor('pool-b without an active endpoint', async () => active(await getGateway(kc, 'pool-b')).length === 0);
-    const ready = (await getTopology(kc, 'health'))?.status?.conditions?.find((c) => c.type === 'Ready');
-    assert.match(ready?.message ?? '', /pool pool-b has no healthy gateway candidate \(b1: no heartbeat\)/);
+    // The Topology's status follows the Gateways' write.
+    const readyMessage = async () => (await getTopology(kc, 'health'))?.status?.conditions?.find((c) => c.type === 'Ready')?.message ?? '';
+    await waitFor('the Topology says why', async () => /no healthy gateway candidate/.test(await readyMessage())).catch(() => undefined);
+    assert.match(await readyMessage(), /pool pool-b has no healthy gateway candidate \(b1: no heartbeat\)/);
     assert.ok((await listEvents(kc, 'kube-system')).some((e) => e.regarding?.name === 'pool-b' && /lost: no heartbeat/.test(e.note ?? '')), 'an Event says why b1 lost the role');
   } finally {
     await beats!.resume('b1');
