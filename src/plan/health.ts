@@ -11,7 +11,7 @@
 //   unhealthy at once. A stale Lease's word is not taken for it (the heartbeat has expired anyway).
 // - tunnelHealthy: undefined when the Lease reports no tunnels. false ("Ready but not forwarding") only when
 //   (a) the Lease reports at least one tunnel, (b)+(c) every one of them is down and its `since` is known and at least
-//   the tunnel grace old (tunnelGraceSeconds(timeout) = max(10 s, 3 × timeout)): a freshly elected gateway whose
+//   the tunnel grace old (tunnelGraceSeconds(timeout) = max(10 s, min(3 × timeout, 30 s))): a freshly elected gateway whose
 //   tunnels were loaded down, and never changed since, counts only once the grace has passed; and (d) the network is
 //   not down as a whole: another node's fresh (not stale) Lease reports a tunnel up. true otherwise.
 // - unreachableFrom: the nodes whose fresh (not stale, not released) Lease reports this node unreachable over their
@@ -79,17 +79,20 @@ export interface HealthOptions {
 
 /** The shortest tunnel grace, whatever the heartbeat timeout. */
 export const MIN_TUNNEL_GRACE_SECONDS = 10;
-/** The tunnel grace is this many heartbeat timeouts (when that is longer than the minimum). */
+/** The tunnel grace is this many heartbeat timeouts (when that is longer than the minimum)... */
 export const TUNNEL_GRACE_TIMEOUTS = 3;
+/** ...and never longer than this: a gateway whose uplink alone died (its LAN fine) is moved within half a minute. */
+export const MAX_TUNNEL_GRACE_SECONDS = 30;
 
 /**
- * How long all of a node's tunnels must have been down before it is tunnel-unhealthy: max(10 s, 3 × timeout), clearly
- * longer than the heartbeat timeout, so that bootstrapping (a responder loading its conns before its peers connect)
- * is never mistaken for "Ready but not forwarding".
+ * How long all of a node's tunnels must have been down before it is tunnel-unhealthy: max(10 s, min(3 × timeout,
+ * 30 s)), so that bootstrapping (a responder loading its conns before its peers connect) is never mistaken for "Ready
+ * but not forwarding". A peer that died is replaced within about a second when its pool has a standby (liveness), so
+ * the grace need not outlast a long heartbeat timeout; it is capped, since this rule alone catches a dead uplink.
  */
 export function tunnelGraceSeconds(heartbeatTimeoutSeconds: number | undefined): number {
   const t = heartbeatTimeoutSeconds !== undefined && heartbeatTimeoutSeconds > 0 ? heartbeatTimeoutSeconds : 0;
-  return Math.max(MIN_TUNNEL_GRACE_SECONDS, TUNNEL_GRACE_TIMEOUTS * t);
+  return Math.max(MIN_TUNNEL_GRACE_SECONDS, Math.min(TUNNEL_GRACE_TIMEOUTS * t, MAX_TUNNEL_GRACE_SECONDS));
 }
 
 /** The heartbeat timeout that applies to a Lease (seconds), or undefined for none. */

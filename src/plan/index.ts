@@ -3,7 +3,7 @@
 export type * from './types.ts';
 export { plan, TUNNEL_PORT, ANNOTATION_SIZE_LIMIT, UPSTREAM_MAX_TUNNEL_REPLICAS } from './planner.ts';
 export { inventoryFromNode, inventoryFromNodeList, InventoryError, isIP } from './inventory.ts';
-export { deriveHealth, candidatePools, wireguardKeysFrom, emptyHealthMemory, heartbeatTimeoutFor, tunnelGraceSeconds, MIN_TUNNEL_GRACE_SECONDS, TUNNEL_GRACE_TIMEOUTS } from './health.ts';
+export { deriveHealth, candidatePools, wireguardKeysFrom, emptyHealthMemory, heartbeatTimeoutFor, tunnelGraceSeconds, MIN_TUNNEL_GRACE_SECONDS, MAX_TUNNEL_GRACE_SECONDS, TUNNEL_GRACE_TIMEOUTS } from './health.ts';
 export type { HeartbeatLease, HealthMemory, HealthOptions } from './health.ts';
 export { matchesSelector, selectorError, compileSelector, SelectorIndex } from './selector.ts';
 export { candidateState, electPool, REASONS, FIRST_SHOW_GRACE_SECONDS } from './election.ts';

@@ -40,13 +40,16 @@ const hb = (node: string, tunnels?: Tunnels, renewedSecondsAgo = 0) => ({ node, 
 /** Another node whose tunnel is up: the network as a whole works (clause d). */
 const witness = hb('w', { a: up(60) });
 
-test('tunnel grace: max(10 s, 3 × heartbeat timeout), clearly longer than the timeout', () => {
+test('tunnel grace: max(10 s, min(3 × heartbeat timeout, 30 s)): longer than short timeouts, capped for long ones', () => {
   assert.equal(tunnelGraceSeconds(3), 10);
   assert.equal(tunnelGraceSeconds(2), 10);
   assert.equal(tunnelGraceSeconds(5), 15);
   assert.equal(tunnelGraceSeconds(undefined), 10);
   assert.equal(tunnelGraceSeconds(0), 10);
-  for (const t of [0.5, 1, 3, 4, 10, 60]) assert.ok(tunnelGraceSeconds(t) > t);
+  for (const t of [0.5, 1, 3, 4, 9]) assert.ok(tunnelGraceSeconds(t) > t);
+  // The default 40 s timeout (and anything longer): a dead uplink moves the pool within 30 s, not 2 minutes.
+  assert.equal(tunnelGraceSeconds(40), 30);
+  assert.equal(tunnelGraceSeconds(300), 30);
 });
 
 test('tunnels: all down for longer than the grace while another node has a tunnel up -> tunnelHealthy false', () => {

@@ -131,13 +131,14 @@ test('nextWake: the earliest heartbeat expiry or maturity after now', () => {
   assert.equal(nextWake(now, [], {}, [], 2, 0), undefined);
 });
 
-test('nextWake: a tunnel down wakes at since + the tunnel grace (max(10 s, 3 × timeout)), as deriveHealth decides', () => {
+test('nextWake: a tunnel down wakes at since + the tunnel grace (max(10 s, min(3 × timeout, 30 s))), as deriveHealth decides', () => {
   const now = Date.parse('2026-01-01T00:00:10Z');
   const since = '2026-01-01T00:00:08Z';
   const down = [{ node: 'a', tunnels: { b: { up: false, since } } }]; // no renewTime: only the tunnel can wake
   assert.equal(nextWake(now, down, {}, [], 2, 0), Date.parse(since) + 10_000);
   assert.equal(nextWake(now, down, {}, [], 5, 0), Date.parse(since) + 15_000);
   assert.equal(nextWake(now, down, {}, [], 0, 0), Date.parse(since) + 10_000, 'no timeout at all: the minimum grace');
+  assert.equal(nextWake(now, down, {}, [], 40, 0), Date.parse(since) + 30_000, 'the default 40 s timeout: the capped grace');
   assert.equal(nextWake(now, [{ node: 'a', tunnels: { b: { up: true, since } } }], {}, [], 2, 0), undefined);
 });
 
