@@ -48,7 +48,7 @@ export const DEFAULT_LIVENESS: LivenessSettings = { probeIntervalMs: 50, downAft
 /** What the prober saw of one target. */
 export interface TargetObservation {
   node: string;
-  /** When this target was first probed (a new target gets the whole downAfter before any verdict). */
+  /** When this target was first probed. */
   watchedSinceMs: number;
   /** The last answer from it. */
   lastReplyMs?: number;
@@ -57,14 +57,16 @@ export interface TargetObservation {
 }
 
 /**
- * The targets that are unreachable at nowMs: silent for downAfterMs, and probed at least as many times in that
- * silence as the settings promise (downAfter / interval). The second condition keeps a prober that was not running
- * (a stalled event loop, a paused process) from blaming its own silence on the target. Sorted.
+ * The targets that are unreachable at nowMs: heard at least once, then silent for downAfterMs, and probed at least as
+ * many times in that silence as the settings promise (downAfter / interval). A target never heard is not judged: its
+ * agent may not have opened its socket yet (candidates start seconds apart), or a firewall drops the port; its
+ * heartbeat still tells. The probe count keeps a prober that was not running (a stalled event loop, a paused
+ * process) from blaming its own silence on the target. Sorted.
  */
 export function unreachableTargets(observations: readonly TargetObservation[], nowMs: number, s: LivenessSettings): string[] {
   const minProbes = Math.max(1, Math.floor(s.downAfterMs / s.probeIntervalMs));
   return observations
-    .filter((o) => nowMs - Math.max(o.watchedSinceMs, o.lastReplyMs ?? -Infinity) >= s.downAfterMs && o.unansweredProbes >= minProbes)
+    .filter((o) => o.lastReplyMs !== undefined && nowMs - o.lastReplyMs >= s.downAfterMs && o.unansweredProbes >= minProbes)
     .map((o) => o.node)
     .sort();
 }

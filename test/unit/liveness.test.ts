@@ -38,16 +38,18 @@ test('targets: the other candidates of this node\'s pool, at their LAN address; 
   assert.deepEqual(livenessTargets([gw('a', ['a1', 'a2'], ['a1'], { a2: '10.0.0.2' })], 'a2'), []);
 });
 
-test('verdict: silent for downAfter and probed all along -> unreachable; a new target gets the whole downAfter', () => {
+test('verdict: heard, then silent for downAfter and probed all along -> unreachable; never heard -> no verdict', () => {
   const s = { probeIntervalMs: 50, downAfterMs: 500 };
   const t0 = 1_000_000;
-  assert.deepEqual(unreachableTargets([{ node: 'x', watchedSinceMs: t0, unansweredProbes: 10 }], t0 + 499, s), []);
-  assert.deepEqual(unreachableTargets([{ node: 'x', watchedSinceMs: t0, unansweredProbes: 10 }], t0 + 500, s), ['x']);
-  assert.deepEqual(unreachableTargets([{ node: 'x', watchedSinceMs: t0, lastReplyMs: t0 + 400, unansweredProbes: 10 }], t0 + 800, s), []);
+  const heard = { watchedSinceMs: t0, lastReplyMs: t0 + 100 };
+  assert.deepEqual(unreachableTargets([{ node: 'x', ...heard, unansweredProbes: 10 }], t0 + 599, s), []);
+  assert.deepEqual(unreachableTargets([{ node: 'x', ...heard, unansweredProbes: 10 }], t0 + 600, s), ['x']);
+  // Never heard (its agent has not opened its socket yet, or a firewall drops the port): not judged, however long.
+  assert.deepEqual(unreachableTargets([{ node: 'x', watchedSinceMs: t0, unansweredProbes: 1000 }], t0 + 60_000, s), []);
   // A prober that stalled (sent 3 probes in 600 ms) does not blame the target for its own silence.
-  assert.deepEqual(unreachableTargets([{ node: 'x', watchedSinceMs: t0, unansweredProbes: 3 }], t0 + 600, s), []);
+  assert.deepEqual(unreachableTargets([{ node: 'x', ...heard, unansweredProbes: 3 }], t0 + 700, s), []);
   assert.deepEqual(
-    unreachableTargets([{ node: 'z', watchedSinceMs: t0, unansweredProbes: 10 }, { node: 'y', watchedSinceMs: t0, unansweredProbes: 10 }], t0 + 600, s),
+    unreachableTargets([{ node: 'z', ...heard, unansweredProbes: 10 }, { node: 'y', ...heard, unansweredProbes: 10 }], t0 + 700, s),
     ['y', 'z'],
   );
 });
