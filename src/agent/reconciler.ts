@@ -266,6 +266,8 @@ export class Reconciler {
       const r = await wg.apply(config);
       res.ipChanges.push(...r.changes);
       res.errors.push(...r.errors.map((e) => `wireguard: ${e}`));
+      // A warning has the agent apply again soon (0.5 s, doubling), which re-adds a peer whose first handshake was lost.
+      res.warnings.push(...r.awaitingHandshake.map((p) => `wireguard peer ${p}: no handshake yet`));
     } catch (e) {
       res.errors.push(`wireguard: ${(e as Error).message}`);
     }

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { configText, diffWireguard, parseDump, wireguardGoError, wireguardPsk, type ActualWireguard, type WireguardConfig } from '../../src/adapters/wireguard/wireguard.ts';
+import { configText, diffWireguard, HANDSHAKE_NUDGE_AFTER_MS, parseDump, peersToNudge, wireguardGoError, wireguardPsk, type ActualWireguard, type WireguardConfig } from '../../src/adapters/wireguard/wireguard.ts';
 import { loadOrCreateKey, publicKeyOf } from '../../src/adapters/wireguard/keyfile.ts';
 import { wireguardTunnel } from '../../src/agent/reconciler.ts';
 import { WIREGUARD_SESSION_SECONDS } from '../../src/nodeplan/index.ts';
@@ -137,6 +137,34 @@ test('diffWireguard: each kind of difference, one line each, peers by name', () 
 });
 
 // ---------------------------------------------------------------- configText
+
+test('peersToNudge: a peer we send to is re-added after HANDSHAKE_NUDGE_AFTER_MS without a handshake, and again as long after; never one that comes to us or has shaken hands', () => {
+  const c = desired();
+  const none = actualOf(c);
+  for (const p of none.peers) p.latestHandshake = 0;
+  const since = new Map<string, number>();
+  const names = (r: { nudge: { name: string }[]; waiting: { name: string }[] }): [string[], string[]] => [r.nudge.map((p) => p.name), r.waiting.map((p) => p.name)];
+  // corvid-c has no endpoint (behind NAT: it initiates): never waited for, never nudged.
+  assert.deepEqual(names(peersToNudge(none, c, since, 0)), [[], ['corvid-b']]);
+  assert.deepEqual(names(peersToNudge(none, c, since, HANDSHAKE_NUDGE_AFTER_MS - 1)), [[], ['corvid-b']]);
+  assert.deepEqual(names(peersToNudge(none, c, since, HANDSHAKE_NUDGE_AFTER_MS)), [['corvid-b'], ['corvid-b']]);
+  // Re-added just now: its own initiation gets a second again.
+  assert.deepEqual(names(peersToNudge(none, c, since, HANDSHAKE_NUDGE_AFTER_MS * 1.5)), [[], ['corvid-b']]);
+  assert.deepEqual(names(peersToNudge(none, c, since, 2 * HANDSHAKE_NUDGE_AFTER_MS)), [['corvid-b'], ['corvid-b']]);
+  // A peer not on the interface yet (being added) waits from now.
+  const fresh = new Map<string, number>();
+  assert.deepEqual(names(peersToNudge({ ...none, peers: [] }, c, fresh, 5_000)), [[], ['corvid-b']]);
+  assert.equal(fresh.get(PUB_B), 5_000);
+  // A peer this apply adds again (removed by hand) or sends elsewhere waits from now, whatever it waited before.
+  const stale = new Map([[PUB_B, 0]]);
+  assert.deepEqual(names(peersToNudge({ ...none, peers: [] }, c, stale, 60_000)), [[], ['corvid-b']]);
+  assert.equal(stale.get(PUB_B), 60_000);
+  const moved = { ...none, peers: none.peers.map((p) => ({ ...p, endpoint: '192.0.2.9:51820' })) };
+  assert.deepEqual(names(peersToNudge(moved, c, new Map([[PUB_B, 0]]), 60_000)), [[], ['corvid-b']]);
+  // A handshake ends the wait and forgets the peer.
+  assert.deepEqual(names(peersToNudge(actualOf(c), c, since, 10 * HANDSHAKE_NUDGE_AFTER_MS)), [[], []]);
+  assert.equal(since.size, 0);
+});
 
 test('configText: the wg syncconf text, endpoint and allowed IPs only when there are some', () => {
   const c = desired({ mtu: 1440 });

@@ -54,6 +54,42 @@ export interface ActualWireguard {
 export interface WireguardApplyResult {
   changes: string[];
   errors: string[];
+  /** Peers we send to (an endpoint is configured) that have had no handshake yet, by Corvid's name: apply again soon. */
+  awaitingHandshake: string[];
+}
+
+/**
+ * How long a peer we send to may wait for its first handshake before it is re-added. WireGuard sends an initiation
+ * at once, but retries a lost one only after REKEY_TIMEOUT (5 s) and refuses to send another sooner; the first is
+ * lost whenever the peer's interface comes up a moment after ours (a failover to a gateway that is reached, not
+ * reaching). A re-added peer is a new peer to WireGuard, which sends its initiation at once. A handshake takes one
+ * round trip; one slower than this still completes, as the agent applies again after 0.5, 1, 2, 4 s and so on.
+ */
+export const HANDSHAKE_NUDGE_AFTER_MS = 500;
+
+/**
+ * The peers to re-add now: desired with an endpoint (we initiate), still without a handshake, and waiting since at
+ * least `afterMs`. `waitingSince` (public key -> ms) is updated in place: a peer enters when first seen waiting (or
+ * when this apply adds it or changes its endpoint) and leaves when it is no longer waiting; a peer returned is entered
+ * again at `nowMs`.
+ */
+export function peersToNudge(actual: ActualWireguard, desired: WireguardConfig, waitingSince: Map<string, number>, nowMs: number, afterMs = HANDSHAKE_NUDGE_AFTER_MS): { nudge: WireguardPeerConfig[]; waiting: WireguardPeerConfig[] } {
+  const have = new Map(actual.peers.map((p) => [p.publicKey, p]));
+  const waiting = desired.peers.filter((w) => w.endpoint !== undefined && (have.get(w.publicKey)?.latestHandshake ?? 0) === 0);
+  const keys = new Set(waiting.map((w) => w.publicKey));
+  for (const k of [...waitingSince.keys()]) if (!keys.has(k)) waitingSince.delete(k);
+  const nudge: WireguardPeerConfig[] = [];
+  for (const w of waiting) {
+    const a = have.get(w.publicKey);
+    const since = waitingSince.get(w.publicKey);
+    // Being added, or sent elsewhere, by this very apply: its first initiation goes out now.
+    if (since === undefined || a === undefined || a.endpoint !== w.endpoint) waitingSince.set(w.publicKey, nowMs);
+    else if (nowMs - since >= afterMs) {
+      nudge.push(w);
+      waitingSince.set(w.publicKey, nowMs);
+    }
+  }
+  return { nudge, waiting };
 }
 
 /** What the reconciler needs; a fake in unit tests, WireguardLink on a node. */
@@ -175,6 +211,8 @@ export interface WireguardLinkOptions {
    * wg and wireguard-go this adapter runs, since both use that fixed path for wireguard-go's control socket.
    */
   socketDir?: string;
+  /** Clock for the handshake nudge (default Date.now). */
+  now?: () => number;
 }
 
 interface LinkInfo {
@@ -186,6 +224,8 @@ interface LinkInfo {
 export class WireguardLink implements WireguardLinks {
   readonly device: string;
   private readonly o: WireguardLinkOptions;
+  /** Peers we send to that have had no handshake yet: since when (peersToNudge). */
+  private readonly waitingSince = new Map<string, number>();
 
   constructor(o: WireguardLinkOptions) {
     this.o = o;
@@ -253,14 +293,26 @@ export class WireguardLink implements WireguardLinks {
     return parseDump(r.stdout);
   }
 
+  /** Write a whole config with `wg syncconf`; false (and an error in res) when wg failed. */
+  private async syncconf(c: WireguardConfig, res: WireguardApplyResult): Promise<boolean> {
+    // Through `cat |`: Node hands a child's stdin over as a socket, which /dev/stdin cannot open (ENXIO); the shell's
+    // pipe can be.
+    const r = await this.run('sh', ['-c', 'cat | "$@"', 'sh', this.o.wgPath ?? 'wg', 'syncconf', this.device, '/dev/stdin'], configText(c));
+    if (r.code === 0) return true;
+    // wg may echo a bad line of its input: report its exit and a digest of the message, never the message.
+    res.errors.push(`wg syncconf ${this.device} failed (exit ${r.code}, message digest ${createHash('sha256').update(r.stderr).digest('hex').slice(0, 12)})`);
+    return false;
+  }
+
   async apply(desired: WireguardConfig | undefined): Promise<WireguardApplyResult> {
-    const res: WireguardApplyResult = { changes: [], errors: [] };
+    const res: WireguardApplyResult = { changes: [], errors: [], awaitingHandshake: [] };
     let link = await this.link();
     if (link !== undefined && !WireguardLink.isWireguard(link)) {
       res.errors.push(`a link ${this.device} exists and is not WireGuard (${link.kind ?? 'unknown kind'}); left alone`);
       return res;
     }
     if (desired === undefined) {
+      this.waitingSince.clear();
       if (link !== undefined) {
         const r = await this.ip(['link', 'del', this.device]);
         if (r.code === 0) res.changes.push(`${this.device} deleted`);
@@ -281,14 +333,19 @@ export class WireguardLink implements WireguardLinks {
         return res;
       }
     }
-    const diff = diffWireguard(await this.dump(), desired);
+    const actual = await this.dump();
+    const diff = diffWireguard(actual, desired);
     if (diff.length > 0) {
-      // Through `cat |`: Node hands a child's stdin over as a socket, which /dev/stdin cannot open (ENXIO); the
-      // shell's pipe can be.
-      const r = await this.run('sh', ['-c', 'cat | "$@"', 'sh', this.o.wgPath ?? 'wg', 'syncconf', this.device, '/dev/stdin'], configText(desired));
-      // wg may echo a bad line of its input: report its exit and a digest of the message, never the message.
-      if (r.code !== 0) res.errors.push(`wg syncconf ${this.device} failed (exit ${r.code}, message digest ${createHash('sha256').update(r.stderr).digest('hex').slice(0, 12)})`);
-      else res.changes.push(...diff.map((d) => `${this.device}: ${d}`));
+      if (await this.syncconf(desired, res)) res.changes.push(...diff.map((d) => `${this.device}: ${d}`));
+    }
+    const { nudge, waiting } = peersToNudge(actual, desired, this.waitingSince, (this.o.now ?? Date.now)());
+    res.awaitingHandshake = waiting.map((p) => p.name);
+    if (nudge.length > 0) {
+      // Out, then in again: both through syncconf, so no key is ever on a command line.
+      const out = new Set(nudge.map((p) => p.publicKey));
+      if ((await this.syncconf({ ...desired, peers: desired.peers.filter((p) => !out.has(p.publicKey)) }, res)) && (await this.syncconf(desired, res))) {
+        res.changes.push(...nudge.map((p) => `${this.device}: peer ${p.name} re-added (no handshake after ${HANDSHAKE_NUDGE_AFTER_MS / 1000} s)`));
+      }
     }
     if (desired.mtu !== undefined && link.mtu !== desired.mtu) {
       const r = await this.ip(['link', 'set', 'dev', this.device, 'mtu', String(desired.mtu)]);
