@@ -17,7 +17,7 @@ import { Xfrm } from '../adapters/xfrm/xfrm.ts';
 import { WireguardLink, type WireguardImplementation } from '../adapters/wireguard/wireguard.ts';
 import { loadOrCreateKey, type WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
 import { join } from 'node:path';
-import { nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, type NodePlan } from '../nodeplan/index.ts';
+import { CONN_PREFIX, nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, type NodePlan } from '../nodeplan/index.ts';
 import { corvidAddresses, staleIpsec } from '../nodeplan/stale-ipsec.ts';
 import { datapathDownReason, forwardingSysctls, needsCharon } from '../nodeplan/datapath-health.ts';
 import { DEFAULT_LIVENESS, livenessTargets, unreachableTargets, type LivenessTarget, type TargetObservation } from '../nodeplan/liveness.ts';
@@ -95,10 +95,19 @@ export function isGatewayCandidate(gateways: readonly Gateway[], node: string): 
 
 /** How often a gateway candidate checks that its node can forward (AgentOptions.datapathProbeMs). */
 export const DEFAULT_DATAPATH_PROBE_MS = 500;
+/**
+ * How long a hand-over lasts once an agent sees its pool's active gateway move (NodePlanInput.handoverFrom): the
+ * successor's tunnels come up in well under a second; this bounds a hand-over whose successor cannot bring them up.
+ */
+export const HANDOVER_WINDOW_MS = 5_000;
+/** How long a hand-over's successor waits at most for its predecessor to let go before it starts its tunnels. */
+export const HANDOVER_HOLD_MS = 2_000;
 /** A stopping active gateway waits at most this long for the sync to name a successor (awaitHandover). */
 const HANDOVER_WAIT_MS = 3_000;
-/** ...and then forwards this much longer, while the successor's tunnels come up (about 0.2 s in the e2e suite). */
-const HANDOVER_GRACE_MS = 1_000;
+/** ...and then forwards at most this much longer, until the successor's tunnels have replaced its own (about 0.2 s in the e2e suite). */
+const HANDOVER_GRACE_MS = 3_000;
+/** ...or, with WireGuard links only, this long (the peers' handshakes with the successor leave no trace here). */
+const WIREGUARD_HANDOVER_GRACE_MS = 1_000;
 /** How long charon may take to answer a probe's `version`; it answers in about a millisecond when alive. */
 const DATAPATH_VICI_TIMEOUT_MS = 400;
 
@@ -173,6 +182,13 @@ export class Agent {
   private livenessTargets: LivenessTarget[] = [];
   private livenessTimer: NodeJS.Timeout | undefined;
   private unreachable: string[] = [];
+  /** This pool's active gateway as the last reconcile saw it, to notice a hand-over. */
+  private poolActive: { pool: string; node: string } | undefined;
+  /** A hand-over in progress (NodePlanInput.handoverFrom): when it started and ends (this.now() ms). */
+  private handover: { from: string; startMs: number; untilMs: number } | undefined;
+  /** The last reconcile held its initiations back for the predecessor (predecessorHolds). */
+  private initiateHeld = false;
+  private handoverTimer: NodeJS.Timeout | undefined;
   /** Number of reconciles run (tests and logs). */
   reconciles = 0;
 
@@ -332,6 +348,7 @@ export class Agent {
         this.livenessOpening = false;
         if (this.stopping) return ep.close();
         this.liveness = ep;
+        ep.setActive(this.lastPlan?.role === 'gateway');
         ep.setTargets(this.livenessTargets.map((t) => t.address));
         this.log.info('answering and sending liveness probes', { port: this.livenessPort(), watching: this.livenessTargets.map((t) => t.node) });
       },
@@ -360,6 +377,11 @@ export class Agent {
       this.unreachable = down;
     }
     if (this.heartbeat.setUnreachable(down)) this.heartbeat.kick();
+    // The predecessor let go (or the wait is over): start the tunnels held back.
+    if (this.initiateHeld && this.lastPlan !== undefined && !this.predecessorHolds(this.lastPlan)) {
+      this.initiateHeld = false;
+      this.trigger(0);
+    }
   }
 
   private readiness(): { ready: boolean; reason?: string } {
@@ -413,7 +435,42 @@ export class Agent {
       ...(this.uplinkPrefixes === undefined ? {} : { uplinkPrefixes: this.uplinkPrefixes }),
       ...(this.uplinkDevice === undefined ? {} : { uplinkDevice: this.uplinkDevice }),
       ...(this.wireguardKey === undefined ? {} : { wireguardPublicKey: this.wireguardKey.publicKey }),
+      ...(this.handover === undefined || this.now().getTime() >= this.handover.untilMs ? {} : { handoverFrom: this.handover.from }),
     });
+  }
+
+  /**
+   * Notice that the pool's active gateway moved from one node to another: a hand-over, for HANDOVER_WINDOW_MS (then a
+   * reconcile without it). True when one starts now.
+   */
+  private noteActive(plan: NodePlan): boolean {
+    if (plan.pool === undefined || plan.gatewayNode === undefined) return false;
+    const before = this.poolActive;
+    this.poolActive = { pool: plan.pool, node: plan.gatewayNode };
+    if (before === undefined || before.pool !== plan.pool || before.node === plan.gatewayNode) return false;
+    const startMs = this.now().getTime();
+    this.handover = { from: before.node, startMs, untilMs: startMs + HANDOVER_WINDOW_MS };
+    this.log.info('hand-over: make before break', { from: before.node, to: plan.gatewayNode, windowMs: HANDOVER_WINDOW_MS });
+    if (this.handoverTimer) clearTimeout(this.handoverTimer);
+    this.handoverTimer = setTimeout(() => {
+      this.handoverTimer = undefined;
+      this.trigger(0);
+    }, HANDOVER_WINDOW_MS);
+    return true;
+  }
+
+  /**
+   * A hand-over's successor starts its tunnels only once its predecessor has let go: the predecessor's answers to our
+   * liveness probes say whether its datapath still holds the role. Its tunnels carry the pool's traffic until ours
+   * replace them at the peers; when they go, its traffic must find its member routes (to us) already in place.
+   * Not waited for: a predecessor not heard within the liveness verdict's time (dead, or liveness off), and any
+   * predecessor after HANDOVER_HOLD_MS (one stopping on SIGTERM lets go only once it sees us named).
+   */
+  private predecessorHolds(plan: NodePlan): boolean {
+    const h = this.handover;
+    if (plan.role !== 'gateway' || h === undefined || this.now().getTime() >= h.startMs + HANDOVER_HOLD_MS) return false;
+    const t = this.livenessTargets.find((x) => x.node === h.from);
+    return t !== undefined && this.probeBook.saysActive(t.address, this.livenessSettings().downAfterMs) === true;
   }
 
   /** The MTU and prefixes of the device that holds this node's privateIP (from its Gateway), when they can be read. */
@@ -434,7 +491,8 @@ export class Agent {
     this.uplinkMtu = uplink.mtu;
     this.uplinkPrefixes = uplink.prefixes;
     this.uplinkDevice = uplink.device;
-    const plan = this.currentPlan();
+    let plan = this.currentPlan();
+    if (this.noteActive(plan)) plan = this.currentPlan();
     const s = summary(plan);
     if (s !== this.lastPlanSummary) {
       this.log.info('plan', JSON.parse(s) as Record<string, unknown>);
@@ -449,13 +507,19 @@ export class Agent {
     this.reconciles++;
     const seq = ++this.readSeq;
     let res: ReconcileResult;
+    const hold = this.predecessorHolds(plan);
+    if (hold !== this.initiateHeld) {
+      if (hold) this.log.info('hand-over: tunnels loaded; starting them once the predecessor has let go', { predecessor: this.handover?.from, atMostMs: HANDOVER_HOLD_MS });
+      this.initiateHeld = hold;
+    }
     try {
-      res = await this.reconciler.reconcile(plan);
+      res = await this.reconciler.reconcile(plan, { holdInitiate: hold });
     } catch (e) {
       res = { ...emptyResult(), ok: false, errors: [(e as Error).message] };
     }
     this.lastResult = res;
     this.lastPlan = plan;
+    this.liveness?.setActive(plan.role === 'gateway');
     this.metrics.record(res, this.o.routeTable, this.now());
     if (res.ipChanges.length > 0) this.log.info('routes applied', { changes: res.ipChanges });
     if (res.packetChanges.length > 0) this.log.info('packet policy applied', { changes: res.packetChanges });
@@ -700,8 +764,40 @@ export class Agent {
       this.log.warn('no successor named within the handover wait; removing the datapath anyway', { waitedMs: HANDOVER_WAIT_MS });
       return;
     }
-    this.log.info('a successor is named; forwarding a little longer while its tunnels come up', { graceMs: HANDOVER_GRACE_MS });
-    await new Promise((r) => setTimeout(r, HANDOVER_GRACE_MS));
+    // Let go as a drained gateway does: member routes to the successor, our tunnels kept, and our liveness answers say
+    // so, which is what the successor waits for before it starts its own (predecessorHolds).
+    const hadTunnels = (this.lastPlan?.tunnels.length ?? 0) > 0;
+    let plan = this.currentPlan();
+    if (this.noteActive(plan)) plan = this.currentPlan();
+    if (this.handoverTimer) clearTimeout(this.handoverTimer);
+    // Not with WireGuard links: a member has no corvid.wg, and its peers' sessions would go at once.
+    if (plan.role !== 'gateway' && hadTunnels && this.lastPlan?.wireguard === undefined) {
+      try {
+        const res = await this.reconciler.reconcile(plan);
+        for (const e of res.errors) this.log.warn('letting go before the hand-over', { error: e });
+      } catch (e) {
+        this.log.warn('letting go before the hand-over', { error: (e as Error).message });
+      }
+      this.liveness?.setActive(false);
+    }
+    if (!hadTunnels) {
+      // WireGuard only: nothing tells us when the peers have moved; a fixed grace while they handshake.
+      this.log.info('a successor is named; forwarding a little longer while its tunnels come up', { graceMs: WIREGUARD_HANDOVER_GRACE_MS });
+      await new Promise((r) => setTimeout(r, WIREGUARD_HANDOVER_GRACE_MS));
+      return;
+    }
+    // Our SAs go when the successor's replace them at the peers (the pool's one IKE identity, unique=replace): until
+    // then they carry the traffic the members and the successor still send us.
+    this.log.info('a successor is named; forwarding until its tunnels replace ours', { atMostMs: HANDOVER_GRACE_MS });
+    const graceEnd = Date.now() + HANDOVER_GRACE_MS;
+    const oursUp = async (): Promise<boolean> => {
+      try {
+        return (await this.vici.listSas()).some((sa) => sa.name.startsWith(CONN_PREFIX) && sa.state === 'ESTABLISHED');
+      } catch {
+        return false;
+      }
+    };
+    while (Date.now() < graceEnd && (await oursUp())) await new Promise((r) => setTimeout(r, 50));
   }
 
   /** Stop watching and remove exactly what the agent created. */
@@ -713,6 +809,7 @@ export class Agent {
     if (this.debounce) clearTimeout(this.debounce);
     if (this.tunnelTimer) clearTimeout(this.tunnelTimer);
     if (this.eventDebounce) clearTimeout(this.eventDebounce);
+    if (this.handoverTimer) clearTimeout(this.handoverTimer);
     await this.loop;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.refreshing;

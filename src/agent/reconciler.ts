@@ -154,7 +154,11 @@ export class Reconciler {
     return true;
   }
 
-  async reconcile(plan: NodePlan): Promise<ReconcileResult> {
+  /**
+   * Make the node hold the plan. `holdInitiate`: load the connections but start none yet (a hand-over's successor
+   * waits until its predecessor has let go: see Agent).
+   */
+  async reconcile(plan: NodePlan, opts: { holdInitiate?: boolean } = {}): Promise<ReconcileResult> {
     const res = emptyResult();
     // The device and its new next hops before the routes that use them; stale entries only after the routes moved.
     await this.applyVxlan(plan.vxlan, 'add', res);
@@ -163,7 +167,7 @@ export class Reconciler {
     // (on a failover every command before the first VICI call is time the pool has no path).
     await Promise.all([this.applyRoutes(plan, res), this.applyNft(plan.packet, res)]);
     await this.applyVxlan(plan.vxlan, 'prune', res);
-    await this.applyVici(plan, res);
+    await this.applyVici(plan, res, opts.holdInitiate === true);
     // An interface no longer wanted goes after the tunnels: its routes are gone already, and a node taking over as an
     // IPsec gateway should not wait for one more command before it loads its connections.
     if (plan.wireguard === undefined) await this.applyWireguard(undefined, res);
@@ -307,7 +311,7 @@ export class Reconciler {
     return out;
   }
 
-  private async applyVici(plan: NodePlan, res: ReconcileResult): Promise<void> {
+  private async applyVici(plan: NodePlan, res: ReconcileResult, holdInitiate: boolean): Promise<void> {
     const want = await this.wanted(plan, res);
     const vici = this.o.vici;
     const present = this.o.viciPresent?.() ?? true;
@@ -341,17 +345,19 @@ export class Reconciler {
     };
     const terminateTimeoutMs = this.o.terminateTimeoutMs ?? 3000;
 
-    // 1. What is ours and no longer wanted: terminate first (unload-conn leaves SAs up), then unload.
+    // 1. What is ours and no longer wanted: terminate first (unload-conn leaves SAs up), then unload. A hand-over's
+    // retiring tunnels stay as they are: the successor's replace them at the peers.
     const saNames = new Set(sas.map((s) => s.name));
+    const retiring = new Set(plan.retiring ?? []);
     for (const name of [...new Set([...conns, ...saNames])].sort()) {
-      if (want.has(name)) continue;
+      if (want.has(name) || retiring.has(name)) continue;
       if (saNames.has(name)) await step(`terminate ${name}`, () => terminateAll(vici, name, terminateTimeoutMs));
       if (conns.includes(name)) await step(`unload-conn ${name}`, () => vici.unloadConn(name));
       this.loaded.delete(name);
       this.tsRetries.delete(name);
     }
     for (const id of keys.sort()) {
-      if (want.has(id)) continue;
+      if (want.has(id) || retiring.has(id)) continue;
       await step(`unload-shared ${id}`, () => vici.unloadShared(id));
       this.loadedKeys.delete(id);
     }
@@ -388,7 +394,7 @@ export class Reconciler {
       } else if (summary.up) {
         this.tsRetries.delete(name);
       }
-      if (w.tunnel.role === 'initiator' && !summary.up && !summary.pending) {
+      if (w.tunnel.role === 'initiator' && !summary.up && !summary.pending && !holdInitiate) {
         await step(`initiate ${name}`, () => vici.initiate({ child: name, ike: name, timeoutMs: this.o.initiateTimeoutMs ?? 5000 }), true);
       }
     }

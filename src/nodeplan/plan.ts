@@ -595,6 +595,11 @@ export function nodePlan(input: NodePlanInput): NodePlan {
       parsedRoutes.push({ route, prefix: dst.prefix });
     }
     if (device !== undefined && remote.length > 0) parsedRoutes.push(...memberReturns(me, device));
+    // Make before break: the members send here from the moment the Gateway names us. Until our own tunnels are up,
+    // their IPsec traffic goes on through the previous active gateway, which still holds its tunnels; charon's table
+    // is looked up before ours, so each of our tunnels takes over its traffic as it comes up.
+    const previous = handoverHop(me, input, device);
+    if (previous !== undefined) parsedRoutes.push(...routesVia(remote.filter((r) => r.backend === 'ipsec'), previous, f, me.name));
   }
   const routes = dedupeRoutes(parsedRoutes, f, me.name);
 
@@ -617,6 +622,9 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     if (own !== undefined) plan.wireguard.mtu = innerMtu('wireguard', own, familyOfPrefix(remoteAddress(me)));
     ownKeyFinding(me, input, f);
   }
+  // The previous active gateway during a hand-over keeps the tunnels it held (see NodePlan.retiring).
+  const retiring = plan.role === 'member' && input.handoverFrom === input.nodeName ? reach.filter((r) => r.path === 'direct' && r.backend === 'ipsec').map((r) => connName(r.pool)).sort(cmp) : [];
+  if (retiring.length > 0) plan.retiring = retiring;
   return {
     ...plan,
     packet,
@@ -627,6 +635,18 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     reach: reach.sort((a, b) => cmp(a.pool, b.pool)),
     findings: f.sorted(),
   };
+}
+
+/**
+ * The previous active gateway as a next hop, on an active gateway during a hand-over: another node of our pool with an
+ * address, in a pool whose members route directly (the previous gateway is then on the LAN as they are; a VXLAN
+ * pool's members reach the gateway over a device the previous one does not answer on for them).
+ */
+function handoverHop(me: PoolInfo, input: NodePlanInput, device: VxlanPlan | undefined): NextHop | undefined {
+  const from = input.handoverFrom;
+  if (from === undefined || from === input.nodeName || device !== undefined || !me.nodes.has(from)) return undefined;
+  const via = me.ipOf.get(from);
+  return via === undefined ? undefined : { via };
 }
 
 /** Our own key as our Gateway publishes it, compared with the one this node holds (when the caller knows it). */

@@ -40,6 +40,13 @@ export interface NodePlanInput {
   uplinkDevice?: string;
   /** This node's WireGuard public key, when it has one: a finding says when its Gateway does not publish it (yet). */
   wireguardPublicKey?: string;
+  /**
+   * A hand-over in progress: the node that was this pool's active gateway until a moment ago (the agent names it for
+   * HANDOVER_WINDOW_MS after it saw the change). Make before break: the new active gateway routes the pool's IPsec
+   * traffic through it until its own tunnels are up, and it keeps its tunnels, never initiating them again, until the
+   * peers replace them with the successor's (NodePlan.retiring).
+   */
+  handoverFrom?: string;
 }
 
 /** Corvid's VXLAN device between a pool's members and its gateway. */
@@ -289,4 +296,10 @@ export interface NodePlan {
   vxlan?: VxlanPlan;
   /** The WireGuard interface of an active gateway with WireGuard links; absent: none. */
   wireguard?: WireguardPlan;
+  /**
+   * The pool's previous active gateway during a hand-over (NodePlanInput.handoverFrom is this node): the IPsec
+   * connections it held, by name, sorted. They and their SAs are left as they are (never initiated, never
+   * terminated) while the successor's replace them at the peers. Absent: none.
+   */
+  retiring?: string[];
 }

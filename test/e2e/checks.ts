@@ -53,15 +53,19 @@ export function actives(gws: Map<string, Gateway>): Record<string, string | unde
   return Object.fromEntries([...gws].map(([n, g]) => [n, g.status?.activeEndpoints?.find((e) => e.type === 'tunnel')?.nodeName]).sort());
 }
 
-/** Stop the pingers now and count each one's lost pings since t0: one line per path, and the worst count. */
-export async function stopAndCountLoss(f: Fabric, pingers: readonly Pinger[], t0: number): Promise<{ worst: number; lines: string[] }> {
+/**
+ * Stop the pingers now and count each one's lost pings since t0: one line per path, and the worst count. With `at`
+ * (an event's time), each line also says when its lost pings went out, relative to it.
+ */
+export async function stopAndCountLoss(f: Fabric, pingers: readonly Pinger[], t0: number, at?: number): Promise<{ worst: number; lines: string[] }> {
   const t1 = Date.now();
   for (const p of pingers) await p.stop();
   let worst = 0;
   const lines = pingers.map((p) => {
     const w = p.lostBetween(t0, t1);
     worst = Math.max(worst, w.lost);
-    return `${p.from} -> ${f.nodeByPod(p.to)}: lost ${w.lost}/${w.sent}`;
+    const when = at === undefined || w.lost === 0 ? '' : ` (sent at ${w.lostSentAt.map((x) => `${x - at >= 0 ? '+' : ''}${Math.round(x - at)}`).join(', ')} ms)`;
+    return `${p.from} -> ${f.nodeByPod(p.to)}: lost ${w.lost}/${w.sent}${when}`;
   });
   return { worst, lines };
 }

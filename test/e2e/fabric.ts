@@ -552,10 +552,11 @@ export class Pinger {
   }
 
   /** Requests seen between t0 and t1 and how many of them got no reply. */
-  lostBetween(t0: number, t1: number): { sent: number; lost: number; lostSeqs: number[] } {
+  lostBetween(t0: number, t1: number): { sent: number; lost: number; lostSeqs: number[]; lostSentAt: number[] } {
     const inWindow = [...this.seqs].filter(([, st]) => st.seenAt >= t0 && st.seenAt <= t1).sort((a, b) => a[0] - b[0]);
-    const lostSeqs = inWindow.filter(([, st]) => st.repliedAt === undefined).map(([seq]) => seq);
-    return { sent: inWindow.length, lost: lostSeqs.length, lostSeqs };
+    const lost = inWindow.filter(([, st]) => st.repliedAt === undefined);
+    // ping says "no answer yet" as it sends the next request: the lost one went out an interval before.
+    return { sent: inWindow.length, lost: lost.length, lostSeqs: lost.map(([seq]) => seq), lostSentAt: lost.map(([, st]) => st.seenAt - this.intervalMs) };
   }
 
   /** Stop ping and wait for it. */

@@ -63,6 +63,14 @@ test('liveness between two namespaces: heard both ways, no verdict under 5 % los
     await sleep(300);
     assert.ok(bookA.observation(B)?.lastReplyMs !== undefined, 'A hears B');
     assert.ok(bookB.observation(A)?.lastReplyMs !== undefined, 'B hears A');
+    // Each answer says whether the answerer's datapath holds the active role: a hand-over's successor waits on it.
+    assert.equal(bookB.saysActive(A, 200), false, 'a standby at first');
+    epA.setActive(true);
+    await sleep(200);
+    assert.equal(bookB.saysActive(A, 200), true, 'A holds the role');
+    epA.setActive(false);
+    await sleep(200);
+    assert.equal(bookB.saysActive(A, 200), false, 'A let go');
 
     // 5 % of packets dropped at random, each way, on A's side of the link, for 10 s: 200 probes, no verdict.
     await lab.exec(nsA, ['nft', '-f', '-'], {
@@ -122,7 +130,7 @@ test('a worker whose agent stops speaking (SIGSTOP, a stalled event loop) stops 
     await new Promise<void>((resolve) => b.stdout!.once('data', () => resolve()));
     epA.setTargets([B]);
     const toldAt = Date.now();
-    b.stdin!.write(`${A}\n`);
+    b.stdin!.write(`s ${A}\n`);
     await sleep(150);
     assert.ok(bookA.observation(B)?.lastReplyMs !== undefined, 'B answers while its agent has just spoken');
     const seenAt = await verdictAt(bookA, B, 5000);
@@ -132,7 +140,7 @@ test('a worker whose agent stops speaking (SIGSTOP, a stalled event loop) stops 
     console.log(`# liveness: agent silent -> its worker silent -> verdict after ${ms} ms`);
     assert.ok(ms >= DEFAULT_LIVENESS.downAfterMs, `${ms} ms`);
     // It speaks again: answered again.
-    b.stdin!.write(`${A}\n`);
+    b.stdin!.write(`s ${A}\n`);
     await sleep(100);
     assert.deepEqual(verdict(bookA, B), []);
   } finally {

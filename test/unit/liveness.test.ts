@@ -64,7 +64,7 @@ test('the defaults survive 5 % random loss each way: eight probes lost in a row 
   assert.ok(DEFAULT_LIVENESS.downAfterMs + DEFAULT_LIVENESS.probeIntervalMs <= 500, 'a dead candidate is seen within 0.5 s');
 });
 
-test('probe book: sends count until an answer; new targets start clean, dropped ones are forgotten', () => {
+test('probe book: sends count until an answer; the answer says whether the peer holds the active role; new targets start clean, dropped ones are forgotten', () => {
   let now = 0;
   const b = new ProbeBook(() => now);
   b.setTargets(['10.0.0.1']);
@@ -72,9 +72,16 @@ test('probe book: sends count until an answer; new targets start clean, dropped 
   b.sent('10.0.0.1');
   b.sent('10.9.9.9'); // not a target: ignored
   assert.deepEqual(b.observation('10.0.0.1'), { watchedSinceMs: 0, unansweredProbes: 2 });
+  assert.equal(b.saysActive('10.0.0.1', 1000), undefined, 'never heard: no word on its role');
   now = 70;
-  b.answered('10.0.0.1');
+  b.answered('10.0.0.1', true);
   assert.deepEqual(b.observation('10.0.0.1'), { watchedSinceMs: 0, lastReplyMs: 70, unansweredProbes: 0 });
+  assert.equal(b.saysActive('10.0.0.1', 100), true);
+  now = 80;
+  b.answered('10.0.0.1', false);
+  assert.equal(b.saysActive('10.0.0.1', 100), false, 'the last answer counts');
+  now = 181;
+  assert.equal(b.saysActive('10.0.0.1', 100), undefined, 'silent for longer than asked: no word');
   now = 100;
   b.setTargets(['10.0.0.2']);
   assert.equal(b.observation('10.0.0.1'), undefined);

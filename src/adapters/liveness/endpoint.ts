@@ -9,6 +9,8 @@ import { UdpLiveness, type ProbeBook } from './udp.ts';
 
 export interface LivenessEndpoint {
   setTargets(addresses: readonly string[]): void;
+  /** Whether this node's datapath holds its pool's active role (said in every answer). */
+  setActive(active: boolean): void;
   close(): Promise<void>;
 }
 
@@ -28,9 +30,23 @@ export async function openLiveness(o: LivenessEndpointOptions): Promise<Liveness
     return o.book.targets();
   };
   if (o.netns === undefined) {
-    const udp = new UdpLiveness({ port: o.port, intervalMs: o.intervalMs, onSent: (a) => o.book.sent(a), onAnswer: (a) => o.book.answered(a), onError: o.onError });
+    let active = false;
+    const udp = new UdpLiveness({
+      port: o.port,
+      intervalMs: o.intervalMs,
+      active: () => active,
+      onSent: (a) => o.book.sent(a),
+      onAnswer: (a, isActive) => o.book.answered(a, isActive),
+      onError: o.onError,
+    });
     await udp.start();
-    return { setTargets: (a) => udp.setTargets(setTargets(a)), close: () => udp.close() };
+    return {
+      setTargets: (a) => udp.setTargets(setTargets(a)),
+      setActive: (a) => {
+        active = a;
+      },
+      close: () => udp.close(),
+    };
   }
   const worker = fileURLToPath(new URL('./worker.ts', import.meta.url));
   const [cmd, args] = inNetns(o.netns, process.execPath, [worker, String(o.port), String(o.intervalMs)], o.ipPath);
@@ -47,19 +63,28 @@ export async function openLiveness(o: LivenessEndpointOptions): Promise<Liveness
     createInterface({ input: child.stdout! }).on('line', (l) => {
       if (l === 'ready') resolve();
       else if (l.startsWith('s ')) o.book.sent(l.slice(2));
-      else if (l.startsWith('a ')) o.book.answered(l.slice(2));
+      else if (l.startsWith('a ')) {
+        const [, address, role] = l.split(' ');
+        o.book.answered(address, role === 'a');
+      }
     });
   });
   child.stdin!.on('error', () => {}); // the worker died: close() and the silence say so
   // The targets again every interval: the worker answers only while this process speaks (see worker.ts).
-  let line = '\n';
+  let targets = '';
+  let active = false;
   const tell = (): void => {
-    if (child.exitCode === null && child.stdin!.writable) child.stdin!.write(line);
+    if (child.exitCode === null && child.stdin!.writable) child.stdin!.write(`${active ? 'a' : 's'} ${targets}\n`);
   };
   const keepalive = setInterval(tell, o.intervalMs);
   return {
     setTargets: (a) => {
-      line = `${setTargets(a).join(',')}\n`;
+      targets = setTargets(a).join(',');
+      tell();
+    },
+    setActive: (a) => {
+      if (a === active) return;
+      active = a;
       tell();
     },
     close: async () => {

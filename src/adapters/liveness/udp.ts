@@ -10,11 +10,14 @@ export const DEFAULT_LIVENESS_PORT = 9472;
 
 const TAG = 'corvid-liveness/1 ';
 const PROBE = Buffer.from(`${TAG}?`);
-const ANSWER = Buffer.from(`${TAG}!`);
+/** The answer of a candidate whose datapath holds its pool's active role... */
+const ANSWER_ACTIVE = Buffer.from(`${TAG}!`);
+/** ...and of one whose datapath does not (a standby, or a predecessor that has let go: see nodeplan's handoverFrom). */
+const ANSWER_STANDBY = Buffer.from(`${TAG}-`);
 
 /** What was sent to and heard from each address: the observations the verdict is made from. */
 export class ProbeBook {
-  private readonly seen = new Map<string, { watchedSinceMs: number; lastReplyMs?: number; unansweredProbes: number }>();
+  private readonly seen = new Map<string, { watchedSinceMs: number; lastReplyMs?: number; unansweredProbes: number; active?: boolean }>();
   private readonly now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -37,17 +40,31 @@ export class ProbeBook {
     if (o !== undefined) o.unansweredProbes++;
   }
 
-  answered(address: string): void {
+  /** An answer from `address`; `active`: whether its datapath holds the pool's active role, as it said. */
+  answered(address: string, active: boolean): void {
     const o = this.seen.get(address);
     if (o === undefined) return;
     o.lastReplyMs = this.now();
     o.unansweredProbes = 0;
+    o.active = active;
   }
 
-  /** The observations per address, with `node` set to the address (the caller maps addresses to nodes). */
+  /** The observations of an address. */
   observation(address: string): Omit<TargetObservation, 'node'> | undefined {
     const o = this.seen.get(address);
-    return o === undefined ? undefined : { ...o };
+    if (o === undefined) return undefined;
+    const { active: _active, ...rest } = o;
+    return rest;
+  }
+
+  /**
+   * Whether `address` last said its datapath holds the active role, if it answered within `withinMs`; undefined when
+   * it did not (never heard, or silent since).
+   */
+  saysActive(address: string, withinMs: number): boolean | undefined {
+    const o = this.seen.get(address);
+    if (o?.lastReplyMs === undefined || this.now() - o.lastReplyMs > withinMs) return undefined;
+    return o.active;
   }
 }
 
@@ -56,10 +73,12 @@ export interface UdpLivenessOptions {
   intervalMs: number;
   /** Called for every probe sent and every answer received, with the peer's address. */
   onSent?: (address: string) => void;
-  onAnswer?: (address: string) => void;
+  onAnswer?: (address: string, active: boolean) => void;
   onError?: (message: string) => void;
   /** Whether to answer probes now (default always); a worker answers only while its agent is alive. */
   answering?: () => boolean;
+  /** Whether this node's datapath holds its pool's active role now (said in every answer; default false). */
+  active?: () => boolean;
 }
 
 /**
@@ -120,9 +139,9 @@ export class UdpLiveness {
     // Only the candidates it watches are answered (they watch it in turn): to anyone else the port is silent.
     if (!this.targets.includes(peer)) return;
     if (msg.equals(PROBE)) {
-      if (this.o.answering?.() !== false) s.send(ANSWER, from.port, from.address);
-    }
-    else if (msg.equals(ANSWER)) this.o.onAnswer?.(peer);
+      if (this.o.answering?.() !== false) s.send(this.o.active?.() === true ? ANSWER_ACTIVE : ANSWER_STANDBY, from.port, from.address);
+    } else if (msg.equals(ANSWER_ACTIVE)) this.o.onAnswer?.(peer, true);
+    else if (msg.equals(ANSWER_STANDBY)) this.o.onAnswer?.(peer, false);
   }
 
   private send(address: string): void {
