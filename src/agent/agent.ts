@@ -178,7 +178,7 @@ export class Agent {
   /** Data-plane liveness: the socket (open while this node is a gateway candidate), what it saw, whom it watches. */
   private liveness: LivenessEndpoint | undefined;
   private livenessOpening = false;
-  private readonly probeBook = new ProbeBook();
+  private readonly probeBook: ProbeBook;
   private livenessTargets: LivenessTarget[] = [];
   private livenessTimer: NodeJS.Timeout | undefined;
   private unreachable: string[] = [];
@@ -196,6 +196,7 @@ export class Agent {
     this.o = opts;
     this.log = opts.log;
     this.now = opts.now ?? (() => new Date());
+    this.probeBook = new ProbeBook(() => this.now().getTime());
     this.vici = new ViciSession(opts.viciSocket, {
       timeoutMs: 10_000,
       reconnectTimeoutMs: Math.min(5_000, Math.max(1_000, opts.repairIntervalMs)),
@@ -368,7 +369,7 @@ export class Agent {
         if (o !== undefined) observations.push({ node: t.node, ...o });
       }
     }
-    const down = unreachableTargets(observations, Date.now(), this.livenessSettings());
+    const down = unreachableTargets(observations, this.now().getTime(), this.livenessSettings());
     if (down.join(',') !== this.unreachable.join(',')) {
       const lost = down.filter((n) => !this.unreachable.includes(n));
       const back = this.unreachable.filter((n) => !down.includes(n));
@@ -758,8 +759,8 @@ export class Agent {
         const active = (g.status?.activeEndpoints ?? []).map((e) => e.nodeName);
         return (g.spec?.endpoints ?? []).some((e) => e.nodeName === this.o.nodeName) && active.length > 0 && !active.includes(this.o.nodeName);
       });
-    const deadline = Date.now() + HANDOVER_WAIT_MS;
-    while (!handedOver() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    const deadline = this.now().getTime() + HANDOVER_WAIT_MS;
+    while (!handedOver() && this.now().getTime() < deadline) await new Promise((r) => setTimeout(r, 25));
     if (!handedOver()) {
       this.log.warn('no successor named within the handover wait; removing the datapath anyway', { waitedMs: HANDOVER_WAIT_MS });
       return;
@@ -789,7 +790,7 @@ export class Agent {
     // Our SAs go when the successor's replace them at the peers (the pool's one IKE identity, unique=replace): until
     // then they carry the traffic the members and the successor still send us.
     this.log.info('a successor is named; forwarding until its tunnels replace ours', { atMostMs: HANDOVER_GRACE_MS });
-    const graceEnd = Date.now() + HANDOVER_GRACE_MS;
+    const graceEnd = this.now().getTime() + HANDOVER_GRACE_MS;
     const oursUp = async (): Promise<boolean> => {
       try {
         return (await this.vici.listSas()).some((sa) => sa.name.startsWith(CONN_PREFIX) && sa.state === 'ESTABLISHED');
@@ -797,7 +798,7 @@ export class Agent {
         return false;
       }
     };
-    while (Date.now() < graceEnd && (await oursUp())) await new Promise((r) => setTimeout(r, 50));
+    while (this.now().getTime() < graceEnd && (await oursUp())) await new Promise((r) => setTimeout(r, 50));
   }
 
   /** Stop watching and remove exactly what the agent created. */

@@ -16,6 +16,7 @@ import type { CalicoGroupVersion, CalicoIpamState, HeartbeatLease, InventoryNode
 import type { Gateway } from '../gateway/types.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
 import type { KubeConfig } from '../adapters/kube/client.ts';
+import { DEFAULT_HEARTBEAT_TIMEOUT, durationSeconds } from '../topology/normalise.ts';
 
 /** Exit code for errors (bad input, cluster unreachable), as kubectl diff uses >1 for errors. */
 export const EXIT_ERROR = 2;
@@ -328,4 +329,53 @@ export function nowFrom(io: CliIO): string {
   const fixed = io.env.CORVID_NOW;
   if (fixed) return fixed;
   return new Date().toISOString();
+}
+
+// ---------------------------------------------------------------- Topology objects
+
+export interface TopologySummary {
+  name: string;
+  lastAppliedRevision?: string;
+  lastAttemptedRevision?: string;
+  /** Where the Gateways' status.nodes[].subnets come from (podCIDR or calico) and why, as the sync last planned. */
+  podSubnets?: { source: string; reason: string; problems?: string[] };
+  conditions: { type: string; status: string; reason: string; message: string }[];
+  /** spec.election.heartbeatTimeout of the Topology object, in seconds (absent: the topology default). */
+  heartbeatTimeoutSeconds?: number;
+}
+
+/** The heartbeat timeout of the topology that wrote a Gateway (absent: the topology default), in seconds. */
+export function heartbeatTimeoutOf(g: Gateway, topologies: ReadonlyMap<string, Pick<TopologySummary, 'heartbeatTimeoutSeconds'>>): number {
+  return topologies.get(g.metadata.labels?.[TOPOLOGY_LABEL] ?? '')?.heartbeatTimeoutSeconds ?? durationSeconds(undefined, DEFAULT_HEARTBEAT_TIMEOUT);
+}
+
+/** The Topology objects' names, revisions, conditions and election timing, by name; none when the CRD is absent. */
+export async function readTopologies(kc: KubeConfig): Promise<TopologySummary[]> {
+  const [{ listTopologies }, { statusCode }] = await Promise.all([import('../adapters/kube/topologies.ts'), import('../adapters/kube/client.ts')]);
+  try {
+    const { items } = await listTopologies(kc);
+    return items
+      .map((t) => {
+        const s: TopologySummary = {
+          name: t.metadata?.name ?? '',
+          conditions: (t.status?.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message })),
+        };
+        const timeout = (t.spec as { election?: { heartbeatTimeout?: unknown } } | undefined)?.election?.heartbeatTimeout;
+        if (timeout !== undefined) s.heartbeatTimeoutSeconds = durationSeconds(timeout, DEFAULT_HEARTBEAT_TIMEOUT);
+        if (t.status?.lastAppliedRevision) s.lastAppliedRevision = t.status.lastAppliedRevision;
+        if (t.status?.lastAttemptedRevision) s.lastAttemptedRevision = t.status.lastAttemptedRevision;
+        const ps = t.status?.podSubnets;
+        if (ps && typeof ps.source === 'string') {
+          s.podSubnets = { source: ps.source, reason: typeof ps.reason === 'string' ? ps.reason : '' };
+          const problems = Array.isArray(ps.problems) ? ps.problems.filter((x): x is string => typeof x === 'string') : [];
+          if (problems.length > 0) s.podSubnets.problems = problems;
+        }
+        return s;
+      })
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  } catch (e) {
+    // Topology CRD not installed (the sync may run from Git only): no revision or conditions to show.
+    if (statusCode(e) === 404) return [];
+    throw e;
+  }
 }

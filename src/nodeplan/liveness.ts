@@ -48,8 +48,6 @@ export const DEFAULT_LIVENESS: LivenessSettings = { probeIntervalMs: 50, downAft
 /** What the prober saw of one target. */
 export interface TargetObservation {
   node: string;
-  /** When this target was first probed. */
-  watchedSinceMs: number;
   /** The last answer from it. */
   lastReplyMs?: number;
   /** Probes sent to it since its last answer (or since it was first watched). */

@@ -39,6 +39,14 @@ const MEMBER_ROUTING: readonly string[] = ['direct', 'vxlan', 'auto'];
 
 type Obj = Record<string, unknown>;
 
+/**
+ * A duration field in seconds: its own value, else (absent, or not a duration) its default's. Also how readers of a
+ * live Topology object (corvid status, graph --live) read it, so they judge as the sync does.
+ */
+export function durationSeconds(x: unknown, fallback: string): number {
+  return (typeof x === 'string' ? parseDuration(x) : undefined) ?? parseDuration(fallback)!;
+}
+
 export function isObj(x: unknown): x is Obj {
   return x !== null && typeof x === 'object' && !Array.isArray(x);
 }
@@ -161,7 +169,7 @@ export function buildModel(data: unknown): Model {
   const hub = str(conn.hub);
 
   const el = isObj(spec.election) ? spec.election : {};
-  const seconds = (x: unknown, d: string): number => (typeof x === 'string' ? parseDuration(x) : undefined) ?? parseDuration(d)!;
+  const seconds = durationSeconds;
   const replicas = typeof el.replicas === 'number' && Number.isInteger(el.replicas) && el.replicas >= 1 ? el.replicas : 1;
 
   const pools: Pool[] = [];

@@ -27,10 +27,10 @@ import { getTopology, type TopologyObject } from '../../src/adapters/kube/topolo
 import { DEFAULT_LEASE_NAMESPACE, parseUnreachable, type LeaseJson } from '../../src/adapters/kube/leases.ts';
 import { DATAPATH_DOWN_ANNOTATION, UNREACHABLE_ANNOTATION } from '../../src/gateway/keys.ts';
 import { DEFAULT_HEARTBEAT_TIMEOUT } from '../../src/topology/normalise.ts';
-import { parseDuration } from '../../src/cli/commands/agent.ts';
+import { parseDuration } from '../../src/topology/duration.ts';
 
 /** The topology's default heartbeat timeout, which the e2e topologies keep. */
-const DEFAULT_HEARTBEAT_TIMEOUT_MS = parseDuration(DEFAULT_HEARTBEAT_TIMEOUT)!;
+const DEFAULT_HEARTBEAT_TIMEOUT_MS = parseDuration(DEFAULT_HEARTBEAT_TIMEOUT)! * 1000;
 import type { Gateway } from '../../src/gateway/types.ts';
 import { WireguardLink, type ActualPeer } from '../../src/adapters/wireguard/wireguard.ts';
 import { WIREGUARD_DEVICE } from '../../src/nodeplan/index.ts';

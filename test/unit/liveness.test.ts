@@ -41,11 +41,11 @@ test('targets: the other candidates of this node\'s pool, at their LAN address; 
 test('verdict: heard, then silent for downAfter and probed all along -> unreachable; never heard -> no verdict', () => {
   const s = { probeIntervalMs: 50, downAfterMs: 500 };
   const t0 = 1_000_000;
-  const heard = { watchedSinceMs: t0, lastReplyMs: t0 + 100 };
+  const heard = { lastReplyMs: t0 + 100 };
   assert.deepEqual(unreachableTargets([{ node: 'x', ...heard, unansweredProbes: 10 }], t0 + 599, s), []);
   assert.deepEqual(unreachableTargets([{ node: 'x', ...heard, unansweredProbes: 10 }], t0 + 600, s), ['x']);
   // Never heard (its agent has not opened its socket yet, or a firewall drops the port): not judged, however long.
-  assert.deepEqual(unreachableTargets([{ node: 'x', watchedSinceMs: t0, unansweredProbes: 1000 }], t0 + 60_000, s), []);
+  assert.deepEqual(unreachableTargets([{ node: 'x', unansweredProbes: 1000 }], t0 + 60_000, s), []);
   // A prober that stalled (sent 3 probes in 600 ms) does not blame the target for its own silence.
   assert.deepEqual(unreachableTargets([{ node: 'x', ...heard, unansweredProbes: 3 }], t0 + 700, s), []);
   assert.deepEqual(
@@ -71,11 +71,11 @@ test('probe book: sends count until an answer; the answer says whether the peer 
   b.sent('10.0.0.1');
   b.sent('10.0.0.1');
   b.sent('10.9.9.9'); // not a target: ignored
-  assert.deepEqual(b.observation('10.0.0.1'), { watchedSinceMs: 0, unansweredProbes: 2 });
+  assert.deepEqual(b.observation('10.0.0.1'), { unansweredProbes: 2 });
   assert.equal(b.saysActive('10.0.0.1', 1000), undefined, 'never heard: no word on its role');
   now = 70;
   b.answered('10.0.0.1', true);
-  assert.deepEqual(b.observation('10.0.0.1'), { watchedSinceMs: 0, lastReplyMs: 70, unansweredProbes: 0 });
+  assert.deepEqual(b.observation('10.0.0.1'), { lastReplyMs: 70, unansweredProbes: 0 });
   assert.equal(b.saysActive('10.0.0.1', 100), true);
   now = 80;
   b.answered('10.0.0.1', false);
@@ -85,7 +85,7 @@ test('probe book: sends count until an answer; the answer says whether the peer 
   now = 100;
   b.setTargets(['10.0.0.2']);
   assert.equal(b.observation('10.0.0.1'), undefined);
-  assert.deepEqual(b.observation('10.0.0.2'), { watchedSinceMs: 100, unansweredProbes: 0 });
+  assert.deepEqual(b.observation('10.0.0.2'), { unansweredProbes: 0 });
 });
 
 test('the report annotation: node names only, sorted, deduplicated, bounded', () => {

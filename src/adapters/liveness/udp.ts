@@ -2,7 +2,7 @@
 // UDP port, and probes the other candidates of its pool from that same port every interval. A probe and its answer
 // are 19 bytes each (no amplification), and only a probe from one of those candidates is answered.
 import dgram from 'node:dgram';
-import { isIP } from 'node:net';
+import { ipVersion, usableIPVersion } from '../../topology/ip.ts';
 import type { TargetObservation } from '../../nodeplan/liveness.ts';
 
 /** The UDP port candidates answer probes on (agent flag --liveness-port). */
@@ -17,7 +17,7 @@ const ANSWER_STANDBY = Buffer.from(`${TAG}-`);
 
 /** What was sent to and heard from each address: the observations the verdict is made from. */
 export class ProbeBook {
-  private readonly seen = new Map<string, { watchedSinceMs: number; lastReplyMs?: number; unansweredProbes: number; active?: boolean }>();
+  private readonly seen = new Map<string, { lastReplyMs?: number; unansweredProbes: number; active?: boolean }>();
   private readonly now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -28,7 +28,7 @@ export class ProbeBook {
   setTargets(addresses: readonly string[]): void {
     const want = new Set(addresses);
     for (const a of [...this.seen.keys()]) if (!want.has(a)) this.seen.delete(a);
-    for (const a of want) if (!this.seen.has(a)) this.seen.set(a, { watchedSinceMs: this.now(), unansweredProbes: 0 });
+    for (const a of want) if (!this.seen.has(a)) this.seen.set(a, { unansweredProbes: 0 });
   }
 
   targets(): string[] {
@@ -111,7 +111,7 @@ export class UdpLiveness {
   }
 
   setTargets(addresses: readonly string[]): void {
-    this.targets = addresses.filter((a) => isIP(a) !== 0);
+    this.targets = addresses.filter((a) => usableIPVersion(a) !== 0);
   }
 
   async close(): Promise<void> {
@@ -145,7 +145,7 @@ export class UdpLiveness {
   }
 
   private send(address: string): void {
-    const s = this.sockets.get(isIP(address) === 6 ? 6 : 4);
+    const s = this.sockets.get(ipVersion(address) === 6 ? 6 : 4);
     if (s === undefined) return;
     this.o.onSent?.(address);
     s.send(PROBE, this.o.port, address, (e) => {
@@ -156,5 +156,5 @@ export class UdpLiveness {
 
 /** An IPv4 address as the socket may report it (`::ffff:a.b.c.d` on a dual-stack socket) -> a.b.c.d. */
 function unmapped(a: string): string {
-  return a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a;
+  return a.startsWith('::ffff:') && ipVersion(a.slice(7)) === 4 ? a.slice(7) : a;
 }

@@ -133,7 +133,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       gateways = topology
         ? ownedBy(state.gateways, topology.name)
         : state.gateways.filter((g) => g.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
-      const { readTopologies, heartbeatTimeoutOf } = await import('./status.ts');
+      const { readTopologies, heartbeatTimeoutOf } = await import('../inputs.ts');
       const topologies = new Map((await readTopologies(kc)).map((t) => [t.name, t]));
       const verdicts = candidateVerdicts({ nodes: state.nodes, leases: state.leases, gateways, now: nowFrom(io), heartbeatTimeoutOf: (g) => heartbeatTimeoutOf(g, topologies) });
       health = liveHealth(state.ready, state.leases, verdicts);

@@ -4,17 +4,13 @@
 import type { CliIO } from '../io.ts';
 import { EXIT_OK, useColour } from '../io.ts';
 import { commandFlags, str } from '../flags.ts';
-import { clusterErrorMessage, connect, EXIT_ERROR, nowFrom, readLive } from '../inputs.ts';
-import type { LiveState } from '../inputs.ts';
+import { clusterErrorMessage, connect, EXIT_ERROR, heartbeatTimeoutOf, nowFrom, readLive, readTopologies } from '../inputs.ts';
+import type { LiveState, TopologySummary } from '../inputs.ts';
 import { candidateVerdicts, type CandidateVerdict, type Unhealth } from '../../plan/index.ts';
-import { parseDuration } from '../../topology/duration.ts';
-import { DEFAULT_HEARTBEAT_TIMEOUT } from '../../topology/normalise.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../../gateway/keys.ts';
 import { readGatewayLinks } from '../../gateway/annotations.ts';
 import type { Gateway } from '../../gateway/types.ts';
 import { nodePlan } from '../../nodeplan/index.ts';
-
-const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = parseDuration(DEFAULT_HEARTBEAT_TIMEOUT)!;
 
 export const HELP = `Usage: corvid status [--kubeconfig K] [--context C] [-o table|wide|json]
 
@@ -76,17 +72,6 @@ export interface PoolStatus {
   subnets: number;
 }
 
-export interface TopologySummary {
-  name: string;
-  lastAppliedRevision?: string;
-  lastAttemptedRevision?: string;
-  /** Where the Gateways' status.nodes[].subnets come from (podCIDR or calico) and why, as the sync last planned. */
-  podSubnets?: { source: string; reason: string; problems?: string[] };
-  conditions: { type: string; status: string; reason: string; message: string }[];
-  /** spec.election.heartbeatTimeout of the Topology object, in seconds (absent: the topology default). */
-  heartbeatTimeoutSeconds?: number;
-}
-
 export interface StatusReport {
   topologies: TopologySummary[];
   pools: PoolStatus[];
@@ -108,10 +93,6 @@ function word(v: CandidateVerdict): CandidateHealthWord {
   return v === 'ok' || v === 'missing' ? v : WORD[v];
 }
 
-/** The heartbeat timeout of the topology that wrote a Gateway (absent: the topology default), in seconds. */
-export function heartbeatTimeoutOf(g: Gateway, topologies: ReadonlyMap<string, Pick<TopologySummary, 'heartbeatTimeoutSeconds'>>): number {
-  return topologies.get(g.metadata.labels?.[TOPOLOGY_LABEL] ?? '')?.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS;
-}
 
 /** Build the report from what was read. Pure apart from `now`. */
 export function statusReport(state: LiveState, topologies: TopologySummary[], now: string): StatusReport {
@@ -304,33 +285,3 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   return EXIT_OK;
 }
 
-export async function readTopologies(kc: Parameters<typeof readLive>[0]): Promise<TopologySummary[]> {
-  const [{ listTopologies }, { statusCode }] = await Promise.all([import('../../adapters/kube/topologies.ts'), import('../../adapters/kube/client.ts')]);
-  try {
-    const { items } = await listTopologies(kc);
-    return items
-      .map((t) => {
-        const s: TopologySummary = {
-          name: t.metadata?.name ?? '',
-          conditions: (t.status?.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message })),
-        };
-        const timeout = (t.spec as { election?: { heartbeatTimeout?: unknown } } | undefined)?.election?.heartbeatTimeout;
-        const timeoutS = typeof timeout === 'string' ? parseDuration(timeout) : undefined;
-        if (timeoutS !== undefined) s.heartbeatTimeoutSeconds = timeoutS;
-        if (t.status?.lastAppliedRevision) s.lastAppliedRevision = t.status.lastAppliedRevision;
-        if (t.status?.lastAttemptedRevision) s.lastAttemptedRevision = t.status.lastAttemptedRevision;
-        const ps = t.status?.podSubnets;
-        if (ps && typeof ps.source === 'string') {
-          s.podSubnets = { source: ps.source, reason: typeof ps.reason === 'string' ? ps.reason : '' };
-          const problems = Array.isArray(ps.problems) ? ps.problems.filter((x): x is string => typeof x === 'string') : [];
-          if (problems.length > 0) s.podSubnets.problems = problems;
-        }
-        return s;
-      })
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  } catch (e) {
-    // Topology CRD not installed (the sync may run from Git only): no revision or conditions to show.
-    if (statusCode(e) === 404) return [];
-    throw e;
-  }
-}
