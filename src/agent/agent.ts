@@ -349,7 +349,7 @@ export class Agent {
         this.livenessOpening = false;
         if (this.stopping) return ep.close();
         this.liveness = ep;
-        ep.setActive(this.lastPlan?.role === 'gateway');
+        ep.setActive(this.holdsRole());
         ep.setTargets(this.livenessTargets.map((t) => t.address));
         this.log.info('answering and sending liveness probes', { port: this.livenessPort(), watching: this.livenessTargets.map((t) => t.node) });
       },
@@ -520,7 +520,7 @@ export class Agent {
     }
     this.lastResult = res;
     this.lastPlan = plan;
-    this.liveness?.setActive(plan.role === 'gateway');
+    this.liveness?.setActive(this.holdsRole());
     this.metrics.record(res, this.o.routeTable, this.now());
     if (res.ipChanges.length > 0) this.log.info('routes applied', { changes: res.ipChanges });
     if (res.packetChanges.length > 0) this.log.info('packet policy applied', { changes: res.packetChanges });
@@ -732,11 +732,21 @@ export class Agent {
     );
   }
 
+  /**
+   * What our liveness answers say: whether this node's datapath holds the pool's active role (the last plan applied
+   * made it the gateway, and it can forward). A successor waits on it (predecessorHolds); a gateway whose charon died
+   * holds nothing worth waiting for.
+   */
+  private holdsRole(): boolean {
+    return this.lastPlan?.role === 'gateway' && this.datapathDown === undefined;
+  }
+
   private setDatapathDown(reason: string | undefined): void {
     if (reason !== this.datapathDown) {
       if (reason !== undefined) this.log.warn('this node cannot forward: out of the gateway election until it can', { reason });
       else if (this.datapathDown !== undefined) this.log.info('this node can forward again', { was: this.datapathDown });
       this.datapathDown = reason;
+      this.liveness?.setActive(this.holdsRole());
     }
     if (this.heartbeat.setDatapathDown(reason)) this.heartbeat.kick();
   }

@@ -20,16 +20,19 @@ import { actives, dfAcrossPools, everyone, nodeTcpAcrossPools, scenarioChecks, s
 import { tcpTransfer } from '../support/traffic.ts';
 import { failoverPaths, formatFailover, runFailover } from './failover.ts';
 
-/** The budget of the whole file (set-up included); README.md states the same. */
+/**
+ * The budget of the whole file (set-up included), and on flannel scenario 12's window on top; README.md states the
+ * same.
+ */
 export const SUITE_BUDGET_MS = 6 * 60_000;
 /** Scenario 6: a killed charon or agent must have healed within this. */
 export const HEAL_BOUND_MS = 45_000;
 /**
- * How long scenario 12 keeps a pool cut off from the API server (and another under random loss): past the heartbeat
- * timeout (40 s) and the node controller's grace, so both kinds of "out of reach" are in force for the last third.
- * CORVID_E2E_FAIL_STATIC_MS=120000 runs the issue's two minutes (npm test keeps to its budget).
+ * How long scenario 12 keeps a pool cut off from the API server (and another under random loss): two minutes, well
+ * past the heartbeat timeout (40 s) and the node controller's grace, so both kinds of "out of reach" are in force for
+ * most of it. CORVID_E2E_FAIL_STATIC_MS shortens it for a quick local run.
  */
-export const FAIL_STATIC_WINDOW_MS = Number(process.env.CORVID_E2E_FAIL_STATIC_MS ?? 60_000);
+export const FAIL_STATIC_WINDOW_MS = Number(process.env.CORVID_E2E_FAIL_STATIC_MS ?? 120_000);
 /**
  * Scenario 7: the hand-over after an agent's SIGTERM must come before this. Without the Lease release it would wait
  * for the other candidate's liveness verdict (0.4 s of silence after the agent closed its socket, then the report)
@@ -60,7 +63,7 @@ export function systemScenarios(cni: CniFlavour): void {
 const cp = useControlPlane();
 const skip = systemSkipReason(cp.skip);
 
-describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS }, () => {
+describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS + (cni === 'flannel' ? FAIL_STATIC_WINDOW_MS : 0) }, () => {
   let f: Fabric;
   let sys: CorvidSystem;
   let fullRevision = '';
