@@ -10,6 +10,7 @@
 
 import { usableIPVersion } from '../topology/ip.ts';
 import { mergeLinkPolicy } from '../topology/policy.ts';
+import type { RoutePool } from '../topology/route.ts';
 import type { Backend, EncryptionOverride, EncryptionPolicy, MemberRouting, MemberVxlan, SecretKeyRef } from '../topology/types.ts';
 import {
   CONNECTIVITY_ANNOTATION,
@@ -545,36 +546,20 @@ function oldFormatEncryption(links: GatewayEncryption, peer: string): Encryption
   return Object.hasOwn(links.encryptionOverrides, peer) ? links.encryptionOverrides[peer] : links.encryption;
 }
 
-/** How traffic between two pools travels, as both pools' agents must agree. */
-export type LinkRoute =
-  | { via: 'direct' }
-  | { via: 'relay'; relay: string }
-  | { via: 'none'; reason: 'same-pool' | 'denied' | 'no-relay' | 'different-relays' | 'hop-denied' };
-
 /**
- * The route between the pools of two Gateways (symmetric), from their annotations alone:
- * - denied by either side's peers/denied-peers -> none (`denied`);
- * - hub mode: a spoke and its hub (its relay) talk directly; two spokes go through the hub, their common relay;
- * - mesh: direct unless both are behind NAT; two NAT'd pools go through their COMMON relay R (a.relay === b.relay),
- *   never through "the first one's": none (`no-relay`) when either has none, (`different-relays`) when they differ.
- * The relay path needs both pools to allow R and R to allow both (`hop-denied` otherwise); R's Gateway (`relayLinks`)
- * must exist, not be behind NAT and list both pools in relays-for (`no-relay` otherwise), as the agents' node plan
- * (src/nodeplan) requires.
- * underNAT comes from spec.endpoints, so a pool without endpoints counts as not behind NAT (it has no gateway anyway).
+ * A Gateway's part in the pool-pair route rule (poolPairRoute), as every agent reads it. Behind NAT when its
+ * endpoints say so or its active tunnel endpoint does; a pool without endpoints counts as not behind NAT (it has no
+ * gateway anyway).
  */
-export function routeBetween(a: GatewayLinks, b: GatewayLinks, relayLinks: (pool: string) => GatewayLinks | undefined): LinkRoute {
-  if (a.pool === b.pool) return { via: 'none', reason: 'same-pool' };
-  if (!mayPeer(a, b.pool) || !mayPeer(b, a.pool)) return { via: 'none', reason: 'denied' };
-  if (a.connectivity === 'hub' || b.connectivity === 'hub') {
-    if (a.relay === b.pool || b.relay === a.pool) return { via: 'direct' };
-  } else if (!(a.underNAT && b.underNAT)) return { via: 'direct' };
-  if (a.relay === undefined || b.relay === undefined) return { via: 'none', reason: 'no-relay' };
-  if (a.relay !== b.relay) return { via: 'none', reason: 'different-relays' };
-  const relay = a.relay;
-  if (!mayPeer(a, relay) || !mayPeer(b, relay)) return { via: 'none', reason: 'hop-denied' };
-  const r = relayLinks(relay);
-  if (!r || r.pool !== relay || r.underNAT) return { via: 'none', reason: 'no-relay' };
-  if (!mayPeer(r, a.pool) || !mayPeer(r, b.pool)) return { via: 'none', reason: 'hop-denied' };
-  if (!r.relaysFor.includes(a.pool) || !r.relaysFor.includes(b.pool)) return { via: 'none', reason: 'no-relay' };
-  return { via: 'relay', relay };
+export function gatewayRoutePool(gw: Gateway, links: GatewayLinks = readGatewayLinks(gw)): RoutePool {
+  const active = (gw.status?.activeEndpoints ?? []).find((e) => e.type === 'tunnel');
+  const out: RoutePool = {
+    name: links.pool,
+    nat: links.underNAT || active?.underNAT === true,
+    hub: links.connectivity === 'hub',
+    relaysFor: (pool) => links.relaysFor.includes(pool),
+    allows: (peer) => mayPeer(links, peer),
+  };
+  if (links.relay !== undefined) out.relay = links.relay;
+  return out;
 }

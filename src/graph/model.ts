@@ -2,8 +2,9 @@
 // pools reach each other. Pure: built from a Topology and/or the Gateways (desired or live) plus optional health.
 
 import type { Endpoint, Gateway } from '../gateway/types.ts';
-import { readGatewayLinks, routeBetween } from '../gateway/annotations.ts';
+import { gatewayRoutePool, readGatewayLinks } from '../gateway/annotations.ts';
 import type { GatewayLinks } from '../gateway/annotations.ts';
+import { poolPairRoute, type RoutePool } from '../topology/route.ts';
 import type { Topology } from '../topology/types.ts';
 import type { CandidateVerdict } from '../plan/verdict.ts';
 import { pairRoute, relayChoice } from '../topology/policy.ts';
@@ -86,6 +87,8 @@ interface PoolFacts {
   preferred: { node: string; publicIP?: string }[];
   links?: GatewayLinks;
   gateway?: Gateway;
+  /** The Gateway's part in the route rule, as the agents read it. */
+  route?: RoutePool;
 }
 
 function collectPools(input: GraphInput, relays: RelayChoice | undefined): Map<string, PoolFacts> {
@@ -121,6 +124,7 @@ function collectPools(input: GraphInput, relays: RelayChoice | undefined): Map<s
     }
     facts.links = links;
     facts.gateway = g;
+    facts.route = gatewayRoutePool(g, links);
     if (links.relay) facts.relay = links.relay;
     else if (known) delete facts.relay;
     facts.behindNAT = endpoints.length > 0 ? links.underNAT : facts.behindNAT;
@@ -129,16 +133,12 @@ function collectPools(input: GraphInput, relays: RelayChoice | undefined): Map<s
   return pools;
 }
 
-/**
- * From the Gateways' annotations, the way the agents read them (routeBetween, which src/nodeplan agrees with): both
- * sides must allow the pair; two pools behind NAT (or two spokes) go through their common relay, which must be
- * public, allow both and list both in relays-for.
- */
+/** From the Gateways, the way the agents read them: the route rule on each Gateway's part (gatewayRoutePool). */
 function classifyFromAnnotations(pools: Map<string, PoolFacts>, a: string, b: string): { kind: EdgeKind; via?: string[] } {
-  const la = pools.get(a)?.links;
-  const lb = pools.get(b)?.links;
-  if (!la || !lb) return { kind: 'unreachable' };
-  const r = routeBetween(la, lb, (p) => pools.get(p)?.links);
+  const ra = pools.get(a)?.route;
+  const rb = pools.get(b)?.route;
+  if (!ra || !rb) return { kind: 'unreachable' };
+  const r = poolPairRoute(ra, rb, (p) => pools.get(p)?.route);
   switch (r.via) {
     case 'direct':
       return { kind: 'direct' };
@@ -151,7 +151,7 @@ function classifyFromAnnotations(pools: Map<string, PoolFacts>, a: string, b: st
 
 /** The Gateways decide when both pools have one (that is what the agents act on); otherwise the topology does. */
 function classify(input: GraphInput, relays: RelayChoice | undefined, pools: Map<string, PoolFacts>, a: string, b: string): { kind: EdgeKind; via?: string[] } {
-  if (pools.get(a)?.links && pools.get(b)?.links) return classifyFromAnnotations(pools, a, b);
+  if (pools.get(a)?.route && pools.get(b)?.route) return classifyFromAnnotations(pools, a, b);
   const t = input.topology;
   if (!t || !t.pools.some((p) => p.name === a) || !t.pools.some((p) => p.name === b)) return { kind: 'unreachable' };
   const r = pairRoute(t, a, b, relays);

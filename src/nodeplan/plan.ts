@@ -19,8 +19,9 @@
 //   gateway's address on the gateway (in our table), and via the gateway on members, exactly as for ipsec.
 
 import type { Gateway } from '../gateway/types.ts';
-import { decodePrivateIPs, encryptionFor, mayPeer, readGatewayLinks, type GatewayLinks } from '../gateway/annotations.ts';
+import { decodePrivateIPs, encryptionFor, gatewayRoutePool, readGatewayLinks, type GatewayLinks } from '../gateway/annotations.ts';
 import { ENDPOINT_PRIVATE_IPS_CONFIG } from '../gateway/keys.ts';
+import { poolPairRoute, type PoolPairRoute, type RoutePool } from '../topology/route.ts';
 import type { Backend, EncryptionPolicy } from '../topology/types.ts';
 import {
   canonicalAddress,
@@ -76,6 +77,8 @@ interface PoolInfo {
   name: string;
   gw: Gateway;
   links: GatewayLinks;
+  /** Its part in the route rule (poolPairRoute). */
+  route: RoutePool;
   nat: boolean;
   active?: Active;
   /** Canonical, sorted, each parsed once here: the per-pair checks (overlap, traffic selectors, routes) never parse. */
@@ -146,12 +149,12 @@ function readPools(gateways: Gateway[], f: Findings): Map<string, PoolInfo> {
     if (tunnelActives.length > 1) {
       f.add({ severity: 'warning', code: 'multiple-active', pool: links.pool, message: `${tunnelActives.length} active tunnel endpoints; using ${tunnelActives[0].nodeName}` });
     }
-    const info: PoolInfo = { name: links.pool, gw, links, nat: links.underNAT, subnets: sortCanonicalPrefixes(subnets), nodes, ipOf };
+    const route = gatewayRoutePool(gw, links);
+    const info: PoolInfo = { name: links.pool, gw, links, route, nat: route.nat, subnets: sortCanonicalPrefixes(subnets), nodes, ipOf };
     if (links.mtu !== undefined) info.mtu = links.mtu;
     const a = tunnelActives[0];
     if (a !== undefined) {
       nodes.add(a.nodeName);
-      if (a.underNAT === true) info.nat = true;
       const privateIP = ipOf.get(a.nodeName);
       if (privateIP === undefined) {
         f.add({ severity: 'error', code: 'active-without-address', pool: links.pool, message: `active gateway ${a.nodeName} has no valid privateIP in status.nodes` });
@@ -216,11 +219,11 @@ function hasOverlap(a: PoolInfo, b: PoolInfo): boolean {
 }
 
 /**
- * Whether pools a and b can have a direct link (tunnel or clear route), symmetric in a and b except that the
- * policy returned is a's view (its proposals and secret). Two NAT'd pools never link directly.
+ * Whether pools a and b, which the route rule joins directly (or by a hop to their relay), can have a link (tunnel or
+ * clear route), symmetric in a and b except that the policy returned is a's view (its proposals and secret). Two
+ * gateways behind NAT cannot reach each other (a spoke and its hub, both behind NAT, by their Gateways).
  */
 function directLink(a: PoolInfo, b: PoolInfo): LinkVerdict {
-  if (!mayPeer(a.links, b.name) || !mayPeer(b.links, a.name)) return { ok: false };
   if (!a.active || !b.active || a.subnets.length === 0 || b.subnets.length === 0) return { ok: false };
   if (a.nat && b.nat) return { ok: false };
   if (hasOverlap(a, b)) {
@@ -253,46 +256,54 @@ function directLink(a: PoolInfo, b: PoolInfo): LinkVerdict {
   return { ok: true, backend: 'ipsec', policy: pa };
 }
 
-/**
- * Whether pools a and b exchange traffic through a relay rather than a tunnel of their own (as routeBetween says):
- * hub mode, two spokes (neither is the other's relay, the hub); mesh, both behind NAT.
- */
-function viaRelay(a: PoolInfo, b: PoolInfo): boolean {
-  if (a.links.connectivity === 'hub' || b.links.connectivity === 'hub') return a.links.relay !== b.name && b.links.relay !== a.name;
-  return a.nat && b.nat;
+/** The route rule (poolPairRoute) between pools a and b, on their Gateways. */
+function routeOf(pools: Map<string, PoolInfo>, a: PoolInfo, b: PoolInfo): PoolPairRoute {
+  return poolPairRoute(a.route, b.route, (name) => pools.get(name)?.route);
 }
 
-/** The common relay pool through which pools a and x (see viaRelay) exchange traffic, or why they cannot. Symmetric. */
-function relayPath(pools: Map<string, PoolInfo>, a: PoolInfo, x: PoolInfo): { relay?: PoolInfo; why?: string } {
-  if (!mayPeer(a.links, x.name) || !mayPeer(x.links, a.name)) return {};
-  if (!a.active || !x.active || a.subnets.length === 0 || x.subnets.length === 0) return {};
+/**
+ * The common relay pool through which pools a and x exchange traffic (`route`: routeOf(a, x)), or why they cannot;
+ * neither for a direct or denied pair. Symmetric.
+ */
+function relayPath(pools: Map<string, PoolInfo>, a: PoolInfo, x: PoolInfo, route: PoolPairRoute): { relay?: PoolInfo; why?: string } {
+  if (route.via === 'direct' || !a.active || !x.active || a.subnets.length === 0 || x.subnets.length === 0) return {};
   const [p, q] = a.name < x.name ? [a, x] : [x, a];
   const both = p.links.connectivity === 'hub' || q.links.connectivity === 'hub' ? 'both pools are spokes' : 'both pools are behind NAT';
-  if (p.links.relay === undefined || q.links.relay === undefined) {
-    return { why: `${both} and ${p.links.relay === undefined ? p.name : q.name} has no relay` };
-  }
-  if (p.links.relay !== q.links.relay) return { why: `${both} and use different relays (${p.links.relay}, ${q.links.relay})` };
-  const r = pools.get(p.links.relay);
-  if (!r) return { why: `relay pool ${p.links.relay} has no Gateway` };
-  if (r.nat) return { why: `relay pool ${r.name} is itself behind NAT` };
-  if (!r.links.relaysFor.includes(p.name) || !r.links.relaysFor.includes(q.name)) {
-    return { why: `relay pool ${r.name} does not list both pools in its relays-for annotation` };
+  if (route.via === 'none') {
+    switch (route.reason) {
+      case 'same-pool':
+      case 'denied':
+        return {};
+      case 'no-relay':
+      case 'relay-denied':
+        return { why: `${both} and ${route.pool} has no relay` };
+      case 'different-relays':
+        return { why: `${both} and use different relays (${p.links.relay}, ${q.links.relay})` };
+      case 'relay-unknown':
+        return { why: `relay pool ${route.relay} has no Gateway` };
+      case 'relay-behind-nat':
+        return { why: `relay pool ${route.relay} is itself behind NAT` };
+      case 'not-relayed':
+        return { why: `relay pool ${route.relay} does not list both pools in its relays-for annotation` };
+    }
   }
   if (hasOverlap(p, q)) return { why: 'the two pools have overlapping subnets' };
-  const lp = directLink(p, r);
-  const lq = directLink(q, r);
+  const r = pools.get(route.relay) as PoolInfo;
   // Any mix of encrypting backends: the relay decrypts from one tunnel and encrypts into the other.
-  if (!lp.ok || lp.backend === 'none') return { why: `no encrypted tunnel between ${p.name} and relay ${r.name}` };
-  if (!lq.ok || lq.backend === 'none') return { why: `no encrypted tunnel between ${q.name} and relay ${r.name}` };
-  return { relay: r };
+  for (const y of [p, q]) {
+    const denied = route.via === 'none' && route.reason === 'hop-denied' && route.pool === y.name;
+    const l = denied ? undefined : directLink(y, r);
+    if (l === undefined || !l.ok || l.backend === 'none') return { why: `no encrypted tunnel between ${y.name} and relay ${r.name}` };
+  }
+  return route.via === 'relay' ? { relay: r } : {};
 }
 
 /** Pools whose traffic with `a` goes through relay `r` (sorted by name). */
 function relayedVia(pools: Map<string, PoolInfo>, r: PoolInfo, a: PoolInfo): PoolInfo[] {
   const out: PoolInfo[] = [];
   for (const x of pools.values()) {
-    if (x.name === a.name || x.name === r.name || !viaRelay(a, x)) continue;
-    if (relayPath(pools, a, x).relay?.name === r.name) out.push(x);
+    if (x.name === a.name || x.name === r.name) continue;
+    if (relayPath(pools, a, x, routeOf(pools, a, x)).relay?.name === r.name) out.push(x);
   }
   return out.sort((p, q) => cmp(p.name, q.name));
 }
@@ -483,8 +494,10 @@ export function nodePlan(input: NodePlanInput): NodePlan {
 
   for (const peer of [...pools.values()].sort((a, b) => cmp(a.name, b.name))) {
     if (peer.name === me.name) continue;
-    if (viaRelay(me, peer)) {
-      const rp = relayPath(pools, me, peer);
+    const route = routeOf(pools, me, peer);
+    if (route.via === 'none' && route.reason === 'denied') continue;
+    if (route.via !== 'direct') {
+      const rp = relayPath(pools, me, peer, route);
       // The backend of the first hop, ours to the relay: it decides how this node sends the traffic.
       if (rp.relay) reach.push({ pool: peer.name, path: 'relay', via: rp.relay.name, backend: (directLink(me, rp.relay) as { backend: Backend }).backend });
       else if (rp.why) f.add({ severity: 'warning', code: 'relay-unavailable', pool: me.name, peer: peer.name, message: `no path: ${rp.why}` });

@@ -1,7 +1,9 @@
 // Pure questions about a normalised Topology: which pools may talk, with which encryption, and through which relay.
-// The relay rule lives here only (automaticRelay, relayOfPool); the planner (src/plan/relay.ts) calls it.
+// The relay rule lives here only (automaticRelay, relayOfPool); the planner (src/plan/relay.ts) calls it. The pair
+// route rule lives in route.ts; pairRoute feeds it the topology's pools.
 
 import { rendezvousChoice, rendezvousOrder } from './hash.ts';
+import { poolPairRoute, type NoRoute, type RoutePool } from './route.ts';
 import type { EncryptionOverride, EncryptionPolicy, LinkOverride, Pool, Topology } from './types.ts';
 
 /** Pools by name. */
@@ -273,10 +275,9 @@ export type PairRoute =
   | { via: 'none'; reason: 'same-pool' | 'unknown-pool' | 'denied' | 'no-relay' | 'different-relays' | 'hop-denied' };
 
 /**
- * The route between pools a and b (symmetric), from the topology alone. Two pools behind NAT reach each other only
- * through a common relay, relay(a) === relay(b) (relayOfPool), and both hops (a-relay, relay-b) must be allowed by the
- * rules. In hub mode spokes talk through the hub, and both spoke-hub hops must be allowed. `relays`: relayChoice(t),
- * computed once by callers that ask for many pairs (default: computed here, without live Gateways).
+ * The route between pools a and b (symmetric), from the topology alone: the route rule (poolPairRoute) on the
+ * topology's pools, each with its relay from relayChoice and the connectivity rules for consent. `relays`:
+ * relayChoice(t), computed once by callers that ask for many pairs (default: computed here, without live Gateways).
  */
 export function pairRoute(t: Topology, a: string, b: string, relays?: RelayChoice): PairRoute {
   return pairRouteWith(t, poolByName(t), a, b, relays);
@@ -288,28 +289,63 @@ export function pairRouteWith(t: Topology, pools: ReadonlyMap<string, Pool>, a: 
   const pa = pools.get(a);
   const pb = pools.get(b);
   if (!pa || !pb) return { via: 'none', reason: 'unknown-pool' };
-  if (pairVerdict(t, a, b) === 'deny') return { via: 'none', reason: 'denied' };
-  if (t.connectivity.mode === 'hub') {
-    const hub = t.connectivity.hub;
-    const hp = hub === undefined ? undefined : pools.get(hub);
-    if (hub === undefined || !hp || hp.behindNAT) return { via: 'none', reason: 'no-relay' };
-    if (a === hub || b === hub) return { via: 'direct' };
-    if (pairVerdict(t, a, hub) === 'deny' || pairVerdict(t, b, hub) === 'deny') return { via: 'none', reason: 'hop-denied' };
-    return { via: 'hub', hub };
+  // Only two pools behind NAT (or hub mode) ever need the relays: skip the relay choice for the others.
+  const hubMode = t.connectivity.mode === 'hub';
+  const choice = relays ?? (hubMode || (pa.behindNAT && pb.behindNAT) ? relayChoice(t) : { relayOf: new Map<string, string>() });
+  const routePool = (p: Pool): RoutePool => topologyRoutePool(t, pools, p, choice);
+  const r = poolPairRoute(routePool(pa), routePool(pb), (name) => {
+    const p = pools.get(name);
+    return p && routePool(p);
+  });
+  switch (r.via) {
+    case 'direct':
+      return r;
+    case 'relay':
+      if (hubMode) return { via: 'hub', hub: r.relay };
+      return pa.relay === undefined && pb.relay === undefined ? { via: 'relay', relay: r.relay, automatic: true } : { via: 'relay', relay: r.relay };
+    case 'none':
+      return { via: 'none', reason: TOPOLOGY_REASON[r.reason] };
   }
-  if (!(pa.behindNAT && pb.behindNAT)) return { via: 'direct' };
-  const choice = relays ?? relayChoice(t);
-  const ra = choice.relayOf.get(a);
-  const rb = choice.relayOf.get(b);
-  if (ra === undefined || rb === undefined) {
-    // Only a pool that names no relay can lack one: no pool outside NAT at all, or the rules deny every candidate.
-    return { via: 'none', reason: t.pools.some((p) => !p.behindNAT) ? 'hop-denied' : 'no-relay' };
+}
+
+/** The topology's coarser reasons (validate words its messages from them). */
+const TOPOLOGY_REASON: Record<NoRoute['reason'], Extract<PairRoute, { via: 'none' }>['reason']> = {
+  'same-pool': 'same-pool',
+  denied: 'denied',
+  'no-relay': 'no-relay',
+  'relay-denied': 'hop-denied',
+  'different-relays': 'different-relays',
+  'relay-unknown': 'no-relay',
+  'relay-behind-nat': 'no-relay',
+  'not-relayed': 'no-relay',
+  'hop-denied': 'hop-denied',
+};
+
+/** Per topology: whether a pool without a relay lacks it because the rules deny every pool that could relay. */
+const relayDeniedOf = new WeakMap<Topology, boolean>();
+
+/** A topology pool's part in the route rule: its relay from `relays` (relays-for is its inverse), consent by the rules. */
+function topologyRoutePool(t: Topology, pools: ReadonlyMap<string, Pool>, p: Pool, relays: RelayChoice): RoutePool {
+  const rp: RoutePool = {
+    name: p.name,
+    nat: p.behindNAT,
+    hub: t.connectivity.mode === 'hub',
+    relaysFor: (pool) => relays.relayOf.get(pool) === p.name,
+    allows: (peer) => peer !== p.name && pairVerdict(t, p.name, peer) === 'allow',
+  };
+  const relay = relays.relayOf.get(p.name);
+  if (relay !== undefined) rp.relay = relay;
+  else {
+    let denied = relayDeniedOf.get(t);
+    if (denied === undefined) {
+      // relayOfPool gives no relay only when none is usable, or the rules deny every usable one.
+      const hub = t.connectivity.hub === undefined ? undefined : pools.get(t.connectivity.hub);
+      denied = t.connectivity.mode === 'hub' ? hub !== undefined && !hub.behindNAT : t.pools.some((x) => !x.behindNAT);
+      relayDeniedOf.set(t, denied);
+    }
+    rp.relayDenied = denied;
   }
-  const usable = (r: string): boolean => r !== a && r !== b && pools.get(r)?.behindNAT === false;
-  if (!usable(ra) || !usable(rb)) return { via: 'none', reason: 'no-relay' };
-  if (ra !== rb) return { via: 'none', reason: 'different-relays' };
-  if (pairVerdict(t, a, ra) === 'deny' || pairVerdict(t, b, ra) === 'deny') return { via: 'none', reason: 'hop-denied' };
-  return pa.relay === undefined && pb.relay === undefined ? { via: 'relay', relay: ra, automatic: true } : { via: 'relay', relay: ra };
+  return rp;
 }
 
 /**
@@ -320,6 +356,7 @@ export function tunnelPairs(t: Topology): [string, string][] {
   const names = t.pools.map((p) => p.name).sort();
   const out: [string, string][] = [];
   const pools = poolByName(t);
+  const relays = t.connectivity.mode === 'hub' ? relayChoice(t) : undefined;
   for (let i = 0; i < names.length; i++) {
     for (let j = i + 1; j < names.length; j++) {
       const [a, b] = [names[i], names[j]];
@@ -327,7 +364,7 @@ export function tunnelPairs(t: Topology): [string, string][] {
       const pb = pools.get(b)!;
       // Two pools behind NAT in mesh mode never share a tunnel: no need for the relay choice.
       if (t.connectivity.mode !== 'hub' && pa.behindNAT && pb.behindNAT) continue;
-      if (pairRouteWith(t, pools, a, b).via === 'direct') out.push([a, b]);
+      if (pairRouteWith(t, pools, a, b, relays).via === 'direct') out.push([a, b]);
     }
   }
   return out;

@@ -10,13 +10,9 @@ import {
   encryptionFor,
   mayPeer,
   readGatewayLinks,
-  routeBetween,
 } from '../../src/gateway/annotations.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import type { EncryptionPolicy } from '../../src/topology/types.ts';
-import { plan } from '../../src/plan/planner.ts';
-import { pairRoute } from '../../src/topology/policy.ts';
-import { input, node, pool, topology } from './plan-fixtures.ts';
 
 const ENC: EncryptionPolicy = { backend: 'ipsec', ikeProposals: ['a'], espProposals: ['b'], pskSecretRef: { name: 's', key: 'k' }, allowInsecure: false };
 const STRONG: EncryptionPolicy = { ...ENC, espProposals: ['aes256gcm16'] };
@@ -220,77 +216,4 @@ test('decoders reject wrong shapes', () => {
   assert.deepEqual(decodeEncryptionOverride('{"allowInsecure":true,"future":1}'), { ok: true, value: { allowInsecure: true } });
   assert.equal(decodeEncryptionOverride('{"allowInsecure":"yes"}').ok, false);
   assert.equal(decodeEncryptionOverride('null').ok, false);
-});
-
-test('routeBetween on planned Gateways agrees with the topology pairRoute (mesh, NAT relays, automatic relay, denials, hub)', () => {
-  const nat = { behindNAT: true };
-  const topologies = [
-    topology([pool('c1', ['c1-1']), pool('c2', ['c2-1']), pool('n1', ['n1-1'], { ...nat, relay: 'c2' }), pool('n2', ['n2-1'], { ...nat, relay: 'c2' }), pool('n3', ['n3-1'], nat), pool('n4', ['n4-1'], nat)], {
-      connectivity: { mode: 'mesh', rules: [{ action: 'deny', pools: ['n4', 'c1'] }, { action: 'deny', pools: ['n3', 'n1'] }] },
-    }),
-    // The automatic relay cannot join the named one (denied for n4): n1 and the automatic pools have different relays.
-    topology([pool('c1', ['c1-1']), pool('c2', ['c2-1']), pool('c3', ['c3-1']), pool('n1', ['n1-1'], { ...nat, relay: 'c2' }), pool('n2', ['n2-1'], nat), pool('n3', ['n3-1'], nat), pool('n4', ['n4-1'], nat)], {
-      connectivity: { mode: 'mesh', rules: [{ action: 'deny', pools: ['n4', 'c2'] }] },
-    }),
-    // No candidate is valid for both automatic pools: each falls back to its own relay.
-    topology([pool('c1', ['c1-1']), pool('c2', ['c2-1']), pool('n1', ['n1-1'], nat), pool('n2', ['n2-1'], nat)], {
-      connectivity: { mode: 'mesh', rules: [{ action: 'deny', pools: ['n1', 'c1'] }, { action: 'deny', pools: ['n2', 'c2'] }] },
-    }),
-    topology([pool('hub', ['hub-1']), pool('s1', ['s1-1']), pool('s2', ['s2-1'], { ...nat, relay: 'hub' }), pool('s3', ['s3-1'])], {
-      connectivity: { mode: 'hub', hub: 'hub', rules: [{ action: 'deny', pools: ['s3', 's1'] }] },
-    }),
-  ];
-  for (const t of topologies) {
-    const nodes = t.pools.map((p) => node(`${p.name}-1`, p.name));
-    const links = new Map(plan(input(t, nodes)).gateways.map((g) => [g.metadata.name, readGatewayLinks(g)]));
-    const lookup = (p: string) => links.get(p);
-    for (const a of links.keys()) {
-      for (const b of links.keys()) {
-        if (a === b) continue;
-        const expected = pairRoute(t, a, b);
-        const got = routeBetween(links.get(a)!, links.get(b)!, lookup);
-        assert.deepEqual(got, routeBetween(links.get(b)!, links.get(a)!, lookup), `symmetric ${a}-${b}`);
-        if (expected.via === 'hub') assert.deepEqual(got, { via: 'relay', relay: expected.hub }, `${a}-${b}`);
-        // Named or automatic: without live Gateways the planner makes exactly the topology's choice.
-        else if (expected.via === 'relay') assert.deepEqual(got, { via: 'relay', relay: expected.relay }, `${a}-${b}`);
-        else if (expected.via === 'none' && expected.reason === 'different-relays') assert.deepEqual(got, expected, `${a}-${b}`);
-        else assert.equal(got.via, expected.via, `${a}-${b}`);
-      }
-    }
-  }
-});
-
-test('routeBetween: two NAT\'d pools need their common relay, which both allow and which allows and relays for both', () => {
-  const base = { connectivity: 'mesh' as const, relaysFor: [] as string[], encryptionLinks: {}, encryptionOverrides: {}, election: {}, problems: [], underNAT: true, deniedPeers: [] as string[], replicas: 1, wireguardKeys: {} };
-  const a = { ...base, pool: 'a', peers: ['*'], relay: 'r1' };
-  const b = { ...base, pool: 'b', peers: ['*'], relay: 'r1' };
-  const r1 = { ...base, pool: 'r1', peers: ['*'], underNAT: false, relaysFor: ['a', 'b'] };
-  const relays = (r: typeof r1 | undefined) => (p: string) => (p === 'r1' ? r : undefined);
-  assert.deepEqual(routeBetween(a, b, relays(r1)), { via: 'relay', relay: 'r1' });
-  // Never "the first one's relay": different relays, or a missing one, is no route.
-  assert.deepEqual(routeBetween(a, { ...b, relay: 'r2' }, relays(r1)), { via: 'none', reason: 'different-relays' });
-  assert.deepEqual(routeBetween({ ...a, relay: 'r2' }, b, relays(r1)), { via: 'none', reason: 'different-relays' });
-  const { relay: _relay, ...noRelay } = b;
-  assert.deepEqual(routeBetween(a, noRelay, relays(r1)), { via: 'none', reason: 'no-relay' });
-  // Both hops must be allowed, on both sides of each hop.
-  assert.deepEqual(routeBetween(a, { ...b, deniedPeers: ['r1'] }, relays(r1)), { via: 'none', reason: 'hop-denied' });
-  assert.deepEqual(routeBetween(a, b, relays({ ...r1, deniedPeers: ['b'] })), { via: 'none', reason: 'hop-denied' });
-  assert.deepEqual(routeBetween(a, b, relays({ ...r1, peers: ['a'] })), { via: 'none', reason: 'hop-denied' });
-  // The relay's Gateway must exist, be reachable (not behind NAT) and relay for both.
-  assert.deepEqual(routeBetween(a, b, relays(undefined)), { via: 'none', reason: 'no-relay' });
-  assert.deepEqual(routeBetween(a, b, relays({ ...r1, underNAT: true })), { via: 'none', reason: 'no-relay' });
-  assert.deepEqual(routeBetween(a, b, relays({ ...r1, relaysFor: ['a'] })), { via: 'none', reason: 'no-relay' });
-  assert.deepEqual(routeBetween({ ...a, underNAT: false }, b, relays(r1)), { via: 'direct' });
-});
-
-test('routeBetween, hub mode: spoke-hub direct, spoke-spoke through the hub, never directly', () => {
-  const base = { connectivity: 'hub' as const, relaysFor: [] as string[], encryptionLinks: {}, encryptionOverrides: {}, election: {}, problems: [], underNAT: false, deniedPeers: [] as string[], replicas: 1, peers: ['*'], wireguardKeys: {} };
-  const hub = { ...base, pool: 'hub', relaysFor: ['s1', 's2'] };
-  const s1 = { ...base, pool: 's1', relay: 'hub' };
-  const s2 = { ...base, pool: 's2', relay: 'hub', underNAT: true };
-  const lookup = (p: string) => (p === 'hub' ? hub : undefined);
-  assert.deepEqual(routeBetween(s1, hub, lookup), { via: 'direct' });
-  assert.deepEqual(routeBetween(hub, s2, lookup), { via: 'direct' });
-  assert.deepEqual(routeBetween(s1, s2, lookup), { via: 'relay', relay: 'hub' });
-  assert.deepEqual(routeBetween(s1, { ...s2, deniedPeers: ['hub'] }, lookup), { via: 'none', reason: 'hop-denied' });
 });
