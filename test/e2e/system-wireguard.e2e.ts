@@ -22,7 +22,7 @@ import { HEAL_BOUND_MS } from './scenarios.ts';
 /**
  * W4: a killed agent on the active cloud gateway: every path answers again within this. The edges' first handshake
  * with the successor may go out before its interface listens; WireGuard would retry only after 5 s, the agent re-adds
- * the peer after 1 s.
+ * the peer after 0.5 s.
  */
 const AGENT_KILL_RECOVERY_MS = 4_000;
 

@@ -63,10 +63,10 @@ export interface WireguardApplyResult {
  * at once, but retries a lost one only after REKEY_TIMEOUT (5 s) and refuses to send another sooner; the first is
  * lost whenever the peer's interface comes up a moment after ours (a failover to a gateway that is reached, not
  * reaching). A re-added peer is a new peer to WireGuard, which sends its initiation at once, and forgets the one in
- * flight: a second, not less, so a handshake that is merely slow is not cut short (0.5 s did that on a loaded node:
- * a rebuilt interface took 5 s to shake hands again instead of 0.3 s). The agent applies again after 0.5, 1, 2, 4 s.
+ * flight; a handshake takes one round trip, and one slower than this still completes, as the agent applies again
+ * after 0.5, 1, 2, 4 s and so on.
  */
-export const HANDSHAKE_NUDGE_AFTER_MS = 1_000;
+export const HANDSHAKE_NUDGE_AFTER_MS = 500;
 
 /**
  * The peers to re-add now: desired with an endpoint (we initiate), still without a handshake, and waiting since at
