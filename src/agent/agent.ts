@@ -451,7 +451,10 @@ export class Agent {
     if (before === undefined || before.pool !== plan.pool || before.node === plan.gatewayNode) return false;
     const startMs = this.now().getTime();
     this.handover = { from: before.node, startMs, untilMs: startMs + HANDOVER_WINDOW_MS };
-    this.log.info('hand-over: make before break', { from: before.node, to: plan.gatewayNode, windowMs: HANDOVER_WINDOW_MS });
+    // Only its two ends have a part in it (NodePlanInput.handoverFrom); the members just follow the Gateway.
+    if (before.node === this.o.nodeName || plan.gatewayNode === this.o.nodeName) {
+      this.log.info('hand-over: make before break', { from: before.node, to: plan.gatewayNode, windowMs: HANDOVER_WINDOW_MS });
+    }
     if (this.handoverTimer) clearTimeout(this.handoverTimer);
     this.handoverTimer = setTimeout(() => {
       this.handoverTimer = undefined;

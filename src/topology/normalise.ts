@@ -169,7 +169,6 @@ export function buildModel(data: unknown): Model {
   const hub = str(conn.hub);
 
   const el = isObj(spec.election) ? spec.election : {};
-  const seconds = durationSeconds;
   const replicas = typeof el.replicas === 'number' && Number.isInteger(el.replicas) && el.replicas >= 1 ? el.replicas : 1;
 
   const pools: Pool[] = [];
@@ -227,8 +226,8 @@ export function buildModel(data: unknown): Model {
     election: {
       sticky: bool(el.sticky) ?? true,
       preempt: bool(el.preempt) ?? false,
-      minHealthySeconds: seconds(el.minHealthy, DEFAULT_MIN_HEALTHY),
-      heartbeatTimeoutSeconds: seconds(el.heartbeatTimeout, DEFAULT_HEARTBEAT_TIMEOUT),
+      minHealthySeconds: durationSeconds(el.minHealthy, DEFAULT_MIN_HEALTHY),
+      heartbeatTimeoutSeconds: durationSeconds(el.heartbeatTimeout, DEFAULT_HEARTBEAT_TIMEOUT),
       replicas,
     },
     podSubnets: { source: podSubnetSource },

@@ -239,6 +239,11 @@ export interface RelayChoice {
   automatic?: string;
   /** Pool -> relayOfPool, for every pool that has a relay. */
   relayOf: Map<string, string>;
+  /**
+   * Whether a pool that could relay exists (public; in hub mode, the hub): then a pool left without a relay lacks it
+   * because the rules deny it every one. Absent: not computed (no pool asked needs a relay).
+   */
+  relayDenied?: boolean;
 }
 
 /** relayOfPool for every pool, with the automatic relay computed once. */
@@ -251,7 +256,10 @@ export function relayChoice(t: Topology, previous?: string | readonly string[], 
     const r = relayOfPool(t, p, automatic, allowed);
     if (r !== undefined) relayOf.set(p.name, r);
   }
-  return automatic === undefined ? { relayOf } : { automatic, relayOf };
+  // relayOfPool gives no relay only when none is usable, or the rules deny every usable one.
+  const hub = t.connectivity.hub === undefined ? undefined : t.pools.find((x) => x.name === t.connectivity.hub);
+  const relayDenied = hubMode ? hub !== undefined && !hub.behindNAT : t.pools.some((x) => !x.behindNAT);
+  return automatic === undefined ? { relayOf, relayDenied } : { automatic, relayOf, relayDenied };
 }
 
 /** How traffic between two pools travels. */
@@ -292,7 +300,7 @@ export function pairRouteWith(t: Topology, pools: ReadonlyMap<string, Pool>, a: 
   // Only two pools behind NAT (or hub mode) ever need the relays: skip the relay choice for the others.
   const hubMode = t.connectivity.mode === 'hub';
   const choice = relays ?? (hubMode || (pa.behindNAT && pb.behindNAT) ? relayChoice(t) : { relayOf: new Map<string, string>() });
-  const routePool = (p: Pool): RoutePool => topologyRoutePool(t, pools, p, choice);
+  const routePool = (p: Pool): RoutePool => topologyRoutePool(t, p, choice);
   const r = poolPairRoute(routePool(pa), routePool(pb), (name) => {
     const p = pools.get(name);
     return p && routePool(p);
@@ -321,11 +329,8 @@ const TOPOLOGY_REASON: Record<NoRoute['reason'], Extract<PairRoute, { via: 'none
   'hop-denied': 'hop-denied',
 };
 
-/** Per topology: whether a pool without a relay lacks it because the rules deny every pool that could relay. */
-const relayDeniedOf = new WeakMap<Topology, boolean>();
-
 /** A topology pool's part in the route rule: its relay from `relays` (relays-for is its inverse), consent by the rules. */
-function topologyRoutePool(t: Topology, pools: ReadonlyMap<string, Pool>, p: Pool, relays: RelayChoice): RoutePool {
+function topologyRoutePool(t: Topology, p: Pool, relays: RelayChoice): RoutePool {
   const rp: RoutePool = {
     name: p.name,
     nat: p.behindNAT,
@@ -335,16 +340,7 @@ function topologyRoutePool(t: Topology, pools: ReadonlyMap<string, Pool>, p: Poo
   };
   const relay = relays.relayOf.get(p.name);
   if (relay !== undefined) rp.relay = relay;
-  else {
-    let denied = relayDeniedOf.get(t);
-    if (denied === undefined) {
-      // relayOfPool gives no relay only when none is usable, or the rules deny every usable one.
-      const hub = t.connectivity.hub === undefined ? undefined : pools.get(t.connectivity.hub);
-      denied = t.connectivity.mode === 'hub' ? hub !== undefined && !hub.behindNAT : t.pools.some((x) => !x.behindNAT);
-      relayDeniedOf.set(t, denied);
-    }
-    rp.relayDenied = denied;
-  }
+  else if (relays.relayDenied !== undefined) rp.relayDenied = relays.relayDenied;
   return rp;
 }
 

@@ -93,7 +93,6 @@ function word(v: CandidateVerdict): CandidateHealthWord {
   return v === 'ok' || v === 'missing' ? v : WORD[v];
 }
 
-
 /** Build the report from what was read. Pure apart from `now`. */
 export function statusReport(state: LiveState, topologies: TopologySummary[], now: string): StatusReport {
   const leases = new Map(state.leases.map((l) => [l.node, l]));
@@ -284,4 +283,3 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
   return EXIT_OK;
 }
-
