@@ -134,7 +134,9 @@ const OUT_OF_REACH: ReadonlySet<Unhealth | undefined> = new Set<Unhealth | undef
  *
  * A healthy standby counts as a live link only when it renewed its heartbeat more than half a timeout after the last
  * renewal of the silent active endpoint: cut off at the same moment, the standby's last renewal is at most one renew
- * interval later, and its heartbeat simply expires a little later than the active one's.
+ * interval later, and its heartbeat simply expires a little later than the active one's. And only once it has been
+ * healthy for half a timeout: when a partition heals, the pool's agents renew in whatever order, each within a renew
+ * interval, and a standby back first must not take the role from an active endpoint that is back a moment later.
  */
 export function cutOffButReached(candidates: readonly CandidateState[], previousActive: readonly string[], reachedByPeers: boolean, heartbeatTimeoutSeconds: number): boolean {
   if (!reachedByPeers || heartbeatTimeoutSeconds <= 0) return false;
@@ -145,7 +147,9 @@ export function cutOffButReached(candidates: readonly CandidateState[], previous
   return candidates.every(
     (c) =>
       OUT_OF_REACH.has(c.unhealthy) ||
-      (c.unhealthy === undefined && c.heartbeatAgeSeconds !== undefined && c.heartbeatAgeSeconds >= silentFor - heartbeatTimeoutSeconds / 2),
+      (c.unhealthy === undefined &&
+        c.heartbeatAgeSeconds !== undefined &&
+        (c.heartbeatAgeSeconds >= silentFor - heartbeatTimeoutSeconds / 2 || c.healthyForSeconds < heartbeatTimeoutSeconds / 2)),
   );
 }
 

@@ -401,7 +401,17 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
       for (const p of [...clean, ...noisy]) await p.stop();
       await undoLoss?.();
       for (const n of cutOff) await setNodeReady(sys.kc, n, true);
-      for (const n of cutOff) sys.agents.get(n)!.kill('SIGCONT');
+      // The order in which a healed site's agents renew is not the site's to choose; the worst one is tested: the
+      // standbys and members first, the active gateway's agent seconds later.
+      const resumedAt = Date.now();
+      for (const n of cutOff) if (n !== active) sys.agents.get(n)!.kill('SIGCONT');
+      const standby = f.candidates(pool).find((c) => c.name !== active)!.name;
+      try {
+        await waitFor(`${standby}'s heartbeat renewed first`, () => sys.candidateLive(standby, resumedAt), 15_000, 200);
+        await new Promise((r) => setTimeout(r, 3_000));
+      } finally {
+        sys.agents.get(active)!.kill('SIGCONT');
+      }
     }
     // Healed: the agents renew again, the same gateways stay active, and everything passes as before.
     const healedAt = Date.now();

@@ -335,6 +335,24 @@ test('fail-static: a standby cut off at the same moment expires a moment later; 
   assert.deepEqual(off.active, []);
 });
 
+test('fail-static: when the partition heals, a standby back first waits half a timeout for the active endpoint to be back too', () => {
+  const base = { nodes: [n('a'), n('b')], gateways: ['a', 'b'], previous: ['a'], previousElection: { a: REASONS.elected }, reachedPools: [P] };
+  // Timeout 3 s. a is still silent (its last renewal 120 s ago); b renewed 0.5 s ago, unhealthy (expired) until 1 s
+  // ago: the whole site was cut off, b's agent simply renewed first. a stays, unchanged.
+  const back = run({ ...base, health: { a: { heartbeatAgeSeconds: 120 }, b: { heartbeatAgeSeconds: 0.5, lastUnhealthy: '2026-01-01T00:59:59Z' } } });
+  assert.deepEqual(back.active, ['a']);
+  assert.deepEqual(back.decisions, [`a ${REASONS.keptCutOff}`]);
+  assert.deepEqual(back.election, { a: REASONS.elected }, 'no Gateway write');
+  // a is back a moment later: kept, as ever.
+  const both = run({ ...base, health: { a: { heartbeatAgeSeconds: 0.2, lastUnhealthy: '2026-01-01T00:59:59.5Z' }, b: { heartbeatAgeSeconds: 0.5, lastUnhealthy: '2026-01-01T00:59:59Z' } } });
+  assert.deepEqual(both.active, ['a']);
+  assert.deepEqual(both.kinds, []);
+  // a is not back half a timeout after b: a is dead, not cut off, and b takes the role.
+  const dead = run({ ...base, health: { a: { heartbeatAgeSeconds: 122 }, b: { heartbeatAgeSeconds: 0.5, lastUnhealthy: '2026-01-01T00:59:58Z' } } });
+  assert.deepEqual(dead.active, ['b']);
+  assert.deepEqual(dead.decisions.slice(0, 1), ['a lost: heartbeat expired']);
+});
+
 test('fail-static keeps, it never elects: a cut-off pool without an active endpoint stays without one', () => {
   const r = run({ nodes: [n('a'), n('b')], gateways: ['a', 'b'], previous: [], health: { a: EXPIRED, b: EXPIRED }, reachedPools: [P] });
   assert.deepEqual(r.active, []);
