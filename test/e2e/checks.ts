@@ -70,6 +70,33 @@ export async function stopAndCountLoss(f: Fabric, pingers: readonly Pinger[], t0
   return { worst, lines };
 }
 
+/** Each node's XFRM error counters (/proc/net/xfrm_stat of its namespace). */
+export async function xfrmCounters(f: Fabric, nodes: readonly string[]): Promise<Map<string, Map<string, number>>> {
+  const out = new Map<string, Map<string, number>>();
+  for (const n of nodes) {
+    const r = await f.lab.exec(f.node(n).ns, ['cat', '/proc/net/xfrm_stat'], { allowFail: true });
+    const counters = new Map<string, number>();
+    for (const line of r.stdout.split('\n')) {
+      const [name, value] = line.trim().split(/\s+/);
+      if (name && value !== undefined) counters.set(name, Number(value));
+    }
+    out.set(n, counters);
+  }
+  return out;
+}
+
+/** The XFRM counters that grew between two readings, as "node Counter +n" (a packet dropped for want of an SA...). */
+export function xfrmGrowth(before: Map<string, Map<string, number>>, after: Map<string, Map<string, number>>): string[] {
+  const lines: string[] = [];
+  for (const [node, counters] of after) {
+    for (const [name, value] of counters) {
+      const grew = value - (before.get(node)?.get(name) ?? 0);
+      if (grew > 0) lines.push(`${node} ${name} +${grew}`);
+    }
+  }
+  return lines;
+}
+
 // ---------------------------------------------------------------- real traffic beyond ping
 
 /** The ordered pool pairs (a, b), a ≠ b, with the ordinary node of each, or with the given node of a pool. */
