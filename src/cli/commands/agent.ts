@@ -8,6 +8,7 @@ import { validateTable } from '../../adapters/iproute/iproute.ts';
 import { DEFAULT_LEASE_NAMESPACE } from '../../adapters/kube/leases.ts';
 import { DEFAULT_LIVENESS_PORT } from '../../adapters/liveness/udp.ts';
 import { DEFAULT_LIVENESS } from '../../nodeplan/liveness.ts';
+import { parseDuration } from '../../topology/duration.ts';
 
 export const DEFAULT_VICI_SOCKET = '/var/run/charon.vici';
 export const DEFAULT_SECRET_DIR = '/etc/corvid/secrets';
@@ -83,7 +84,7 @@ Flags:
       --log-level LEVEL       debug, info, warn or error (default info)
   -h, --help                  show this help
 
-Durations: 500ms, 1s, 1m, or plain seconds.
+Durations as in the topology: 500ms, 10s, 2m, 1m30s (units h, m, s, ms, largest first).
 
 Examples:
   # In a DaemonSet (NODE_NAME from the downward API, PSKs mounted under /etc/corvid/secrets):
@@ -94,15 +95,6 @@ Examples:
   corvid agent --node-name gw-a --netns gw-a --kubeconfig ./kubeconfig \\
     --vici-socket /tmp/gw-a/charon.vici --secret-dir ./secrets --repair-interval 2s --metrics-addr 127.0.0.1:0
 `;
-
-/** `500ms`, `1s`, `2m`, `1.5s` or plain seconds -> milliseconds; undefined when malformed. */
-export function parseDuration(s: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s.trim());
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  return Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
-}
 
 export async function run(argv: string[], io: CliIO): Promise<number> {
   const parsed = commandFlags(
@@ -156,9 +148,10 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   if (rulePriority < 1 || rulePriority >= 32766) return usage('--rule-priority must be in 1..32765 (before the main table)');
   const dur = (name: string, def: string): number | string => {
     const text = str(v, name) ?? def;
-    const ms = parseDuration(text);
-    if (ms === undefined || ms <= 0) return `--${name} must be a positive duration like 500ms, 1s or 2m, got "${text}"`;
-    return ms;
+    // The topology's duration grammar: one way to write a duration, in a flag as in a file.
+    const seconds = parseDuration(text);
+    if (seconds === undefined || seconds <= 0) return `--${name} must be a positive duration like 500ms, 1s or 2m, got "${text}"`;
+    return seconds * 1000;
   };
   const leaseRenewMs = dur('lease-renew', '10s');
   if (typeof leaseRenewMs === 'string') return usage(leaseRenewMs);
