@@ -86,6 +86,8 @@ const CONDITION: Json = {
 const STATUS: Json = {
   description: 'What the sync controller last did with this topology (Flux-style kstatus).',
   type: 'object',
+  // As Flux's own CRDs: a Topology the sync has not judged yet is InProgress to kstatus, not Current.
+  default: { observedGeneration: -1 },
   properties: {
     observedGeneration: { description: 'The metadata.generation last processed.', type: 'integer', format: 'int64' },
     lastAppliedRevision: {

@@ -13,6 +13,7 @@ import { FIELD_MANAGER, STATUS_FIELD_MANAGER } from '../../src/adapters/kube/gat
 const HEALTH = {
   'raven.openyurt.io_Gateway': join(DEPLOY, 'argocd', 'health', 'gateway.lua'),
   'corvid.dev_Topology': join(DEPLOY, 'argocd', 'health', 'topology.lua'),
+  apps_DaemonSet: join(DEPLOY, 'argocd', 'health', 'daemonset.lua'),
 } as const;
 
 const argocdCm = manifestsOf('argocd/argocd-cm-patch.yaml')[0];
@@ -255,6 +256,97 @@ describe('Lua health check: Gateway', { skip: LUA_SKIP }, () => {
   });
 });
 
+/** Argo CD's built-in DaemonSet health (gitops-engine pkg/health/health_daemonset.go, apps/v1), transcribed. */
+function builtinDaemonSetHealth(ds: any): { status: string; message: string } {
+  const s = ds.status ?? {};
+  const [desired, updated, available] = [s.desiredNumberScheduled ?? 0, s.updatedNumberScheduled ?? 0, s.numberAvailable ?? 0];
+  if ((ds.metadata.generation ?? 0) > (s.observedGeneration ?? 0)) {
+    return { status: 'Progressing', message: 'Waiting for rollout to finish: observed daemon set generation less then desired generation' };
+  }
+  if (ds.spec?.updateStrategy?.type === 'OnDelete') {
+    return { status: 'Healthy', message: `daemon set ${updated} out of ${desired} new pods have been updated` };
+  }
+  if (updated < desired) {
+    return { status: 'Progressing', message: `Waiting for daemon set "${ds.metadata.name}" rollout to finish: ${updated} out of ${desired} new pods have been updated...` };
+  }
+  if (available < desired) {
+    return { status: 'Progressing', message: `Waiting for daemon set "${ds.metadata.name}" rollout to finish: ${available} of ${desired} updated pods are available...` };
+  }
+  return { status: 'Healthy', message: '' };
+}
+
+/** The agents' DaemonSet from deploy/base, live on 5 nodes at generation 2, with `status` over a finished rollout. */
+function agentDaemonSet(status: Record<string, number> = {}, strategy?: string): any {
+  const ds = structuredClone(manifestsOf('base/agent-daemonset.yaml').find((o) => o.kind === 'DaemonSet'));
+  ds.metadata.generation = 2;
+  if (strategy !== undefined) ds.spec.updateStrategy = { type: strategy };
+  ds.status = {
+    observedGeneration: 2, desiredNumberScheduled: 5, currentNumberScheduled: 5, updatedNumberScheduled: 5, numberAvailable: 5, numberReady: 5,
+    ...status,
+  };
+  return ds;
+}
+
+describe('Lua health check: DaemonSet', { skip: LUA_SKIP }, () => {
+  const script = HEALTH.apps_DaemonSet;
+
+  test('every other DaemonSet gets Argo CD\'s built-in verdict and message', () => {
+    const cases: any[] = [];
+    for (const [generation, observed] of [[2, 2], [3, 2], [2, 3], [1, undefined]]) {
+      for (const strategy of ['RollingUpdate', 'OnDelete', undefined]) {
+        for (const [desired, updated, available] of [[0, 0, 0], [3, 3, 3], [3, 2, 3], [3, 3, 2], [3, 2, 1], [3, 0, 0], [3, 3, 0]]) {
+          cases.push({
+            apiVersion: 'apps/v1',
+            kind: 'DaemonSet',
+            metadata: { name: 'node-exporter', namespace: 'monitoring', generation, labels: { 'app.kubernetes.io/name': 'node-exporter' } },
+            spec: strategy === undefined ? {} : { updateStrategy: { type: strategy } },
+            status: { observedGeneration: observed, desiredNumberScheduled: desired, updatedNumberScheduled: updated, numberAvailable: available },
+          });
+        }
+      }
+    }
+    // Another component of Corvid's, or another app named corvid: only the agent is judged differently.
+    const lookalike = agentDaemonSet({ numberAvailable: 4, numberReady: 4 });
+    lookalike.metadata.labels['app.kubernetes.io/component'] = 'exporter';
+    cases.push(lookalike);
+    for (const ds of cases) {
+      const want = builtinDaemonSetHealth(ds);
+      for (const got of runHealth(script, ds)) assert.deepEqual(got, want, JSON.stringify({ metadata: ds.metadata, spec: ds.spec, status: ds.status }));
+    }
+  });
+
+  test('the agents\' DaemonSet: Healthy with an edge node offline, where Argo CD\'s own check stays Progressing', () => {
+    // The node went offline after the rollout: its pod is up to date but not available.
+    const offline = agentDaemonSet({ numberAvailable: 4, numberReady: 4, numberUnavailable: 1 });
+    assert.equal(builtinDaemonSetHealth(offline).status, 'Progressing');
+    expectHealth(script, offline, 'Healthy', /^5 of 5 agents updated, 4 available; 1 not available \(node offline, or pod starting\)$/);
+    // A rollout while it is offline: every available agent updated, the offline node's pod left for when it is back.
+    const rolledOut = agentDaemonSet({ updatedNumberScheduled: 4, numberAvailable: 4, numberReady: 4, numberUnavailable: 1 });
+    assert.equal(builtinDaemonSetHealth(rolledOut).status, 'Progressing');
+    expectHealth(script, rolledOut, 'Healthy', /^4 of 5 agents updated, 4 available; 1 not available/);
+    expectHealth(script, agentDaemonSet(), 'Healthy', /^5 of 5 agents updated, 5 available$/);
+  });
+
+  test('the agents\' DaemonSet: Progressing while the rollout can still move, or before it is observed', () => {
+    // An available agent still runs the old template.
+    expectHealth(script, agentDaemonSet({ updatedNumberScheduled: 2, numberAvailable: 4, numberUnavailable: 1 }), 'Progressing', /^rolling out: 2 of 5 agents updated, 4 available$/);
+    // The offline node uses up maxUnavailable: 1, so the DaemonSet controller replaces no other pod. That is a
+    // rollout held up, not finished: Progressing, as it should be.
+    expectHealth(script, agentDaemonSet({ updatedNumberScheduled: 1, numberAvailable: 4, numberUnavailable: 1 }), 'Progressing', /^rolling out: 1 of 5/);
+    expectHealth(script, agentDaemonSet({ observedGeneration: 1, updatedNumberScheduled: 5 }), 'Progressing', /observe generation 2/);
+    // A new DaemonSet, no status yet.
+    const fresh = agentDaemonSet();
+    delete fresh.status;
+    expectHealth(script, fresh, 'Progressing', /observe generation 2/);
+    // No agent up at all (a fresh install whose pods are starting, or an image that does not start): not Healthy.
+    expectHealth(script, agentDaemonSet({ numberAvailable: 0, numberReady: 0, numberUnavailable: 5 }), 'Progressing', /^waiting for an agent to become available: 5 of 5 agents updated, 0 available$/);
+  });
+
+  test('the agents\' DaemonSet with OnDelete: Healthy as Argo CD\'s own check, pods are replaced by hand', () => {
+    expectHealth(script, agentDaemonSet({ updatedNumberScheduled: 1, numberAvailable: 5 }, 'OnDelete'), 'Healthy', /^1 of 5 agents updated, 5 available$/);
+  });
+});
+
 // ---------------------------------------------------------------- Config Management Plugin
 
 const plugin = manifestsOf('argocd/plugin.yaml')[0];
@@ -356,8 +448,9 @@ describe('Argo CD Applications', () => {
   test('the network never waits for every agent pod: same wave as the controllers, applied before the CRDs exist and retried', () => {
     const wave = (o: { metadata: { annotations?: Record<string, string> } }) => Number(o.metadata.annotations?.['argocd.argoproj.io/sync-wave'] ?? '0');
     const controllers = manifestsOf('argocd/apps/corvid.yaml')[0];
-    // The controllers' Application holds the agents' DaemonSet, whose Argo CD health stays Progressing while a node's
-    // pod is unavailable: an app-of-apps parent would hold any later wave back for as long as an edge node is offline.
+    // The controllers' Application holds the agents' DaemonSet. Its health check (above) keeps it Healthy while a
+    // node is offline, but an agent rollout that the offline node holds up is Progressing, and an app-of-apps parent
+    // would hold any later wave back for as long as that lasts.
     assert.ok(manifestsOf('base/agent-daemonset.yaml').some((o) => o.kind === 'DaemonSet'));
     for (const f of ['corvid-topology.yaml', 'corvid-gateways.yaml']) {
       const app = manifestsOf(`argocd/apps/${f}`)[0];

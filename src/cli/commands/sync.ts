@@ -7,13 +7,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { CliIO } from '../io.ts';
 import { EXIT_OK, EXIT_USAGE } from '../io.ts';
-import { bool, commandFlags, intFlag, str, type FlagOptions } from '../flags.ts';
+import { bool, commandFlags, intFlag, str, type FlagOptions, type FlagValues } from '../flags.ts';
 import { parseDuration } from '../../topology/duration.ts';
 import type { GitRef, SignatureVerification } from '../../adapters/git/repo.ts';
 import { redactUrl } from '../../adapters/git/repo.ts';
 import { parseAddress } from '../../sync/server.ts';
 import { MIN_VALIDATION_MEMORY_MIB } from '../../sync/validate-worker.ts';
 import { connect } from '../inputs.ts';
+import type { SyncOptions } from '../../sync/index.ts';
 
 const EXIT_ERROR = 1;
 
@@ -71,7 +72,7 @@ Cluster:
       --lease-namespace NS     namespace of the agents' heartbeat Leases (default corvid-heartbeats)
       --elect-without-heartbeat
                                elect a candidate whose Corvid agent has never written a heartbeat Lease, by Ready
-                               alone (nodes that run another agent, e.g. raven-agent during a migration); by
+                               alone (nodes whose datapath another agent runs); by
                                default such a candidate is never elected
       --event-namespace NS     namespace for Events (default kube-system: the only one Kubernetes 1.20 accepts for
                                Events about cluster-scoped objects)
@@ -114,7 +115,8 @@ Examples:
     --gateway-spec=external
 `;
 
-const OPTIONS: FlagOptions = {
+/** The flags of `corvid sync`, for parseFlags. */
+export const FLAGS: FlagOptions = {
   source: { type: 'string', choices: ['git', 'file', 'cluster'] },
   'git-url': { type: 'string' },
   'git-branch': { type: 'string' },
@@ -153,7 +155,8 @@ const OPTIONS: FlagOptions = {
   'log-level': { type: 'string', choices: ['debug', 'info', 'warn', 'error'] },
 };
 
-class UsageError extends Error {}
+/** A flag, value or combination of flags the sync refuses (exit 2). */
+export class UsageError extends Error {}
 
 function durationMs(values: Record<string, unknown>, name: string, fallback: string): number {
   const text = str(values as never, name) ?? fallback;
@@ -177,129 +180,135 @@ function bindAddress(name: string, v: string | undefined, fallback: string): str
   return a;
 }
 
-export async function run(argv: string[], io: CliIO): Promise<number> {
-  const parsed = commandFlags('sync', argv, OPTIONS, HELP, io);
-  if (typeof parsed === 'number') return parsed;
-  const v = parsed.values;
+/** What `corvid sync` runs with, short of the cluster connection and the logger. */
+export type SyncSettings = Omit<SyncOptions, 'kubeConfig' | 'logger'> & {
+  kubeconfig?: string;
+  context?: string;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+};
 
-  // Everything heavy is loaded only when the command really runs.
-  const [{ startSync }, { jsonLogger }] = await Promise.all([import('../../sync/index.ts'), import('../../sync/log.ts')]);
-  type Options = Parameters<typeof startSync>[0];
-
-  let options: Options;
-  try {
-    const kind = (str(v, 'source') ?? 'cluster') as 'git' | 'file' | 'cluster';
-    let source: Options['source'];
-    let webhookSecret: Buffer | undefined;
-    const webhookAddress = str(v, 'webhook-bind-address');
-    if (kind === 'git') {
-      const url = str(v, 'git-url');
-      if (!url) throw new UsageError('--source=git needs --git-url');
-      const refs = ['git-branch', 'git-tag', 'git-commit'].filter((f) => str(v, f) !== undefined);
-      if (refs.length > 1) throw new UsageError('give one of --git-branch, --git-tag, --git-commit');
-      const ref: GitRef = str(v, 'git-tag')
-        ? { tag: str(v, 'git-tag')! }
-        : str(v, 'git-commit')
-          ? { commit: str(v, 'git-commit')! }
-          : { branch: str(v, 'git-branch') ?? 'main' };
-      let verify: SignatureVerification | undefined;
-      const mode = str(v, 'verify-signatures') ?? 'none';
-      if (mode === 'ssh') {
-        const f = str(v, 'allowed-signers-file');
-        if (!f) throw new UsageError('--verify-signatures=ssh needs --allowed-signers-file');
-        verify = { mode: 'ssh', allowedSignersFile: f };
-      } else if (mode === 'gpg') {
-        const h = str(v, 'gpg-home');
-        if (!h) throw new UsageError('--verify-signatures=gpg needs --gpg-home');
-        verify = { mode: 'gpg', gnupgHome: h };
-      }
-      const cacheDir =
-        str(v, 'git-cache-dir') ?? join(tmpdir(), `corvid-git-${createHash('sha256').update(url).digest('hex').slice(0, 16)}`);
-      source = { kind: 'git', url, ref, path: str(v, 'git-path') ?? 'topology.yaml', cacheDir, intervalMs: durationMs(v, 'interval', '1m'), verify };
-      if (webhookAddress !== undefined) {
-        const f = str(v, 'webhook-secret-file');
-        if (!f) throw new UsageError('--webhook-bind-address needs --webhook-secret-file');
-        webhookSecret = Buffer.from(readFileSync(f, 'utf8').trim());
-        if (webhookSecret.length === 0) throw new UsageError(`--webhook-secret-file ${f} is empty`);
-      }
-    } else if (kind === 'file') {
-      const file = str(v, 'file');
-      if (!file) throw new UsageError('--source=file needs --file');
-      source = { kind: 'file', path: file, intervalMs: durationMs(v, 'interval', '1m') };
-    } else {
-      source = { kind: 'cluster', name: str(v, 'topology') };
+/**
+ * The sync's parsed flags, checked in full: a value or combination it refuses throws UsageError, before any cluster
+ * is looked for. `env` supplies POD_NAME and POD_NAMESPACE, as in the pod. The deploy/ tests run the manifests' args
+ * through parseFlags(FLAGS) and this, as `run` does.
+ */
+export function syncSettings(v: FlagValues, env: NodeJS.ProcessEnv): SyncSettings {
+  const kind = (str(v, 'source') ?? 'cluster') as 'git' | 'file' | 'cluster';
+  let source: SyncSettings['source'];
+  let webhookSecret: Buffer | undefined;
+  const webhookAddress = str(v, 'webhook-bind-address');
+  if (kind === 'git') {
+    const url = str(v, 'git-url');
+    if (!url) throw new UsageError('--source=git needs --git-url');
+    const refs = ['git-branch', 'git-tag', 'git-commit'].filter((f) => str(v, f) !== undefined);
+    if (refs.length > 1) throw new UsageError('give one of --git-branch, --git-tag, --git-commit');
+    const ref: GitRef = str(v, 'git-tag')
+      ? { tag: str(v, 'git-tag')! }
+      : str(v, 'git-commit')
+        ? { commit: str(v, 'git-commit')! }
+        : { branch: str(v, 'git-branch') ?? 'main' };
+    let verify: SignatureVerification | undefined;
+    const mode = str(v, 'verify-signatures') ?? 'none';
+    if (mode === 'ssh') {
+      const f = str(v, 'allowed-signers-file');
+      if (!f) throw new UsageError('--verify-signatures=ssh needs --allowed-signers-file');
+      verify = { mode: 'ssh', allowedSignersFile: f };
+    } else if (mode === 'gpg') {
+      const h = str(v, 'gpg-home');
+      if (!h) throw new UsageError('--verify-signatures=gpg needs --gpg-home');
+      verify = { mode: 'gpg', gnupgHome: h };
     }
-    if (kind !== 'git' && webhookAddress !== undefined) throw new UsageError('--webhook-bind-address needs --source=git');
-    // The spec owner stamps corvid.dev/revision from Git (`corvid render --revision`); a Topology object's
-    // generation:<n> can never equal it, so every Gateway would wait for ever.
-    if (kind === 'cluster' && str(v, 'gateway-spec') === 'external') throw new UsageError('--gateway-spec=external needs --source=git or file');
+    const cacheDir =
+      str(v, 'git-cache-dir') ?? join(tmpdir(), `corvid-git-${createHash('sha256').update(url).digest('hex').slice(0, 16)}`);
+    source = { kind: 'git', url, ref, path: str(v, 'git-path') ?? 'topology.yaml', cacheDir, intervalMs: durationMs(v, 'interval', '1m'), verify };
+    if (webhookAddress !== undefined) {
+      const f = str(v, 'webhook-secret-file');
+      if (!f) throw new UsageError('--webhook-bind-address needs --webhook-secret-file');
+      webhookSecret = Buffer.from(readFileSync(f, 'utf8').trim());
+      if (webhookSecret.length === 0) throw new UsageError(`--webhook-secret-file ${f} is empty`);
+    }
+  } else if (kind === 'file') {
+    const file = str(v, 'file');
+    if (!file) throw new UsageError('--source=file needs --file');
+    source = { kind: 'file', path: file, intervalMs: durationMs(v, 'interval', '1m') };
+  } else {
+    source = { kind: 'cluster', name: str(v, 'topology') };
+  }
+  if (kind !== 'git' && webhookAddress !== undefined) throw new UsageError('--webhook-bind-address needs --source=git');
+  // The spec owner stamps corvid.dev/revision from Git (`corvid render --revision`); a Topology object's
+  // generation:<n> can never equal it, so every Gateway would wait for ever.
+  if (kind === 'cluster' && str(v, 'gateway-spec') === 'external') throw new UsageError('--gateway-spec=external needs --source=git or file');
 
-    const applyConcurrency = intFlag(v, 'apply-concurrency', 1, 256);
-    if (typeof applyConcurrency === 'string') throw new UsageError(applyConcurrency);
-    const validationMemoryMiB = intFlag(v, 'validation-memory-mib', MIN_VALIDATION_MEMORY_MIB, 16384);
-    if (typeof validationMemoryMiB === 'string') throw new UsageError(validationMemoryMiB);
-    const validationTimeoutMs = durationMs(v, 'validation-timeout', '20s');
+  const applyConcurrency = intFlag(v, 'apply-concurrency', 1, 256);
+  if (typeof applyConcurrency === 'string') throw new UsageError(applyConcurrency);
+  const validationMemoryMiB = intFlag(v, 'validation-memory-mib', MIN_VALIDATION_MEMORY_MIB, 16384);
+  if (typeof validationMemoryMiB === 'string') throw new UsageError(validationMemoryMiB);
 
-    // Every flag is checked before the cluster is looked for.
-    const healthAddress = bindAddress('health-probe-bind-address', str(v, 'health-probe-bind-address'), ':8081');
-    const metricsAddress = bindAddress('metrics-bind-address', str(v, 'metrics-bind-address'), ':8080');
-    const webhookBind = bindAddress('webhook-bind-address', webhookAddress, '');
-    const resyncIntervalMs = durationMs(v, 'resync-interval', '10m');
-    const kubeConfig = await connect('sync', io, { kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') }, SYNC_NO_CLUSTER_HINT);
-    if (typeof kubeConfig === 'number') return kubeConfig;
-    const podName = io.env.POD_NAME;
-    const identity = `${podName ?? hostname()}_${randomBytes(4).toString('hex')}`;
-    options = {
-      kubeConfig,
-      source,
-      leaseNamespace: str(v, 'lease-namespace'),
-      electWithoutHeartbeat: v['elect-without-heartbeat'] === true,
-      eventNamespace: str(v, 'event-namespace'),
-      statusObject: !bool(v, 'no-status-object'),
-      gatewaySpec: (str(v, 'gateway-spec') ?? 'apply') as 'apply' | 'external',
-      podSubnets: (str(v, 'pod-subnets') ?? 'auto') as 'auto' | 'podCIDR' | 'calico',
-      healthAddress,
-      metricsAddress,
-      webhookAddress: webhookBind,
-      webhookSecret,
-      resyncIntervalMs,
-      applyConcurrency,
-      validationTimeoutMs,
-      validationMemoryMiB,
-      defaultMetrics: true,
-      logger: jsonLogger({
-        level: (str(v, 'log-level') ?? 'info') as 'info',
-        write: (line) => io.stderr.write(line),
-        base: { component: 'sync' },
-      }),
-      ...(bool(v, 'leader-elect')
-        ? {
-            leaderElection: {
-              namespace: str(v, 'leader-election-namespace') ?? io.env.POD_NAMESPACE ?? 'corvid-system',
-              name: str(v, 'leader-election-id'),
-              identity,
-              leaseDurationMs: durationMs(v, 'leader-election-lease-duration', '15s'),
-              renewDeadlineMs: durationMs(v, 'leader-election-renew-deadline', '10s'),
-              retryPeriodMs: durationMs(v, 'leader-election-retry-period', '2s'),
-            },
-          }
-        : {}),
+  let leaderElection: SyncSettings['leaderElection'];
+  if (bool(v, 'leader-elect')) {
+    leaderElection = {
+      namespace: str(v, 'leader-election-namespace') ?? env.POD_NAMESPACE ?? 'corvid-system',
+      name: str(v, 'leader-election-id'),
+      identity: `${env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`,
+      leaseDurationMs: durationMs(v, 'leader-election-lease-duration', '15s'),
+      renewDeadlineMs: durationMs(v, 'leader-election-renew-deadline', '10s'),
+      retryPeriodMs: durationMs(v, 'leader-election-retry-period', '2s'),
     };
-    if (options.leaderElection) {
-      const le = options.leaderElection;
-      if (!(le.retryPeriodMs! < le.renewDeadlineMs! && le.renewDeadlineMs! < le.leaseDurationMs!)) {
-        throw new UsageError('leader election needs retry-period < renew-deadline < lease-duration');
-      }
+    if (!(leaderElection.retryPeriodMs! < leaderElection.renewDeadlineMs! && leaderElection.renewDeadlineMs! < leaderElection.leaseDurationMs!)) {
+      throw new UsageError('leader election needs retry-period < renew-deadline < lease-duration');
     }
+  }
+
+  return {
+    kubeconfig: str(v, 'kubeconfig'),
+    context: str(v, 'context'),
+    logLevel: (str(v, 'log-level') ?? 'info') as SyncSettings['logLevel'],
+    source,
+    leaseNamespace: str(v, 'lease-namespace'),
+    electWithoutHeartbeat: bool(v, 'elect-without-heartbeat'),
+    eventNamespace: str(v, 'event-namespace'),
+    statusObject: !bool(v, 'no-status-object'),
+    gatewaySpec: (str(v, 'gateway-spec') ?? 'apply') as 'apply' | 'external',
+    podSubnets: (str(v, 'pod-subnets') ?? 'auto') as 'auto' | 'podCIDR' | 'calico',
+    healthAddress: bindAddress('health-probe-bind-address', str(v, 'health-probe-bind-address'), ':8081'),
+    metricsAddress: bindAddress('metrics-bind-address', str(v, 'metrics-bind-address'), ':8080'),
+    webhookAddress: bindAddress('webhook-bind-address', webhookAddress, ''),
+    webhookSecret,
+    resyncIntervalMs: durationMs(v, 'resync-interval', '10m'),
+    applyConcurrency,
+    validationTimeoutMs: durationMs(v, 'validation-timeout', '20s'),
+    validationMemoryMiB,
+    defaultMetrics: true,
+    ...(leaderElection ? { leaderElection } : {}),
+  };
+}
+
+export async function run(argv: string[], io: CliIO): Promise<number> {
+  const parsed = commandFlags('sync', argv, FLAGS, HELP, io);
+  if (typeof parsed === 'number') return parsed;
+
+  let settings: SyncSettings;
+  try {
+    settings = syncSettings(parsed.values, io.env);
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    io.stderr.write(`corvid sync: ${msg}\n`);
+    io.stderr.write(`corvid sync: ${e instanceof Error ? e.message : String(e)}\n`);
     if (e instanceof UsageError) {
       io.stderr.write('Run "corvid sync --help" for the flags and examples.\n');
       return EXIT_USAGE;
     }
     return EXIT_ERROR;
   }
+
+  // Everything heavy is loaded only when the command really runs.
+  const [{ startSync }, { jsonLogger }] = await Promise.all([import('../../sync/index.ts'), import('../../sync/log.ts')]);
+  const { kubeconfig, context, logLevel, ...rest } = settings;
+  const kubeConfig = await connect('sync', io, { kubeconfig, context }, SYNC_NO_CLUSTER_HINT);
+  if (typeof kubeConfig === 'number') return kubeConfig;
+  const options: SyncOptions = {
+    ...rest,
+    kubeConfig,
+    logger: jsonLogger({ level: logLevel, write: (line) => io.stderr.write(line), base: { component: 'sync' } }),
+  };
 
   let handle: Awaited<ReturnType<typeof startSync>>;
   try {
