@@ -1,4 +1,4 @@
-// Agent benchmarks: converge time of the Reconciler against a real charon and a real kernel, and the memory of a
+// Agent benchmarks: converge time of the DatapathReconciler against a real charon and a real kernel, and the memory of a
 // `corvid agent` process. `npx node bench/agent.ts`, or through bench/run.ts. Needs root (network namespaces), charon
 // and, for the process part, the cached kube-apiserver; each part prints one "skipped: <why>" line otherwise.
 //
@@ -12,7 +12,7 @@
 //    subnets) and 200 shared keys loaded into charon over VICI. The edge pools are behind NAT, so every tunnel is
 //    responder-only (remote %any, start_action none): charon never sends a packet. charon runs in a namespace of its
 //    own that holds only lo. Rows: the first converge (empty charon -> 200 conns), a no-op re-converge (read state,
-//    nothing to do), an agent restart (a fresh Reconciler while charon keeps everything: it reloads every key and
+//    nothing to do), an agent restart (a fresh DatapathReconciler while charon keeps everything: it reloads every key and
 //    conn once, since it cannot know who loaded them), and the teardown. Goal: converge < 2 s.
 // 2. member converge: an ordinary node of the hub pool with 500 edge pools = 5,000 routes (+ 1 rule) in table 9027,
 //    applied through `ip -batch` in a namespace with one veth (the next hop's link). Rows: from empty, no-op,
@@ -36,7 +36,7 @@ import { controlPlaneSkipReason, installCrds, startControlPlane, type ControlPla
 import { ENCRYPTION, makeSecretDir } from '../test/integration/agent-lab.ts';
 import { ViciSession } from '../src/agent/vici/index.ts';
 import { Iproute } from '../src/adapters/iproute/iproute.ts';
-import { Reconciler, type ReconcileResult } from '../src/agent/reconciler.ts';
+import { DatapathReconciler, type ReconcileResult } from '../src/agent/reconciler.ts';
 import { SecretReader } from '../src/agent/secrets.ts';
 import { silentLogger } from '../src/agent/log.ts';
 import { nodePlan, type NodePlan } from '../src/nodeplan/index.ts';
@@ -201,7 +201,7 @@ export function benchNodePlan(o: { edges?: number; runs?: number } = {}): Row[] 
 export async function benchGatewayConverge(o: { peers?: number; runs?: number } = {}): Promise<Row[] | undefined> {
   const peers = o.peers ?? 200;
   const runs = o.runs ?? 7;
-  console.log(`-- agent: gateway converge, ${peers} peers (Reconciler -> charon over VICI)`);
+  console.log(`-- agent: gateway converge, ${peers} peers (DatapathReconciler -> charon over VICI)`);
   const began = performance.now();
   const skip = netnsSkipReason() ?? charonSkipReason();
   if (skip) {
@@ -226,8 +226,8 @@ export async function benchGatewayConverge(o: { peers?: number; runs?: number } 
       throw new Error(`bench fleet is wrong: role ${plan.role}, ${plan.tunnels.length} tunnels, findings ${JSON.stringify(plan.findings.slice(0, 3))}`);
     }
     const ts = plan.tunnels[0];
-    const mk = (): Reconciler =>
-      new Reconciler({ vici, iproute: new Iproute({ table: TABLE, netns: ns }), secrets: new SecretReader(secrets!.dir), log: silentLogger });
+    const mk = (): DatapathReconciler =>
+      new DatapathReconciler({ vici, iproute: new Iproute({ table: TABLE, netns: ns }), secrets: new SecretReader(secrets!.dir), log: silentLogger });
 
     const first: number[] = [];
     const noop: number[] = [];
@@ -279,7 +279,7 @@ export async function benchMemberRoutes(o: { edges?: number; runs?: number } = {
   const edges = o.edges ?? 500;
   const runs = o.runs ?? 7;
   const routes = edges * NODES_PER_POOL;
-  console.log(`-- agent: member converge, ${routes} routes (Reconciler -> iproute2 ip -batch)`);
+  console.log(`-- agent: member converge, ${routes} routes (DatapathReconciler -> iproute2 ip -batch)`);
   const began = performance.now();
   const skip = netnsSkipReason();
   if (skip) {
@@ -301,7 +301,7 @@ export async function benchMemberRoutes(o: { edges?: number; runs?: number } = {
     if (plan.role !== 'member' || plan.routes.length !== routes || plan.rules.length !== 1) {
       throw new Error(`bench fleet is wrong: role ${plan.role}, ${plan.routes.length} routes, ${plan.rules.length} rules`);
     }
-    const r = new Reconciler({ iproute: new Iproute({ table: TABLE, netns: ns }), secrets: new SecretReader('/nonexistent'), log: silentLogger });
+    const r = new DatapathReconciler({ iproute: new Iproute({ table: TABLE, netns: ns }), secrets: new SecretReader('/nonexistent'), log: silentLogger });
     const first: number[] = [];
     const noop: number[] = [];
     const repair: number[] = [];

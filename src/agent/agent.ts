@@ -1,5 +1,5 @@
-// The node agent's shell: Gateways from the API server -> nodePlan() -> Reconciler, on every Gateway change and on a
-// repair timer; the heartbeat Lease; metrics and health endpoints; teardown of exactly what it made on stop().
+// The node agent's shell: Gateways from the API server -> nodePlan() -> DatapathReconciler, on every Gateway change
+// and on a repair timer; the heartbeat Lease; metrics and health endpoints; teardown of exactly what it made on stop().
 
 import { existsSync, statSync } from 'node:fs';
 import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
@@ -24,10 +24,11 @@ import { DEFAULT_LIVENESS, livenessTargets, unreachableTargets, type LivenessTar
 import { DEFAULT_LIVENESS_PORT, ProbeBook } from '../adapters/liveness/udp.ts';
 import { openLiveness, type LivenessEndpoint } from '../adapters/liveness/endpoint.ts';
 import { ViciSession, parseUpdownEvent, viciAnswers, type Subscription, type ViciMessage } from './vici/index.ts';
-import { DeviceMissing, Reconciler, emptyResult, type ReconcileResult, type TunnelState } from './reconciler.ts';
+import { DeviceMissing, DatapathReconciler, emptyResult, type ReconcileResult, type TunnelState } from './reconciler.ts';
 import { ours } from './conns.ts';
 import { SecretReader } from './secrets.ts';
 import { AgentMetrics, serveHttp } from './metrics.ts';
+import { countRequests } from '../adapters/kube/request-metrics.ts';
 import type { Logger } from './log.ts';
 
 export interface AgentOptions {
@@ -129,7 +130,7 @@ export class Agent {
   private readonly now: () => Date;
   private informer: Informer<Gateway> | undefined;
   private readonly vici: ViciSession;
-  private readonly reconciler: Reconciler;
+  private readonly reconciler: DatapathReconciler;
   private readonly iproute: Iproute;
   /** Kernel IPsec state, for what a dead charon left behind. */
   private readonly xfrm: Xfrm;
@@ -144,6 +145,7 @@ export class Agent {
   /** This node's WireGuard key pair, when it has one. */
   private readonly wireguardKey: WireguardKeyPair | undefined;
   readonly metrics = new AgentMetrics();
+  private readonly stopCountingRequests: () => void;
   private http: { port: number; close(): Promise<void> } | undefined;
   private repairTimer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -214,7 +216,7 @@ export class Agent {
         this.log.error('no WireGuard key: WireGuard links of this node will fail', { error: (e as Error).message });
       }
     }
-    this.reconciler = new Reconciler({
+    this.reconciler = new DatapathReconciler({
       vici: this.vici,
       viciPresent: () => existsSync(opts.viciSocket),
       iproute: this.iproute,
@@ -239,6 +241,7 @@ export class Agent {
       log: this.log.child({ component: 'reconciler' }),
       initiateTimeoutMs: opts.initiateTimeoutMs,
     });
+    this.stopCountingRequests = countRequests(this.metrics.restClientRequests, opts.kubeConfig);
     this.heartbeat = new Heartbeat({
       kc: opts.kubeConfig,
       nodeName: opts.nodeName,
@@ -843,6 +846,7 @@ export class Agent {
     this.log.info('removed everything the agent created', { vici: res.viciActions, routes: res.ipChanges });
     await this.vici.close();
     await this.http?.close();
+    this.stopCountingRequests();
     return res;
   }
 }

@@ -2,10 +2,13 @@
 
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { restClientRequests } from '../adapters/kube/request-metrics.ts';
 import type { ReconcileResult } from './reconciler.ts';
 
 export class AgentMetrics {
   readonly registry = new Registry();
+  /** Every API request of this agent (count them with countRequests). */
+  readonly restClientRequests = restClientRequests(this.registry);
   private readonly tunnelUp: Gauge<'peer'>;
   private readonly bytesIn: Counter<'peer'>;
   private readonly bytesOut: Counter<'peer'>;
@@ -18,9 +21,9 @@ export class AgentMetrics {
 
   constructor() {
     const registers = [this.registry];
-    this.tunnelUp = new Gauge({ name: 'corvid_tunnel_up', help: '1 when the tunnel to the peer pool has an installed CHILD_SA', labelNames: ['peer'], registers });
-    this.bytesIn = new Counter({ name: 'corvid_tunnel_bytes_in_total', help: 'Bytes received through the tunnel to the peer pool', labelNames: ['peer'], registers });
-    this.bytesOut = new Counter({ name: 'corvid_tunnel_bytes_out_total', help: 'Bytes sent through the tunnel to the peer pool', labelNames: ['peer'], registers });
+    this.tunnelUp = new Gauge({ name: 'corvid_tunnel_up', help: '1 when the tunnel to the peer pool is up (an installed CHILD_SA, or a recent WireGuard handshake)', labelNames: ['peer'], registers });
+    this.bytesIn = new Counter({ name: 'corvid_tunnel_receive_bytes_total', help: 'Bytes received through the tunnel to the peer pool', labelNames: ['peer'], registers });
+    this.bytesOut = new Counter({ name: 'corvid_tunnel_transmit_bytes_total', help: 'Bytes sent through the tunnel to the peer pool', labelNames: ['peer'], registers });
     this.routes = new Gauge({ name: 'corvid_routes', help: 'Routes the agent holds in its table', labelNames: ['table'], registers });
     this.lastApply = new Gauge({ name: 'corvid_agent_last_apply_timestamp_seconds', help: 'Unix time of the last apply without errors', registers });
     this.applyErrors = new Counter({ name: 'corvid_agent_apply_errors_total', help: 'Applies that ended with at least one error', registers });

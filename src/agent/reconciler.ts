@@ -127,7 +127,7 @@ interface Wanted {
   fingerprint: string;
 }
 
-export class Reconciler {
+export class DatapathReconciler {
   private readonly o: ReconcilerOptions;
   /** Connection name -> fingerprint of the config this process loaded. */
   private readonly loaded = new Map<string, string>();

@@ -8,6 +8,8 @@ export const GATEWAY_VERSION = 'v1beta1';
 export const GATEWAY_API_VERSION = `${GATEWAY_GROUP}/${GATEWAY_VERSION}`;
 export const GATEWAY_KIND = 'Gateway';
 export const GATEWAY_PLURAL = 'gateways';
+/** The name of the Gateway CustomResourceDefinition. */
+export const GATEWAY_CRD_NAME = `${GATEWAY_PLURAL}.${GATEWAY_GROUP}`;
 
 export type EndpointType = 'tunnel' | 'proxy';
 export type ExposeType = '' | 'PublicIP' | 'LoadBalancer';

@@ -29,11 +29,13 @@ import { WebhookGuard, type GuardVerdict } from './webhook-guard.ts';
 import { CalicoWatch } from './calico.ts';
 import { jsonLogger, type Logger } from './log.ts';
 import { createMetrics, type SyncMetrics } from './metrics.ts';
-import { Reconciler, type GatewaySpecMode, type ReconcileReport } from './reconciler.ts';
+import { countRequests } from '../adapters/kube/request-metrics.ts';
+import { GatewayReconciler, type GatewaySpecMode, type ReconcileReport } from './reconciler.ts';
 import { serve, type Handler, type Listening } from './server.ts';
 import { ClusterSource } from './source-cluster.ts';
 import { FileSource } from './source-file.ts';
 import { GitSource } from './source-git.ts';
+import { checkServedGatewayCrd } from './preflight.ts';
 import type { TopologySource } from './source.ts';
 import { BackgroundValidator, DEFAULT_VALIDATION_LIMITS } from './validate-worker.ts';
 
@@ -168,7 +170,10 @@ function makeSource(o: SyncOptions, logger: Logger): TopologySource {
 export async function startSync(o: SyncOptions): Promise<SyncHandle> {
   const logger = o.logger ?? jsonLogger();
   const kc = o.kubeConfig;
-  const metrics = createMetrics({ defaultMetrics: o.defaultMetrics });
+  // Before anything starts: a Gateway CRD that would prune or refuse what the sync writes stops it here, saying why.
+  await checkServedGatewayCrd(kc, logger);
+  const metrics = createMetrics({ defaultMetrics: o.defaultMetrics, leaseName: o.leaderElection?.name });
+  const stopCountingRequests = countRequests(metrics.restClientRequests, kc);
   const now = o.now ?? (() => new Date());
   const identity = o.leaderElection?.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
   const backoff = { initialBackoffMs: o.informerInitialBackoffMs, maxBackoffMs: o.informerMaxBackoffMs };
@@ -209,7 +214,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     onVerdict: () => trigger('validated'),
     logger,
   });
-  const reconciler = new Reconciler({
+  const reconciler = new GatewayReconciler({
     kc,
     source,
     gateways,
@@ -242,12 +247,15 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
   let dirty = false;
   let retryDelay = retryInitial;
   const listeners = new Set<(r: ReconcileReport) => void>();
+  // The work queue of the loop: one item, the topology, waiting with the reasons it was triggered for. Its metrics
+  // (workqueue_*) count a trigger -> reconcile start as the queue wait (src/sync/workqueue-metrics.ts).
   const pendingReasons = new Set<string>();
 
   // Events before the caches and the source are up only mark the work; the first reconcile runs after start-up.
   let accepting = false;
   const trigger = (reason: string): void => {
     if (stopped) return;
+    metrics.queue.add();
     pendingReasons.add(reason);
     if (!accepting) return;
     if (running) {
@@ -264,6 +272,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     running = (async () => {
       const reasons = [...pendingReasons].sort();
       pendingReasons.clear();
+      metrics.queue.start();
       let report: ReconcileReport;
       try {
         report = await reconciler.reconcile();
@@ -271,7 +280,9 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
         logger.error('reconcile crashed', { error: errorMessage(e) });
         report = { result: 'error', writes: 0, durationMs: 0 };
       }
+      metrics.queue.done();
       if (report.result === 'skipped') return;
+      metrics.recordReconcile({ ...report, result: report.result });
       logger.debug('reconciled', { result: report.result, revision: report.revision, writes: report.writes, durationMs: report.durationMs, reasons });
       afterReconcile(report);
       for (const cb of [...listeners]) {
@@ -295,6 +306,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
       const delay = Math.round(retryDelay * (0.9 + Math.random() * 0.2));
       retryDelay = Math.min(retryDelay * 2, retryMax);
       retryTimer = setTimeout(() => trigger('retry'), delay);
+      metrics.queue.retry();
     } else {
       retryDelay = retryInitial;
     }
@@ -401,6 +413,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     }
   } catch (e) {
     await Promise.all(servers.map((s) => s.close()));
+    stopCountingRequests();
     throw e;
   }
 
@@ -410,6 +423,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     await source.start(() => trigger('source'));
   } catch (e) {
     await Promise.all(servers.map((l) => l.close()));
+    stopCountingRequests();
     throw e;
   }
   logger.info('caches synced', { source: source.kind, leaseNamespace, podSubnets: podSubnetMode, calico: calico?.state().served ?? 'off' });
@@ -426,12 +440,12 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
       retryPeriodMs: le.retryPeriodMs,
       onStartedLeading: () => {
         reconciler.forgetWrites();
-        metrics.leader.set(1);
+        metrics.setLeader(true);
         logger.info('became the leader', { identity });
         trigger('leader');
       },
       onStoppedLeading: () => {
-        metrics.leader.set(0);
+        metrics.setLeader(false);
         logger.warn('lost leadership; writing stopped', { identity });
       },
       onNewLeader: (id) => logger.info('leader observed', { leader: id }),
@@ -439,7 +453,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     });
     elector.start();
   } else {
-    metrics.leader.set(1);
+    metrics.setLeader(true);
     trigger('start');
   }
 
@@ -475,6 +489,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
       await source.stop();
       await Promise.all([...informers.map(([, inf]) => inf.stop()), calico?.stop()]);
       await Promise.all(servers.map((s) => s.close()));
+      stopCountingRequests();
       logger.info('sync stopped', { identity });
     },
   };

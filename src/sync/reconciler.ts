@@ -111,7 +111,7 @@ function capitalised(kind: string): string {
     .join('');
 }
 
-export class Reconciler {
+export class GatewayReconciler {
   private readonly d: ReconcilerDeps;
   private lastGood: (Candidate & { key: string }) | undefined;
   /**
@@ -215,11 +215,7 @@ export class Reconciler {
       }
     }
     const durationMs = Date.now() - started;
-    if (report.result !== 'skipped') {
-      this.d.metrics.reconcileTotal.inc({ controller: 'gateway', result: report.result });
-      this.d.metrics.reconcileTime.observe({ controller: 'gateway' }, durationMs / 1000);
-      this.ranOnce = true;
-    }
+    if (report.result !== 'skipped') this.ranOnce = true;
     return { ...report, writes: this.writes - writesBefore, durationMs };
   }
 
@@ -561,6 +557,7 @@ export class Reconciler {
       this.d.logger.info('gateway pruned', { gateway: name, revision: serving.revision });
       void this.event(this.gatewayRef(name), 'Normal', 'Pruned', 'Delete', `Gateway ${name} is no longer in revision ${serving.revision}`);
     }
+    this.d.metrics.notePools(planned.gateways.map((g) => g.metadata.name));
     this.d.metrics.setActive(
       planned.gateways.flatMap((g) => (g.status?.activeEndpoints ?? []).map((e) => ({ pool: g.metadata.name, node: e.nodeName }))),
     );

@@ -25,7 +25,7 @@ import { POOL_LABEL } from '../../src/gateway/keys.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../../src/gateway/types.ts';
 import type { EncryptionPolicy } from '../../src/topology/types.ts';
 import { nodePlan } from '../../src/nodeplan/index.ts';
-import { Reconciler } from '../../src/agent/reconciler.ts';
+import { DatapathReconciler } from '../../src/agent/reconciler.ts';
 import { Iproute } from '../../src/adapters/iproute/iproute.ts';
 import { Nft } from '../../src/adapters/nft/nft.ts';
 import { RpFilter } from '../../src/adapters/sysctl/rpfilter.ts';
@@ -76,15 +76,15 @@ const lab = new NetnsLab();
 const ns = new Map<string, string>();
 let flannel: FlannelCluster;
 let stateDir = '';
-const reconcilers = new Map<string, Reconciler>();
+const reconcilers = new Map<string, DatapathReconciler>();
 
 function pod(node: string): Pod {
   return flannel.podsOn(node)[0]!;
 }
 
-function reconciler(node: string, withPolicy: boolean): Reconciler {
+function reconciler(node: string, withPolicy: boolean): DatapathReconciler {
   const netns = ns.get(node)!;
-  return new Reconciler({
+  return new DatapathReconciler({
     iproute: new Iproute({ table: TABLE, netns }),
     ...(withPolicy ? { nft: new Nft({ netns }), rpFilter: new RpFilter({ statePath: join(stateDir, `${node}.json`), netns }) } : {}),
     secrets: new SecretReader(stateDir),

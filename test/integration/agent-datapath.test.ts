@@ -217,7 +217,7 @@ describe('agent datapath', { skip }, () => {
       // Metrics of the gateway agent (after a repair tick has read the counters).
       await waitFor('byte counters in /metrics', async () => {
         const m = await metricsOf(a.gwNode);
-        return (metric(m, 'corvid_tunnel_bytes_out_total', 'peer="b"') ?? 0) > 0 && (metric(m, 'corvid_tunnel_bytes_in_total', 'peer="b"') ?? 0) > 0;
+        return (metric(m, 'corvid_tunnel_transmit_bytes_total', 'peer="b"') ?? 0) > 0 && (metric(m, 'corvid_tunnel_receive_bytes_total', 'peer="b"') ?? 0) > 0;
       }, 5000, 200);
       const m = await metricsOf(a.gwNode);
       assert.equal(metric(m, 'corvid_tunnel_up', 'peer="b"'), 1);

@@ -130,8 +130,8 @@ test('metrics: byte counters stay monotonic across SA replacements; gone peers d
   m.record(res([{ uniqueId: '1', bytesIn: 150, bytesOut: 50 }]), 9027, new Date(1001_000));
   m.record(res([{ uniqueId: '2', bytesIn: 30, bytesOut: 5 }]), 9027, new Date(1002_000)); // rekeyed: new SA from 0
   let text = await m.text();
-  assert.match(text, /corvid_tunnel_bytes_in_total\{peer="b"\} 180/);
-  assert.match(text, /corvid_tunnel_bytes_out_total\{peer="b"\} 55/);
+  assert.match(text, /corvid_tunnel_receive_bytes_total\{peer="b"\} 180/);
+  assert.match(text, /corvid_tunnel_transmit_bytes_total\{peer="b"\} 55/);
   assert.match(text, /corvid_tunnel_up\{peer="b"\} 1/);
   assert.match(text, /corvid_agent_last_apply_timestamp_seconds 1002/);
   assert.match(text, /corvid_routes\{table="9027"\} 0/);

@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netns.ts';
 import { Iproute } from '../../src/adapters/iproute/iproute.ts';
-import { Reconciler } from '../../src/agent/reconciler.ts';
+import { DatapathReconciler } from '../../src/agent/reconciler.ts';
 import { SecretReader } from '../../src/agent/secrets.ts';
 import { silentLogger } from '../../src/agent/log.ts';
 import { nodePlan } from '../../src/nodeplan/index.ts';
@@ -102,7 +102,7 @@ test('dual stack: the member routes the other pool\'s IPv6 pods via the gateway\
   // Nothing routes there yet.
   assert.equal(await ping6('fd00:b::5'), false);
 
-  const member = new Reconciler({ iproute: new Iproute({ table: TABLE, netns: memberNs }), secrets: new SecretReader(secrets!.dir), log: silentLogger });
+  const member = new DatapathReconciler({ iproute: new Iproute({ table: TABLE, netns: memberNs }), secrets: new SecretReader(secrets!.dir), log: silentLogger });
   const first = await member.reconcile(p);
   assert.deepEqual(first.errors, []);
   assert.equal(first.viciChecked, false);

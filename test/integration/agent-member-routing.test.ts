@@ -23,7 +23,7 @@ import { encodeGatewayAnnotations } from '../../src/gateway/annotations.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import type { EncryptionPolicy, MemberRouting } from '../../src/topology/types.ts';
 import { nodePlan, VXLAN_DEVICE, type NodePlan } from '../../src/nodeplan/index.ts';
-import { Reconciler } from '../../src/agent/reconciler.ts';
+import { DatapathReconciler } from '../../src/agent/reconciler.ts';
 import { Iproute } from '../../src/adapters/iproute/iproute.ts';
 import { VxlanLink } from '../../src/adapters/iproute/vxlan.ts';
 import { Nft } from '../../src/adapters/nft/nft.ts';
@@ -77,17 +77,17 @@ for (const cni of ['flannel', 'calico'] as const) describe(cni, () => {
   let lanNs = '';
   let routerNs = '';
   let stateDir = '';
-  const reconcilers = new Map<string, Reconciler>();
+  const reconcilers = new Map<string, DatapathReconciler>();
 
   function pod(name: string): Pod {
     return cluster.podsOn(name)[0]!;
   }
 
-  function reconcilerOf(name: string): Reconciler {
+  function reconcilerOf(name: string): DatapathReconciler {
     let r = reconcilers.get(name);
     if (r === undefined) {
       const netns = ns.get(name)!;
-      r = new Reconciler({
+      r = new DatapathReconciler({
         iproute: new Iproute({ table: TABLE, netns }),
         vxlan: new VxlanLink({ device: VXLAN_DEVICE, netns }),
         nft: new Nft({ netns }),

@@ -1,4 +1,4 @@
-// The Reconciler against two real charons (kernel-libipsec) in network namespaces, without Kubernetes:
+// The DatapathReconciler against two real charons (kernel-libipsec) in network namespaces, without Kubernetes:
 // plan -> conns, keys, initiate; pod-to-pod ping through the tunnel; drift repair; a charon restart; teardown.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netn
 import { charonSkipReason, startCharon, type CharonInstance } from '../support/charon.ts';
 import { ViciSession } from '../../src/agent/vici/index.ts';
 import { Iproute } from '../../src/adapters/iproute/iproute.ts';
-import { Reconciler } from '../../src/agent/reconciler.ts';
+import { DatapathReconciler } from '../../src/agent/reconciler.ts';
 import { SecretReader } from '../../src/agent/secrets.ts';
 import { silentLogger } from '../../src/agent/log.ts';
 import { nodePlan } from '../../src/nodeplan/index.ts';
@@ -46,7 +46,7 @@ function side(p: PoolLab, charon: CharonInstance, memberNs?: string) {
   const vici = new ViciSession(charon.socketPath, { reconnectTimeoutMs: 5000 });
   sessions.push(vici);
   const mk = (ns: string, withVici: boolean) =>
-    new Reconciler({
+    new DatapathReconciler({
       vici: withVici ? vici : undefined,
       iproute: new Iproute({ table: 9027, netns: ns }),
       secrets: new SecretReader(secrets!.dir),
@@ -113,7 +113,7 @@ test('reconciler: tunnel up from the plan, pods ping across, drift and charon re
   assert.deepEqual(afterRestart.viciActions, ['load-shared corvid-b', 'load-conn corvid-b', 'initiate corvid-b']);
   assert.ok(await waitFor('ping after charon restart', () => ping(a.memberNs, a.memberPod, b.memberPod), 10_000));
 
-  // A new Reconciler (agent restart) with the same plan leaves the working SA alone.
+  // A new DatapathReconciler (agent restart) with the same plan leaves the working SA alone.
   const fresh = side(a, charonA!).gw;
   const r2 = await fresh.reconcile(plan(a.gwNode));
   assert.deepEqual(r2.errors, []);
@@ -149,7 +149,7 @@ test('reconciler: a weak or missing PSK is refused and never appears in errors',
     await writeFile(join(weakDir.dir, 'corvid-psk', 'psk'), key, { mode: 0o600 });
     const vici = new ViciSession(charonA!.socketPath);
     sessions.push(vici);
-    const r = new Reconciler({ vici, iproute: new Iproute({ table: 9027, netns: a.gwNs }), secrets: new SecretReader(weakDir.dir), log: silentLogger });
+    const r = new DatapathReconciler({ vici, iproute: new Iproute({ table: 9027, netns: a.gwNs }), secrets: new SecretReader(weakDir.dir), log: silentLogger });
     const res = await r.reconcile(nodePlan({ gateways: gws, nodeName: a.gwNode }));
     assert.equal(res.ok, false);
     assert.match(res.errors.join('\n'), /refusing PSK from .*corvid-psk\/psk: a known placeholder value/);
@@ -157,7 +157,7 @@ test('reconciler: a weak or missing PSK is refused and never appears in errors',
     assert.deepEqual(await vici.getConns(), []);
     assert.deepEqual(await vici.getShared(), []);
 
-    const missing = new Reconciler({ vici, iproute: new Iproute({ table: 9027, netns: a.gwNs }), secrets: new SecretReader('/nonexistent'), log: silentLogger });
+    const missing = new DatapathReconciler({ vici, iproute: new Iproute({ table: 9027, netns: a.gwNs }), secrets: new SecretReader('/nonexistent'), log: silentLogger });
     const res2 = await missing.reconcile(nodePlan({ gateways: gws, nodeName: a.gwNode }));
     assert.match(res2.errors.join('\n'), /cannot read PSK file \/nonexistent\/corvid-psk\/psk \(ENOENT\)/);
   } finally {

@@ -1,5 +1,5 @@
 // Two pools behind real NAT routers (nftables masquerade) reach each other only through the relay pool's gateway:
-// the node plans and the Reconciler against three real charons (kernel-libipsec), without Kubernetes.
+// the node plans and the DatapathReconciler against three real charons (kernel-libipsec), without Kubernetes.
 //
 //   l-gw 172.16.1.10 ── lyon router (NAT) 192.0.2.20 ─┐
 //                                                      ├─ "Internet" 192.0.2.0/24 (a bridge) ── c-gw 192.0.2.10 (relay)
@@ -16,7 +16,7 @@ import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netn
 import { charonSkipReason, startCharon, type CharonInstance } from '../support/charon.ts';
 import { ViciSession } from '../../src/agent/vici/index.ts';
 import { Iproute } from '../../src/adapters/iproute/iproute.ts';
-import { Reconciler } from '../../src/agent/reconciler.ts';
+import { DatapathReconciler } from '../../src/agent/reconciler.ts';
 import { SecretReader } from '../../src/agent/secrets.ts';
 import { silentLogger } from '../../src/agent/log.ts';
 import { nodePlan } from '../../src/nodeplan/index.ts';
@@ -101,10 +101,10 @@ after(async () => {
   await secrets?.remove();
 });
 
-function reconciler(pool: string): { r: Reconciler; vici: ViciSession } {
+function reconciler(pool: string): { r: DatapathReconciler; vici: ViciSession } {
   const vici = new ViciSession(charons[pool].socketPath, { reconnectTimeoutMs: 5000 });
   sessions.push(vici);
-  return { vici, r: new Reconciler({ vici, iproute: new Iproute({ table: 9027, netns: ns[pool] }), secrets: new SecretReader(secrets!.dir), log: silentLogger }) };
+  return { vici, r: new DatapathReconciler({ vici, iproute: new Iproute({ table: 9027, netns: ns[pool] }), secrets: new SecretReader(secrets!.dir), log: silentLogger }) };
 }
 
 async function ping(from: string, src: string, dst: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-// The WireGuard backend on real interfaces: the Reconciler with the real Iproute and WireguardLink adapters (the
+// The WireGuard backend on real interfaces: the DatapathReconciler with the real Iproute and WireguardLink adapters (the
 // kernel's WireGuard where it has it, else wireguard-go) in network namespaces, without Kubernetes.
 //
 //   pod a 10.101.0.5/24 ── vpod 10.101.0.1 [a-gw] wan0 192.0.2.1 ═══ 192.0.2.2 wan0 [b-gw] cali0 ── pod b 10.102.0.5/32
@@ -20,7 +20,7 @@ import { Iproute } from '../../src/adapters/iproute/iproute.ts';
 import { Nft } from '../../src/adapters/nft/nft.ts';
 import { WireguardLink, wireguardPsk, type ActualPeer } from '../../src/adapters/wireguard/wireguard.ts';
 import { loadOrCreateKey, type LoadedKey } from '../../src/adapters/wireguard/keyfile.ts';
-import { Reconciler, type ReconcileResult } from '../../src/agent/reconciler.ts';
+import { DatapathReconciler, type ReconcileResult } from '../../src/agent/reconciler.ts';
 import { SecretReader } from '../../src/agent/secrets.ts';
 import { silentLogger } from '../../src/agent/log.ts';
 import { encodeGatewayAnnotations } from '../../src/gateway/annotations.ts';
@@ -137,9 +137,9 @@ function link(s: Side): WireguardLink {
   return new WireguardLink({ device: WG, netns: s.gwNs, socketDir: s.socketDir });
 }
 
-function reconciler(s: Side, o: { key?: LoadedKey; secretDir?: string } = {}): Reconciler {
+function reconciler(s: Side, o: { key?: LoadedKey; secretDir?: string } = {}): DatapathReconciler {
   const k = o.key ?? s.key;
-  return new Reconciler({
+  return new DatapathReconciler({
     iproute: new Iproute({ table: TABLE, netns: s.gwNs }),
     wireguard: link(s),
     wireguardKey: { privateKey: k.privateKey, publicKey: k.publicKey },
@@ -148,13 +148,13 @@ function reconciler(s: Side, o: { key?: LoadedKey; secretDir?: string } = {}): R
   });
 }
 
-async function reconcile(r: Reconciler, plan: NodePlan): Promise<ReconcileResult> {
+async function reconcile(r: DatapathReconciler, plan: NodePlan): Promise<ReconcileResult> {
   const res = await r.reconcile(plan);
   results.push(res);
   return res;
 }
 
-async function teardown(r: Reconciler): Promise<ReconcileResult> {
+async function teardown(r: DatapathReconciler): Promise<ReconcileResult> {
   const res = await r.teardown();
   results.push(res);
   return res;
@@ -213,8 +213,8 @@ async function linkKind(s: Side): Promise<string | undefined> {
   return (JSON.parse(r.stdout) as Array<{ linkinfo?: { info_kind?: string } }>)[0]?.linkinfo?.info_kind ?? '';
 }
 
-let ra: Reconciler;
-let rb: Reconciler;
+let ra: DatapathReconciler;
+let rb: DatapathReconciler;
 
 // ---------------------------------------------------------------- the tests (in order: each starts where the last ended)
 
@@ -424,7 +424,7 @@ test('wireguard: when corvid.wg cannot be made, a peer pool\'s traffic does not 
   await lab.addr(peerNs, 'wan0', '192.0.2.254/24');
   await lab.route(ns, 'default', 'via', '192.0.2.254');
   const broken = (nft: boolean) =>
-    new Reconciler({
+    new DatapathReconciler({
       iproute: new Iproute({ table: TABLE, netns: ns }),
       wireguard: new WireguardLink({ device: WG, netns: ns, socketDir: a.socketDir, implementation: 'userspace', wireguardGoPath: join(tmp, 'no-wireguard-go') }),
       wireguardKey: { privateKey: a.key.privateKey, publicKey: a.key.publicKey },

@@ -105,7 +105,7 @@ test('corvid sync as a process: flags, /readyz and /metrics, clean exit on SIGTE
     await waitFor('pool-p written by the process', async () => (await getGateway(kc, 'pool-p'))?.metadata.annotations?.['corvid.dev/revision'] === sha256(text), 15_000);
     await waitFor('/readyz', async () => (await fetch(`http://127.0.0.1:${health}/readyz`)).status === 200, 5000);
     const m = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
-    assert.match(m, /corvid_sync_leader 1/);
+    assert.match(m, /leader_election_master_status\{name="corvid-proc-test"\} 1/);
     assert.match(m, /process_cpu_seconds_total/);
     child.kill('SIGTERM');
     assert.equal(await exited, 0, stderr);

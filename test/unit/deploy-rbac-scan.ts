@@ -77,6 +77,8 @@ export interface Need {
   verb: string;
   /** Static namespace, '{}' when computed at run time, undefined for cluster-scoped requests. */
   namespace?: string;
+  /** The object's name, when the path names one that is known before run time (what resourceNames can grant). */
+  name?: string;
   /** file:line of the call. */
   where: string;
   /** The function or class the call is in. */
@@ -269,7 +271,8 @@ export function createScanner(src: string): Scanner {
       default:
         return `unknown HTTP method "${method}"`;
     }
-    return verbs.map((verb) => ({ group, resource: res, verb, namespace, where: where(at), decl: enclosingDecl(at) }));
+    const known = name !== undefined && !name.includes(DYNAMIC) ? { name } : {};
+    return verbs.map((verb) => ({ group, resource: res, verb, namespace, ...known, where: where(at), decl: enclosingDecl(at) }));
   }
 
   /** client-node generated API method -> needs, or an error asking to extend the mapping. */

@@ -70,8 +70,9 @@ function grantsFor(serviceAccount: string, extra: any[] = []): Grant[] {
   return out;
 }
 
-function allows(g: Grant, n: Pick<Need, 'group' | 'resource' | 'verb' | 'namespace'>): boolean {
-  if (g.rule.resourceNames?.length) return false; // never enough for list/watch/create; we use none
+function allows(g: Grant, n: Pick<Need, 'group' | 'resource' | 'verb' | 'namespace' | 'name'>): boolean {
+  // resourceNames grants a call on an object whose name is known before run time, and never list, watch or create.
+  if (g.rule.resourceNames?.length && (n.name === undefined || !g.rule.resourceNames.includes(n.name))) return false;
   if (g.namespace !== undefined) {
     if (n.namespace === undefined) return false;
     if (n.namespace !== DYNAMIC && n.namespace !== g.namespace) return false;

@@ -94,6 +94,47 @@ export const CONTENT_TYPE = {
   apply: 'application/apply-patch+yaml',
 } as const;
 
+/**
+ * How one API request ended, as client-go's rest_client_requests_total labels it: `code` is the HTTP status, or
+ * `<error>` when no answer came (network error, timeout); `host` is the API server's host:port.
+ */
+export interface RequestResult {
+  code: string;
+  method: HttpMethod;
+  host: string;
+}
+
+// Per KubeConfig, so that several syncs or agents in one process (tests) each count their own requests.
+const requestObservers = new WeakMap<KubeConfig, Set<(r: RequestResult) => void>>();
+
+/** Call `observer` after every request (a watch included) made with `kc`. Returns the function that stops it. */
+export function observeRequests(kc: KubeConfig, observer: (r: RequestResult) => void): () => void {
+  let set = requestObservers.get(kc);
+  if (set === undefined) {
+    set = new Set();
+    requestObservers.set(kc, set);
+  }
+  set.add(observer);
+  return () => void set.delete(observer);
+}
+
+/** Reports a request's end once: its status when an answer came, else `<error>`. */
+function requestReporter(kc: KubeConfig, method: HttpMethod, url: URL): (statusCode: number | undefined) => void {
+  let reported = false;
+  return (statusCode) => {
+    if (reported) return;
+    reported = true;
+    const result: RequestResult = { code: statusCode === undefined ? '<error>' : String(statusCode), method, host: url.host };
+    for (const observe of requestObservers.get(kc) ?? []) {
+      try {
+        observe(result);
+      } catch {
+        // a metric must never fail a request
+      }
+    }
+  };
+}
+
 const agents = new WeakMap<KubeConfig, HttpAgent>();
 // Watches hold their connection for minutes: they get their own sockets rather than taking the request pool's.
 const watchAgents = new WeakMap<KubeConfig, HttpAgent>();
@@ -134,8 +175,10 @@ export function kubeUrl(kc: KubeConfig, path: string, query?: KubeRequest['query
 export async function kubeRequest<T = any>(kc: KubeConfig, req: KubeRequest): Promise<T> {
   const body = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
   const { url, options, send } = await prepare(kc, req, body === undefined ? undefined : { type: req.contentType ?? CONTENT_TYPE.json, length: body.length });
+  const report = requestReporter(kc, req.method, url);
   return new Promise<T>((resolve, reject) => {
     const r = send(url, options, (res) => {
+      report(res.statusCode);
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
@@ -147,7 +190,10 @@ export async function kubeRequest<T = any>(kc: KubeConfig, req: KubeRequest): Pr
       });
     });
     r.on('timeout', () => r.destroy(new Error(`${req.method} ${req.path}: timed out after ${req.timeoutMs ?? 30_000} ms`)));
-    r.on('error', reject);
+    r.on('error', (e) => {
+      report(undefined);
+      reject(e);
+    });
     if (body !== undefined) r.write(body);
     r.end();
   });
@@ -215,8 +261,10 @@ export async function kubeWatch(
 ): Promise<void> {
   const { url, options, send } = await prepare(kc, { method: 'GET', path, query: { ...query, watch: true }, timeoutMs: o.idleTimeoutMs, signal: o.signal });
   options.agent = watchAgentFor(kc, url.protocol === 'https:');
+  const report = requestReporter(kc, 'GET', url);
   return new Promise<void>((resolve, reject) => {
     const r = send(url, options, (res) => {
+      report(res.statusCode);
       const code = res.statusCode ?? 0;
       if (code < 200 || code >= 300) {
         const chunks: Buffer[] = [];
@@ -250,8 +298,14 @@ export async function kubeWatch(
     });
     // The socket's idle timeout: nothing (not even a bookmark) for that long means the connection is gone.
     r.on('timeout', () => r.destroy());
-    r.on('close', () => resolve());
-    r.on('error', reject);
+    r.on('close', () => {
+      report(undefined); // closed before any answer (idle timeout); a no-op once answered
+      resolve();
+    });
+    r.on('error', (e) => {
+      report(undefined);
+      reject(e);
+    });
     r.end();
   });
 }
