@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: Com
   diff: { summary: 'show what a topology change would do to the live cluster', load: () => import('./commands/diff.ts') },
   graph: { summary: 'draw the network as SVG, DOT or Mermaid', load: () => import('./commands/graph.ts') },
   status: { summary: 'show pools, gateways and tunnels of the live cluster', load: () => import('./commands/status.ts') },
+  import: { summary: "write a topology from a live cluster's Raven Gateways", load: () => import('./commands/import.ts') },
   sync: { summary: 'run the sync controller (topology in, Gateways out)', load: () => import('./commands/sync.ts') },
   agent: { summary: 'run the node agent (Gateways in, tunnels and routes out)', load: () => import('./commands/agent.ts') },
 };

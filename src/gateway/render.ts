@@ -26,11 +26,12 @@ export function canonicalGateway(gw: Gateway): Gateway {
   return canonicalize(copy);
 }
 
+/** How Corvid writes YAML: no folded lines, no anchors or aliases. */
+export const YAML_OPTIONS = { lineWidth: 0, minContentWidth: 0, aliasDuplicateObjects: false } as const;
+
 /** A YAML stream, one document per Gateway in the given order, each starting with `---`. Empty input -> ''. */
 export function renderGatewaysYaml(gws: readonly Gateway[]): string {
-  return gws
-    .map((g) => `---\n${stringify(canonicalGateway(g), { lineWidth: 0, minContentWidth: 0, aliasDuplicateObjects: false })}`)
-    .join('');
+  return gws.map((g) => `---\n${stringify(canonicalGateway(g), YAML_OPTIONS)}`).join('');
 }
 
 /** The annotation prefix Corvid owns. */

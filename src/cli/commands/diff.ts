@@ -27,7 +27,7 @@ import {
   usageError,
 } from '../inputs.ts';
 import type { HeartbeatLease, InventoryNode } from '../../plan/index.ts';
-import { canonicalGateway, CORVID_PREFIX } from '../../gateway/render.ts';
+import { canonicalGateway, CORVID_PREFIX, YAML_OPTIONS } from '../../gateway/render.ts';
 import { MANAGED_BY_LABEL, POOL_LABEL, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../../gateway/keys.ts';
 import { GATEWAY_GROUP, GATEWAY_KIND, GATEWAY_VERSION } from '../../gateway/types.ts';
 import type { Gateway } from '../../gateway/types.ts';
@@ -109,7 +109,7 @@ export function mergedObject(desired: Gateway, live: Gateway | undefined): Gatew
 
 export function objectYaml(g: Gateway | undefined): string {
   if (!g) return '';
-  return stringify(canonicalGateway(g), { lineWidth: 0, minContentWidth: 0, aliasDuplicateObjects: false });
+  return stringify(canonicalGateway(g), YAML_OPTIONS);
 }
 
 /** Per-object comparison of live (owned) and desired Gateways, sorted by name; unchanged objects are left out. */
