@@ -33,7 +33,8 @@ function checkLimits(limits: ValidationLimits): void {
   if (!(limits.timeoutMs > 0)) throw new RangeError(`the validation timeout must be positive (got ${limits.timeoutMs} ms)`);
 }
 
-const THREAD = new URL('./validate-worker-thread.ts', import.meta.url);
+// .js when this module is the npm package's compiled JavaScript (dist/), .ts when Node strips the types of src/.
+const THREAD = new URL(`./validate-worker-thread${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url);
 
 function refused(message: string): Verdict {
   return { ok: false, reason: REJECT.validationFailed, message };

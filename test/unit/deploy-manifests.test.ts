@@ -1,5 +1,5 @@
 // deploy/: every manifest parses and names itself; the workloads carry the settings the design depends on;
-// kustomize renders every entry point (when kubectl is installed); the Dockerfile builds what the manifests run.
+// kustomize renders every entry point (when kubectl is installed). The image itself: deploy-image.test.ts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -7,7 +7,6 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { DEFAULT_VALIDATION_LIMITS } from '../../src/sync/validate-worker.ts';
 import { DEFAULT_WIREGUARD_KEY_FILE } from '../../src/cli/commands/agent.ts';
 import {
   DEPLOY,
@@ -226,48 +225,14 @@ describe('deploy/base', () => {
     assert.match(conf, /load_modular = no/);
   });
 
-  test('every container runs the corvid image at the package version', () => {
+  test('every container names the image `corvid`, whose tag deploy/image sets', () => {
     const images = [
       ...deployment.spec.template.spec.containers,
       ...daemonset.spec.template.spec.containers,
       ...manifestsOf('argocd/repo-server-patch.yaml')[0].spec.template.spec.containers,
     ].map((c: { image: string }) => c.image);
-    for (const image of images) assert.equal(image, `corvid:${VERSION}`);
-    const overlay = loadYamlFile(join(DEPLOY, 'overlays', 'example', 'kustomization.yaml'))[0].obj;
-    assert.equal(overlay.images[0].name, 'corvid');
-    assert.equal(overlay.images[0].newTag, VERSION);
-  });
-});
-
-describe('deploy/Dockerfile', () => {
-  const dockerfile = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8');
-  const lines = dockerfile.split('\n').filter((l) => !l.startsWith('#'));
-
-  test('Node 24 on Debian, the strongSwan, iproute2 and WireGuard packages, production dependencies only', () => {
-    assert.match(dockerfile, /^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
-    for (const pkg of ['strongswan-charon', 'strongswan-swanctl', 'libcharon-extra-plugins', 'iproute2', 'nftables', 'wireguard-tools', 'wireguard-go', 'tini']) {
-      assert.match(dockerfile, new RegExp(`\\b${pkg}\\b`), pkg);
-    }
-    assert.match(dockerfile, /npm ci --omit=dev/);
-    // tini reaps the daemons the agent's tools fork (wireguard-go), which Node as PID 1 would leave as zombies.
-    assert.match(lines.filter((l) => /^ENTRYPOINT /.test(l)).at(-1) ?? '', /^ENTRYPOINT \["tini", "--", "corvid"\]$/);
-    const user = lines.filter((l) => /^USER /.test(l)).at(-1) ?? '';
-    assert.match(user, /^USER [1-9]\d*(:\d+)?$/, 'the image runs as a non-root user by default');
-  });
-
-  test('every path it copies exists and the ignore file lets it through', () => {
-    const ignore = readFileSync(join(DEPLOY, 'Dockerfile.dockerignore'), 'utf8');
-    for (const l of lines.filter((x) => /^COPY /.test(x) && !x.includes('--from='))) {
-      const srcs = l.replace(/^COPY\s+/, '').split(/\s+/).slice(0, -1);
-      for (const s of srcs) {
-        assert.ok(existsSync(join(REPO_ROOT, s)), `COPY ${s}: not in the repository`);
-        assert.ok(ignore.includes(`!${s}`), `COPY ${s}: excluded by Dockerfile.dockerignore`);
-      }
-    }
-    // The charon sidecar's command and the probes' swanctl come from the packages installed above.
-    const ds = manifestsOf('base/agent-daemonset.yaml')[0];
-    const charon = ds.spec.template.spec.containers.find((c: { name: string }) => c.name === 'charon');
-    assert.equal(charon.command[0], '/usr/lib/ipsec/charon');
+    for (const image of images) assert.equal(image, 'corvid');
+    // The rendered images, the package version and the build script's list: test/unit/deploy-image.test.ts.
   });
 });
 
@@ -301,38 +266,6 @@ function kustomize(dir: string): any[] {
   assert.equal(r.status, 0, `kubectl kustomize ${dir}:\n${r.stderr}`);
   return parseAllDocuments(r.stdout).map((d) => d.toJS());
 }
-
-describe('resources hold the measured figures', () => {
-  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
-  const row = (label: RegExp): string => {
-    const line = readme.split('\n').find((l) => l.startsWith('|') && label.test(l));
-    assert.ok(line, `README has a row for ${label}`);
-    return line.split('|')[2];
-  };
-  const mib = (q: string): number => {
-    const m = /^(\d+)(Mi|Gi)$/.exec(q);
-    assert.ok(m, `a memory quantity in Mi or Gi: ${q}`);
-    return Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
-  };
-  const resourcesOf = (file: string, name: string) =>
-    manifestsOf(file)[0].spec.template.spec.containers.find((c: { name: string }) => c.name === name).resources;
-
-  test('sync: the request covers 1k nodes, the limit 10k nodes plus a validation worker, with 15 % headroom', () => {
-    const [at1k, at10k] = /(\d+) \/ (\d+) MiB VmRSS/.exec(row(/`corvid sync` RSS at 1k \/ 10k nodes/))!.slice(1).map(Number);
-    const r = resourcesOf('base/sync-deployment.yaml', 'sync');
-    assert.ok(mib(r.requests.memory) >= at1k, `request ${r.requests.memory} < ${at1k} MiB measured at 1k nodes`);
-    const need = (at10k + DEFAULT_VALIDATION_LIMITS.memoryMiB) * 1.15;
-    assert.ok(mib(r.limits.memory) >= need, `limit ${r.limits.memory} < ${need.toFixed(0)} MiB (10k nodes ${at10k} + worker ${DEFAULT_VALIDATION_LIMITS.memoryMiB}, +15 %)`);
-  });
-
-  test('agent: the request covers the measured RSS, the limit 1.5 times it', () => {
-    const [gateway, member] = /(\d+) \/ (\d+) MiB VmRSS/.exec(row(/`corvid agent` RSS/))!.slice(1).map(Number);
-    const r = resourcesOf('base/agent-daemonset.yaml', 'agent');
-    const worst = Math.max(gateway, member);
-    assert.ok(mib(r.requests.memory) >= worst, `request ${r.requests.memory} < ${worst} MiB measured`);
-    assert.ok(mib(r.limits.memory) >= worst * 1.5, `limit ${r.limits.memory} < 1.5 x ${worst} MiB`);
-  });
-});
 
 describe('kustomize renders', { skip: KUBECTL ? undefined : 'kubectl not on PATH: install kubectl to render the kustomizations' }, () => {
   test('base and the example overlay: namespaces, image, generated ConfigMap reference', (t) => {
@@ -409,44 +342,6 @@ describe('kustomize renders', { skip: KUBECTL ? undefined : 'kubectl not on PATH
       const verbs = (resource: string) => role.rules.find((r: { resources: string[] }) => r.resources.includes(resource)).verbs;
       assert.deepEqual(verbs('gateways'), ['get', 'list', 'watch', 'patch']);
       assert.deepEqual(verbs('gateways/status'), ['patch', 'update']);
-    } finally {
-      copy.cleanup();
-    }
-  });
-
-  test('every documented composition renders a sync command that starts (all flags pass; only the cluster is missing)', () => {
-    const copy = deployCopy();
-    try {
-      const combos: Record<string, string[]> = {
-        'example': [],
-        'example + topology-status-object': ['topology-status-object'],
-        'example + topology-status-object + gateway-spec-external (corvid-gateways.yaml)': ['topology-status-object', 'gateway-spec-external'],
-      };
-      for (const [name, components] of Object.entries(combos)) {
-        const dir = join(copy.dir, 'overlays', `combo-${components.length}`);
-        mkdirSync(dir);
-        writeFileSync(join(dir, 'kustomization.yaml'), `resources: [../example]\ncomponents: [${components.map((c) => `../../components/${c}`).join(', ')}]\n`);
-        const objs = kustomize(dir);
-        const sync = findObject(objs, 'Deployment', 'corvid-sync').spec.template.spec.containers.find((c: { name: string }) => c.name === 'sync');
-        // $(VAR) as the kubelet expands it: the downward API and the ConfigMaps the pod refers to.
-        const env: Record<string, string> = { POD_NAME: 'corvid-sync-0', POD_NAMESPACE: 'corvid-system' };
-        for (const e of sync.env ?? []) {
-          const ref = e.valueFrom?.configMapKeyRef;
-          if (ref === undefined) continue;
-          const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === ref.name);
-          assert.ok(cm?.data?.[ref.key] !== undefined, `${name}: ConfigMap ${ref.name} with key ${ref.key} is rendered`);
-          env[e.name] = cm.data[ref.key];
-        }
-        const args = (sync.args as string[]).map((a) => a.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, v: string) => env[v] ?? m));
-        assert.ok(!args.some((a) => a.includes('$(')), `${name}: unexpanded variable in ${args.join(' ')}`);
-        const r = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'corvid.js'), ...args], {
-          encoding: 'utf8',
-          timeout: 30_000,
-          env: { PATH: process.env.PATH ?? '', HOME: tmpdir(), KUBECONFIG: join(tmpdir(), 'corvid-no-such-kubeconfig') },
-        });
-        // Every flag and combination was accepted: what fails first is loading the (missing) kubeconfig.
-        assert.match(r.stderr, /cannot load kubeconfig|no kubeconfig found/, `${name}: corvid ${args.join(' ')}\n${r.stderr}`);
-      }
     } finally {
       copy.cleanup();
     }

@@ -48,7 +48,8 @@ export async function openLiveness(o: LivenessEndpointOptions): Promise<Liveness
       close: () => udp.close(),
     };
   }
-  const worker = fileURLToPath(new URL('./worker.ts', import.meta.url));
+  // .js in the npm package's compiled JavaScript (dist/), .ts in src/.
+  const worker = fileURLToPath(new URL(`./worker${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url));
   const [cmd, args] = inNetns(o.netns, process.execPath, [worker, String(o.port), String(o.intervalMs)], o.ipPath);
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
