@@ -70,23 +70,36 @@ export async function stopAndCountLoss(f: Fabric, pingers: readonly Pinger[], t0
   return { worst, lines };
 }
 
-/** Each node's XFRM error counters (/proc/net/xfrm_stat of its namespace). */
-export async function xfrmCounters(f: Fabric, nodes: readonly string[]): Promise<Map<string, Map<string, number>>> {
+/** The IP and ICMP counters that tell where a forwarded packet died without IPsec's doing (a TTL spent in a loop...). */
+const DROP_COUNTERS = new Set(['Ip:OutNoRoutes', 'Ip:InAddrErrors', 'Ip:InDiscards', 'Ip:OutDiscards', 'Icmp:OutTimeExcds', 'Icmp:OutDestUnreachs']);
+
+/** Each node's XFRM error counters (/proc/net/xfrm_stat of its namespace) and its IP drop counters (/proc/net/snmp). */
+export async function dropCounters(f: Fabric, nodes: readonly string[]): Promise<Map<string, Map<string, number>>> {
   const out = new Map<string, Map<string, number>>();
   for (const n of nodes) {
-    const r = await f.lab.exec(f.node(n).ns, ['cat', '/proc/net/xfrm_stat'], { allowFail: true });
     const counters = new Map<string, number>();
-    for (const line of r.stdout.split('\n')) {
+    const xfrm = await f.lab.exec(f.node(n).ns, ['cat', '/proc/net/xfrm_stat'], { allowFail: true });
+    for (const line of xfrm.stdout.split('\n')) {
       const [name, value] = line.trim().split(/\s+/);
       if (name && value !== undefined) counters.set(name, Number(value));
+    }
+    // /proc/net/snmp: a line of names, then a line of values, per protocol.
+    const lines = (await f.lab.exec(f.node(n).ns, ['cat', '/proc/net/snmp'], { allowFail: true })).stdout.split('\n');
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = lines[i].trim().split(/\s+/);
+      const values = lines[i + 1].trim().split(/\s+/);
+      for (let j = 1; j < names.length; j++) {
+        const key = `${names[0]}${names[j]}`;
+        if (DROP_COUNTERS.has(key)) counters.set(key, Number(values[j]));
+      }
     }
     out.set(n, counters);
   }
   return out;
 }
 
-/** The XFRM counters that grew between two readings, as "node Counter +n" (a packet dropped for want of an SA...). */
-export function xfrmGrowth(before: Map<string, Map<string, number>>, after: Map<string, Map<string, number>>): string[] {
+/** The counters that grew between two readings, as "node Counter +n" (a packet dropped for want of an SA...). */
+export function counterGrowth(before: Map<string, Map<string, number>>, after: Map<string, Map<string, number>>): string[] {
   const lines: string[] = [];
   for (const [node, counters] of after) {
     for (const [name, value] of counters) {
