@@ -1,6 +1,7 @@
 // Prometheus metrics of the agent, and the HTTP endpoints /healthz, /readyz, /metrics.
 
-import { createServer, type Server } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import { serve, type Handler, type Listening } from '../adapters/http/server.ts';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { restClientRequests } from '../adapters/kube/request-metrics.ts';
 import type { ReconcileResult } from './reconciler.ts';
@@ -81,52 +82,29 @@ export interface HealthSource {
   ready(): { ready: boolean; reason?: string };
 }
 
-/** Serve /healthz, /readyz and /metrics on `addr` (`host:port`; port 0 picks one). Resolves to the bound port. */
-export async function serveHttp(addr: string, metrics: AgentMetrics, health: HealthSource): Promise<{ server: Server; port: number; close(): Promise<void> }> {
-  const { host, port } = parseListenAddress(addr);
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const send = (code: number, body: string, type = 'text/plain; charset=utf-8'): void => {
-      res.writeHead(code, { 'Content-Type': type });
-      res.end(body);
-    };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'method not allowed\n');
-    if (path === '/healthz') return health.healthy() ? send(200, 'ok\n') : send(503, 'unhealthy\n');
-    if (path === '/readyz') {
-      const r = health.ready();
-      return r.ready ? send(200, 'ok\n') : send(503, `not ready: ${r.reason ?? 'starting'}\n`);
-    }
-    if (path === '/metrics') {
-      metrics.text().then(
-        (t) => send(200, t, metrics.registry.contentType),
-        (e: Error) => send(500, `${e.message}\n`),
-      );
-      return;
-    }
-    send(404, 'not found\n');
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
-  });
-  const a = server.address();
-  const bound = typeof a === 'object' && a !== null ? a.port : port;
-  return {
-    server,
-    port: bound,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+/** Serve /healthz, /readyz and /metrics (GET and HEAD) on `addr` (`[host]:port`; port 0 picks one). */
+export async function serveHttp(addr: string, metrics: AgentMetrics, health: HealthSource): Promise<Listening> {
+  const send = (res: ServerResponse, code: number, body: string, type = 'text/plain; charset=utf-8'): void => {
+    res.writeHead(code, { 'Content-Type': type });
+    res.end(body);
   };
-}
-
-/** `host:port`, `[v6]:port` or `:port` (all interfaces). */
-export function parseListenAddress(addr: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
-  if (!m) throw new Error(`listen address must be host:port, got "${addr}"`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new Error(`port out of range in "${addr}"`);
-  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]);
-  return { host, port };
+  const healthz: Handler = (_req, res) => (health.healthy() ? send(res, 200, 'ok\n') : send(res, 503, 'unhealthy\n'));
+  const readyz: Handler = (_req, res) => {
+    const r = health.ready();
+    return r.ready ? send(res, 200, 'ok\n') : send(res, 503, `not ready: ${r.reason ?? 'starting'}\n`);
+  };
+  const metricsText: Handler = async (_req, res) => {
+    try {
+      send(res, 200, await metrics.text(), metrics.registry.contentType);
+    } catch (e) {
+      send(res, 500, `${(e as Error).message}\n`);
+    }
+  };
+  const routes: Record<string, Handler> = {};
+  for (const method of ['GET', 'HEAD']) {
+    routes[`${method} /healthz`] = healthz;
+    routes[`${method} /readyz`] = readyz;
+    routes[`${method} /metrics`] = metricsText;
+  }
+  return serve(addr, routes);
 }

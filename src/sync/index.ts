@@ -31,7 +31,7 @@ import { jsonLogger, type Logger } from './log.ts';
 import { createMetrics, type SyncMetrics } from './metrics.ts';
 import { countRequests } from '../adapters/kube/request-metrics.ts';
 import { GatewayReconciler, type GatewaySpecMode, type ReconcileReport } from './reconciler.ts';
-import { serve, type Handler, type Listening } from './server.ts';
+import { serve, type Handler, type Listening } from '../adapters/http/server.ts';
 import { ClusterSource } from './source-cluster.ts';
 import { FileSource } from './source-file.ts';
 import { GitSource } from './source-git.ts';

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { weakPskReason, MIN_PSK_BYTES, SecretReader } from '../../src/agent/secrets.ts';
 import { connHash, saMatchesTunnel, summariseSas, tunnelToConn } from '../../src/agent/conns.ts';
-import { AgentMetrics, parseListenAddress } from '../../src/agent/metrics.ts';
+import { AgentMetrics } from '../../src/agent/metrics.ts';
+import { parseAddress } from '../../src/adapters/http/server.ts';
 import { run as runAgent } from '../../src/cli/commands/agent.ts';
 import { jsonLogger } from '../../src/agent/log.ts';
 import type { NodePlan, TunnelPlan } from '../../src/nodeplan/index.ts';
@@ -141,10 +142,11 @@ test('metrics: byte counters stay monotonic across SA replacements; gone peers d
 });
 
 test('listen addresses', () => {
-  assert.deepEqual(parseListenAddress('127.0.0.1:9471'), { host: '127.0.0.1', port: 9471 });
-  assert.deepEqual(parseListenAddress(':9471'), { host: '0.0.0.0', port: 9471 });
-  assert.deepEqual(parseListenAddress('[::1]:0'), { host: '::1', port: 0 });
-  assert.throws(() => parseListenAddress('9471'), /host:port/);
+  assert.deepEqual(parseAddress('127.0.0.1:9471'), { host: '127.0.0.1', port: 9471 });
+  // Every interface, IPv4 and IPv6, as for the sync.
+  assert.deepEqual(parseAddress(':9471'), { host: undefined, port: 9471 });
+  assert.deepEqual(parseAddress('[::1]:0'), { host: '::1', port: 0 });
+  assert.throws(() => parseAddress('9471'), /host\]:port/);
 });
 
 test('corvid agent: usage errors exit 2 with one clear line', async () => {
@@ -163,7 +165,7 @@ test('corvid agent: usage errors exit 2 with one clear line', async () => {
   // Durations are written as in the topology: units h, m, s, ms, largest first; no fractions, no bare numbers.
   assert.match((await run(['--node-name', 'n', '--lease-renew', '1m30s', '--lease-duration', '1m'])).err, /shorter than/);
   for (const bad of ['1.5s', '3', 'x', '1s1m']) assert.match((await run(['--node-name', 'n', '--lease-renew', bad])).err, /positive duration like/, bad);
-  assert.match((await run(['--node-name', 'n', '--metrics-addr', 'nope'])).err, /host:port/);
+  assert.match((await run(['--node-name', 'n', '--metrics-addr', 'nope'])).err, /\[host\]:port/);
   assert.match((await run(['--node-name', 'n', '--kubeconfig', '/nonexistent'])).err, /cannot load kubeconfig/);
   const help = await run(['--help']);
   assert.equal(help.code, 0);

@@ -67,8 +67,8 @@ Flags:
       --liveness-down-after DUR
                               silence after which a candidate is reported unreachable on this node's Lease, and
                               the sync takes it out of the election (default ${DEFAULT_LIVENESS.downAfterMs}ms)
-      --metrics-addr ADDR     /healthz, /readyz, /metrics listen address, host:port (default ${DEFAULT_METRICS_ADDR};
-                              "" disables)
+      --metrics-addr ADDR     /healthz, /readyz, /metrics listen address, [host]:port (":port": every
+                              interface; default ${DEFAULT_METRICS_ADDR}; "" disables)
       --packet-filter on|off  manage the nftables table inet corvid (default on)
       --rp-filter loose|keep  loosen strict reverse-path filtering where cross-pool traffic needs it (default loose)
       --state-dir DIR         where the agent keeps what it must put back after a restart (default ${DEFAULT_STATE_DIR})
@@ -181,10 +181,10 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const { loadKubeConfig } = await import('../../adapters/kube/kubeconfig.ts');
   const { jsonLogger } = await import('../../agent/log.ts');
   const { Agent } = await import('../../agent/agent.ts');
-  const { parseListenAddress } = await import('../../agent/metrics.ts');
+  const { parseAddress } = await import('../../adapters/http/server.ts');
   if (metricsAddr !== '') {
     try {
-      parseListenAddress(metricsAddr);
+      parseAddress(metricsAddr);
     } catch (e) {
       return usage(`--metrics-addr: ${(e as Error).message}`);
     }

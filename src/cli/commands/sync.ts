@@ -11,7 +11,7 @@ import { bool, commandFlags, intFlag, str, type FlagOptions, type FlagValues } f
 import { parseDuration } from '../../topology/duration.ts';
 import type { GitRef, SignatureVerification } from '../../adapters/git/repo.ts';
 import { redactUrl } from '../../adapters/git/repo.ts';
-import { parseAddress } from '../../sync/server.ts';
+import { parseAddress } from '../../adapters/http/server.ts';
 import { MIN_VALIDATION_MEMORY_MIB } from '../../sync/validate-worker.ts';
 import { connect } from '../inputs.ts';
 import type { SyncOptions } from '../../sync/index.ts';

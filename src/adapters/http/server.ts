@@ -1,5 +1,5 @@
-// HTTP endpoints of the sync: /healthz, /readyz, /metrics and POST /hooks/git. Handlers are grouped by listen
-// address, so health and metrics may share a port or not.
+// The one HTTP server of the sync and the agent (/healthz, /readyz, /metrics; the sync's POST /hooks/git): routes by
+// method and path, bounded connections, bodies and timeouts. `:port` means every interface, IPv4 and IPv6, for both.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -27,6 +27,8 @@ const REQUEST_TIMEOUT_MS = 30_000;
 export interface Listening {
   /** host:port actually bound. */
   address: string;
+  /** The port actually bound (the one asked for, or the one the kernel picked for port 0). */
+  port: number;
   close(): Promise<void>;
 }
 
@@ -71,6 +73,7 @@ export async function serve(addr: string, routes: Record<string, Handler>): Prom
   const a = server.address() as AddressInfo;
   return {
     address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    port: a.port,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
