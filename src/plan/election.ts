@@ -138,6 +138,11 @@ const OUT_OF_REACH: ReadonlySet<Unhealth | undefined> = new Set<Unhealth | undef
  * healthy for half a timeout: when a partition heals, the pool's agents renew in whatever order, each within a renew
  * interval, and a standby back first must not take the role from an active endpoint that is back a moment later.
  */
+/** How long a standby must have been healthy before it counts as a live link to the API server (cutOffButReached). */
+export function liveLinkAfterSeconds(heartbeatTimeoutSeconds: number): number {
+  return heartbeatTimeoutSeconds / 2;
+}
+
 export function cutOffButReached(candidates: readonly CandidateState[], previousActive: readonly string[], reachedByPeers: boolean, heartbeatTimeoutSeconds: number): boolean {
   if (!reachedByPeers || heartbeatTimeoutSeconds <= 0) return false;
   const active = new Set(previousActive);
@@ -149,7 +154,7 @@ export function cutOffButReached(candidates: readonly CandidateState[], previous
       OUT_OF_REACH.has(c.unhealthy) ||
       (c.unhealthy === undefined &&
         c.heartbeatAgeSeconds !== undefined &&
-        (c.heartbeatAgeSeconds >= silentFor - heartbeatTimeoutSeconds / 2 || c.healthyForSeconds < heartbeatTimeoutSeconds / 2)),
+        (c.heartbeatAgeSeconds >= silentFor - heartbeatTimeoutSeconds / 2 || c.healthyForSeconds < liveLinkAfterSeconds(heartbeatTimeoutSeconds))),
   );
 }
 

@@ -6,7 +6,8 @@ export { inventoryFromNode, inventoryFromNodeList, InventoryError, isIP } from '
 export { deriveHealth, candidatePools, wireguardKeysFrom, emptyHealthMemory, heartbeatTimeoutFor, tunnelGraceSeconds, MIN_TUNNEL_GRACE_SECONDS, MAX_TUNNEL_GRACE_SECONDS, TUNNEL_GRACE_TIMEOUTS } from './health.ts';
 export type { HeartbeatLease, HealthMemory, HealthOptions } from './health.ts';
 export { matchesSelector, selectorError, compileSelector, SelectorIndex } from './selector.ts';
-export { candidateState, electPool, REASONS, FIRST_SHOW_GRACE_SECONDS } from './election.ts';
+export { candidateState, electPool, REASONS, FIRST_SHOW_GRACE_SECONDS, liveLinkAfterSeconds } from './election.ts';
+export { nextWake } from './wake.ts';
 export type { CandidateState, PoolElectionInput, PoolElectionResult, Unhealth } from './election.ts';
 export { candidateVerdicts } from './verdict.ts';
 export type { CandidateVerdict, VerdictInput } from './verdict.ts';

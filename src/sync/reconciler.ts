@@ -24,7 +24,7 @@ import { applyTopology, applyTopologyStatus, type TopologyObject } from '../adap
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../gateway/keys.ts';
 import { canonicalJson } from '../gateway/canonical.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../gateway/types.ts';
-import { FIRST_SHOW_GRACE_SECONDS, deriveHealth, candidatePools, wireguardKeysFrom, emptyHealthMemory, heartbeatTimeoutFor, inventoryFromNode, plan, tunnelGraceSeconds, type HealthMemory } from '../plan/index.ts';
+import { deriveHealth, candidatePools, wireguardKeysFrom, emptyHealthMemory, inventoryFromNode, nextWake, plan, type HealthMemory } from '../plan/index.ts';
 import type { CandidateHealth, InventoryNode, PlanResult, PodSubnetDecision, PodSubnetInput } from '../plan/index.ts';
 import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
 import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
@@ -657,43 +657,3 @@ export class GatewayReconciler {
   }
 }
 
-/**
- * The earliest time after `nowMs` at which a candidate's health changes with no event: a heartbeat passing its
- * timeout, a tunnel-down period passing the tunnel grace (tunnelGraceSeconds, as deriveHealth), a new candidate's
- * wait for a more preferred one ending, or a healthy candidate becoming mature (minHealthySeconds).
- */
-export function nextWake(
-  nowMs: number,
-  heartbeats: { node: string; renewTime?: string; acquireTime?: string; leaseDurationSeconds?: number; tunnels?: Record<string, { up: boolean; since: string }> }[],
-  health: Record<string, CandidateHealth>,
-  nodes: InventoryNode[],
-  heartbeatTimeoutSeconds: number,
-  minHealthySeconds: number,
-): number | undefined {
-  let best: number | undefined;
-  const consider = (ms: number | undefined): void => {
-    if (ms === undefined || Number.isNaN(ms) || ms <= nowMs) return;
-    if (best === undefined || ms < best) best = ms;
-  };
-  for (const hb of heartbeats) {
-    const timeoutS = heartbeatTimeoutFor(hb, { heartbeatTimeoutSeconds });
-    // Tunnels down for the grace (>= grace): wake at the boundary.
-    const graceMs = tunnelGraceSeconds(timeoutS) * 1000;
-    for (const t of Object.values(hb.tunnels ?? {})) if (!t.up) consider(Date.parse(t.since) + graceMs);
-    if (timeoutS === undefined) continue;
-    const renew = Date.parse(hb.renewTime ?? hb.acquireTime ?? '');
-    // Expired means age > timeout: wake just after the boundary.
-    consider(renew + timeoutS * 1000 + 1);
-  }
-  // A newly shown candidate's wait for a more preferred one ends (FIRST_SHOW_GRACE_SECONDS, plan/election.ts).
-  for (const h of Object.values(health)) if (h.heartbeatSince) consider(Date.parse(h.heartbeatSince) + FIRST_SHOW_GRACE_SECONDS * 1000 + 1);
-  if (minHealthySeconds > 0) {
-    const W = minHealthySeconds * 1000;
-    for (const n of nodes) if (n.readySince) consider(Date.parse(n.readySince) + W);
-    for (const h of Object.values(health)) {
-      if (h.heartbeatSince) consider(Date.parse(h.heartbeatSince) + W);
-      if (h.lastUnhealthy) consider(Date.parse(h.lastUnhealthy) + W);
-    }
-  }
-  return best;
-}

@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { computeChanges, emptyRefusal, ownedKey } from '../../src/sync/changes.ts';
 import { podSubnetProblems, topologyStatus, statusEquals } from '../../src/sync/status.ts';
 import { validate, verify, documentName } from '../../src/sync/validate.ts';
-import { nextWake } from '../../src/sync/reconciler.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 
 function gw(name: string, opts: { topology?: string; managed?: boolean; active?: string; endpoints?: string[]; rv?: string } = {}): Gateway {
@@ -117,29 +116,6 @@ test('verify and validate: an unverified commit and an invalid document are refu
   assert.ok(!bad.ok && /^topo\.yaml:\d+:\d+: spec\.pools: /m.test(bad.message), JSON.stringify(bad));
   assert.equal(!bad.ok && bad.name, 'x');
   assert.equal(documentName('{{{'), undefined);
-});
-
-test('nextWake: the earliest heartbeat expiry or maturity after now', () => {
-  const now = Date.parse('2026-01-01T00:00:10Z');
-  const hb = [
-    { node: 'a', renewTime: '2026-01-01T00:00:09Z' },
-    { node: 'b', renewTime: '2026-01-01T00:00:05Z' }, // already expired: no wake
-  ];
-  assert.equal(nextWake(now, hb, {}, [], 2, 0), Date.parse('2026-01-01T00:00:11Z') + 1);
-  const nodes = [{ name: 'a', labels: {}, ready: true, readySince: '2026-01-01T00:00:09.500Z', podCIDRs: [], unschedulable: false, drained: false }];
-  assert.equal(nextWake(now, [], {}, nodes, 2, 1), Date.parse('2026-01-01T00:00:10.500Z'));
-  assert.equal(nextWake(now, [], {}, [], 2, 0), undefined);
-});
-
-test('nextWake: a tunnel down wakes at since + the tunnel grace (max(10 s, min(3 × timeout, 30 s))), as deriveHealth decides', () => {
-  const now = Date.parse('2026-01-01T00:00:10Z');
-  const since = '2026-01-01T00:00:08Z';
-  const down = [{ node: 'a', tunnels: { b: { up: false, since } } }]; // no renewTime: only the tunnel can wake
-  assert.equal(nextWake(now, down, {}, [], 2, 0), Date.parse(since) + 10_000);
-  assert.equal(nextWake(now, down, {}, [], 5, 0), Date.parse(since) + 15_000);
-  assert.equal(nextWake(now, down, {}, [], 0, 0), Date.parse(since) + 10_000, 'no timeout at all: the minimum grace');
-  assert.equal(nextWake(now, down, {}, [], 40, 0), Date.parse(since) + 30_000, 'the default 40 s timeout: the capped grace');
-  assert.equal(nextWake(now, [{ node: 'a', tunnels: { b: { up: true, since } } }], {}, [], 2, 0), undefined);
 });
 
 test('podSubnetProblems: the Calico findings only, sorted and de-duplicated, at most 20 lines and a count', () => {
