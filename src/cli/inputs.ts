@@ -11,7 +11,7 @@ import { EXIT_USAGE } from './io.ts';
 import { formatTopologyError, loadTopology } from '../topology/index.ts';
 import { yamlMessage } from '../topology/parse.ts';
 import type { Topology } from '../topology/types.ts';
-import { CALICO_BLOCK_AFFINITY_VERSIONS, NO_CALICO, podSubnetInput, deriveHealth, candidatePools, wireguardKeysFrom, emptyHealthMemory, inventoryFromNodeList, plan } from '../plan/index.ts';
+import { CALICO_BLOCK_AFFINITY_VERSIONS, NO_CALICO, podSubnetInput, desiredGateways, inventoryFromNodeList } from '../plan/index.ts';
 import type { CalicoGroupVersion, CalicoIpamState, HeartbeatLease, InventoryNode, PlanResult, PodSubnetInput, PodSubnetMode } from '../plan/index.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
@@ -288,24 +288,18 @@ export interface PlanOptions {
   heartbeatsObserved?: boolean;
 }
 
-/** Health from the Leases (fresh memory, as a sync that just started) and the planner's result. */
+/** The sync's plan step (desiredGateways) with a fresh memory, as a sync that just started. */
 export function planDesired(o: PlanOptions): PlanResult {
-  const { health, reachedPools } = deriveHealth(o.leases, o.now, emptyHealthMemory(), {
-    heartbeatTimeoutSeconds: o.topology.election.heartbeatTimeoutSeconds,
-    candidatePools: candidatePools(o.previous),
-  });
-  return plan({
+  return desiredGateways({
     topology: o.topology,
     revision: o.revision,
     nodes: o.nodes,
-    health,
-    reachedPools,
-    requireHeartbeat: o.heartbeatsObserved ?? o.leases.length > 0,
+    heartbeats: o.leases,
     previous: o.previous,
     now: o.now,
-    wireguardKeys: wireguardKeysFrom(o.leases),
+    requireHeartbeat: o.heartbeatsObserved ?? o.leases.length > 0,
     ...(o.podSubnets ? { podSubnets: o.podSubnets } : {}),
-  });
+  }).planned;
 }
 
 /** Print planner findings to stderr, one line each. */

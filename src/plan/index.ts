@@ -8,6 +8,7 @@ export type { HeartbeatLease, HealthMemory, HealthOptions } from './health.ts';
 export { matchesSelector, selectorError, compileSelector, SelectorIndex } from './selector.ts';
 export { candidateState, electPool, REASONS, FIRST_SHOW_GRACE_SECONDS, liveLinkAfterSeconds } from './election.ts';
 export { nextWake } from './wake.ts';
+export { desiredGateways, type Desired, type DesiredInput } from './desired.ts';
 export type { CandidateState, PoolElectionInput, PoolElectionResult, Unhealth } from './election.ts';
 export { candidateVerdicts } from './verdict.ts';
 export type { CandidateVerdict, VerdictInput } from './verdict.ts';

@@ -13,9 +13,9 @@ import type { CandidateHealth, InventoryNode } from './types.ts';
  */
 export function nextWake(
   nowMs: number,
-  heartbeats: { node: string; renewTime?: string; acquireTime?: string; leaseDurationSeconds?: number; tunnels?: Record<string, { up: boolean; since: string }> }[],
+  heartbeats: readonly { node: string; renewTime?: string; acquireTime?: string; leaseDurationSeconds?: number; tunnels?: Record<string, { up: boolean; since: string }> }[],
   health: Record<string, CandidateHealth>,
-  nodes: InventoryNode[],
+  nodes: readonly InventoryNode[],
   heartbeatTimeoutSeconds: number,
   minHealthySeconds: number,
 ): number | undefined {

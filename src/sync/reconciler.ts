@@ -24,7 +24,7 @@ import { applyTopology, applyTopologyStatus, type TopologyObject } from '../adap
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../gateway/keys.ts';
 import { canonicalJson } from '../gateway/canonical.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../gateway/types.ts';
-import { deriveHealth, candidatePools, wireguardKeysFrom, emptyHealthMemory, inventoryFromNode, nextWake, plan, type HealthMemory } from '../plan/index.ts';
+import { desiredGateways, emptyHealthMemory, inventoryFromNode, type HealthMemory } from '../plan/index.ts';
 import type { CandidateHealth, InventoryNode, PlanResult, PodSubnetDecision, PodSubnetInput } from '../plan/index.ts';
 import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
 import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
@@ -457,18 +457,24 @@ export class GatewayReconciler {
         this.d.logger.warn('node skipped', { node: n.metadata?.name, error: errorMessage(e) });
       }
     }
-    const heartbeats = heartbeatsFrom(this.d.leases.list());
-    const timeoutS = c.topology.election.heartbeatTimeoutSeconds;
-    // The same options as `corvid plan/status` (src/cli/inputs.ts): deriveHealth itself treats a timeout ≤ 0 as none.
     // The election's memory (who is active, why) is the previous Gateway. For a Gateway this sync wrote, that is what
     // it wrote, not the live copy: a hand edit of status.activeEndpoints is drift to undo, not an election to keep.
     const previous = this.liveGateways().map((g) => this.lastWrittenObject.get(g.metadata.name) ?? g);
-    const { health, memory, reachedPools } = deriveHealth(heartbeats, nowText, this.memory, { heartbeatTimeoutSeconds: timeoutS, candidatePools: candidatePools(previous) });
-    this.memory = memory;
     const podSubnets = this.d.podSubnets?.();
-    const wireguardKeys = wireguardKeysFrom(heartbeats);
-    const planned = plan({ topology: c.topology, revision: c.revision, nodes, health, reachedPools, requireHeartbeat: this.d.requireHeartbeat === true, previous, now: nowText, wireguardKeys, ...(podSubnets ? { podSubnets } : {}) });
-    return { planned, wakeAt: nextWake(now.getTime(), heartbeats, health, nodes, timeoutS, c.topology.election.minHealthySeconds) };
+    // The same step as `corvid diff/render/graph` (src/cli/inputs.ts), with this sync's memory.
+    const { planned, memory, wakeAt } = desiredGateways({
+      topology: c.topology,
+      revision: c.revision,
+      nodes,
+      heartbeats: heartbeatsFrom(this.d.leases.list()),
+      previous,
+      now: nowText,
+      memory: this.memory,
+      requireHeartbeat: this.d.requireHeartbeat === true,
+      ...(podSubnets ? { podSubnets } : {}),
+    });
+    this.memory = memory;
+    return wakeAt === undefined ? { planned } : { planned, wakeAt };
   }
 
   /**
