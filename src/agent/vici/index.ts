@@ -1,4 +1,4 @@
-// The agent's strongSwan adapter: VICI codec, client and reconnecting session.
+// The agent's strongSwan adapter: VICI codec, messages and commands, one connection, and a reconnecting session.
 export {
   MAX_NAME_BYTES,
   MAX_SEGMENT_BYTES,
@@ -18,19 +18,18 @@ export {
 export type { ViciMessage, ViciPacket, ViciValue } from './codec.ts';
 export {
   DEFAULT_TIMEOUT_MS,
-  ViciClient,
   ViciCommands,
   ViciConnectionError,
   ViciError,
-  ViciSession,
   ViciTimeoutError,
   connToMessage,
   parseChildSa,
   parseIkeSa,
   parseSaMessage,
   parseUpdownEvent,
-  viciAnswers,
-} from './client.ts';
+} from './messages.ts';
+export { ViciClient } from './connection.ts';
+export { ViciSession, viciAnswers } from './session.ts';
 export type {
   AuthConfig,
   ChildAction,
@@ -46,5 +45,5 @@ export type {
   Subscription,
   TerminateOptions,
   VersionInfo,
-  ViciSessionOptions,
-} from './client.ts';
+} from './messages.ts';
+export type { ViciSessionOptions } from './session.ts';
