@@ -30,6 +30,7 @@ import { SecretReader } from './secrets.ts';
 import { AgentMetrics, serveHttp } from './metrics.ts';
 import { countRequests } from '../adapters/kube/request-metrics.ts';
 import type { Logger } from './log.ts';
+import { SerialRunner } from '../shell/serial.ts';
 
 export interface AgentOptions {
   nodeName: string;
@@ -149,8 +150,13 @@ export class Agent {
   private http: { port: number; close(): Promise<void> } | undefined;
   private repairTimer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
-  private loop: Promise<void> | undefined;
-  private again = false;
+  private readonly reconcileRunner = new SerialRunner(() => this.reconcileOnce(), {
+    stopped: () => this.stopping,
+    // A refresh asked for during the reconcile was postponed; the reconcile's own read-back may be older.
+    settled: () => {
+      if (this.refreshAgain) this.refreshTunnels();
+    },
+  });
   private stopping = false;
   private lastPlanSummary = '';
   private lastFindings = '';
@@ -408,24 +414,7 @@ export class Agent {
 
   /** Reconcile now (or right after the one in progress). */
   runNow(): Promise<void> {
-    if (this.loop) {
-      this.again = true;
-      return this.loop;
-    }
-    this.loop = (async () => {
-      try {
-        do {
-          this.again = false;
-          if (this.stopping) break;
-          await this.reconcileOnce();
-        } while (this.again);
-      } finally {
-        this.loop = undefined;
-        // A refresh asked for during the reconcile was postponed; the reconcile's own read-back may be older.
-        if (this.refreshAgain) this.refreshTunnels();
-      }
-    })();
-    return this.loop;
+    return this.reconcileRunner.run();
   }
 
   /** The plan for the Gateways currently cached. */
@@ -665,7 +654,7 @@ export class Agent {
   /** Re-read list-sas and publish the tunnel state (Lease annotation, metrics) if this node is an active gateway. */
   refreshTunnels(): void {
     if (this.stopping) return;
-    if (this.loop !== undefined || this.refreshing !== undefined) {
+    if (this.reconcileRunner.busy || this.refreshing !== undefined) {
       this.refreshAgain = true;
       return;
     }
@@ -691,7 +680,7 @@ export class Agent {
       if (this.heartbeat.setTunnels(this.tunnelHealth(plan, tunnels))) this.heartbeat.kick();
     })().finally(() => {
       this.refreshing = undefined;
-      if (this.refreshAgain && this.loop === undefined) this.refreshTunnels();
+      if (this.refreshAgain && !this.reconcileRunner.busy) this.refreshTunnels();
     });
   }
 
@@ -827,7 +816,7 @@ export class Agent {
     if (this.tunnelTimer) clearTimeout(this.tunnelTimer);
     if (this.eventDebounce) clearTimeout(this.eventDebounce);
     if (this.handoverTimer) clearTimeout(this.handoverTimer);
-    await this.loop;
+    await this.reconcileRunner.idle();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.refreshing;
     await this.sub?.close();

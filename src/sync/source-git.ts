@@ -5,6 +5,7 @@ import { MAX_INPUT_BYTES } from '../adapters/fs/bounded.ts';
 import { GitRepo, type GitRef, type RepoPath, type SignatureVerification } from '../adapters/git/repo.ts';
 import type { Logger } from './log.ts';
 import { REJECT, type Artifact, type TopologySource } from './source.ts';
+import { SerialRunner } from '../shell/serial.ts';
 
 export interface GitSourceOptions {
   url: string;
@@ -26,9 +27,17 @@ export class GitSource implements TopologySource {
   private current: Artifact | undefined;
   private lastSha: string | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private fetching: Promise<void> | undefined;
-  private again = false;
   private stopped = false;
+  private readonly fetches = new SerialRunner(() => this.fetchOnce(), {
+    stopped: () => this.stopped,
+    // The next periodic fetch, an interval after the last one of a burst.
+    settled: () => {
+      if (this.stopped) return;
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => void this.fetchNow(), this.o.intervalMs);
+      this.timer.unref();
+    },
+  });
   private changed: () => void = () => {};
 
   constructor(o: GitSourceOptions) {
@@ -53,29 +62,13 @@ export class GitSource implements TopologySource {
     this.stopped = true;
     clearTimeout(this.timer);
     this.repo.close();
-    await this.fetching;
+    await this.fetches.idle();
   }
 
   private fetchNow(): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    if (this.fetching) {
-      this.again = true;
-      return this.fetching;
-    }
     clearTimeout(this.timer);
-    this.fetching = (async () => {
-      do {
-        this.again = false;
-        await this.fetchOnce();
-      } while (this.again && !this.stopped);
-    })().finally(() => {
-      this.fetching = undefined;
-      if (!this.stopped) {
-        this.timer = setTimeout(() => void this.fetchNow(), this.o.intervalMs);
-        this.timer.unref();
-      }
-    });
-    return this.fetching;
+    return this.fetches.run();
   }
 
   private set(a: Artifact): void {
