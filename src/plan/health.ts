@@ -27,6 +27,7 @@
 import type { Gateway } from '../gateway/types.ts';
 import type { CandidateHealth } from './types.ts';
 import { formatTime, parseNow, parseTime } from './time.ts';
+import { liveLinkAfterSeconds } from './election.ts';
 
 export interface HeartbeatLease {
   /** Node name (the Lease is named after its node). */
@@ -105,6 +106,17 @@ export function emptyHealthMemory(): HealthMemory {
   return { lastUnhealthy: {} };
 }
 
+/**
+ * A reporter back for less than half a timeout (its Lease acquired, or it last unhealthy, that recently) reports
+ * nothing yet: what it says of its pool comes from the time it was away (a backlog of unanswered probes after a
+ * partition), and the others are coming back too (liveLinkAfterSeconds, as the election waits for them).
+ */
+function justBack(lease: HeartbeatLease, memory: HealthMemory, nowMs: number, timeoutS: number | undefined): boolean {
+  if (timeoutS === undefined || timeoutS <= 0) return false;
+  const since = Math.max(parseTime(lease.acquireTime) ?? -Infinity, parseTime(memory.lastUnhealthy[lease.node]) ?? -Infinity);
+  return nowMs - since < liveLinkAfterSeconds(timeoutS) * 1000;
+}
+
 export function deriveHealth(
   leases: readonly HeartbeatLease[],
   now: string,
@@ -140,9 +152,9 @@ export function deriveHealth(
   // Who reports whom unreachable (fresh Leases only); a report answered by the opposite report cancels out.
   const reports = new Map<string, Set<string>>();
   const poolOf = new Map(Object.entries(options.candidatePools ?? {}));
-  for (const { lease, stale } of seen) {
+  for (const { lease, stale, timeoutS } of seen) {
     const pool = poolOf.get(lease.node);
-    if (stale || pool === undefined) continue;
+    if (stale || pool === undefined || justBack(lease, memory, nowMs, timeoutS)) continue;
     reports.set(lease.node, new Set((lease.unreachable ?? []).filter((t) => poolOf.get(t) === pool)));
   }
   const unreachableFrom = new Map<string, string[]>();

@@ -119,6 +119,19 @@ test('health: reports from another pool, from a non-candidate, from a stale or r
   assert.equal(none.a1.unreachableFrom, undefined);
 });
 
+test('health: a reporter back for less than half a timeout reports nothing yet (its verdict dates from its absence)', () => {
+  const opts = { heartbeatTimeoutSeconds: 40, candidatePools: POOLS };
+  const reported = (memory: { lastUnhealthy: Record<string, string> }, a2: HeartbeatLease) =>
+    deriveHealth([fresh('a1'), a2], NOW, memory, opts).health.a1.unreachableFrom;
+  // Back from a partition 5 s ago (expired until then): its backlog of unanswered probes is no evidence yet.
+  assert.equal(reported({ lastUnhealthy: { a2: AT(5) } }, fresh('a2', ['a1'])), undefined);
+  // A Lease acquired 5 s ago (an agent that just started) likewise.
+  assert.equal(reported(emptyHealthMemory(), { ...fresh('a2', ['a1']), acquireTime: AT(5) }), undefined);
+  // Back for 20 s (half of 40): its report counts.
+  assert.deepEqual(reported({ lastUnhealthy: { a2: AT(20) } }, fresh('a2', ['a1'])), ['a2']);
+  assert.deepEqual(reported(emptyHealthMemory(), { ...fresh('a2', ['a1']), acquireTime: AT(60) }), ['a2']);
+});
+
 test('health: two candidates that cannot reach each other say nothing about which is dead', () => {
   assert.deepEqual(from([fresh('a1', ['a2']), fresh('a2', ['a1'])]), {});
   // a3 still sees a1 dead; a1's answer to a2 cancels only that pair.
