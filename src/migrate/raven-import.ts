@@ -15,7 +15,8 @@ import { loadTopology, TOPOLOGY_API_VERSION, TOPOLOGY_KIND } from '../topology/i
 import type { LabelSelector, LabelSelectorRequirement } from '../topology/types.ts';
 import { usableIPVersion } from '../topology/ip.ts';
 import { DEFAULT_PUBLIC_PORT, isObj } from '../topology/normalise.ts';
-import { matchesSelector, plan, TUNNEL_PORT } from '../plan/index.ts';
+import { plan, SelectorIndex, TUNNEL_PORT } from '../plan/index.ts';
+import { poolMembership } from '../plan/membership.ts';
 import { formatDifference, ravenSpecDifferences, RAVEN_DEFAULT_PORT } from './raven-spec.ts';
 
 /** The node label yurt-manager's gateway controllers pick a Gateway's nodes by, whatever its nodeSelector says. */
@@ -299,19 +300,26 @@ function textOf(doc: TopologyDocument, header: readonly string[], notes: readonl
 /** Notes from the nodes' labels: where Corvid's pools will hold other nodes than Raven's Gateways did. */
 function membershipNotes(pools: readonly PoolDoc[], nodes: readonly LabelledNode[], notes: ImportNote[]): void {
   const imported = new Set(pools.map((p) => p.name));
-  const firstPool = new Map<string, string>();
-  for (const p of pools) {
+  // The planner's own rule (pools are in name order here, as there).
+  const index = new SelectorIndex(pools.map((p) => p.nodeSelector));
+  const { poolOf, shared } = poolMembership(index, pools.length, nodes);
+  const selects = new Map<string, number[]>();
+  const hits: number[] = [];
+  for (const n of nodes) selects.set(n.name, [...index.matchingInto(n.labels, hits)]);
+  pools.forEach((p, i) => {
     const corvid: string[] = [];
     const raven: string[] = [];
     for (const n of nodes) {
-      const inCorvid = matchesSelector(p.nodeSelector, n.labels);
+      const inCorvid = selects.get(n.name)!.includes(i);
       const inRaven = n.labels[RAVEN_GATEWAY_LABEL] === p.name;
       if (inCorvid && !inRaven) corvid.push(n.name);
       else if (inRaven && !inCorvid) raven.push(n.name);
-      if (!inCorvid) continue;
-      const first = firstPool.get(n.name);
-      if (first === undefined) firstPool.set(n.name, p.name);
-      else notes.push({ gateway: p.name, kind: 'changed', message: `node ${n.name} is selected by pool ${first} too; Corvid puts it in ${first}, the first by name` });
+    }
+    for (const { node, pools: hit } of shared) {
+      if (hit[0] !== i && hit.includes(i)) {
+        const first = pools[hit[0]].name;
+        notes.push({ gateway: p.name, kind: 'changed', message: `node ${node.name} is selected by pool ${first} too; Corvid puts it in ${first}, the first by name` });
+      }
     }
     if (corvid.length > 0 || raven.length > 0) {
       const parts = [
@@ -324,11 +332,11 @@ function membershipNotes(pools: readonly PoolDoc[], nodes: readonly LabelledNode
         message: `Corvid's pool is the nodes its nodeSelector selects, yurt-manager's the nodes labelled ${RAVEN_GATEWAY_LABEL}=${p.name}: ${parts.join('; ')}`,
       });
     }
-  }
+  });
   const orphans = new Map<string, string[]>();
   for (const n of nodes) {
     const g = n.labels[RAVEN_GATEWAY_LABEL];
-    if (g === undefined || imported.has(g) || firstPool.has(n.name)) continue;
+    if (g === undefined || imported.has(g) || poolOf.has(n.name)) continue;
     orphans.set(g, [...(orphans.get(g) ?? []), n.name]);
   }
   for (const [g, names] of [...orphans].sort(([a], [b]) => cmp(a, b))) {

@@ -27,6 +27,7 @@ import { isIPv4, isUsableIP } from '../topology/ip.ts';
 import { peerAnnotationLists, peersAllowed, peerTable } from './peers.ts';
 import { chooseRelays } from './relay.ts';
 import { SelectorIndex } from './selector.ts';
+import { poolMembership } from './membership.ts';
 import { calicoPodSubnets, nodePodCIDRs, resolvePodSubnetSource } from './podsubnets.ts';
 import { parseNow } from './time.ts';
 import type { Decision, Finding, InventoryNode, PlanInput, PlanResult } from './types.ts';
@@ -106,24 +107,16 @@ export function plan(input: PlanInput): PlanResult {
     const err = index.error(i);
     if (err) findings.push({ severity: 'error', code: 'invalid-selector', pool: p.name, message: `pool ${p.name}: invalid nodeSelector (${err}); it selects no node` });
   });
-  const members: InventoryNode[][] = pools.map(() => []);
-  const poolOfNode = new Map<string, number>();
-  const hits: number[] = [];
-  for (const n of nodeByName.values()) {
-    index.matchingInto(n.labels, hits);
-    if (hits.length === 0) continue;
-    members[hits[0]].push(n);
-    poolOfNode.set(n.name, hits[0]);
-    if (hits.length > 1) {
-      const names = hits.map((i) => pools[i].name);
-      findings.push({
-        severity: 'warning',
-        code: 'node-in-two-pools',
-        pool: names[0],
-        node: n.name,
-        message: `node ${n.name} is selected by pools ${names.join(', ')}; it belongs to ${names[0]} (first by name)`,
-      });
-    }
+  const { members, poolOf: poolOfNode, shared } = poolMembership(index, pools.length, nodeByName.values());
+  for (const { node: n, pools: hits } of shared) {
+    const names = hits.map((i) => pools[i].name);
+    findings.push({
+      severity: 'warning',
+      code: 'node-in-two-pools',
+      pool: names[0],
+      node: n.name,
+      message: `node ${n.name} is selected by pools ${names.join(', ')}; it belongs to ${names[0]} (first by name)`,
+    });
   }
   for (const m of members) if (m.length > 1) m.sort(byName);
 

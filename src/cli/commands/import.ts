@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import type { CliIO } from '../io.ts';
 import { EXIT_FINDINGS, EXIT_OK } from '../io.ts';
 import { commandFlags, str } from '../flags.ts';
-import { clusterErrorMessage, connect, EXIT_ERROR, resolvePath, usageError } from '../inputs.ts';
+import { clusterErrorMessage, connect, EXIT_ERROR, readLive, resolvePath, usageError } from '../inputs.ts';
 import type { Gateway } from '../../gateway/types.ts';
 import type { LabelledNode } from '../../migrate/raven-import.ts';
 
@@ -66,29 +66,18 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 
   const kc = await connect('import', io, { kubeconfig: str(v, 'kubeconfig'), context: str(v, 'context') }, 'set --kubeconfig or KUBECONFIG');
   if (typeof kc === 'number') return kc;
-  const [{ listGateways }, { listNodes }, { statusCode }, { importRavenGateways, formatNote, pskInstructions }] = await Promise.all([
-    import('../../adapters/kube/gateways.ts'),
-    import('../../adapters/kube/nodes.ts'),
-    import('../../adapters/kube/client.ts'),
-    import('../../migrate/raven-import.ts'),
-  ]);
+  const { importRavenGateways, formatNote, pskInstructions } = await import('../../migrate/raven-import.ts');
   let gateways: Gateway[];
   let nodes: LabelledNode[];
   try {
-    try {
-      gateways = (await listGateways(kc)).items;
-    } catch (e) {
-      if (statusCode(e) !== 404) throw e;
-      io.stderr.write('corvid import: the cluster serves no raven.openyurt.io/v1beta1 Gateways (is OpenYurt\'s Gateway CRD installed?); nothing to import\n');
-      return EXIT_ERROR;
-    }
-    nodes = (await listNodes(kc)).items.map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {} }));
+    // As `corvid diff` and `status` read the cluster (no Gateway CRD reads as no Gateways).
+    ({ gateways, nodes } = await readLive(kc));
   } catch (e) {
     io.stderr.write(clusterErrorMessage('import', e));
     return EXIT_ERROR;
   }
   if (gateways.length === 0) {
-    io.stderr.write('corvid import: the cluster has no Gateways; nothing to import\n');
+    io.stderr.write('corvid import: the cluster has no raven.openyurt.io/v1beta1 Gateways (is OpenYurt\'s Gateway CRD installed?); nothing to import\n');
     return EXIT_ERROR;
   }
 
