@@ -62,6 +62,19 @@ export const REASONS = {
 } as const;
 
 /**
+ * Since when a node has been healthy (ms): the latest of the times it became so (Ready, its heartbeat Lease
+ * acquired, last seen unhealthy); undefined when none is known.
+ */
+export function healthySinceMs(...times: Array<string | undefined>): number | undefined {
+  let since: number | undefined;
+  for (const t of times) {
+    const ms = parseTime(t);
+    if (ms !== undefined && (since === undefined || ms > since)) since = ms;
+  }
+  return since;
+}
+
+/**
  * A candidate's state at nowMs. heartbeatTimeoutSeconds ≤ 0 disables the heartbeat checks. With requireHeartbeat
  * (the sync's default), a candidate whose agent has never written a heartbeat Lease is unhealthy: Ready alone says
  * nothing about a datapath nobody runs.
@@ -90,12 +103,8 @@ export function candidateState(
 
   let healthyForSeconds = 0;
   if (!unhealthy) {
-    let since = -Infinity;
-    for (const t of [node.readySince, health?.heartbeatSince, health?.lastUnhealthy]) {
-      const ms = parseTime(t);
-      if (ms !== undefined && ms > since) since = ms;
-    }
-    healthyForSeconds = since === -Infinity ? Infinity : Math.max(0, (nowMs - since) / 1000);
+    const since = healthySinceMs(node.readySince, health?.heartbeatSince, health?.lastUnhealthy);
+    healthyForSeconds = since === undefined ? Infinity : Math.max(0, (nowMs - since) / 1000);
   }
   const s: CandidateState = { node: node.name, rank, drained: node.drained, healthyForSeconds };
   if (unhealthy) s.unhealthy = unhealthy;
@@ -122,6 +131,11 @@ export interface PoolElectionInput {
  */
 export const FIRST_SHOW_GRACE_SECONDS = 10;
 
+/** How long a standby must have been healthy before it counts as a live link to the API server (cutOffButReached). */
+export function liveLinkAfterSeconds(heartbeatTimeoutSeconds: number): number {
+  return heartbeatTimeoutSeconds / 2;
+}
+
 /** What the control plane cannot tell from a node it has lost contact with: dead, or only cut off from it. */
 const OUT_OF_REACH: ReadonlySet<Unhealth | undefined> = new Set<Unhealth | undefined>(['heartbeat expired', 'node unreachable']);
 
@@ -138,11 +152,6 @@ const OUT_OF_REACH: ReadonlySet<Unhealth | undefined> = new Set<Unhealth | undef
  * healthy for half a timeout: when a partition heals, the pool's agents renew in whatever order, each within a renew
  * interval, and a standby back first must not take the role from an active endpoint that is back a moment later.
  */
-/** How long a standby must have been healthy before it counts as a live link to the API server (cutOffButReached). */
-export function liveLinkAfterSeconds(heartbeatTimeoutSeconds: number): number {
-  return heartbeatTimeoutSeconds / 2;
-}
-
 export function cutOffButReached(candidates: readonly CandidateState[], previousActive: readonly string[], reachedByPeers: boolean, heartbeatTimeoutSeconds: number): boolean {
   if (!reachedByPeers || heartbeatTimeoutSeconds <= 0) return false;
   const active = new Set(previousActive);

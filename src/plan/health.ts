@@ -27,7 +27,7 @@
 import type { Gateway } from '../gateway/types.ts';
 import type { CandidateHealth } from './types.ts';
 import { formatTime, parseNow, parseTime } from './time.ts';
-import { liveLinkAfterSeconds } from './election.ts';
+import { healthySinceMs, liveLinkAfterSeconds } from './election.ts';
 
 export interface HeartbeatLease {
   /** Node name (the Lease is named after its node). */
@@ -113,8 +113,9 @@ export function emptyHealthMemory(): HealthMemory {
  */
 function justBack(lease: HeartbeatLease, memory: HealthMemory, nowMs: number, timeoutS: number | undefined): boolean {
   if (timeoutS === undefined || timeoutS <= 0) return false;
-  const since = Math.max(parseTime(lease.acquireTime) ?? -Infinity, parseTime(memory.lastUnhealthy[lease.node]) ?? -Infinity);
-  return nowMs - since < liveLinkAfterSeconds(timeoutS) * 1000;
+  // Readiness is not known here, only the Lease and the memory: the rest of candidateState's healthy-since.
+  const since = healthySinceMs(lease.acquireTime, memory.lastUnhealthy[lease.node]);
+  return since !== undefined && nowMs - since < liveLinkAfterSeconds(timeoutS) * 1000;
 }
 
 export function deriveHealth(
