@@ -25,7 +25,7 @@ import {
 import { LIVE_STATE_ANNOTATIONS } from '../gateway/keys.ts';
 import { CORVID_PREFIX } from '../gateway/render.ts';
 import type { Gateway } from '../gateway/types.ts';
-import { specEqual, statusEqual, type ChangeSet } from './changes.ts';
+import { specEqual, statusEqual, type ChangeSet } from '../reconcile/gateway-changes.ts';
 import { DEFAULT_APPLY_CONCURRENCY, mapBounded } from './parallel.ts';
 
 /** A phase failed. `transient`: retry with backoff; otherwise only a new revision helps. */

@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { LEADER_LEASE_NAME } from '../adapters/kube/leases.ts';
 import { restClientRequests, type RestClientRequests } from '../adapters/kube/request-metrics.ts';
-import { REJECT } from './source.ts';
+import { REJECT } from '../reconcile/artifact.ts';
 import { WorkqueueMetrics } from './workqueue-metrics.ts';
 
 /** The controller label of the controller_runtime_* and workqueue_* metrics. */

@@ -16,7 +16,7 @@ import { applyTopologyStatus, type TopologyObject } from '../adapters/kube/topol
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, TOPOLOGY_LABEL } from '../gateway/keys.ts';
 import type { Gateway } from '../gateway/types.ts';
 import type { Logger } from './log.ts';
-import { rfc3339, statusEquals, topologyStatus } from './status.ts';
+import { rfc3339, statusEquals, topologyStatus } from '../reconcile/topology-status.ts';
 
 export interface Takeover {
   /** The owning topology; undefined for a Gateway no Corvid topology owned. */

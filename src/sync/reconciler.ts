@@ -28,13 +28,14 @@ import { desiredGateways, emptyHealthMemory, inventoryFromNode, type HealthMemor
 import type { CandidateHealth, InventoryNode, PlanResult, PodSubnetDecision, PodSubnetInput } from '../plan/index.ts';
 import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
 import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
-import { computeChanges, computeStatusOnlyChanges, emptyRefusal, ownedKey, waitingMessage, type ChangeSet, type WaitingGateway } from './changes.ts';
+import { computeChanges, computeStatusOnlyChanges, emptyRefusal, ownedKey, waitingMessage, type ChangeSet, type WaitingGateway } from '../reconcile/gateway-changes.ts';
 import type { Logger } from './log.ts';
 import { conflictMessage, gatewayOwnership, Takeovers, withoutConflicts, type Ownership } from './ownership.ts';
 import type { SyncMetrics } from './metrics.ts';
-import { REJECT, type Artifact, type RejectReason, type TopologySource } from './source.ts';
-import { SUPERSEDED, WAITING_FOR_GATEWAY_SPEC, podSubnetProblems, rfc3339, statusEquals, topologyStatus, type Outcome } from './status.ts';
-import { validate, type Candidate } from './validate.ts';
+import { REJECT, type Artifact, type RejectReason } from '../reconcile/artifact.ts';
+import type { TopologySource } from './source.ts';
+import { SUPERSEDED, WAITING_FOR_GATEWAY_SPEC, podSubnetProblems, rfc3339, statusEquals, topologyStatus, type Outcome } from '../reconcile/topology-status.ts';
+import { validate, type Candidate } from '../reconcile/revision.ts';
 import type { BackgroundValidator } from './validate-worker.ts';
 import { topologyDocument } from './source-cluster.ts';
 

@@ -6,7 +6,8 @@ import { stringify } from 'yaml';
 import { topologyInformer, type TopologyObject } from '../adapters/kube/topologies.ts';
 import type { Informer } from '../adapters/kube/informer.ts';
 import type { Logger } from './log.ts';
-import { REJECT, type Artifact, type TopologySource } from './source.ts';
+import { REJECT, type Artifact } from '../reconcile/artifact.ts';
+import type { TopologySource } from './source.ts';
 
 export interface ClusterSourceOptions {
   kubeConfig: KubeConfig;

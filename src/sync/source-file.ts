@@ -8,7 +8,8 @@ import { lstat, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from './log.ts';
-import { REJECT, type Artifact, type TopologySource } from './source.ts';
+import { REJECT, type Artifact } from '../reconcile/artifact.ts';
+import type { TopologySource } from './source.ts';
 
 export interface FileSourceOptions {
   path: string;

@@ -6,8 +6,8 @@
 import { Worker } from 'node:worker_threads';
 import { formatDuration } from '../topology/duration.ts';
 import type { Logger } from './log.ts';
-import { REJECT, type ArtifactOk } from './source.ts';
-import type { Verdict } from './validate.ts';
+import { REJECT, type ArtifactOk } from '../reconcile/artifact.ts';
+import type { Verdict } from '../reconcile/revision.ts';
 
 export interface ValidationLimits {
   /** Wall time from the worker's start, module loading included (a few hundred ms). */

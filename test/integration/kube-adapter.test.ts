@@ -20,7 +20,8 @@ import { inventoryFromNode } from '../../src/plan/index.ts';
 import { listHeartbeatLeases } from '../../src/adapters/kube/leases.ts';
 import { LeaderElector } from '../../src/adapters/kube/leader.ts';
 import { eventRecorder, listEvents } from '../../src/adapters/kube/events.ts';
-import { applyTopology, applyTopologyStatus, getTopology, setCondition } from '../../src/adapters/kube/topologies.ts';
+import { applyTopology, applyTopologyStatus, getTopology } from '../../src/adapters/kube/topologies.ts';
+import { setCondition } from '../../src/reconcile/conditions.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import type { InformerEvent } from '../../src/adapters/kube/informer.ts';
 

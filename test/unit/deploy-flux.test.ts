@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, findObject, loadYamlFile, manifestsOf } from './deploy-support.ts';
 import { kstatus } from '../support/kstatus.ts';
-import { topologyStatus, type Outcome } from '../../src/sync/status.ts';
+import { topologyStatus, type Outcome } from '../../src/reconcile/topology-status.ts';
 
 const repo = manifestsOf('flux/gitrepository.yaml')[0];
 const controllers = manifestsOf('flux/kustomization-corvid.yaml')[0];

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { CONTROLLER, RECONCILE_RESULTS, createMetrics } from '../../src/sync/metrics.ts';
 import { WorkqueueMetrics } from '../../src/sync/workqueue-metrics.ts';
-import { REJECT } from '../../src/sync/source.ts';
+import { REJECT } from '../../src/reconcile/artifact.ts';
 import { AgentMetrics } from '../../src/agent/metrics.ts';
 
 /** The sample lines of a scrape (no comments). */

@@ -1,14 +1,14 @@
 // The core stays pure: every core folder (the topology language, the plan, the Gateway shape, the node plan, diff,
-// graph, migration) imports no I/O module, no adapter or shell, and reads no clock.
+// graph, migration, the sync's reconcile decisions) imports no I/O module, no adapter or shell, and reads no clock.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 
 const root = new URL('../../', import.meta.url);
-const DIRS = ['src/plan', 'src/gateway', 'src/migrate', 'src/topology', 'src/nodeplan', 'src/diff', 'src/graph'];
+const DIRS = ['src/plan', 'src/gateway', 'src/migrate', 'src/topology', 'src/nodeplan', 'src/diff', 'src/graph', 'src/reconcile'];
 const ALLOWED_PACKAGES = new Set(['yaml', 'ajv/dist/2020.js']);
-const CORE = /^(\.\/|\.\.\/(plan|gateway|topology|nodeplan|diff|graph|migrate)\/)[\w./-]+\.ts$/;
+const CORE = /^(\.\/|\.\.\/(plan|gateway|topology|nodeplan|diff|graph|migrate|reconcile)\/)[\w./-]+\.ts$/;
 
 function files(): { path: string; text: string }[] {
   return DIRS.flatMap((d) =>

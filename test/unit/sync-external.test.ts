@@ -2,8 +2,8 @@
 // status it reports, and the CLI flag. Pure.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeStatusOnlyChanges, keepLiveRevision, waitingMessage, ownedKey, type WaitingGateway } from '../../src/sync/changes.ts';
-import { topologyStatus, WAITING_FOR_GATEWAY_SPEC } from '../../src/sync/status.ts';
+import { computeStatusOnlyChanges, keepLiveRevision, waitingMessage, ownedKey, type WaitingGateway } from '../../src/reconcile/gateway-changes.ts';
+import { topologyStatus, WAITING_FOR_GATEWAY_SPEC } from '../../src/reconcile/topology-status.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import { corvid } from './cli-support.ts';
 

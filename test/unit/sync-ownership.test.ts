@@ -2,9 +2,9 @@
 // Superseded status of a former name's status object (topologyStatus). Pure.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeChanges } from '../../src/sync/changes.ts';
+import { computeChanges } from '../../src/reconcile/gateway-changes.ts';
 import { conflictMessage, gatewayOwnership, takeoverNote, withoutConflicts, type OwnershipInput } from '../../src/sync/ownership.ts';
-import { topologyStatus } from '../../src/sync/status.ts';
+import { topologyStatus } from '../../src/reconcile/topology-status.ts';
 import type { TopologyObject } from '../../src/adapters/kube/topologies.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 

@@ -1,9 +1,9 @@
 // Pure parts of the sync: change sets and the prune guard, kstatus status, verify/validate verdicts, wake-up times.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeChanges, emptyRefusal, ownedKey } from '../../src/sync/changes.ts';
-import { podSubnetProblems, topologyStatus, statusEquals } from '../../src/sync/status.ts';
-import { validate, verify, documentName } from '../../src/sync/validate.ts';
+import { computeChanges, emptyRefusal, ownedKey } from '../../src/reconcile/gateway-changes.ts';
+import { podSubnetProblems, topologyStatus, statusEquals } from '../../src/reconcile/topology-status.ts';
+import { validate, verify, documentName } from '../../src/reconcile/revision.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 
 function gw(name: string, opts: { topology?: string; managed?: boolean; active?: string; endpoints?: string[]; rv?: string } = {}): Gateway {

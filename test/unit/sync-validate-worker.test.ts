@@ -2,9 +2,9 @@
 // verdict (ValidationFailed, naming the limit) for a revision that overruns its time or heap limit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { validate } from '../../src/sync/validate.ts';
+import { validate } from '../../src/reconcile/revision.ts';
 import { BackgroundValidator, validateInWorker } from '../../src/sync/validate-worker.ts';
-import type { ArtifactOk } from '../../src/sync/source.ts';
+import type { ArtifactOk } from '../../src/reconcile/artifact.ts';
 import { jsonLogger } from '../../src/sync/log.ts';
 import { manyPoolsYaml } from '../support/heavy-topology.ts';
 import { corvid } from './cli-support.ts';

@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
 import { simpleGit, type SimpleGit } from 'simple-git';
+import type { VerifyResult } from '../../reconcile/artifact.ts';
 
 export type GitRef = { branch: string } | { tag: string } | { commit: string };
 
@@ -27,12 +28,6 @@ export interface GitCommit {
   sha: string;
   /** `main@sha1:<40 hex>`, `v1.2@sha1:<40 hex>`, or `sha1:<40 hex>` for a fixed commit. */
   revision: string;
-}
-
-export interface VerifyResult {
-  verified: boolean;
-  /** git's verdict (first lines of its output), without secrets. */
-  message: string;
 }
 
 /** `https://user:token@host/x` -> `https://***@host/x`. */

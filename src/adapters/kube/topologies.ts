@@ -5,6 +5,7 @@ import type { KubeConfig } from './kubeconfig.ts';
 import { CONTENT_TYPE, kubeRequest, listAll, statusCode, type KubeList, type KubeObject } from './client.ts';
 import { FIELD_MANAGER, STATUS_FIELD_MANAGER, type ApplyOptions } from './gateways.ts';
 import { Informer, type InformerOptions } from './informer.ts';
+import type { TopologyStatus } from '../../reconcile/conditions.ts';
 
 export const TOPOLOGY_GROUP = 'corvid.dev';
 export const TOPOLOGY_VERSION = 'v1alpha1';
@@ -13,36 +14,6 @@ export const TOPOLOGIES_PATH = `/apis/${TOPOLOGY_GROUP}/${TOPOLOGY_VERSION}/${TO
 
 function topologyPath(name: string): string {
   return `${TOPOLOGIES_PATH}/${encodeURIComponent(name)}`;
-}
-
-export type ConditionStatus = 'True' | 'False' | 'Unknown';
-
-/** A metav1.Condition. */
-export interface Condition {
-  type: string;
-  status: ConditionStatus;
-  /** CamelCase, e.g. `ReconciliationSucceeded`, `ValidationFailed`. */
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
-}
-
-/** status.podSubnets: where the Gateways' status.nodes[].subnets come from, and why. */
-export interface PodSubnetStatus {
-  source: 'podCIDR' | 'calico';
-  reason: string;
-  /** Calico IPAM objects left out of every route, one line each (capped; see podSubnetProblems). */
-  problems?: string[];
-}
-
-export interface TopologyStatus {
-  observedGeneration?: number;
-  lastAppliedRevision?: string;
-  lastAttemptedRevision?: string;
-  podSubnets?: PodSubnetStatus;
-  conditions?: Condition[];
-  [k: string]: unknown;
 }
 
 /** A Topology object as wire JSON; spec is the topology document's spec (validated by src/topology). */
@@ -153,26 +124,4 @@ export function applyTopologyStatus(
     body: { apiVersion: `${TOPOLOGY_GROUP}/${TOPOLOGY_VERSION}`, kind: 'Topology', metadata: { name }, status },
     contentType: CONTENT_TYPE.apply,
   });
-}
-
-/**
- * Put `next` into `conditions` (by type), keeping the old lastTransitionTime when the status did not flip.
- * Pure: `now` is the RFC 3339 time to use for a transition. Result sorted by type.
- */
-export function setCondition(
-  conditions: readonly Condition[] | undefined,
-  next: Omit<Condition, 'lastTransitionTime'>,
-  now: string,
-): Condition[] {
-  const old = (conditions ?? []).find((c) => c.type === next.type);
-  const lastTransitionTime = old !== undefined && old.status === next.status ? old.lastTransitionTime : now;
-  const merged: Condition = { ...next, lastTransitionTime };
-  return [...(conditions ?? []).filter((c) => c.type !== next.type), merged].sort((a, b) =>
-    a.type < b.type ? -1 : a.type > b.type ? 1 : 0,
-  );
-}
-
-/** Remove a condition type (kstatus: Reconciling and Stalled are absent when false). */
-export function removeCondition(conditions: readonly Condition[] | undefined, type: string): Condition[] {
-  return (conditions ?? []).filter((c) => c.type !== type);
 }

@@ -13,8 +13,8 @@
 
 import type { Finding } from '../plan/types.ts';
 import { canonicalJson } from '../gateway/canonical.ts';
-import { removeCondition, setCondition, type PodSubnetStatus, type TopologyStatus } from '../adapters/kube/topologies.ts';
-import type { RejectReason } from './source.ts';
+import { removeCondition, setCondition, type PodSubnetStatus, type TopologyStatus } from './conditions.ts';
+import type { RejectReason } from './artifact.ts';
 
 export type Outcome =
   | { kind: 'applied'; revision: string; notes?: string[] }

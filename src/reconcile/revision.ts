@@ -6,7 +6,7 @@ import { formatTopologyError, loadTopology } from '../topology/index.ts';
 import type { Topology } from '../topology/types.ts';
 import { looksLikeKeyMaterial } from '../topology/keymaterial.ts';
 import { isDnsSubdomain } from '../plan/selector.ts';
-import { REJECT, type ArtifactOk, type RejectReason } from './source.ts';
+import { REJECT, type ArtifactOk, type RejectReason } from './artifact.ts';
 
 /** Most errors shown in a Ready message; the rest are counted. */
 const MAX_ERRORS_IN_MESSAGE = 5;
