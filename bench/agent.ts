@@ -38,7 +38,7 @@ import { ViciSession } from '../src/agent/vici/index.ts';
 import { Iproute } from '../src/adapters/iproute/iproute.ts';
 import { DatapathReconciler, type ReconcileResult } from '../src/agent/reconciler.ts';
 import { SecretReader } from '../src/agent/secrets.ts';
-import { silentLogger } from '../src/agent/log.ts';
+import { silentLogger } from '../src/shell/log.ts';
 import { nodePlan, type NodePlan } from '../src/nodeplan/index.ts';
 import { encodeGatewayAnnotations } from '../src/gateway/annotations.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL } from '../src/gateway/keys.ts';

@@ -29,7 +29,7 @@ import { ours } from './conns.ts';
 import { SecretReader } from './secrets.ts';
 import { AgentMetrics, serveHttp } from './metrics.ts';
 import { countRequests } from '../adapters/kube/request-metrics.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shell/log.ts';
 import { SerialRunner } from '../shell/serial.ts';
 
 export interface AgentOptions {
@@ -244,7 +244,7 @@ export class Agent {
         ? {}
         : { rpFilter: new RpFilter({ statePath: join(opts.stateDir, 'rp_filter.json'), netns: opts.netns, ipPath: opts.ipPath, procSys: opts.procSys }) }),
       secrets: new SecretReader(opts.secretDir),
-      log: this.log.child({ component: 'reconciler' }),
+      log: this.log.with({ component: 'reconciler' }),
       initiateTimeoutMs: opts.initiateTimeoutMs,
     });
     this.stopCountingRequests = countRequests(this.metrics.restClientRequests, opts.kubeConfig);

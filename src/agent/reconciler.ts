@@ -23,7 +23,7 @@ import { devicesToward, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, type NodePl
 import type { ConnConfig } from './vici/index.ts';
 import { connHash, ours, saMatchesTunnel, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
 import type { SecretReader } from './secrets.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shell/log.ts';
 
 export interface TunnelState {
   peer: string;

@@ -17,7 +17,7 @@ import { blockAffinityInformer, discoverBlockAffinities, type BlockAffinityJson 
 import type { Informer, InformerEvent } from '../adapters/kube/informer.ts';
 import { canonicalJson } from '../gateway/canonical.ts';
 import { CALICO_BLOCK_AFFINITY_VERSIONS, type CalicoGroupVersion, type CalicoIpamState } from '../plan/index.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shell/log.ts';
 
 export const DEFAULT_CALICO_REDISCOVER_MS = 30_000;
 

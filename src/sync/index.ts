@@ -27,7 +27,7 @@ import type { ServerResponse } from 'node:http';
 import { verifyWebhookSignature } from '../adapters/git/webhook.ts';
 import { WebhookGuard, type GuardVerdict } from './webhook-guard.ts';
 import { CalicoWatch } from './calico.ts';
-import { jsonLogger, type Logger } from './log.ts';
+import { jsonLogger, type Logger } from '../shell/log.ts';
 import { createMetrics, type SyncMetrics } from './metrics.ts';
 import { countRequests } from '../adapters/kube/request-metrics.ts';
 import { GatewayReconciler, type GatewaySpecMode, type ReconcileReport } from './reconciler.ts';
@@ -38,6 +38,7 @@ import { GitSource } from './source-git.ts';
 import { checkServedGatewayCrd } from './preflight.ts';
 import type { TopologySource } from './source.ts';
 import { BackgroundValidator, DEFAULT_VALIDATION_LIMITS } from './validate-worker.ts';
+import { SerialRunner } from '../shell/serial.ts';
 
 export type SourceOptions =
   | {
@@ -243,7 +244,6 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
   let retryTimer: NodeJS.Timeout | undefined;
   let wakeTimer: NodeJS.Timeout | undefined;
   let resyncTimer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
   let dirty = false;
   let retryDelay = retryInitial;
   const listeners = new Set<(r: ReconcileReport) => void>();
@@ -258,45 +258,50 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     metrics.queue.add();
     pendingReasons.add(reason);
     if (!accepting) return;
-    if (running) {
+    if (runner.busy) {
       dirty = true;
       return;
     }
     if (debounce === undefined) debounce = setTimeout(kick, debounceMs);
   };
 
+  // One reconcile at a time (SerialRunner). Events that come during one (often its own writes coming back) mark the
+  // work dirty and get one more pass once it has settled, after the debounce, so a burst of echoes folds into it.
+  const reconcileOnce = async (): Promise<void> => {
+    const reasons = [...pendingReasons].sort();
+    pendingReasons.clear();
+    metrics.queue.start();
+    let report: ReconcileReport;
+    try {
+      report = await reconciler.reconcile();
+    } catch (e) {
+      logger.error('reconcile crashed', { error: errorMessage(e) });
+      report = { result: 'error', writes: 0, durationMs: 0 };
+    }
+    metrics.queue.done();
+    if (report.result === 'skipped') return;
+    metrics.recordReconcile({ ...report, result: report.result });
+    logger.debug('reconciled', { result: report.result, revision: report.revision, writes: report.writes, durationMs: report.durationMs, reasons });
+    afterReconcile(report);
+    for (const cb of [...listeners]) {
+      try {
+        cb(report);
+      } catch {
+        // ignore
+      }
+    }
+  };
+  const runner = new SerialRunner(reconcileOnce, {
+    stopped: () => stopped,
+    settled: () => {
+      if (dirty && !stopped && debounce === undefined) debounce = setTimeout(kick, debounceMs);
+    },
+  });
   const kick = (): void => {
     debounce = undefined;
-    if (stopped || running) return;
+    if (stopped || runner.busy) return;
     dirty = false;
-    running = (async () => {
-      const reasons = [...pendingReasons].sort();
-      pendingReasons.clear();
-      metrics.queue.start();
-      let report: ReconcileReport;
-      try {
-        report = await reconciler.reconcile();
-      } catch (e) {
-        logger.error('reconcile crashed', { error: errorMessage(e) });
-        report = { result: 'error', writes: 0, durationMs: 0 };
-      }
-      metrics.queue.done();
-      if (report.result === 'skipped') return;
-      metrics.recordReconcile({ ...report, result: report.result });
-      logger.debug('reconciled', { result: report.result, revision: report.revision, writes: report.writes, durationMs: report.durationMs, reasons });
-      afterReconcile(report);
-      for (const cb of [...listeners]) {
-        try {
-          cb(report);
-        } catch {
-          // ignore
-        }
-      }
-    })().finally(() => {
-      running = undefined;
-      // Events that came during the reconcile (often its own writes coming back) get one more, debounced, pass.
-      if (dirty && !stopped && debounce === undefined) debounce = setTimeout(kick, debounceMs);
-    });
+    void runner.run();
   };
 
   const afterReconcile = (r: ReconcileReport): void => {
@@ -483,7 +488,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
       clearInterval(resyncTimer);
       // Stop writing first (no write after this point), then let a running reconcile finish its reads.
       const leaving = elector?.stop();
-      await running;
+      await runner.idle();
       await leaving;
       await validator.stop();
       await source.stop();

@@ -15,7 +15,7 @@ import { errorMessage } from '../adapters/kube/client.ts';
 import { applyTopologyStatus, type TopologyObject } from '../adapters/kube/topologies.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, TOPOLOGY_LABEL } from '../gateway/keys.ts';
 import type { Gateway } from '../gateway/types.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shell/log.ts';
 import { rfc3339, statusEquals, topologyStatus } from '../reconcile/topology-status.ts';
 
 export interface Takeover {

@@ -6,7 +6,7 @@ import { errorMessage, statusCode } from '../adapters/kube/client.ts';
 import { getGatewayCrd } from '../adapters/kube/crds.ts';
 import { checkGatewayCrd, CRD_REMEDY } from '../gateway/crd-check.ts';
 import { GATEWAY_CRD_NAME } from '../gateway/types.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shell/log.ts';
 
 /** Why the sync does not start: the message says what to do. */
 export class GatewayCrdError extends Error {

@@ -29,7 +29,7 @@ import type { CandidateHealth, InventoryNode, PlanResult, PodSubnetDecision, Pod
 import { TOPOLOGY_API_VERSION } from '../topology/types.ts';
 import { NotLeaderError, PhaseError, applyChanges, dryRun, prune, type WriteContext } from './apply.ts';
 import { computeChanges, computeStatusOnlyChanges, emptyRefusal, ownedKey, waitingMessage, type ChangeSet, type WaitingGateway } from '../reconcile/gateway-changes.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shell/log.ts';
 import { conflictMessage, gatewayOwnership, Takeovers, withoutConflicts, type Ownership } from './ownership.ts';
 import type { SyncMetrics } from './metrics.ts';
 import { REJECT, type Artifact, type RejectReason } from '../reconcile/artifact.ts';

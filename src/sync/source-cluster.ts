@@ -5,7 +5,7 @@ import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import { stringify } from 'yaml';
 import { topologyInformer, type TopologyObject } from '../adapters/kube/topologies.ts';
 import type { Informer } from '../adapters/kube/informer.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shell/log.ts';
 import { REJECT, type Artifact } from '../reconcile/artifact.ts';
 import type { TopologySource } from './source.ts';
 

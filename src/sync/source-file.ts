@@ -7,7 +7,7 @@ import { InputFileError, inputFileProblem, readBoundedFile } from '../adapters/f
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shell/log.ts';
 import { REJECT, type Artifact } from '../reconcile/artifact.ts';
 import type { TopologySource } from './source.ts';
 

@@ -3,7 +3,7 @@
 
 import { MAX_INPUT_BYTES } from '../adapters/fs/bounded.ts';
 import { GitRepo, type GitRef, type RepoPath, type SignatureVerification } from '../adapters/git/repo.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shell/log.ts';
 import { REJECT, type Artifact } from '../reconcile/artifact.ts';
 import type { TopologySource } from './source.ts';
 import { SerialRunner } from '../shell/serial.ts';

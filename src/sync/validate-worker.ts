@@ -5,7 +5,7 @@
 
 import { Worker } from 'node:worker_threads';
 import { formatDuration } from '../topology/duration.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../shell/log.ts';
 import { REJECT, type ArtifactOk } from '../reconcile/artifact.ts';
 import type { Verdict } from '../reconcile/revision.ts';
 

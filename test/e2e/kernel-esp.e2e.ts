@@ -25,7 +25,7 @@ import { controlPlaneSkipReason, createNode, ensureNamespace, installCrds, start
 import { onProcessExit } from '../support/host.ts';
 import { ip, missingToolsReason, NetnsLab } from '../support/netns.ts';
 import { startSync, type SyncHandle } from '../../src/sync/index.ts';
-import { jsonLogger } from '../../src/sync/log.ts';
+import { jsonLogger } from '../../src/shell/log.ts';
 import { LEASE_NAMESPACE, NODES, POOL_LABEL, TAP, topologyYaml } from './kernel-esp-guest.ts';
 import { startUml, umlSkipReason } from '../support/uml.ts';
 

@@ -37,7 +37,7 @@ import { WIREGUARD_DEVICE } from '../../src/nodeplan/index.ts';
 import { ViciSession } from '../../src/agent/vici/index.ts';
 import type { IkeSaInfo } from '../../src/agent/vici/index.ts';
 import { startSync, type SyncHandle } from '../../src/sync/index.ts';
-import { jsonLogger } from '../../src/sync/log.ts';
+import { jsonLogger } from '../../src/shell/log.ts';
 import { Fabric, NARROW_POOL, NARROW_WAN_MTU, POOL_SELECTOR_LABEL, fabricSkipReason, type FabricNode, type PoolName } from './fabric.ts';
 import { waitFor as pollUntil } from '../support/wait.ts';
 

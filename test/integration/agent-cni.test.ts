@@ -30,7 +30,7 @@ import { Iproute } from '../../src/adapters/iproute/iproute.ts';
 import { Nft } from '../../src/adapters/nft/nft.ts';
 import { RpFilter } from '../../src/adapters/sysctl/rpfilter.ts';
 import { SecretReader } from '../../src/agent/secrets.ts';
-import { silentLogger } from '../../src/agent/log.ts';
+import { silentLogger } from '../../src/shell/log.ts';
 import { onPath } from '../support/host.ts';
 
 const skip = cniSkipReason() ?? (onPath('tcpdump') ? undefined : 'needs tcpdump (apt-get install tcpdump)');

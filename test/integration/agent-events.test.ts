@@ -11,7 +11,7 @@ import { charonSkipReason, startCharon, type CharonInstance } from '../support/c
 import { installCrds, useControlPlane, ensureNamespace } from '../support/controlplane.ts';
 import { ViciSession } from '../../src/agent/vici/index.ts';
 import { Agent } from '../../src/agent/agent.ts';
-import { silentLogger } from '../../src/agent/log.ts';
+import { silentLogger } from '../../src/shell/log.ts';
 import { applyGateway, applyGatewayStatus } from '../../src/adapters/kube/gateways.ts';
 import { kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
 import type { LeaseJson } from '../../src/adapters/kube/leases.ts';

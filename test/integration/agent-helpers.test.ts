@@ -8,7 +8,7 @@ import { connHash, saMatchesTunnel, summariseSas, tunnelToConn } from '../../src
 import { AgentMetrics } from '../../src/agent/metrics.ts';
 import { parseAddress } from '../../src/adapters/http/server.ts';
 import { run as runAgent } from '../../src/cli/commands/agent.ts';
-import { jsonLogger } from '../../src/agent/log.ts';
+import { jsonLogger } from '../../src/shell/log.ts';
 import type { NodePlan, TunnelPlan } from '../../src/nodeplan/index.ts';
 import { forwardingSysctls } from '../../src/nodeplan/datapath-health.ts';
 import { canonicalPrefix, comparePrefixes } from '../../src/nodeplan/cidr.ts';
@@ -174,9 +174,9 @@ test('corvid agent: usage errors exit 2 with one clear line', async () => {
 
 test('JSON logs: one object per line, errors as messages', () => {
   let out = '';
-  const log = jsonLogger({ write: (s: string) => (out += s) }, { now: () => new Date(0), fields: { node: 'n' } });
+  const log = jsonLogger({ write: (s: string) => void (out += s), now: () => new Date(0), base: { node: 'n' } });
   log.debug('hidden');
-  log.child({ component: 'c' }).error('boom', { error: new Error('bad'), skip: undefined });
+  log.with({ component: 'c' }).error('boom', { error: new Error('bad'), skip: undefined });
   assert.deepEqual(out.trim().split('\n').map((l) => JSON.parse(l)), [
     { ts: '1970-01-01T00:00:00.000Z', level: 'error', msg: 'boom', node: 'n', component: 'c', error: 'bad' },
   ]);

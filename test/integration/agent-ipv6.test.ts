@@ -13,7 +13,7 @@ import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netn
 import { Iproute } from '../../src/adapters/iproute/iproute.ts';
 import { DatapathReconciler } from '../../src/agent/reconciler.ts';
 import { SecretReader } from '../../src/agent/secrets.ts';
-import { silentLogger } from '../../src/agent/log.ts';
+import { silentLogger } from '../../src/shell/log.ts';
 import { nodePlan } from '../../src/nodeplan/index.ts';
 import { inventoryFromNodeList } from '../../src/plan/inventory.ts';
 import { plan } from '../../src/plan/planner.ts';

@@ -29,7 +29,7 @@ import { VxlanLink } from '../../src/adapters/iproute/vxlan.ts';
 import { Nft } from '../../src/adapters/nft/nft.ts';
 import { RpFilter } from '../../src/adapters/sysctl/rpfilter.ts';
 import { SecretReader } from '../../src/agent/secrets.ts';
-import { silentLogger } from '../../src/agent/log.ts';
+import { silentLogger } from '../../src/shell/log.ts';
 
 const skip = cniSkipReason() ?? (onPath('tc') ? undefined : 'needs tc (apt-get install iproute2)');
 const TABLE = 9027;

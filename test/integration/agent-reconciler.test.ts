@@ -10,7 +10,7 @@ import { ViciSession } from '../../src/agent/vici/index.ts';
 import { Iproute } from '../../src/adapters/iproute/iproute.ts';
 import { DatapathReconciler } from '../../src/agent/reconciler.ts';
 import { SecretReader } from '../../src/agent/secrets.ts';
-import { silentLogger } from '../../src/agent/log.ts';
+import { silentLogger } from '../../src/shell/log.ts';
 import { nodePlan } from '../../src/nodeplan/index.ts';
 import { tunnelToConn } from '../../src/agent/conns.ts';
 import { buildTwoPools, gatewayFor, makeSecretDir, waitFor, type PoolLab } from './agent-lab.ts';

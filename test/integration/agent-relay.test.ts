@@ -18,7 +18,7 @@ import { ViciSession } from '../../src/agent/vici/index.ts';
 import { Iproute } from '../../src/adapters/iproute/iproute.ts';
 import { DatapathReconciler } from '../../src/agent/reconciler.ts';
 import { SecretReader } from '../../src/agent/secrets.ts';
-import { silentLogger } from '../../src/agent/log.ts';
+import { silentLogger } from '../../src/shell/log.ts';
 import { nodePlan } from '../../src/nodeplan/index.ts';
 import { encodeGatewayAnnotations } from '../../src/gateway/annotations.ts';
 import { POOL_LABEL } from '../../src/gateway/keys.ts';

@@ -22,7 +22,7 @@ import { WireguardLink, wireguardPsk, type ActualPeer } from '../../src/adapters
 import { loadOrCreateKey, type LoadedKey } from '../../src/adapters/wireguard/keyfile.ts';
 import { DatapathReconciler, type ReconcileResult } from '../../src/agent/reconciler.ts';
 import { SecretReader } from '../../src/agent/secrets.ts';
-import { silentLogger } from '../../src/agent/log.ts';
+import { silentLogger } from '../../src/shell/log.ts';
 import { encodeGatewayAnnotations } from '../../src/gateway/annotations.ts';
 import { nodePlan, WIREGUARD_DEVICE, type NodePlan } from '../../src/nodeplan/index.ts';
 import type { EncryptionPolicy } from '../../src/topology/types.ts';

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { GitRepo, redactUrl } from '../../src/adapters/git/repo.ts';
 import { verifyWebhookSignature } from '../../src/adapters/git/webhook.ts';
 import { GitSource } from '../../src/sync/source-git.ts';
-import { jsonLogger } from '../../src/sync/log.ts';
+import { jsonLogger } from '../../src/shell/log.ts';
 import { makeGitRemote, waitFor } from './sync-fixtures.ts';
 
 async function git(args: string[], cwd: string): Promise<string> {

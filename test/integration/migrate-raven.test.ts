@@ -23,7 +23,7 @@ import { CONTENT_TYPE, kubeRequest, statusCode } from '../../src/adapters/kube/c
 import { CRDS_PATH } from '../../src/adapters/kube/crds.ts';
 import { GATEWAYS_PATH, listGateways } from '../../src/adapters/kube/gateways.ts';
 import { checkServedGatewayCrd, GatewayCrdError } from '../../src/sync/preflight.ts';
-import { jsonLogger } from '../../src/sync/log.ts';
+import { jsonLogger } from '../../src/shell/log.ts';
 import { canonicalJson } from '../../src/gateway/canonical.ts';
 import { formatDifference, ravenSpecDifferences } from '../../src/migrate/raven-spec.ts';
 import { GATEWAY_CRD_NAME as GATEWAY_CRD, type Gateway } from '../../src/gateway/types.ts';

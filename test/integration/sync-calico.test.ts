@@ -17,7 +17,7 @@ import { main } from '../../src/cli/main.ts';
 import { listEvents } from '../../src/adapters/kube/events.ts';
 import type { SyncOptions } from '../../src/sync/index.ts';
 import { CalicoWatch } from '../../src/sync/calico.ts';
-import { jsonLogger } from '../../src/sync/log.ts';
+import { jsonLogger } from '../../src/shell/log.ts';
 
 const cp = useControlPlane();
 const FIXTURES = new URL('../fixtures/calico/', import.meta.url).pathname;

@@ -9,7 +9,7 @@ import { leasesPath } from '../../src/adapters/kube/leases.ts';
 import { microTime } from '../../src/adapters/kube/events.ts';
 import { execFile } from 'node:child_process';
 import { startSync, type SyncHandle, type SyncOptions } from '../../src/sync/index.ts';
-import { jsonLogger } from '../../src/sync/log.ts';
+import { jsonLogger } from '../../src/shell/log.ts';
 import { createServer as createTcpServer, connect as tcpConnect, type Socket } from 'node:net';
 import { waitFor as pollUntil } from '../support/wait.ts';
 import { parseAllDocuments } from 'yaml';

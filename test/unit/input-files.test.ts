@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputFileError, MAX_INPUT_BYTES, readBoundedFile } from '../../src/adapters/fs/bounded.ts';
 import { FileSource } from '../../src/sync/source-file.ts';
-import { jsonLogger } from '../../src/sync/log.ts';
+import { jsonLogger } from '../../src/shell/log.ts';
 import { corvid } from './cli-support.ts';
 
 const dir = await mkdtemp(join(tmpdir(), 'corvid-input-'));

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { validate } from '../../src/reconcile/revision.ts';
 import { BackgroundValidator, validateInWorker } from '../../src/sync/validate-worker.ts';
 import type { ArtifactOk } from '../../src/reconcile/artifact.ts';
-import { jsonLogger } from '../../src/sync/log.ts';
+import { jsonLogger } from '../../src/shell/log.ts';
 import { manyPoolsYaml } from '../support/heavy-topology.ts';
 import { corvid } from './cli-support.ts';
 

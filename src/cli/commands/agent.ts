@@ -179,7 +179,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 
   // Loaded only now, so --help and flag errors never pay for the Kubernetes client.
   const { loadKubeConfig } = await import('../../adapters/kube/kubeconfig.ts');
-  const { jsonLogger } = await import('../../agent/log.ts');
+  const { jsonLogger } = await import('../../shell/log.ts');
   const { Agent } = await import('../../agent/agent.ts');
   const { parseAddress } = await import('../../adapters/http/server.ts');
   if (metricsAddr !== '') {
@@ -189,7 +189,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       return usage(`--metrics-addr: ${(e as Error).message}`);
     }
   }
-  const log = jsonLogger(io.stderr, { level: (str(v, 'log-level') ?? 'info') as 'info', fields: { node: nodeName } });
+  const log = jsonLogger({ level: (str(v, 'log-level') ?? 'info') as 'info', write: (line) => io.stderr.write(line), base: { node: nodeName } });
 
   let kubeConfig;
   try {

@@ -300,7 +300,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
 
   // Everything heavy is loaded only when the command really runs.
-  const [{ startSync }, { jsonLogger }] = await Promise.all([import('../../sync/index.ts'), import('../../sync/log.ts')]);
+  const [{ startSync }, { jsonLogger }] = await Promise.all([import('../../sync/index.ts'), import('../../shell/log.ts')]);
   const { kubeconfig, context, logLevel, ...rest } = settings;
   const kubeConfig = await connect('sync', io, { kubeconfig, context }, SYNC_NO_CLUSTER_HINT);
   if (typeof kubeConfig === 'number') return kubeConfig;

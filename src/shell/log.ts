@@ -1,4 +1,5 @@
-// Structured logs: one JSON object per line {ts, level, msg, ...fields}. Never pass secrets as fields.
+// Structured logs, the one logger of the sync, the agent and the CLI: one JSON object per line on stderr,
+// {ts, level, msg, ...fields}. Never pass secrets as fields: PSK bytes stay in the agent's secrets.ts and the VICI client.
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
