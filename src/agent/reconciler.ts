@@ -6,8 +6,8 @@
 // back), the member VXLAN corvid.vx and the WireGuard interface corvid.wg. It never flushes xfrm state, other tables
 // or other rules.
 // Order: the devices routes go through (VXLAN, WireGuard) first, then routes and the nftables table together (they
-// do not depend on charon), then VICI: terminate before unload; PSK before conn; initiate where we are the initiator
-// and nothing is up or in progress. rp_filter after. A VXLAN no longer wanted goes after the routes, a
+// do not depend on charon), then VICI (the actions computed by planViciActions, src/agent/vici-actions.ts, then
+// executed here). rp_filter after. A VXLAN no longer wanted goes after the routes, a
 // WireGuard interface no longer wanted after the tunnels.
 // The reconciler keeps only a memory of the config fingerprints it loaded; everything else is read back each time,
 // so a charon restart (nothing loaded) or a hand-made change (a conn unloaded, a route deleted) is simply drift.
@@ -21,7 +21,8 @@ import { wireguardPsk, type ActualPeer, type WireguardConfig, type WireguardLink
 import type { WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
 import { devicesToward, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, type NodePlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
 import type { ConnConfig } from './vici/index.ts';
-import { connHash, ours, saMatchesTunnel, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
+import { connHash, ours, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
+import { describeAction, endsStepsOnFailure, peerProblem, planViciActions, type TsBackoff, type ViciAction } from './vici-actions.ts';
 import type { SecretReader } from './secrets.ts';
 import type { Logger } from '../shell/log.ts';
 
@@ -134,24 +135,11 @@ export class DatapathReconciler {
   /** Shared-key id -> fingerprint of the key this process loaded. */
   private readonly loadedKeys = new Map<string, string>();
 
-  /** Connection name -> replacements of SAs with the wrong traffic selectors in a row, and when the next may be. */
-  private readonly tsRetries = new Map<string, { count: number; notBefore: number }>();
+  /** Connection name -> backoff of replacing SAs with the wrong traffic selectors (planViciActions). */
+  private readonly tsBackoff = new Map<string, TsBackoff>();
 
   constructor(opts: ReconcilerOptions) {
     this.o = opts;
-  }
-
-  /**
-   * Whether an SA with the wrong traffic selectors may be replaced now. The first replacement is immediate; if the
-   * peer keeps narrowing (its config really differs), later ones back off (10 s doubling to 5 min) instead of
-   * cutting the tunnel at every reconcile.
-   */
-  private mayReplace(name: string): boolean {
-    const now = Date.now();
-    const r = this.tsRetries.get(name) ?? { count: 0, notBefore: 0 };
-    if (now < r.notBefore) return false;
-    this.tsRetries.set(name, { count: r.count + 1, notBefore: now + Math.min(300_000, 10_000 * 2 ** r.count) });
-    return true;
   }
 
   /**
@@ -332,71 +320,70 @@ export class DatapathReconciler {
       res.errors.push(`vici: cannot read charon state: ${(e as Error).message}`);
       return;
     }
-    const step = async (action: string, fn: () => Promise<void>, peerProblem = false): Promise<boolean> => {
+    const steps = planViciActions(want, { conns, keys, sas }, { loaded: this.loaded, loadedKeys: this.loadedKeys, tsBackoff: this.tsBackoff }, {
+      retiring: plan.retiring ?? [],
+      holdInitiate,
+      nowMs: Date.now(),
+    });
+    const terminateTimeoutMs = this.o.terminateTimeoutMs ?? 3000;
+    const execute = async (a: ViciAction): Promise<boolean> => {
+      const action = describeAction(a);
       try {
-        await fn();
+        switch (a.op) {
+          case 'terminate':
+            await terminateAll(vici, a.name, terminateTimeoutMs);
+            break;
+          case 'unload-conn':
+            await vici.unloadConn(a.name);
+            break;
+          case 'unload-shared':
+            await vici.unloadShared(a.id);
+            break;
+          case 'load-shared': {
+            const w = want.get(a.id)!;
+            await vici.loadShared({ id: a.id, type: 'IKE', data: w.secret, owners: [w.tunnel.localId, w.tunnel.remoteId] });
+            break;
+          }
+          case 'load-conn':
+            await vici.loadConn(a.name, want.get(a.name)!.conn);
+            break;
+          case 'initiate':
+            await vici.initiate({ child: a.name, ike: a.name, timeoutMs: this.o.initiateTimeoutMs ?? 5000 });
+            break;
+        }
         res.viciActions.push(action);
         log.info('vici', { action });
         return true;
       } catch (e) {
-        (peerProblem ? res.warnings : res.errors).push(`vici: ${action}: ${(e as Error).message}`);
+        (peerProblem(a) ? res.warnings : res.errors).push(`vici: ${action}: ${(e as Error).message}`);
         return false;
       }
     };
-    const terminateTimeoutMs = this.o.terminateTimeoutMs ?? 3000;
 
-    // 1. What is ours and no longer wanted: terminate first (unload-conn leaves SAs up), then unload. A hand-over's
-    // retiring tunnels stay as they are: the successor's replace them at the peers.
-    const saNames = new Set(sas.map((s) => s.name));
-    const retiring = new Set(plan.retiring ?? []);
-    for (const name of [...new Set([...conns, ...saNames])].sort()) {
-      if (want.has(name) || retiring.has(name)) continue;
-      if (saNames.has(name)) await step(`terminate ${name}`, () => terminateAll(vici, name, terminateTimeoutMs));
-      if (conns.includes(name)) await step(`unload-conn ${name}`, () => vici.unloadConn(name));
-      this.loaded.delete(name);
-      this.tsRetries.delete(name);
-    }
-    for (const id of keys.sort()) {
-      if (want.has(id) || retiring.has(id)) continue;
-      await step(`unload-shared ${id}`, () => vici.unloadShared(id));
-      this.loadedKeys.delete(id);
-    }
-
-    // 2. Keys, then connections, then initiation.
-    for (const [name, w] of [...want].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      if (!keys.includes(name) || this.loadedKeys.get(name) !== w.fingerprint) {
-        const ok = await step(`load-shared ${name}`, () =>
-          vici.loadShared({ id: name, type: 'IKE', data: w.secret, owners: [w.tunnel.localId, w.tunnel.remoteId] }),
-        );
-        if (ok) this.loadedKeys.set(name, w.fingerprint);
-        else continue;
+    // 1. What is ours and no longer wanted: forgotten whatever became of each removal.
+    for (const a of steps.remove) {
+      await execute(a);
+      if (a.op === 'unload-shared') this.loadedKeys.delete(a.id);
+      else if (a.op === 'terminate' || a.op === 'unload-conn') {
+        this.loaded.delete(a.name);
+        this.tsBackoff.delete(a.name);
       }
-      const before = this.loaded.get(name);
-      let summary = summariseSas(sas, name);
-      if (!conns.includes(name) || before !== w.hash) {
-        if (!(await step(`load-conn ${name}`, () => vici.loadConn(name, w.conn)))) continue;
-        this.loaded.set(name, w.hash);
-        // An SA built from another config keeps its old traffic selectors: replace it. When this process never
-        // loaded the conn (agent restart), judge the SA by its traffic selectors instead of tearing it down blindly.
-        const stale = before !== undefined ? before !== w.hash : !saMatchesTunnel(summary, w.tunnel);
-        if ((summary.up || summary.pending) && stale) {
-          await step(`terminate ${name} (config changed)`, () => terminateAll(vici, name, terminateTimeoutMs));
-          summary = { ...summary, up: false, pending: false };
+    }
+    // 2. Keys, then connections, then initiation; what this process loaded is remembered as it succeeds.
+    for (const { name, steps: connSteps, clearBackoff } of steps.connections) {
+      const w = want.get(name)!;
+      let ended = false;
+      for (const a of connSteps) {
+        if (a.op === 'terminate' && a.why === 'traffic selectors differ from the plan') this.tsBackoff.set(name, a.backoff);
+        const ok = await execute(a);
+        if (ok && a.op === 'load-shared') this.loadedKeys.set(name, w.fingerprint);
+        if (ok && a.op === 'load-conn') this.loaded.set(name, w.hash);
+        if (!ok && endsStepsOnFailure(a)) {
+          ended = true;
+          break;
         }
       }
-      // Steady state too: a CHILD_SA negotiated against the peer's old config (while both ends reloaded) carries
-      // fewer traffic selectors and would stay like that. The initiator replaces it; the responder waits for that.
-      if (w.tunnel.role === 'initiator' && summary.up && !summary.pending && !saMatchesTunnel(summary, w.tunnel)) {
-        if (this.mayReplace(name)) {
-          await step(`terminate ${name} (traffic selectors differ from the plan)`, () => terminateAll(vici, name, terminateTimeoutMs));
-          summary = { ...summary, up: false, pending: false };
-        }
-      } else if (summary.up) {
-        this.tsRetries.delete(name);
-      }
-      if (w.tunnel.role === 'initiator' && !summary.up && !summary.pending && !holdInitiate) {
-        await step(`initiate ${name}`, () => vici.initiate({ child: name, ike: name, timeoutMs: this.o.initiateTimeoutMs ?? 5000 }), true);
-      }
+      if (!ended && clearBackoff) this.tsBackoff.delete(name);
     }
 
     // 3. Read back the SAs for status and metrics.

@@ -1,0 +1,146 @@
+// The VICI half of the datapath reconcile as a pure function: what charon holds (read over VICI, ours only) and what
+// this process loaded, against the node plan's tunnels -> the actions, in order. DatapathReconciler.applyVici reads,
+// calls this, and executes; as the iproute adapter's diffIpState feeds its batch.
+//
+// Order: what is ours and no longer wanted goes first (terminate before unload-conn: unload-conn leaves SAs up); then
+// per wanted connection its PSK, its config, and its initiation.
+
+import type { IkeSaInfo } from './vici/index.ts';
+import type { TunnelPlan } from '../nodeplan/index.ts';
+import { saMatchesTunnel, summariseSas } from './conns.ts';
+
+/** A connection the plan wants, with the fingerprints of its config and of its key. */
+export interface WantedConn {
+  tunnel: TunnelPlan;
+  /** connHash of the connection config. */
+  hash: string;
+  /** Fingerprint of the PSK (never the key). */
+  fingerprint: string;
+}
+
+/** What charon holds now, ours only (named corvid-*). */
+export interface ViciActual {
+  conns: readonly string[];
+  keys: readonly string[];
+  sas: readonly IkeSaInfo[];
+}
+
+/** Replacements of an SA with the wrong traffic selectors in a row, and when the next may be (ms). */
+export interface TsBackoff {
+  count: number;
+  notBefore: number;
+}
+
+/** What this process remembers between reconciles. */
+export interface ViciMemory {
+  /** Connection name -> fingerprint of the config this process loaded. */
+  loaded: ReadonlyMap<string, string>;
+  /** Shared-key id -> fingerprint of the key this process loaded. */
+  loadedKeys: ReadonlyMap<string, string>;
+  tsBackoff: ReadonlyMap<string, TsBackoff>;
+}
+
+export type ViciAction =
+  | { op: 'terminate'; name: string; why?: 'config changed' }
+  /** An SA negotiated with fewer traffic selectors than the plan's: replaced, with the next replacement backed off. */
+  | { op: 'terminate'; name: string; why: 'traffic selectors differ from the plan'; backoff: TsBackoff }
+  | { op: 'unload-conn'; name: string }
+  | { op: 'unload-shared'; id: string }
+  | { op: 'load-shared'; id: string }
+  | { op: 'load-conn'; name: string }
+  | { op: 'initiate'; name: string };
+
+export interface ViciSteps {
+  /** Removals, in order, each whatever became of the others. */
+  remove: ViciAction[];
+  /**
+   * Per wanted connection, by name: its steps in order. A failed load-shared or load-conn ends that connection's
+   * steps (nothing built on it is tried); a failed terminate or initiate does not.
+   */
+  connections: Array<{ name: string; steps: ViciAction[]; clearBackoff: boolean }>;
+}
+
+/** The first replacement is immediate; a peer that keeps narrowing is retried after 10 s doubling to 5 min. */
+const TS_BACKOFF_FIRST_MS = 10_000;
+const TS_BACKOFF_MAX_MS = 300_000;
+
+/** The action as the agent logs and reports it (ReconcileResult.viciActions): `load-conn corvid-b`. */
+export function describeAction(a: ViciAction): string {
+  switch (a.op) {
+    case 'terminate':
+      return a.why === undefined ? `terminate ${a.name}` : `terminate ${a.name} (${a.why})`;
+    case 'unload-shared':
+    case 'load-shared':
+      return `${a.op} ${a.id}`;
+    default:
+      return `${a.op} ${a.name}`;
+  }
+}
+
+/** Whether the action can fail because of the peer rather than this node (reported as a warning). */
+export function peerProblem(a: ViciAction): boolean {
+  return a.op === 'initiate';
+}
+
+/** Whether a failure of the action ends its connection's steps. */
+export function endsStepsOnFailure(a: ViciAction): boolean {
+  return a.op === 'load-shared' || a.op === 'load-conn';
+}
+
+/**
+ * The actions that make charon hold `want`. `retiring`: a hand-over's predecessor keeps these as they are (the
+ * successor's replace them at the peers). `holdInitiate`: load, but start nothing yet. `nowMs` for the backoff only.
+ */
+export function planViciActions(
+  want: ReadonlyMap<string, WantedConn>,
+  actual: ViciActual,
+  memory: ViciMemory,
+  opts: { retiring: readonly string[]; holdInitiate: boolean; nowMs: number },
+): ViciSteps {
+  const remove: ViciAction[] = [];
+  const saNames = new Set(actual.sas.map((s) => s.name));
+  const retiring = new Set(opts.retiring);
+  for (const name of [...new Set([...actual.conns, ...saNames])].sort()) {
+    if (want.has(name) || retiring.has(name)) continue;
+    if (saNames.has(name)) remove.push({ op: 'terminate', name });
+    if (actual.conns.includes(name)) remove.push({ op: 'unload-conn', name });
+  }
+  for (const id of [...actual.keys].sort()) {
+    if (want.has(id) || retiring.has(id)) continue;
+    remove.push({ op: 'unload-shared', id });
+  }
+
+  const connections: ViciSteps['connections'] = [];
+  for (const [name, w] of [...want].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const steps: ViciAction[] = [];
+    let clearBackoff = false;
+    if (!actual.keys.includes(name) || memory.loadedKeys.get(name) !== w.fingerprint) steps.push({ op: 'load-shared', id: name });
+    const before = memory.loaded.get(name);
+    let summary = summariseSas([...actual.sas], name);
+    if (!actual.conns.includes(name) || before !== w.hash) {
+      steps.push({ op: 'load-conn', name });
+      // An SA built from another config keeps its old traffic selectors: replace it. When this process never loaded
+      // the conn (agent restart), judge the SA by its traffic selectors instead of tearing it down blindly.
+      const stale = before !== undefined ? before !== w.hash : !saMatchesTunnel(summary, w.tunnel);
+      if ((summary.up || summary.pending) && stale) {
+        steps.push({ op: 'terminate', name, why: 'config changed' });
+        summary = { ...summary, up: false, pending: false };
+      }
+    }
+    // Steady state too: a CHILD_SA negotiated against the peer's old config (while both ends reloaded) carries fewer
+    // traffic selectors and would stay like that. The initiator replaces it; the responder waits for that.
+    if (w.tunnel.role === 'initiator' && summary.up && !summary.pending && !saMatchesTunnel(summary, w.tunnel)) {
+      const b = memory.tsBackoff.get(name) ?? { count: 0, notBefore: 0 };
+      if (opts.nowMs >= b.notBefore) {
+        const backoff = { count: b.count + 1, notBefore: opts.nowMs + Math.min(TS_BACKOFF_MAX_MS, TS_BACKOFF_FIRST_MS * 2 ** b.count) };
+        steps.push({ op: 'terminate', name, why: 'traffic selectors differ from the plan', backoff });
+        summary = { ...summary, up: false, pending: false };
+      }
+    } else if (summary.up) {
+      clearBackoff = true;
+    }
+    if (w.tunnel.role === 'initiator' && !summary.up && !summary.pending && !opts.holdInitiate) steps.push({ op: 'initiate', name });
+    connections.push({ name, steps, clearBackoff });
+  }
+  return { remove, connections };
+}
