@@ -12,21 +12,13 @@
 // - Dry runs and applies run a bounded number of Gateways at a time (DEFAULT_APPLY_CONCURRENCY): a first reconcile at
 //   10k nodes has about 2,000 of each, and having them all in flight at once only piles up memory.
 
-import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import { errorMessage, isSchemaRejection, isTransient, statusCode } from '../adapters/kube/client.ts';
-import {
-  applyGateway,
-  applyGatewayStatus,
-  deleteGateway,
-  patchGatewayAnnotations,
-  replaceGateway,
-  replaceGatewayStatus,
-} from '../adapters/kube/gateways.ts';
 import { LIVE_STATE_ANNOTATIONS } from '../gateway/keys.ts';
 import { CORVID_PREFIX } from '../gateway/render.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { specEqual, statusEqual, type ChangeSet } from '../reconcile/gateway-changes.ts';
 import { DEFAULT_APPLY_CONCURRENCY, mapBounded } from './parallel.ts';
+import type { ClusterWrites } from './writes.ts';
 
 /** A phase failed. `transient`: retry with backoff; otherwise only a new revision helps. */
 export class PhaseError extends Error {
@@ -49,7 +41,7 @@ export class NotLeaderError extends Error {
 }
 
 export interface WriteContext {
-  kc: KubeConfig;
+  writes: ClusterWrites;
   /** Throws NotLeaderError when writing is not allowed. Called before every write. */
   guard: () => void;
   /** Counts each write (verb, resource). */
@@ -68,15 +60,15 @@ function liveAnnotationsPatch(g: Gateway): Record<string, string | null> {
 }
 
 /** Phase 5, `concurrency` requests at a time. Throws PhaseError('DryRunFailed') listing every failing object. */
-export async function dryRun(kc: KubeConfig, changes: ChangeSet, concurrency = DEFAULT_APPLY_CONCURRENCY): Promise<void> {
+export async function dryRun(writes: ClusterWrites, changes: ChangeSet, concurrency = DEFAULT_APPLY_CONCURRENCY): Promise<void> {
   const tries: (() => Promise<void>)[] = [];
   const problems: { transient: boolean; line: string }[] = [];
   for (const c of changes.apply) {
     if (c.spec) {
-      tries.push(() => applyGateway(kc, c.desired, { dryRun: true }).then(() => undefined, (e) => void problems.push(failure('DryRunFailed', `Gateway ${c.name}`, e))));
+      tries.push(() => writes.applyGateway(c.desired, { dryRun: true }).then(() => undefined, (e) => void problems.push(failure('DryRunFailed', `Gateway ${c.name}`, e))));
     } else if (c.liveAnnotations) {
       tries.push(() =>
-        patchGatewayAnnotations(kc, c.name, liveAnnotationsPatch(c.desired), { dryRun: true }).then(
+        writes.patchGatewayAnnotations(c.name, liveAnnotationsPatch(c.desired), { dryRun: true }).then(
           () => undefined,
           (e) => void problems.push(failure('DryRunFailed', `Gateway ${c.name} live-state annotations`, e)),
         ),
@@ -85,7 +77,7 @@ export async function dryRun(kc: KubeConfig, changes: ChangeSet, concurrency = D
     // A status dry run needs the object to exist; a new Gateway's status is checked by its real write.
     if (c.status && c.live !== undefined) {
       tries.push(() =>
-        applyGatewayStatus(kc, c.name, c.desired.status ?? {}, { dryRun: true }).then(
+        writes.applyGatewayStatus(c.name, c.desired.status ?? {}, { dryRun: true }).then(
           () => undefined,
           (e) => void problems.push(failure('DryRunFailed', `Gateway ${c.name} status`, e)),
         ),
@@ -94,7 +86,7 @@ export async function dryRun(kc: KubeConfig, changes: ChangeSet, concurrency = D
   }
   for (const g of changes.prune) {
     tries.push(() =>
-      deleteGateway(kc, g.metadata.name, { uid: g.metadata.uid, resourceVersion: g.metadata.resourceVersion }, { dryRun: true }).then(
+      writes.deleteGateway(g.metadata.name, { uid: g.metadata.uid, resourceVersion: g.metadata.resourceVersion }, { dryRun: true }).then(
         () => undefined,
         (e) => void problems.push(failure('DryRunFailed', `delete Gateway ${g.metadata.name}`, e)),
       ),
@@ -146,25 +138,25 @@ export async function applyChanges(w: WriteContext, changes: ChangeSet): Promise
       try {
         if (c.spec) {
           w.guard();
-          cur = step(await applyGateway(w.kc, c.desired));
+          cur = step(await w.writes.applyGateway(c.desired));
           w.countWrite('apply', 'gateways');
           if (!specEqual(c.desired, cur)) {
             w.guard();
-            cur = step(await replaceGateway(w.kc, overlaySpec(cur, c.desired)));
+            cur = step(await w.writes.replaceGateway(overlaySpec(cur, c.desired)));
             w.countWrite('replace', 'gateways');
           }
         } else if (c.liveAnnotations) {
           w.guard();
-          cur = step(await patchGatewayAnnotations(w.kc, c.name, liveAnnotationsPatch(c.desired)));
+          cur = step(await w.writes.patchGatewayAnnotations(c.name, liveAnnotationsPatch(c.desired)));
           w.countWrite('patch', 'gateways');
         }
         if (c.status && cur !== undefined) {
           w.guard();
-          cur = step(await applyGatewayStatus(w.kc, c.name, c.desired.status ?? {}));
+          cur = step(await w.writes.applyGatewayStatus(c.name, c.desired.status ?? {}));
           w.countWrite('apply', 'gateways/status');
           if (!statusEqual(c.desired, cur)) {
             w.guard();
-            cur = step(await replaceGatewayStatus(w.kc, { ...cur, status: c.desired.status ?? {} }));
+            cur = step(await w.writes.replaceGatewayStatus({ ...cur, status: c.desired.status ?? {} }));
             w.countWrite('replace', 'gateways/status');
           }
         }
@@ -188,7 +180,7 @@ export async function prune(w: WriteContext, gateways: readonly Gateway[]): Prom
   for (const g of gateways) {
     try {
       w.guard();
-      const gone = await deleteGateway(w.kc, g.metadata.name, { uid: g.metadata.uid, resourceVersion: g.metadata.resourceVersion });
+      const gone = await w.writes.deleteGateway(g.metadata.name, { uid: g.metadata.uid, resourceVersion: g.metadata.resourceVersion });
       w.countWrite('delete', 'gateways');
       if (gone) deleted.push(g.metadata.name);
     } catch (e) {

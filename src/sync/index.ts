@@ -39,6 +39,7 @@ import { checkServedGatewayCrd } from './preflight.ts';
 import type { TopologySource } from './source.ts';
 import { BackgroundValidator, DEFAULT_VALIDATION_LIMITS } from './validate-worker.ts';
 import { SerialRunner } from '../shell/serial.ts';
+import { kubeWrites } from './writes.ts';
 
 export type SourceOptions =
   | {
@@ -216,7 +217,7 @@ export async function startSync(o: SyncOptions): Promise<SyncHandle> {
     logger,
   });
   const reconciler = new GatewayReconciler({
-    kc,
+    writes: kubeWrites(kc),
     source,
     gateways,
     nodes,

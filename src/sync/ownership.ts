@@ -10,9 +10,9 @@
 //   owner's Gateways are left alone until one of the two objects goes.
 // gatewayOwnership is pure; Takeovers announces what was done (Events, logs) and writes the Superseded status.
 
-import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import { errorMessage } from '../adapters/kube/client.ts';
-import { applyTopologyStatus, type TopologyObject } from '../adapters/kube/topologies.ts';
+import type { TopologyObject } from '../adapters/kube/topologies.ts';
+import type { ClusterWrites } from './writes.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, TOPOLOGY_LABEL } from '../gateway/keys.ts';
 import type { Gateway } from '../gateway/types.ts';
 import type { Logger } from '../shell/log.ts';
@@ -122,7 +122,7 @@ export function takeoverNote(t: Takeover): string {
 }
 
 export interface TakeoverDeps {
-  kc: KubeConfig;
+  writes: Pick<ClusterWrites, 'applyTopologyStatus'>;
   logger: Logger;
   /** Throws when this replica may not write (NotLeaderError). */
   guard: () => void;
@@ -174,7 +174,7 @@ export class Takeovers {
     if (statusEquals(obj.status, status)) return true;
     this.d.guard();
     try {
-      await applyTopologyStatus(this.d.kc, name, status);
+      await this.d.writes.applyTopologyStatus(name, status);
       this.d.countWrite();
     } catch (e) {
       this.d.logger.warn('superseded status not written; retried after the next apply', { topology: name, error: errorMessage(e) });

@@ -14,13 +14,12 @@
 // Policy lives in src/topology (what a valid topology is) and src/plan (who is elected, what the Gateways say);
 // this file only orders the phases and reports.
 
-import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import { errorMessage } from '../adapters/kube/client.ts';
 import type { EventRecorder } from '../adapters/kube/events.ts';
-import type { Informer } from '../adapters/kube/informer.ts';
+import type { ObjectCache } from '../adapters/kube/informer.ts';
 import { heartbeatsFrom, type LeaseJson } from '../adapters/kube/leases.ts';
 import type { NodeJson } from '../adapters/kube/nodes.ts';
-import { applyTopology, applyTopologyStatus, type TopologyObject } from '../adapters/kube/topologies.ts';
+import type { TopologyObject } from '../adapters/kube/topologies.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../gateway/keys.ts';
 import { canonicalJson } from '../gateway/canonical.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../gateway/types.ts';
@@ -38,30 +37,33 @@ import { SUPERSEDED, WAITING_FOR_GATEWAY_SPEC, podSubnetProblems, rfc3339, statu
 import { validate, type Candidate } from '../reconcile/revision.ts';
 import type { BackgroundValidator } from './validate-worker.ts';
 import { topologyDocument } from './source-cluster.ts';
+import { WriteOverlay } from './overlay.ts';
+import type { ClusterWrites } from './writes.ts';
 
 export const SOURCE_ANNOTATION = 'corvid.dev/source';
 
-/** How long our own writes overlay the informer caches at most (normally they catch up in milliseconds). */
-const OVERLAY_TTL_MS = 10_000;
 /** Backoff of the status write after a failure (it is requeued, but never tried more often than this). */
 const STATUS_RETRY_INITIAL_MS = 500;
 const STATUS_RETRY_MAX_MS = 60_000;
 
 export interface ReconcilerDeps {
-  kc: KubeConfig;
-  source: TopologySource;
-  gateways: Informer<Gateway>;
-  nodes: Informer<NodeJson>;
-  leases: Informer<LeaseJson>;
+  /** Every write (kubeWrites; an in-memory cluster in unit tests). */
+  writes: ClusterWrites;
+  source: Pick<TopologySource, 'kind' | 'latest'>;
+  /** The informer caches the reconcile reads. */
+  gateways: ObjectCache<Gateway>;
+  nodes: ObjectCache<NodeJson>;
+  leases: ObjectCache<LeaseJson>;
   /** Topology objects (status target; for the cluster source also the input). */
-  topologies: Informer<TopologyObject>;
+  topologies: ObjectCache<TopologyObject>;
   /** git/file sources: keep a Topology object (spec = last applied) to carry status. */
   statusObject: boolean;
-  events: EventRecorder;
+  events: Pick<EventRecorder, 'record'>;
   metrics: SyncMetrics;
   logger: Logger;
   /** False when this replica must not write (not the leader). Checked before every write. */
   canWrite: () => boolean;
+  /** The clock of every decision, timestamp and backoff of the reconcile. */
   now: () => Date;
   /** Gateways dry-run, then written, at once. Default DEFAULT_APPLY_CONCURRENCY (src/sync/parallel.ts). */
   applyConcurrency?: number;
@@ -112,9 +114,39 @@ function capitalised(kind: string): string {
     .join('');
 }
 
+type KeyedCandidate = Candidate & { key: string };
+type Report = Omit<ReconcileReport, 'durationMs' | 'writes'>;
+
+/** Phases 1-3: the newest revision's verdict. */
+interface Verdict {
+  /** The newest revision, valid and not yet in force. */
+  candidate?: KeyedCandidate;
+  /** Why the newest revision is not used (rejected, or failed transiently). */
+  problem?: Outcome;
+  /** The newest revision's name, when known (status lastAttemptedRevision). */
+  attempted?: string;
+  /** The newest revision has no verdict yet: serve the last good one, prune nothing, write no status. */
+  validating: boolean;
+}
+
+/**
+ * What the phases after the verdict came to for one revision: served (the reconcile's report), refused (a candidate
+ * that cannot be served: the last good revision is served instead), or failed (retried with backoff).
+ */
+type ServeResult = { kind: 'served'; report: Report } | { kind: 'refused'; problem: Outcome } | { kind: 'failed'; report: Report };
+
+/** Phase 4.5: what must be written for a planned revision, and who waits for it. */
+interface Changes {
+  changes: ChangeSet;
+  waiting: WaitingGateway[];
+  owners?: Ownership;
+  /** A problem of the revision in force that does not stop it serving (a GatewayConflict on some of its Gateways). */
+  problem?: Outcome;
+}
+
 export class GatewayReconciler {
   private readonly d: ReconcilerDeps;
-  private lastGood: (Candidate & { key: string }) | undefined;
+  private lastGood: KeyedCandidate | undefined;
   /**
    * The revision whose Gateways are all in place (status lastAppliedRevision, the RevisionApplied Event). Equal to
    * lastGood's once applied; with gatewaySpec 'external' it follows only when no Gateway waits for the spec owner.
@@ -125,12 +157,10 @@ export class GatewayReconciler {
   /** Set while the status write is failing: when it may be tried next, and the current backoff. */
   private statusRetry: { delayMs: number; notBefore: number } | undefined;
   private readonly lastWritten = new Map<string, string>();
-  /** The Gateways as this sync last wrote them: the election's memory (see plan()). */
+  /** The Gateways as this sync last wrote them: the election's memory (see planPhase()). */
   private readonly lastWrittenObject = new Map<string, Gateway>();
-  /** Our own recent writes, until the informer has caught up with them (see liveGateways). */
-  private readonly recent = new Map<string, { superseded: Set<string>; object: Gateway; at: number }>();
-  private readonly removed = new Map<string, { rv: string; at: number }>();
-  private readonly recentTopology = new Map<string, { superseded: Set<string>; object: TopologyObject; at: number }>();
+  /** Our own recent writes, until the informer caches have caught up with them. */
+  private readonly overlay: WriteOverlay;
   private writes = 0;
   /** The pod-subnet source of the last plan of the revision in force (status, logs). */
   private podSubnets: PodSubnetDecision | undefined;
@@ -142,8 +172,9 @@ export class GatewayReconciler {
 
   constructor(deps: ReconcilerDeps) {
     this.d = deps;
+    this.overlay = new WriteOverlay(() => this.nowMs());
     this.takeovers = new Takeovers({
-      kc: deps.kc,
+      writes: deps.writes,
       logger: deps.logger,
       guard: () => this.writeContext().guard(),
       countWrite: () => {
@@ -155,6 +186,10 @@ export class GatewayReconciler {
       event: (name, type, reason, action, note) => void this.event(this.topologyRef(name), type, reason, action, note),
       now: deps.now,
     });
+  }
+
+  private nowMs(): number {
+    return this.d.now().getTime();
   }
 
   /** git/file: a status object written by a sync of this source kind (src/sync/ownership.ts). */
@@ -169,9 +204,7 @@ export class GatewayReconciler {
   forgetWrites(): void {
     this.lastWritten.clear();
     this.lastWrittenObject.clear();
-    this.recent.clear();
-    this.removed.clear();
-    this.recentTopology.clear();
+    this.overlay.clear();
   }
 
   /** The heartbeat timeout of the topology in force (seconds), if any. */
@@ -187,7 +220,7 @@ export class GatewayReconciler {
 
   private writeContext(): WriteContext {
     return {
-      kc: this.d.kc,
+      writes: this.d.writes,
       guard: () => {
         if (!this.d.canWrite()) throw new NotLeaderError();
       },
@@ -200,10 +233,10 @@ export class GatewayReconciler {
   }
 
   async reconcile(): Promise<ReconcileReport> {
-    const started = Date.now();
+    const started = this.nowMs();
     const writesBefore = this.writes;
     if (!this.d.canWrite()) return { result: 'skipped', writes: 0, durationMs: 0 };
-    let report: Omit<ReconcileReport, 'durationMs' | 'writes'>;
+    let report: Report;
     try {
       report = await this.run();
     } catch (e) {
@@ -215,212 +248,196 @@ export class GatewayReconciler {
         report = { result: 'error' };
       }
     }
-    const durationMs = Date.now() - started;
+    const durationMs = this.nowMs() - started;
     if (report.result !== 'skipped') this.ranOnce = true;
     return { ...report, writes: this.writes - writesBefore, durationMs };
   }
 
-  private async run(): Promise<Omit<ReconcileReport, 'durationMs' | 'writes'>> {
+  /**
+   * The reconcile as a straight line: the newest revision's verdict (phases 1-3); then the candidate, or the last good
+   * revision when there is none or the candidate is refused, through plan, changes, dry run, apply and prune, status
+   * (phases 4-8). Each phase returns what it came to; nothing live changes before every dry run has passed.
+   */
+  private async run(): Promise<Report> {
     const now = this.d.now();
     const art = this.d.source.latest();
-
-    // Phases 1-3: fetch (the source did it; take its newest artifact), verify, validate.
-    let candidate: (Candidate & { key: string }) | undefined;
-    let problem: Outcome | undefined;
-    let attempted: string | undefined;
-    /** The newest revision has no verdict yet: serve the last good one, prune nothing, write no status. */
-    let validating = false;
-    if (art === undefined) {
-      problem = { kind: 'failed', reason: REJECT.fetchFailed, message: 'no revision fetched yet' };
-    } else if (!art.ok) {
-      attempted = art.revision;
-      if (art.transient) problem = { kind: 'failed', revision: art.revision, reason: art.reason, message: art.message };
-      else problem = this.reject(`${art.revision}\n${art.reason}`, art.revision, art.reason, art.message, art.object?.name);
-    } else {
-      attempted = art.revision;
-      const key = artifactKey(art);
-      if (this.lastGood?.key !== key) {
-        if (this.rejected?.key === key && !this.rejected.recheck) problem = this.rejected.outcome;
-        else {
-          const v = this.d.validator.verdict(key, art);
-          if (v === undefined) validating = true;
-          else if (v.ok) candidate = { ...v.candidate, key };
-          else problem = this.reject(key, art.revision, v.reason, v.message, art.object?.name ?? v.name);
-        }
-      }
-    }
+    const verdict = this.verdictPhase(art);
+    let problem = verdict.problem;
 
     // After a restart with a broken (or not yet validated) newest revision, the status object still holds the last
     // applied spec: serve it, so failover works from the first reconcile.
-    if (this.lastGood === undefined && candidate === undefined && (problem !== undefined || validating)) this.recoverFromStatusObject();
+    if (this.lastGood === undefined && verdict.candidate === undefined && (problem !== undefined || verdict.validating)) this.recoverFromStatusObject();
 
-    // Phases 4-7, for the candidate; if it fails permanently, for the last good revision.
-    for (const serving of [candidate, this.lastGood]) {
+    for (const serving of [verdict.candidate, this.lastGood]) {
       if (serving === undefined) continue;
-      const isCandidate = serving === candidate;
-      let planned: PlanResult;
-      let wakeAt: number | undefined;
-      try {
-        ({ planned, wakeAt } = this.plan(serving, now));
-      } catch (e) {
-        if (!isCandidate) throw e;
-        problem = this.reject(serving.key, serving.revision, REJECT.planFailed, `planner failed: ${errorMessage(e)}`, serving.topology.name);
+      const r = await this.serve(serving, serving === verdict.candidate, { ...verdict, problem }, now);
+      if (r.kind === 'refused') {
+        problem = r.problem;
         continue;
       }
-      const live = this.liveGateways();
-      let changes: ChangeSet;
-      let waiting: WaitingGateway[] = [];
-      let owners: Ownership | undefined;
-      if (this.d.gatewaySpec === 'external') ({ waiting, ...changes } = computeStatusOnlyChanges(planned.gateways, live, this.lastWritten));
-      else {
-        // A planned Gateway another topology owns: adopted, or a conflict that refuses the revision (ownership.ts).
-        const previous = isCandidate && this.d.source.kind !== 'cluster' ? this.lastGood?.topology.name : undefined;
-        const topologyObject = (n: string): TopologyObject | undefined => this.d.topologies.get(n);
-        owners = gatewayOwnership({ topology: serving.topology.name, desired: planned.gateways, live, topologyObject, formerName: (o) => this.formerName(o), previous });
-        changes = computeChanges(withoutConflicts(planned.gateways, owners), live, [serving.topology.name, ...owners.pruneWith], this.lastWritten);
-        if (owners.conflicts.length > 0) {
-          const message = conflictMessage(owners.conflicts);
-          if (isCandidate) {
-            problem = this.reject(serving.key, serving.revision, REJECT.gatewayConflict, message, serving.topology.name);
-            continue;
-          }
-          // The revision in force keeps serving its other Gateways.
-          problem ??= { kind: 'rejected', revision: serving.revision, reason: REJECT.gatewayConflict, message };
-        }
-      }
-      const refusal = emptyRefusal(planned.gateways, changes, serving.topology.allowEmpty);
-      if (refusal !== undefined) {
-        if (isCandidate) {
-          problem = this.reject(serving.key, serving.revision, REJECT.emptyTopologyRefused, refusal, serving.topology.name);
-          continue;
-        }
-        changes.prune = [];
-      }
-      const mayPrune = problem === undefined && !validating;
-      if (!mayPrune) changes.prune = [];
-
-      try {
-        await dryRun(this.d.kc, changes, this.d.applyConcurrency);
-      } catch (e) {
-        if (e instanceof PhaseError && !e.transient && isCandidate) {
-          problem = this.reject(serving.key, serving.revision, REJECT.dryRunFailed, e.message, serving.topology.name);
-          continue;
-        }
-        return this.failed(serving, attempted, e, REJECT.dryRunFailed);
-      }
-
-      // Who was active before this apply, as far as the election knows (what we wrote, else live).
-      const activeBefore = new Map<string, string[]>();
-      for (const c of changes.apply) {
-        const prev = this.lastWrittenObject.get(c.name) ?? c.live;
-        activeBefore.set(c.name, (prev?.status?.activeEndpoints ?? []).map((e) => e.nodeName));
-      }
-      let deleted: string[] = [];
-      try {
-        const stored = await applyChanges(this.writeContext(), changes);
-        for (const [name, w] of stored) {
-          this.lastWritten.set(name, ownedKey(w.object));
-          this.lastWrittenObject.set(name, w.object);
-          this.recent.set(name, { superseded: new Set(w.superseded), object: w.object, at: Date.now() });
-        }
-        deleted = await prune(this.writeContext(), changes.prune);
-        for (const name of deleted) {
-          this.lastWritten.delete(name);
-          this.lastWrittenObject.delete(name);
-          const rv = changes.prune.find((g) => g.metadata.name === name)?.metadata.resourceVersion;
-          if (rv) this.removed.set(name, { rv, at: Date.now() });
-        }
-      } catch (e) {
-        if (e instanceof NotLeaderError) throw e;
-        return this.failed(serving, attempted, e, REJECT.applyFailed);
-      }
-
-      if (isCandidate) {
-        this.lastGood = serving;
-        this.rejected = undefined;
-      }
-      if (owners !== undefined && (owners.adopted.length > 0 || owners.superseded.length > 0)) await this.takeovers.applied(serving.topology.name, serving.revision, owners);
-      this.notePodSubnets(planned.podSubnets, podSubnetProblems(planned.findings), serving.topology.name);
-      // Applied once every Gateway is in place: at once in apply mode, when the spec owner has caught up otherwise.
-      if (serving === this.lastGood && waiting.length === 0 && this.appliedRevision !== serving.revision) {
-        const previous = this.appliedRevision;
-        this.appliedRevision = serving.revision;
-        this.d.logger.info('revision applied', { revision: serving.revision, previous, topology: serving.topology.name });
-        void this.event(this.topologyRef(serving.topology.name), 'Normal', 'RevisionApplied', 'Apply', `applied revision ${serving.revision}`);
-      }
-      this.report(serving, planned, changes, deleted, activeBefore);
-      const outcome: Outcome =
-        problem ??
-        (waiting.length > 0
-          ? { kind: 'waiting', revision: serving.revision, reason: WAITING_FOR_GATEWAY_SPEC, message: waitingMessage(waiting, serving.revision) }
-          : { kind: 'applied', revision: serving.revision, notes: this.notes(planned) });
-      if (waiting.length > 0) this.d.logger.info('waiting for the Gateway spec', { revision: serving.revision, waiting: waiting.map((w) => w.name) });
-      // Status speaks of the newest revision; while its verdict is out, the last one written stands.
-      const statusWritten = validating || (await this.writeStatus(outcome, attempted ?? serving.revision, serving.object?.name ?? serving.topology.name));
-      // A source that failed transiently (fetch) is asked again later; the Gateways themselves are in order. So is a
-      // status write that failed: requeue, with backoff. Waiting Gateways are retried too, though their informer
-      // events (the spec owner's writes) normally trigger the reconcile first.
-      const requeue = problem?.kind === 'failed' || waiting.length > 0 || !statusWritten;
-      return { result: requeue ? 'requeue' : 'success', revision: serving.revision, outcome, wakeAt };
+      return r.report;
     }
 
     // Nothing to serve: no good revision yet.
-    if (validating) return { result: 'success', revision: attempted };
+    if (verdict.validating) return { result: 'success', revision: verdict.attempted };
     const outcome = problem ?? { kind: 'failed' as const, reason: REJECT.fetchFailed, message: 'no revision fetched yet' };
     const name = art?.object?.name ?? this.rejected?.name;
-    const statusWritten = name === undefined || (await this.writeStatus(outcome, attempted, name));
+    const statusWritten = name === undefined || (await this.writeStatus(outcome, verdict.attempted, name));
     return { result: outcome.kind === 'failed' || !statusWritten ? 'requeue' : 'success', outcome };
   }
 
+  /** Phases 1-3: fetch (the source did it; take its newest artifact), verify, validate (the background verdict). */
+  private verdictPhase(art: Artifact | undefined): Verdict {
+    if (art === undefined) return { problem: { kind: 'failed', reason: REJECT.fetchFailed, message: 'no revision fetched yet' }, validating: false };
+    if (!art.ok) {
+      const problem: Outcome = art.transient
+        ? { kind: 'failed', revision: art.revision, reason: art.reason, message: art.message }
+        : this.reject(`${art.revision}\n${art.reason}`, art.revision, art.reason, art.message, art.object?.name);
+      return { problem, attempted: art.revision, validating: false };
+    }
+    const attempted = art.revision;
+    const key = artifactKey(art);
+    if (this.lastGood?.key === key) return { attempted, validating: false };
+    if (this.rejected?.key === key && !this.rejected.recheck) return { problem: this.rejected.outcome, attempted, validating: false };
+    const v = this.d.validator.verdict(key, art);
+    if (v === undefined) return { attempted, validating: true };
+    if (v.ok) return { candidate: { ...v.candidate, key }, attempted, validating: false };
+    return { problem: this.reject(key, art.revision, v.reason, v.message, art.object?.name ?? v.name), attempted, validating: false };
+  }
+
+  /** Phases 4-8 for one revision: the candidate (which may be refused) or the one in force (which never is). */
+  private async serve(serving: KeyedCandidate, isCandidate: boolean, verdict: Verdict, now: Date): Promise<ServeResult> {
+    const { attempted, validating } = verdict;
+    let problem = verdict.problem;
+    const refuse = (reason: RejectReason, message: string): ServeResult => ({ kind: 'refused', problem: this.reject(serving.key, serving.revision, reason, message, serving.topology.name) });
+
+    // Phase 4: plan.
+    let planned: PlanResult;
+    let wakeAt: number | undefined;
+    try {
+      ({ planned, wakeAt } = this.planPhase(serving, now));
+    } catch (e) {
+      if (!isCandidate) throw e;
+      return refuse(REJECT.planFailed, `planner failed: ${errorMessage(e)}`);
+    }
+
+    // What must change, and what may be pruned.
+    const c = this.changesPhase(serving, planned, isCandidate);
+    if ('refused' in c) return refuse(REJECT.gatewayConflict, c.refused);
+    const { changes, waiting, owners } = c;
+    problem ??= c.problem;
+    const refusal = emptyRefusal(planned.gateways, changes, serving.topology.allowEmpty);
+    if (refusal !== undefined) {
+      if (isCandidate) return refuse(REJECT.emptyTopologyRefused, refusal);
+      changes.prune = [];
+    }
+    // Prune only when the newest revision is the one in force and every phase passed.
+    if (problem !== undefined || validating) changes.prune = [];
+
+    // Phase 5: server dry run of every change.
+    try {
+      await dryRun(this.d.writes, changes, this.d.applyConcurrency);
+    } catch (e) {
+      if (e instanceof PhaseError && !e.transient && isCandidate) return refuse(REJECT.dryRunFailed, e.message);
+      return { kind: 'failed', report: await this.failed(serving, attempted, e, REJECT.dryRunFailed) };
+    }
+
+    // Phases 6-7: apply, prune.
+    const activeBefore = this.activeBefore(changes);
+    let deleted: string[];
+    try {
+      deleted = await this.applyPhase(changes);
+    } catch (e) {
+      if (e instanceof NotLeaderError) throw e;
+      return { kind: 'failed', report: await this.failed(serving, attempted, e, REJECT.applyFailed) };
+    }
+    if (isCandidate) {
+      this.lastGood = serving;
+      this.rejected = undefined;
+    }
+    if (owners !== undefined && (owners.adopted.length > 0 || owners.superseded.length > 0)) await this.takeovers.applied(serving.topology.name, serving.revision, owners);
+    this.notePodSubnets(planned.podSubnets, podSubnetProblems(planned.findings), serving.topology.name);
+    // Applied once every Gateway is in place: at once in apply mode, when the spec owner has caught up otherwise.
+    if (serving === this.lastGood && waiting.length === 0 && this.appliedRevision !== serving.revision) {
+      const previous = this.appliedRevision;
+      this.appliedRevision = serving.revision;
+      this.d.logger.info('revision applied', { revision: serving.revision, previous, topology: serving.topology.name });
+      void this.event(this.topologyRef(serving.topology.name), 'Normal', 'RevisionApplied', 'Apply', `applied revision ${serving.revision}`);
+    }
+    this.report(serving, planned, changes, deleted, activeBefore);
+
+    // Phase 8: status.
+    const outcome: Outcome =
+      problem ??
+      (waiting.length > 0
+        ? { kind: 'waiting', revision: serving.revision, reason: WAITING_FOR_GATEWAY_SPEC, message: waitingMessage(waiting, serving.revision) }
+        : { kind: 'applied', revision: serving.revision, notes: this.notes(planned) });
+    if (waiting.length > 0) this.d.logger.info('waiting for the Gateway spec', { revision: serving.revision, waiting: waiting.map((w) => w.name) });
+    // Status speaks of the newest revision; while its verdict is out, the last one written stands.
+    const statusWritten = validating || (await this.writeStatus(outcome, attempted ?? serving.revision, serving.object?.name ?? serving.topology.name));
+    // A source that failed transiently (fetch) is asked again later; the Gateways themselves are in order. So is a
+    // status write that failed: requeue, with backoff. Waiting Gateways are retried too, though their informer events
+    // (the spec owner's writes) normally trigger the reconcile first.
+    const requeue = problem?.kind === 'failed' || waiting.length > 0 || !statusWritten;
+    return { kind: 'served', report: { result: requeue ? 'requeue' : 'success', revision: serving.revision, outcome, wakeAt } };
+  }
+
   /**
-   * Live Gateways: the informer's cache, overlaid with this sync's own writes that the cache has not caught up with
-   * yet (a cached copy whose resourceVersion our write superseded). Without this a reconcile right after a write
-   * would see the old object and write again.
+   * What must be written for a planned revision. In apply mode a planned Gateway another topology owns is adopted, or
+   * is a conflict: that refuses a candidate, while the revision in force keeps serving its other Gateways.
    */
+  private changesPhase(serving: KeyedCandidate, planned: PlanResult, isCandidate: boolean): Changes | { refused: string } {
+    const live = this.liveGateways();
+    if (this.d.gatewaySpec === 'external') {
+      const { waiting, ...changes } = computeStatusOnlyChanges(planned.gateways, live, this.lastWritten);
+      return { changes, waiting };
+    }
+    const previous = isCandidate && this.d.source.kind !== 'cluster' ? this.lastGood?.topology.name : undefined;
+    const topologyObject = (n: string): TopologyObject | undefined => this.d.topologies.get(n);
+    const owners = gatewayOwnership({ topology: serving.topology.name, desired: planned.gateways, live, topologyObject, formerName: (o) => this.formerName(o), previous });
+    const changes = computeChanges(withoutConflicts(planned.gateways, owners), live, [serving.topology.name, ...owners.pruneWith], this.lastWritten);
+    if (owners.conflicts.length === 0) return { changes, waiting: [], owners };
+    const message = conflictMessage(owners.conflicts);
+    if (isCandidate) return { refused: message };
+    return { changes, waiting: [], owners, problem: { kind: 'rejected', revision: serving.revision, reason: REJECT.gatewayConflict, message } };
+  }
+
+  /** Who was active before this apply, as far as the election knows (what we wrote, else live). */
+  private activeBefore(changes: ChangeSet): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const c of changes.apply) {
+      const prev = this.lastWrittenObject.get(c.name) ?? c.live;
+      out.set(c.name, (prev?.status?.activeEndpoints ?? []).map((e) => e.nodeName));
+    }
+    return out;
+  }
+
+  /** Phases 6-7: the writes, then prune; remembered as the election's memory and laid over the caches. */
+  private async applyPhase(changes: ChangeSet): Promise<string[]> {
+    const stored = await applyChanges(this.writeContext(), changes);
+    for (const [name, w] of stored) {
+      this.lastWritten.set(name, ownedKey(w.object));
+      this.lastWrittenObject.set(name, w.object);
+      this.overlay.wroteGateway(name, w.object, w.superseded);
+    }
+    const deleted = await prune(this.writeContext(), changes.prune);
+    for (const name of deleted) {
+      this.lastWritten.delete(name);
+      this.lastWrittenObject.delete(name);
+      const rv = changes.prune.find((g) => g.metadata.name === name)?.metadata.resourceVersion;
+      if (rv) this.overlay.deletedGateway(name, rv);
+    }
+    return deleted;
+  }
+
+  /** Live Gateways: the informer's cache, with this sync's own writes laid over it (WriteOverlay). */
   private liveGateways(): Gateway[] {
-    const out = new Map<string, Gateway>();
-    const cutoff = Date.now() - OVERLAY_TTL_MS;
-    for (const [k, v] of this.recent) if (v.at < cutoff) this.recent.delete(k);
-    for (const [k, v] of this.removed) if (v.at < cutoff) this.removed.delete(k);
-    for (const g of this.d.gateways.list()) {
-      const name = g.metadata.name;
-      const rv = g.metadata.resourceVersion ?? '';
-      const mine = this.recent.get(name);
-      if (mine !== undefined) {
-        if (rv !== mine.object.metadata.resourceVersion && mine.superseded.has(rv)) {
-          out.set(name, mine.object);
-          continue;
-        }
-        this.recent.delete(name);
-      }
-      const gone = this.removed.get(name);
-      if (gone !== undefined) {
-        if (gone.rv === rv) continue;
-        this.removed.delete(name);
-      }
-      out.set(name, g);
-    }
-    for (const [name, mine] of this.recent) if (!out.has(name) && mine.superseded.size === 0) out.set(name, mine.object);
-    return [...out.values()].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
+    return this.overlay.gateways(this.d.gateways.list());
   }
 
-  /** The Topology object, overlaid with our own latest write of it (as for Gateways). */
+  /** The Topology object, with our own latest write of it laid over it (as for Gateways). */
   private liveTopology(name: string): TopologyObject | undefined {
-    const cached = this.d.topologies.get(name);
-    const mine = this.recentTopology.get(name);
-    if (mine === undefined) return cached;
-    const rv = cached?.metadata?.resourceVersion ?? '';
-    if (mine.at >= Date.now() - OVERLAY_TTL_MS && (cached === undefined || (rv !== mine.object.metadata?.resourceVersion && mine.superseded.has(rv)))) {
-      return mine.object;
-    }
-    this.recentTopology.delete(name);
-    return cached;
-  }
-
-  private rememberTopology(name: string, before: TopologyObject | undefined, after: TopologyObject): void {
-    const superseded = new Set(this.recentTopology.get(name)?.superseded ?? []);
-    if (before?.metadata?.resourceVersion) superseded.add(before.metadata.resourceVersion);
-    this.recentTopology.set(name, { superseded, object: after, at: Date.now() });
+    return this.overlay.topology(name, this.d.topologies.get(name));
   }
 
   /**
@@ -448,7 +465,7 @@ export class GatewayReconciler {
   }
 
   /** Phase 4: node inventory + heartbeat health -> plan. Also the next time health changes on its own. */
-  private plan(c: Candidate, now: Date): { planned: PlanResult; wakeAt?: number } {
+  private planPhase(c: Candidate, now: Date): { planned: PlanResult; wakeAt?: number } {
     const nowText = now.toISOString();
     const nodes: InventoryNode[] = [];
     for (const n of this.d.nodes.list()) {
@@ -517,7 +534,7 @@ export class GatewayReconciler {
     attempted: string | undefined,
     e: unknown,
     reason: string,
-  ): Promise<Omit<ReconcileReport, 'durationMs' | 'writes'>> {
+  ): Promise<Report> {
     const message = errorMessage(e);
     const transient = !(e instanceof PhaseError) || e.transient;
     this.d.logger.warn('reconcile failed; retrying', { revision: serving.revision, reason, error: message, transient });
@@ -577,12 +594,12 @@ export class GatewayReconciler {
    * doubling to STATUS_RETRY_MAX_MS, whatever triggers the reconciles in between (no hot loop on a refused write).
    */
   private async writeStatus(outcome: Outcome, attempted: string | undefined, name: string): Promise<boolean> {
-    if (this.statusRetry !== undefined && Date.now() < this.statusRetry.notBefore) return false;
+    if (this.statusRetry !== undefined && this.nowMs() < this.statusRetry.notBefore) return false;
     const ok = await this.tryWriteStatus(outcome, attempted, name);
     if (ok) this.statusRetry = undefined;
     else {
       const delayMs = this.statusRetry === undefined ? STATUS_RETRY_INITIAL_MS : Math.min(this.statusRetry.delayMs * 2, STATUS_RETRY_MAX_MS);
-      this.statusRetry = { delayMs, notBefore: Date.now() + delayMs };
+      this.statusRetry = { delayMs, notBefore: this.nowMs() + delayMs };
     }
     return ok;
   }
@@ -610,8 +627,8 @@ export class GatewayReconciler {
           guard();
           try {
             const before = obj;
-            obj = await applyTopology(this.d.kc, { name, labels, annotations, spec: good.rawSpec });
-            this.rememberTopology(name, before, obj);
+            obj = await this.d.writes.applyTopology({ name, labels, annotations, spec: good.rawSpec });
+            this.overlay.wroteTopology(name, before, obj);
             this.writes++;
             this.d.metrics.writesTotal.inc({ verb: 'apply', resource: 'topologies' });
           } catch (e) {
@@ -638,7 +655,7 @@ export class GatewayReconciler {
     if (statusEquals(obj.status, status)) return true;
     guard();
     try {
-      this.rememberTopology(name, obj, await applyTopologyStatus(this.d.kc, name, status));
+      this.overlay.wroteTopology(name, obj, await this.d.writes.applyTopologyStatus(name, status));
       this.writes++;
       this.d.metrics.writesTotal.inc({ verb: 'apply', resource: 'topologies/status' });
       return true;

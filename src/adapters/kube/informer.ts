@@ -67,6 +67,9 @@ function key(o: KubeObject): string {
 
 type WatchEnd = { kind: 'closed' } | { kind: 'gone' } | { kind: 'error'; err: unknown };
 
+/** What a reconcile reads of an informer: its cache. */
+export type ObjectCache<T extends KubeObject> = Pick<Informer<T>, 'list' | 'get'>;
+
 export class Informer<T extends KubeObject> {
   readonly path: string;
   private readonly kc: KubeConfig;
