@@ -77,6 +77,7 @@ ${shippedRetransmitSettings().map((l) => `  ${l}`).join('\n')}
     corvid {
       path = ${join(dir, 'charon.log')}
       time_format = %H:%M:%S
+      time_add_ms = yes
       default = 1
       esp = 0
       flush_line = yes
