@@ -31,8 +31,22 @@ export interface TopologyStatus {
   [k: string]: unknown;
 }
 
+/** metav1.Condition's limit on message (the CRD's maxLength): a longer one makes the API server refuse the status. */
+export const MAX_CONDITION_MESSAGE = 32768;
+
+/** `message` within MAX_CONDITION_MESSAGE characters: cut, with what was left out counted. */
+export function boundedMessage(message: string): string {
+  if (message.length <= MAX_CONDITION_MESSAGE) return message;
+  const cut = (n: number): string => `${message.slice(0, n)} ... (${message.length - n} more characters)`;
+  // The marker's own length depends on the count; one step back is enough.
+  let keep = MAX_CONDITION_MESSAGE - cut(0).length + message.length.toString().length;
+  while (cut(keep).length > MAX_CONDITION_MESSAGE) keep--;
+  return cut(keep);
+}
+
 /**
- * Put `next` into `conditions` (by type), keeping the old lastTransitionTime when the status did not flip.
+ * Put `next` into `conditions` (by type), keeping the old lastTransitionTime when the status did not flip; its message
+ * bounded (boundedMessage).
  * Pure: `now` is the RFC 3339 time to use for a transition. Result sorted by type.
  */
 export function setCondition(
@@ -42,7 +56,7 @@ export function setCondition(
 ): Condition[] {
   const old = (conditions ?? []).find((c) => c.type === next.type);
   const lastTransitionTime = old !== undefined && old.status === next.status ? old.lastTransitionTime : now;
-  const merged: Condition = { ...next, lastTransitionTime };
+  const merged: Condition = { ...next, message: boundedMessage(next.message), lastTransitionTime };
   return [...(conditions ?? []).filter((c) => c.type !== next.type), merged].sort((a, b) =>
     a.type < b.type ? -1 : a.type > b.type ? 1 : 0,
   );

@@ -38,6 +38,9 @@ export interface StatusInput {
   podSubnets?: PodSubnetStatus;
 }
 
+/** Planner findings in the Ready message at most, before the rest is counted (1,000 pools without a candidate...). */
+export const MAX_READY_NOTES = 20;
+
 /** Lines of status.podSubnets.problems at most, before the rest is counted. */
 export const MAX_POD_SUBNET_PROBLEMS = 20;
 
@@ -65,7 +68,8 @@ export function topologyStatus(input: StatusInput): TopologyStatus {
   let conditions = input.previous?.conditions ?? [];
   const gen = generation !== undefined ? { observedGeneration: generation } : {};
   if (outcome.kind === 'applied') {
-    const notes = outcome.notes ?? [];
+    const all = outcome.notes ?? [];
+    const notes = all.length <= MAX_READY_NOTES ? all : [...all.slice(0, MAX_READY_NOTES), `and ${all.length - MAX_READY_NOTES} more findings`];
     const message = `Applied revision: ${outcome.revision}${notes.length > 0 ? `\n${notes.join('\n')}` : ''}`;
     conditions = setCondition(conditions, { type: 'Ready', status: 'True', reason: 'ReconciliationSucceeded', message, ...gen }, now);
     conditions = removeCondition(conditions, 'Reconciling');

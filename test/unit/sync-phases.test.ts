@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { computeChanges, emptyRefusal, ownedKey } from '../../src/reconcile/gateway-changes.ts';
-import { podSubnetProblems, topologyStatus, statusEquals } from '../../src/reconcile/topology-status.ts';
+import { MAX_READY_NOTES, podSubnetProblems, topologyStatus, statusEquals } from '../../src/reconcile/topology-status.ts';
+import { boundedMessage, MAX_CONDITION_MESSAGE } from '../../src/reconcile/conditions.ts';
 import { validate, verify, documentName } from '../../src/reconcile/revision.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 
@@ -130,4 +131,30 @@ test('podSubnetProblems: the Calico findings only, sorted and de-duplicated, at 
   assert.deepEqual(st(['a']).podSubnets, { source: 'calico', reason: 'auto', problems: ['a'] });
   assert.deepEqual(st([]).podSubnets, { source: 'calico', reason: 'auto' });
   assert.ok(statusEquals(st(undefined), st([])));
+});
+
+test('topologyStatus: messages stay within metav1.Condition\'s 32,768 characters, whatever the fleet size', () => {
+  // 1,000 pools without a live candidate: one note each. The API server refused the whole status before.
+  const notes = Array.from({ length: 1000 }, (_, i) => `pool site-${String(i).padStart(4, '0')} has no healthy gateway candidate (site-${i}-n0: no heartbeat, site-${i}-n1: no heartbeat)`);
+  const applied = topologyStatus({ outcome: { kind: 'applied', revision: 'main@sha1:1', notes }, now: '2026-12-01T00:00:00Z' });
+  const ready = applied.conditions!.find((c) => c.type === 'Ready')!;
+  assert.equal(ready.status, 'True');
+  assert.equal(ready.message.split('\n').length, 1 + MAX_READY_NOTES + 1);
+  assert.match(ready.message, /\nand 980 more findings$/);
+  assert.match(ready.message, /site-0000/);
+
+  // A dry run that failed for every Gateway: one long line; cut, and what was cut is counted.
+  const long = `server dry run failed: ${Array.from({ length: 3000 }, (_, i) => `Gateway site-${i}: 422 Invalid value`).join('; ')}`;
+  assert.ok(long.length > MAX_CONDITION_MESSAGE);
+  const rejected = topologyStatus({ outcome: { kind: 'rejected', revision: 'main@sha1:2', reason: 'DryRunFailed', message: long }, now: '2026-12-01T00:00:00Z' });
+  for (const c of rejected.conditions!) {
+    assert.ok(c.message.length <= MAX_CONDITION_MESSAGE, `${c.type}: ${c.message.length} characters`);
+    assert.match(c.message, /^revision main@sha1:2: server dry run failed: Gateway site-0: /);
+    assert.match(c.message, / \.\.\. \(\d+ more characters\)$/);
+  }
+  assert.equal(boundedMessage('short'), 'short');
+  const exact = 'x'.repeat(MAX_CONDITION_MESSAGE);
+  assert.equal(boundedMessage(exact), exact);
+  const over = boundedMessage(`${exact}y`);
+  assert.ok(over.length <= MAX_CONDITION_MESSAGE && over.endsWith('more characters)'));
 });
