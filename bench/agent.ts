@@ -17,9 +17,10 @@
 // 2. member converge: an ordinary node of the hub pool with 500 edge pools = 5,000 routes (+ 1 rule) in table 9027,
 //    applied through `ip -batch` in a namespace with one veth (the next hop's link). Rows: from empty, no-op,
 //    repair of 1 deleted route, teardown. Goal: < 1 s.
-// 3. agent memory: `corvid agent` child processes (bin/corvid.js, as deployed) against a real kube-apiserver holding
-//    the 201 Gateways: the hub gateway (200 conns in its charon) and a hub member (2,000 routes). VmRSS sampled
-//    every second for 12 s once converged (the default repair interval is 10 s, so a repair runs in the window).
+// 3. agent memory: `corvid agent` child processes as deployed (bin/corvid.js over the compiled JavaScript, as in the
+//    image and the npm package) against a real kube-apiserver holding the 201 Gateways: the hub gateway (200 conns in
+//    its charon) and a hub member (2,000 routes). VmRSS sampled every second for 12 s once converged (the default
+//    repair interval is 10 s, so a repair runs in the window). `npx node bench/agent.ts memory` runs only this part.
 //
 // Medians of `runs` (default 7) runs; timings are printed, never asserted. Everything made (namespaces, charon,
 // agents, control plane, temp dirs) is removed in `finally`, and by the support modules' exit hooks.
@@ -28,7 +29,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NetnsLab, ip, netnsSkipReason, stopChild, sweepStaleNamespaces } from '../test/support/netns.ts';
 import { charonSkipReason, startCharon, type CharonInstance } from '../test/support/charon.ts';
@@ -44,11 +45,14 @@ import { encodeGatewayAnnotations } from '../src/gateway/annotations.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL } from '../src/gateway/keys.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Endpoint, type Gateway } from '../src/gateway/types.ts';
 import { applyGateway, applyGatewayStatus } from '../src/adapters/kube/gateways.ts';
-import { baselineRssMiB, ms, machineLine, median, processMemory, iprouteVersion, strongswanVersion, table } from './machine.ts';
+import { deployedNodeOptions } from '../test/support/manifests.ts';
+import { baselineRssMiB, compiledCorvid, ms, machineLine, median, processMemory, iprouteVersion, strongswanVersion, table } from './machine.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { DEFAULT_LEASE_NAMESPACE } from '../src/adapters/kube/leases.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+/** The V8 flags the agent's DaemonSet sets (deploy/base/agent-daemonset.yaml). */
+const AGENT_NODE_OPTIONS = deployedNodeOptions('agent-daemonset.yaml', 'agent');
 const TABLE = 9027;
 const NODES_PER_POOL = 10;
 const HUB = 'hub';
@@ -362,11 +366,11 @@ async function putGateways(kc: ControlPlane['kubeConfig'], gateways: Gateway[]):
   await Promise.all(Array.from({ length: 16 }, worker));
 }
 
-async function spawnAgent(lab: NetnsLab, args: string[], logPath: string): Promise<ChildProcess> {
+async function spawnAgent(lab: NetnsLab, bin: string, args: string[], logPath: string): Promise<ChildProcess> {
   const fd = openSync(logPath, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'corvid.js'), 'agent', ...args], { stdio: ['ignore', 'ignore', fd] });
+    child = spawn(process.execPath, [bin, 'agent', ...args], { stdio: ['ignore', 'ignore', fd], env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS } });
   } finally {
     closeSync(fd);
   }
@@ -408,6 +412,7 @@ export async function benchAgentMemory(o: { peers?: number } = {}): Promise<Agen
   let secrets: { dir: string; remove(): Promise<void> } | undefined;
   const agents: ChildProcess[] = [];
   const logDir = await mkdtemp(join(tmpdir(), 'corvid-bench-agent-'));
+  const corvid = await compiledCorvid();
   try {
     cp = await startControlPlane();
     const kc = cp.kubeConfig;
@@ -442,7 +447,7 @@ export async function benchAgentMemory(o: { peers?: number } = {}): Promise<Agen
     ];
     for (const c of cases) {
       const started = performance.now();
-      const child = await spawnAgent(lab, [...common, ...c.args], join(logDir, `${c.role}.log`));
+      const child = await spawnAgent(lab, corvid.bin, [...common, ...c.args], join(logDir, `${c.role}.log`));
       agents.push(child);
       await waitFor(`the ${c.role} agent to converge`, async () => {
         if (child.exitCode !== null) throw new Error(`agent exited (${child.exitCode})`);
@@ -456,9 +461,9 @@ export async function benchAgentMemory(o: { peers?: number } = {}): Promise<Agen
     const floors: [string, string, number][] = [
       ['baseline', 'Node alone, idle', await baselineRssMiB([])],
       ['baseline', '@kubernetes/client-node imported', await baselineRssMiB(['node_modules/@kubernetes/client-node/dist/index.js'])],
-      ['baseline', "the agent's modules imported", await baselineRssMiB(['src/cli/main.ts', 'src/agent/agent.ts'])],
+      ['baseline', "the agent's modules imported", await baselineRssMiB([relative(REPO_ROOT, compiledModule(corvid.bin, 'src/cli/main.js')), relative(REPO_ROOT, compiledModule(corvid.bin, 'src/agent/agent.js'))])],
     ];
-    console.log(`bin/corvid.js agent (Node ${process.version}), default repair interval 10 s, heartbeat renew 1 s; samples every 1 s for 12 s after converging`);
+    console.log(`bin/corvid.js agent as deployed (compiled JavaScript, NODE_OPTIONS=${JSON.stringify(AGENT_NODE_OPTIONS)} from the DaemonSet; Node ${process.version}), default repair interval 10 s; samples every 1 s for 12 s after converging`);
     console.log(
       table(
         ['agent', 'state', 'spawn -> converged ms', 'VmRSS median MiB', 'VmRSS max MiB', 'VmHWM MiB'],
@@ -478,8 +483,14 @@ export async function benchAgentMemory(o: { peers?: number } = {}): Promise<Agen
     await cp?.stop();
     await secrets?.remove();
     await rm(logDir, { recursive: true, force: true });
+    await corvid.remove();
     console.log(`(took ${((performance.now() - began) / 1000).toFixed(0)} s)`);
   }
+}
+
+/** A module of the compiled build next to `bin` (compiledCorvid). */
+function compiledModule(bin: string, path: string): string {
+  return join(dirname(bin), '..', 'dist', path);
 }
 
 // ---------------------------------------------------------------- all of it
@@ -497,6 +508,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   if (process.argv[2] === 'nodeplan') {
     console.log(machineLine());
     benchNodePlan();
+  } else if (process.argv[2] === 'memory') {
+    console.log(machineLine());
+    await benchAgentMemory();
   } else {
     await benchAgent();
   }

@@ -26,7 +26,7 @@ import { createHmac } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlPlaneSkipReason, startControlPlane, type ControlPlane } from '../test/support/controlplane.ts';
 import { deleteAllGateways, deleteTopology, ensureNamespace, installCorvidCrds, makeGitRemote, resourceVersions, type GitRemote } from '../test/integration/sync-fixtures.ts';
@@ -39,7 +39,8 @@ import { LEADER_LEASE_NAME, leasesPath, type LeaseJson } from '../src/adapters/k
 import { listEvents } from '../src/adapters/kube/events.ts';
 import { ENCRYPTION_ANNOTATION } from '../src/gateway/keys.ts';
 import type { Gateway } from '../src/gateway/types.ts';
-import { baselineRssMiB, machineLine, median, ms, processMemory, table } from './machine.ts';
+import { deployedNodeOptions } from '../test/support/manifests.ts';
+import { baselineRssMiB, compiledCorvid, machineLine, median, ms, processMemory, table } from './machine.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const NS = 'corvid-system';
@@ -202,7 +203,7 @@ class SyncProcess {
     });
   }
 
-  static async start(args: string[], o: { webhook?: boolean; inspect?: boolean } = {}): Promise<SyncProcess> {
+  static async start(args: string[], o: { webhook?: boolean; inspect?: boolean; bin?: string; nodeOptions?: string } = {}): Promise<SyncProcess> {
     const metricsPort = await freePort();
     const healthPort = await freePort();
     const webhookPort = o.webhook ? await freePort() : undefined;
@@ -210,7 +211,7 @@ class SyncProcess {
       process.execPath,
       [
         ...(o.inspect ? ['--inspect=127.0.0.1:0'] : []),
-        join(REPO_ROOT, 'bin', 'corvid.js'),
+        o.bin ?? join(REPO_ROOT, 'bin', 'corvid.js'),
         'sync',
         ...args,
         `--metrics-bind-address=127.0.0.1:${metricsPort}`,
@@ -220,7 +221,7 @@ class SyncProcess {
         `--leader-election-namespace=${NS}`,
         '--log-level=debug',
       ],
-      { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+      { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: o.nodeOptions ?? '' } },
     );
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
@@ -561,6 +562,9 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
   let sync: SyncProcess | undefined;
   const dir = await mkdtemp(join(tmpdir(), 'corvid-bench-scale-'));
   const rows: ScaleRow[] = [];
+  // As deployed: the compiled JavaScript, with the V8 flags of the sync's Deployment.
+  const corvid = await compiledCorvid();
+  const nodeOptions = deployedNodeOptions('sync-deployment.yaml', 'sync');
   try {
     cp = await startControlPlane();
     const kc = cp.kubeConfig;
@@ -576,14 +580,21 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
       await deleteTopology(kc, TOPOLOGY);
       const file = join(dir, `topology-${n}.yaml`);
       await writeFile(file, topologyYaml(fleet));
-      sync = await SyncProcess.start([`--source=file`, `--file=${file}`, '--interval=1h', '--resync-interval=2s', `--kubeconfig=${cp.kubeconfigPath}`], { inspect: true });
+      // No agents run here: gateways are elected on Ready alone, as a fleet whose agents all heartbeat would elect them.
+      sync = await SyncProcess.start([`--source=file`, `--file=${file}`, '--interval=1h', '--resync-interval=2s', '--elect-without-heartbeat', `--kubeconfig=${cp.kubeconfigPath}`], { inspect: true, bin: corvid.bin, nodeOptions });
       const synced = await sync.waitLine('caches synced', (l) => l.msg === 'caches synced', 120_000);
-      const first = await sync.waitLine('the first reconcile', (l) => l.msg === 'reconciled', 170_000);
-      if (first.result !== 'success') throw new Error(`the first reconcile at ${n} nodes ended ${first.result}`);
+      // The first reconcile that wrote: the ones before it only wait for the revision's verdict (validation runs in a
+      // worker thread, and a reconcile meanwhile writes nothing).
+      const first = await sync.waitLine('the first reconcile that applied the revision', (l) => l.msg === 'reconciled' && Number(l.writes) > 0, 170_000);
+      if (first.result !== 'success') throw new Error(`the first reconcile at ${n} nodes ended ${first.result}\n${sync.lines.slice(-6).map((l) => JSON.stringify(l).slice(0, 600)).join('\n')}`);
       await sync.settle(2000, 120_000);
       const settledMs = performance.now() - sync.spawnedAt - 2000;
       const topo = await getTopology(kc, TOPOLOGY);
-      if (topo?.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'True') throw new Error(`Topology not Ready at ${n} nodes`);
+      const ready = topo?.status?.conditions?.find((c) => c.type === 'Ready');
+      if (ready?.status !== 'True') {
+        const tail = sync.lines.slice(-8).map((l) => JSON.stringify(l)).join('\n');
+        throw new Error(`Topology not Ready at ${n} nodes: ${ready ? `${ready.reason}: ${ready.message}` : 'no status'}\n${tail}`);
+      }
       const samples: number[] = [];
       let peak = 0;
       const from = sync.lines.length;
@@ -628,7 +639,7 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
       await sync.stop();
       sync = undefined;
     }
-    console.log('corvid sync --source=file --leader-elect --resync-interval=2s as a process (a heartbeating fleet wakes it about as often: see the idle table); Nodes created 16 at a time, status set at create');
+    console.log(`corvid sync --source=file --leader-elect --resync-interval=2s as deployed (compiled JavaScript, NODE_OPTIONS=${JSON.stringify(nodeOptions)} from the Deployment; a heartbeating fleet wakes it about as often: see the idle table); Nodes created 16 at a time, status set at create`);
     console.log(
       table(
         ['nodes', 'pools', 'nodes created (s)', 'spawn -> caches synced ms', 'first reconcile ms', 'its writes', 'spawn -> settled ms', 'steady reconcile ms (n)', 'VmRSS MiB', 'VmRSS max MiB', 'VmHWM MiB', 'heap used / total MiB', 'external MiB', 'after full GC: heap used / VmRSS MiB'],
@@ -656,7 +667,7 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
     const [bare, client, mods] = [
       await baselineRssMiB([]),
       await baselineRssMiB(['node_modules/@kubernetes/client-node/dist/index.js']),
-      await baselineRssMiB(['src/cli/main.ts', 'src/sync/index.ts']),
+      await baselineRssMiB([relative(REPO_ROOT, join(dirname(corvid.bin), '..', 'dist', 'src', 'cli', 'main.js')), relative(REPO_ROOT, join(dirname(corvid.bin), '..', 'dist', 'src', 'sync', 'index.js'))]),
     ];
     console.log(`floor: Node alone ${bare.toFixed(1)} MiB; with @kubernetes/client-node imported ${client.toFixed(1)} MiB; with the sync's modules imported ${mods.toFixed(1)} MiB (VmRSS, idle, nothing connected)`);
     return rows;
@@ -664,6 +675,7 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
     await sync?.stop();
     await cp?.stop();
     await rm(dir, { recursive: true, force: true });
+    await corvid.remove();
     console.log(`(took ${((performance.now() - began) / 1000).toFixed(0)} s)`);
   }
 }
@@ -676,6 +688,13 @@ export async function benchSync(): Promise<void> {
   await benchSyncScale();
 }
 
+// `npx node bench/sync.ts scale [nodes...]`: only part 5, at the sizes given (default 1,000 and 10,000 nodes).
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  await benchSync();
+  if (process.argv[2] === 'scale') {
+    console.log(machineLine());
+    const sizes = process.argv.slice(3).map(Number);
+    await benchSyncScale(sizes.length > 0 ? { sizes } : {});
+  } else {
+    await benchSync();
+  }
 }
