@@ -4,8 +4,10 @@
 #   - a Debian bookworm root filesystem made by mmdebstrap (variant apt) with the packages in deploy/image/packages;
 #   - the Node binary the project pins through its `node` devDependency (node_modules/node/bin/node);
 #   - the production node_modules (`npm ci --omit=dev` in a staging copy; the repository's node_modules is only read);
-#   - the CLI's sources (bin/, src/, schemas/, package.json) in /opt/corvid, outside node_modules (Node strips
-#     types natively, but never under node_modules), and deploy/charon/strongswan.conf as charon's default;
+#   - the CLI compiled to JavaScript (src/ -> dist/ by tsconfig.build.json, as the npm package ships it) with bin/,
+#     schemas/ and package.json in /opt/corvid; bin/corvid.js runs dist/. Not the TypeScript sources: Node's type
+#     stripper needs WebAssembly (about 30 MiB more per process), which the agent's --jitless turns off. And
+#     deploy/charon/strongswan.conf as charon's default;
 #   - one layer and the image config, written by umoci.
 #
 #   deploy/image/build.sh [OUT_DIR]
@@ -86,7 +88,7 @@ INPUTS_KEY=$(
     printf '%s\n' "${PACKAGES[@]}"
     cd "$REPO"
     sha256sum deploy/image/build.sh deploy/image/packages deploy/charon/strongswan.conf package.json package-lock.json \
-      "${APP_FILES[@]}"
+      tsconfig.json tsconfig.build.json "${APP_FILES[@]}"
     sha256sum "$NODE_BIN" | cut -d' ' -f1
   } | sha256sum | cut -d' ' -f1
 )
@@ -146,13 +148,19 @@ mmdebstrap --mode=root --variant=apt --format=directory --quiet \
   "deb $SECURITY_MIRROR bookworm-security main"
 
 # ---- Corvid
-log "node $NODE_HAVE, /opt/corvid (${#APP_FILES[@]} files), charon's strongswan.conf"
+log "node $NODE_HAVE, /opt/corvid (bin/, schemas/ and src/ compiled to dist/), charon's strongswan.conf"
 install -m 0755 "$NODE_BIN" "$ROOTFS/usr/local/bin/node"
 APP="$ROOTFS/opt/corvid"
 mkdir -p "$APP"
 install -m 0644 "$REPO/package.json" "$REPO/package-lock.json" "$APP/"
-for f in "${APP_FILES[@]}"; do install -D -m 0644 "$REPO/$f" "$APP/$f"; done
+for f in "${APP_FILES[@]}"; do
+  [[ "$f" == src/* ]] || install -D -m 0644 "$REPO/$f" "$APP/$f"
+done
 chmod 0755 "$APP/bin/corvid.js"
+# The sources compiled as the npm package's prepack compiles them; the compiler comes from the repository's
+# node_modules (a devDependency, pinned by the lockfile).
+"$NODE_BIN" "$REPO/node_modules/typescript/bin/tsc" -p "$REPO/tsconfig.build.json" --outDir "$WORK/dist"
+(cd "$WORK/dist" && find . -type f | LC_ALL=C sort | while read -r f; do install -D -m 0644 "$f" "$APP/dist/$f"; done)
 cp -a "$WORK/app/node_modules" "$APP/node_modules"
 ln -s /opt/corvid/bin/corvid.js "$ROOTFS/usr/local/bin/corvid"
 install -D -m 0644 "$REPO/deploy/charon/strongswan.conf" "$ROOTFS/etc/corvid/charon/strongswan.conf"

@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { deployedNodeOptions } from '../support/manifests.ts';
 import { randomBytes } from 'node:crypto';
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -320,7 +321,8 @@ secrets {
       ];
       // The agent container runs as root (NET_ADMIN); tini is not PID 1 here, so it registers as a subreaper.
       const [cmd, ...argv] = inImage([...Entrypoint, ...args], { run, netns: true });
-      const child = spawn(cmd, argv, { env: imageEnv({ TINI_SUBREAPER: '1' }), stdio: ['ignore', 'ignore', 'pipe'] });
+      // With the V8 flags of the DaemonSet (--jitless among them): the agent must work as deployed.
+      const child = spawn(cmd, argv, { env: imageEnv({ TINI_SUBREAPER: '1', NODE_OPTIONS: deployedNodeOptions('agent-daemonset.yaml', 'agent') }), stdio: ['ignore', 'ignore', 'pipe'] });
       lab.track(child);
       const log: string[] = [];
       child.stderr!.setEncoding('utf8').on('data', (c: string) => log.push(...c.split('\n').filter((l) => l !== '')));
