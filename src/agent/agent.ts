@@ -175,7 +175,9 @@ export class Agent {
   private subscribing = false;
   private tunnelTimer: NodeJS.Timeout | undefined;
   private eventDebounce: NodeJS.Timeout | undefined;
-  private refreshing: Promise<void> | undefined;
+  /** Reads the tunnels' state between reconciles (after a VICI event, on the tunnel timer), one read at a time. */
+  private readonly tunnelRefresh = new SerialRunner(() => this.refreshTunnelsOnce(), { stopped: () => this.stopping });
+  /** A refresh asked for while a reconcile ran: it runs once the reconcile has settled. */
   private refreshAgain = false;
   /** Tunnel state readers are numbered when they start reading; an older read never overwrites a newer one. */
   private readSeq = 0;
@@ -654,34 +656,34 @@ export class Agent {
   /** Re-read list-sas and publish the tunnel state (Lease annotation, metrics) if this node is an active gateway. */
   refreshTunnels(): void {
     if (this.stopping) return;
-    if (this.reconcileRunner.busy || this.refreshing !== undefined) {
+    // Not beside a reconcile: it reads the tunnels itself, and a read started before its changes would be stale.
+    if (this.reconcileRunner.busy) {
       this.refreshAgain = true;
       return;
     }
     this.refreshAgain = false;
+    void this.tunnelRefresh.run();
+  }
+
+  private async refreshTunnelsOnce(): Promise<void> {
     const plan = this.lastPlan;
     if (plan === undefined || plan.role !== 'gateway') return;
     const seq = ++this.readSeq;
-    this.refreshing = (async () => {
-      let tunnels: TunnelState[];
-      try {
-        tunnels = await this.reconciler.readTunnels(plan);
-      } catch (e) {
-        // The WireGuard interface went away (its wireguard-go died): rebuild it now, not at the next repair.
-        if (e instanceof DeviceMissing && !this.stopping) {
-          this.log.warn('repairing now', { reason: e.message });
-          this.trigger(0);
-        }
-        return; // charon away: the next reconcile reports it
+    let tunnels: TunnelState[];
+    try {
+      tunnels = await this.reconciler.readTunnels(plan);
+    } catch (e) {
+      // The WireGuard interface went away (its wireguard-go died): rebuild it now, not at the next repair.
+      if (e instanceof DeviceMissing && !this.stopping) {
+        this.log.warn('repairing now', { reason: e.message });
+        this.trigger(0);
       }
-      if (this.stopping || seq <= this.appliedSeq || this.lastPlan !== plan) return;
-      this.appliedSeq = seq;
-      this.metrics.recordTunnels(tunnels, true);
-      if (this.heartbeat.setTunnels(this.tunnelHealth(plan, tunnels))) this.heartbeat.kick();
-    })().finally(() => {
-      this.refreshing = undefined;
-      if (this.refreshAgain && !this.reconcileRunner.busy) this.refreshTunnels();
-    });
+      return; // charon away: the next reconcile reports it
+    }
+    if (this.stopping || seq <= this.appliedSeq || this.lastPlan !== plan) return;
+    this.appliedSeq = seq;
+    this.metrics.recordTunnels(tunnels, true);
+    if (this.heartbeat.setTunnels(this.tunnelHealth(plan, tunnels))) this.heartbeat.kick();
   }
 
   private tunnelHealth(plan: NodePlan, tunnels: readonly TunnelState[]): Record<string, TunnelHealth> {
@@ -818,7 +820,7 @@ export class Agent {
     if (this.handoverTimer) clearTimeout(this.handoverTimer);
     await this.reconcileRunner.idle();
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    await this.refreshing;
+    await this.tunnelRefresh.idle();
     await this.sub?.close();
     // Release before the teardown: the sync hands the pool to another candidate while this one still forwards.
     const lease = `${this.o.leaseNamespace}/${this.o.nodeName}`;

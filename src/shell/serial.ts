@@ -1,5 +1,5 @@
 // "Run, and run again if asked meanwhile": the one way the shells run a job that must not overlap itself (the agent's
-// reconcile, the git source's fetch, the sync's reconcile).
+// reconcile and its tunnel reads, the git source's fetch, the sync's reconcile).
 
 export interface SerialRunnerOptions {
   /** Checked before every run: once true, nothing more runs. */
