@@ -12,7 +12,7 @@ import { formatTopologyError, loadTopology } from '../topology/index.ts';
 import { yamlMessage } from '../topology/parse.ts';
 import type { Topology } from '../topology/types.ts';
 import { CALICO_BLOCK_AFFINITY_VERSIONS, NO_CALICO, podSubnetInput, desiredGateways, inventoryFromNodeList } from '../plan/index.ts';
-import type { CalicoGroupVersion, CalicoIpamState, HeartbeatLease, InventoryNode, PlanResult, PodSubnetInput, PodSubnetMode } from '../plan/index.ts';
+import type { CalicoGroupVersion, CalicoIpamState, HeartbeatLease, InventoryNode, PlanResult, PodSubnetInput, PodSubnetMode, TopologySummary } from '../plan/index.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
 import type { KubeConfig } from '../adapters/kube/client.ts';
@@ -327,21 +327,6 @@ export function nowFrom(io: CliIO): string {
 
 // ---------------------------------------------------------------- Topology objects
 
-export interface TopologySummary {
-  name: string;
-  lastAppliedRevision?: string;
-  lastAttemptedRevision?: string;
-  /** Where the Gateways' status.nodes[].subnets come from (podCIDR or calico) and why, as the sync last planned. */
-  podSubnets?: { source: string; reason: string; problems?: string[] };
-  conditions: { type: string; status: string; reason: string; message: string }[];
-  /** spec.election.heartbeatTimeout of the Topology object, in seconds (absent: the topology default). */
-  heartbeatTimeoutSeconds?: number;
-}
-
-/** The heartbeat timeout of the topology that wrote a Gateway (absent: the topology default), in seconds. */
-export function heartbeatTimeoutOf(g: Gateway, topologies: ReadonlyMap<string, Pick<TopologySummary, 'heartbeatTimeoutSeconds'>>): number {
-  return topologies.get(g.metadata.labels?.[TOPOLOGY_LABEL] ?? '')?.heartbeatTimeoutSeconds ?? durationSeconds(undefined, DEFAULT_HEARTBEAT_TIMEOUT);
-}
 
 /** The Topology objects' names, revisions, conditions and election timing, by name; none when the CRD is absent. */
 export async function readTopologies(kc: KubeConfig): Promise<TopologySummary[]> {

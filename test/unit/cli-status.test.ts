@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { loadTopology } from '../../src/topology/index.ts';
-import { heartbeatTimeoutOf, parseSnapshot, planDesired } from '../../src/cli/inputs.ts';
+import { parseSnapshot, planDesired } from '../../src/cli/inputs.ts';
 import type { LiveState } from '../../src/cli/inputs.ts';
-import { formatTable, statusReport } from '../../src/cli/commands/status.ts';
-import { candidateVerdicts, type CandidateVerdict } from '../../src/plan/index.ts';
+import { formatTable } from '../../src/cli/commands/status.ts';
+import { candidateVerdicts, heartbeatTimeoutOf, statusReport, type CandidateVerdict } from '../../src/plan/index.ts';
 import { buildGraph } from '../../src/graph/model.ts';
 import { corvid, EXAMPLE, EXAMPLE_NODES, golden, NOW } from './cli-support.ts';
 

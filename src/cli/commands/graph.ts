@@ -19,7 +19,7 @@ import {
   resolvePath,
   usageError,
 } from '../inputs.ts';
-import { candidateVerdicts, type CandidateVerdict, type HeartbeatLease } from '../../plan/index.ts';
+import { candidateVerdicts, heartbeatTimeoutOf, type CandidateVerdict, type HeartbeatLease } from '../../plan/index.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../gateway/keys.ts';
 import type { Gateway } from '../../gateway/types.ts';
 import type { Topology } from '../../topology/types.ts';
@@ -133,7 +133,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       gateways = topology
         ? ownedBy(state.gateways, topology.name)
         : state.gateways.filter((g) => g.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
-      const { readTopologies, heartbeatTimeoutOf } = await import('../inputs.ts');
+      const { readTopologies } = await import('../inputs.ts');
       const topologies = new Map((await readTopologies(kc)).map((t) => [t.name, t]));
       const verdicts = candidateVerdicts({ nodes: state.nodes, leases: state.leases, gateways, now: nowFrom(io), heartbeatTimeoutOf: (g) => heartbeatTimeoutOf(g, topologies) });
       health = liveHealth(state.ready, state.leases, verdicts);
