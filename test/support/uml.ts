@@ -5,8 +5,8 @@
 //
 // The guest always ends with `halt -f`; the host kills the whole UML process tree (UML runs one host process per
 // guest address space) at a deadline, on stop(), and on test-process exit.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,41 @@ export function umlSkipReason(): string | undefined {
   if (!isExecutable(UML_BIN) || !existsSync(MODULES_DIR)) missing.push('linux.uml (apt-get install user-mode-linux)');
   if (!isExecutable(MODPROBE)) missing.push('modprobe (apt-get install kmod)');
   if (!onPath('ip')) missing.push('ip (apt-get install iproute2)');
-  return missing.length === 0 ? undefined : `needs ${missing.join(', ')}`;
+  if (missing.length > 0) return `needs ${missing.join(', ')}`;
+  return runsHere();
+}
+
+let probed: { reason: string | undefined } | undefined;
+
+/**
+ * Whether this host can run a UML guest's processes at all: boot one whose init only halts. Debian bookworm's UML
+ * 6.1 kernel cannot on a CPU with AMX (its XSAVE state is larger than that kernel handles): the guest panics at its
+ * first process with "ptrace set fp regs failed". Probed once per process (about a second).
+ */
+function runsHere(): string | undefined {
+  if (probed !== undefined) return probed.reason;
+  const dir = mkdtempSync(join(tmpdir(), 'corvid-uml-probe-'));
+  try {
+    writeFileSync(join(dir, 'init.sh'), `#!/bin/sh\necho corvid-uml-probe-ok\nhalt -f\n`, { mode: 0o755 });
+    const args = ['mem=64M', `uml_dir=${dir}`, 'rootfstype=hostfs', 'rootflags=/', 'ro', `init=${join(dir, 'init.sh')}`, 'con=null', 'con0=fd:0,fd:1'];
+    const r = spawnSync(UML_BIN, args, { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: dir } });
+    const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+    if (out.includes('corvid-uml-probe-ok')) probed = { reason: undefined };
+    else if (/ptrace set fp regs failed/.test(out)) {
+      probed = { reason: "Debian's UML 6.1 kernel cannot run processes on this host CPU (AMX: \"ptrace set fp regs failed\"); kernel ESP needs a host CPU without AMX or a newer UML kernel" };
+    } else probed = { reason: `a UML guest does not boot here: ${out.split('\n').filter((l) => /panic|error|failed/i.test(l)).slice(0, 2).join('; ') || `exit ${r.status ?? r.signal}`}` };
+  } finally {
+    // A guest that panicked may leave its helper processes behind, re-parented: they carry its uml_dir argument.
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`uml_dir=${dir}`)) process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone, or not ours to read
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return probed.reason;
 }
 
 export interface UmlOptions {
