@@ -303,14 +303,14 @@ function membershipNotes(pools: readonly PoolDoc[], nodes: readonly LabelledNode
   // The planner's own rule (pools are in name order here, as there).
   const index = new SelectorIndex(pools.map((p) => p.nodeSelector));
   const { poolOf, shared } = poolMembership(index, pools.length, nodes);
-  const selects = new Map<string, number[]>();
-  const hits: number[] = [];
-  for (const n of nodes) selects.set(n.name, [...index.matchingInto(n.labels, hits)]);
+  // Every pool that selects a node, from the membership already worked out: its own, or all of them when shared.
+  const selectedBy = new Map<string, readonly number[]>([...poolOf].map(([name, i]) => [name, [i]]));
+  for (const s of shared) selectedBy.set(s.node.name, s.pools);
   pools.forEach((p, i) => {
     const corvid: string[] = [];
     const raven: string[] = [];
     for (const n of nodes) {
-      const inCorvid = selects.get(n.name)!.includes(i);
+      const inCorvid = selectedBy.get(n.name)?.includes(i) ?? false;
       const inRaven = n.labels[RAVEN_GATEWAY_LABEL] === p.name;
       if (inCorvid && !inRaven) corvid.push(n.name);
       else if (inRaven && !inCorvid) raven.push(n.name);
