@@ -83,7 +83,7 @@ export interface SaSummary {
 }
 
 /** What list-sas says about the IKE_SAs named `name`. */
-export function summariseSas(sas: IkeSaInfo[], name: string): SaSummary {
+export function summariseSas(sas: readonly IkeSaInfo[], name: string): SaSummary {
   const out: SaSummary = { up: false, pending: false, bytesIn: 0, bytesOut: 0, children: [] };
   for (const sa of sas) {
     if (sa.name !== name) continue;

@@ -99,25 +99,33 @@ export function planViciActions(
 ): ViciSteps {
   const remove: ViciAction[] = [];
   const saNames = new Set(actual.sas.map((s) => s.name));
+  const conns = new Set(actual.conns);
+  const keys = new Set(actual.keys);
   const retiring = new Set(opts.retiring);
-  for (const name of [...new Set([...actual.conns, ...saNames])].sort()) {
+  for (const name of [...new Set([...conns, ...saNames])].sort()) {
     if (want.has(name) || retiring.has(name)) continue;
     if (saNames.has(name)) remove.push({ op: 'terminate', name });
-    if (actual.conns.includes(name)) remove.push({ op: 'unload-conn', name });
+    if (conns.has(name)) remove.push({ op: 'unload-conn', name });
   }
-  for (const id of [...actual.keys].sort()) {
+  for (const id of [...keys].sort()) {
     if (want.has(id) || retiring.has(id)) continue;
     remove.push({ op: 'unload-shared', id });
   }
 
+  const sasByName = new Map<string, IkeSaInfo[]>();
+  for (const sa of actual.sas) {
+    const same = sasByName.get(sa.name);
+    if (same === undefined) sasByName.set(sa.name, [sa]);
+    else same.push(sa);
+  }
   const connections: ViciSteps['connections'] = [];
   for (const [name, w] of [...want].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const steps: ViciAction[] = [];
     let clearBackoff = false;
-    if (!actual.keys.includes(name) || memory.loadedKeys.get(name) !== w.fingerprint) steps.push({ op: 'load-shared', id: name });
+    if (!keys.has(name) || memory.loadedKeys.get(name) !== w.fingerprint) steps.push({ op: 'load-shared', id: name });
     const before = memory.loaded.get(name);
-    let summary = summariseSas([...actual.sas], name);
-    if (!actual.conns.includes(name) || before !== w.hash) {
+    let summary = summariseSas(sasByName.get(name) ?? [], name);
+    if (!conns.has(name) || before !== w.hash) {
       steps.push({ op: 'load-conn', name });
       // An SA built from another config keeps its old traffic selectors: replace it. When this process never loaded
       // the conn (agent restart), judge the SA by its traffic selectors instead of tearing it down blindly.
