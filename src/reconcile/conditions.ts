@@ -37,11 +37,10 @@ export const MAX_CONDITION_MESSAGE = 32768;
 /** `message` within MAX_CONDITION_MESSAGE characters: cut, with what was left out counted. */
 export function boundedMessage(message: string): string {
   if (message.length <= MAX_CONDITION_MESSAGE) return message;
-  const cut = (n: number): string => `${message.slice(0, n)} ... (${message.length - n} more characters)`;
-  // The marker's own length depends on the count; one step back is enough.
-  let keep = MAX_CONDITION_MESSAGE - cut(0).length + message.length.toString().length;
-  while (cut(keep).length > MAX_CONDITION_MESSAGE) keep--;
-  return cut(keep);
+  const marker = (left: number): string => ` ... (${left} more characters)`;
+  // Room for the longest marker: the count left out is never more than the whole message.
+  const keep = MAX_CONDITION_MESSAGE - marker(message.length).length;
+  return `${message.slice(0, keep)}${marker(message.length - keep)}`;
 }
 
 /**
