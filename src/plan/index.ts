@@ -10,8 +10,8 @@ export { candidateState, electPool, REASONS, FIRST_SHOW_GRACE_SECONDS, liveLinkA
 export { nextWake } from './wake.ts';
 export { desiredGateways, type Desired, type DesiredInput } from './desired.ts';
 export type { CandidateState, PoolElectionInput, PoolElectionResult, Unhealth } from './election.ts';
-export { candidateVerdicts } from './verdict.ts';
-export { statusReport, heartbeatTimeoutOf, type CandidateHealthWord, type LiveInput, type PoolStatus, type StatusReport, type TopologySummary } from './status-report.ts';
+export { candidateVerdicts, heartbeatTimeoutOf } from './verdict.ts';
+export { statusReport, type CandidateHealthWord, type LiveInput, type PoolStatus, type StatusReport, type TopologySummary } from './status-report.ts';
 export type { CandidateVerdict, VerdictInput } from './verdict.ts';
 export { chooseRelays, fnv1a32, relayWeight } from './relay.ts';
 export { peerTable, peersAllowed } from './peers.ts';

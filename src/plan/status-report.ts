@@ -2,7 +2,7 @@
 // candidate's health as the election judges it (verdict.ts), tunnels up as the agents report them, the Topology's
 // conditions. Pure: the CLI reads, this builds, the CLI prints.
 
-import { candidateVerdicts, type CandidateVerdict } from './verdict.ts';
+import { candidateVerdicts, heartbeatTimeoutOf, type CandidateVerdict } from './verdict.ts';
 import type { Unhealth } from './election.ts';
 import type { HeartbeatLease } from './health.ts';
 import type { InventoryNode } from './types.ts';
@@ -10,7 +10,6 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL, REVISION_ANNOTATION, TO
 import { readGatewayLinks } from '../gateway/annotations.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { nodePlan } from '../nodeplan/index.ts';
-import { DEFAULT_HEARTBEAT_TIMEOUT, durationSeconds } from '../topology/normalise.ts';
 
 /** What the report is built from: the cluster's Nodes, heartbeat Leases and Gateways. */
 export interface LiveInput {
@@ -31,10 +30,6 @@ export interface TopologySummary {
   heartbeatTimeoutSeconds?: number;
 }
 
-/** The heartbeat timeout of the topology that wrote a Gateway (absent: the topology default), in seconds. */
-export function heartbeatTimeoutOf(g: Gateway, topologies: ReadonlyMap<string, Pick<TopologySummary, 'heartbeatTimeoutSeconds'>>): number {
-  return topologies.get(g.metadata.labels?.[TOPOLOGY_LABEL] ?? '')?.heartbeatTimeoutSeconds ?? durationSeconds(undefined, DEFAULT_HEARTBEAT_TIMEOUT);
-}
 
 /**
  * A candidate's health as the election sees it (plan/election.ts candidateState over plan/health.ts deriveHealth):

@@ -5,6 +5,13 @@ import type { Gateway } from '../gateway/types.ts';
 import { candidateState, type Unhealth } from './election.ts';
 import { candidatePools, deriveHealth, emptyHealthMemory, type HeartbeatLease } from './health.ts';
 import type { CandidateHealth, InventoryNode } from './types.ts';
+import { TOPOLOGY_LABEL } from '../gateway/keys.ts';
+import { DEFAULT_HEARTBEAT_TIMEOUT, durationSeconds } from '../topology/normalise.ts';
+
+/** The heartbeat timeout of the topology that wrote a Gateway (absent: the topology default), in seconds. */
+export function heartbeatTimeoutOf(g: Gateway, topologies: ReadonlyMap<string, { heartbeatTimeoutSeconds?: number }>): number {
+  return topologies.get(g.metadata.labels?.[TOPOLOGY_LABEL] ?? '')?.heartbeatTimeoutSeconds ?? durationSeconds(undefined, DEFAULT_HEARTBEAT_TIMEOUT);
+}
 
 /** ok, the election's reason for leaving a candidate out, or missing (no such Node). */
 export type CandidateVerdict = 'ok' | Unhealth | 'missing';
