@@ -115,6 +115,22 @@ export class MemoryCluster implements ClusterWrites {
     return new KubeApiError('PUT', `memory/${op}/${name}`, 409, { message: 'the object has been modified', reason: 'Conflict', code: 409 }, '');
   }
 
+  /** The stored Gateway `op` acts on: 404 when there is none; 409 when a PUT's resourceVersion is not its own. */
+  private stored(op: WriteOp, name: string, put?: { resourceVersion?: string }): Gateway {
+    const cur = this.gatewayStore.get(name);
+    if (cur === undefined) throw this.missing(op, name);
+    if (put !== undefined && put.resourceVersion !== cur.metadata.resourceVersion) throw this.conflict(op, name);
+    return cur;
+  }
+
+  /** This manager now owns exactly the labels, annotations and spec fields it sent. */
+  private ownSent(gw: Gateway): void {
+    const own = this.ownership(gw.metadata.name);
+    own.labels = new Set(Object.keys(gw.metadata.labels ?? {}));
+    own.annotations = new Set(Object.keys(gw.metadata.annotations ?? {}));
+    own.spec = new Set(Object.keys(gw.spec ?? {}));
+  }
+
   private store(op: WriteOp, g: Gateway, opts: DryRun | undefined): Gateway {
     if (opts?.dryRun === true) return copy(g);
     g.metadata.resourceVersion = this.nextRv();
@@ -139,32 +155,22 @@ export class MemoryCluster implements ClusterWrites {
       spec: applied(cur?.spec as Record<string, unknown> | undefined, own.spec, gw.spec as unknown as Record<string, unknown>) as unknown as Gateway['spec'],
       ...(cur?.status !== undefined ? { status: copy(cur.status) } : {}),
     };
-    if (opts?.dryRun !== true) {
-      own.labels = new Set(Object.keys(gw.metadata.labels ?? {}));
-      own.annotations = new Set(Object.keys(gw.metadata.annotations ?? {}));
-      own.spec = new Set(Object.keys(gw.spec ?? {}));
-    }
+    if (opts?.dryRun !== true) this.ownSent(gw);
     return this.store('applyGateway', next, opts);
   }
 
   async replaceGateway(gw: Gateway): Promise<Gateway> {
     const name = gw.metadata.name;
     this.check('replaceGateway', name, undefined);
-    const cur = this.gatewayStore.get(name);
-    if (cur === undefined) throw this.missing('replaceGateway', name);
-    if (gw.metadata.resourceVersion !== cur.metadata.resourceVersion) throw this.conflict('replaceGateway', name);
-    const own = this.ownership(name);
-    own.labels = new Set(Object.keys(gw.metadata.labels ?? {}));
-    own.annotations = new Set(Object.keys(gw.metadata.annotations ?? {}));
-    own.spec = new Set(Object.keys(gw.spec ?? {}));
+    const cur = this.stored('replaceGateway', name, gw.metadata);
+    this.ownSent(gw);
     const next: Gateway = { ...copy(gw), metadata: { ...copy(gw.metadata), uid: cur.metadata.uid }, ...(cur.status !== undefined ? { status: copy(cur.status) } : {}) };
     return this.store('replaceGateway', next, undefined);
   }
 
   async patchGatewayAnnotations(name: string, annotations: Record<string, string | null>, opts?: DryRun): Promise<Gateway> {
     this.check('patchGatewayAnnotations', name, opts);
-    const cur = this.gatewayStore.get(name);
-    if (cur === undefined) throw this.missing('patchGatewayAnnotations', name);
+    const cur = this.stored('patchGatewayAnnotations', name);
     const next = copy(cur);
     const merged: Record<string, string> = { ...(next.metadata.annotations ?? {}) };
     for (const [k, v] of Object.entries(annotations)) {
@@ -177,8 +183,7 @@ export class MemoryCluster implements ClusterWrites {
 
   async applyGatewayStatus(name: string, status: GatewayStatus, opts?: DryRun): Promise<Gateway> {
     this.check('applyGatewayStatus', name, opts);
-    const cur = this.gatewayStore.get(name);
-    if (cur === undefined) throw this.missing('applyGatewayStatus', name);
+    const cur = this.stored('applyGatewayStatus', name);
     const own = this.ownership(name);
     const next = copy(cur);
     next.status = applied(cur.status as Record<string, unknown> | undefined, own.status, status as Record<string, unknown>) as GatewayStatus;
@@ -189,9 +194,7 @@ export class MemoryCluster implements ClusterWrites {
   async replaceGatewayStatus(gw: Gateway): Promise<Gateway> {
     const name = gw.metadata.name;
     this.check('replaceGatewayStatus', name, undefined);
-    const cur = this.gatewayStore.get(name);
-    if (cur === undefined) throw this.missing('replaceGatewayStatus', name);
-    if (gw.metadata.resourceVersion !== cur.metadata.resourceVersion) throw this.conflict('replaceGatewayStatus', name);
+    const cur = this.stored('replaceGatewayStatus', name, gw.metadata);
     this.ownership(name).status = new Set(Object.keys(gw.status ?? {}));
     return this.store('replaceGatewayStatus', { ...copy(cur), status: copy(gw.status ?? {}) }, undefined);
   }
