@@ -29,7 +29,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NetnsLab, ip, netnsSkipReason, stopChild, sweepStaleNamespaces } from '../test/support/netns.ts';
 import { charonSkipReason, startCharon, type CharonInstance } from '../test/support/charon.ts';
@@ -461,7 +461,7 @@ export async function benchAgentMemory(o: { peers?: number } = {}): Promise<Agen
     const floors: [string, string, number][] = [
       ['baseline', 'Node alone, idle', await baselineRssMiB([])],
       ['baseline', '@kubernetes/client-node imported', await baselineRssMiB(['node_modules/@kubernetes/client-node/dist/index.js'])],
-      ['baseline', "the agent's modules imported", await baselineRssMiB([relative(REPO_ROOT, compiledModule(corvid.bin, 'src/cli/main.js')), relative(REPO_ROOT, compiledModule(corvid.bin, 'src/agent/agent.js'))])],
+      ['baseline', "the agent's modules imported", await baselineRssMiB([corvid.module('src/cli/main.ts'), corvid.module('src/agent/agent.ts')])],
     ];
     console.log(`bin/corvid.js agent as deployed (compiled JavaScript, NODE_OPTIONS=${JSON.stringify(AGENT_NODE_OPTIONS)} from the DaemonSet; Node ${process.version}), default repair interval 10 s; samples every 1 s for 12 s after converging`);
     console.log(
@@ -486,11 +486,6 @@ export async function benchAgentMemory(o: { peers?: number } = {}): Promise<Agen
     await corvid.remove();
     console.log(`(took ${((performance.now() - began) / 1000).toFixed(0)} s)`);
   }
-}
-
-/** A module of the compiled build next to `bin` (compiledCorvid). */
-function compiledModule(bin: string, path: string): string {
-  return join(dirname(bin), '..', 'dist', path);
 }
 
 // ---------------------------------------------------------------- all of it

@@ -2,7 +2,7 @@
 // `npx node bench/machine.ts` prints it alone.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 
@@ -181,9 +181,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
 /**
  * `corvid` as the image and the npm package run it: the sources compiled to JavaScript (tsconfig.build.json) beside a
  * copy of bin/corvid.js, which prefers them. Running the TypeScript sources instead costs the type stripper's memory
- * (about 30 MiB), which a deployed process never pays. `bin` is the entry to spawn; `remove()` deletes the build.
+ * (about 30 MiB), which a deployed process never pays. `bin` is the entry to spawn; `module('src/x.ts')` the compiled
+ * module's path from the repository root (for baselineRssMiB); `remove()` deletes the build.
  */
-export async function compiledCorvid(): Promise<{ bin: string; remove(): Promise<void> }> {
+export async function compiledCorvid(): Promise<{ bin: string; module(source: string): string; remove(): Promise<void> }> {
   const root = fileURLToPath(new URL('../', import.meta.url));
   const { mkdtemp, mkdir, copyFile, symlink, rm } = await import('node:fs/promises');
   // Inside the repository, so the compiled modules find node_modules as the installed package finds its own.
@@ -197,6 +198,10 @@ export async function compiledCorvid(): Promise<{ bin: string; remove(): Promise
     await rm(dir, { recursive: true, force: true });
     throw e;
   }
-  return { bin: join(dir, 'bin', 'corvid.js'), remove: () => rm(dir, { recursive: true, force: true }) };
+  return {
+    bin: join(dir, 'bin', 'corvid.js'),
+    module: (source) => relative(root, join(dir, 'dist', source.replace(/\.ts$/, '.js'))),
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
 }
 

@@ -26,7 +26,7 @@ import { createHmac } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlPlaneSkipReason, startControlPlane, type ControlPlane } from '../test/support/controlplane.ts';
 import { deleteAllGateways, deleteTopology, ensureNamespace, installCorvidCrds, makeGitRemote, resourceVersions, type GitRemote } from '../test/integration/sync-fixtures.ts';
@@ -667,7 +667,7 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
     const [bare, client, mods] = [
       await baselineRssMiB([]),
       await baselineRssMiB(['node_modules/@kubernetes/client-node/dist/index.js']),
-      await baselineRssMiB([relative(REPO_ROOT, join(dirname(corvid.bin), '..', 'dist', 'src', 'cli', 'main.js')), relative(REPO_ROOT, join(dirname(corvid.bin), '..', 'dist', 'src', 'sync', 'index.js'))]),
+      await baselineRssMiB([corvid.module('src/cli/main.ts'), corvid.module('src/sync/index.ts')]),
     ];
     console.log(`floor: Node alone ${bare.toFixed(1)} MiB; with @kubernetes/client-node imported ${client.toFixed(1)} MiB; with the sync's modules imported ${mods.toFixed(1)} MiB (VmRSS, idle, nothing connected)`);
     return rows;
