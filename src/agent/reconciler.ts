@@ -91,6 +91,9 @@ export function emptyResult(): ReconcileResult {
   return { ok: true, errors: [], warnings: [], ipChanges: [], packetChanges: [], viciActions: [], tunnels: [], routeCount: 0, viciChecked: false, wireguardChecked: false };
 }
 
+/** A terminate timeout that does not wait for the peer's answer to the DELETE (with force: the SA goes at once). */
+const NO_WAIT = -1;
+
 /** terminate of an SA that vanished meanwhile (the peer closed it first): the goal is reached. */
 function alreadyGone(e: unknown): boolean {
   return /no matching SAs to terminate found/i.test((e as Error)?.message ?? '');
@@ -331,7 +334,9 @@ export class DatapathReconciler {
       try {
         switch (a.op) {
           case 'terminate':
-            await terminateAll(vici, a.name, terminateTimeoutMs);
+            // An SA built from another config points at the pool's previous gateway, which may be dead (a failover):
+            // its DELETE is sent, not waited for, or the initiate to the new gateway would wait for its retransmits.
+            await terminateAll(vici, a.name, a.why === 'config changed' ? NO_WAIT : terminateTimeoutMs);
             break;
           case 'unload-conn':
             await vici.unloadConn(a.name);

@@ -160,6 +160,7 @@ export interface TerminateOptions {
   child?: string;
   ikeId?: string | number;
   force?: boolean;
+  /** How long charon waits for the peer's answer to its DELETE; -1: not at all (with force: destroyed at once). */
   timeoutMs?: number;
 }
 
@@ -351,7 +352,7 @@ export abstract class ViciCommands {
         force: opts.force === undefined ? undefined : yesNo(opts.force),
         timeout: String(timeoutMs),
       }),
-      { timeoutMs: timeoutMs + CHARON_TIMEOUT_MARGIN_MS },
+      { timeoutMs: Math.max(0, timeoutMs) + CHARON_TIMEOUT_MARGIN_MS },
     );
   }
 
