@@ -19,7 +19,7 @@ import { loadOrCreateKey, type WireguardKeyPair } from '../adapters/wireguard/ke
 import { join } from 'node:path';
 import { CONN_PREFIX, nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, type NodePlan } from '../nodeplan/index.ts';
 import { corvidAddresses, staleIpsec } from '../nodeplan/stale-ipsec.ts';
-import { datapathDownReason, forwardingSysctls, needsCharon } from '../nodeplan/datapath-health.ts';
+import { datapathDownReason, forwardingSysctls, handoverWantedReason, needsCharon, peersLostByRestart } from '../nodeplan/datapath-health.ts';
 import { DEFAULT_LIVENESS, livenessTargets, unreachableTargets, type LivenessTarget, type TargetObservation } from '../nodeplan/liveness.ts';
 import { DEFAULT_LIVENESS_PORT, ProbeBook } from '../adapters/liveness/udp.ts';
 import { openLiveness, type LivenessEndpoint } from '../adapters/liveness/endpoint.ts';
@@ -163,6 +163,14 @@ export class Agent {
   private lastProblems = '';
   private lastResult: ReconcileResult | undefined;
   private readonly tunnelSince = new Map<string, TunnelHealth>();
+  /** Peer pool -> when a reading last found its tunnel up (this.now() ms). */
+  private readonly tunnelLastUp = new Map<string, number>();
+  /** The charon instance the last reconcile met (VICI socket inode and mtime). */
+  private metCharon: string | undefined;
+  /** A charon restart took down tunnels that only the peers can bring back: which, and when charon started. */
+  private restartLoss: { peers: string[]; sinceMs: number } | undefined;
+  /** What the Lease says of it (the reason while this node asks for its role to go to another candidate). */
+  private handoverWanted: string | undefined;
   private datapathTimer: NodeJS.Timeout | undefined;
   /** Consecutive datapath probes charon did not answer. */
   private charonFailures = 0;
@@ -501,6 +509,7 @@ export class Agent {
       for (const f of plan.findings) this.log[f.severity === 'error' ? 'error' : 'warn']('finding', { ...f });
       this.lastFindings = findings;
     }
+    this.noteCharonRestart(plan);
     await this.sweepDeadCharon(gateways);
     this.reconciles++;
     const seq = ++this.readSeq;
@@ -557,7 +566,9 @@ export class Agent {
     } else {
       if (this.heartbeat.setTunnels(undefined)) this.heartbeat.kick();
       this.tunnelSince.clear();
+      this.tunnelLastUp.clear();
     }
+    this.updateHandoverWanted();
   }
 
   /**
@@ -684,6 +695,49 @@ export class Agent {
     this.appliedSeq = seq;
     this.metrics.recordTunnels(tunnels, true);
     if (this.heartbeat.setTunnels(this.tunnelHealth(plan, tunnels))) this.heartbeat.kick();
+    this.updateHandoverWanted();
+  }
+
+  /**
+   * A charon that is not the one the last reconcile met has started. When this node is an active gateway, the tunnels
+   * it answers (responder) and saw up went with the old charon, and only their peers can bring them back, after their
+   * dead-peer detection (about 20 s). Until they do, this node asks for its role to go to another candidate, whose
+   * tunnels the peers' agents start at once (docs/datapath.md, "A restarted charon").
+   */
+  private noteCharonRestart(plan: NodePlan): void {
+    let instance: string;
+    let startedMs: number;
+    try {
+      const socket = statSync(this.o.viciSocket);
+      instance = `${socket.ino}:${socket.mtimeMs}`;
+      startedMs = socket.mtimeMs;
+    } catch {
+      return; // no charon (yet)
+    }
+    const before = this.metCharon;
+    this.metCharon = instance;
+    if (before === undefined || before === instance || plan.role !== 'gateway') return;
+    const seen = plan.tunnels.map((t) => ({ peer: t.peerPool, role: t.role, lastUpMs: this.tunnelLastUp.get(t.peerPool) }));
+    const peers = peersLostByRestart(seen, startedMs);
+    if (peers.length > 0) this.restartLoss = { peers, sinceMs: startedMs };
+  }
+
+  /** The Lease's corvid.dev/handover-wanted, from the restart loss and the tunnels read since; written on a change. */
+  private updateHandoverWanted(): void {
+    const loss = this.restartLoss;
+    let reason: string | undefined;
+    if (loss !== undefined && this.lastPlan?.role === 'gateway') {
+      const upNow = new Set([...this.tunnelSince].filter(([, h]) => h.up).map(([peer]) => peer));
+      reason = handoverWantedReason(loss.peers, upNow, loss.sinceMs, this.now().getTime());
+    }
+    if (reason === undefined) this.restartLoss = undefined;
+    if (reason !== this.handoverWanted) {
+      if (reason !== undefined) this.log.warn('asking for the gateway role to go to another candidate', { reason });
+      else if (this.handoverWanted !== undefined) this.log.info('no longer asking for a hand-over', { was: this.handoverWanted });
+      this.handoverWanted = reason;
+      this.liveness?.setActive(this.holdsRole());
+    }
+    if (this.heartbeat.setHandoverWanted(reason)) this.heartbeat.kick();
   }
 
   private tunnelHealth(plan: NodePlan, tunnels: readonly TunnelState[]): Record<string, TunnelHealth> {
@@ -694,11 +748,13 @@ export class Agent {
       const isUp = up.get(t.peerPool) === true;
       const prev = this.tunnelSince.get(t.peerPool);
       const next = prev !== undefined && prev.up === isUp ? prev : { up: isUp, since: nowText };
+      if (isUp) this.tunnelLastUp.set(t.peerPool, this.now().getTime());
       if (prev === undefined || prev.up !== isUp) this.log.info(isUp ? 'tunnel up' : 'tunnel down', { peer: t.peerPool, conn: t.name });
       this.tunnelSince.set(t.peerPool, next);
       out[t.peerPool] = next;
     }
     for (const peer of [...this.tunnelSince.keys()]) if (!(peer in out)) this.tunnelSince.delete(peer);
+    for (const peer of [...this.tunnelLastUp.keys()]) if (!(peer in out)) this.tunnelLastUp.delete(peer);
     return out;
   }
 
@@ -709,6 +765,8 @@ export class Agent {
    */
   private async probeDatapath(): Promise<void> {
     const plan = this.lastPlan;
+    // The request for a hand-over ends by itself after a while: looked at on this timer too.
+    this.updateHandoverWanted();
     if (plan === undefined || !this.heartbeat.isEnabled) {
       this.charonFailures = 0;
       this.setDatapathDown(undefined);
@@ -731,11 +789,11 @@ export class Agent {
 
   /**
    * What our liveness answers say: whether this node's datapath holds the pool's active role (the last plan applied
-   * made it the gateway, and it can forward). A successor waits on it (predecessorHolds); a gateway whose charon died
-   * holds nothing worth waiting for.
+   * made it the gateway, and it can forward). A successor waits on it (predecessorHolds); a gateway whose charon died,
+   * or restarted and lost its tunnels, holds nothing worth waiting for.
    */
   private holdsRole(): boolean {
-    return this.lastPlan?.role === 'gateway' && this.datapathDown === undefined;
+    return this.lastPlan?.role === 'gateway' && this.datapathDown === undefined && this.handoverWanted === undefined;
   }
 
   private setDatapathDown(reason: string | undefined): void {

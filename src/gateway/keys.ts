@@ -94,6 +94,13 @@ export const LIVE_STATE_ANNOTATIONS: readonly string[] = [ELECTION_ANNOTATION, W
 export const DATAPATH_DOWN_ANNOTATION = 'corvid.dev/datapath-down';
 
 /**
+ * Lease annotation written by an active gateway's agent on its heartbeat Lease while it asks for its role to go to
+ * another candidate (nodeplan/datapath-health.ts: its charon restarted and lost tunnels only the peers can bring
+ * back): a short reason. The election treats it as a drain. Absent otherwise; written on a change only.
+ */
+export const HANDOVER_WANTED_ANNOTATION = 'corvid.dev/handover-wanted';
+
+/**
  * Lease annotation written by a gateway candidate's agent on its heartbeat Lease: the other candidates of its pool it
  * cannot reach over their LAN (nodeplan/liveness.ts), comma-separated, sorted. Absent when it reaches them all.
  * Written on a change of verdict only.

@@ -44,3 +44,45 @@ export function datapathDownReason(o: DatapathObservation): string | undefined {
   if (off.length > 0) reasons.push(`${off.join(' and ')} forwarding is off`);
   return reasons.length === 0 ? undefined : reasons.join('; ');
 }
+
+/**
+ * How long an active gateway whose charon restarted asks to hand its role over, at most: longer than its peers'
+ * dead-peer detection takes to give up on the lost IKE_SAs and initiate again (DPD after 5 s of silence, then the
+ * shipped retransmits, about 14 s). By then the tunnels are back whoever holds the role.
+ */
+export const HANDOVER_WANTED_MAX_MS = 30_000;
+
+/** A tunnel of this node's plan, and when the agent last saw it up (ms). */
+export interface TunnelSeen {
+  peer: string;
+  role: 'initiator' | 'responder';
+  lastUpMs?: number;
+}
+
+/** A tunnel seen up this long before charon's new start counts as up when the old charon died. */
+export const UP_BEFORE_RESTART_MS = 30_000;
+
+/**
+ * The peers whose tunnels a charon restart (the new charon started at startedMs) took down and that only the peers
+ * can bring back: this node answers them (they are behind NAT, or initiate by name order), and the tunnel was seen up
+ * shortly before. The new charon has no IKE_SA for them; they go on with theirs until their dead-peer detection gives
+ * up. Sorted.
+ */
+export function peersLostByRestart(tunnels: readonly TunnelSeen[], startedMs: number): string[] {
+  return tunnels
+    .filter((t) => t.role === 'responder' && t.lastUpMs !== undefined && t.lastUpMs < startedMs && t.lastUpMs >= startedMs - UP_BEFORE_RESTART_MS)
+    .map((t) => t.peer)
+    .sort();
+}
+
+/**
+ * Why this node asks the sync to hand its gateway role to another candidate: its charon restarted at sinceMs and
+ * some of the `lost` peers have not initiated again. Undefined once they all have, or after HANDOVER_WANTED_MAX_MS.
+ * The election treats it as a drain: handed over when another candidate is healthy, kept when none is.
+ */
+export function handoverWantedReason(lost: readonly string[], upNow: ReadonlySet<string>, sinceMs: number, nowMs: number): string | undefined {
+  if (nowMs - sinceMs >= HANDOVER_WANTED_MAX_MS) return undefined;
+  const waiting = lost.filter((p) => !upNow.has(p));
+  if (waiting.length === 0) return undefined;
+  return `charon restarted; its tunnels to ${waiting.join(', ')} wait for those peers to initiate again`;
+}

@@ -15,7 +15,8 @@
 //   that one live for less than FIRST_SHOW_GRACE_SECONDS waits for a more preferred candidate that is Ready but has
 //   no heartbeat yet (a first start: the agents start seconds apart).
 // - a drained active endpoint is handed over to another healthy candidate (maturity not required: the operator asked
-//   for it). With no other healthy candidate and no other active endpoint it is kept, with a finding.
+//   for it). With no other healthy candidate and no other active endpoint it is kept, with a finding. A candidate
+//   whose agent asks to hand over (handoverWanted: its charon restarted) is treated the same, with no finding.
 // - more kept endpoints than replicas: the most preferred survive (upstream picks at random).
 
 import type { ElectionSettings } from '../topology/types.ts';
@@ -39,6 +40,11 @@ export interface CandidateState {
   /** Why the candidate is unhealthy; undefined when healthy. */
   unhealthy?: Unhealth;
   drained: boolean;
+  /**
+   * Its agent asks for its role to go to another candidate, and why (plan/health.ts): treated as a drain, so handed
+   * over when another candidate is healthy and kept when none is.
+   */
+  handoverWanted?: string;
   /** Seconds of continuous health at `now` (Infinity when no time is known; 0 when unhealthy). */
   healthyForSeconds: number;
   /** Seconds since its heartbeat Lease was renewed, when there is one. */
@@ -54,10 +60,12 @@ export const REASONS = {
   kept: 'kept: still healthy',
   keptCutOff: 'kept: the pool is cut off from the API server, and its peers still reach it',
   keptDrained: 'kept: drained, but no other healthy candidate',
+  keptAsked: 'kept: its agent asks to hand over (charon restarted), but no other healthy candidate',
   lost: (why: Unhealth | 'drained') => `lost: ${why}`,
   lostNotCandidate: 'lost: no longer a candidate',
   lostOverReplicas: (r: number) => `lost: more active endpoints than replicas (${r})`,
   handedOver: 'handed-over: drained',
+  handedOverAsked: (why: string) => `handed-over: its agent asked (${why})`,
   preempted: (by: string, w: number) => `preempted: ${by} is more preferred and healthy for ${w}s`,
 } as const;
 
@@ -108,6 +116,7 @@ export function candidateState(
   }
   const s: CandidateState = { node: node.name, rank, drained: node.drained, healthyForSeconds };
   if (unhealthy) s.unhealthy = unhealthy;
+  else if (health?.handoverWanted !== undefined && settings.heartbeatTimeoutSeconds > 0) s.handoverWanted = health.handoverWanted;
   if (health?.heartbeatAgeSeconds !== undefined) s.heartbeatAgeSeconds = health.heartbeatAgeSeconds;
   return s;
 }
@@ -181,7 +190,9 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
   const R = Math.max(1, Math.floor(settings.replicas));
   const W = settings.minHealthySeconds;
   const byNode = new Map(candidates.map((c) => [c.node, c]));
-  const healthyOK = (c: CandidateState): boolean => !c.unhealthy && !c.drained;
+  // An operator's drain and an agent's request to hand over are one rule.
+  const yields = (c: CandidateState): boolean => c.drained || c.handoverWanted !== undefined;
+  const healthyOK = (c: CandidateState): boolean => !c.unhealthy && !yields(c);
   const mature = (c: CandidateState): boolean => healthyOK(c) && c.healthyForSeconds >= W;
   const byRank = (a: CandidateState, b: CandidateState): number => a.rank - b.rank;
 
@@ -206,7 +217,7 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
       kept.push(c);
       decide(name, 'kept', REASONS.keptCutOff);
     } else if (c.unhealthy) decide(name, 'lost', REASONS.lost(c.unhealthy));
-    else if (c.drained) drainedActive.push(c);
+    else if (yields(c)) drainedActive.push(c);
     else kept.push(c);
   }
   kept.sort(byRank);
@@ -250,8 +261,9 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
   if (drainedActive.length > 0) {
     if (kept.length + replacements === 0) {
       retained = drainedActive[0];
-      reasons[retained.node] = REASONS.keptDrained;
-      findings.push({
+      reasons[retained.node] = retained.drained ? REASONS.keptDrained : REASONS.keptAsked;
+      // Only the operator's drain is worth a finding: an agent's request ends by itself within half a minute.
+      if (retained.drained) findings.push({
         severity: 'warning',
         code: 'drained-gateway-kept',
         pool,
@@ -261,14 +273,14 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
     }
     drainedActive.forEach((d, i) => {
       if (d === retained) return;
-      if (i < replacements) decide(d.node, 'handed-over', REASONS.handedOver);
+      if (i < replacements) decide(d.node, 'handed-over', d.drained ? REASONS.handedOver : REASONS.handedOverAsked(d.handoverWanted!));
       else decide(d.node, 'lost', REASONS.lost('drained'));
     });
   }
 
   for (const k of kept) {
     const prev = input.previousReasons[k.node];
-    reasons[k.node] = prev === undefined || prev === REASONS.keptDrained ? REASONS.kept : prev;
+    reasons[k.node] = prev === undefined || prev === REASONS.keptDrained || prev === REASONS.keptAsked ? REASONS.kept : prev;
   }
   for (const p of picks) {
     reasons[p.node] = REASONS.elected;
@@ -285,7 +297,7 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
     if (candidates.length === 0) {
       findings.push({ severity: 'error', code: 'no-candidate', pool, message: `pool ${pool} has no gateway candidate among its nodes` });
     } else {
-      const why = candidates.map((c) => `${c.node}: ${c.unhealthy ?? (c.drained ? 'drained' : 'healthy')}`).join(', ');
+      const why = candidates.map((c) => `${c.node}: ${c.unhealthy ?? (c.drained ? 'drained' : c.handoverWanted !== undefined ? 'asks to hand over' : 'healthy')}`).join(', ');
       findings.push({ severity: 'error', code: 'no-healthy-candidate', pool, message: `pool ${pool} has no healthy gateway candidate (${why})` });
     }
   }

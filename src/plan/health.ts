@@ -9,6 +9,8 @@
 // - released: the agent gave the Lease up on a clean stop (holderIdentity ""): unhealthy at once, tunnels ignored.
 // - datapathDown: the agent of a fresh Lease says its own node cannot forward (charon not answering, forwarding off):
 //   unhealthy at once. A stale Lease's word is not taken for it (the heartbeat has expired anyway).
+// - handoverWanted: the agent of a fresh Lease asks for its role to go to another candidate (its charon restarted
+//   and lost tunnels that only its peers can bring back): healthy, but the election treats it as drained.
 // - tunnelHealthy: undefined when the Lease reports no tunnels. false ("Ready but not forwarding") only when
 //   (a) the Lease reports at least one tunnel, (b)+(c) every one of them is down and its `since` is known and at least
 //   the tunnel grace old (tunnelGraceSeconds(timeout) = max(10 s, min(3 × timeout, 30 s))): a freshly elected gateway whose
@@ -43,6 +45,8 @@ export interface HeartbeatLease {
   wireguardKey?: string;
   /** From the corvid.dev/datapath-down Lease annotation: why the agent says its node cannot forward. */
   datapathDown?: string;
+  /** From the corvid.dev/handover-wanted Lease annotation: why the agent asks for its role to go to another candidate. */
+  handoverWanted?: string;
   /** From the corvid.dev/unreachable Lease annotation: the candidates of its pool this node's agent cannot reach. */
   unreachable?: string[];
 }
@@ -186,6 +190,8 @@ export function deriveHealth(
       h.datapathDown = l.datapathDown;
       unhealthy = true;
     }
+    // Not unhealthy: the node forwards, it only prefers to hand over (the election's drain rule).
+    if (!stale && l.released !== true && l.handoverWanted !== undefined) h.handoverWanted = l.handoverWanted;
     const from = unreachableFrom.get(node);
     if (from !== undefined) {
       h.unreachableFrom = from.sort();

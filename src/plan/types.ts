@@ -47,6 +47,11 @@ export interface CandidateHealth {
   /** The agent says its node cannot forward (charon not answering, forwarding off), and why. */
   datapathDown?: string;
   /**
+   * The agent asks for its gateway role to go to another candidate, and why (its charon restarted and lost tunnels
+   * only the peers can bring back). Treated as a drain: handed over when another candidate is healthy.
+   */
+  handoverWanted?: string;
+  /**
    * Nodes whose agents report this one unreachable over their LAN (fresh Leases; mutual reports cancel out). Only
    * candidates of its own pool count (the election's rule).
    */

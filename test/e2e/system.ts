@@ -213,6 +213,22 @@ export class SupervisedCharon {
     if (this.alive()) process.kill(this.instance.pid, 'SIGKILL');
   }
 
+  /**
+   * SIGKILL charon and start it again at once, as a kubelet restarts a crashed container the first time: faster than
+   * the agent's datapath probe can see it gone.
+   */
+  async crashAndRestart(): Promise<void> {
+    this.restarting = true;
+    try {
+      this.kill();
+      // restart() waits for the killed process to be gone before it starts the new one.
+      await this.instance.restart();
+      this.restarts++;
+    } finally {
+      this.restarting = false;
+    }
+  }
+
   /** Start again after die(). */
   async revive(): Promise<void> {
     if (!this.alive()) await this.instance.restart();

@@ -1,10 +1,18 @@
 // The agent's verdict on its own node (src/nodeplan/datapath-health.ts) and how the sync reads it off the Lease.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CHARON_PROBE_FAILURES_DOWN, datapathDownReason, needsCharon } from '../../src/nodeplan/datapath-health.ts';
+import {
+  CHARON_PROBE_FAILURES_DOWN,
+  datapathDownReason,
+  handoverWantedReason,
+  HANDOVER_WANTED_MAX_MS,
+  needsCharon,
+  peersLostByRestart,
+  UP_BEFORE_RESTART_MS,
+} from '../../src/nodeplan/datapath-health.ts';
 import type { NodePlan } from '../../src/nodeplan/index.ts';
 import { DATAPATH_REASON_MAX, heartbeatFromLease } from '../../src/adapters/kube/leases.ts';
-import { DATAPATH_DOWN_ANNOTATION } from '../../src/gateway/keys.ts';
+import { DATAPATH_DOWN_ANNOTATION, HANDOVER_WANTED_ANNOTATION } from '../../src/gateway/keys.ts';
 
 const V4_ON = [{ family: 4 as const, value: '1' }];
 
@@ -40,4 +48,37 @@ test('the sync reads the verdict off the Lease annotation: any value is "down", 
   assert.equal(heartbeatFromLease(lease({ [DATAPATH_DOWN_ANNOTATION]: 'IPv4 forwarding is off' }))?.datapathDown, 'IPv4 forwarding is off');
   assert.equal(heartbeatFromLease(lease({ [DATAPATH_DOWN_ANNOTATION]: '' }))?.datapathDown, 'datapath down');
   assert.equal(heartbeatFromLease(lease({ [DATAPATH_DOWN_ANNOTATION]: 'x'.repeat(5000) }))?.datapathDown?.length, DATAPATH_REASON_MAX);
+});
+
+test('a charon restart loses the tunnels this node answers and saw up just before; not those it initiates', () => {
+  const started = 1_000_000;
+  const seen = [
+    { peer: 'edge-b', role: 'responder' as const, lastUpMs: started - 800 },
+    { peer: 'edge-a', role: 'responder' as const, lastUpMs: started - 9_000 },
+    { peer: 'hub', role: 'initiator' as const, lastUpMs: started - 800 },
+    { peer: 'never', role: 'responder' as const },
+    { peer: 'long-ago', role: 'responder' as const, lastUpMs: started - UP_BEFORE_RESTART_MS - 1 },
+    { peer: 'after', role: 'responder' as const, lastUpMs: started + 10 },
+  ];
+  assert.deepEqual(peersLostByRestart(seen, started), ['edge-a', 'edge-b']);
+  assert.deepEqual(peersLostByRestart([], started), []);
+});
+
+test('the hand-over request names the peers still waiting, and ends when they are back or after its bound', () => {
+  const since = 1_000_000;
+  const lost = ['edge-a', 'edge-b'];
+  assert.equal(handoverWantedReason(lost, new Set(), since, since + 100), 'charon restarted; its tunnels to edge-a, edge-b wait for those peers to initiate again');
+  assert.equal(handoverWantedReason(lost, new Set(['edge-a']), since, since + 100), 'charon restarted; its tunnels to edge-b wait for those peers to initiate again');
+  assert.equal(handoverWantedReason(lost, new Set(['edge-a', 'edge-b']), since, since + 100), undefined);
+  assert.equal(handoverWantedReason(lost, new Set(), since, since + HANDOVER_WANTED_MAX_MS - 1) !== undefined, true);
+  assert.equal(handoverWantedReason(lost, new Set(), since, since + HANDOVER_WANTED_MAX_MS), undefined);
+  assert.equal(handoverWantedReason([], new Set(), since, since), undefined);
+});
+
+test('the sync reads corvid.dev/handover-wanted off the Lease, shortened; absent is no request', () => {
+  const lease = (annotations?: Record<string, string>) => ({ metadata: { name: 'gw', ...(annotations ? { annotations } : {}) }, spec: { renewTime: '2026-01-01T00:00:00.000000Z' } });
+  assert.equal(heartbeatFromLease(lease())?.handoverWanted, undefined);
+  assert.equal(heartbeatFromLease(lease({ [HANDOVER_WANTED_ANNOTATION]: 'charon restarted' }))?.handoverWanted, 'charon restarted');
+  assert.equal(heartbeatFromLease(lease({ [HANDOVER_WANTED_ANNOTATION]: '' }))?.handoverWanted, 'handover wanted');
+  assert.equal(heartbeatFromLease(lease({ [HANDOVER_WANTED_ANNOTATION]: 'x'.repeat(1000) }))?.handoverWanted?.length, DATAPATH_REASON_MAX);
 });

@@ -216,6 +216,27 @@ test('drain: with no other healthy candidate the drained gateway stays, with a f
   assert.deepEqual(r.election, { a: REASONS.keptDrained });
 });
 
+test('an agent that asks to hand over (its charon restarted) is drained by its own word: handed over if it can be, kept if not', () => {
+  const why = 'charon restarted; its tunnels to edge wait for those peers to initiate again';
+  const h = { a: { heartbeatAgeSeconds: 0.2, handoverWanted: why } };
+  const r = run({ nodes: [n('a'), n('b', { readySince: RECENT })], previous: ['a'], health: h });
+  assert.deepEqual(r.active, ['b'], 'a standby still maturing takes it, as for a drain');
+  assert.deepEqual(r.decisions, [`a ${REASONS.handedOverAsked(why)}`, `b ${REASONS.electedForHandover(30)}`]);
+  assert.deepEqual(r.kinds, ['handed-over', 'elected']);
+  const alone = run({ nodes: [n('a'), n('b', { ready: false })], gateways: ['a', 'b'], previous: ['a'], health: h });
+  assert.deepEqual(alone.active, ['a'], 'nothing better: it stays (its peers come back to it by themselves)');
+  assert.deepEqual(alone.findings, [], 'no finding: the request ends by itself');
+  assert.deepEqual(alone.election, { a: REASONS.keptAsked });
+  const later = run({ nodes: [n('a'), n('b', { ready: false })], gateways: ['a', 'b'], previous: ['a'], previousElection: { a: REASONS.keptAsked } });
+  assert.deepEqual(later.election, { a: REASONS.kept }, 'once it no longer asks, a plain kept reason');
+  const standby = run({ nodes: [n('a'), n('b')], previous: [], health: h });
+  assert.deepEqual(standby.active, ['b'], 'never newly elected while it asks');
+  const off = run({ nodes: [n('a'), n('b')], previous: ['a'], health: h, election: { heartbeatTimeoutSeconds: 0 } });
+  assert.deepEqual(off.active, ['a'], 'a disabled heartbeat check ignores what the heartbeat says');
+  const down = run({ nodes: [n('a'), n('b')], previous: ['a'], health: { a: { heartbeatAgeSeconds: 0.2, handoverWanted: why, datapathDown: 'x' } } });
+  assert.deepEqual(down.decisions, ['a lost: datapath down', 'b elected: most preferred healthy candidate'], 'cannot forward outranks the request');
+});
+
 test('a drained node is never newly elected', () => {
   const r = run({ nodes: [n('a', { drained: true }), n('b')] });
   assert.deepEqual(r.active, ['b']);

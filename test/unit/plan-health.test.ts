@@ -213,6 +213,17 @@ test('a released Lease (the agent stopped cleanly) is unhealthy at once, however
   assert.equal(held.health.a.lastUnhealthy, undefined);
 });
 
+test('a fresh Lease whose agent asks to hand over passes the request on, healthy; a stale or released one says nothing', () => {
+  const fresh = '2026-01-01T00:59:59Z';
+  const asked = deriveHealth([{ node: 'a', renewTime: fresh, leaseDurationSeconds: 3, handoverWanted: 'charon restarted' }], NOW, emptyHealthMemory(), T3);
+  assert.equal(asked.health.a.handoverWanted, 'charon restarted');
+  assert.equal(asked.health.a.lastUnhealthy, undefined, 'not unhealthy: it forwards, and its maturity is not reset');
+  const stale = deriveHealth([{ node: 'a', renewTime: '2026-01-01T00:50:00Z', leaseDurationSeconds: 3, handoverWanted: 'x' }], NOW, emptyHealthMemory(), T3);
+  assert.equal(stale.health.a.handoverWanted, undefined);
+  const released = deriveHealth([{ node: 'a', renewTime: fresh, leaseDurationSeconds: 3, released: true, handoverWanted: 'x' }], NOW, emptyHealthMemory(), T3);
+  assert.equal(released.health.a.handoverWanted, undefined);
+});
+
 test('a fresh Lease whose agent says its node cannot forward is unhealthy at once; a stale or released one says nothing', () => {
   const fresh = '2026-01-01T00:59:59Z';
   const down = deriveHealth([{ node: 'a', renewTime: fresh, leaseDurationSeconds: 3, datapathDown: 'charon does not answer on its VICI socket' }], NOW, emptyHealthMemory(), T3);

@@ -5,7 +5,7 @@
 // patch of spec.renewTime alone. The reader side is leases.ts.
 
 import type { KubeConfig } from './kubeconfig.ts';
-import { DATAPATH_DOWN_ANNOTATION, TUNNEL_HEALTH_ANNOTATION, UNREACHABLE_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
+import { DATAPATH_DOWN_ANNOTATION, HANDOVER_WANTED_ANNOTATION, TUNNEL_HEALTH_ANNOTATION, UNREACHABLE_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
 import { CONTENT_TYPE, errorMessage, kubeRequest, statusCode } from './client.ts';
 import { DEFAULT_LEASE_NAMESPACE, leasesPath, type LeaseJson } from './leases.ts';
 
@@ -48,6 +48,7 @@ export class Heartbeat {
   private tunnels: string | null = null;
   private wireguardKey: string | null = null;
   private datapathDown: string | null = null;
+  private handoverWanted: string | null = null;
   private unreachable: string | null = null;
   /** What the Lease holds as far as we know; undefined = unknown (read it first). */
   private written: Annotations | undefined;
@@ -113,6 +114,17 @@ export class Heartbeat {
     const next = reason ?? null;
     const changed = next !== this.datapathDown;
     this.datapathDown = next;
+    return changed;
+  }
+
+  /**
+   * Why this node, an active gateway, asks for its role to go to another candidate; undefined when it does not.
+   * Returns whether the value changed (the caller kicks a renewal).
+   */
+  setHandoverWanted(reason: string | undefined): boolean {
+    const next = reason ?? null;
+    const changed = next !== this.handoverWanted;
+    this.handoverWanted = next;
     return changed;
   }
 
@@ -214,7 +226,13 @@ export class Heartbeat {
     const name = this.o.nodeName;
     // What this round writes: setTunnels may change the desired value while a request is in flight, and `written`
     // must record what was really sent, or the change would never be written.
-    const want: Annotations = { tunnels: this.tunnels, wireguardKey: this.wireguardKey, datapathDown: this.datapathDown, unreachable: this.unreachable };
+    const want: Annotations = {
+      tunnels: this.tunnels,
+      wireguardKey: this.wireguardKey,
+      datapathDown: this.datapathDown,
+      handoverWanted: this.handoverWanted,
+      unreachable: this.unreachable,
+    };
     if (this.written === undefined) {
       let lease: LeaseJson | undefined;
       try {
@@ -248,6 +266,7 @@ export class Heartbeat {
         tunnels: lease.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION] ?? null,
         wireguardKey: lease.metadata?.annotations?.[WIREGUARD_KEY_LEASE_ANNOTATION] ?? null,
         datapathDown: lease.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION] ?? null,
+        handoverWanted: lease.metadata?.annotations?.[HANDOVER_WANTED_ANNOTATION] ?? null,
         unreachable: lease.metadata?.annotations?.[UNREACHABLE_ANNOTATION] ?? null,
       };
       await this.renewWith(spec, current, want);
@@ -283,10 +302,11 @@ interface Annotations {
   tunnels: string | null;
   wireguardKey: string | null;
   datapathDown: string | null;
+  handoverWanted: string | null;
   unreachable: string | null;
 }
 
-const NO_ANNOTATIONS: Annotations = { tunnels: null, wireguardKey: null, datapathDown: null, unreachable: null };
+const NO_ANNOTATIONS: Annotations = { tunnels: null, wireguardKey: null, datapathDown: null, handoverWanted: null, unreachable: null };
 
 /** The merge-patch annotations that turn `current` into `want` (null removes one); undefined when equal. */
 function annotationPatch(current: Annotations, want: Annotations): Record<string, string | null> | undefined {
@@ -294,6 +314,7 @@ function annotationPatch(current: Annotations, want: Annotations): Record<string
   if (current.tunnels !== want.tunnels) out[TUNNEL_HEALTH_ANNOTATION] = want.tunnels;
   if (current.wireguardKey !== want.wireguardKey) out[WIREGUARD_KEY_LEASE_ANNOTATION] = want.wireguardKey;
   if (current.datapathDown !== want.datapathDown) out[DATAPATH_DOWN_ANNOTATION] = want.datapathDown;
+  if (current.handoverWanted !== want.handoverWanted) out[HANDOVER_WANTED_ANNOTATION] = want.handoverWanted;
   if (current.unreachable !== want.unreachable) out[UNREACHABLE_ANNOTATION] = want.unreachable;
   return Object.keys(out).length === 0 ? undefined : out;
 }

@@ -2,7 +2,7 @@
 // planner's HeartbeatLease. The agent's writer is heartbeat.ts; this is the reader.
 
 import type { KubeConfig } from './kubeconfig.ts';
-import { DATAPATH_DOWN_ANNOTATION, TUNNEL_HEALTH_ANNOTATION, UNREACHABLE_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
+import { DATAPATH_DOWN_ANNOTATION, HANDOVER_WANTED_ANNOTATION, TUNNEL_HEALTH_ANNOTATION, UNREACHABLE_ANNOTATION, WIREGUARD_KEY_LEASE_ANNOTATION } from '../../gateway/keys.ts';
 import { isWireguardKey } from '../../gateway/wireguard.ts';
 import type { HeartbeatLease } from '../../plan/health.ts';
 import { isDnsSubdomain } from '../../plan/selector.ts';
@@ -42,7 +42,8 @@ export interface LeaseJson extends KubeObject {
 /**
  * The planner's view of a heartbeat Lease: node = Lease name; times as sent; tunnels from the corvid.dev/tunnels
  * annotation (an unparsable annotation is left out rather than guessed at); released when the holder is ""; the
- * WireGuard public key when the annotation holds one; datapathDown from corvid.dev/datapath-down.
+ * WireGuard public key when the annotation holds one; datapathDown from corvid.dev/datapath-down; handoverWanted from
+ * corvid.dev/handover-wanted.
  * Returns undefined for the leader Lease.
  */
 export function heartbeatFromLease(lease: LeaseJson): HeartbeatLease | undefined {
@@ -65,6 +66,8 @@ export function heartbeatFromLease(lease: LeaseJson): HeartbeatLease | undefined
   const down = lease.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION];
   // Any value says "down"; the text is the agent's reason, shortened for status and logs.
   if (down !== undefined) hb.datapathDown = down === '' ? 'datapath down' : down.slice(0, DATAPATH_REASON_MAX);
+  const handover = lease.metadata?.annotations?.[HANDOVER_WANTED_ANNOTATION];
+  if (handover !== undefined) hb.handoverWanted = handover === '' ? 'handover wanted' : handover.slice(0, DATAPATH_REASON_MAX);
   const unreachable = parseUnreachable(lease.metadata?.annotations?.[UNREACHABLE_ANNOTATION]);
   if (unreachable.length > 0) hb.unreachable = unreachable;
   return hb;
