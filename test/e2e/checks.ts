@@ -3,7 +3,8 @@
 import type { Gateway } from '../../src/gateway/types.ts';
 import type { Fabric, FabricNode, Pinger, PoolName } from './fabric.ts';
 import type { CorvidSystem } from './system.ts';
-import { dfPayload, dfProbe, tcpTransfer } from '../support/traffic.ts';
+import { failoverPaths } from './failover.ts';
+import { dfPayload, dfProbe, iperf3, tcpTransfer } from '../support/traffic.ts';
 
 export interface PairResult {
   from: string;
@@ -68,6 +69,26 @@ export async function stopAndCountLoss(f: Fabric, pingers: readonly Pinger[], t0
     return `${p.from} -> ${f.nodeByPod(p.to)}: lost ${w.lost}/${w.sent}${when}`;
   });
   return { worst, lines };
+}
+
+/** A TCP stream's sending rate (iperf3 -b) and report interval across a hand-over. */
+export const HANDOVER_STREAM = { bitrate: '8M', intervalS: 0.5 };
+
+/**
+ * A rate-limited TCP stream from a member's pod of `pool` to a pod of another pool, for `seconds`, begun before a
+ * hand-over and judged after it: it must finish (no reset, no timeout), and no report interval may pass with nothing
+ * sent (TCP stalled on a lost window for that long). Returns one line for the log and the problems, if any.
+ */
+export function handoverStream(f: Fabric, pool: PoolName, seconds: number): Promise<{ line: string; problems: string[] }> {
+  const [from, to] = failoverPaths(f, pool)[0];
+  const a = f.node(from).pod;
+  const b = f.node(to).pod;
+  return iperf3(f.lab, a.ns, b.ns, b.ip, { seconds, ...HANDOVER_STREAM }).then((r) => {
+    const stalls = r.intervals.filter((i) => i.bytes === 0).map((i) => `${i.start.toFixed(1)}-${i.end.toFixed(1)} s`);
+    const problems = [...(r.ok ? [] : [`the stream did not finish: ${r.error ?? 'iperf3 failed'}`]), ...stalls.map((s) => `nothing sent in ${s}`)];
+    const line = `TCP ${from} -> ${to} at ${HANDOVER_STREAM.bitrate}bit/s for ${seconds} s: ${r.ok ? `${(r.bitsPerSecond / 1e6).toFixed(1)} Mbit/s received, ${r.retransmits} retransmits, ${stalls.length} stalled intervals of ${HANDOVER_STREAM.intervalS} s` : `failed: ${r.error}`}`;
+    return { line, problems };
+  });
 }
 
 /** The IP and ICMP counters that tell where a forwarded packet died without IPsec's doing (a TTL spent in a loop...). */

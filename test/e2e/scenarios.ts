@@ -16,7 +16,7 @@ import { setNodeReady, useControlPlane } from '../support/controlplane.ts';
 import { NODE_ADDRESSES_ANNOTATION, NODE_DRAIN_ANNOTATION, REVISION_ANNOTATION, UNREACHABLE_ANNOTATION } from '../../src/gateway/keys.ts';
 import { Fabric, Pinger, type CniFlavour, type PoolName } from './fabric.ts';
 import { CorvidSystem, systemSkipReason, topologyYaml, waitFor } from './system.ts';
-import { actives, dfAcrossPools, everyone, nodeTcpAcrossPools, scenarioChecks, stopAndCountLoss, tcpAcrossPools, versions, waitForMatrix, dropCounters, counterGrowth } from './checks.ts';
+import { actives, dfAcrossPools, everyone, handoverStream, nodeTcpAcrossPools, scenarioChecks, stopAndCountLoss, tcpAcrossPools, versions, waitForMatrix, dropCounters, counterGrowth } from './checks.ts';
 import { tcpTransfer } from '../support/traffic.ts';
 import { failoverPaths, formatFailover, runFailover } from './failover.ts';
 
@@ -231,6 +231,9 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
     await new Promise((r) => setTimeout(r, 1000));
     const everyNode = [...f.nodes.keys()];
     const countersBefore = await dropCounters(f, everyNode);
+    // Real traffic too: a TCP stream that runs from a second before the drain until the counting.
+    const stream = handoverStream(f, pool, 8);
+    await new Promise((r) => setTimeout(r, 1000));
     const drainAt = Date.now();
     await sys.annotateNode(old, { [NODE_DRAIN_ANNOTATION]: 'true' });
     let counted: { worst: number; lines: string[] };
@@ -246,9 +249,11 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
       await sys.annotateNode(old, { [NODE_DRAIN_ANNOTATION]: null });
     }
     const { worst, lines } = counted;
+    const tcp = await stream;
     // Where a lost packet died, for the record: an SA missing (XfrmInNoStates...), a TTL spent in a loop, no route.
     const grown = counterGrowth(countersBefore, await dropCounters(f, everyNode));
-    console.log(`# scenario 5: drain of ${old} (at ${new Date(drainAt).toISOString()}) -> ${successor} elected after ${electedMs} ms; ${lines.join("; ")}; drop counters grown: ${grown.length === 0 ? 'none' : grown.join(', ')}`);
+    console.log(`# scenario 5: drain of ${old} (at ${new Date(drainAt).toISOString()}) -> ${successor} elected after ${electedMs} ms; ${lines.join("; ")}; ${tcp.line}; drop counters grown: ${grown.length === 0 ? 'none' : grown.join(', ')}`);
+    assert.deepEqual(tcp.problems, [], `a TCP stream runs through the drain: ${tcp.line}`);
     // Make before break: the successor starts its tunnels once its predecessor has let go, and routes through it
     // until they are up; the predecessor keeps its tunnels until the successor's replace them.
     assert.ok(worst <= HANDOVER_LOSS_BOUND, `a drain loses at most ${HANDOVER_LOSS_BOUND} ping (100 ms apart) per path; worst ${worst}: ${lines.join('; ')}\n${sys.logTail([old, successor, 'cloud-gw-1', 'cloud-gw-2'])}`);
@@ -444,6 +449,8 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
       await new Promise((r) => setTimeout(r, 1000));
       const everyNode = [...f.nodes.keys()];
       const countersBefore = await dropCounters(f, everyNode);
+      const stream = handoverStream(f, pool, 8);
+      await new Promise((r) => setTimeout(r, 1000));
       const termAt = Date.now();
       agent.kill('SIGTERM');
       // The agent releases its Lease before removing its datapath: the sync need not wait for the heartbeat timeout.
@@ -453,8 +460,10 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
       await waitFor(`${old}'s agent restarted`, async () => agent.restarts > restartsBefore && (await agent.ready()), 30_000).catch((e) => fail((e as Error).message));
       await new Promise((r) => setTimeout(r, 3000));
       const { worst, lines } = await stopAndCountLoss(f, pingers, t0, termAt);
+      const tcp = await stream;
       const grown = counterGrowth(countersBefore, await dropCounters(f, everyNode));
-      console.log(`# scenario 7: SIGTERM to ${old}'s agent -> ${successor} elected after ${electedMs} ms; ${lines.join('; ')}; drop counters grown: ${grown.length === 0 ? 'none' : grown.join(', ')}`);
+      console.log(`# scenario 7: SIGTERM to ${old}'s agent -> ${successor} elected after ${electedMs} ms; ${lines.join('; ')}; ${tcp.line}; drop counters grown: ${grown.length === 0 ? 'none' : grown.join(', ')}`);
+      assert.deepEqual(tcp.problems, [], `a TCP stream runs through the agent's restart: ${tcp.line}`);
       assert.ok(electedMs < RELEASE_HANDOVER_BOUND_MS, `handed over ${electedMs} ms after the SIGTERM, not within ${RELEASE_HANDOVER_BOUND_MS} ms: the released Lease must not wait for the heartbeat to expire`);
       assert.ok(worst <= HANDOVER_LOSS_BOUND, `a clean agent restart loses at most ${HANDOVER_LOSS_BOUND} ping (100 ms apart) per path; worst ${worst}: ${lines.join('; ')}\n${sys.logTail([old, successor, 'cloud-gw-1', 'cloud-gw-2'])}`);
       assert.equal(await sys.activeOf(pool), successor, 'the restarted agent does not take the pool back (sticky)');

@@ -183,6 +183,8 @@ export interface IperfResult {
   retransmits: number;
   /** UDP only: lost / sent datagrams, in percent. */
   lostPercent?: number;
+  /** The sender's report per interval (`intervalS`): seconds from the start, and bytes sent in it. */
+  intervals: Array<{ start: number; end: number; bytes: number }>;
   error?: string;
 }
 
@@ -191,10 +193,16 @@ export interface IperfResult {
  * iperf3 (about 4x faster than tcpTransfer here, which hashes every byte) keeps the tool out of the measurement and
  * reports retransmits. Needs Debian's iperf3; without it `ok` is false and `error` says so.
  */
-export async function iperf3(lab: NetnsLab, fromNs: string, toNs: string, toIP: string, opts: { seconds?: number; udp?: boolean; bitrate?: string; port?: number; bind?: string } = {}): Promise<IperfResult> {
+export async function iperf3(
+  lab: NetnsLab,
+  fromNs: string,
+  toNs: string,
+  toIP: string,
+  opts: { seconds?: number; udp?: boolean; bitrate?: string; port?: number; bind?: string; intervalS?: number } = {},
+): Promise<IperfResult> {
   const seconds = opts.seconds ?? 3;
   const port = String(opts.port ?? 5201);
-  const fail = (error: string): IperfResult => ({ ok: false, bitsPerSecond: 0, retransmits: 0, error });
+  const fail = (error: string): IperfResult => ({ ok: false, bitsPerSecond: 0, retransmits: 0, intervals: [], error });
   const server = lab.spawn(toNs, ['iperf3', '-s', '-1', '--forceflush', '-B', toIP, '-p', port]);
   const serverOut = outputOf(server);
   try {
@@ -202,22 +210,28 @@ export async function iperf3(lab: NetnsLab, fromNs: string, toNs: string, toIP: 
     const up = await within(serverOut.waitFor(/listening/i), 5000);
     if (up !== true) return fail(`iperf3 server did not start: ${serverOut.text().trim() || 'timeout'}`);
     const argv = ['timeout', String(seconds + 10), 'iperf3', '-J', '-c', toIP, '-p', port, '-t', String(seconds)];
+    if (opts.intervalS !== undefined) argv.push('-i', String(opts.intervalS));
     if (opts.bind !== undefined) argv.push('-B', opts.bind);
     if (opts.udp) argv.push('-u', '-b', opts.bitrate ?? '1G');
     else if (opts.bitrate) argv.push('-b', opts.bitrate);
     const r = await lab.exec(fromNs, argv, { allowFail: true });
-    let j: { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number }; sum?: { bits_per_second: number; lost_packets: number; lost_percent: number } } };
+    let j: {
+      error?: string;
+      intervals?: Array<{ sum?: { start: number; end: number; bytes: number } }>;
+      end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number }; sum?: { bits_per_second: number; lost_packets: number; lost_percent: number } };
+    };
     try {
       j = JSON.parse(r.stdout);
     } catch {
       return fail(`iperf3 client: ${(r.stderr || r.stdout).trim().split('\n')[0]}`);
     }
     if (j.error) return fail(`iperf3: ${j.error}`);
+    const intervals = (j.intervals ?? []).flatMap((i) => (i.sum === undefined ? [] : [{ start: i.sum.start, end: i.sum.end, bytes: i.sum.bytes }]));
     if (opts.udp) {
       const sum = j.end?.sum;
-      return { ok: r.code === 0, bitsPerSecond: sum?.bits_per_second ?? 0, retransmits: sum?.lost_packets ?? 0, lostPercent: sum?.lost_percent };
+      return { ok: r.code === 0, bitsPerSecond: sum?.bits_per_second ?? 0, retransmits: sum?.lost_packets ?? 0, lostPercent: sum?.lost_percent, intervals };
     }
-    return { ok: r.code === 0, bitsPerSecond: j.end?.sum_received?.bits_per_second ?? 0, retransmits: j.end?.sum_sent?.retransmits ?? 0 };
+    return { ok: r.code === 0, bitsPerSecond: j.end?.sum_received?.bits_per_second ?? 0, retransmits: j.end?.sum_sent?.retransmits ?? 0, intervals };
   } finally {
     await stopChild(server, 1000);
   }
