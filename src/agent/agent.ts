@@ -83,6 +83,8 @@ export interface AgentOptions {
   wireguardImplementation?: WireguardImplementation;
   /** Tests with netns only: stands in for /var/run/wireguard (wireguard-go's sockets of several nodes on one host). */
   wireguardSocketDir?: string;
+  /** Serve the process_* and nodejs_* metrics too (the CLI does; many agents in one test process do not). */
+  processMetrics?: boolean;
 }
 
 /** The peers this node, as an active gateway, has tunnels to (IPsec and WireGuard), with the tunnel's name. */
@@ -145,7 +147,7 @@ export class Agent {
   private readonly heartbeat: Heartbeat;
   /** This node's WireGuard key pair, when it has one. */
   private readonly wireguardKey: WireguardKeyPair | undefined;
-  readonly metrics = new AgentMetrics();
+  readonly metrics: AgentMetrics;
   private readonly stopCountingRequests: () => void;
   private http: { port: number; close(): Promise<void> } | undefined;
   private repairTimer: NodeJS.Timeout | undefined;
@@ -213,6 +215,7 @@ export class Agent {
   constructor(opts: AgentOptions) {
     this.o = opts;
     this.log = opts.log;
+    this.metrics = new AgentMetrics({ defaultMetrics: opts.processMetrics === true });
     this.now = opts.now ?? (() => new Date());
     this.probeBook = new ProbeBook(() => this.now().getTime());
     this.vici = new ViciSession(opts.viciSocket, {

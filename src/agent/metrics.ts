@@ -2,7 +2,7 @@
 
 import type { ServerResponse } from 'node:http';
 import { serve, type Handler, type Listening } from '../adapters/http/server.ts';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { restClientRequests } from '../adapters/kube/request-metrics.ts';
 import type { ReconcileResult } from './reconciler.ts';
 
@@ -20,7 +20,9 @@ export class AgentMetrics {
   private readonly seen = new Map<string, { peer: string; bytesIn: number; bytesOut: number }>();
   private readonly peers = new Set<string>();
 
-  constructor() {
+  /** `defaultMetrics`: the process_* and nodejs_* metrics too (the CLI turns them on, as for the sync). */
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
     this.tunnelUp = new Gauge({ name: 'corvid_tunnel_up', help: '1 when the tunnel to the peer pool is up (an installed CHILD_SA, or a recent WireGuard handshake)', labelNames: ['peer'], registers });
     this.bytesIn = new Counter({ name: 'corvid_tunnel_receive_bytes_total', help: 'Bytes received through the tunnel to the peer pool', labelNames: ['peer'], registers });

@@ -118,6 +118,18 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
       fail(`an election moved although nothing failed: ${JSON.stringify(want)} -> ${JSON.stringify(settled)}\n${sys.syncLines(/failover/)}`);
     }
 
+    // What an operator's Prometheus scrapes off an agent as deployed: its tunnels and its process (memory). The tunnel
+    // gauges follow the agent's reads of charon (SA events, the renewal timer), so a scrape may lag a second.
+    const wanted = ['corvid_tunnel_up{peer="edge-a"} 1', 'corvid_tunnel_up{peer="edge-b"} 1', 'process_resident_memory_bytes ', 'nodejs_heap_size_used_bytes '];
+    let scrape = '';
+    const served = async (): Promise<boolean> => {
+      scrape = await fetch(`http://127.0.0.1:${sys.agents.get('cloud-gw-1')!.port()}/metrics`).then((r) => r.text(), () => '');
+      return wanted.every((w) => scrape.includes(w));
+    };
+    await waitFor('the agent serving its metrics', served, 10_000, 250).catch(() => undefined);
+    const missing = wanted.filter((w) => !scrape.includes(w)).map((w) => w.trim());
+    assert.deepEqual(missing, [], `the agent's /metrics:\n${scrape.split('\n').filter((l) => l.startsWith('corvid_') || l.startsWith('process_resident')).join('\n')}`);
+
     // The relay: edge-a's gateway has exactly one tunnel, to cloud, NAT-traversed, carrying edge-b's subnets too;
     // the cloud gateway forwards between its two tunnels (its counters move by the pings sent edge-a -> edge-b).
     const edgeSas = await sys.sas('edge-a-gw-1');

@@ -23,7 +23,7 @@ const dashboard = JSON.parse(readFileSync(join(COMPONENT, dashboardFile), 'utf8'
 /** The series each scrape job serves, from the registries the sync (as the CLI builds it) and the agent create. */
 const SERVED: Record<string, Set<string>> = {
   'corvid-sync': seriesNames(createMetrics({ defaultMetrics: true }).registry),
-  'corvid-agent': seriesNames(new AgentMetrics().registry),
+  'corvid-agent': seriesNames(new AgentMetrics({ defaultMetrics: true }).registry),
 };
 
 /** Every PromQL expression of the dashboard: panel targets and the templating queries. */
@@ -157,7 +157,7 @@ describe('the metric-name check can fail', () => {
   test('a misspelt name, a histogram by its bare name, a metric of the other job, a selector without a job', () => {
     assert.deepEqual(problems('sum(rate(controller_runtime_reconcile_totl{job="corvid-sync"}[5m]))'), ['controller_runtime_reconcile_totl: not served by job "corvid-sync"']);
     assert.deepEqual(problems('rate(controller_runtime_reconcile_time_seconds{job="corvid-sync"}[5m])'), ['controller_runtime_reconcile_time_seconds: not served by job "corvid-sync"']);
-    assert.deepEqual(problems('process_resident_memory_bytes{job="corvid-agent"}'), ['process_resident_memory_bytes: not served by job "corvid-agent"']);
+    assert.deepEqual(problems('leader_election_master_status{job="corvid-agent"}'), ['leader_election_master_status: not served by job "corvid-agent"']);
     assert.deepEqual(problems('workqueue_depth'), ['workqueue_depth: no job="..." matcher']);
     assert.deepEqual(problems('vector(1)'), ['no metric in: vector(1)']);
   });

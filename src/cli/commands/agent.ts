@@ -227,6 +227,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     looseRpFilter: (str(v, 'rp-filter') ?? 'loose') === 'loose',
     stateDir: str(v, 'state-dir') || DEFAULT_STATE_DIR,
     procSys: str(v, 'proc-sys') || undefined,
+    processMetrics: true,
   });
 
   let stopRequested: (sig: string) => void = () => {};
