@@ -19,7 +19,7 @@ import { loadOrCreateKey, type WireguardKeyPair } from '../adapters/wireguard/ke
 import { join } from 'node:path';
 import { CONN_PREFIX, nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, type NodePlan } from '../nodeplan/index.ts';
 import { corvidAddresses, staleIpsec } from '../nodeplan/stale-ipsec.ts';
-import { datapathDownReason, forwardingSysctls, handoverWantedReason, needsCharon, peersLostByRestart } from '../nodeplan/datapath-health.ts';
+import { datapathDownReason, forwardingSysctls, handoverWantedReason, needsCharon, peersLostByRestart, type RestartLoss } from '../nodeplan/datapath-health.ts';
 import { DEFAULT_LIVENESS, livenessTargets, unreachableTargets, type LivenessTarget, type TargetObservation } from '../nodeplan/liveness.ts';
 import { DEFAULT_LIVENESS_PORT, ProbeBook } from '../adapters/liveness/udp.ts';
 import { openLiveness, type LivenessEndpoint } from '../adapters/liveness/endpoint.ts';
@@ -169,8 +169,8 @@ export class Agent {
   private readonly tunnelLastUp = new Map<string, number>();
   /** The charon instance the last reconcile met (VICI socket inode and mtime). */
   private metCharon: string | undefined;
-  /** A charon restart took down tunnels that only the peers can bring back: which, and when charon started. */
-  private restartLoss: { peers: string[]; sinceMs: number } | undefined;
+  /** A charon restart took down tunnels that only the peers can bring back. */
+  private restartLoss: RestartLoss | undefined;
   /** What the Lease says of it (the reason while this node asks for its role to go to another candidate). */
   private handoverWanted: string | undefined;
   private datapathTimer: NodeJS.Timeout | undefined;
@@ -719,10 +719,11 @@ export class Agent {
     }
     const before = this.metCharon;
     this.metCharon = instance;
-    if (before === undefined || before === instance || plan.role !== 'gateway') return;
+    if (before === undefined || before === instance) return;
     const seen = plan.tunnels.map((t) => ({ peer: t.peerPool, role: t.role, lastUpMs: this.tunnelLastUp.get(t.peerPool) }));
-    const peers = peersLostByRestart(seen, startedMs);
-    if (peers.length > 0) this.restartLoss = { peers, sinceMs: startedMs };
+    const peers = plan.role === 'gateway' ? peersLostByRestart(seen, startedMs) : [];
+    this.log.info('charon started anew', { startedAt: new Date(startedMs).toISOString(), tunnelsLost: peers });
+    if (peers.length > 0) this.restartLoss = { peers, startedMs, seenMs: this.now().getTime() };
   }
 
   /** The Lease's corvid.dev/handover-wanted, from the restart loss and the tunnels read since; written on a change. */
@@ -730,8 +731,9 @@ export class Agent {
     const loss = this.restartLoss;
     let reason: string | undefined;
     if (loss !== undefined && this.lastPlan?.role === 'gateway') {
-      const upNow = new Set([...this.tunnelSince].filter(([, h]) => h.up).map(([peer]) => peer));
-      reason = handoverWantedReason(loss.peers, upNow, loss.sinceMs, this.now().getTime());
+      // The datapath probe comes here between reads too: what tunnelSince says may still be the old charon's.
+      const tunnels = [...this.tunnelSince].map(([peer, h]) => ({ peer, up: h.up, since: h.since }));
+      reason = handoverWantedReason(loss, tunnels, this.now().getTime());
     }
     if (reason === undefined) this.restartLoss = undefined;
     if (reason !== this.handoverWanted) {

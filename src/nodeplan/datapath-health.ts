@@ -66,23 +66,41 @@ export const UP_BEFORE_RESTART_MS = 30_000;
  * The peers whose tunnels a charon restart (the new charon started at startedMs) took down and that only the peers
  * can bring back: this node answers them (they are behind NAT, or initiate by name order), and the tunnel was seen up
  * shortly before. The new charon has no IKE_SA for them; they go on with theirs until their dead-peer detection gives
- * up. Sorted.
+ * up. A sighting after startedMs counts too: a read of the old charon may be handled after the new one started (the
+ * request for a hand-over leaves out whatever is up now). Sorted.
  */
 export function peersLostByRestart(tunnels: readonly TunnelSeen[], startedMs: number): string[] {
   return tunnels
-    .filter((t) => t.role === 'responder' && t.lastUpMs !== undefined && t.lastUpMs < startedMs && t.lastUpMs >= startedMs - UP_BEFORE_RESTART_MS)
+    .filter((t) => t.role === 'responder' && t.lastUpMs !== undefined && t.lastUpMs >= startedMs - UP_BEFORE_RESTART_MS)
     .map((t) => t.peer)
     .sort();
 }
 
+/** What a charon restart took: the peers (peersLostByRestart), when the new charon started, when the agent saw it. */
+export interface RestartLoss {
+  peers: string[];
+  startedMs: number;
+  seenMs: number;
+}
+
+/** A tunnel's state as the agent publishes it: up or down, since when (RFC 3339, whole seconds). */
+export interface PublishedTunnel {
+  peer: string;
+  up: boolean;
+  since: string;
+}
+
 /**
- * Why this node asks the sync to hand its gateway role to another candidate: its charon restarted at sinceMs and
- * some of the `lost` peers have not initiated again. Undefined once they all have, or after HANDOVER_WANTED_MAX_MS.
- * The election treats it as a drain: handed over when another candidate is healthy, kept when none is.
+ * Why this node asks the sync to hand its gateway role to another candidate: its charon restarted and some of the
+ * lost peers are not back: up since the restart was seen. An "up" from before is not back (it is the old charon's,
+ * not read again yet). Undefined once they all are, or HANDOVER_WANTED_MAX_MS after the start. The election treats it
+ * as a drain: handed over when another candidate is healthy, kept when none is.
  */
-export function handoverWantedReason(lost: readonly string[], upNow: ReadonlySet<string>, sinceMs: number, nowMs: number): string | undefined {
-  if (nowMs - sinceMs >= HANDOVER_WANTED_MAX_MS) return undefined;
-  const waiting = lost.filter((p) => !upNow.has(p));
+export function handoverWantedReason(loss: RestartLoss, tunnels: readonly PublishedTunnel[], nowMs: number): string | undefined {
+  if (nowMs - loss.startedMs >= HANDOVER_WANTED_MAX_MS) return undefined;
+  const fromMs = Math.floor(loss.seenMs / 1000) * 1000;
+  const back = new Set(tunnels.filter((t) => t.up && Date.parse(t.since) >= fromMs).map((t) => t.peer));
+  const waiting = loss.peers.filter((p) => !back.has(p));
   if (waiting.length === 0) return undefined;
   return `charon restarted; its tunnels to ${waiting.join(', ')} wait for those peers to initiate again`;
 }

@@ -58,21 +58,33 @@ test('a charon restart loses the tunnels this node answers and saw up just befor
     { peer: 'hub', role: 'initiator' as const, lastUpMs: started - 800 },
     { peer: 'never', role: 'responder' as const },
     { peer: 'long-ago', role: 'responder' as const, lastUpMs: started - UP_BEFORE_RESTART_MS - 1 },
-    { peer: 'after', role: 'responder' as const, lastUpMs: started + 10 },
+    { peer: 'read-late', role: 'responder' as const, lastUpMs: started + 10 },
   ];
-  assert.deepEqual(peersLostByRestart(seen, started), ['edge-a', 'edge-b']);
+  assert.deepEqual(peersLostByRestart(seen, started), ['edge-a', 'edge-b', 'read-late'], 'a read of the old charon handled after the new one started counts');
   assert.deepEqual(peersLostByRestart([], started), []);
 });
 
-test('the hand-over request names the peers still waiting, and ends when they are back or after its bound', () => {
-  const since = 1_000_000;
-  const lost = ['edge-a', 'edge-b'];
-  assert.equal(handoverWantedReason(lost, new Set(), since, since + 100), 'charon restarted; its tunnels to edge-a, edge-b wait for those peers to initiate again');
-  assert.equal(handoverWantedReason(lost, new Set(['edge-a']), since, since + 100), 'charon restarted; its tunnels to edge-b wait for those peers to initiate again');
-  assert.equal(handoverWantedReason(lost, new Set(['edge-a', 'edge-b']), since, since + 100), undefined);
-  assert.equal(handoverWantedReason(lost, new Set(), since, since + HANDOVER_WANTED_MAX_MS - 1) !== undefined, true);
-  assert.equal(handoverWantedReason(lost, new Set(), since, since + HANDOVER_WANTED_MAX_MS), undefined);
-  assert.equal(handoverWantedReason([], new Set(), since, since), undefined);
+test('the hand-over request names the peers not back since the restart was seen, and ends when they are, or after its bound', () => {
+  const startedMs = Date.parse('2026-01-01T00:00:10.300Z');
+  const loss = { peers: ['edge-a', 'edge-b'], startedMs, seenMs: startedMs + 200 };
+  const at = (s: number) => startedMs + s * 1000;
+  const up = (peer: string, since: string) => ({ peer, up: true, since });
+  const down = (peer: string, since: string) => ({ peer, up: false, since });
+  const waitingBoth = 'charon restarted; its tunnels to edge-a, edge-b wait for those peers to initiate again';
+  assert.equal(handoverWantedReason(loss, [down('edge-a', '2026-01-01T00:00:10Z'), down('edge-b', '2026-01-01T00:00:10Z')], at(1)), waitingBoth);
+  assert.equal(
+    handoverWantedReason(loss, [up('edge-a', '2026-01-01T00:00:05Z'), up('edge-b', '2026-01-01T00:00:05Z')], at(0.1)),
+    waitingBoth,
+    'up since before the restart: the old charon, not read again yet (the datapath probe comes between reads)',
+  );
+  assert.equal(
+    handoverWantedReason(loss, [up('edge-a', '2026-01-01T00:00:12Z'), down('edge-b', '2026-01-01T00:00:10Z')], at(2)),
+    'charon restarted; its tunnels to edge-b wait for those peers to initiate again',
+  );
+  assert.equal(handoverWantedReason(loss, [up('edge-a', '2026-01-01T00:00:10Z'), up('edge-b', '2026-01-01T00:00:11Z')], at(2)), undefined, 'whole seconds: up in the second it was seen counts');
+  assert.notEqual(handoverWantedReason(loss, [], startedMs + HANDOVER_WANTED_MAX_MS - 1), undefined);
+  assert.equal(handoverWantedReason(loss, [], startedMs + HANDOVER_WANTED_MAX_MS), undefined, 'bounded: by then their dead-peer detection has brought them back');
+  assert.equal(handoverWantedReason({ ...loss, peers: [] }, [], startedMs), undefined);
 });
 
 test('the sync reads corvid.dev/handover-wanted off the Lease, shortened; absent is no request', () => {
