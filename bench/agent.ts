@@ -412,7 +412,7 @@ export async function benchAgentMemory(o: { peers?: number } = {}): Promise<Agen
   let secrets: { dir: string; remove(): Promise<void> } | undefined;
   const agents: ChildProcess[] = [];
   const logDir = await mkdtemp(join(tmpdir(), 'corvid-bench-agent-'));
-  const corvid = await compiledCorvid();
+  const corvid = compiledCorvid();
   try {
     cp = await startControlPlane();
     const kc = cp.kubeConfig;
@@ -483,7 +483,6 @@ export async function benchAgentMemory(o: { peers?: number } = {}): Promise<Agen
     await cp?.stop();
     await secrets?.remove();
     await rm(logDir, { recursive: true, force: true });
-    await corvid.remove();
     console.log(`(took ${((performance.now() - began) / 1000).toFixed(0)} s)`);
   }
 }

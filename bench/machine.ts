@@ -178,30 +178,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   console.log(machineLine());
 }
 
-/**
- * `corvid` as the image and the npm package run it: the sources compiled to JavaScript (tsconfig.build.json) beside a
- * copy of bin/corvid.js, which prefers them. Running the TypeScript sources instead costs the type stripper's memory
- * (about 30 MiB), which a deployed process never pays. `bin` is the entry to spawn; `module('src/x.ts')` the compiled
- * module's path from the repository root (for baselineRssMiB); `remove()` deletes the build.
- */
-export async function compiledCorvid(): Promise<{ bin: string; module(source: string): string; remove(): Promise<void> }> {
-  const root = fileURLToPath(new URL('../', import.meta.url));
-  const { mkdtemp, mkdir, copyFile, symlink, rm } = await import('node:fs/promises');
-  // Inside the repository, so the compiled modules find node_modules as the installed package finds its own.
-  const dir = await mkdtemp(join(root, '.bench-compiled-'));
-  try {
-    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { stdio: 'inherit' });
-    await mkdir(join(dir, 'bin'));
-    await copyFile(join(root, 'bin', 'corvid.js'), join(dir, 'bin', 'corvid.js'));
-    await symlink(join(root, 'node_modules'), join(dir, 'node_modules'));
-  } catch (e) {
-    await rm(dir, { recursive: true, force: true });
-    throw e;
-  }
-  return {
-    bin: join(dir, 'bin', 'corvid.js'),
-    module: (source) => relative(root, join(dir, 'dist', source.replace(/\.ts$/, '.js'))),
-    remove: () => rm(dir, { recursive: true, force: true }),
-  };
-}
+// `corvid` as deployed (compiled, cached per state of the sources): the e2e starts its processes from the same build.
+export { compiledCorvid } from '../test/support/compiled.ts';
 

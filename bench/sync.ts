@@ -563,7 +563,7 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
   const dir = await mkdtemp(join(tmpdir(), 'corvid-bench-scale-'));
   const rows: ScaleRow[] = [];
   // As deployed: the compiled JavaScript, with the V8 flags of the sync's Deployment.
-  const corvid = await compiledCorvid();
+  const corvid = compiledCorvid();
   const nodeOptions = deployedNodeOptions('sync-deployment.yaml', 'sync');
   try {
     cp = await startControlPlane();
@@ -675,7 +675,6 @@ export async function benchSyncScale(o: { sizes?: number[] } = {}): Promise<Scal
     await sync?.stop();
     await cp?.stop();
     await rm(dir, { recursive: true, force: true });
-    await corvid.remove();
     console.log(`(took ${((performance.now() - began) / 1000).toFixed(0)} s)`);
   }
 }

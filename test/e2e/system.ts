@@ -20,6 +20,8 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { ControlPlane } from '../support/controlplane.ts';
 import { createNode, installCrds, ensureNamespace } from '../support/controlplane.ts';
 import { charonSkipReason, startCharon, type CharonInstance } from '../support/charon.ts';
+import { compiledCorvid } from '../support/compiled.ts';
+import { deployedNodeOptions } from '../support/manifests.ts';
 import { stopChild } from '../support/netns.ts';
 import { CONTENT_TYPE, kubeRequest, statusCode } from '../../src/adapters/kube/client.ts';
 import { listGateways } from '../../src/adapters/kube/gateways.ts';
@@ -258,19 +260,24 @@ export class SupervisedProcess {
   private restartTimer: NodeJS.Timeout | undefined;
   private httpPort: number | undefined;
   private readonly fixedPort: number | undefined;
+  private readonly nodeOptions: string;
 
-  /** `httpPort`: where /readyz is served; otherwise taken from the process's "serving ..." log line. */
-  constructor(name: string, node: FabricNode | undefined, argv: string[], logPath: string, track: (c: ChildProcess) => void, httpPort?: number) {
+  /**
+   * `argv`: Node's arguments (the entry first). `nodeOptions`: NODE_OPTIONS, as its manifest sets them. `httpPort`:
+   * where /readyz is served; otherwise taken from the process's "serving ..." log line.
+   */
+  constructor(name: string, node: FabricNode | undefined, argv: string[], nodeOptions: string, logPath: string, track: (c: ChildProcess) => void, httpPort?: number) {
     this.name = name;
     this.node = node;
     this.fixedPort = httpPort;
+    this.nodeOptions = nodeOptions;
     this.argv = argv;
     this.logFile = createWriteStream(logPath, { flags: 'a' });
     this.track = track;
   }
 
   start(): void {
-    const child = spawn(process.execPath, this.argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_NAME: '' } });
+    const child = spawn(process.execPath, this.argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_NAME: '', NODE_OPTIONS: this.nodeOptions } });
     this.child = child;
     this.httpPort = this.fixedPort;
     this.track(child);
@@ -400,6 +407,8 @@ export class CorvidSystem {
   private readonly sessions: ViciSession[] = [];
   private readonly o: SystemOptions;
   private syncLog: WriteStream | undefined;
+  /** The sync and the agents run as deployed: compiled, with their manifests' NODE_OPTIONS. */
+  private readonly deployed = compiledCorvid();
 
   private constructor(cp: ControlPlane, fabric: Fabric, dir: string, repo: TopologyRepo, o: SystemOptions) {
     this.cp = cp;
@@ -473,7 +482,7 @@ export class CorvidSystem {
       const secretFile = join(this.dir, 'webhook-secret');
       await writeFile(secretFile, WEBHOOK_SECRET, { mode: 0o400 });
       const argv = [
-        join(REPO, 'bin/corvid.js'),
+        this.deployed.bin,
         'sync',
         '--source', 'git',
         '--git-url', this.repo.bare,
@@ -489,7 +498,8 @@ export class CorvidSystem {
         '--health-probe-bind-address', `127.0.0.1:${healthPort}`,
         '--log-level', this.o.logLevel ?? 'info',
       ];
-      this.syncProcess = new SupervisedProcess('sync', undefined, argv, join(this.dir, 'sync.log'), (c) => this.fabric.lab.track(c), healthPort);
+      const nodeOptions = deployedNodeOptions('sync-deployment.yaml', 'sync');
+      this.syncProcess = new SupervisedProcess('sync', undefined, argv, nodeOptions, join(this.dir, 'sync.log'), (c) => this.fabric.lab.track(c), healthPort);
       this.syncProcess.start();
       await waitFor('corvid sync ready', () => this.syncProcess!.ready(), 60_000, 200).catch((e) => {
         throw new Error(`${(e as Error).message}\n${this.syncProcess!.tail.slice(-20).join('\n')}`);
@@ -503,7 +513,7 @@ export class CorvidSystem {
   private startAgent(n: FabricNode): SupervisedProcess {
     const socket = this.charons.get(n.name)?.instance.socketPath ?? join(this.dir, `no-charon-${n.name}.vici`);
     const argv = [
-      join(REPO, 'bin/corvid.js'),
+      this.deployed.bin,
       'agent',
       '--node-name', n.name,
       '--netns', n.ns,
@@ -519,7 +529,8 @@ export class CorvidSystem {
       '--log-level', this.o.logLevel ?? 'info',
       ...(this.o.agentFlags ?? []),
     ];
-    const a = new SupervisedProcess(`agent ${n.name}`, n, argv, join(this.dir, `agent-${n.name}.log`), (c) => this.fabric.lab.track(c));
+    const nodeOptions = deployedNodeOptions('agent-daemonset.yaml', 'agent');
+    const a = new SupervisedProcess(`agent ${n.name}`, n, argv, nodeOptions, join(this.dir, `agent-${n.name}.log`), (c) => this.fabric.lab.track(c));
     this.agents.set(n.name, a);
     a.start();
     return a;
