@@ -115,6 +115,17 @@ async function terminateAll(vici: ViciCommands, name: string, timeoutMs: number)
   }
 }
 
+/** Terminate IKE_SAs by unique id, without waiting for the peer's answer; one already gone counts as done. */
+async function terminateIds(vici: ViciCommands, ikeIds: readonly string[]): Promise<void> {
+  for (const ikeId of ikeIds) {
+    try {
+      await vici.terminate({ ikeId, force: true, timeoutMs: NO_WAIT });
+    } catch (e) {
+      if (!alreadyGone(e)) throw e;
+    }
+  }
+}
+
 /** Tunnels in one order whatever their backend: by connection name. */
 function byConn(a: TunnelState, b: TunnelState): number {
   return a.conn < b.conn ? -1 : a.conn > b.conn ? 1 : 0;
@@ -334,9 +345,11 @@ export class DatapathReconciler {
       try {
         switch (a.op) {
           case 'terminate':
-            // An SA built from another config points at the pool's previous gateway, which may be dead (a failover):
-            // its DELETE is sent, not waited for, or the initiate to the new gateway would wait for its retransmits.
-            await terminateAll(vici, a.name, a.why === 'config changed' ? NO_WAIT : terminateTimeoutMs);
+            // An SA built from another config, or to the peer pool's previous gateway, which may be dead (a
+            // failover): its DELETE is sent, not waited for, or the initiate to the new gateway would wait for its
+            // retransmits.
+            if (a.why === 'replaced: the peer pool has a new gateway') await terminateIds(vici, a.ikeIds);
+            else await terminateAll(vici, a.name, a.why === 'config changed' ? NO_WAIT : terminateTimeoutMs);
             break;
           case 'unload-conn':
             await vici.unloadConn(a.name);
@@ -354,6 +367,8 @@ export class DatapathReconciler {
             break;
           case 'initiate':
             await vici.initiate({ child: a.name, ike: a.name, timeoutMs: this.o.initiateTimeoutMs ?? 5000 });
+            // Ours to the new gateway is up: the ones to the previous gateway go now, not at the next reconcile.
+            if (a.replacing !== undefined) await terminateIds(vici, a.replacing);
             break;
         }
         res.viciActions.push(action);

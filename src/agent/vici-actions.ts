@@ -42,13 +42,16 @@ export interface ViciMemory {
 
 export type ViciAction =
   | { op: 'terminate'; name: string; why?: 'config changed' }
+  /** IKE_SAs to the peer pool's previous gateway, once ours to its new one is up (make before break). */
+  | { op: 'terminate'; name: string; why: 'replaced: the peer pool has a new gateway'; ikeIds: string[] }
   /** An SA negotiated with fewer traffic selectors than the plan's: replaced, with the next replacement backed off. */
   | { op: 'terminate'; name: string; why: 'traffic selectors differ from the plan'; backoff: TsBackoff }
   | { op: 'unload-conn'; name: string }
   | { op: 'unload-shared'; id: string }
   | { op: 'load-shared'; id: string }
   | { op: 'load-conn'; name: string }
-  | { op: 'initiate'; name: string };
+  /** `replacing`: IKE_SAs to the peer pool's previous gateway, terminated once this initiate has succeeded. */
+  | { op: 'initiate'; name: string; replacing?: string[] };
 
 export interface ViciSteps {
   /** Removals, in order, each whatever became of the others. */
@@ -72,6 +75,8 @@ export function describeAction(a: ViciAction): string {
     case 'unload-shared':
     case 'load-shared':
       return `${a.op} ${a.id}`;
+    case 'initiate':
+      return a.replacing === undefined ? `initiate ${a.name}` : `initiate ${a.name} (then terminate IKE_SA ${a.replacing.join(', ')} to the previous gateway)`;
     default:
       return `${a.op} ${a.name}`;
   }
@@ -124,7 +129,13 @@ export function planViciActions(
     let clearBackoff = false;
     if (!keys.has(name) || memory.loadedKeys.get(name) !== w.fingerprint) steps.push({ op: 'load-shared', id: name });
     const before = memory.loaded.get(name);
-    let summary = summariseSas(sasByName.get(name) ?? [], name);
+    // An initiator's IKE_SAs to another address than the plan's go to the peer pool's previous gateway (a hand-over
+    // there): they carry the traffic until ours to the new one is up, then go (make before break). Only ours to the
+    // plan's address count as this tunnel.
+    const all = sasByName.get(name) ?? [];
+    const previous = w.tunnel.role === 'initiator' ? all.filter((sa) => sa.remoteHost !== undefined && sa.remoteHost !== w.tunnel.remoteAddr) : [];
+    const current = previous.length === 0 ? all : all.filter((sa) => !previous.includes(sa));
+    let summary = summariseSas(current, name);
     if (!conns.has(name) || before !== w.hash) {
       steps.push({ op: 'load-conn', name });
       // An SA built from another config keeps its old traffic selectors: replace it. When this process never loaded
@@ -135,6 +146,8 @@ export function planViciActions(
         summary = { ...summary, up: false, pending: false };
       }
     }
+    const previousIds = previous.map((sa) => sa.uniqueId).sort();
+    if (previous.length > 0 && summary.up) steps.push({ op: 'terminate', name, why: 'replaced: the peer pool has a new gateway', ikeIds: previousIds });
     // Steady state too: a CHILD_SA negotiated against the peer's old config (while both ends reloaded) carries fewer
     // traffic selectors and would stay like that. The initiator replaces it; the responder waits for that.
     if (w.tunnel.role === 'initiator' && summary.up && !summary.pending && !saMatchesTunnel(summary, w.tunnel)) {
@@ -147,7 +160,9 @@ export function planViciActions(
     } else if (summary.up) {
       clearBackoff = true;
     }
-    if (w.tunnel.role === 'initiator' && !summary.up && !summary.pending && !opts.holdInitiate) steps.push({ op: 'initiate', name });
+    if (w.tunnel.role === 'initiator' && !summary.up && !summary.pending && !opts.holdInitiate) {
+      steps.push(previous.length > 0 ? { op: 'initiate', name, replacing: previousIds } : { op: 'initiate', name });
+    }
     connections.push({ name, steps, clearBackoff });
   }
   return { remove, connections };

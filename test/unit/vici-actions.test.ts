@@ -159,3 +159,35 @@ test('the same inputs in another order give the same actions', () => {
   const reversed: ViciActual = { conns: ['corvid-c', 'corvid-z'], keys: ['corvid-c', 'corvid-z'], sas: [sa('corvid-c'), sa('corvid-z')] };
   assert.deepEqual(planViciActions(a, actual, FORGETFUL, OPTS), planViciActions(b, reversed, FORGETFUL, OPTS));
 });
+
+test('the peer pool has a new gateway: our SAs to the previous one carry traffic until ours to the new one is up (make before break)', () => {
+  const t = tunnel('cloud');
+  const want = wanted(t);
+  const loadedBefore: ViciMemory = { ...remembering(want), loaded: new Map([[t.name, 'h-old']]) };
+  const toPrevious = (uniqueId: string): IkeSaInfo => ({ ...sa(t.name), uniqueId, remoteHost: '198.51.100.9' });
+  const toNew: IkeSaInfo = { ...sa(t.name), uniqueId: '7', remoteHost: t.remoteAddr };
+  // The hand-over's first reconcile: the conn now names the new gateway; nothing is terminated before ours is up.
+  const first = planViciActions(want, { conns: [t.name], keys: [t.name], sas: [toPrevious('3')] }, loadedBefore, OPTS);
+  assert.deepEqual(actions(first), ['load-conn corvid-cloud', 'initiate corvid-cloud (then terminate IKE_SA 3 to the previous gateway)']);
+  const initiate = first.connections[0].steps.at(-1)!;
+  assert.ok(initiate.op === 'initiate' && initiate.replacing?.join() === '3');
+  // That initiate failed (the new gateway had not loaded its side yet): the next reconcile tries again, the old SA still up.
+  assert.deepEqual(actions(planViciActions(want, { conns: [t.name], keys: [t.name], sas: [toPrevious('3')] }, remembering(want), OPTS)), [
+    'initiate corvid-cloud (then terminate IKE_SA 3 to the previous gateway)',
+  ]);
+  // Ours is up but the old ones are still there (their terminate failed): they go now, by id, ours stays.
+  const both = planViciActions(want, { conns: [t.name], keys: [t.name], sas: [toPrevious('3'), toPrevious('5'), toNew] }, remembering(want), OPTS);
+  assert.deepEqual(actions(both), ['terminate corvid-cloud (replaced: the peer pool has a new gateway)']);
+  const step = both.connections[0].steps[0];
+  assert.ok(step.op === 'terminate' && step.why === 'replaced: the peer pool has a new gateway' && step.ikeIds.join() === '3,5');
+  // A responder never dials: SAs from another address are simply its peer's.
+  const resp = tunnel('edge-a', 'responder');
+  const wantR = wanted(resp);
+  assert.deepEqual(actions(planViciActions(wantR, { conns: [resp.name], keys: [resp.name], sas: [{ ...sa(resp.name), remoteHost: '203.0.113.5' }] }, remembering(wantR), OPTS)), []);
+  // The same address with another config (proposals, selectors): replaced as before, terminate first.
+  assert.deepEqual(actions(planViciActions(want, { conns: [t.name], keys: [t.name], sas: [toNew] }, loadedBefore, OPTS)), [
+    'load-conn corvid-cloud',
+    'terminate corvid-cloud (config changed)',
+    'initiate corvid-cloud',
+  ]);
+});
