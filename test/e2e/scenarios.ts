@@ -51,6 +51,14 @@ export const FAIL_STATIC_WINDOW_MS = Number(process.env.CORVID_E2E_FAIL_STATIC_M
  */
 export const RELEASE_HANDOVER_BOUND_MS = 1_500;
 
+/** A hand-over as watchHandover counted it. */
+interface HandoverCount {
+  worst: number;
+  lines: string[];
+  tcp: { line: string; problems: string[] };
+  grown: string;
+}
+
 /** The longest run of consecutive sequence numbers in a sorted list. */
 function longestRun(seqs: readonly number[]): number {
   let best = 0;
@@ -92,6 +100,33 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
   });
 
   const { fail, whole, traffic } = scenarioChecks(() => ({ f, sys }));
+
+  /**
+   * What a hand-over of `pool` is judged by: a ping every 100 ms on every path through it and a TCP stream, begun
+   * before it, and every node's drop counters (where a lost packet died: an SA missing, a TTL spent in a loop, no
+   * route). Resolves once the pings answer and the stream has run a second.
+   */
+  async function watchHandover(pool: PoolName): Promise<{ count(at: number): Promise<HandoverCount>; stop(): Promise<void> }> {
+    const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
+    const t0 = Date.now();
+    for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
+    await new Promise((r) => setTimeout(r, 1000));
+    const everyNode = [...f.nodes.keys()];
+    const countersBefore = await dropCounters(f, everyNode);
+    const stream = handoverStream(f, pool, 8);
+    await new Promise((r) => setTimeout(r, 1000));
+    return {
+      async count(at) {
+        const { worst, lines } = await stopAndCountLoss(f, pingers, t0, at);
+        const tcp = await stream;
+        const grown = counterGrowth(countersBefore, await dropCounters(f, everyNode));
+        return { worst, lines, tcp, grown: grown.length === 0 ? 'none' : grown.join(', ') };
+      },
+      async stop() {
+        for (const p of pingers) await p.stop();
+      },
+    };
+  }
 
   test('1: a first push brings up every tunnel; every pod reaches every pod, edge<->edge relayed via cloud', { timeout: 120_000 }, async () => {
     const t0 = Date.now();
@@ -239,34 +274,24 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
     for (const pool of ['edge-b', 'cloud'] as const) {
       const old = (await sys.activeOf(pool))!;
       const successor = f.candidates(pool).find((n) => n.name !== old)!.name;
-      const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
-      const t0 = Date.now();
-      for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
-      await new Promise((r) => setTimeout(r, 1000));
-      const everyNode = [...f.nodes.keys()];
-      const countersBefore = await dropCounters(f, everyNode);
-      // Real traffic too: a TCP stream that runs from a second before the drain until the counting.
-      const stream = handoverStream(f, pool, 8);
-      await new Promise((r) => setTimeout(r, 1000));
+      const watch = await watchHandover(pool);
       const drainAt = Date.now();
       await sys.annotateNode(old, { [NODE_DRAIN_ANNOTATION]: 'true' });
-      let counted: { worst: number; lines: string[] };
+      let counted: HandoverCount;
       let electedMs: number;
       try {
         await waitFor(`${successor} elected after the drain`, async () => (await sys.activeOf(pool)) === successor, 30_000).catch((e) => fail((e as Error).message));
         electedMs = Date.now() - drainAt;
         // Let the hand-over settle, then count.
         await new Promise((r) => setTimeout(r, 5000));
-        counted = await stopAndCountLoss(f, pingers, t0, drainAt);
+        counted = await watch.count(drainAt);
       } finally {
+        await watch.stop();
         // Undrained whatever happened: the scenarios after this one start from a whole system.
         await sys.annotateNode(old, { [NODE_DRAIN_ANNOTATION]: null });
       }
-      const { worst, lines } = counted;
-      const tcp = await stream;
-      // Where a lost packet died, for the record: an SA missing (XfrmInNoStates...), a TTL spent in a loop, no route.
-      const grown = counterGrowth(countersBefore, await dropCounters(f, everyNode));
-      console.log(`# scenario 5: drain of ${old} (at ${new Date(drainAt).toISOString()}) -> ${successor} elected after ${electedMs} ms; ${lines.join("; ")}; ${tcp.line}; drop counters grown: ${grown.length === 0 ? 'none' : grown.join(', ')}`);
+      const { worst, lines, tcp, grown } = counted;
+      console.log(`# scenario 5: drain of ${old} (at ${new Date(drainAt).toISOString()}) -> ${successor} elected after ${electedMs} ms; ${lines.join("; ")}; ${tcp.line}; drop counters grown: ${grown}`);
       assert.deepEqual(tcp.problems, [], `a TCP stream runs through the drain of ${old}: ${tcp.line}`);
       // Make before break: the successor starts its tunnels once its predecessor has let go, and routes through it
       // until they are up; the predecessor keeps its tunnels until the successor's replace them.
@@ -457,15 +482,8 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
     const successor = f.candidates(pool).find((n) => n.name !== old)!.name;
     const agent = sys.agents.get(old)!;
     const restartsBefore = agent.restarts;
-    const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
+    const watch = await watchHandover(pool);
     try {
-      const t0 = Date.now();
-      for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
-      await new Promise((r) => setTimeout(r, 1000));
-      const everyNode = [...f.nodes.keys()];
-      const countersBefore = await dropCounters(f, everyNode);
-      const stream = handoverStream(f, pool, 8);
-      await new Promise((r) => setTimeout(r, 1000));
       const termAt = Date.now();
       agent.kill('SIGTERM');
       // The agent releases its Lease before removing its datapath: the sync need not wait for the heartbeat timeout.
@@ -474,16 +492,14 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
       const electedMs = Date.now() - termAt;
       await waitFor(`${old}'s agent restarted`, async () => agent.restarts > restartsBefore && (await agent.ready()), 30_000).catch((e) => fail((e as Error).message));
       await new Promise((r) => setTimeout(r, 3000));
-      const { worst, lines } = await stopAndCountLoss(f, pingers, t0, termAt);
-      const tcp = await stream;
-      const grown = counterGrowth(countersBefore, await dropCounters(f, everyNode));
-      console.log(`# scenario 7: SIGTERM to ${old}'s agent -> ${successor} elected after ${electedMs} ms; ${lines.join('; ')}; ${tcp.line}; drop counters grown: ${grown.length === 0 ? 'none' : grown.join(', ')}`);
+      const { worst, lines, tcp, grown } = await watch.count(termAt);
+      console.log(`# scenario 7: SIGTERM to ${old}'s agent -> ${successor} elected after ${electedMs} ms; ${lines.join('; ')}; ${tcp.line}; drop counters grown: ${grown}`);
       assert.deepEqual(tcp.problems, [], `a TCP stream runs through the agent's restart: ${tcp.line}`);
       assert.ok(electedMs < RELEASE_HANDOVER_BOUND_MS, `handed over ${electedMs} ms after the SIGTERM, not within ${RELEASE_HANDOVER_BOUND_MS} ms: the released Lease must not wait for the heartbeat to expire`);
       assert.ok(worst <= HANDOVER_LOSS_BOUND, `a clean agent restart loses at most ${HANDOVER_LOSS_BOUND} ping (100 ms apart) per path; worst ${worst}: ${lines.join('; ')}\n${sys.logTail([old, successor, 'cloud-gw-1', 'cloud-gw-2'])}`);
       assert.equal(await sys.activeOf(pool), successor, 'the restarted agent does not take the pool back (sticky)');
     } finally {
-      for (const p of pingers) await p.stop();
+      await watch.stop();
     }
     const bad = await waitForMatrix(f, everyone, 30_000);
     if (bad.length > 0) fail(`after the agent restart:\n${bad.join('\n')}`);
