@@ -170,6 +170,8 @@ function classify(input: GraphInput, relays: RelayChoice | undefined, pools: Map
 function gatewayHealth(node: string, h: LiveHealth): { health: Health; detail: string } {
   const verdict = h.verdicts?.[node];
   if (verdict === 'missing') return { health: 'unknown', detail: 'node not found' };
+  // Healthy, but handing its role over: not out, not whole.
+  if (verdict === 'drained' || verdict === 'handover-wanted') return { health: 'degraded', detail: verdict };
   if (verdict !== undefined && verdict !== 'ok') return { health: 'unhealthy', detail: verdict };
   const ready = h.ready[node];
   if (ready === false) return { health: 'unhealthy', detail: 'node not Ready' };

@@ -37,6 +37,8 @@ export interface TopologySummary {
  */
 export type CandidateHealthWord =
   | 'ok'
+  | 'drained'
+  | 'handover-wanted'
   | 'no-heartbeat'
   | 'stale'
   | 'released'
@@ -84,7 +86,7 @@ const WORD: Record<Unhealth, CandidateHealthWord> = {
 
 /** The election's verdict as the word status prints. */
 function word(v: CandidateVerdict): CandidateHealthWord {
-  return v === 'ok' || v === 'missing' ? v : WORD[v];
+  return v === 'ok' || v === 'missing' || v === 'drained' || v === 'handover-wanted' ? v : WORD[v];
 }
 
 /** Build the report from what was read. Pure apart from `now`. */

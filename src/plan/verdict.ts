@@ -14,7 +14,11 @@ export function heartbeatTimeoutOf(g: Gateway, topologies: ReadonlyMap<string, {
 }
 
 /** ok, the election's reason for leaving a candidate out, or missing (no such Node). */
-export type CandidateVerdict = 'ok' | Unhealth | 'missing';
+/**
+ * A candidate as the election sees it: healthy ('ok'), healthy but yielding its role ('drained' by the operator,
+ * 'handover-wanted' by its agent: not elected while another candidate is healthy), unhealthy and why, or no Node.
+ */
+export type CandidateVerdict = 'ok' | 'drained' | 'handover-wanted' | Unhealth | 'missing';
 
 export interface VerdictInput {
   nodes: readonly InventoryNode[];
@@ -52,7 +56,7 @@ export function candidateVerdicts(o: VerdictInput): Map<string, Map<string, Cand
         continue;
       }
       const c = candidateState(n, 0, health[e.nodeName], { heartbeatTimeoutSeconds: timeoutS, requireHeartbeat: true }, nowMs);
-      verdicts.set(e.nodeName, c.unhealthy ?? 'ok');
+      verdicts.set(e.nodeName, c.unhealthy ?? (c.drained ? 'drained' : c.handoverWanted !== undefined ? 'handover-wanted' : 'ok'));
     }
     out.set(g.metadata.name, verdicts);
   }

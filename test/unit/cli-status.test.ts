@@ -91,6 +91,14 @@ test('status judges candidates as the election does: the topology\'s heartbeat t
   assert.equal(word(undefined, 'cloud-gw-2'), 'released');
   state.leases = state.leases.map((l) => (l.node === 'cloud-gw-2' ? { node: 'cloud-gw-2', renewTime: at(1), leaseDurationSeconds: 3, datapathDown: 'IPv4 forwarding is off' } : l));
   assert.equal(word(undefined, 'cloud-gw-2'), 'datapath-down');
+  // Healthy but yielding: its agent asks to hand over (a restarted charon), or the operator drained it.
+  state.leases = state.leases.map((l) => (l.node === 'cloud-gw-2' ? { node: 'cloud-gw-2', renewTime: at(1), leaseDurationSeconds: 3, handoverWanted: 'charon restarted' } : l));
+  assert.equal(word(undefined, 'cloud-gw-2'), 'handover-wanted');
+  const nodesBefore = state.nodes;
+  state.leases = state.leases.map((l) => (l.node === 'cloud-gw-2' ? { node: 'cloud-gw-2', renewTime: at(1), leaseDurationSeconds: 3 } : l));
+  state.nodes = state.nodes.map((n) => (n.name === 'cloud-gw-2' ? { ...n, drained: true } : n));
+  assert.equal(word(undefined, 'cloud-gw-2'), 'drained');
+  state.nodes = nodesBefore;
   // The other candidate of its pool cannot reach it over their LAN: out; the same report from another pool's node
   // counts for nothing.
   const leasesBefore = state.leases;
@@ -125,6 +133,8 @@ test('status, graph --live and the election agree on the same inputs (one verdic
   state.leases = state.leases
     .filter((l) => l.node !== 'lyon-edge-2')
     .map((l) => (l.node === 'cloud-gw-1' ? { ...l, datapathDown: 'charon does not answer on its VICI socket' } : l))
+    // Healthy but yielding (its charon restarted): both show it so, neither as out.
+    .map((l) => (l.node === 'cloud-gw-2' ? { ...l, renewTime: at(1), handoverWanted: 'charon restarted' } : l))
     .concat([{ node: 'lyon-edge-2', renewTime: at(1), leaseDurationSeconds: 40, unreachable: ['lyon-edge-1'] }]);
   const report = statusReport(state, topologies, NOW);
   const verdicts = candidateVerdicts({ nodes: state.nodes, leases: state.leases, gateways: state.gateways, now: NOW, heartbeatTimeoutOf: (g) => heartbeatTimeoutOf(g, new Map()) });
@@ -143,12 +153,14 @@ test('status, graph --live and the election agree on the same inputs (one verdic
     for (const c of p.candidates) {
       const g = drawn.get(c.node)!;
       const healthyInGraph = g.health === 'healthy' || g.health === 'degraded';
-      assert.equal(healthyInGraph, c.health === 'ok', `${c.node}: status says ${c.health}, the graph ${g.health} (${g.healthDetail})`);
+      assert.equal(healthyInGraph, ['ok', 'drained', 'handover-wanted'].includes(c.health), `${c.node}: status says ${c.health}, the graph ${g.health} (${g.healthDetail})`);
       if (elected.has(c.node)) assert.equal(c.health, 'ok', `${c.node} is elected but reported ${c.health}`);
     }
   }
   assert.equal(drawn.get('lyon-edge-1')!.health, 'unhealthy');
   assert.equal(drawn.get('lyon-edge-1')!.healthDetail, 'unreachable in its pool');
   assert.equal(drawn.get('cloud-gw-1')!.healthDetail, 'datapath down');
+  assert.deepEqual([drawn.get('cloud-gw-2')!.health, drawn.get('cloud-gw-2')!.healthDetail], ['degraded', 'handover-wanted']);
+  assert.equal(report.pools.flatMap((p) => p.candidates).find((c) => c.node === 'cloud-gw-2')!.health, 'handover-wanted');
   assert.ok(!elected.has('lyon-edge-1') && !elected.has('cloud-gw-1'));
 });

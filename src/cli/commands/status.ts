@@ -15,7 +15,8 @@ up out of expected (as the agents report them on their heartbeat Leases), the to
 applied (Topology status) and conditions; then where the pods' subnets come from (podCIDR or Calico IPAM) and why.
 
 Candidate health, judged as the sync's election judges it (the topology's heartbeatTimeout): ok (Ready, fresh
-heartbeat), no-heartbeat (Ready, but its agent has never written a heartbeat Lease: never elected), stale (heartbeat expired), released (the agent stopped
+heartbeat), drained (healthy, but the corvid.dev/drain annotation hands its role over), handover-wanted (healthy,
+but its agent asks to hand its role over: its charon restarted), no-heartbeat (Ready, but its agent has never written a heartbeat Lease: never elected), stale (heartbeat expired), released (the agent stopped
 cleanly), datapath-down (its agent says the node cannot forward), unreachable-in-pool (another candidate of its
 pool cannot reach it over their LAN), tunnels-down (all its tunnels down while others
 are up), NotReady, unreachable (Ready Unknown: the kubelet is not heard from), missing (no such Node).
@@ -41,6 +42,8 @@ function shortRevision(r: string | undefined): string {
 
 const HEALTH_COLOUR: Record<CandidateHealthWord, string> = {
   ok: '32',
+  drained: '33',
+  'handover-wanted': '33',
   'no-heartbeat': '31',
   stale: '33',
   released: '33',
