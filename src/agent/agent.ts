@@ -575,22 +575,31 @@ export class Agent {
   }
 
   /**
+   * The running charon: its VICI socket (charon creates it when it starts), by inode and mtime, and when it was made
+   * (the kernel's clock). Undefined while there is no socket.
+   */
+  private charonInstance(): { id: string; startedMs: number } | undefined {
+    try {
+      const socket = statSync(this.o.viciSocket);
+      return { id: `${socket.ino}:${socket.mtimeMs}`, startedMs: socket.mtimeMs };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
    * Once per charon (a new VICI socket: charon started since the last look), remove corvid's share of what a dead
    * charon left in the kernel (docs/datapath.md, "A charon killed with its kernel state"; staleIpsec decides). Runs
    * before the reconcile's VICI part, so nothing of ours is loaded into a charon that just started; retried at the
    * next reconcile when the kernel or charon cannot be read.
    */
   private async sweepDeadCharon(gateways: readonly Gateway[]): Promise<void> {
-    let socket: { ino: number; mtimeMs: number };
-    try {
-      socket = statSync(this.o.viciSocket);
-    } catch {
-      return; // no charon (yet)
-    }
-    const instance = `${socket.ino}:${socket.mtimeMs}`;
+    const charon = this.charonInstance();
+    if (charon === undefined) return; // no charon (yet)
+    const instance = charon.id;
     if (instance === this.sweptCharon || this.stopping) return;
     try {
-      const charonStartedAt = Math.floor(socket.mtimeMs / 1000);
+      const charonStartedAt = Math.floor(charon.startedMs / 1000);
       const ours = corvidAddresses(gateways, this.o.nodeName);
       // Most often nothing is left: the policies alone tell (a dead charon's SAs without its policies are unused and
       // expire), so a start costs one `ip`.
@@ -708,15 +717,9 @@ export class Agent {
    * tunnels the peers' agents start at once (docs/datapath.md, "A restarted charon").
    */
   private noteCharonRestart(plan: NodePlan): void {
-    let instance: string;
-    let startedMs: number;
-    try {
-      const socket = statSync(this.o.viciSocket);
-      instance = `${socket.ino}:${socket.mtimeMs}`;
-      startedMs = socket.mtimeMs;
-    } catch {
-      return; // no charon (yet)
-    }
+    const charon = this.charonInstance();
+    if (charon === undefined) return; // no charon (yet)
+    const { id: instance, startedMs } = charon;
     const before = this.metCharon;
     this.metCharon = instance;
     if (before === undefined || before === instance) return;
