@@ -165,8 +165,6 @@ export class Agent {
   private lastProblems = '';
   private lastResult: ReconcileResult | undefined;
   private readonly tunnelSince = new Map<string, TunnelHealth>();
-  /** Peer pool -> when a reading last found its tunnel up (this.now() ms). */
-  private readonly tunnelLastUp = new Map<string, number>();
   /** The charon instance the last reconcile met (VICI socket inode and mtime). */
   private metCharon: string | undefined;
   /** A charon restart took down tunnels that only the peers can bring back. */
@@ -569,7 +567,6 @@ export class Agent {
     } else {
       if (this.heartbeat.setTunnels(undefined)) this.heartbeat.kick();
       this.tunnelSince.clear();
-      this.tunnelLastUp.clear();
     }
     this.updateHandoverWanted();
   }
@@ -723,7 +720,10 @@ export class Agent {
     const before = this.metCharon;
     this.metCharon = instance;
     if (before === undefined || before === instance) return;
-    const seen = plan.tunnels.map((t) => ({ peer: t.peerPool, role: t.role, lastUpMs: this.tunnelLastUp.get(t.peerPool) }));
+    const seen = plan.tunnels.flatMap((t) => {
+      const h = this.tunnelSince.get(t.peerPool);
+      return h === undefined ? [] : [{ peer: t.peerPool, role: t.role, up: h.up, since: h.since }];
+    });
     const peers = plan.role === 'gateway' ? peersLostByRestart(seen, startedMs) : [];
     this.log.info('charon started anew', { startedAt: new Date(startedMs).toISOString(), tunnelsLost: peers });
     if (peers.length > 0) this.restartLoss = { peers, startedMs, seenMs: this.now().getTime() };
@@ -756,13 +756,11 @@ export class Agent {
       const isUp = up.get(t.peerPool) === true;
       const prev = this.tunnelSince.get(t.peerPool);
       const next = prev !== undefined && prev.up === isUp ? prev : { up: isUp, since: nowText };
-      if (isUp) this.tunnelLastUp.set(t.peerPool, this.now().getTime());
       if (prev === undefined || prev.up !== isUp) this.log.info(isUp ? 'tunnel up' : 'tunnel down', { peer: t.peerPool, conn: t.name });
       this.tunnelSince.set(t.peerPool, next);
       out[t.peerPool] = next;
     }
     for (const peer of [...this.tunnelSince.keys()]) if (!(peer in out)) this.tunnelSince.delete(peer);
-    for (const peer of [...this.tunnelLastUp.keys()]) if (!(peer in out)) this.tunnelLastUp.delete(peer);
     return out;
   }
 

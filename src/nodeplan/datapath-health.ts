@@ -52,26 +52,28 @@ export function datapathDownReason(o: DatapathObservation): string | undefined {
  */
 export const HANDOVER_WANTED_MAX_MS = 30_000;
 
-/** A tunnel of this node's plan, and when the agent last saw it up (ms). */
-export interface TunnelSeen {
+/** A tunnel's state as the agent publishes it: up or down, since when (RFC 3339, whole seconds). */
+export interface PublishedTunnel {
   peer: string;
-  role: 'initiator' | 'responder';
-  lastUpMs?: number;
+  up: boolean;
+  since: string;
 }
 
-/** A tunnel seen up this long before charon's new start counts as up when the old charon died. */
-export const UP_BEFORE_RESTART_MS = 30_000;
+/** The first millisecond of the whole second `ms` falls in: `since` has whole seconds. */
+function secondOf(ms: number): number {
+  return Math.floor(ms / 1000) * 1000;
+}
 
 /**
  * The peers whose tunnels a charon restart (the new charon started at startedMs) took down and that only the peers
- * can bring back: this node answers them (they are behind NAT, or initiate by name order), and the tunnel was seen up
- * shortly before. The new charon has no IKE_SA for them; they go on with theirs until their dead-peer detection gives
- * up. A sighting after startedMs counts too: a read of the old charon may be handled after the new one started (the
- * request for a hand-over leaves out whatever is up now). Sorted.
+ * can bring back: this node answers them (they are behind NAT, or initiate by name order), and the tunnel was up when
+ * the old charon died: still published up (not read since), or published down since the restart (a read of the new
+ * charon came first). The new charon has no IKE_SA for them; they go on with theirs until their dead-peer detection
+ * gives up. Sorted.
  */
-export function peersLostByRestart(tunnels: readonly TunnelSeen[], startedMs: number): string[] {
+export function peersLostByRestart(tunnels: ReadonlyArray<PublishedTunnel & { role: 'initiator' | 'responder' }>, startedMs: number): string[] {
   return tunnels
-    .filter((t) => t.role === 'responder' && t.lastUpMs !== undefined && t.lastUpMs >= startedMs - UP_BEFORE_RESTART_MS)
+    .filter((t) => t.role === 'responder' && (t.up || Date.parse(t.since) >= secondOf(startedMs)))
     .map((t) => t.peer)
     .sort();
 }
@@ -83,13 +85,6 @@ export interface RestartLoss {
   seenMs: number;
 }
 
-/** A tunnel's state as the agent publishes it: up or down, since when (RFC 3339, whole seconds). */
-export interface PublishedTunnel {
-  peer: string;
-  up: boolean;
-  since: string;
-}
-
 /**
  * Why this node asks the sync to hand its gateway role to another candidate: its charon restarted and some of the
  * lost peers are not back: up since the restart was seen. An "up" from before is not back (it is the old charon's,
@@ -98,8 +93,7 @@ export interface PublishedTunnel {
  */
 export function handoverWantedReason(loss: RestartLoss, tunnels: readonly PublishedTunnel[], nowMs: number): string | undefined {
   if (nowMs - loss.startedMs >= HANDOVER_WANTED_MAX_MS) return undefined;
-  const fromMs = Math.floor(loss.seenMs / 1000) * 1000;
-  const back = new Set(tunnels.filter((t) => t.up && Date.parse(t.since) >= fromMs).map((t) => t.peer));
+  const back = new Set(tunnels.filter((t) => t.up && Date.parse(t.since) >= secondOf(loss.seenMs)).map((t) => t.peer));
   const waiting = loss.peers.filter((p) => !back.has(p));
   if (waiting.length === 0) return undefined;
   return `charon restarted; its tunnels to ${waiting.join(', ')} wait for those peers to initiate again`;

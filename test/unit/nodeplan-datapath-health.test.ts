@@ -8,7 +8,6 @@ import {
   HANDOVER_WANTED_MAX_MS,
   needsCharon,
   peersLostByRestart,
-  UP_BEFORE_RESTART_MS,
 } from '../../src/nodeplan/datapath-health.ts';
 import type { NodePlan } from '../../src/nodeplan/index.ts';
 import { DATAPATH_REASON_MAX, heartbeatFromLease } from '../../src/adapters/kube/leases.ts';
@@ -50,17 +49,20 @@ test('the sync reads the verdict off the Lease annotation: any value is "down", 
   assert.equal(heartbeatFromLease(lease({ [DATAPATH_DOWN_ANNOTATION]: 'x'.repeat(5000) }))?.datapathDown?.length, DATAPATH_REASON_MAX);
 });
 
-test('a charon restart loses the tunnels this node answers and saw up just before; not those it initiates', () => {
-  const started = 1_000_000;
+test('a charon restart loses the tunnels this node answers and had up when the old charon died; not those it initiates', () => {
+  const started = Date.parse('2026-01-01T00:00:10.300Z');
   const seen = [
-    { peer: 'edge-b', role: 'responder' as const, lastUpMs: started - 800 },
-    { peer: 'edge-a', role: 'responder' as const, lastUpMs: started - 9_000 },
-    { peer: 'hub', role: 'initiator' as const, lastUpMs: started - 800 },
-    { peer: 'never', role: 'responder' as const },
-    { peer: 'long-ago', role: 'responder' as const, lastUpMs: started - UP_BEFORE_RESTART_MS - 1 },
-    { peer: 'read-late', role: 'responder' as const, lastUpMs: started + 10 },
+    { peer: 'edge-b', role: 'responder' as const, up: true, since: '2026-01-01T00:00:01Z' },
+    { peer: 'edge-a', role: 'responder' as const, up: false, since: '2026-01-01T00:00:10Z' },
+    { peer: 'hub', role: 'initiator' as const, up: true, since: '2026-01-01T00:00:01Z' },
+    { peer: 'never', role: 'responder' as const, up: false, since: '2026-01-01T00:00:01Z' },
+    { peer: 'down-before', role: 'responder' as const, up: false, since: '2026-01-01T00:00:09Z' },
   ];
-  assert.deepEqual(peersLostByRestart(seen, started), ['edge-a', 'edge-b', 'read-late'], 'a read of the old charon handled after the new one started counts');
+  assert.deepEqual(
+    peersLostByRestart(seen, started),
+    ['edge-a', 'edge-b'],
+    'up and not read since, or read down from the new charon first (down since the restart, whole seconds); not down before it',
+  );
   assert.deepEqual(peersLostByRestart([], started), []);
 });
 
