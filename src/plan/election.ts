@@ -70,6 +70,14 @@ export const REASONS = {
 } as const;
 
 /**
+ * Whether a candidate yields its role, and to whom it owes that: the operator's drain, or its agent's request to hand
+ * over. Either way it is handed over when another candidate is healthy, and never newly elected.
+ */
+export function yieldOf(c: CandidateState): 'drained' | 'handover-wanted' | undefined {
+  return c.drained ? 'drained' : c.handoverWanted !== undefined ? 'handover-wanted' : undefined;
+}
+
+/**
  * Since when a node has been healthy (ms): the latest of the times it became so (Ready, its heartbeat Lease
  * acquired, last seen unhealthy); undefined when none is known.
  */
@@ -190,8 +198,7 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
   const R = Math.max(1, Math.floor(settings.replicas));
   const W = settings.minHealthySeconds;
   const byNode = new Map(candidates.map((c) => [c.node, c]));
-  // An operator's drain and an agent's request to hand over are one rule.
-  const yields = (c: CandidateState): boolean => c.drained || c.handoverWanted !== undefined;
+  const yields = (c: CandidateState): boolean => yieldOf(c) !== undefined;
   const healthyOK = (c: CandidateState): boolean => !c.unhealthy && !yields(c);
   const mature = (c: CandidateState): boolean => healthyOK(c) && c.healthyForSeconds >= W;
   const byRank = (a: CandidateState, b: CandidateState): number => a.rank - b.rank;
@@ -297,7 +304,7 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
     if (candidates.length === 0) {
       findings.push({ severity: 'error', code: 'no-candidate', pool, message: `pool ${pool} has no gateway candidate among its nodes` });
     } else {
-      const why = candidates.map((c) => `${c.node}: ${c.unhealthy ?? (c.drained ? 'drained' : c.handoverWanted !== undefined ? 'asks to hand over' : 'healthy')}`).join(', ');
+      const why = candidates.map((c) => `${c.node}: ${c.unhealthy ?? yieldOf(c) ?? 'healthy'}`).join(', ');
       findings.push({ severity: 'error', code: 'no-healthy-candidate', pool, message: `pool ${pool} has no healthy gateway candidate (${why})` });
     }
   }

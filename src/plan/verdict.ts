@@ -2,7 +2,7 @@
 // status, corvid graph --live): the very functions the sync elects with (deriveHealth, then candidateState), with each
 // Gateway's own heartbeat timeout. One rule, so what is drawn or listed as healthy is what the sync would elect. Pure.
 import type { Gateway } from '../gateway/types.ts';
-import { candidateState, type Unhealth } from './election.ts';
+import { candidateState, yieldOf, type Unhealth } from './election.ts';
 import { candidatePools, deriveHealth, emptyHealthMemory, type HeartbeatLease } from './health.ts';
 import type { CandidateHealth, InventoryNode } from './types.ts';
 import { TOPOLOGY_LABEL } from '../gateway/keys.ts';
@@ -13,7 +13,6 @@ export function heartbeatTimeoutOf(g: Gateway, topologies: ReadonlyMap<string, {
   return topologies.get(g.metadata.labels?.[TOPOLOGY_LABEL] ?? '')?.heartbeatTimeoutSeconds ?? durationSeconds(undefined, DEFAULT_HEARTBEAT_TIMEOUT);
 }
 
-/** ok, the election's reason for leaving a candidate out, or missing (no such Node). */
 /**
  * A candidate as the election sees it: healthy ('ok'), healthy but yielding its role ('drained' by the operator,
  * 'handover-wanted' by its agent: not elected while another candidate is healthy), unhealthy and why, or no Node.
@@ -56,7 +55,7 @@ export function candidateVerdicts(o: VerdictInput): Map<string, Map<string, Cand
         continue;
       }
       const c = candidateState(n, 0, health[e.nodeName], { heartbeatTimeoutSeconds: timeoutS, requireHeartbeat: true }, nowMs);
-      verdicts.set(e.nodeName, c.unhealthy ?? (c.drained ? 'drained' : c.handoverWanted !== undefined ? 'handover-wanted' : 'ok'));
+      verdicts.set(e.nodeName, c.unhealthy ?? yieldOf(c) ?? 'ok');
     }
     out.set(g.metadata.name, verdicts);
   }
