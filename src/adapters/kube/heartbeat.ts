@@ -45,11 +45,7 @@ export class Heartbeat {
   private readonly o: Required<Omit<HeartbeatOptions, 'onStateChange'>> & Pick<HeartbeatOptions, 'onStateChange'>;
   private enabled = false;
   /** Desired annotation values; null = no annotation. */
-  private tunnels: string | null = null;
-  private wireguardKey: string | null = null;
-  private datapathDown: string | null = null;
-  private handoverWanted: string | null = null;
-  private unreachable: string | null = null;
+  private readonly desired: Annotations = { ...NO_ANNOTATIONS };
   /** What the Lease holds as far as we know; undefined = unknown (read it first). */
   private written: Annotations | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -92,18 +88,12 @@ export class Heartbeat {
    * the annotation value changed.
    */
   setTunnels(t: Record<string, TunnelHealth> | undefined): boolean {
-    const next = t === undefined ? null : encodeTunnels(t);
-    const changed = next !== this.tunnels;
-    this.tunnels = next;
-    return changed;
+    return this.desire('tunnels', t === undefined ? null : encodeTunnels(t));
   }
 
   /** This node's WireGuard public key; undefined removes the annotation. Returns whether the value changed. */
   setWireguardKey(key: string | undefined): boolean {
-    const next = key ?? null;
-    const changed = next !== this.wireguardKey;
-    this.wireguardKey = next;
-    return changed;
+    return this.desire('wireguardKey', key ?? null);
   }
 
   /**
@@ -111,10 +101,7 @@ export class Heartbeat {
    * value changed (the caller kicks a renewal, so the sync hears of it at once).
    */
   setDatapathDown(reason: string | undefined): boolean {
-    const next = reason ?? null;
-    const changed = next !== this.datapathDown;
-    this.datapathDown = next;
-    return changed;
+    return this.desire('datapathDown', reason ?? null);
   }
 
   /**
@@ -122,10 +109,7 @@ export class Heartbeat {
    * Returns whether the value changed (the caller kicks a renewal).
    */
   setHandoverWanted(reason: string | undefined): boolean {
-    const next = reason ?? null;
-    const changed = next !== this.handoverWanted;
-    this.handoverWanted = next;
-    return changed;
+    return this.desire('handoverWanted', reason ?? null);
   }
 
   /**
@@ -133,9 +117,13 @@ export class Heartbeat {
    * the annotation. Returns whether the value changed (the caller kicks a renewal).
    */
   setUnreachable(nodes: readonly string[] | undefined): boolean {
-    const next = nodes === undefined || nodes.length === 0 ? null : [...nodes].sort().join(',');
-    const changed = next !== this.unreachable;
-    this.unreachable = next;
+    return this.desire('unreachable', nodes === undefined || nodes.length === 0 ? null : [...nodes].sort().join(','));
+  }
+
+  /** Set a desired annotation value; whether it changed. */
+  private desire(field: keyof Annotations, value: string | null): boolean {
+    const changed = value !== this.desired[field];
+    this.desired[field] = value;
     return changed;
   }
 
@@ -226,13 +214,7 @@ export class Heartbeat {
     const name = this.o.nodeName;
     // What this round writes: setTunnels may change the desired value while a request is in flight, and `written`
     // must record what was really sent, or the change would never be written.
-    const want: Annotations = {
-      tunnels: this.tunnels,
-      wireguardKey: this.wireguardKey,
-      datapathDown: this.datapathDown,
-      handoverWanted: this.handoverWanted,
-      unreachable: this.unreachable,
-    };
+    const want: Annotations = { ...this.desired };
     if (this.written === undefined) {
       let lease: LeaseJson | undefined;
       try {
@@ -262,13 +244,8 @@ export class Heartbeat {
         spec.leaseTransitions = (lease.spec?.leaseTransitions ?? 0) + 1;
       }
       if (lease.spec?.leaseDurationSeconds !== this.o.leaseDurationSeconds) spec.leaseDurationSeconds = this.o.leaseDurationSeconds;
-      const current: Annotations = {
-        tunnels: lease.metadata?.annotations?.[TUNNEL_HEALTH_ANNOTATION] ?? null,
-        wireguardKey: lease.metadata?.annotations?.[WIREGUARD_KEY_LEASE_ANNOTATION] ?? null,
-        datapathDown: lease.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION] ?? null,
-        handoverWanted: lease.metadata?.annotations?.[HANDOVER_WANTED_ANNOTATION] ?? null,
-        unreachable: lease.metadata?.annotations?.[UNREACHABLE_ANNOTATION] ?? null,
-      };
+      const current = { ...NO_ANNOTATIONS };
+      for (const field of ANNOTATION_FIELDS) current[field] = lease.metadata?.annotations?.[ANNOTATION_KEYS[field]] ?? null;
       await this.renewWith(spec, current, want);
       return;
     }
@@ -297,24 +274,24 @@ export class Heartbeat {
   }
 }
 
-/** The annotations the agent writes on its Lease; null = absent. */
-interface Annotations {
-  tunnels: string | null;
-  wireguardKey: string | null;
-  datapathDown: string | null;
-  handoverWanted: string | null;
-  unreachable: string | null;
-}
+/** The annotations the agent writes on its Lease, by the field that holds each. */
+const ANNOTATION_KEYS = {
+  tunnels: TUNNEL_HEALTH_ANNOTATION,
+  wireguardKey: WIREGUARD_KEY_LEASE_ANNOTATION,
+  datapathDown: DATAPATH_DOWN_ANNOTATION,
+  handoverWanted: HANDOVER_WANTED_ANNOTATION,
+  unreachable: UNREACHABLE_ANNOTATION,
+} as const;
+const ANNOTATION_FIELDS = Object.keys(ANNOTATION_KEYS) as Array<keyof typeof ANNOTATION_KEYS>;
 
-const NO_ANNOTATIONS: Annotations = { tunnels: null, wireguardKey: null, datapathDown: null, handoverWanted: null, unreachable: null };
+/** Their values; null = absent. */
+type Annotations = Record<keyof typeof ANNOTATION_KEYS, string | null>;
+
+const NO_ANNOTATIONS: Readonly<Annotations> = { tunnels: null, wireguardKey: null, datapathDown: null, handoverWanted: null, unreachable: null };
 
 /** The merge-patch annotations that turn `current` into `want` (null removes one); undefined when equal. */
 function annotationPatch(current: Annotations, want: Annotations): Record<string, string | null> | undefined {
   const out: Record<string, string | null> = {};
-  if (current.tunnels !== want.tunnels) out[TUNNEL_HEALTH_ANNOTATION] = want.tunnels;
-  if (current.wireguardKey !== want.wireguardKey) out[WIREGUARD_KEY_LEASE_ANNOTATION] = want.wireguardKey;
-  if (current.datapathDown !== want.datapathDown) out[DATAPATH_DOWN_ANNOTATION] = want.datapathDown;
-  if (current.handoverWanted !== want.handoverWanted) out[HANDOVER_WANTED_ANNOTATION] = want.handoverWanted;
-  if (current.unreachable !== want.unreachable) out[UNREACHABLE_ANNOTATION] = want.unreachable;
+  for (const field of ANNOTATION_FIELDS) if (current[field] !== want[field]) out[ANNOTATION_KEYS[field]] = want[field];
   return Object.keys(out).length === 0 ? undefined : out;
 }

@@ -63,14 +63,22 @@ export function heartbeatFromLease(lease: LeaseJson): HeartbeatLease | undefined
   }
   const key = lease.metadata?.annotations?.[WIREGUARD_KEY_LEASE_ANNOTATION];
   if (isWireguardKey(key)) hb.wireguardKey = key;
-  const down = lease.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION];
-  // Any value says "down"; the text is the agent's reason, shortened for status and logs.
-  if (down !== undefined) hb.datapathDown = down === '' ? 'datapath down' : down.slice(0, DATAPATH_REASON_MAX);
-  const handover = lease.metadata?.annotations?.[HANDOVER_WANTED_ANNOTATION];
-  if (handover !== undefined) hb.handoverWanted = handover === '' ? 'handover wanted' : handover.slice(0, DATAPATH_REASON_MAX);
+  const down = agentReason(lease.metadata?.annotations?.[DATAPATH_DOWN_ANNOTATION], 'datapath down');
+  if (down !== undefined) hb.datapathDown = down;
+  const handover = agentReason(lease.metadata?.annotations?.[HANDOVER_WANTED_ANNOTATION], 'handover wanted');
+  if (handover !== undefined) hb.handoverWanted = handover;
   const unreachable = parseUnreachable(lease.metadata?.annotations?.[UNREACHABLE_ANNOTATION]);
   if (unreachable.length > 0) hb.unreachable = unreachable;
   return hb;
+}
+
+/**
+ * An agent's verdict annotation (datapath-down, handover-wanted): any value says yes; the text is the agent's reason,
+ * shortened for status and logs, and `empty` stands in for none.
+ */
+function agentReason(raw: string | undefined, empty: string): string | undefined {
+  if (raw === undefined) return undefined;
+  return raw === '' ? empty : raw.slice(0, DATAPATH_REASON_MAX);
 }
 
 /** corvid.dev/unreachable: node names, comma-separated; anything that is not a node name is dropped. */
