@@ -24,7 +24,8 @@
 # package versions (same day on deb.debian.org, or the same CORVID_DEBIAN_SNAPSHOT), the same package-lock.json, Node
 # binary, sources and SOURCE_DATE_EPOCH. For that, every mtime in the layer is SOURCE_DATE_EPOCH, the tar is sorted by
 # name with numeric owners and no atime/ctime, apt's lists/caches, logs, /etc/machine-id and other per-run files are
-# removed, and the config's creation times are SOURCE_DATE_EPOCH.
+# removed, and the config's creation times are SOURCE_DATE_EPOCH. corvid-build.json in OUT_DIR lists the Debian
+# packages with their versions; test/integration/image.test.ts builds a second time and compares the digests.
 #
 # Needs root (mmdebstrap --mode=root, and the chroot smoke check) on a Debian machine with mmdebstrap, umoci and npm,
 # after `npm ci` (for the Node binary and the npm cache). Prints the image size and digest.
@@ -147,6 +148,10 @@ mmdebstrap --mode=root --variant=apt --format=directory --quiet \
   "deb $MIRROR bookworm-updates main" \
   "deb $SECURITY_MIRROR bookworm-security main"
 
+# What the Debian archive gave, to tell "the archive changed" from "the build is not reproducible" when two digests
+# differ (test/integration/image.test.ts).
+dpkg-query --admindir="$ROOTFS/var/lib/dpkg" -W -f '${Package} ${Version} ${Architecture}\n' | LC_ALL=C sort >"$WORK/packages.txt"
+
 # ---- Corvid
 log "node $NODE_HAVE, /opt/corvid (bin/, schemas/ and src/ compiled to dist/), charon's strongswan.conf"
 install -m 0755 "$NODE_BIN" "$ROOTFS/usr/local/bin/node"
@@ -214,8 +219,9 @@ umoci gc --layout "$LAYOUT"
 # umoci writes its files 0600; skopeo run by another user must be able to read the layout.
 chmod -R a+rX "$LAYOUT"
 jq -n --arg inputs "$INPUTS_KEY" --arg image "$IMAGE_NAME:$IMAGE_TAG" --argjson rootfs_bytes "$ROOTFS_BYTES" \
-  --arg epoch "$SOURCE_DATE_EPOCH" --arg node "$NODE_HAVE" \
-  '{image: $image, inputs: $inputs, source_date_epoch: $epoch, node: $node, rootfs_bytes: $rootfs_bytes}' \
+  --arg epoch "$SOURCE_DATE_EPOCH" --arg node "$NODE_HAVE" --rawfile packages "$WORK/packages.txt" \
+  '{image: $image, inputs: $inputs, source_date_epoch: $epoch, node: $node, rootfs_bytes: $rootfs_bytes,
+    debian_packages: ($packages | split("\n") | map(select(. != "")))}' \
   >"$LAYOUT/corvid-build.json"
 
 rm -rf "$OUT.old"

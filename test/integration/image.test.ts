@@ -40,16 +40,16 @@ function skipReason(): string | undefined {
 }
 const SKIP = skipReason();
 
-const blob = (digest: string): string => join(LAYOUT, 'blobs', ...digest.split(':'));
-const readJson = <T>(digest: string): T => JSON.parse(readFileSync(blob(digest), 'utf8')) as T;
+const blob = (digest: string, layout = LAYOUT): string => join(layout, 'blobs', ...digest.split(':'));
+const readJson = <T>(digest: string, layout = LAYOUT): T => JSON.parse(readFileSync(blob(digest, layout), 'utf8')) as T;
 
 /** The manifest of the tag the manifests name, its config, and its layers. */
-function image(): { digest: string; config: ImageConfig; layers: Array<{ digest: string; size: number; mediaType: string }> } {
-  const index = JSON.parse(readFileSync(join(LAYOUT, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+function image(layout = LAYOUT): { digest: string; config: ImageConfig; layers: Array<{ digest: string; size: number; mediaType: string }> } {
+  const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
   const entry = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === TAG.newTag);
-  assert.ok(entry, `${LAYOUT} has no tag ${TAG.newTag}: rebuild with deploy/image/build.sh`);
-  const manifest = readJson<{ config: { digest: string }; layers: Array<{ digest: string; size: number; mediaType: string }> }>(entry.digest);
-  return { digest: entry.digest, config: readJson<ImageConfig>(manifest.config.digest), layers: manifest.layers };
+  assert.ok(entry, `${layout} has no tag ${TAG.newTag}: rebuild with deploy/image/build.sh`);
+  const manifest = readJson<{ config: { digest: string }; layers: Array<{ digest: string; size: number; mediaType: string }> }>(entry.digest, layout);
+  return { digest: entry.digest, config: readJson<ImageConfig>(manifest.config.digest, layout), layers: manifest.layers };
 }
 
 let rootfs = '';
@@ -387,5 +387,55 @@ secrets {
         throw new Error(`${(e as Error).message}\n${agentLogs()}`);
       }
     });
+  });
+});
+
+// ---------------------------------------------------------------- reproducible: the same inputs, the same digest
+
+function rebuildSkipReason(): string | undefined {
+  if (SKIP !== undefined) return SKIP;
+  const missing = ['mmdebstrap', 'umoci', 'jq'].filter((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0);
+  return missing.length > 0 ? `needs ${missing.join(', ')} to build the image again (apt-get install mmdebstrap umoci jq)` : undefined;
+}
+
+/** deploy/image/build.sh into `out` (the cached image when `out` is LAYOUT and its inputs are unchanged). */
+function buildImage(out: string, rebuild: boolean): void {
+  const r = spawnSync('bash', [join(REPO, 'deploy/image/build.sh'), out], {
+    encoding: 'utf8',
+    env: { ...process.env, CORVID_IMAGE_REBUILD: rebuild ? '1' : '' },
+    timeout: 240_000,
+  });
+  assert.equal(r.status, 0, `deploy/image/build.sh ${out}: exit ${r.status}\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-4000)}`);
+}
+
+const buildRecord = (layout: string): { inputs: string; debian_packages: string[] } =>
+  JSON.parse(readFileSync(join(layout, 'corvid-build.json'), 'utf8')) as { inputs: string; debian_packages: string[] };
+
+describe('the image build', { skip: rebuildSkipReason() }, () => {
+  test('is reproducible: a second build of the same inputs gives the same digest', { timeout: 600_000 }, (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'corvid-image-again-'));
+    try {
+      // The cached image, brought up to date with the working tree if it is not (as .ci/run does before npm test).
+      buildImage(LAYOUT, false);
+      const again = join(dir, 'image');
+      buildImage(again, true);
+      const [a, b] = [buildRecord(LAYOUT), buildRecord(again)];
+      assert.equal(b.inputs, a.inputs, 'the same inputs (sources, lockfile, Node binary, packages list, epoch)');
+      const [first, second] = [image(LAYOUT), image(again)];
+      if (first.digest !== second.digest) {
+        const archive = a.debian_packages.filter((p) => !b.debian_packages.includes(p));
+        // The one input the build does not pin: deb.debian.org published new package versions between the builds.
+        if (archive.length > 0 || a.debian_packages.length !== b.debian_packages.length) {
+          t.skip(`the Debian archive changed between the two builds (${archive.slice(0, 5).join(', ')}): not comparable`);
+          return;
+        }
+        const which = first.config.rootfs.diff_ids[0] === second.config.rootfs.diff_ids[0] ? 'the layers are equal, the configs differ' : 'the layers differ';
+        assert.fail(`two builds of the same inputs and Debian packages: ${first.digest} and ${second.digest} (${which})`);
+      }
+      t.diagnostic(`built twice: ${second.digest}, ${b.debian_packages.length} Debian packages`);
+      assert.ok(b.debian_packages.some((p) => p.startsWith('charon ') || p.startsWith('strongswan-charon ')), 'the package list names charon');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
