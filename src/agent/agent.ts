@@ -4,6 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import type { Gateway } from '../gateway/types.ts';
+import { MANAGED_SELECTOR } from '../gateway/keys.ts';
 import { gatewayInformer } from '../adapters/kube/gateways.ts';
 import type { Informer } from '../adapters/kube/informer.ts';
 import { errorMessage } from '../adapters/kube/client.ts';
@@ -287,7 +288,7 @@ export class Agent {
       });
       this.log.info('serving /healthz /readyz /metrics', { addr: o.metricsAddr, port: this.http.port });
     }
-    this.informer = gatewayInformer(o.kubeConfig);
+    this.informer = gatewayInformer(o.kubeConfig, { labelSelector: MANAGED_SELECTOR });
     this.informer.onChange(() => this.trigger());
     this.informer.onError((err, info) => this.log.warn('gateway watch failed; retrying', { error: errorMessage(err), attempt: info.attempt, retryInMs: info.retryInMs }));
     await this.informer.start();

@@ -2,6 +2,11 @@
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'corvid';
+/**
+ * The Gateways an agent builds its datapath from: Corvid's only. Another controller's (Raven's, before the sync adopts
+ * them, or ones it never imports) name nodes as gateways too, and are not ours to act on.
+ */
+export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 /** Label: the Topology that owns this Gateway (prune selects on it). */
 export const TOPOLOGY_LABEL = 'corvid.dev/topology';
 /** Label: the pool this Gateway serves. */

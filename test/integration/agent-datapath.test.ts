@@ -247,6 +247,38 @@ describe('agent datapath', { skip }, () => {
     }
   });
 
+  test('a Gateway that is not Corvid\'s (Raven\'s, not imported) naming our gateway node changes nothing: its tunnel stays, no route to the other pool', { skip, timeout: 30_000 }, async () => {
+    const kc = cp.get().kubeConfig;
+    // A Gateway Raven left (one the migration did not import, or one not yet adopted) that names our gateway node as
+    // its active endpoint: the agent used to take it for a second pool of its node and drop its tunnel.
+    const ep = { nodeName: a.gwNode, type: 'tunnel' as const, port: 4500, publicIP: '198.51.100.77' };
+    const raven: Gateway = {
+      apiVersion: 'raven.openyurt.io/v1beta1',
+      kind: 'Gateway',
+      metadata: { name: 'gw-site-c' },
+      spec: { nodeSelector: { matchLabels: { 'raven.openyurt.io/gateway': 'gw-site-c' } }, endpoints: [ep], tunnelConfig: { Replicas: 1 } },
+      status: { nodes: [{ nodeName: a.gwNode, privateIP: a.gwLan, subnets: ['10.109.0.0/24'] }], activeEndpoints: [ep] },
+    };
+    await applyGateway(kc, raven, { fieldManager: 'raven' });
+    await applyGatewayStatus(kc, raven.metadata.name, raven.status!, { fieldManager: 'yurt-manager' });
+    try {
+      // A Corvid change after it, which the agents do act on: once it shows, they have seen the other one too.
+      const withDeny = gatewayFor(a, { denied: ['nowhere'] });
+      await applyPool(withDeny);
+      await waitFor('the agents saw the Corvid change', async () => (await ping(a.memberNs, a.memberPod, b.memberPod)) && (await vici(a.gwNode).getConns()).length > 0, 10_000, 200);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.deepEqual(await vici(a.gwNode).getConns(), ['corvid-b'], 'our tunnel stays, and none for the Raven Gateway');
+      assert.ok(await ping(a.memberNs, a.memberPod, b.memberPod), 'pods still reach each other');
+      for (const ns of [a.gwNs, a.memberNs]) {
+        const routes = (await new Iproute({ table: TABLE, netns: ns }).read()).routes.map((r) => r.dst);
+        assert.ok(!routes.includes('10.109.0.0/24'), `${ns}: no route to the Raven site (${routes.join(', ')})`);
+      }
+    } finally {
+      await deleteGateway(kc, raven.metadata.name, {});
+      await applyPool(gatewayFor(a));
+    }
+  });
+
   test('repair: a route deleted and a conn unloaded by hand come back within the repair interval', { skip, timeout: 30_000 }, async () => {
     const va = vici(a.gwNode);
     assert.deepEqual(await va.getConns(), ['corvid-b']);
