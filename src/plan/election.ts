@@ -14,6 +14,10 @@
 //   most preferred healthy candidate is elected anyway (availability beats hysteresis; the reason says so), except
 //   that one live for less than FIRST_SHOW_GRACE_SECONDS waits for a more preferred candidate that is Ready but has
 //   no heartbeat yet (a first start: the agents start seconds apart).
+// - an active endpoint whose agent has not shown itself yet (a Gateway adopted from Raven, whose agents are gone; a
+//   first start after the Leases were lost) is not kept, but awaited: the election annotation names it (REASONS.awaited)
+//   until the pool has a gateway again, the others wait for it as for a more preferred candidate, and it is elected
+//   first once it shows itself. So a migration keeps the gateway Raven had elected.
 // - a drained active endpoint is handed over to another healthy candidate (maturity not required: the operator asked
 //   for it). With no other healthy candidate and no other active endpoint it is kept, with a finding. A candidate
 //   whose agent asks to hand over (handoverWanted: its charon restarted) is treated the same, with no finding.
@@ -67,6 +71,8 @@ export const REASONS = {
   handedOver: 'handed-over: drained',
   handedOverAsked: (why: string) => `handed-over: its agent asked (${why})`,
   preempted: (by: string, w: number) => `preempted: ${by} is more preferred and healthy for ${w}s`,
+  /** Not active: the pool's previous active endpoint, awaited until its agent shows itself (see the rules above). */
+  awaited: 'awaited: it was the active gateway, and its agent has not shown itself yet',
 } as const;
 
 /**
@@ -210,6 +216,12 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
     decisions.push({ pool, node, kind, reason });
   };
 
+  // Previous active endpoints whose agents have not shown themselves: in status now, or awaited by an earlier election
+  // (no longer in status). One awaited before that is healthy now is elected first.
+  const awaitedBefore = new Set(Object.keys(input.previousReasons).filter((n) => input.previousReasons[n] === REASONS.awaited));
+  const awaited = candidates.filter((c) => (awaitedBefore.has(c.node) || input.previousActive.includes(c.node)) && c.unhealthy === 'no heartbeat');
+  const incumbentFirst = (a: CandidateState, b: CandidateState): number => Number(awaitedBefore.has(b.node)) - Number(awaitedBefore.has(a.node)) || byRank(a, b);
+
   // 1. What happens to each previous active endpoint.
   const failStatic = cutOffButReached(candidates, input.previousActive, input.reachedByPeers === true, settings.heartbeatTimeoutSeconds);
   let kept: CandidateState[] = [];
@@ -250,7 +262,7 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
   // 3. Fill the free slots: mature candidates first; recent ones only for availability or to replace drained ones.
   const taken = new Set<CandidateState>([...kept, ...drainedActive]);
   const need = R - kept.length;
-  const picks = candidates.filter((c) => mature(c) && !taken.has(c)).sort(byRank).slice(0, need);
+  const picks = candidates.filter((c) => mature(c) && !taken.has(c)).sort(incumbentFirst).slice(0, need);
   for (const p of picks) taken.add(p);
   const rem = need - picks.length;
   const noGateway = kept.length + picks.length === 0;
@@ -258,9 +270,13 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
   // Availability does not jump the queue at a pool's first start: a candidate whose agent showed itself moments ago
   // waits (FIRST_SHOW_GRACE_SECONDS) for a more preferred one that is Ready but whose agent has not shown itself yet,
   // so the preferred gateway is elected when all agents start together, not the one that happened to start first.
+  // An awaited previous active endpoint counts as more preferred than any.
   const waitsForPreferred = (c: CandidateState): boolean =>
-    drainedActive.length === 0 && c.healthyForSeconds < FIRST_SHOW_GRACE_SECONDS && candidates.some((d) => d.rank < c.rank && d.unhealthy === 'no heartbeat');
-  const recent = candidates.filter((c) => healthyOK(c) && !taken.has(c) && !waitsForPreferred(c)).sort(byRank).slice(0, recentQuota);
+    drainedActive.length === 0 &&
+    !awaitedBefore.has(c.node) &&
+    c.healthyForSeconds < FIRST_SHOW_GRACE_SECONDS &&
+    candidates.some((d) => d.unhealthy === 'no heartbeat' && (d.rank < c.rank || awaited.includes(d)));
+  const recent = candidates.filter((c) => healthyOK(c) && !taken.has(c) && !waitsForPreferred(c)).sort(incumbentFirst).slice(0, recentQuota);
 
   // 4. Drained active endpoints: handed over, dropped, or (nothing else to serve the pool) kept.
   let retained: CandidateState | undefined;
@@ -301,6 +317,7 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
 
   const active = [...kept, ...picks, ...recent, ...(retained ? [retained] : [])].sort(byRank).map((c) => c.node);
   if (active.length === 0) {
+    for (const c of awaited) reasons[c.node] = REASONS.awaited;
     if (candidates.length === 0) {
       findings.push({ severity: 'error', code: 'no-candidate', pool, message: `pool ${pool} has no gateway candidate among its nodes` });
     } else {

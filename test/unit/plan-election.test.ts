@@ -395,6 +395,33 @@ test('requireHeartbeat: a candidate whose agent never wrote a heartbeat is never
   assert.deepEqual(plan(input(t, nodes, { health: {} })).gateways[0].status?.activeEndpoints?.map((e) => e.nodeName), ['a']);
 });
 
+test('an adopted active gateway whose agent has not shown itself (Raven\'s, at a migration) is awaited, then elected first', () => {
+  const t = topology([pool(P, ['a', 'b'])]);
+  const nodes = [n('a'), n('b')];
+  const since = (s: number) => new Date(Date.parse(NOW) - s * 1000).toISOString().replace('.000Z', 'Z');
+  const shown = (s: number): CandidateHealth => ({ heartbeatAgeSeconds: 0, heartbeatSince: since(s) });
+  const round = (health: Record<string, CandidateHealth>, previous: Gateway) => {
+    const gw = plan(input(t, nodes, { health, requireHeartbeat: true, previous: [previous] })).gateways[0];
+    return { active: (gw.status?.activeEndpoints ?? []).map((e) => e.nodeName), election: JSON.parse(gw.metadata.annotations?.['corvid.dev/election'] ?? '{}') as Record<string, string> };
+  };
+  // Adopted as Raven left it: b active, no agent of Corvid's has shown itself. Nobody is active (no live agent), and b
+  // is remembered.
+  const adopted = round({}, live(['b']));
+  assert.deepEqual(adopted, { active: [], election: { b: REASONS.awaited } });
+  const after = live([], adopted.election);
+  // a shows itself first: it waits for b as for a more preferred candidate.
+  assert.deepEqual(round({ a: shown(1) }, after), { active: [], election: { b: REASONS.awaited } });
+  // b shows itself too: b is elected, though a is more preferred.
+  assert.deepEqual(round({ a: shown(2), b: shown(1) }, after).active, ['b']);
+  assert.deepEqual(round({ b: shown(1) }, after).active, ['b']);
+  // b never shows: a after the grace, and b is forgotten.
+  assert.deepEqual(round({ a: shown(FIRST_SHOW_GRACE_SECONDS + 1) }, after), { active: ['a'], election: { a: REASONS.electedForAvailability(30) } });
+  // Only an agent that never showed itself is awaited: a dead active gateway (heartbeat expired) is replaced at once.
+  assert.deepEqual(round({ a: shown(1), b: { heartbeatAgeSeconds: 100, heartbeatSince: since(200) } }, live(['b'])).active, ['a']);
+  // And a healthy previous active endpoint is simply kept, as always.
+  assert.deepEqual(round({ a: shown(100), b: shown(100) }, live(['b'])).active, ['b']);
+});
+
 test('first start: a candidate that has just shown itself waits briefly for a more preferred one whose agent has not yet', () => {
   const t = topology([pool(P, ['a', 'b'])]);
   const nodes = [n('a'), n('b')];
