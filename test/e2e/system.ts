@@ -10,7 +10,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { createWriteStream, mkdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { simpleGit, type SimpleGit } from 'simple-git';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ControlPlane } from '../support/controlplane.ts';
 import { createNode, installCrds, ensureNamespace } from '../support/controlplane.ts';
+import { installOpenYurtGatewayCrd } from '../support/openyurt.ts';
 import { charonSkipReason, startCharon, type CharonInstance } from '../support/charon.ts';
 import { compiledCorvid } from '../support/compiled.ts';
 import { deployedNodeOptions } from '../support/manifests.ts';
@@ -353,6 +354,15 @@ export interface SystemOptions {
   logLevel?: 'debug' | 'info';
   /** `process` (default): a `corvid sync` child process; `in-process`: startSync in this process. */
   sync?: 'process' | 'in-process';
+  /**
+   * `corvid` (default): Corvid's CRDs from deploy/crds. `openyurt`: OpenYurt's Gateway CRD as its Helm chart installs
+   * it, and Corvid's Topology CRD only (deploy/components/existing-gateway-crd).
+   */
+  gatewayCrd?: 'corvid' | 'openyurt';
+  /** More labels on each node's Node object (e.g. Raven's raven.openyurt.io/gateway). */
+  nodeLabels?: (n: FabricNode) => Record<string, string>;
+  /** Objects the cluster holds before Corvid's agents start (after the CRDs and Nodes). */
+  seed?: (kc: KubeConfig) => Promise<void>;
 }
 
 /** A free TCP port on 127.0.0.1 (bound and released: good enough for a test on loopback). */
@@ -439,15 +449,24 @@ export class CorvidSystem {
 
   private async startAll(): Promise<void> {
     const kc = this.kc;
-    await installCrds(kc);
+    if (this.o.gatewayCrd === 'openyurt') {
+      await installOpenYurtGatewayCrd(kc);
+      const topologyCrd = join(this.dir, 'topology-crd');
+      mkdirSync(topologyCrd);
+      writeFileSync(join(topologyCrd, 'topology.yaml'), readFileSync(join(REPO, 'deploy', 'crds', 'topology.yaml')));
+      await installCrds(kc, topologyCrd);
+    } else {
+      await installCrds(kc);
+    }
     await ensureNamespace(kc, LEASE_NAMESPACE);
     const calico = this.fabric.cni === 'calico';
     // calico-ipam: Nodes carry no podCIDR; each node's blocks are its BlockAffinities, in Calico's own CRD.
     if (calico) await installCrds(kc, join(REPO, 'test', 'fixtures', 'calico'));
     for (const n of this.fabric.nodes.values()) {
-      await createNode(kc, { name: n.name, labels: { [POOL_SELECTOR_LABEL]: n.pool }, internalIP: n.lanIP, podCIDRs: calico ? [] : [n.podCIDR] });
+      await createNode(kc, { name: n.name, labels: { [POOL_SELECTOR_LABEL]: n.pool, ...this.o.nodeLabels?.(n) }, internalIP: n.lanIP, podCIDRs: calico ? [] : [n.podCIDR] });
       if (calico) for (const cidr of n.podCIDRs) await this.putBlockAffinity(n.name, cidr);
     }
+    await this.o.seed?.(kc);
     // The PSK Secret as the agents see it mounted: <secret-dir>/<name>/<key>.
     const secretDir = join(this.dir, 'secrets');
     mkdirSync(join(secretDir, 'corvid-psk'), { recursive: true, mode: 0o700 });
