@@ -18,7 +18,7 @@ import { Xfrm } from '../adapters/xfrm/xfrm.ts';
 import { WireguardLink, type WireguardImplementation } from '../adapters/wireguard/wireguard.ts';
 import { loadOrCreateKey, type WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
 import { join } from 'node:path';
-import { CONN_PREFIX, nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, type NodePlan } from '../nodeplan/index.ts';
+import { CONN_PREFIX, nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, wireguardTunnels, type NodePlan } from '../nodeplan/index.ts';
 import { corvidAddresses, staleIpsec } from '../nodeplan/stale-ipsec.ts';
 import { datapathDownReason, forwardingSysctls, handoverWantedReason, needsCharon, peersLostByRestart, type RestartLoss } from '../nodeplan/datapath-health.ts';
 import { DEFAULT_LIVENESS, livenessTargets, unreachableTargets, type LivenessTarget, type TargetObservation } from '../nodeplan/liveness.ts';
@@ -90,7 +90,7 @@ export interface AgentOptions {
 
 /** The peers this node, as an active gateway, has tunnels to (IPsec and WireGuard), with the tunnel's name. */
 function planTunnels(plan: NodePlan): Array<{ peerPool: string; name: string }> {
-  return [...plan.tunnels, ...(plan.wireguard?.peers ?? [])];
+  return [...plan.tunnels, ...wireguardTunnels(plan)];
 }
 
 /** Gateway candidates: nodes listed in any Gateway's spec.endpoints as a tunnel endpoint. */

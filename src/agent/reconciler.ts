@@ -19,7 +19,7 @@ import type { RpFilter } from '../adapters/sysctl/rpfilter.ts';
 import type { VxlanLinks } from '../adapters/iproute/vxlan.ts';
 import { wireguardPsk, type ActualPeer, type WireguardConfig, type WireguardLinks } from '../adapters/wireguard/wireguard.ts';
 import type { WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
-import { devicesToward, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, type NodePlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
+import { devicesToward, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, wireguardTunnels, type NodePlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
 import type { ConnConfig } from './vici/index.ts';
 import { connHash, ours, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
 import { describeAction, endsStepsOnFailure, peerProblem, planViciActions, type TsBackoff, type ViciAction } from './vici-actions.ts';
@@ -164,7 +164,7 @@ export class DatapathReconciler {
     const res = emptyResult();
     // The device and its new next hops before the routes that use them; stale entries only after the routes moved.
     await this.applyVxlan(plan.vxlan, 'add', res);
-    if (plan.wireguard !== undefined) await this.applyWireguard(plan.wireguard, res);
+    if (plan.wireguard !== undefined) await this.applyWireguard(plan.wireguard, res, plan.role === 'gateway');
     // Routes and the packet filter at once: neither reads the other, and both must be there before the tunnels
     // (on a failover every command before the first VICI call is time the pool has no path).
     await Promise.all([this.applyRoutes(plan, res), this.applyNft(plan.packet, res)]);
@@ -175,14 +175,14 @@ export class DatapathReconciler {
     if (plan.wireguard === undefined) await this.applyWireguard(undefined, res);
     if (plan.wireguard !== undefined && this.o.wireguard !== undefined) {
       try {
-        res.tunnels.push(...(await this.readWireguardTunnels(plan.wireguard, this.o.wireguard)));
+        res.tunnels.push(...(await this.readWireguardTunnels(plan, this.o.wireguard)));
         res.tunnels.sort(byConn);
         res.wireguardChecked = true;
       } catch (e) {
         res.errors.push(`wireguard: ${(e as Error).message}`);
       }
     }
-    await this.applyRpFilter(plan.poolNeighbours, plan.vxlan, res);
+    await this.applyRpFilter(plan.poolNeighbours, plan.vxlan, res, plan.role !== 'gateway' ? plan.wireguard?.device : undefined);
     res.ok = res.errors.length === 0;
     return res;
   }
@@ -207,12 +207,15 @@ export class DatapathReconciler {
    * a failover is not slowed down: the devices depend on the pool, not on the node's role, so a node taking over
    * already has them loose.
    */
-  private async applyRpFilter(poolNeighbours: string[], vxlan: VxlanPlan | undefined, res: ReconcileResult): Promise<void> {
+  private async applyRpFilter(poolNeighbours: string[], vxlan: VxlanPlan | undefined, res: ReconcileResult, warmWireguard?: string): Promise<void> {
     if (this.o.rpFilter !== undefined) {
       try {
         const devices = poolNeighbours.length === 0 ? [] : devicesToward(poolNeighbours, await this.o.iproute.routes('main'));
         // A gateway's member VXLAN receives what it answers through the CNI; a member's sends what comes back that way.
         if (vxlan !== undefined && poolNeighbours.length > 0) devices.push(vxlan.device);
+        // A standby's warm interface receives a peer's traffic from the moment the peer moves to it, while its own
+        // route back to the peer still leads to the active gateway (it is a member until it sees the change).
+        if (warmWireguard !== undefined) devices.push(warmWireguard);
         const r = await this.o.rpFilter.ensure(devices);
         res.packetChanges.push(...r.changes.map((c) => `rp_filter ${c}`));
         res.errors.push(...r.errors);
@@ -237,7 +240,8 @@ export class DatapathReconciler {
   }
 
   /** The WireGuard interface and its peers (PSKs derived from the links' Secrets); undefined removes it. */
-  private async applyWireguard(desired: WireguardPlan | undefined, res: ReconcileResult): Promise<void> {
+  /** `active`: this node is its pool's active gateway (its peers are tunnels); else a standby's warm interface. */
+  private async applyWireguard(desired: WireguardPlan | undefined, res: ReconcileResult, active = false): Promise<void> {
     const wg = this.o.wireguard;
     if (wg === undefined) {
       if (desired !== undefined) res.errors.push('wireguard: the plan has WireGuard links but this agent does not manage WireGuard');
@@ -265,6 +269,7 @@ export class DatapathReconciler {
           allowedIPs: p.allowedIPs,
           persistentKeepalive: p.persistentKeepalive,
           ...(p.endpoint !== undefined ? { endpoint: p.endpoint } : {}),
+          ...(p.standby === true || !active ? { warm: true } : {}),
         });
       }
     }
@@ -420,7 +425,7 @@ export class DatapathReconciler {
    */
   async readTunnels(plan: NodePlan): Promise<TunnelState[]> {
     const out = await this.readIpsecTunnels(plan);
-    if (plan.wireguard !== undefined && this.o.wireguard !== undefined) out.push(...(await this.readWireguardTunnels(plan.wireguard, this.o.wireguard)));
+    if (plan.wireguard !== undefined && this.o.wireguard !== undefined) out.push(...(await this.readWireguardTunnels(plan, this.o.wireguard)));
     return out.sort(byConn);
   }
 
@@ -434,12 +439,12 @@ export class DatapathReconciler {
     });
   }
 
-  private async readWireguardTunnels(desired: WireguardPlan, wg: WireguardLinks): Promise<TunnelState[]> {
+  private async readWireguardTunnels(plan: NodePlan, wg: WireguardLinks): Promise<TunnelState[]> {
     const peers = await wg.peers();
     if (peers === undefined) throw new DeviceMissing(`${wg.device} is missing`);
     const actual = new Map(peers.map((p) => [p.publicKey, p]));
     const nowS = (this.o.nowMs ?? Date.now)() / 1000;
-    return desired.peers.map((p) => wireguardTunnel(p.peerPool, p.name, actual.get(p.publicKey), nowS));
+    return wireguardTunnels(plan).map((p) => wireguardTunnel(p.peerPool, p.name, actual.get(p.publicKey), nowS));
   }
 
   /** Remove exactly what is ours: SAs and conns named corvid-*, our shared keys, our routes and rules. */

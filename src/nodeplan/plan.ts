@@ -491,6 +491,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
   /** Backend-none peers of an active gateway: routed in the clear via their gateway. */
   const clearPeers: Array<{ pool: string; hop: NextHop }> = [];
   const wgPeers: WireguardPeerPlan[] = [];
+  const standby = plan.role === 'member' && isCandidate(me, input.nodeName);
 
   for (const peer of [...pools.values()].sort((a, b) => cmp(a.name, b.name))) {
     if (peer.name === me.name) continue;
@@ -513,7 +514,8 @@ export function nodePlan(input: NodePlanInput): NodePlan {
       f.add({ severity: 'warning', code: 'encryption-differs', pool: me.name, peer: peer.name, message: 'the two Gateways give this link different proposals or secrets; using ours' });
     }
     reach.push({ pool: peer.name, path: 'direct', backend: link.backend });
-    if (plan.role !== 'gateway') continue;
+    // A standby candidate keeps its WireGuard sessions warm (see WireguardPeerPlan.standby); nothing else.
+    if (plan.role !== 'gateway' && !(standby && link.backend === 'wireguard')) continue;
 
     if (link.backend === 'none') {
       const hop = remoteHop(peer);
@@ -546,6 +548,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
       };
       if (!peer.nat) wp.endpoint = endpointText(remoteAddress(peer), WIREGUARD_PORT);
       wgPeers.push(wp);
+      if (plan.role === 'gateway') wgPeers.push(...standbyPeers(peer, wp));
       continue;
     }
     const role = me.nat ? 'initiator' : peer.nat ? 'responder' : me.name < peer.name ? 'initiator' : 'responder';
@@ -629,7 +632,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
   const sealed = plan.role === 'gateway' ? remote.filter((r) => r.backend === 'wireguard').map((r) => r.dst) : [];
   if (sealed.length > 0) packet.tunnelOnly = { device: WIREGUARD_DEVICE, remote: sortCanonicalPrefixes(sealed).map((c) => c.text) };
 
-  if (plan.role === 'gateway' && reach.some((r) => r.backend === 'wireguard')) {
+  if ((plan.role === 'gateway' || standby) && reach.some((r) => r.backend === 'wireguard')) {
     plan.wireguard = { device: WIREGUARD_DEVICE, listenPort: WIREGUARD_PORT, peers: wgPeers.sort((a, b) => cmp(a.name, b.name)) };
     const own = me.mtu ?? input.uplinkMtu;
     if (own !== undefined) plan.wireguard.mtu = innerMtu('wireguard', own, familyOfPrefix(remoteAddress(me)));
@@ -660,6 +663,36 @@ function handoverHop(me: PoolInfo, input: NodePlanInput, device: VxlanPlan | und
   if (from === undefined || from === input.nodeName || device !== undefined || !me.nodes.has(from)) return undefined;
   const via = me.ipOf.get(from);
   return via === undefined ? undefined : { via };
+}
+
+/** Whether a node is one of its pool's gateway candidates (a tunnel endpoint of the pool's Gateway). */
+function isCandidate(pool: PoolInfo, node: string): boolean {
+  return (pool.gw.spec?.endpoints ?? []).some((e) => e.type === 'tunnel' && e.nodeName === node);
+}
+
+/**
+ * On an active gateway, the warm sessions with a WireGuard peer pool's standby candidates (those with a published
+ * key): no allowed IPs, so no traffic, only the handshake; sent to when the peer pool is not behind NAT (a standby
+ * behind NAT comes to us). Sorted by node.
+ */
+function standbyPeers(peer: PoolInfo, active: WireguardPeerPlan): WireguardPeerPlan[] {
+  const out: WireguardPeerPlan[] = [];
+  const endpoints = (peer.gw.spec?.endpoints ?? []).filter((e) => e.type === 'tunnel' && e.nodeName !== active.peerNode);
+  for (const e of [...endpoints].sort((a, b) => cmp(a.nodeName, b.nodeName))) {
+    const key = Object.hasOwn(peer.links.wireguardKeys, e.nodeName) ? peer.links.wireguardKeys[e.nodeName] : undefined;
+    if (key === undefined || key === active.publicKey || out.some((p) => p.publicKey === key)) continue;
+    const wp: WireguardPeerPlan = { ...active, name: `${active.name}@${e.nodeName}`, peerNode: e.nodeName, publicKey: key, allowedIPs: [], relayed: [], standby: true };
+    delete wp.endpoint;
+    const address = (e.publicIP ? canonicalAddress(e.publicIP) : undefined) ?? peer.ipOf.get(e.nodeName);
+    if (!peer.nat && address !== undefined) wp.endpoint = endpointText(address, WIREGUARD_PORT);
+    out.push(wp);
+  }
+  return out;
+}
+
+/** The WireGuard peers that are this node's tunnels (health, metrics): an active gateway's, not its warm sessions. */
+export function wireguardTunnels(plan: NodePlan): WireguardPeerPlan[] {
+  return plan.role === 'gateway' ? (plan.wireguard?.peers ?? []).filter((p) => p.standby !== true) : [];
 }
 
 /** Our own key as our Gateway publishes it, compared with the one this node holds (when the caller knows it). */

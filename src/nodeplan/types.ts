@@ -140,9 +140,19 @@ export interface WireguardPeerPlan {
   pskSecretRef: SecretKeyRef;
   /** Pools whose subnets this peer carries besides the two ends' own (relay traffic), sorted. */
   relayed: string[];
+  /**
+   * A warm session, not a tunnel: on an active gateway, one per standby candidate of a peer pool
+   * (`corvid-<pool>@<node>`), with no allowed IPs. Standby candidates keep `corvid.wg` up with the peers they would
+   * have as the active gateway, and no route into it. So a hand-over only moves allowed IPs and routes: the
+   * successor's sessions are already there, no handshake is waited for.
+   */
+  standby?: true;
 }
 
-/** The WireGuard interface of an active gateway: present when at least one of its links uses WireGuard. */
+/**
+ * The WireGuard interface of an active gateway, or of a standby candidate (warm: see WireguardPeerPlan.standby):
+ * present when at least one of the pool's direct links uses WireGuard.
+ */
 export interface WireguardPlan {
   device: string;
   listenPort: number;

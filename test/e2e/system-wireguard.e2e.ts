@@ -18,6 +18,7 @@ import { actives, everyone, scenarioChecks, stopAndCountLoss, versions, waitForM
 import { failoverPaths, formatFailover, runFailover } from './failover.ts';
 import { DEFAULT_TRANSFER_BYTES } from '../support/traffic.ts';
 import { HEAL_BOUND_MS } from './scenarios.ts';
+import type { ActualPeer } from '../../src/adapters/wireguard/wireguard.ts';
 
 /**
  * W4: a killed agent on the active cloud gateway: every path answers again within this. The edges' first handshake
@@ -25,6 +26,18 @@ import { HEAL_BOUND_MS } from './scenarios.ts';
  * the peer after 0.5 s.
  */
 const AGENT_KILL_RECOVERY_MS = 4_000;
+
+/** The peers that carry traffic: a warm session with a standby has no allowed IPs. */
+const carrying = (peers: ActualPeer[]): ActualPeer[] => peers.filter((p) => p.allowedIPs.length > 0);
+
+/**
+ * W5: pings (100 ms apart) a drain may lose per path. The successor's sessions are warm (no handshake to wait for,
+ * 0-2 lost per path; 3 per path when it first had to make its interface and shake hands), but WireGuard takes a
+ * packet only from the peer whose allowed IPs hold its source: between the moment the peer gives the pool's subnets
+ * to the successor's session and the moment the pool sends through it, one direction drops what the other gateway
+ * sends.
+ */
+const WARM_HANDOVER_LOSS_BOUND = 5;
 
 const cp = useControlPlane();
 const skip = systemSkipReason(cp.skip);
@@ -70,17 +83,34 @@ describe('e2e (flannel, backend wireguard): git push to packets', { skip, timeou
     const gws = await sys.gateways();
     const edgeGw = actives(gws)['edge-a']!;
     const cloudGw = actives(gws).cloud!;
-    // edge-a's gateway: one peer, cloud, which carries edge-b's pod subnets too (the relay).
-    const edgePeers = (await sys.wireguardPeers(edgeGw)) ?? fail(`${edgeGw} has no corvid.wg`);
+    // edge-a's gateway: one peer carrying traffic, cloud, which carries edge-b's pod subnets too (the relay).
+    const allEdgePeers = (await sys.wireguardPeers(edgeGw)) ?? fail(`${edgeGw} has no corvid.wg`);
+    const edgePeers = carrying(allEdgePeers);
     assert.equal(edgePeers.length, 1, `${edgeGw} peers only with cloud`);
     assert.equal(edgePeers[0].publicKey, (await keysOf('cloud'))[cloudGw]);
     for (const n of f.pool('edge-b').nodes) assert.ok(edgePeers[0].allowedIPs.includes(n.podCIDR), `${n.podCIDR} in ${edgePeers[0].allowedIPs}`);
+    // Warm sessions: every active gateway has shaken hands with each standby of its peer pools, and each standby with
+    // the active gateways of its pool's peers (no allowed IPs: no traffic), so a hand-over waits for no handshake.
+    const cloudStandby = f.candidates('cloud').find((c) => c.name !== cloudGw)!.name;
+    await waitFor('the warm sessions shaken hands', async () => {
+      const standbyKey = (await keysOf('cloud'))[cloudStandby];
+      const warm = ((await sys.wireguardPeers(edgeGw)) ?? []).find((p) => p.publicKey === standbyKey);
+      if (warm === undefined || warm.allowedIPs.length > 0 || warm.latestHandshake === 0) return false;
+      for (const pool of f.pools.keys()) {
+        for (const c of f.candidates(pool)) {
+          if (c.name === actives(await sys.gateways())[pool]) continue;
+          const peers = (await sys.wireguardPeers(c.name)) ?? [];
+          if (peers.length === 0 || peers.some((p) => p.latestHandshake === 0)) return false;
+        }
+      }
+      return true;
+    }, 30_000).catch((e) => fail((e as Error).message));
     // cloud's gateway learnt each edge's endpoint from its packets: the NAT router's WAN address.
-    const cloudPeers = (await sys.wireguardPeers(cloudGw)) ?? fail(`${cloudGw} has no corvid.wg`);
+    const cloudPeers = carrying((await sys.wireguardPeers(cloudGw)) ?? fail(`${cloudGw} has no corvid.wg`));
     const endpoints = cloudPeers.map((p) => p.endpoint?.replace(/:\d+$/, '')).sort();
     assert.deepEqual(endpoints, [f.pool('edge-a').router!.wanIP, f.pool('edge-b').router!.wanIP]);
     // The relay forwards: its counters towards both edges move by what edge-a's pod sends edge-b's.
-    const bytes = async () => Object.fromEntries(((await sys.wireguardPeers(cloudGw)) ?? []).map((p) => [p.endpoint?.replace(/:\d+$/, ''), p.rxBytes + p.txBytes]));
+    const bytes = async () => Object.fromEntries(carrying((await sys.wireguardPeers(cloudGw)) ?? []).map((p) => [p.endpoint?.replace(/:\d+$/, ''), p.rxBytes + p.txBytes]));
     const b0 = await bytes();
     assert.ok(await f.podPing('edge-a-node-1', 'edge-b-node-1', { count: 20 }), 'edge-a pod -> edge-b pod');
     const b1 = await bytes();
@@ -215,7 +245,7 @@ describe('e2e (flannel, backend wireguard): git push to packets', { skip, timeou
       await new Promise((r) => setTimeout(r, 4000));
       const { worst, lines } = await stopAndCountLoss(f, pingers, t0);
       console.log(`# W5: ${standby} rolled its key; drained ${active} -> ${standby}: ${lines.join('; ')}`);
-      assert.ok(worst <= 20, lines.join('; '));
+      assert.ok(worst <= WARM_HANDOVER_LOSS_BOUND, lines.join('; '));
     } finally {
       for (const p of pingers) await p.stop();
       await sys.annotateNode(active, { [NODE_DRAIN_ANNOTATION]: null });
@@ -236,13 +266,13 @@ describe('e2e (flannel, backend wireguard): git push to packets', { skip, timeou
     const sas = await sys.sas(edgeA);
     assert.deepEqual(sas.map((x) => x.name), ['corvid-cloud']);
     for (const n of f.pool('edge-b').nodes) assert.ok(sas[0].children[0].remoteTs.includes(n.podCIDR), `${n.podCIDR} in edge-a's CHILD_SA`);
-    assert.equal(await sys.wireguardPeers(edgeA), undefined, `${edgeA} has no corvid.wg`);
+    for (const c of f.candidates('edge-a')) assert.equal(await sys.wireguardPeers(c.name), undefined, `${c.name} has no corvid.wg`);
     assert.deepEqual((await sys.sas(cloud)).map((x) => x.name), ['corvid-edge-a']);
-    const peers = (await sys.wireguardPeers(cloud)) ?? fail(`${cloud} has no corvid.wg`);
+    const peers = carrying((await sys.wireguardPeers(cloud)) ?? fail(`${cloud} has no corvid.wg`));
     assert.equal(peers.length, 1, 'cloud peers over WireGuard with edge-b only');
     // edge-b's gateway takes edge-a's subnets from its one peer, cloud (which decrypts them from IPsec first).
     const edgeB = actives(gws)['edge-b']!;
-    const fromCloud = ((await sys.wireguardPeers(edgeB)) ?? fail(`${edgeB} has no corvid.wg`))[0];
+    const fromCloud = carrying((await sys.wireguardPeers(edgeB)) ?? fail(`${edgeB} has no corvid.wg`))[0];
     for (const n of f.pool('edge-a').nodes) assert.ok(fromCloud.allowedIPs.includes(n.podCIDR), `${edgeB}'s peer cloud allows ${n.podCIDR} (relayed)`);
     await traffic('with mixed backends');
     good = await sys.push(topo(), 'e2e: all WireGuard again');

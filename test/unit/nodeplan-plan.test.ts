@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { nodePlan } from '../../src/nodeplan/index.ts';
+import { nodePlan, wireguardTunnels } from '../../src/nodeplan/index.ts';
 import type { NodePlan, TunnelPlan } from '../../src/nodeplan/index.ts';
 import { encodeEncryptionOverrides, encodeGatewayAnnotations } from '../../src/gateway/annotations.ts';
 import { GATEWAY_API_VERSION, GATEWAY_KIND, type Gateway } from '../../src/gateway/types.ts';
@@ -670,6 +670,53 @@ test('wireguard: one peer per peer pool, its key, endpoint and allowed IPs; the 
   // An IPv6 endpoint is bracketed.
   const v6 = nodePlan({ gateways: [A({ encryption: WG }), B({ encryption: WG, publicIP: '2001:db8::2' })], nodeName: 'a-gw' });
   assert.equal(v6.wireguard?.peers[0].endpoint, '[2001:db8::2]:51820');
+});
+
+/** The pool's Gateway with a second candidate, `node` (in status.nodes already), as a standby endpoint. */
+function withStandby(g: Gateway, node: string, publicIP?: string): Gateway {
+  const active = g.spec.endpoints![0];
+  g.spec.endpoints!.push({ nodeName: node, type: 'tunnel', port: 4500, underNAT: active.underNAT, ...(publicIP ? { publicIP } : {}) });
+  return g;
+}
+
+test('wireguard warm standby: the active gateway holds a session with each standby of its peer pools (no allowed IPs); a standby holds its interface with the peers it would have, and no route into it', () => {
+  const a = withStandby(gw('a', { nodes: [['a-gw', '10.1.0.10', '10.101.0.0/24'], ['a-gw2', '10.1.0.12', '10.101.2.0/24'], ['a-n1', '10.1.0.11', '10.101.1.0/24']], active: 'a-gw', publicIP: '192.0.2.1', encryption: WG }), 'a-gw2');
+  const b = withStandby(gw('b', { nodes: [['b-gw', '10.2.0.10', '10.102.0.0/24'], ['b-gw2', '10.2.0.12', '10.102.2.0/24']], active: 'b-gw', publicIP: '192.0.2.2', encryption: WG }), 'b-gw2', '192.0.2.22');
+  const gws = [a, b];
+  const active = nodePlan({ gateways: gws, nodeName: 'a-gw' });
+  const toB = active.wireguard!.peers[0];
+  assert.deepEqual(active.wireguard?.peers.map((p) => [p.name, p.peerNode, p.publicKey === wgKey(p.peerNode), p.endpoint, p.allowedIPs, p.standby]), [
+    ['corvid-b', 'b-gw', true, '192.0.2.2:51820', ['10.102.0.0/24', '10.102.2.0/24'], undefined],
+    // Dialled at its own public address (its endpoint's publicIP; else its private one).
+    ['corvid-b@b-gw2', 'b-gw2', true, '192.0.2.22:51820', [], true],
+  ]);
+  assert.deepEqual(wireguardTunnels(active).map((p) => p.name), ['corvid-b'], 'a warm session is no tunnel (health, metrics)');
+  // b's active dials a's standby at its private address (no publicIP): a pool not behind NAT.
+  assert.deepEqual(nodePlan({ gateways: gws, nodeName: 'b-gw' }).wireguard?.peers.map((p) => [p.name, p.endpoint]), [
+    ['corvid-a', '192.0.2.1:51820'],
+    ['corvid-a@a-gw2', '10.1.0.12:51820'],
+  ]);
+  // The standby: a member (routes via a-gw, no packet filter of a gateway), with the interface and the very peer
+  // the active gateway has, and no tunnel of its own.
+  const standby = nodePlan({ gateways: gws, nodeName: 'a-gw2' });
+  assert.equal(standby.role, 'member');
+  assert.deepEqual(standby.wireguard, { ...active.wireguard, peers: [toB] });
+  assert.deepEqual(standby.routes.map((r) => `${r.dst}>${r.via}`), ['10.102.0.0/24>10.1.0.10', '10.102.2.0/24>10.1.0.10']);
+  assert.equal(standby.packet.tunnelOnly, undefined);
+  assert.deepEqual(wireguardTunnels(standby), []);
+  // An ordinary member holds no interface.
+  assert.equal(nodePlan({ gateways: gws, nodeName: 'a-n1' }).wireguard, undefined);
+  // Behind NAT, a standby comes to us: no endpoint. Without a published key: no session.
+  const natd = withStandby(gw('b', { nodes: [['b-gw', '10.2.0.10', '10.102.0.0/24'], ['b-gw2', '10.2.0.12', '10.102.2.0/24']], active: 'b-gw', nat: true, encryption: WG }), 'b-gw2');
+  assert.deepEqual(nodePlan({ gateways: [a, natd], nodeName: 'a-gw' }).wireguard?.peers.map((p) => [p.name, p.endpoint]), [
+    ['corvid-b', undefined],
+    ['corvid-b@b-gw2', undefined],
+  ]);
+  const keyless = withStandby(gw('b', { nodes: [['b-gw', '10.2.0.10', '10.102.0.0/24'], ['b-gw2', '10.2.0.12', '10.102.2.0/24']], active: 'b-gw', publicIP: '192.0.2.2', encryption: WG, wgKeys: { 'b-gw': wgKey('b-gw') } }), 'b-gw2');
+  assert.deepEqual(nodePlan({ gateways: [a, keyless], nodeName: 'a-gw' }).wireguard?.peers.map((p) => p.name), ['corvid-b']);
+  // IPsec pools: no interface on a standby.
+  const ipsec = [withStandby(gw('a', { nodes: [['a-gw', '10.1.0.10', '10.101.0.0/24'], ['a-gw2', '10.1.0.12', '10.101.2.0/24']], active: 'a-gw', publicIP: '192.0.2.1' }), 'a-gw2'), B()];
+  assert.equal(nodePlan({ gateways: ipsec, nodeName: 'a-gw2' }).wireguard, undefined);
 });
 
 test('wireguard behind NAT: the NAT\'d side has the endpoint and keeps the mapping open; the public side waits', () => {

@@ -164,6 +164,9 @@ test('peersToNudge: a peer we send to is re-added after HANDSHAKE_NUDGE_AFTER_MS
   // A handshake ends the wait and forgets the peer.
   assert.deepEqual(names(peersToNudge(actualOf(c), c, since, 10 * HANDSHAKE_NUDGE_AFTER_MS)), [[], []]);
   assert.equal(since.size, 0);
+  // A warm session (a standby's) is left to WireGuard's own retries: never waited for, never nudged.
+  const warm = { ...c, peers: c.peers.map((p) => ({ ...p, warm: true })) };
+  assert.deepEqual(names(peersToNudge(none, warm, new Map([[PUB_B, 0]]), 60_000)), [[], []]);
 });
 
 test('configText: the wg syncconf text, endpoint and allowed IPs only when there are some', () => {

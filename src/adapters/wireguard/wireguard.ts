@@ -20,6 +20,8 @@ export interface WireguardPeerConfig {
   endpoint?: string;
   allowedIPs: string[];
   persistentKeepalive: number;
+  /** A warm session (a standby's, or with a standby): WireGuard's own retries suffice, it is never re-added. */
+  warm?: boolean;
 }
 
 export interface WireguardConfig {
@@ -69,14 +71,14 @@ export interface WireguardApplyResult {
 export const HANDSHAKE_NUDGE_AFTER_MS = 500;
 
 /**
- * The peers to re-add now: desired with an endpoint (we initiate), still without a handshake, and waiting since at
+ * The peers to re-add now: desired with an endpoint (we initiate), not warm, still without a handshake, and waiting since at
  * least `afterMs`. `waitingSince` (public key -> ms) is updated in place: a peer enters when first seen waiting (or
  * when this apply adds it or changes its endpoint) and leaves when it is no longer waiting; a peer returned is entered
  * again at `nowMs`.
  */
 export function peersToNudge(actual: ActualWireguard, desired: WireguardConfig, waitingSince: Map<string, number>, nowMs: number, afterMs = HANDSHAKE_NUDGE_AFTER_MS): { nudge: WireguardPeerConfig[]; waiting: WireguardPeerConfig[] } {
   const have = new Map(actual.peers.map((p) => [p.publicKey, p]));
-  const waiting = desired.peers.filter((w) => w.endpoint !== undefined && (have.get(w.publicKey)?.latestHandshake ?? 0) === 0);
+  const waiting = desired.peers.filter((w) => w.warm !== true && w.endpoint !== undefined && (have.get(w.publicKey)?.latestHandshake ?? 0) === 0);
   const keys = new Set(waiting.map((w) => w.publicKey));
   for (const k of [...waitingSince.keys()]) if (!keys.has(k)) waitingSince.delete(k);
   const nudge: WireguardPeerConfig[] = [];
