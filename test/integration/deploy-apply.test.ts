@@ -68,6 +68,16 @@ describe('the install on a real API server', { skip: SKIP }, () => {
     }
   });
 
+  test('the agents\' DaemonSet as the openyurt-rollout component makes it: accepted by server-side apply', async () => {
+    const kc = cp.get().kubeConfig;
+    const r = spawnSync(kubectl, ['kustomize', join(REPO_ROOT, 'test', 'fixtures', 'overlays', 'openyurt-rollout')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const agent = parseAllDocuments(r.stdout).map((d) => d.toJS()).find((o) => o.kind === 'DaemonSet');
+    assert.deepEqual(agent.spec.updateStrategy, { type: 'OnDelete' });
+    for (const o of parseAllDocuments(r.stdout).map((d) => d.toJS()).filter((x) => x.kind === 'Namespace')) await apply(kc, o, false);
+    await apply(kc, agent, true);
+  });
+
   test('the example Topology is accepted by the Topology CRD', async () => {
     const kc = cp.get().kubeConfig;
     await installCrds(kc);

@@ -345,6 +345,17 @@ describe('Lua health check: DaemonSet', { skip: LUA_SKIP }, () => {
   test('the agents\' DaemonSet with OnDelete: Healthy as Argo CD\'s own check, pods are replaced by hand', () => {
     expectHealth(script, agentDaemonSet({ updatedNumberScheduled: 1, numberAvailable: 5 }, 'OnDelete'), 'Healthy', /^1 of 5 agents updated, 5 available$/);
   });
+
+  test('the agents\' DaemonSet rolled out by OpenYurt (OnDelete, AdvancedRollingUpdate): a rollout, which an offline node does not hold up', () => {
+    const openyurt = (status: Record<string, number>) => {
+      const ds = agentDaemonSet(status, 'OnDelete');
+      ds.metadata.annotations = { 'apps.openyurt.io/update-strategy': 'AdvancedRollingUpdate', 'apps.openyurt.io/max-unavailable': '1' };
+      return ds;
+    };
+    expectHealth(script, openyurt({ updatedNumberScheduled: 1, numberAvailable: 5 }), 'Progressing', /^rolling out: 1 of 5 agents updated, 5 available$/);
+    // yurt-manager skips the offline node: every available agent updated is as far as the rollout goes.
+    expectHealth(script, openyurt({ updatedNumberScheduled: 4, numberAvailable: 4, numberUnavailable: 1 }), 'Healthy', /^4 of 5 agents updated, 4 available; 1 not available/);
+  });
 });
 
 // ---------------------------------------------------------------- Config Management Plugin

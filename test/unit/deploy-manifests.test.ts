@@ -329,6 +329,21 @@ describe('kustomize renders', { skip: KUBECTL ? undefined : 'kubectl not on PATH
     }
   });
 
+  test('an overlay with the openyurt-rollout component: yurt-manager rolls the agents out (OnDelete, AdvancedRollingUpdate, one at a time)', () => {
+    const copy = deployCopy();
+    try {
+      const dir = join(copy.dir, 'overlays', 'openyurt-rollout');
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'kustomization.yaml'), 'resources: [../../base]\ncomponents: [../../components/openyurt-rollout]\n');
+      const agent = findObject(kustomize(dir), 'DaemonSet', 'corvid-agent');
+      assert.deepEqual(agent.spec.updateStrategy, { type: 'OnDelete' }, 'no rollingUpdate left beside OnDelete');
+      assert.equal(agent.metadata.annotations['apps.openyurt.io/update-strategy'], 'AdvancedRollingUpdate');
+      assert.equal(agent.metadata.annotations['apps.openyurt.io/max-unavailable'], '1');
+    } finally {
+      copy.cleanup();
+    }
+  });
+
   test('an overlay with the gateway-spec-external component: the flag, and no create/update/delete on gateways', () => {
     const copy = deployCopy();
     try {

@@ -25,6 +25,9 @@ local desired = count(status.desiredNumberScheduled)
 local updated = count(status.updatedNumberScheduled)
 local available = count(status.numberAvailable)
 local onDelete = spec.updateStrategy ~= nil and spec.updateStrategy.type == "OnDelete"
+-- OnDelete driven by OpenYurt's yurt-manager (deploy/components/openyurt-rollout): a rollout all the same.
+local annotations = metadata.annotations or {}
+local rolledByOpenYurt = onDelete and annotations["apps.openyurt.io/update-strategy"] == "AdvancedRollingUpdate"
 
 if labels["app.kubernetes.io/name"] ~= "corvid" or labels["app.kubernetes.io/component"] ~= "agent" then
   if generation > observed then
@@ -67,7 +70,7 @@ local summary = tostring(updated) .. " of " .. tostring(desired) .. " agents upd
 -- More agents available than updated: at least one available agent still runs an old template, so the rollout can
 -- still move. It also stays here when unavailable pods use up maxUnavailable: the DaemonSet controller counts an
 -- offline node's pod against it, and replaces no other until the node is back.
-if not onDelete and available > updated then
+if (not onDelete or rolledByOpenYurt) and available > updated then
   hs.status = "Progressing"
   hs.message = "rolling out: " .. summary
   return hs
