@@ -5,6 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import type { KubeConfig } from '../adapters/kube/kubeconfig.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { MANAGED_SELECTOR } from '../gateway/keys.ts';
+import { candidateNodes } from '../gateway/candidates.ts';
 import { gatewayInformer } from '../adapters/kube/gateways.ts';
 import type { Informer } from '../adapters/kube/informer.ts';
 import { errorMessage } from '../adapters/kube/client.ts';
@@ -95,7 +96,7 @@ function planTunnels(plan: NodePlan): Array<{ peerPool: string; name: string }> 
 
 /** Gateway candidates: nodes listed in any Gateway's spec.endpoints as a tunnel endpoint. */
 export function isGatewayCandidate(gateways: readonly Gateway[], node: string): boolean {
-  return gateways.some((g) => (g.spec?.endpoints ?? []).some((e) => e.nodeName === node && e.type === 'tunnel'));
+  return gateways.some((g) => candidateNodes(g).includes(node));
 }
 
 /** How often a gateway candidate checks that its node can forward (AgentOptions.datapathProbeMs). */
@@ -824,7 +825,7 @@ export class Agent {
     const others = this.informer
       .list()
       .filter((g) => (g.spec?.endpoints ?? []).some((e) => e.nodeName === this.o.nodeName))
-      .flatMap((g) => (g.spec?.endpoints ?? []).filter((e) => e.type === 'tunnel' && e.nodeName !== this.o.nodeName));
+      .flatMap((g) => candidateNodes(g).filter((node) => node !== this.o.nodeName));
     if (others.length === 0) return;
     const handedOver = (): boolean =>
       (this.informer?.list() ?? []).some((g) => {

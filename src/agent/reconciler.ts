@@ -239,8 +239,10 @@ export class DatapathReconciler {
     }
   }
 
-  /** The WireGuard interface and its peers (PSKs derived from the links' Secrets); undefined removes it. */
-  /** `active`: this node is its pool's active gateway (its peers are tunnels); else a standby's warm interface. */
+  /**
+   * The WireGuard interface and its peers (PSKs derived from the links' Secrets); undefined removes it. `active`: this
+   * node is its pool's active gateway (its peers are tunnels); else a standby's warm interface.
+   */
   private async applyWireguard(desired: WireguardPlan | undefined, res: ReconcileResult, active = false): Promise<void> {
     const wg = this.o.wireguard;
     if (wg === undefined) {

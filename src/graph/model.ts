@@ -1,6 +1,7 @@
 // The network as a graph: pools (groups) with their gateways, and one edge per pool pair saying how the two
 // pools reach each other. Pure: built from a Topology and/or the Gateways (desired or live) plus optional health.
 
+import { candidateEndpoints } from '../gateway/candidates.ts';
 import type { Endpoint, Gateway } from '../gateway/types.ts';
 import { gatewayRoutePool, readGatewayLinks } from '../gateway/annotations.ts';
 import type { GatewayLinks } from '../gateway/annotations.ts';
@@ -104,7 +105,7 @@ function collectPools(input: GraphInput, relays: RelayChoice | undefined): Map<s
   }
   for (const g of input.gateways) {
     const links = readGatewayLinks(g);
-    const endpoints: Endpoint[] = (g.spec.endpoints ?? []).filter((e) => e.type === 'tunnel');
+    const endpoints: Endpoint[] = candidateEndpoints(g);
     const known = pools.get(links.pool);
     const facts: PoolFacts = known ?? {
       name: links.pool,

@@ -4,6 +4,7 @@
 // candidate reported unreachable by another live candidate of its pool out of the election at once
 // (plan/health.ts, plan/election.ts). Pure.
 import type { Gateway } from '../gateway/types.ts';
+import { candidateNodes } from '../gateway/candidates.ts';
 
 /** A candidate of this node's pool that this node watches, at the LAN address its Gateway gives. */
 export interface LivenessTarget {
@@ -19,7 +20,7 @@ export interface LivenessTarget {
 export function livenessTargets(gateways: readonly Gateway[], nodeName: string): LivenessTarget[] {
   const out = new Map<string, string>();
   for (const g of gateways) {
-    const candidates = (g.spec?.endpoints ?? []).filter((e) => e.type === 'tunnel').map((e) => e.nodeName);
+    const candidates = candidateNodes(g);
     if (!candidates.includes(nodeName)) continue;
     const ipOf = new Map((g.status?.nodes ?? []).map((n) => [n.nodeName, n.privateIP]));
     for (const c of candidates) {

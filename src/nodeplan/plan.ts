@@ -18,6 +18,7 @@
 //   its pool's members (forwarding must be on, as on every Kubernetes node). Backend `none` links are plain routes via the peer
 //   gateway's address on the gateway (in our table), and via the gateway on members, exactly as for ipsec.
 
+import { candidateEndpoints, candidateNodes } from '../gateway/candidates.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { decodePrivateIPs, encryptionFor, gatewayRoutePool, readGatewayLinks, type GatewayLinks } from '../gateway/annotations.ts';
 import { ENDPOINT_PRIVATE_IPS_CONFIG } from '../gateway/keys.ts';
@@ -491,7 +492,7 @@ export function nodePlan(input: NodePlanInput): NodePlan {
   /** Backend-none peers of an active gateway: routed in the clear via their gateway. */
   const clearPeers: Array<{ pool: string; hop: NextHop }> = [];
   const wgPeers: WireguardPeerPlan[] = [];
-  const standby = plan.role === 'member' && isCandidate(me, input.nodeName);
+  const standby = plan.role === 'member' && candidateNodes(me.gw).includes(input.nodeName);
 
   for (const peer of [...pools.values()].sort((a, b) => cmp(a.name, b.name))) {
     if (peer.name === me.name) continue;
@@ -665,11 +666,6 @@ function handoverHop(me: PoolInfo, input: NodePlanInput, device: VxlanPlan | und
   return via === undefined ? undefined : { via };
 }
 
-/** Whether a node is one of its pool's gateway candidates (a tunnel endpoint of the pool's Gateway). */
-function isCandidate(pool: PoolInfo, node: string): boolean {
-  return (pool.gw.spec?.endpoints ?? []).some((e) => e.type === 'tunnel' && e.nodeName === node);
-}
-
 /**
  * On an active gateway, the warm sessions with a WireGuard peer pool's standby candidates (those with a published
  * key): no allowed IPs, so no traffic, only the handshake; sent to when the peer pool is not behind NAT (a standby
@@ -677,7 +673,7 @@ function isCandidate(pool: PoolInfo, node: string): boolean {
  */
 function standbyPeers(peer: PoolInfo, active: WireguardPeerPlan): WireguardPeerPlan[] {
   const out: WireguardPeerPlan[] = [];
-  const endpoints = (peer.gw.spec?.endpoints ?? []).filter((e) => e.type === 'tunnel' && e.nodeName !== active.peerNode);
+  const endpoints = candidateEndpoints(peer.gw).filter((e) => e.nodeName !== active.peerNode);
   for (const e of [...endpoints].sort((a, b) => cmp(a.nodeName, b.nodeName))) {
     const key = Object.hasOwn(peer.links.wireguardKeys, e.nodeName) ? peer.links.wireguardKeys[e.nodeName] : undefined;
     if (key === undefined || key === active.publicKey || out.some((p) => p.publicKey === key)) continue;

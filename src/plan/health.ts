@@ -26,6 +26,7 @@
 // - lastUnhealthy: the memory records `now` for a node whenever it is stale or tunnel-unhealthy, and keeps the last
 //   such time while it is healthy; nodes without a Lease are forgotten.
 
+import { candidateNodes } from '../gateway/candidates.ts';
 import type { Gateway } from '../gateway/types.ts';
 import type { CandidateHealth } from './types.ts';
 import { formatTime, parseNow, parseTime } from './time.ts';
@@ -65,7 +66,7 @@ export function wireguardKeysFrom(leases: readonly HeartbeatLease[]): Record<str
 export function candidatePools(gateways: readonly Gateway[]): Record<string, string> {
   const out = new Map<string, string>();
   for (const g of [...gateways].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0))) {
-    for (const e of g.spec?.endpoints ?? []) if (e.type === 'tunnel' && !out.has(e.nodeName)) out.set(e.nodeName, g.metadata.name);
+    for (const node of candidateNodes(g)) if (!out.has(node)) out.set(node, g.metadata.name);
   }
   return Object.fromEntries(out);
 }

@@ -2,6 +2,7 @@
 // candidate's health as the election judges it (verdict.ts), tunnels up as the agents report them, the Topology's
 // conditions. Pure: the CLI reads, this builds, the CLI prints.
 
+import { candidateNodes } from '../gateway/candidates.ts';
 import { candidateVerdicts, heartbeatTimeoutOf, type CandidateVerdict } from './verdict.ts';
 import type { Unhealth } from './election.ts';
 import type { HeartbeatLease } from './health.ts';
@@ -102,9 +103,7 @@ export function statusReport(state: LiveInput, topologies: TopologySummary[], no
     const pool = g.metadata.labels?.[POOL_LABEL] ?? g.metadata.name;
     const active = [...new Set((g.status?.activeEndpoints ?? []).map((e) => e.nodeName))].sort();
     const verdictOf = verdicts.get(g.metadata.name)!;
-    const candidates = (g.spec.endpoints ?? [])
-      .filter((e) => e.type === 'tunnel')
-      .map((e) => ({ node: e.nodeName, active: active.includes(e.nodeName), health: word(verdictOf.get(e.nodeName)!) }));
+    const candidates = candidateNodes(g).map((node) => ({ node, active: active.includes(node), health: word(verdictOf.get(node)!) }));
     let expected = 0;
     let up = 0;
     const down: string[] = [];

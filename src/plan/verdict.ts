@@ -1,6 +1,7 @@
 // The election's verdict on the gateway candidates of live Gateways, for every reader that shows health (corvid
 // status, corvid graph --live): the very functions the sync elects with (deriveHealth, then candidateState), with each
 // Gateway's own heartbeat timeout. One rule, so what is drawn or listed as healthy is what the sync would elect. Pure.
+import { candidateEndpoints } from '../gateway/candidates.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { candidateState, yieldOf, type Unhealth } from './election.ts';
 import { candidatePools, deriveHealth, emptyHealthMemory, type HeartbeatLease } from './health.ts';
@@ -47,8 +48,7 @@ export function candidateVerdicts(o: VerdictInput): Map<string, Map<string, Cand
     const timeoutS = o.heartbeatTimeoutOf(g);
     const health = healthFor(timeoutS);
     const verdicts = new Map<string, CandidateVerdict>();
-    for (const e of g.spec?.endpoints ?? []) {
-      if (e.type !== 'tunnel') continue;
+    for (const e of candidateEndpoints(g)) {
       const n = nodes.get(e.nodeName);
       if (n === undefined) {
         verdicts.set(e.nodeName, 'missing');
