@@ -34,7 +34,8 @@ let probed: { reason: string | undefined } | undefined;
 /**
  * Whether this host can run a UML guest's processes at all: boot one whose init only halts. Debian bookworm's UML
  * 6.1 kernel cannot on a CPU with AMX (its XSAVE state is larger than that kernel handles): the guest panics at its
- * first process with "ptrace set fp regs failed". Probed once per process (about a second).
+ * first process with "ptrace set fp regs failed". Trixie's 6.12 fails the same way (tried by hand, 2026-12-07).
+ * Probed once per process (about a second).
  */
 function runsHere(): string | undefined {
   if (probed !== undefined) return probed.reason;
@@ -46,7 +47,7 @@ function runsHere(): string | undefined {
     const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
     if (out.includes('corvid-uml-probe-ok')) probed = { reason: undefined };
     else if (/ptrace set fp regs failed/.test(out)) {
-      probed = { reason: "Debian's UML 6.1 kernel cannot run processes on this host CPU (AMX: \"ptrace set fp regs failed\"); kernel ESP needs a host CPU without AMX or a newer UML kernel" };
+      probed = { reason: "Debian's UML kernel cannot run processes on this host CPU (AMX: \"ptrace set fp regs failed\"; so does trixie's 6.12); kernel ESP needs a host CPU without AMX" };
     } else probed = { reason: `a UML guest does not boot here: ${out.split('\n').filter((l) => /panic|error|failed/i.test(l)).slice(0, 2).join('; ') || `exit ${r.status ?? r.signal}`}` };
   } finally {
     // A guest that panicked may leave its helper processes behind, re-parented: they carry its uml_dir argument.
