@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { CONN_PREFIX, nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, wireguardTunnels, type NodePlan } from '../nodeplan/index.ts';
 import { corvidAddresses, staleIpsec } from '../nodeplan/stale-ipsec.ts';
 import { datapathDownReason, forwardingSysctls, handoverWantedReason, needsCharon, peersLostByRestart, type RestartLoss } from '../nodeplan/datapath-health.ts';
-import { DEFAULT_LIVENESS, livenessTargets, unreachableTargets, type LivenessTarget, type TargetObservation } from '../nodeplan/liveness.ts';
+import { DEFAULT_LIVENESS, livenessTargets, proberWasAway, unreachableTargets, type LivenessTarget, type TargetObservation } from '../nodeplan/liveness.ts';
 import { DEFAULT_LIVENESS_PORT, ProbeBook } from '../adapters/liveness/udp.ts';
 import { openLiveness, type LivenessEndpoint } from '../adapters/liveness/endpoint.ts';
 import { ViciSession, parseUpdownEvent, viciAnswers, type Subscription, type ViciMessage } from './vici/index.ts';
@@ -320,8 +320,15 @@ export class Agent {
     this.datapathTimer = setTimeout(probe, probeMs);
     // The verdict is a few comparisons: judged twice per probe interval, so it lags the silence by little.
     const judgeMs = Math.max(10, Math.floor(this.livenessSettings().probeIntervalMs / 2));
+    let judgedAt: number | undefined;
     const verdict = (): void => {
       if (this.stopping) return;
+      const now = this.now().getTime();
+      if (judgedAt !== undefined && proberWasAway(judgedAt, now, this.livenessSettings()) && this.probeBook.targets().length > 0) {
+        this.probeBook.restart();
+        this.log.info('this agent was not running for a while: the other candidates\' silence is timed afresh', { awayMs: now - judgedAt });
+      }
+      judgedAt = now;
       this.judgeLiveness();
       this.livenessTimer = setTimeout(verdict, judgeMs);
     };

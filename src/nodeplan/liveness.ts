@@ -56,6 +56,16 @@ export interface TargetObservation {
 }
 
 /**
+ * Whether the prober itself was not running between two of its judgements, taken every half probe interval: for
+ * downAfterMs or more (a paused process, a stalled event loop, a host that did not schedule it). What it did not hear
+ * meanwhile says nothing of its targets, and what it hears next may be a backlog from that time: it starts each
+ * target's silence afresh (ProbeBook.restart), so a target is judged only on a silence the prober was there for.
+ */
+export function proberWasAway(previousJudgementMs: number, nowMs: number, s: LivenessSettings): boolean {
+  return nowMs - previousJudgementMs >= s.downAfterMs;
+}
+
+/**
  * The targets that are unreachable at nowMs: heard at least once, then silent for downAfterMs, and probed at least as
  * many times in that silence as the settings promise (downAfter / interval). A target never heard is not judged: its
  * agent may not have opened its socket yet (candidates start seconds apart), or a firewall drops the port; its

@@ -30,7 +30,6 @@ import { candidateNodes } from '../gateway/candidates.ts';
 import type { Gateway } from '../gateway/types.ts';
 import type { CandidateHealth } from './types.ts';
 import { formatTime, parseNow, parseTime } from './time.ts';
-import { healthySinceMs, liveLinkAfterSeconds } from './election.ts';
 
 export interface HeartbeatLease {
   /** Node name (the Lease is named after its node). */
@@ -111,18 +110,6 @@ export function emptyHealthMemory(): HealthMemory {
   return { lastUnhealthy: {} };
 }
 
-/**
- * A reporter back for less than half a timeout (its Lease acquired, or it last unhealthy, that recently) reports
- * nothing yet: what it says of its pool comes from the time it was away (a backlog of unanswered probes after a
- * partition), and the others are coming back too (liveLinkAfterSeconds, as the election waits for them).
- */
-function justBack(lease: HeartbeatLease, memory: HealthMemory, nowMs: number, timeoutS: number | undefined): boolean {
-  if (timeoutS === undefined || timeoutS <= 0) return false;
-  // Readiness is not known here, only the Lease and the memory: the rest of candidateState's healthy-since.
-  const since = healthySinceMs(lease.acquireTime, memory.lastUnhealthy[lease.node]);
-  return since !== undefined && nowMs - since < liveLinkAfterSeconds(timeoutS) * 1000;
-}
-
 export function deriveHealth(
   leases: readonly HeartbeatLease[],
   now: string,
@@ -158,9 +145,9 @@ export function deriveHealth(
   // Who reports whom unreachable (fresh Leases only); a report answered by the opposite report cancels out.
   const reports = new Map<string, Set<string>>();
   const poolOf = new Map(Object.entries(options.candidatePools ?? {}));
-  for (const { lease, stale, timeoutS } of seen) {
+  for (const { lease, stale } of seen) {
     const pool = poolOf.get(lease.node);
-    if (stale || pool === undefined || justBack(lease, memory, nowMs, timeoutS)) continue;
+    if (stale || pool === undefined) continue;
     reports.set(lease.node, new Set((lease.unreachable ?? []).filter((t) => poolOf.get(t) === pool)));
   }
   const unreachableFrom = new Map<string, string[]>();

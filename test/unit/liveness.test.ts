@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DEFAULT_LIVENESS, livenessTargets, unreachableTargets } from '../../src/nodeplan/liveness.ts';
+import { DEFAULT_LIVENESS, livenessTargets, proberWasAway, unreachableTargets } from '../../src/nodeplan/liveness.ts';
 import { ProbeBook } from '../../src/adapters/liveness/udp.ts';
 import { candidatePools, deriveHealth, emptyHealthMemory, type HeartbeatLease } from '../../src/plan/health.ts';
 import { plan } from '../../src/plan/planner.ts';
@@ -119,17 +119,40 @@ test('health: reports from another pool, from a non-candidate, from a stale or r
   assert.equal(none.a1.unreachableFrom, undefined);
 });
 
-test('health: a reporter back for less than half a timeout reports nothing yet (its verdict dates from its absence)', () => {
+test('health: a fresh report counts at once, also from an agent that just started or came back (it judges only silences it was there for)', () => {
   const opts = { heartbeatTimeoutSeconds: 40, candidatePools: POOLS };
   const reported = (memory: { lastUnhealthy: Record<string, string> }, a2: HeartbeatLease) =>
     deriveHealth([fresh('a1'), a2], NOW, memory, opts).health.a1.unreachableFrom;
-  // Back from a partition 5 s ago (expired until then): its backlog of unanswered probes is no evidence yet.
-  assert.equal(reported({ lastUnhealthy: { a2: AT(5) } }, fresh('a2', ['a1'])), undefined);
-  // A Lease acquired 5 s ago (an agent that just started) likewise.
-  assert.equal(reported(emptyHealthMemory(), { ...fresh('a2', ['a1']), acquireTime: AT(5) }), undefined);
-  // Back for 20 s (half of 40): its report counts.
-  assert.deepEqual(reported({ lastUnhealthy: { a2: AT(20) } }, fresh('a2', ['a1'])), ['a2']);
-  assert.deepEqual(reported(emptyHealthMemory(), { ...fresh('a2', ['a1']), acquireTime: AT(60) }), ['a2']);
+  // A standby restarted 5 s ago (a rolling update, a revived node) that sees its active gateway die: the pool moves
+  // now, not once the standby has been back for half a timeout (that cost 19 s per failover).
+  assert.deepEqual(reported(emptyHealthMemory(), { ...fresh('a2', ['a1']), acquireTime: AT(5) }), ['a2']);
+  // Back from being unhealthy itself 5 s ago, likewise.
+  assert.deepEqual(reported({ lastUnhealthy: { a2: AT(5) } }, fresh('a2', ['a1'])), ['a2']);
+});
+
+test('liveness: a prober that was away (paused, stalled) times every silence afresh: its backlog blames nobody', () => {
+  const s = DEFAULT_LIVENESS;
+  assert.equal(proberWasAway(1000, 1000 + s.probeIntervalMs / 2, s), false, 'judged on time');
+  assert.equal(proberWasAway(1000, 1000 + s.downAfterMs - 1, s), false);
+  assert.equal(proberWasAway(1000, 1000 + s.downAfterMs, s), true, 'away for as long as a silence that condemns');
+  // Partitioned with its site for two minutes: the target last answered then; on the way back the prober's socket
+  // hands it the probes it sent meanwhile, unanswered (the target's agent was paused too).
+  let now = 0;
+  const b = new ProbeBook(() => now);
+  b.setTargets(['10.0.0.1', '10.0.0.2']);
+  b.answered('10.0.0.1', true);
+  now = 120_000;
+  for (let i = 0; i < 2400; i++) b.sent('10.0.0.1');
+  const judge = () => unreachableTargets(['10.0.0.1', '10.0.0.2'].map((a, i) => ({ node: `n${i}`, ...b.observation(a)! })), now, s);
+  assert.deepEqual(judge(), ['n0'], 'without the restart: a false verdict at once');
+  b.restart();
+  assert.deepEqual(b.observation('10.0.0.1'), { lastReplyMs: 120_000, unansweredProbes: 0 });
+  assert.deepEqual(b.observation('10.0.0.2'), { unansweredProbes: 0 }, 'never heard: still not judged');
+  for (let i = 0; i < 20; i++) b.sent('10.0.0.1');
+  assert.deepEqual(judge(), [], 'after the restart: nothing until a silence of its own');
+  // The target really is gone: a full silence later it is reported.
+  now += s.downAfterMs;
+  assert.deepEqual(judge(), ['n0']);
 });
 
 test('health: two candidates that cannot reach each other say nothing about which is dead', () => {

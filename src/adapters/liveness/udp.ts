@@ -35,6 +35,15 @@ export class ProbeBook {
     return [...this.seen.keys()];
   }
 
+  /** The prober was away (nodeplan/liveness.ts, proberWasAway): every target's silence starts now, as if just heard. */
+  restart(): void {
+    const now = this.now();
+    for (const o of this.seen.values()) {
+      if (o.lastReplyMs !== undefined) o.lastReplyMs = now;
+      o.unansweredProbes = 0;
+    }
+  }
+
   sent(address: string): void {
     const o = this.seen.get(address);
     if (o !== undefined) o.unansweredProbes++;
