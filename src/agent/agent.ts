@@ -831,13 +831,14 @@ export class Agent {
     // Nobody to hand over to: nothing to wait for.
     const others = this.informer
       .list()
-      .filter((g) => (g.spec?.endpoints ?? []).some((e) => e.nodeName === this.o.nodeName))
-      .flatMap((g) => candidateNodes(g).filter((node) => node !== this.o.nodeName));
+      .map((g) => candidateNodes(g))
+      .filter((nodes) => nodes.includes(this.o.nodeName))
+      .flatMap((nodes) => nodes.filter((node) => node !== this.o.nodeName));
     if (others.length === 0) return;
     const handedOver = (): boolean =>
       (this.informer?.list() ?? []).some((g) => {
         const active = (g.status?.activeEndpoints ?? []).map((e) => e.nodeName);
-        return (g.spec?.endpoints ?? []).some((e) => e.nodeName === this.o.nodeName) && active.length > 0 && !active.includes(this.o.nodeName);
+        return candidateNodes(g).includes(this.o.nodeName) && active.length > 0 && !active.includes(this.o.nodeName);
       });
     const deadline = this.now().getTime() + HANDOVER_WAIT_MS;
     while (!handedOver() && this.now().getTime() < deadline) await new Promise((r) => setTimeout(r, 25));

@@ -19,7 +19,7 @@ import type { RpFilter } from '../adapters/sysctl/rpfilter.ts';
 import type { VxlanLinks } from '../adapters/iproute/vxlan.ts';
 import { wireguardPsk, type ActualPeer, type WireguardConfig, type WireguardLinks } from '../adapters/wireguard/wireguard.ts';
 import type { WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
-import { devicesToward, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, wireguardTunnels, type NodePlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
+import { devicesToward, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, wireguardTunnels, type NodePlan, type WireguardPeerPlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
 import type { ConnConfig } from './vici/index.ts';
 import { connHash, ours, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
 import { describeAction, endsStepsOnFailure, peerProblem, planViciActions, type TsBackoff, type ViciAction } from './vici-actions.ts';
@@ -164,7 +164,7 @@ export class DatapathReconciler {
     const res = emptyResult();
     // The device and its new next hops before the routes that use them; stale entries only after the routes moved.
     await this.applyVxlan(plan.vxlan, 'add', res);
-    if (plan.wireguard !== undefined) await this.applyWireguard(plan.wireguard, res, plan.role === 'gateway');
+    if (plan.wireguard !== undefined) await this.applyWireguard(plan.wireguard, res, wireguardTunnels(plan));
     // Routes and the packet filter at once: neither reads the other, and both must be there before the tunnels
     // (on a failover every command before the first VICI call is time the pool has no path).
     await Promise.all([this.applyRoutes(plan, res), this.applyNft(plan.packet, res)]);
@@ -240,10 +240,10 @@ export class DatapathReconciler {
   }
 
   /**
-   * The WireGuard interface and its peers (PSKs derived from the links' Secrets); undefined removes it. `active`: this
-   * node is its pool's active gateway (its peers are tunnels); else a standby's warm interface.
+   * The WireGuard interface and its peers (PSKs derived from the links' Secrets); undefined removes it. `tunnels`: the
+   * peers that are tunnels (nodeplan's wireguardTunnels); the others are warm sessions.
    */
-  private async applyWireguard(desired: WireguardPlan | undefined, res: ReconcileResult, active = false): Promise<void> {
+  private async applyWireguard(desired: WireguardPlan | undefined, res: ReconcileResult, tunnels: readonly WireguardPeerPlan[] = []): Promise<void> {
     const wg = this.o.wireguard;
     if (wg === undefined) {
       if (desired !== undefined) res.errors.push('wireguard: the plan has WireGuard links but this agent does not manage WireGuard');
@@ -271,7 +271,7 @@ export class DatapathReconciler {
           allowedIPs: p.allowedIPs,
           persistentKeepalive: p.persistentKeepalive,
           ...(p.endpoint !== undefined ? { endpoint: p.endpoint } : {}),
-          ...(p.standby === true || !active ? { warm: true } : {}),
+          ...(tunnels.includes(p) ? {} : { warm: true }),
         });
       }
     }

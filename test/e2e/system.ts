@@ -10,7 +10,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -451,10 +451,7 @@ export class CorvidSystem {
     const kc = this.kc;
     if (this.o.gatewayCrd === 'openyurt') {
       await installOpenYurtGatewayCrd(kc);
-      const topologyCrd = join(this.dir, 'topology-crd');
-      mkdirSync(topologyCrd);
-      writeFileSync(join(topologyCrd, 'topology.yaml'), readFileSync(join(REPO, 'deploy', 'crds', 'topology.yaml')));
-      await installCrds(kc, topologyCrd);
+      await installCrds(kc, join(REPO, 'deploy', 'crds'), ['topology.yaml']);
     } else {
       await installCrds(kc);
     }

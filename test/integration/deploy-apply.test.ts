@@ -72,9 +72,10 @@ describe('the install on a real API server', { skip: SKIP }, () => {
     const kc = cp.get().kubeConfig;
     const r = spawnSync(kubectl, ['kustomize', join(REPO_ROOT, 'test', 'fixtures', 'overlays', 'openyurt-rollout')], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    const agent = parseAllDocuments(r.stdout).map((d) => d.toJS()).find((o) => o.kind === 'DaemonSet');
+    const objs = parseAllDocuments(r.stdout).map((d) => d.toJS());
+    const agent = objs.find((o) => o.kind === 'DaemonSet');
     assert.deepEqual(agent.spec.updateStrategy, { type: 'OnDelete' });
-    for (const o of parseAllDocuments(r.stdout).map((d) => d.toJS()).filter((x) => x.kind === 'Namespace')) await apply(kc, o, false);
+    for (const o of objs.filter((x) => x.kind === 'Namespace')) await apply(kc, o, false);
     await apply(kc, agent, true);
   });
 

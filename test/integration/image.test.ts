@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { NetnsLab, netnsSkipReason, sweepStaleNamespaces } from '../support/netns.ts';
-import { onProcessExit, stopChild } from '../support/host.ts';
+import { onPath, onProcessExit, stopChild } from '../support/host.ts';
 import { controlPlaneSkipReason, createNode, ensureNamespace, installCrds, startControlPlane, type ControlPlane } from '../support/controlplane.ts';
 import { applyGateway, applyGatewayStatus } from '../../src/adapters/kube/gateways.ts';
 import { buildTwoPools, gatewayFor, makeSecretDir, type PoolLab } from './agent-lab.ts';
@@ -35,7 +35,7 @@ interface ImageConfig {
 function skipReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (chroot, mount and network namespaces): run the tests as root';
   if (!existsSync(join(LAYOUT, 'index.json'))) return `image not built: run deploy/image/build.sh (root, mmdebstrap, umoci) to write ${LAYOUT}`;
-  const missing = ['tar', 'unshare', 'chroot', 'mount'].filter((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0);
+  const missing = ['tar', 'unshare', 'chroot', 'mount'].filter((c) => !onPath(c));
   return missing.length > 0 ? `needs ${missing.join(', ')}` : undefined;
 }
 const SKIP = skipReason();
@@ -394,7 +394,7 @@ secrets {
 
 function rebuildSkipReason(): string | undefined {
   if (SKIP !== undefined) return SKIP;
-  const missing = ['mmdebstrap', 'umoci', 'jq'].filter((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0);
+  const missing = ['mmdebstrap', 'umoci', 'jq'].filter((c) => !onPath(c));
   return missing.length > 0 ? `needs ${missing.join(', ')} to build the image again (apt-get install mmdebstrap umoci jq)` : undefined;
 }
 

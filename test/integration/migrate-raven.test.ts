@@ -174,10 +174,7 @@ test('the sync adopts the imported Gateways as rendered, keeps the gateways Rave
   const kc = cp.get().kubeConfig;
   await ensureNamespace(kc, 'corvid-system');
   // The Topology CRD only (the overlay's test applies it too; this test does not need kubectl).
-  const topologyCrd = join(dir, 'topology-crd');
-  mkdirSync(topologyCrd, { recursive: true });
-  cpSync(join(REPO, 'deploy', 'crds', 'topology.yaml'), join(topologyCrd, 'topology.yaml'));
-  await installCrds(kc, topologyCrd);
+  await installCrds(kc, join(REPO, 'deploy', 'crds'), ['topology.yaml']);
   const before = new Map((await listGateways(kc)).items.map((g) => [g.metadata.name, g]));
   const rendered = parseAllDocuments((await corvid(['render', '-f', topologyFile])).stdout).map((d) => d.toJS() as Gateway);
   let sync: TestSync | undefined;

@@ -441,12 +441,12 @@ function statusCode(e: unknown): number | undefined {
 }
 
 /**
- * Server-side apply every CustomResourceDefinition in the YAML files of `dir` (default deploy/crds/),
- * then wait until each is Established. Documents of other kinds are skipped.
+ * Server-side apply every CustomResourceDefinition in the YAML files of `dir` (default deploy/crds/), or only in the
+ * files named by `only`, then wait until each is Established. Documents of other kinds are skipped.
  */
-export async function installCrds(kc: KubeConfig, dir: string = join(REPO_ROOT, 'deploy', 'crds')): Promise<void> {
+export async function installCrds(kc: KubeConfig, dir: string = join(REPO_ROOT, 'deploy', 'crds'), only?: readonly string[]): Promise<void> {
   const api = kc.makeApiClient(ApiextensionsV1Api);
-  const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
+  const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && (only === undefined || only.includes(f))).sort();
   const names: string[] = [];
   for (const file of files) {
     const docs = parseAllDocuments(readFileSync(join(dir, file), 'utf8'));

@@ -311,55 +311,41 @@ describe('kustomize renders', { skip: KUBECTL ? undefined : 'kubectl not on PATH
     }
   });
 
-  test('an overlay with the topology-status-object component', () => {
+  /** The base with one component, rendered in a copy of deploy/ (an overlay written next to the others). */
+  function baseWith(component: string): any[] {
     const copy = deployCopy();
     try {
-      const dir = join(copy.dir, 'overlays', 'status-object');
+      const dir = join(copy.dir, 'overlays', `with-${component}`);
       mkdirSync(dir);
-      writeFileSync(
-        join(dir, 'kustomization.yaml'),
-        'resources: [../../base]\ncomponents: [../../components/topology-status-object]\n',
-      );
-      const objs = kustomize(dir);
-      const binding = objs.find((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name === 'corvid-sync-topology-writer');
-      assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'corvid-sync', namespace: 'corvid-system' }]);
-      assert.ok(objs.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'corvid-sync-topology-writer'));
+      writeFileSync(join(dir, 'kustomization.yaml'), `resources: [../../base]\ncomponents: [../../components/${component}]\n`);
+      return kustomize(dir);
     } finally {
       copy.cleanup();
     }
+  }
+
+  test('an overlay with the topology-status-object component', () => {
+    const objs = baseWith('topology-status-object');
+    const binding = objs.find((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name === 'corvid-sync-topology-writer');
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'corvid-sync', namespace: 'corvid-system' }]);
+    assert.ok(objs.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'corvid-sync-topology-writer'));
   });
 
   test('an overlay with the openyurt-rollout component: yurt-manager rolls the agents out (OnDelete, AdvancedRollingUpdate, one at a time)', () => {
-    const copy = deployCopy();
-    try {
-      const dir = join(copy.dir, 'overlays', 'openyurt-rollout');
-      mkdirSync(dir);
-      writeFileSync(join(dir, 'kustomization.yaml'), 'resources: [../../base]\ncomponents: [../../components/openyurt-rollout]\n');
-      const agent = findObject(kustomize(dir), 'DaemonSet', 'corvid-agent');
-      assert.deepEqual(agent.spec.updateStrategy, { type: 'OnDelete' }, 'no rollingUpdate left beside OnDelete');
-      assert.equal(agent.metadata.annotations['apps.openyurt.io/update-strategy'], 'AdvancedRollingUpdate');
-      assert.equal(agent.metadata.annotations['apps.openyurt.io/max-unavailable'], '1');
-    } finally {
-      copy.cleanup();
-    }
+    const agent = findObject(baseWith('openyurt-rollout'), 'DaemonSet', 'corvid-agent');
+    assert.deepEqual(agent.spec.updateStrategy, { type: 'OnDelete' }, 'no rollingUpdate left beside OnDelete');
+    assert.equal(agent.metadata.annotations['apps.openyurt.io/update-strategy'], 'AdvancedRollingUpdate');
+    assert.equal(agent.metadata.annotations['apps.openyurt.io/max-unavailable'], '1');
   });
 
   test('an overlay with the gateway-spec-external component: the flag, and no create/update/delete on gateways', () => {
-    const copy = deployCopy();
-    try {
-      const dir = join(copy.dir, 'overlays', 'gateway-spec-external');
-      mkdirSync(dir);
-      writeFileSync(join(dir, 'kustomization.yaml'), 'resources: [../../base]\ncomponents: [../../components/gateway-spec-external]\n');
-      const objs = kustomize(dir);
-      const sync = findObject(objs, 'Deployment', 'corvid-sync').spec.template.spec.containers.find((c: { name: string }) => c.name === 'sync');
-      assert.equal(sync.args.at(-1), '--gateway-spec=external');
-      const role = objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'corvid-sync');
-      const verbs = (resource: string) => role.rules.find((r: { resources: string[] }) => r.resources.includes(resource)).verbs;
-      assert.deepEqual(verbs('gateways'), ['get', 'list', 'watch', 'patch']);
-      assert.deepEqual(verbs('gateways/status'), ['patch', 'update']);
-    } finally {
-      copy.cleanup();
-    }
+    const objs = baseWith('gateway-spec-external');
+    const sync = findObject(objs, 'Deployment', 'corvid-sync').spec.template.spec.containers.find((c: { name: string }) => c.name === 'sync');
+    assert.equal(sync.args.at(-1), '--gateway-spec=external');
+    const role = objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'corvid-sync');
+    const verbs = (resource: string) => role.rules.find((r: { resources: string[] }) => r.resources.includes(resource)).verbs;
+    assert.deepEqual(verbs('gateways'), ['get', 'list', 'watch', 'patch']);
+    assert.deepEqual(verbs('gateways/status'), ['patch', 'update']);
   });
 
   test('gateway-spec-external follows the branch and file the corvid-gateways Application renders', () => {
