@@ -21,7 +21,7 @@ import { loadOrCreateKey, type WireguardKeyPair } from '../adapters/wireguard/ke
 import { join } from 'node:path';
 import { CONN_PREFIX, nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, wireguardTunnels, type NodePlan } from '../nodeplan/index.ts';
 import { corvidAddresses, staleIpsec } from '../nodeplan/stale-ipsec.ts';
-import { datapathDownReason, forwardingSysctls, handoverWantedReason, needsCharon, peersLostByRestart, type RestartLoss } from '../nodeplan/datapath-health.ts';
+import { datapathDownReason, forwardingSysctls, handoverWantedReason, needsCharon, peersLostByRestart, wireguardLinkFile, wireguardLinkVanished, type RestartLoss } from '../nodeplan/datapath-health.ts';
 import { DEFAULT_LIVENESS, livenessTargets, proberWasAway, unreachableTargets, type LivenessTarget, type TargetObservation } from '../nodeplan/liveness.ts';
 import { DEFAULT_LIVENESS_PORT, ProbeBook } from '../adapters/liveness/udp.ts';
 import { openLiveness, type LivenessEndpoint } from '../adapters/liveness/endpoint.ts';
@@ -176,6 +176,8 @@ export class Agent {
   private datapathTimer: NodeJS.Timeout | undefined;
   /** Consecutive datapath probes charon did not answer. */
   private charonFailures = 0;
+  /** The plan's WireGuard link was there at the last datapath probe (wireguardLinkVanished). */
+  private wireguardLinkSeen = false;
   /** The last datapath verdict (reason when down), to log changes only. */
   private datapathDown: string | undefined;
   /** The plan of the last reconcile (what tunnel refreshes report on). */
@@ -788,11 +790,20 @@ export class Agent {
       return;
     }
     const sysctls = forwardingSysctls(plan);
+    const wgFile = wireguardLinkFile(plan);
     const [charon, values] = await Promise.all([
       needsCharon(plan) ? viciAnswers(this.o.viciSocket, DATAPATH_VICI_TIMEOUT_MS) : Promise.resolve(undefined),
-      readSysctls(sysctls.map((x) => x.path), { netns: this.o.netns, ipPath: this.o.ipPath }).catch(() => new Map<string, string>()),
+      readSysctls([...sysctls.map((x) => x.path), ...(wgFile === undefined ? [] : [wgFile])], { netns: this.o.netns, ipPath: this.o.ipPath }).catch(() => new Map<string, string>()),
     ]);
     if (this.stopping) return;
+    // A WireGuard link that vanished (wireguard-go died, or someone deleted it) is rebuilt now, not at the next
+    // repair tick: it carries the pool's traffic.
+    const wg = wireguardLinkVanished(plan, values, this.wireguardLinkSeen);
+    this.wireguardLinkSeen = wg.present;
+    if (wg.vanished) {
+      this.log.warn('repairing now', { reason: `${plan.wireguard?.device} is missing` });
+      this.trigger(0);
+    }
     this.charonFailures = charon === false ? this.charonFailures + 1 : 0;
     this.setDatapathDown(
       datapathDownReason({

@@ -18,6 +18,27 @@ export function forwardingSysctls(plan: NodePlan): ForwardingSysctl[] {
   return out;
 }
 
+/**
+ * The sysfs file that exists while the plan's WireGuard link does (wireguard-go's TUN device goes with its process),
+ * read on the datapath probe's timer; undefined when the plan has no WireGuard link.
+ */
+export function wireguardLinkFile(plan: NodePlan): string | undefined {
+  return plan.wireguard === undefined ? undefined : `/sys/class/net/${plan.wireguard.device}/ifindex`;
+}
+
+/**
+ * Whether the plan's WireGuard link vanished since the last probe: a repair is due now, not at the next repair tick.
+ * Only a link seen before and missing now counts (one that cannot be created is retried by the repair timer), and
+ * only when the read itself worked (the forwarding sysctl came back).
+ */
+export function wireguardLinkVanished(plan: NodePlan, read: ReadonlyMap<string, string>, seenBefore: boolean): { present: boolean; vanished: boolean } {
+  const file = wireguardLinkFile(plan);
+  if (file === undefined) return { present: false, vanished: false };
+  if (!read.has(forwardingSysctls(plan)[0].path)) return { present: seenBefore, vanished: false };
+  const present = read.has(file);
+  return { present, vanished: seenBefore && !present };
+}
+
 /** Whether this node, as a gateway, would carry IPsec: then a charon that does not answer means it cannot forward. */
 export function needsCharon(plan: NodePlan): boolean {
   return plan.reach.some((r) => r.backend === 'ipsec');

@@ -27,6 +27,13 @@ import type { ActualPeer } from '../../src/adapters/wireguard/wireguard.ts';
  */
 const AGENT_KILL_RECOVERY_MS = 4_000;
 
+/**
+ * W4: a killed wireguard-go on the active edge-b gateway: every path answers again within this. The agent's datapath
+ * probe (every 0.5 s) sees the link gone and rebuilds it; the gateway behind NAT initiates its handshake at once.
+ * Found at the next tunnel read instead (every lease renewal, 10 s), this took 4.4-9.1 s.
+ */
+const WIREGUARD_GO_KILL_RECOVERY_MS = 2_500;
+
 /** The peers that carry traffic: a warm session with a standby has no allowed IPs. */
 const carrying = (peers: ActualPeer[]): ActualPeer[] => peers.filter((p) => p.allowedIPs.length > 0);
 
@@ -156,7 +163,7 @@ describe('e2e (flannel, backend wireguard): git push to packets', { skip, timeou
     await traffic('after the failover');
   });
 
-  test('W4: a killed agent hands the role to its standby, every path back within 4 s; a killed wireguard-go is repaired by the agent', { timeout: 150_000 }, async () => {
+  test('W4: a killed agent hands the role to its standby, every path back within 4 s; a killed wireguard-go is rebuilt by the agent, every path back within 2.5 s', { timeout: 150_000 }, async () => {
     await whole();
     for (const [what, pool] of [['agent', 'cloud'], ['wireguard-go', 'edge-b']] as const) {
       const node = (await sys.activeOf(pool))!;
@@ -185,19 +192,20 @@ describe('e2e (flannel, backend wireguard): git push to packets', { skip, timeou
           return `${p.from} -> ${f.nodeByPod(p.to)}: ${o.firstLossAt === undefined ? 'no loss' : `${back} (${o.lost} lost)`}`;
         });
         console.log(`# W4 (${what} killed on ${node}): ${detail.join('; ')}`);
+        const bound = what === 'agent' ? AGENT_KILL_RECOVERY_MS : WIREGUARD_GO_KILL_RECOVERY_MS;
+        assert.ok(
+          pingers.every((p) => {
+            const o = p.outage(killAt);
+            return o.firstLossAt === undefined || (o.recoveredAt !== undefined && o.recoveredAt - killAt <= bound);
+          }),
+          `every path back within ${bound} ms of the kill: ${detail.join('; ')}`,
+        );
         if (what === 'agent') {
           // The agent answers its standby's liveness probes: a killed one is a lost gateway, as a dead VRRP daemon is,
           // and the standby takes the role. wireguard-go (no child of the agent's) forwards meanwhile; the peers
           // handshake with the successor, re-adding it when the first initiation went out before it listened.
           const successor = f.candidates(pool).find((n) => n.name !== node)!.name;
           assert.equal(await sys.activeOf(pool), successor, `the standby took the role from ${node}, whose agent was killed`);
-          assert.ok(
-            pingers.every((p) => {
-              const o = p.outage(killAt);
-              return o.firstLossAt === undefined || (o.recoveredAt !== undefined && o.recoveredAt - killAt <= AGENT_KILL_RECOVERY_MS);
-            }),
-            `every path back within ${AGENT_KILL_RECOVERY_MS} ms of the kill: ${detail.join('; ')}`,
-          );
         }
         assert.deepEqual(await keysOf(pool), keysBefore, 'the restarted agent kept its key');
       } finally {

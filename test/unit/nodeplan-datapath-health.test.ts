@@ -8,6 +8,8 @@ import {
   HANDOVER_WANTED_MAX_MS,
   needsCharon,
   peersLostByRestart,
+  wireguardLinkFile,
+  wireguardLinkVanished,
 } from '../../src/nodeplan/datapath-health.ts';
 import type { NodePlan } from '../../src/nodeplan/index.ts';
 import { DATAPATH_REASON_MAX, heartbeatFromLease } from '../../src/adapters/kube/leases.ts';
@@ -39,6 +41,23 @@ test('charon is needed when any pool this node reaches is reached over IPsec (fi
   assert.equal(needsCharon(plan('wireguard', 'ipsec')), true);
   assert.equal(needsCharon(plan('wireguard', 'none')), false);
   assert.equal(needsCharon(plan()), false, 'a node that reaches no pool');
+});
+
+test('a WireGuard link seen at the last probe and missing now is rebuilt at once; never seen, unreadable or unplanned is not', () => {
+  const wg = { routes: [], tunnels: [], wireguard: { device: 'corvid.wg', listenPort: 51820, peers: [] } } as unknown as NodePlan;
+  const plain = { routes: [], tunnels: [] } as unknown as NodePlan;
+  const file = '/sys/class/net/corvid.wg/ifindex';
+  assert.equal(wireguardLinkFile(wg), file);
+  assert.equal(wireguardLinkFile(plain), undefined);
+  const fwd = '/proc/sys/net/ipv4/ip_forward';
+  const there = new Map([[fwd, '1'], [file, '7']]);
+  const gone = new Map([[fwd, '1']]);
+  assert.deepEqual(wireguardLinkVanished(wg, there, false), { present: true, vanished: false }, 'first seen');
+  assert.deepEqual(wireguardLinkVanished(wg, there, true), { present: true, vanished: false });
+  assert.deepEqual(wireguardLinkVanished(wg, gone, true), { present: false, vanished: true }, 'wireguard-go died');
+  assert.deepEqual(wireguardLinkVanished(wg, gone, false), { present: false, vanished: false }, 'not created yet, or cannot be: the repair timer retries');
+  assert.deepEqual(wireguardLinkVanished(wg, new Map(), true), { present: true, vanished: false }, 'the read failed: no verdict');
+  assert.deepEqual(wireguardLinkVanished(plain, gone, true), { present: false, vanished: false }, 'the plan has no WireGuard link');
 });
 
 test('the sync reads the verdict off the Lease annotation: any value is "down", the text is bounded', () => {
