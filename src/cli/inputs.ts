@@ -14,7 +14,7 @@ import type { Topology } from '../topology/types.ts';
 import { CALICO_BLOCK_AFFINITY_VERSIONS, NO_CALICO, podSubnetInput, desiredGateways, inventoryFromNodeList } from '../plan/index.ts';
 import type { CalicoGroupVersion, CalicoIpamState, HeartbeatLease, InventoryNode, PlanResult, PodSubnetInput, PodSubnetMode, TopologySummary } from '../plan/index.ts';
 import type { Gateway } from '../gateway/types.ts';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
+import { ownedByTopology, REVISION_ANNOTATION } from '../gateway/keys.ts';
 import type { KubeConfig } from '../adapters/kube/client.ts';
 import { DEFAULT_HEARTBEAT_TIMEOUT, durationSeconds } from '../topology/normalise.ts';
 
@@ -253,9 +253,7 @@ export const POD_SUBNETS_FLAG = { type: 'string', choices: ['auto', 'podCIDR', '
 
 /** The Gateways a topology owns: managed by Corvid and labelled with the topology's name. */
 export function ownedBy(gateways: readonly Gateway[], topologyName: string): Gateway[] {
-  return gateways.filter(
-    (g) => g.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && g.metadata.labels?.[TOPOLOGY_LABEL] === topologyName,
-  );
+  return gateways.filter((g) => ownedByTopology(g, topologyName));
 }
 
 export function clusterErrorMessage(command: string, e: unknown): string {

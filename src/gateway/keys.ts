@@ -11,6 +11,22 @@ export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 export const TOPOLOGY_LABEL = 'corvid.dev/topology';
 /** Label: the pool this Gateway serves. */
 export const POOL_LABEL = 'corvid.dev/pool';
+/** The labels Corvid owns on a Gateway (what it writes, and what a diff leaves out of the live object's others). */
+export const OWNED_LABELS: readonly string[] = [MANAGED_BY_LABEL, TOPOLOGY_LABEL, POOL_LABEL];
+
+interface Labelled {
+  metadata: { labels?: Record<string, string> };
+}
+
+/** Whether an object is Corvid's: the filter form of MANAGED_SELECTOR. */
+export function managedByCorvid(o: Labelled): boolean {
+  return o.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
+}
+
+/** Whether an object is Corvid's and belongs to this Topology (what prune, diff and graph select). */
+export function ownedByTopology(o: Labelled, topology: string): boolean {
+  return managedByCorvid(o) && o.metadata.labels?.[TOPOLOGY_LABEL] === topology;
+}
 
 /** Annotation: revision of the topology that produced the object, e.g. `main@sha1:<40 hex>`. */
 export const REVISION_ANNOTATION = 'corvid.dev/revision';

@@ -1,7 +1,7 @@
 // Canonical form of Gateway objects: sorted keys, no server-owned fields, byte-stable YAML and JSON.
 
 import { stringify } from 'yaml';
-import { MANAGED_BY_LABEL, POOL_LABEL, TOPOLOGY_LABEL } from './keys.ts';
+import { OWNED_LABELS } from './keys.ts';
 import type { Gateway } from './types.ts';
 import { canonicalize } from './canonical.ts';
 
@@ -36,7 +36,6 @@ export function renderGatewaysYaml(gws: readonly Gateway[]): string {
 
 /** The annotation prefix Corvid owns. */
 export const CORVID_PREFIX = 'corvid.dev/';
-const OWNED_LABELS = [MANAGED_BY_LABEL, TOPOLOGY_LABEL, POOL_LABEL];
 
 function ownedLabels(gw: Gateway): Record<string, string> {
   const out: Record<string, string> = {};

@@ -9,7 +9,7 @@
 
 import { Document, type Node as YamlNode, type YAMLSeq } from 'yaml';
 import type { Gateway } from '../gateway/types.ts';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, TOPOLOGY_LABEL } from '../gateway/keys.ts';
+import { managedByCorvid, TOPOLOGY_LABEL } from '../gateway/keys.ts';
 import { CORVID_PREFIX, YAML_OPTIONS } from '../gateway/render.ts';
 import { loadTopology, TOPOLOGY_API_VERSION, TOPOLOGY_KIND } from '../topology/index.ts';
 import type { LabelSelector, LabelSelectorRequirement } from '../topology/types.ts';
@@ -127,7 +127,7 @@ function draftPool(gw: Gateway, gatewayOf: Map<string, string>, notes: ImportNot
   const name = gw.metadata.name;
   const note = (kind: NoteKind, message: string): void => void notes.push({ gateway: name, kind, message });
   const labels = gw.metadata.labels ?? {};
-  if (labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) {
+  if (managedByCorvid(gw)) {
     note('not-imported', `already managed by Corvid (topology ${labels[TOPOLOGY_LABEL] ?? 'unknown'}); that topology keeps it`);
     return undefined;
   }

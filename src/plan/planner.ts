@@ -10,6 +10,7 @@ import {
   ENDPOINT_PRIVATE_IPS_CONFIG,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
+  ownedByTopology,
   POOL_LABEL,
   RELAY_ANNOTATION,
   TOPOLOGY_LABEL,
@@ -173,7 +174,7 @@ export function plan(input: PlanInput): PlanResult {
   pools.forEach((pool, pi) => {
     const poolMembers = members[pi];
     const prev = previous.get(pool.name);
-    if (prev && (prev.metadata.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || prev.metadata.labels?.[TOPOLOGY_LABEL] !== t.name)) {
+    if (prev && !ownedByTopology(prev, t.name)) {
       findings.push({
         severity: 'warning',
         code: 'gateway-adopted',

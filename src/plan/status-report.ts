@@ -7,7 +7,7 @@ import { candidateVerdicts, heartbeatTimeoutOf, type CandidateVerdict } from './
 import type { Unhealth } from './election.ts';
 import type { HeartbeatLease } from './health.ts';
 import type { InventoryNode } from './types.ts';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POOL_LABEL, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
+import { managedByCorvid, POOL_LABEL, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../gateway/keys.ts';
 import { readGatewayLinks } from '../gateway/annotations.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { nodePlan } from '../nodeplan/index.ts';
@@ -93,7 +93,7 @@ function word(v: CandidateVerdict): CandidateHealthWord {
 /** Build the report from what was read. Pure apart from `now`. */
 export function statusReport(state: LiveInput, topologies: TopologySummary[], now: string): StatusReport {
   const leases = new Map(state.leases.map((l) => [l.node, l]));
-  const managed = state.gateways.filter((g) => g.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
+  const managed = state.gateways.filter(managedByCorvid);
   const topoBy = new Map(topologies.map((t) => [t.name, t]));
   // The election's verdicts, each Gateway judged with its topology's heartbeat timeout, as in the sync.
   const verdicts = candidateVerdicts({ nodes: state.nodes, leases: state.leases, gateways: managed, now, heartbeatTimeoutOf: (g) => heartbeatTimeoutOf(g, topoBy) });

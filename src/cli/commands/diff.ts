@@ -28,7 +28,7 @@ import {
 } from '../inputs.ts';
 import type { HeartbeatLease, InventoryNode } from '../../plan/index.ts';
 import { canonicalGateway, CORVID_PREFIX, YAML_OPTIONS } from '../../gateway/render.ts';
-import { MANAGED_BY_LABEL, POOL_LABEL, REVISION_ANNOTATION, TOPOLOGY_LABEL } from '../../gateway/keys.ts';
+import { OWNED_LABELS, REVISION_ANNOTATION } from '../../gateway/keys.ts';
 import { GATEWAY_GROUP, GATEWAY_KIND, GATEWAY_VERSION } from '../../gateway/types.ts';
 import type { Gateway } from '../../gateway/types.ts';
 import { stringify } from 'yaml';
@@ -83,7 +83,7 @@ Examples:
   KUBECTL_EXTERNAL_DIFF="diff -u -N --color=always" corvid diff -f topology.yaml
 `;
 
-const OWNED_LABELS = new Set([MANAGED_BY_LABEL, TOPOLOGY_LABEL, POOL_LABEL]);
+const OWNED = new Set(OWNED_LABELS);
 
 export type DiffAction = 'create' | 'update' | 'delete';
 
@@ -99,7 +99,7 @@ export interface ObjectDiff {
 export function mergedObject(desired: Gateway, live: Gateway | undefined): Gateway {
   if (!live) return canonicalGateway(desired);
   const labels: Record<string, string> = {};
-  for (const [k, v] of Object.entries(live.metadata.labels ?? {})) if (!OWNED_LABELS.has(k)) labels[k] = v;
+  for (const [k, v] of Object.entries(live.metadata.labels ?? {})) if (!OWNED.has(k)) labels[k] = v;
   Object.assign(labels, desired.metadata.labels ?? {});
   const annotations: Record<string, string> = {};
   for (const [k, v] of Object.entries(live.metadata.annotations ?? {})) if (!k.startsWith(CORVID_PREFIX)) annotations[k] = v;

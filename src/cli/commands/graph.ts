@@ -20,7 +20,7 @@ import {
   usageError,
 } from '../inputs.ts';
 import { candidateVerdicts, heartbeatTimeoutOf, type CandidateVerdict, type HeartbeatLease } from '../../plan/index.ts';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../gateway/keys.ts';
+import { managedByCorvid } from '../../gateway/keys.ts';
 import type { Gateway } from '../../gateway/types.ts';
 import type { Topology } from '../../topology/types.ts';
 import { buildGraph } from '../../graph/model.ts';
@@ -132,7 +132,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       const state = await readLive(kc, { leaseNamespace: str(v, 'lease-namespace') });
       gateways = topology
         ? ownedBy(state.gateways, topology.name)
-        : state.gateways.filter((g) => g.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
+        : state.gateways.filter(managedByCorvid);
       const { readTopologies } = await import('../inputs.ts');
       const topologies = new Map((await readTopologies(kc)).map((t) => [t.name, t]));
       const verdicts = candidateVerdicts({ nodes: state.nodes, leases: state.leases, gateways, now: nowFrom(io), heartbeatTimeoutOf: (g) => heartbeatTimeoutOf(g, topologies) });
