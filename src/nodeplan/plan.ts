@@ -677,8 +677,18 @@ function standbyPeers(peer: PoolInfo, active: WireguardPeerPlan): WireguardPeerP
   for (const e of [...endpoints].sort((a, b) => cmp(a.nodeName, b.nodeName))) {
     const key = Object.hasOwn(peer.links.wireguardKeys, e.nodeName) ? peer.links.wireguardKeys[e.nodeName] : undefined;
     if (key === undefined || key === active.publicKey || out.some((p) => p.publicKey === key)) continue;
-    const wp: WireguardPeerPlan = { ...active, name: `${active.name}@${e.nodeName}`, peerNode: e.nodeName, publicKey: key, allowedIPs: [], relayed: [], standby: true };
-    delete wp.endpoint;
+    // The link's PSK and keepalive; none of the active's traffic (allowed IPs) nor its address.
+    const wp: WireguardPeerPlan = {
+      name: `${active.name}@${e.nodeName}`,
+      peerPool: active.peerPool,
+      peerNode: e.nodeName,
+      publicKey: key,
+      allowedIPs: [],
+      persistentKeepalive: active.persistentKeepalive,
+      pskSecretRef: { ...active.pskSecretRef },
+      relayed: [],
+      standby: true,
+    };
     const address = (e.publicIP ? canonicalAddress(e.publicIP) : undefined) ?? peer.ipOf.get(e.nodeName);
     if (!peer.nat && address !== undefined) wp.endpoint = endpointText(address, WIREGUARD_PORT);
     out.push(wp);
