@@ -19,7 +19,7 @@ import type { RpFilter } from '../adapters/sysctl/rpfilter.ts';
 import type { VxlanLinks } from '../adapters/iproute/vxlan.ts';
 import { wireguardPsk, type ActualPeer, type WireguardConfig, type WireguardLinks } from '../adapters/wireguard/wireguard.ts';
 import type { WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
-import { devicesToward, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, wireguardTunnels, type NodePlan, type WireguardPeerPlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
+import { looseRpFilterDevices, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, wireguardTunnels, type NodePlan, type WireguardPeerPlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
 import type { ConnConfig } from './vici/index.ts';
 import { connHash, ours, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
 import { describeAction, endsStepsOnFailure, peerProblem, planViciActions, type TsBackoff, type ViciAction } from './vici-actions.ts';
@@ -182,7 +182,7 @@ export class DatapathReconciler {
         res.errors.push(`wireguard: ${(e as Error).message}`);
       }
     }
-    await this.applyRpFilter(plan.poolNeighbours, plan.vxlan, res, plan.role !== 'gateway' ? plan.wireguard?.device : undefined);
+    await this.applyRpFilter(plan, res);
     res.ok = res.errors.length === 0;
     return res;
   }
@@ -203,20 +203,15 @@ export class DatapathReconciler {
   }
 
   /**
-   * rp_filter on the devices that carry this pool's own traffic (found in the main table), after the tunnels so that
-   * a failover is not slowed down: the devices depend on the pool, not on the node's role, so a node taking over
-   * already has them loose.
+   * Loose rp_filter on the devices looseRpFilterDevices names, after the tunnels so that a failover is not slowed
+   * down: the devices toward the pool depend on the pool, not on the node's role, so a node taking over already has
+   * them loose.
    */
-  private async applyRpFilter(poolNeighbours: string[], vxlan: VxlanPlan | undefined, res: ReconcileResult, warmWireguard?: string): Promise<void> {
+  private async applyRpFilter(plan: Parameters<typeof looseRpFilterDevices>[0], res: ReconcileResult): Promise<void> {
     if (this.o.rpFilter !== undefined) {
       try {
-        const devices = poolNeighbours.length === 0 ? [] : devicesToward(poolNeighbours, await this.o.iproute.routes('main'));
-        // A gateway's member VXLAN receives what it answers through the CNI; a member's sends what comes back that way.
-        if (vxlan !== undefined && poolNeighbours.length > 0) devices.push(vxlan.device);
-        // A standby's warm interface receives a peer's traffic from the moment the peer moves to it, while its own
-        // route back to the peer still leads to the active gateway (it is a member until it sees the change).
-        if (warmWireguard !== undefined) devices.push(warmWireguard);
-        const r = await this.o.rpFilter.ensure(devices);
+        const main = plan.poolNeighbours.length === 0 ? [] : await this.o.iproute.routes('main');
+        const r = await this.o.rpFilter.ensure(looseRpFilterDevices(plan, main));
         res.packetChanges.push(...r.changes.map((c) => `rp_filter ${c}`));
         res.errors.push(...r.errors);
       } catch (e) {
@@ -503,7 +498,8 @@ export class DatapathReconciler {
     await this.applyWireguard(undefined, res);
     // Routes first: no cross-pool packet may leave with its source rewritten after the exemption is gone.
     await this.applyNft(NO_PACKET_POLICY, res);
-    await this.applyRpFilter([], undefined, res);
+    // Nothing loose: every value loosened is put back.
+    await this.applyRpFilter({ poolNeighbours: [], role: 'outside' }, res);
     res.ok = res.errors.length === 0;
     return res;
   }

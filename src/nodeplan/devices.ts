@@ -5,6 +5,7 @@
 // those devices while its reverse route is ours, so they get loose reverse-path filtering.
 
 import { contains, parsePrefix, type Prefix } from './cidr.ts';
+import type { NodePlan } from './types.ts';
 
 /** A route as the kernel lists it: destination, device, type (unicast, blackhole, local, ...). */
 export interface DeviceRoute {
@@ -34,5 +35,19 @@ export function devicesToward(targets: readonly string[], routes: readonly Devic
     }
     if (best !== undefined) out.add(best.dev);
   }
+  return [...out].sort();
+}
+
+/**
+ * The devices that get loose reverse-path filtering on this node, given its main table: those that carry its own
+ * pool's traffic (devicesToward the plan's pool neighbours); a gateway's member VXLAN, which receives what it answers
+ * through the CNI (a member's sends what comes back that way); and a standby's warm WireGuard interface, which
+ * receives a peer's traffic from the moment the peer moves to it, while its own route back to the peer still leads
+ * to the active gateway (it is a member until it sees the change). Sorted, no duplicates.
+ */
+export function looseRpFilterDevices(plan: Pick<NodePlan, 'poolNeighbours' | 'vxlan' | 'role' | 'wireguard'>, mainRoutes: readonly DeviceRoute[]): string[] {
+  const out = new Set(plan.poolNeighbours.length === 0 ? [] : devicesToward(plan.poolNeighbours, mainRoutes));
+  if (plan.vxlan !== undefined && plan.poolNeighbours.length > 0) out.add(plan.vxlan.device);
+  if (plan.role !== 'gateway' && plan.wireguard !== undefined) out.add(plan.wireguard.device);
   return [...out].sort();
 }

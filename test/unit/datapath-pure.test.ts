@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderTable } from '../../src/adapters/nft/nft.ts';
 import { rpFilterActions } from '../../src/adapters/sysctl/rpfilter.ts';
-import { devicesToward } from '../../src/nodeplan/index.ts';
+import { devicesToward, looseRpFilterDevices } from '../../src/nodeplan/index.ts';
 import { diffIpState, mtuOfAddress, parseRoutes } from '../../src/adapters/iproute/iproute.ts';
 
 test('nft: no cross-pool traffic, no table', () => {
@@ -95,6 +95,22 @@ test('devices: longest-prefix match of each target in a routing table; blackhole
   assert.deepEqual(devicesToward(['10.244.2.0/24', '10.10.0.12/32'], routes), ['eth0', 'flannel.1']);
   assert.deepEqual(devicesToward(['192.168.45.0/26', '192.168.45.64/26'], routes), ['eth0', 'vxlan.calico']);
   assert.deepEqual(devicesToward(['fd00::/64', 'not-a-prefix'], routes), []);
+});
+
+test('loose rp_filter: the devices toward the pool, a member VXLAN with pool neighbours, a standby\'s warm WireGuard; not an active\'s', () => {
+  const main = [
+    { dst: '10.10.0.0/24', dev: 'eth0', type: 'unicast' },
+    { dst: '10.244.2.0/24', dev: 'flannel.1', type: 'unicast' },
+  ];
+  const vxlan = { device: 'corvid.vx', vni: 9027, port: 4790, local: '10.10.0.11', mac: '02:00:0a:0a:00:0b', peers: [] };
+  const wireguard = { device: 'corvid.wg', listenPort: 51820, peers: [] };
+  const neighbours = ['10.244.2.0/24', '10.10.0.12/32'];
+  assert.deepEqual(looseRpFilterDevices({ poolNeighbours: neighbours, role: 'member' }, main), ['eth0', 'flannel.1']);
+  assert.deepEqual(looseRpFilterDevices({ poolNeighbours: neighbours, role: 'gateway', vxlan }, main), ['corvid.vx', 'eth0', 'flannel.1']);
+  assert.deepEqual(looseRpFilterDevices({ poolNeighbours: [], role: 'gateway', vxlan }, main), [], 'no cross-pool traffic: nothing loose');
+  assert.deepEqual(looseRpFilterDevices({ poolNeighbours: neighbours, role: 'member', wireguard }, main), ['corvid.wg', 'eth0', 'flannel.1'], 'a warm standby');
+  assert.deepEqual(looseRpFilterDevices({ poolNeighbours: neighbours, role: 'gateway', wireguard }, main), ['eth0', 'flannel.1'], 'the active gateway routes back into its own interface');
+  assert.deepEqual(looseRpFilterDevices({ poolNeighbours: [], role: 'outside' }, main), []);
 });
 
 test('iproute: routes carry mtu and advmss; a changed or missing MTU is repaired in place', () => {
