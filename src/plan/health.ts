@@ -15,7 +15,11 @@
 //   (a) the Lease reports at least one tunnel, (b)+(c) every one of them is down and its `since` is known and at least
 //   the tunnel grace old (tunnelGraceSeconds(timeout) = max(10 s, min(3 × timeout, 30 s))): a freshly elected gateway whose
 //   tunnels were loaded down, and never changed since, counts only once the grace has passed; and (d) the network is
-//   not down as a whole: another node's fresh (not stale) Lease reports a tunnel up. true otherwise.
+//   not down as a whole: another node's fresh (not stale) Lease reports a tunnel up, or (d') no tunnel is up anywhere
+//   but this node's pool explains it (uplinkSuspect: every down tunnel other pools report leads to this pool, at
+//   least one does), and no other candidate of the pool was suspected so within UPLINK_SUSPECT_DAMPING_SECONDS (a
+//   hub whose uplink died looks like a network down as a whole; a hub pool whose every uplink is down switches once,
+//   not at every grace). true otherwise.
 // - unreachableFrom: the nodes whose fresh (not stale, not released) Lease reports this node unreachable over their
 //   LAN (corvid.dev/unreachable, nodeplan/liveness.ts), except those this node reports unreachable in turn: two
 //   candidates that cannot reach each other say nothing about which of them is dead. Only reports between gateway
@@ -73,6 +77,8 @@ export function candidatePools(gateways: readonly Gateway[]): Record<string, str
 export interface HealthMemory {
   /** Node -> RFC 3339 time it was last seen unhealthy. */
   lastUnhealthy: Record<string, string>;
+  /** Node -> RFC 3339 time it was last blamed by clause (d'), kept for UPLINK_SUSPECT_DAMPING_SECONDS. */
+  uplinkSuspected?: Record<string, string>;
 }
 
 export interface HealthOptions {
@@ -100,6 +106,22 @@ export function tunnelGraceSeconds(heartbeatTimeoutSeconds: number | undefined):
   return Math.max(MIN_TUNNEL_GRACE_SECONDS, Math.min(TUNNEL_GRACE_TIMEOUTS * t, MAX_TUNNEL_GRACE_SECONDS));
 }
 
+/**
+ * After a candidate is blamed for an outage its pool explains (clause d'), another candidate of that pool is not blamed
+ * so for this long: when the successor cannot reach anyone either, the pool's uplinks are down, not one node's.
+ */
+export const UPLINK_SUSPECT_DAMPING_SECONDS = 600;
+
+/**
+ * Clause (d'): nobody has a tunnel up, yet the outage is this pool's: every down tunnel the fresh Leases of other
+ * pools report leads to `pool`, and at least one does. A hub pool (every tunnel of a star ends there) whose active
+ * gateway lost its uplink looks exactly like that; a network down as a whole does not, unless it is a star too.
+ */
+export function poolExplainsOutage(pool: string, downReports: ReadonlyArray<{ pool: string; peers: readonly string[] }>): boolean {
+  const others = downReports.filter((r) => r.pool !== pool && r.peers.length > 0);
+  return others.length > 0 && others.every((r) => r.peers.every((p) => p === pool));
+}
+
 /** The heartbeat timeout that applies to a Lease (seconds), or undefined for none. */
 export function heartbeatTimeoutFor(lease: Pick<HeartbeatLease, 'leaseDurationSeconds'>, options: HealthOptions = {}): number | undefined {
   const t = options.heartbeatTimeoutSeconds;
@@ -107,7 +129,7 @@ export function heartbeatTimeoutFor(lease: Pick<HeartbeatLease, 'leaseDurationSe
 }
 
 export function emptyHealthMemory(): HealthMemory {
-  return { lastUnhealthy: {} };
+  return { lastUnhealthy: {}, uplinkSuspected: {} };
 }
 
 export function deriveHealth(
@@ -131,6 +153,9 @@ export function deriveHealth(
   const seen: Seen[] = [];
   let upReporters = 0;
   const reached = new Set<string>();
+  const poolOf = new Map(Object.entries(options.candidatePools ?? {}));
+  // The down tunnels each fresh Lease of a known pool reports (clause d').
+  const downReports: Array<{ node: string; pool: string; peers: string[] }> = [];
   for (const node of [...byNode.keys()].sort()) {
     const lease = byNode.get(node)!;
     const timeoutS = heartbeatTimeoutFor(lease, options);
@@ -140,11 +165,12 @@ export function deriveHealth(
     const anyUp = lease.released !== true && Object.values(lease.tunnels ?? {}).some((t) => t.up);
     if (anyUp && !stale) upReporters++;
     if (!stale) for (const [peer, t] of Object.entries(lease.tunnels ?? {})) if (t.up) reached.add(peer);
+    const pool = poolOf.get(node);
+    if (!stale && pool !== undefined) downReports.push({ node, pool, peers: Object.entries(lease.tunnels ?? {}).filter(([, t]) => !t.up).map(([peer]) => peer) });
     seen.push({ lease, timeoutS, ageS, stale, anyUp });
   }
   // Who reports whom unreachable (fresh Leases only); a report answered by the opposite report cancels out.
   const reports = new Map<string, Set<string>>();
-  const poolOf = new Map(Object.entries(options.candidatePools ?? {}));
   for (const { lease, stale } of seen) {
     const pool = poolOf.get(lease.node);
     if (stale || pool === undefined) continue;
@@ -163,6 +189,16 @@ export function deriveHealth(
   // Pass 2: the verdicts.
   const health: Record<string, CandidateHealth> = {};
   const lastUnhealthy: Record<string, string> = {};
+  // Clause (d') memory: still within the damping window, for candidates that still have a Lease.
+  const uplinkSuspected: Record<string, string> = {};
+  for (const [node, at] of Object.entries(memory.uplinkSuspected ?? {})) {
+    const atMs = parseTime(at);
+    if (byNode.has(node) && atMs !== undefined && nowMs - atMs < UPLINK_SUSPECT_DAMPING_SECONDS * 1000) uplinkSuspected[node] = at;
+  }
+  // Only worth blaming when another live candidate could take the role over.
+  const freshCandidates = seen.filter((x) => !x.stale).map((x) => x.lease.node);
+  const suspectedRecently = (pool: string, except: string): boolean =>
+    Object.keys(uplinkSuspected).some((n) => n !== except && poolOf.get(n) === pool);
   for (const { lease: l, timeoutS, ageS, stale, anyUp } of seen) {
     const node = l.node;
     const h: CandidateHealth = {};
@@ -196,7 +232,16 @@ export function deriveHealth(
           return since !== undefined && nowMs - since >= graceMs;
         });
       // This node reports nothing up, so every up reporter is another node.
-      const blamed = allDownLong && upReporters > 0;
+      const pool = poolOf.get(node);
+      const poolSuspect =
+        allDownLong &&
+        upReporters === 0 &&
+        pool !== undefined &&
+        poolExplainsOutage(pool, downReports.filter((r) => r.node !== node)) &&
+        freshCandidates.some((n) => n !== node && poolOf.get(n) === pool) &&
+        !suspectedRecently(pool, node);
+      if (poolSuspect) uplinkSuspected[node] = now;
+      const blamed = allDownLong && (upReporters > 0 || poolSuspect);
       h.tunnelHealthy = !blamed;
       if (blamed) unhealthy = true;
     }
@@ -209,5 +254,5 @@ export function deriveHealth(
     }
     health[node] = h;
   }
-  return { health, memory: { lastUnhealthy }, reachedPools: [...reached].sort() };
+  return { health, memory: { lastUnhealthy, uplinkSuspected }, reachedPools: [...reached].sort() };
 }

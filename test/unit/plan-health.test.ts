@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { deriveHealth, emptyHealthMemory, tunnelGraceSeconds } from '../../src/plan/health.ts';
+import { deriveHealth, emptyHealthMemory, poolExplainsOutage, tunnelGraceSeconds, UPLINK_SUSPECT_DAMPING_SECONDS, type HeartbeatLease } from '../../src/plan/health.ts';
 
 const NOW = '2026-01-01T01:00:00Z';
 
@@ -106,7 +106,7 @@ test('tunnels (d): nobody is blamed when no other node reports a tunnel up (the 
   // Everyone's tunnels down for long: nobody blamed.
   const all = deriveHealth([hb('a', { b: down(60) }), hb('b', { a: down(60) }), hb('c', {})], NOW, emptyHealthMemory(), T3);
   assert.deepEqual([all.health.a.tunnelHealthy, all.health.b.tunnelHealthy, all.health.c.tunnelHealthy], [true, true, undefined]);
-  assert.deepEqual(all.memory, { lastUnhealthy: {} });
+  assert.deepEqual(all.memory, { lastUnhealthy: {}, uplinkSuspected: {} });
   // The only "up" report comes from a stale Lease (its agent stopped renewing): it does not count.
   const staleWitness = hb('w', { a: up(60) }, 30);
   const r = deriveHealth([hb('a', { b: down(60) }), staleWitness], NOW, emptyHealthMemory(), T3);
@@ -130,8 +130,71 @@ test('cascade: a new responder gateway whose tunnels are down while no one else 
       T3,
     );
     for (const n of ['cloud-1', 'edge-a-1', 'edge-b-1']) assert.equal(r.health[n].tunnelHealthy, true, `${n} after ${s}s`);
-    assert.deepEqual(r.memory, { lastUnhealthy: {} });
+    assert.deepEqual(r.memory, { lastUnhealthy: {}, uplinkSuspected: {} });
   }
+});
+
+// The e2e fabric's shape: cloud is the hub, both edges reach each other through it.
+const STAR = { ...T3, candidatePools: { 'cloud-1': 'cloud', 'cloud-2': 'cloud', 'edge-a-1': 'edge-a', 'edge-a-2': 'edge-a', 'edge-b-1': 'edge-b', 'edge-b-2': 'edge-b' } };
+const hubUplinkDown = (active: string, standby: string, downFor = 60) => [
+  hb(active, { 'edge-a': down(downFor), 'edge-b': down(downFor) }),
+  hb(standby),
+  hb('edge-a-1', { cloud: down(downFor - 5) }),
+  hb('edge-a-2'),
+  hb('edge-b-1', { cloud: down(downFor - 5) }),
+];
+
+test("tunnels (d'): the hub's active gateway lost its uplink: nobody has a tunnel up, every down tunnel leads to its pool: it alone is blamed", () => {
+  const r = deriveHealth(hubUplinkDown('cloud-1', 'cloud-2'), NOW, emptyHealthMemory(), STAR);
+  assert.equal(r.health['cloud-1'].tunnelHealthy, false);
+  assert.equal(r.health['edge-a-1'].tunnelHealthy, true, 'an edge is not blamed: the other edge reports cloud down, not edge-a');
+  assert.equal(r.health['edge-b-1'].tunnelHealthy, true);
+  assert.deepEqual(r.memory.uplinkSuspected, { 'cloud-1': NOW });
+  // Within the grace (the hub was just elected, or its tunnels just went down): nobody.
+  const recent = deriveHealth(hubUplinkDown('cloud-1', 'cloud-2', 9), NOW, emptyHealthMemory(), STAR);
+  assert.equal(recent.health['cloud-1'].tunnelHealthy, true);
+  // Without the pools (no live Gateways known), clause (d) alone: nobody.
+  assert.equal(deriveHealth(hubUplinkDown('cloud-1', 'cloud-2'), NOW, emptyHealthMemory(), T3).health['cloud-1'].tunnelHealthy, true);
+});
+
+test("tunnels (d'): when the successor reaches nobody either, the pool's uplinks are down: it is not blamed until the damping has passed", () => {
+  const first = deriveHealth(hubUplinkDown('cloud-1', 'cloud-2'), NOW, emptyHealthMemory(), STAR);
+  // cloud-2 took over; 100 s later its tunnels have been down past the grace too.
+  const later = (s: number) => new Date(Date.parse(NOW) + s * 1000).toISOString();
+  const leases = (nowS: number): HeartbeatLease[] => [
+    { node: 'cloud-1', renewTime: later(nowS) },
+    { node: 'cloud-2', renewTime: later(nowS), tunnels: { 'edge-a': { up: false, since: later(nowS - 60) }, 'edge-b': { up: false, since: later(nowS - 60) } } },
+    { node: 'edge-a-1', renewTime: later(nowS), tunnels: { cloud: { up: false, since: later(nowS - 70) } } },
+  ];
+  const damped = deriveHealth(leases(100), later(100), first.memory, STAR);
+  assert.equal(damped.health['cloud-2'].tunnelHealthy, true);
+  assert.deepEqual(damped.memory.uplinkSuspected, { 'cloud-1': NOW }, 'cloud-1 stays remembered within the window');
+  const after = deriveHealth(leases(UPLINK_SUSPECT_DAMPING_SECONDS + 1), later(UPLINK_SUSPECT_DAMPING_SECONDS + 1), damped.memory, STAR);
+  assert.equal(after.health['cloud-2'].tunnelHealthy, false, 'the window has passed: blamed, one switch more');
+  assert.deepEqual(Object.keys(after.memory.uplinkSuspected ?? {}), ['cloud-2']);
+});
+
+test("tunnels (d'): no blame for a network down as a whole (a mesh), with no live candidate to take over, or on stale reports", () => {
+  const mesh = { ...T3, candidatePools: { a1: 'a', a2: 'a', b1: 'b', b2: 'b', c1: 'c', c2: 'c' } };
+  const r = deriveHealth([hb('a1', { b: down(60), c: down(60) }), hb('a2'), hb('b1', { a: down(60), c: down(60) }), hb('c1', { a: down(60), b: down(60) })], NOW, emptyHealthMemory(), mesh);
+  for (const n of ['a1', 'b1', 'c1']) assert.equal(r.health[n].tunnelHealthy, true, n);
+  // The standby's heartbeat expired: nobody could take over.
+  const noStandby = deriveHealth([...hubUplinkDown('cloud-1', 'cloud-2').filter((l) => l.node !== 'cloud-2'), hb('cloud-2', undefined, 30)], NOW, emptyHealthMemory(), STAR);
+  assert.equal(noStandby.health['cloud-1'].tunnelHealthy, true);
+  // The edges' Leases are stale (their agents cannot reach the API server): no evidence from them.
+  const staleEdges = deriveHealth([hb('cloud-1', { 'edge-a': down(60), 'edge-b': down(60) }), hb('cloud-2'), hb('edge-a-1', { cloud: down(55) }, 30)], NOW, emptyHealthMemory(), STAR);
+  assert.equal(staleEdges.health['cloud-1'].tunnelHealthy, true);
+  // Two pools, each with a standby: either end explains a lone tunnel down, so both are blamed (one switch each).
+  const pair = { ...T3, candidatePools: { a1: 'a', a2: 'a', b1: 'b', b2: 'b' } };
+  const two = deriveHealth([hb('a1', { b: down(60) }), hb('a2'), hb('b1', { a: down(60) }), hb('b2')], NOW, emptyHealthMemory(), pair);
+  assert.deepEqual([two.health.a1.tunnelHealthy, two.health.b1.tunnelHealthy], [false, false]);
+});
+
+test("poolExplainsOutage: every down tunnel other pools report leads to the pool, and one does", () => {
+  assert.equal(poolExplainsOutage('cloud', [{ pool: 'edge-a', peers: ['cloud'] }, { pool: 'edge-b', peers: ['cloud'] }]), true);
+  assert.equal(poolExplainsOutage('cloud', [{ pool: 'edge-a', peers: ['cloud', 'edge-b'] }]), false);
+  assert.equal(poolExplainsOutage('cloud', [{ pool: 'cloud', peers: ['edge-a'] }, { pool: 'edge-a', peers: [] }]), false, 'its own pool and empty reports are no evidence');
+  assert.equal(poolExplainsOutage('cloud', []), false);
 });
 
 test('cascade: all down for longer than the grace while others are up is blamed; the verdict clears when a tunnel comes up', () => {
@@ -178,7 +241,7 @@ test('a Lease without times gives no heartbeat signal', () => {
 test('memory forgets nodes without a Lease and is not mutated', () => {
   const memory = { lastUnhealthy: { gone: '2026-01-01T00:00:00Z', a: '2026-01-01T00:30:00Z' } };
   const r = deriveHealth([{ node: 'a', renewTime: NOW }], NOW, memory, { heartbeatTimeoutSeconds: 3 });
-  assert.deepEqual(r.memory, { lastUnhealthy: { a: '2026-01-01T00:30:00Z' } });
+  assert.deepEqual(r.memory, { lastUnhealthy: { a: '2026-01-01T00:30:00Z' }, uplinkSuspected: {} });
   assert.deepEqual(memory.lastUnhealthy, { gone: '2026-01-01T00:00:00Z', a: '2026-01-01T00:30:00Z' });
 });
 
