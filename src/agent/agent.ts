@@ -21,7 +21,7 @@ import { loadOrCreateKey, type WireguardKeyPair } from '../adapters/wireguard/ke
 import { join } from 'node:path';
 import { CONN_PREFIX, nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, wireguardTunnels, type NodePlan } from '../nodeplan/index.ts';
 import { corvidAddresses, staleIpsec } from '../nodeplan/stale-ipsec.ts';
-import { datapathDownReason, forwardingSysctls, handoverWantedReason, needsCharon, peersLostByRestart, wireguardLinkFile, wireguardLinkVanished, type RestartLoss } from '../nodeplan/datapath-health.ts';
+import { datapathDownReason, forwardingSysctls, handoverWantedReason, needsCharon, peerGatewayAddresses, peersLostByRestart, wireguardLinkFile, wireguardLinkVanished, type RestartLoss } from '../nodeplan/datapath-health.ts';
 import { DEFAULT_LIVENESS, livenessTargets, proberWasAway, unreachableTargets, type LivenessTarget, type TargetObservation } from '../nodeplan/liveness.ts';
 import { DEFAULT_LIVENESS_PORT, ProbeBook } from '../adapters/liveness/udp.ts';
 import { openLiveness, type LivenessEndpoint } from '../adapters/liveness/endpoint.ts';
@@ -176,6 +176,10 @@ export class Agent {
   private datapathTimer: NodeJS.Timeout | undefined;
   /** Consecutive datapath probes charon did not answer. */
   private charonFailures = 0;
+  /** Where each tunnel's peer gateway was last seen up, by connection name (peerGatewayAddresses). */
+  private readonly peerAddresses = new Map<string, string>();
+  /** Consecutive datapath probes that found no route to any peer gateway. */
+  private noPeerRouteProbes = 0;
   /** The plan's WireGuard link was there at the last datapath probe (wireguardLinkVanished). */
   private wireguardLinkSeen = false;
   /** The last datapath verdict (reason when down), to log changes only. */
@@ -573,6 +577,7 @@ export class Agent {
       this.ensureSubscribed();
       if ((res.viciChecked || res.wireguardChecked) && seq > this.appliedSeq) {
         this.appliedSeq = seq;
+        this.learnPeerAddresses(plan, res.tunnels);
         if (this.heartbeat.setTunnels(this.tunnelHealth(plan, res.tunnels))) this.heartbeat.kick();
       }
     } else {
@@ -714,6 +719,7 @@ export class Agent {
     if (this.stopping || seq <= this.appliedSeq || this.lastPlan !== plan) return;
     this.appliedSeq = seq;
     this.metrics.recordTunnels(tunnels, true);
+    this.learnPeerAddresses(plan, tunnels);
     if (this.heartbeat.setTunnels(this.tunnelHealth(plan, tunnels))) this.heartbeat.kick();
     this.updateHandoverWanted();
   }
@@ -738,6 +744,13 @@ export class Agent {
     const peers = plan.role === 'gateway' ? peersLostByRestart(seen, startedMs) : [];
     this.log.info('charon started anew', { startedAt: new Date(startedMs).toISOString(), tunnelsLost: peers });
     if (peers.length > 0) this.restartLoss = { peers, startedMs, seenMs: this.now().getTime() };
+  }
+
+  /** Remember where the plan's tunnels found their peers (a NAT'd peer's address is known only so); forget the others. */
+  private learnPeerAddresses(plan: NodePlan, tunnels: readonly TunnelState[]): void {
+    const names = new Set(tunnels.map((t) => t.conn));
+    for (const t of tunnels) if (t.remoteAddress !== undefined) this.peerAddresses.set(t.conn, t.remoteAddress);
+    for (const conn of [...this.peerAddresses.keys()]) if (!names.has(conn) && !plan.tunnels.some((t) => t.name === conn)) this.peerAddresses.delete(conn);
   }
 
   /** The Lease's corvid.dev/handover-wanted, from the restart loss and the tunnels read since; written on a change. */
@@ -786,14 +799,17 @@ export class Agent {
     this.updateHandoverWanted();
     if (plan === undefined || !this.heartbeat.isEnabled) {
       this.charonFailures = 0;
+      this.noPeerRouteProbes = 0;
       this.setDatapathDown(undefined);
       return;
     }
     const sysctls = forwardingSysctls(plan);
     const wgFile = wireguardLinkFile(plan);
-    const [charon, values] = await Promise.all([
+    const peers = peerGatewayAddresses(plan, this.peerAddresses);
+    const [charon, values, routed] = await Promise.all([
       needsCharon(plan) ? viciAnswers(this.o.viciSocket, DATAPATH_VICI_TIMEOUT_MS) : Promise.resolve(undefined),
       readSysctls([...sysctls.map((x) => x.path), ...(wgFile === undefined ? [] : [wgFile])], { netns: this.o.netns, ipPath: this.o.ipPath }).catch(() => new Map<string, string>()),
+      peers.length === 0 ? Promise.resolve(undefined) : this.iproute.routable(peers).catch(() => undefined),
     ]);
     if (this.stopping) return;
     // A WireGuard link that vanished (wireguard-go died, or someone deleted it) is rebuilt now, not at the next
@@ -805,9 +821,13 @@ export class Agent {
       this.trigger(0);
     }
     this.charonFailures = charon === false ? this.charonFailures + 1 : 0;
+    // A read that failed says nothing either way.
+    if (routed !== undefined) this.noPeerRouteProbes = routed.size === 0 ? this.noPeerRouteProbes + 1 : 0;
+    else if (peers.length === 0) this.noPeerRouteProbes = 0;
     this.setDatapathDown(
       datapathDownReason({
         ...(charon === undefined ? {} : { charonFailures: this.charonFailures }),
+        ...(peers.length === 0 ? {} : { noPeerRoute: { probes: this.noPeerRouteProbes, addresses: peers } }),
         forwarding: sysctls.map((x) => ({ family: x.family, value: values.get(x.path) })),
       }),
     );

@@ -78,6 +78,8 @@ export interface SaSummary {
   pending: boolean;
   bytesIn: number;
   bytesOut: number;
+  /** The peer's address of an ESTABLISHED IKE_SA with an installed CHILD_SA (where a NAT'd peer was found). */
+  remoteHost?: string;
   /** Per CHILD_SA unique id: bytes so far (for monotonic counters). */
   children: Array<{ uniqueId: string; bytesIn: number; bytesOut: number; localTs: string[]; remoteTs: string[]; up: boolean }>;
 }
@@ -92,6 +94,7 @@ export function summariseSas(sas: readonly IkeSaInfo[], name: string): SaSummary
       if (c.name !== name) continue;
       const up = sa.state === 'ESTABLISHED' && UP_CHILD_STATES.has(c.state);
       if (up) out.up = true;
+      if (up && sa.remoteHost !== undefined) out.remoteHost ??= sa.remoteHost;
       if (PENDING_CHILD_STATES.has(c.state)) out.pending = true;
       out.bytesIn += c.bytesIn;
       out.bytesOut += c.bytesOut;

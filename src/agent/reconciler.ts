@@ -24,6 +24,7 @@ import type { ConnConfig } from './vici/index.ts';
 import { connHash, ours, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
 import { describeAction, endsStepsOnFailure, peerProblem, planViciActions, type TsBackoff, type ViciAction } from './vici-actions.ts';
 import type { SecretReader } from './secrets.ts';
+import { endpointHost } from '../nodeplan/datapath-health.ts';
 import type { Logger } from '../shell/log.ts';
 
 export interface TunnelState {
@@ -34,6 +35,8 @@ export interface TunnelState {
   bytesIn: number;
   bytesOut: number;
   children: SaSummary['children'];
+  /** Where the peer's gateway was found: an up IKE_SA's remote address, a WireGuard peer's current endpoint. */
+  remoteAddress?: string;
 }
 
 export interface ReconcileResult {
@@ -432,7 +435,9 @@ export class DatapathReconciler {
     const after = (await vici.listSas()).filter((s) => ours(s.name));
     return plan.tunnels.map((t) => {
       const s = summariseSas(after, t.name);
-      return { peer: t.peerPool, conn: t.name, up: s.up, pending: s.pending, bytesIn: s.bytesIn, bytesOut: s.bytesOut, children: s.children };
+      const state: TunnelState = { peer: t.peerPool, conn: t.name, up: s.up, pending: s.pending, bytesIn: s.bytesIn, bytesOut: s.bytesOut, children: s.children };
+      if (s.remoteHost !== undefined) state.remoteAddress = s.remoteHost;
+      return state;
     });
   }
 
@@ -516,5 +521,8 @@ export function wireguardTunnel(peer: string, conn: string, a: ActualPeer | unde
   const bytesOut = a?.txBytes ?? 0;
   // One "child" per peer key: the byte counters restart with the interface, as a CHILD_SA's do with the SA.
   const children = a === undefined ? [] : [{ uniqueId: `wireguard ${a.publicKey}`, bytesIn, bytesOut, localTs: [], remoteTs: [...a.allowedIPs], up }];
-  return { peer, conn, up, pending: a !== undefined && hs === 0, bytesIn, bytesOut, children };
+  const state: TunnelState = { peer, conn, up, pending: a !== undefined && hs === 0, bytesIn, bytesOut, children };
+  const host = a?.endpoint === undefined ? undefined : endpointHost(a.endpoint);
+  if (host !== undefined) state.remoteAddress = host;
+  return state;
 }

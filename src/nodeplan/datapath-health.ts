@@ -3,6 +3,7 @@
 // change of verdict on its heartbeat Lease, and the election takes a candidate that cannot forward out at once
 // (plan/health.ts). Pure.
 import type { NodePlan } from './types.ts';
+import { canonicalAddress } from './cidr.ts';
 
 /** A forwarding sysctl a gateway needs (the agent only reads it: it does not change sysctls). */
 export interface ForwardingSysctl {
@@ -50,9 +51,40 @@ export function needsCharon(plan: NodePlan): boolean {
  */
 export const CHARON_PROBE_FAILURES_DOWN = 2;
 
+/**
+ * Consecutive probes with no route to any peer gateway before the node counts as unable to forward: its uplink is
+ * down (link, address or route gone). Two, as for charon: a route replaced in two steps is not that.
+ */
+export const NO_PEER_ROUTE_PROBES_DOWN = 2;
+
+/** The host of a WireGuard endpoint (`192.0.2.1:51820`, `[2001:db8::1]:51820`), canonical. */
+export function endpointHost(endpoint: string): string | undefined {
+  const m = /^\[([^\]]+)\]:\d+$/.exec(endpoint) ?? /^([^:]+):\d+$/.exec(endpoint);
+  return m === null ? undefined : canonicalAddress(m[1]);
+}
+
+/**
+ * The addresses this node reaches its peer pools' gateways at, to tell a dead uplink at once: each IPsec tunnel's
+ * remote address, else (a peer behind NAT: `%any`) the one its tunnel was last seen up with (`learned`, by
+ * connection name); each WireGuard peer's endpoint, warm sessions included, else the learned one. Sorted, no
+ * duplicates; empty for a node with no peer to reach (a member, an IPsec standby).
+ */
+export function peerGatewayAddresses(plan: NodePlan, learned: ReadonlyMap<string, string>): string[] {
+  const out = new Set<string>();
+  const add = (a: string | undefined): void => void (a !== undefined && out.add(a));
+  for (const t of plan.tunnels) add(t.remoteAddr !== '%any' ? canonicalAddress(t.remoteAddr) : learned.get(t.name));
+  for (const p of plan.wireguard?.peers ?? []) add(p.endpoint !== undefined ? endpointHost(p.endpoint) : learned.get(p.name));
+  return [...out].sort();
+}
+
 export interface DatapathObservation {
   /** Consecutive probes charon did not answer; undefined when charon is not needed (no IPsec). */
   charonFailures?: number;
+  /**
+   * Consecutive probes that found no route to any of the peer gateway addresses (peerGatewayAddresses), with the
+   * addresses of the last; undefined when no address is known.
+   */
+  noPeerRoute?: { probes: number; addresses: readonly string[] };
   /** The forwarding sysctls as read; a value that could not be read is undefined (no verdict on it). */
   forwarding: ReadonlyArray<{ family: 4 | 6; value: string | undefined }>;
 }
@@ -61,6 +93,7 @@ export interface DatapathObservation {
 export function datapathDownReason(o: DatapathObservation): string | undefined {
   const reasons: string[] = [];
   if (o.charonFailures !== undefined && o.charonFailures >= CHARON_PROBE_FAILURES_DOWN) reasons.push('charon does not answer on its VICI socket');
+  if (o.noPeerRoute !== undefined && o.noPeerRoute.probes >= NO_PEER_ROUTE_PROBES_DOWN) reasons.push(`no route to any peer gateway (${o.noPeerRoute.addresses.join(', ')})`);
   const off = o.forwarding.filter((f) => f.value !== undefined && f.value !== '1').map((f) => `IPv${f.family}`);
   if (off.length > 0) reasons.push(`${off.join(' and ')} forwarding is off`);
   return reasons.length === 0 ? undefined : reasons.join('; ');

@@ -369,9 +369,12 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
 
   // One CNI is enough: what is checked is the agent's verdict on its own node and the election, not the CNI's paths
   // (scenarios 4-7 cover those on both).
-  test('11: a gateway that is up but cannot forward (charon dead, forwarding off) loses its role within 3 s', { skip: cni !== 'flannel' && 'runs on flannel only', timeout: 150_000 }, async () => {
+  test('11: a gateway that is up but cannot forward (charon dead, forwarding off, its uplink down) loses its role within 3 s', { skip: cni !== 'flannel' && 'runs on flannel only', timeout: 180_000 }, async () => {
     await whole();
-    for (const [what, pool] of [['charon', 'cloud'], ['forwarding', 'edge-b']] as const) {
+    // The uplink: cloud's active gateway loses its WAN link (its LAN, agent, charon and API server are fine). Before its
+    // agent checked its routes to the peers, this took 57 s (dead-peer detection, then the tunnel grace) and, before
+    // the hub rule of plan/health.ts, never happened: every tunnel of the star was down, as in a network down whole.
+    for (const [what, pool] of [['charon', 'cloud'], ['forwarding', 'edge-b'], ['uplink', 'cloud']] as const) {
       const node = (await sys.activeOf(pool))!;
       const charon = sys.charons.get(node)!;
       const ns = f.node(node).ns;
@@ -384,8 +387,10 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
         if (what === 'charon') {
           charon.supervised = false;
           charon.kill();
-        } else {
+        } else if (what === 'forwarding') {
           await f.lab.exec(ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=0']);
+        } else {
+          await f.lab.exec(ns, ['ip', 'link', 'set', 'wan0', 'down']);
         }
         await waitFor(`${node} loses the ${pool} role`, async () => (await sys.activeOf(pool)) !== node, 15_000, 50).catch((e) => fail((e as Error).message));
         const lostMs = Date.now() - at;
@@ -405,7 +410,8 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
       } finally {
         for (const p of pingers) await p.stop();
         if (what === 'charon') await charon.revive();
-        else await f.lab.exec(ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+        else if (what === 'forwarding') await f.lab.exec(ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+        else await f.lab.exec(ns, ['ip', 'link', 'set', 'wan0', 'up']);
       }
       const bad = await waitForMatrix(f, everyone, 30_000);
       if (bad.length > 0) fail(`after the ${what} failed on ${node}:\n${bad.join('\n')}`);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { renderTable } from '../../src/adapters/nft/nft.ts';
 import { rpFilterActions } from '../../src/adapters/sysctl/rpfilter.ts';
 import { devicesToward, looseRpFilterDevices } from '../../src/nodeplan/index.ts';
-import { diffIpState, mtuOfAddress, parseRoutes } from '../../src/adapters/iproute/iproute.ts';
+import { diffIpState, mtuOfAddress, parseRoutes, routedDestinations } from '../../src/adapters/iproute/iproute.ts';
 
 test('nft: no cross-pool traffic, no table', () => {
   assert.equal(renderTable({ local: [], remote: [], mss: [] }), '');
@@ -111,6 +111,17 @@ test('loose rp_filter: the devices toward the pool, a member VXLAN with pool nei
   assert.deepEqual(looseRpFilterDevices({ poolNeighbours: neighbours, role: 'member', wireguard }, main), ['corvid.wg', 'eth0', 'flannel.1'], 'a warm standby');
   assert.deepEqual(looseRpFilterDevices({ poolNeighbours: neighbours, role: 'gateway', wireguard }, main), ['eth0', 'flannel.1'], 'the active gateway routes back into its own interface');
   assert.deepEqual(looseRpFilterDevices({ poolNeighbours: [], role: 'outside' }, main), []);
+});
+
+test('iproute: the destinations `ip -json -force -batch` printed a route for; a failed line prints nothing', () => {
+  // As ip prints it for three `route get` lines, the second of which failed ("Network is unreachable").
+  const stdout = [
+    '[{"type":"local","dst":"10.9.0.5","dev":"lo","prefsrc":"10.9.0.1","flags":[],"uid":0,"cache":["local"]}]',
+    '[{"dst":"2001:db8:0::1","gateway":"fe80::1","dev":"wan0","flags":[]}]',
+    'garbage',
+    '',
+  ].join('\n');
+  assert.deepEqual(routedDestinations(stdout), ['10.9.0.5', '2001:db8::1']);
 });
 
 test('iproute: routes carry mtu and advmss; a changed or missing MTU is repaired in place', () => {

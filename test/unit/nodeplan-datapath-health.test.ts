@@ -6,7 +6,10 @@ import {
   datapathDownReason,
   handoverWantedReason,
   HANDOVER_WANTED_MAX_MS,
+  endpointHost,
   needsCharon,
+  NO_PEER_ROUTE_PROBES_DOWN,
+  peerGatewayAddresses,
   peersLostByRestart,
   wireguardLinkFile,
   wireguardLinkVanished,
@@ -33,6 +36,33 @@ test('forwarding: off in either family says so; a sysctl that could not be read 
     'charon does not answer on its VICI socket; IPv4 and IPv6 forwarding is off',
   );
   assert.equal(datapathDownReason({ forwarding: [{ family: 4, value: undefined }] }), undefined);
+});
+
+test('no route to any peer gateway for two probes in a row: the uplink is down; one probe, or one peer still routed, is not', () => {
+  assert.equal(NO_PEER_ROUTE_PROBES_DOWN, 2);
+  const addresses = ['198.51.100.21', '198.51.100.22'];
+  assert.equal(datapathDownReason({ noPeerRoute: { probes: 1, addresses }, forwarding: V4_ON }), undefined);
+  assert.equal(datapathDownReason({ noPeerRoute: { probes: 2, addresses }, forwarding: V4_ON }), 'no route to any peer gateway (198.51.100.21, 198.51.100.22)');
+  assert.equal(datapathDownReason({ noPeerRoute: { probes: 0, addresses }, forwarding: V4_ON }), undefined);
+  assert.equal(datapathDownReason({ forwarding: V4_ON }), undefined, 'no address known: no verdict');
+});
+
+test('peer gateway addresses: planned remote addresses and endpoints, else where a NAT\'d peer was seen; none for a member', () => {
+  const plan = {
+    role: 'gateway',
+    tunnels: [
+      { name: 'corvid-cloud', remoteAddr: '198.51.100.11' },
+      { name: 'corvid-edge-a', remoteAddr: '%any' },
+      { name: 'corvid-edge-b', remoteAddr: '%any' },
+    ],
+    wireguard: { device: 'corvid.wg', listenPort: 51820, peers: [{ name: 'corvid-hub', endpoint: '[2001:db8::0:1]:51820' }, { name: 'corvid-nat' }] },
+  } as unknown as NodePlan;
+  const learned = new Map([['corvid-edge-a', '198.51.100.21'], ['corvid-nat', '203.0.113.9'], ['corvid-gone', '192.0.2.1']]);
+  assert.deepEqual(peerGatewayAddresses(plan, learned), ['198.51.100.11', '198.51.100.21', '2001:db8::1', '203.0.113.9']);
+  assert.deepEqual(peerGatewayAddresses({ role: 'member', tunnels: [] } as unknown as NodePlan, learned), []);
+  assert.equal(endpointHost('192.0.2.1:51820'), '192.0.2.1');
+  assert.equal(endpointHost('[2001:DB8::1]:4500'), '2001:db8::1');
+  assert.equal(endpointHost('not an endpoint'), undefined);
 });
 
 test('charon is needed when any pool this node reaches is reached over IPsec (first hop), not for WireGuard or none', () => {

@@ -10,6 +10,7 @@
 // fails; failures are returned, and the next reconcile retries them.
 import { runCommand, type CommandResult } from '../command.ts';
 import { CHARON_ROUTE_TABLE, mssFor } from '../../nodeplan/types.ts';
+import { canonicalAddress } from '../../nodeplan/cidr.ts';
 
 export type Family = 4 | 6;
 
@@ -341,6 +342,21 @@ export class Iproute {
     return { ...(device !== undefined ? { device } : {}), ...(mtu !== undefined ? { mtu } : {}), ...(prefixes !== undefined ? { prefixes } : {}) };
   }
 
+  /**
+   * The addresses among `addresses` this node has a route to (the full lookup, rules included), in one `ip -batch`
+   * per family. An address with no route, or an unreachable, blackhole or prohibit one, is not in the result.
+   */
+  async routable(addresses: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const family of [4, 6] as const) {
+      const mine = addresses.filter((a) => (a.includes(':') ? 6 : 4) === family);
+      if (mine.length === 0) continue;
+      const r = await this.run([`-${family}`, '-json', '-force', '-batch', '-'], mine.map((a) => `route get ${a}`).join('\n') + '\n');
+      for (const dst of routedDestinations(r.stdout)) out.add(dst);
+    }
+    return new Set(addresses.filter((a) => out.has(canonicalAddress(a) ?? a)));
+  }
+
   /** Routes in our table and rules that look it up, both families. */
   async read(): Promise<ActualState> {
     const routes = await this.routes(this.table);
@@ -398,5 +414,19 @@ export function batchErrors(stderr: string, lines: string[]): string[] {
     }
   }
   if (pending.length > 0 || out.length === 0) out.push(pending.join('; ') || 'ip -batch failed');
+  return out;
+}
+
+/** The destinations `ip -json route get` printed a route for, one JSON array a line (failed lines print nothing). */
+export function routedDestinations(stdout: string): string[] {
+  const out: string[] = [];
+  for (const line of stdout.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      for (const r of JSON.parse(line) as Array<{ dst?: unknown }>) if (typeof r.dst === 'string') out.push(canonicalAddress(r.dst) ?? r.dst);
+    } catch {
+      // Not JSON: not a route.
+    }
+  }
   return out;
 }
