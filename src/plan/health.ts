@@ -16,10 +16,10 @@
 //   the tunnel grace old (tunnelGraceSeconds(timeout) = max(10 s, min(3 × timeout, 30 s))): a freshly elected gateway whose
 //   tunnels were loaded down, and never changed since, counts only once the grace has passed; and (d) the network is
 //   not down as a whole: another node's fresh (not stale) Lease reports a tunnel up, or (d') no tunnel is up anywhere
-//   but this node's pool explains it (uplinkSuspect: every down tunnel other pools report leads to this pool, at
-//   least one does), and no other candidate of the pool was suspected so within UPLINK_SUSPECT_DAMPING_SECONDS (a
-//   hub whose uplink died looks like a network down as a whole; a hub pool whose every uplink is down switches once,
-//   not at every grace). true otherwise.
+//   but this node's pool explains it (poolExplainsOutage: every down tunnel other pools report leads to this pool, at
+//   least one does), another candidate is live, and no other candidate of the pool was blamed so within
+//   UPLINK_SUSPECT_DAMPING_SECONDS (a hub whose uplink died looks like a network down as a whole; a hub pool whose
+//   every uplink is down switches once, not at every grace). true otherwise.
 // - unreachableFrom: the nodes whose fresh (not stale, not released) Lease reports this node unreachable over their
 //   LAN (corvid.dev/unreachable, nodeplan/liveness.ts), except those this node reports unreachable in turn: two
 //   candidates that cannot reach each other say nothing about which of them is dead. Only reports between gateway
