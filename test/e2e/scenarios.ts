@@ -415,8 +415,9 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
       }
       const bad = await waitForMatrix(f, everyone, 30_000);
       if (bad.length > 0) fail(`after the ${what} failed on ${node}:\n${bad.join('\n')}`);
-      await traffic(`after the ${what} failed on ${node}`);
     }
+    // Bulk TCP and DF probes once, after all three (the matrix is checked after each): within the suite's budget.
+    await traffic('after charon, forwarding and the uplink failed');
   });
 
   // One CNI is enough: nothing on the data plane changes (that is the point); flannel only. The two halves share one
