@@ -19,12 +19,11 @@ import type { RpFilter } from '../adapters/sysctl/rpfilter.ts';
 import type { VxlanLinks } from '../adapters/iproute/vxlan.ts';
 import { wireguardPsk, type ActualPeer, type WireguardConfig, type WireguardLinks } from '../adapters/wireguard/wireguard.ts';
 import type { WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
-import { looseRpFilterDevices, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, wireguardTunnels, type NodePlan, type WireguardPeerPlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
+import { endpointHost, looseRpFilterDevices, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, wireguardTunnels, type NodePlan, type WireguardPeerPlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
 import type { ConnConfig } from './vici/index.ts';
 import { connHash, ours, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
 import { describeAction, endsStepsOnFailure, peerProblem, planViciActions, type TsBackoff, type ViciAction } from './vici-actions.ts';
 import type { SecretReader } from './secrets.ts';
-import { endpointHost } from '../nodeplan/datapath-health.ts';
 import type { Logger } from '../shell/log.ts';
 
 export interface TunnelState {

@@ -206,3 +206,14 @@ export function overlaps(pa: Prefix, pb: Prefix): boolean {
   const mask = len === 0 ? 0n : ((1n << BigInt(len)) - 1n) << BigInt(bits - len);
   return (pa.value & mask) === (pb.value & mask);
 }
+
+/** A UDP endpoint as WireGuard writes it: `192.0.2.1:51820`, `[2001:db8::1]:51820`. */
+export function endpointText(address: string, port: number): string {
+  return familyOfPrefix(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** The host of an endpoint as endpointText writes it (and `wg show` prints it), canonical; undefined when not one. */
+export function endpointHost(endpoint: string): string | undefined {
+  const m = /^\[([^\]]+)\]:\d+$/.exec(endpoint) ?? /^([^:]+):\d+$/.exec(endpoint);
+  return m === null ? undefined : canonicalAddress(m[1]);
+}

@@ -3,7 +3,7 @@
 // change of verdict on its heartbeat Lease, and the election takes a candidate that cannot forward out at once
 // (plan/health.ts). Pure.
 import type { NodePlan } from './types.ts';
-import { canonicalAddress } from './cidr.ts';
+import { canonicalAddress, endpointHost } from './cidr.ts';
 
 /** A forwarding sysctl a gateway needs (the agent only reads it: it does not change sysctls). */
 export interface ForwardingSysctl {
@@ -56,12 +56,6 @@ export const CHARON_PROBE_FAILURES_DOWN = 2;
  * down (link, address or route gone). Two, as for charon: a route replaced in two steps is not that.
  */
 export const NO_PEER_ROUTE_PROBES_DOWN = 2;
-
-/** The host of a WireGuard endpoint (`192.0.2.1:51820`, `[2001:db8::1]:51820`), canonical. */
-export function endpointHost(endpoint: string): string | undefined {
-  const m = /^\[([^\]]+)\]:\d+$/.exec(endpoint) ?? /^([^:]+):\d+$/.exec(endpoint);
-  return m === null ? undefined : canonicalAddress(m[1]);
-}
 
 /**
  * The addresses this node reaches its peer pools' gateways at, to tell a dead uplink at once: each IPsec tunnel's

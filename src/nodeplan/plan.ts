@@ -30,6 +30,7 @@ import {
   contains,
   parseAddress,
   parsePrefix,
+  endpointText,
   familyOfPrefix,
   overlaps,
   sortCanonicalPrefixes,
@@ -401,10 +402,6 @@ function innerMtu(backend: Backend, outer: number, family: Family): number {
 }
 
 /** A WireGuard endpoint: `address:port`, an IPv6 address in brackets. */
-function endpointText(address: string, port: number): string {
-  return familyOfPrefix(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
 /** MSS clamps for the remote prefixes with a known path MTU, one per (family, MSS). */
 function mssClamps(remote: Array<{ dst: CanonicalPrefix; mtu?: number }>): MssClamp[] {
   const groups = new Map<string, { clamp: MssClamp; list: CanonicalPrefix[] }>();

@@ -6,7 +6,6 @@ import {
   datapathDownReason,
   handoverWantedReason,
   HANDOVER_WANTED_MAX_MS,
-  endpointHost,
   needsCharon,
   NO_PEER_ROUTE_PROBES_DOWN,
   peerGatewayAddresses,
@@ -14,7 +13,7 @@ import {
   wireguardLinkFile,
   wireguardLinkVanished,
 } from '../../src/nodeplan/datapath-health.ts';
-import type { NodePlan } from '../../src/nodeplan/index.ts';
+import { endpointHost, type NodePlan } from '../../src/nodeplan/index.ts';
 import { DATAPATH_REASON_MAX, heartbeatFromLease } from '../../src/adapters/kube/leases.ts';
 import { DATAPATH_DOWN_ANNOTATION, HANDOVER_WANTED_ANNOTATION } from '../../src/gateway/keys.ts';
 
