@@ -1,7 +1,8 @@
 // Can this node forward cross-pool traffic? The agent's own verdict on its node, from what it observed: charon
-// answering on its VICI socket (when the node's links use IPsec) and the forwarding sysctls. The agent reports a
-// change of verdict on its heartbeat Lease, and the election takes a candidate that cannot forward out at once
-// (plan/health.ts). Pure.
+// answering on its VICI socket (when the node's links use IPsec), the forwarding sysctls, and a route to at least one
+// of its peers' gateways (its uplink). The agent reports a change of verdict on its heartbeat Lease, and the election
+// takes a candidate that cannot forward out at once (plan/health.ts). The same probe notices a vanished WireGuard
+// link, which the agent rebuilds. Pure.
 import type { NodePlan } from './types.ts';
 import { canonicalAddress, endpointHost } from './cidr.ts';
 
