@@ -137,3 +137,19 @@ test('Iproute refuses charon\'s table 220 and kernel tables', () => {
   assert.throws(() => new Iproute({ table: 254 }), /reserved/);
   assert.throws(() => new Iproute({ table: 0 }), /must be|reserved/);
 });
+
+test('iproute adapter: routable() answers from the full lookup, per family; link down takes the routes with it', { skip }, async () => {
+  const ipr = new Iproute({ table: TABLE, netns: ns });
+  // An unreachable route is a route the kernel refuses to use: not routable.
+  await ip('-n', ns, 'route', 'add', 'unreachable', '10.99.0.0/16');
+  try {
+    const wanted = ['10.77.0.9', '10.99.0.1', '198.51.100.7', 'FD00:77::9', '2001:db8::1'];
+    assert.deepEqual([...(await ipr.routable(wanted))].sort(), ['10.77.0.9', 'FD00:77::9'], 'the connected prefixes only, answered in the caller\'s spelling');
+    assert.deepEqual([...(await ipr.routable([]))], []);
+    await ip('-n', ns, 'link', 'set', 'eth0', 'down');
+    assert.deepEqual([...(await ipr.routable(wanted))], [], 'the uplink is down: no route to anything');
+  } finally {
+    await ip('-n', ns, 'link', 'set', 'eth0', 'up');
+    await ip('-n', ns, 'route', 'del', 'unreachable', '10.99.0.0/16');
+  }
+});
