@@ -26,7 +26,7 @@ import { DEFAULT_LIVENESS, livenessTargets, proberWasAway, unreachableTargets, t
 import { DEFAULT_LIVENESS_PORT, ProbeBook } from '../adapters/liveness/udp.ts';
 import { openLiveness, type LivenessEndpoint } from '../adapters/liveness/endpoint.ts';
 import { ViciSession, parseUpdownEvent, viciAnswers, type Subscription, type ViciMessage } from './vici/index.ts';
-import { DeviceMissing, DatapathReconciler, emptyResult, type ReconcileResult, type TunnelState } from './reconciler.ts';
+import { DatapathReconciler, emptyResult, type ReconcileResult, type TunnelState } from './reconciler.ts';
 import { ours } from './conns.ts';
 import { SecretReader } from './secrets.ts';
 import { AgentMetrics, serveHttp } from './metrics.ts';
@@ -708,13 +708,9 @@ export class Agent {
     let tunnels: TunnelState[];
     try {
       tunnels = await this.reconciler.readTunnels(plan);
-    } catch (e) {
-      // The WireGuard interface went away (its wireguard-go died): rebuild it now, not at the next repair.
-      if (e instanceof DeviceMissing && !this.stopping) {
-        this.log.warn('repairing now', { reason: e.message });
-        this.trigger(0);
-      }
-      return; // charon away: the next reconcile reports it
+    } catch {
+      // charon away, or the WireGuard link gone (the datapath probe rebuilds it): the next reconcile reports it.
+      return;
     }
     if (this.stopping || seq <= this.appliedSeq || this.lastPlan !== plan) return;
     this.appliedSeq = seq;

@@ -133,9 +133,6 @@ function byConn(a: TunnelState, b: TunnelState): number {
   return a.conn < b.conn ? -1 : a.conn > b.conn ? 1 : 0;
 }
 
-/** A device the plan needs is not there (wireguard-go was killed, the link deleted by hand): repair at once. */
-export class DeviceMissing extends Error {}
-
 interface Wanted {
   tunnel: TunnelPlan;
   conn: ConnConfig;
@@ -442,7 +439,7 @@ export class DatapathReconciler {
 
   private async readWireguardTunnels(plan: NodePlan, wg: WireguardLinks): Promise<TunnelState[]> {
     const peers = await wg.peers();
-    if (peers === undefined) throw new DeviceMissing(`${wg.device} is missing`);
+    if (peers === undefined) throw new Error(`${wg.device} is missing`);
     const actual = new Map(peers.map((p) => [p.publicKey, p]));
     const nowS = (this.o.nowMs ?? Date.now)() / 1000;
     return wireguardTunnels(plan).map((p) => wireguardTunnel(p.peerPool, p.name, actual.get(p.publicKey), nowS));

@@ -401,7 +401,6 @@ function innerMtu(backend: Backend, outer: number, family: Family): number {
   return outer;
 }
 
-/** A WireGuard endpoint: `address:port`, an IPv6 address in brackets. */
 /** MSS clamps for the remote prefixes with a known path MTU, one per (family, MSS). */
 function mssClamps(remote: Array<{ dst: CanonicalPrefix; mtu?: number }>): MssClamp[] {
   const groups = new Map<string, { clamp: MssClamp; list: CanonicalPrefix[] }>();

@@ -10,7 +10,7 @@
 // fails; failures are returned, and the next reconcile retries them.
 import { runCommand, type CommandResult } from '../command.ts';
 import { CHARON_ROUTE_TABLE, mssFor } from '../../nodeplan/types.ts';
-import { canonicalAddress } from '../../nodeplan/cidr.ts';
+import { canonicalAddress, familyOfPrefix } from '../../nodeplan/cidr.ts';
 
 export type Family = 4 | 6;
 
@@ -349,7 +349,7 @@ export class Iproute {
   async routable(addresses: readonly string[]): Promise<Set<string>> {
     const out = new Set<string>();
     for (const family of [4, 6] as const) {
-      const mine = addresses.filter((a) => (a.includes(':') ? 6 : 4) === family);
+      const mine = addresses.filter((a) => familyOfPrefix(a) === family);
       if (mine.length === 0) continue;
       const r = await this.run([`-${family}`, '-json', '-force', '-batch', '-'], mine.map((a) => `route get ${a}`).join('\n') + '\n');
       for (const dst of routedDestinations(r.stdout)) out.add(dst);
