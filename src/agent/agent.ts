@@ -19,7 +19,7 @@ import { Xfrm } from '../adapters/xfrm/xfrm.ts';
 import { WireguardLink, type WireguardImplementation } from '../adapters/wireguard/wireguard.ts';
 import { loadOrCreateKey, type WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
 import { join } from 'node:path';
-import { CONN_PREFIX, nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, wireguardTunnels, type NodePlan } from '../nodeplan/index.ts';
+import { CONN_PREFIX, HANDOVER_RULE_PRIORITY, nodePlan, VXLAN_DEVICE, WIREGUARD_DEVICE, wireguardTunnels, type NodePlan, type TunnelPlan } from '../nodeplan/index.ts';
 import { corvidAddresses, staleIpsec } from '../nodeplan/stale-ipsec.ts';
 import { datapathDownReason, forwardingSysctls, handoverWantedReason, needsCharon, peerGatewayAddresses, peersLostByRestart, wireguardLinkFile, wireguardLinkVanished, type RestartLoss } from '../nodeplan/datapath-health.ts';
 import { DEFAULT_LIVENESS, livenessTargets, proberWasAway, unreachableTargets, type LivenessTarget, type TargetObservation } from '../nodeplan/liveness.ts';
@@ -106,6 +106,13 @@ export const DEFAULT_DATAPATH_PROBE_MS = 500;
  * successor's tunnels come up in well under a second; this bounds a hand-over whose successor cannot bring them up.
  */
 export const HANDOVER_WINDOW_MS = 5_000;
+/**
+ * How long a hand-over's successor holds its members' traffic on the predecessor at most once a new tunnel is up, when
+ * the peer sends nothing on it (updateHold). Below PREDECESSOR_GRACE_S: the peer keeps the predecessor's SAs that long.
+ */
+const HANDOVER_HOLD_MAX_MS = 1_000;
+/** While a hold lasts, how often the tunnels are read to release it. */
+const HANDOVER_HOLD_POLL_MS = 40;
 /** How long a hand-over's successor waits at most for its predecessor to let go before it starts its tunnels. */
 export const HANDOVER_HOLD_MS = 2_000;
 /** A stopping active gateway waits at most this long for the sync to name a successor (awaitHandover). */
@@ -210,6 +217,8 @@ export class Agent {
   private unreachable: string[] = [];
   /** This pool's active gateway as the last reconcile saw it, to notice a hand-over. */
   private poolActive: { pool: string; node: string } | undefined;
+  /** The hold of a hand-over's successor (updateHold), for the hand-over that started at startMs. */
+  private heldPools: { startMs: number; released: string[]; upAt: Map<string, number> } | undefined;
   /** A hand-over in progress (NodePlanInput.handoverFrom): when it started and ends (this.now() ms). */
   private handover: { from: string; startMs: number; untilMs: number } | undefined;
   /** The last reconcile held its initiations back for the predecessor (predecessorHolds). */
@@ -455,7 +464,35 @@ export class Agent {
       ...(this.uplinkDevice === undefined ? {} : { uplinkDevice: this.uplinkDevice }),
       ...(this.wireguardKey === undefined ? {} : { wireguardPublicKey: this.wireguardKey.publicKey }),
       ...(this.handover === undefined || this.now().getTime() >= this.handover.untilMs ? {} : { handoverFrom: this.handover.from }),
+      ...(this.heldPools === undefined ? {} : { handoverReleased: this.heldPools.released }),
     });
+  }
+
+  /**
+   * The hold of a hand-over's successor (NodePlanInput.handoverReleased), from the tunnels the last reconcile read: a
+   * peer pool is released once its gateway has sent on our new CHILD_SA, or HANDOVER_HOLD_MAX_MS after it came up (a
+   * peer with nothing to send). No hold with a dead predecessor: it would forward nothing.
+   */
+  private updateHold(plan: NodePlan): void {
+    const h = this.handover;
+    const t = h === undefined ? undefined : this.livenessTargets.find((x) => x.node === h.from);
+    const alive = t !== undefined && this.probeBook.saysActive(t.address, this.livenessSettings().downAfterMs) !== undefined;
+    if (!this.handoverSuccessor(plan) || !alive || h === undefined) {
+      this.heldPools = undefined;
+      return;
+    }
+    if (this.heldPools?.startMs !== h.startMs) this.heldPools = { startMs: h.startMs, released: [], upAt: new Map() };
+    const held = this.heldPools;
+    const nowMs = this.now().getTime();
+    for (const x of this.lastResult?.tunnels ?? []) {
+      if (!x.up || held.released.includes(x.peer) || !plan.tunnels.some((y) => y.peerPool === x.peer)) continue;
+      const upAt = held.upAt.get(x.peer) ?? nowMs;
+      held.upAt.set(x.peer, upAt);
+      const used = x.children.some((c) => c.up && c.bytesIn > 0);
+      if (!used && nowMs - upAt < HANDOVER_HOLD_MAX_MS) continue;
+      held.released = [...held.released, x.peer].sort();
+      this.log.info('hand-over: traffic released to the new tunnel', { peer: x.peer, why: used ? 'the peer sends on it' : 'the peer sent nothing on it', heldMs: nowMs - h.startMs });
+    }
   }
 
   /**
@@ -488,6 +525,11 @@ export class Agent {
    * Not waited for: a predecessor not heard within the liveness verdict's time (dead, or liveness off), and any
    * predecessor after HANDOVER_HOLD_MS (one stopping on SIGTERM lets go only once it sees us named).
    */
+  private handoverSuccessor(plan: NodePlan): boolean {
+    const h = this.handover;
+    return plan.role === 'gateway' && h !== undefined && h.from !== this.o.nodeName && this.now().getTime() < h.untilMs;
+  }
+
   private predecessorHolds(plan: NodePlan): boolean {
     const h = this.handover;
     if (plan.role !== 'gateway' || h === undefined || this.now().getTime() >= h.startMs + HANDOVER_HOLD_MS) return false;
@@ -515,6 +557,9 @@ export class Agent {
     this.uplinkDevice = uplink.device;
     let plan = this.currentPlan();
     if (this.noteActive(plan)) plan = this.currentPlan();
+    const heldBefore = JSON.stringify(this.heldPools?.released);
+    this.updateHold(plan);
+    if (JSON.stringify(this.heldPools?.released) !== heldBefore) plan = this.currentPlan();
     const s = summary(plan);
     if (s !== this.lastPlanSummary) {
       this.log.info('plan', JSON.parse(s) as Record<string, unknown>);
@@ -536,7 +581,7 @@ export class Agent {
       this.initiateHeld = hold;
     }
     try {
-      res = await this.reconciler.reconcile(plan, { holdInitiate: hold });
+      res = await this.reconciler.reconcile(plan, { holdInitiate: hold, awaitPeerChild: this.handoverSuccessor(plan) });
     } catch (e) {
       res = { ...emptyResult(), ok: false, errors: [(e as Error).message] };
     }
@@ -561,13 +606,20 @@ export class Agent {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     if (res.warnings.length > 0 && !this.stopping) {
-      const delay = Math.min(this.o.repairIntervalMs, 500 * 2 ** this.initiateRetries++);
+      const delay = Math.min(this.o.repairIntervalMs, 500 * 2 ** this.initiateRetries++, res.recheckMs ?? Infinity);
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
         this.trigger(0);
       }, delay);
     } else if (res.warnings.length === 0) {
       this.initiateRetries = 0;
+      // Something waits on time: the peer's CHILD_SA on our IKE_SA, the grace of a peer's previous gateway.
+      if (res.recheckMs !== undefined && !this.stopping) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.trigger(0);
+        }, res.recheckMs);
+      }
     }
 
     const candidate = isGatewayCandidate(gateways, this.o.nodeName);
@@ -585,6 +637,8 @@ export class Agent {
       this.tunnelSince.clear();
     }
     this.updateHandoverWanted();
+    // The hold is released by what the tunnels show: read them again soon.
+    if (plan.rules.some((r) => r.priority === HANDOVER_RULE_PRIORITY)) this.trigger(HANDOVER_HOLD_POLL_MS);
   }
 
   /**
@@ -679,14 +733,17 @@ export class Agent {
     // A tunnel went down: repair now rather than at the next repair tick (the initiator re-initiates). A handshake
     // that failed raises a down event too, for a tunnel not reported up: retrying that is the backoff's job
     // (after the reconcile), or failing initiates would loop every few hundred milliseconds.
+    const tunnelOf = (conn: string): TunnelPlan | undefined => this.lastPlan?.tunnels.find((t) => t.peers.some((p) => p.conn === conn));
     const wasUp = ev.sas.some((sa) => {
-      const t = this.lastPlan?.tunnels.find((x) => x.name === sa.name);
+      const t = tunnelOf(sa.name);
       return t !== undefined && this.tunnelSince.get(t.peerPool)?.up === true;
     });
     if (!ev.up && wasUp) {
       this.log.info('SA down event', { event: name, sas: ev.sas.map((sa) => sa.name).filter(ours) });
       this.trigger(250);
     }
+    // A peer's successor brought its IKE_SA up alone: create the CHILD_SA on it now (planViciActions).
+    if (ev.up && name === 'ike-updown' && ev.sas.some((sa) => tunnelOf(sa.name)?.role === 'responder')) this.trigger(0);
   }
 
   /** Re-read list-sas and publish the tunnel state (Lease annotation, metrics) if this node is an active gateway. */

@@ -21,8 +21,8 @@ import { wireguardPsk, type ActualPeer, type WireguardConfig, type WireguardLink
 import type { WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
 import { endpointHost, looseRpFilterDevices, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, wireguardTunnels, type NodePlan, type WireguardPeerPlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
 import type { ConnConfig } from './vici/index.ts';
-import { connHash, ours, summariseSas, tunnelToConn, type SaSummary } from './conns.ts';
-import { describeAction, endsStepsOnFailure, peerProblem, planViciActions, type TsBackoff, type ViciAction } from './vici-actions.ts';
+import { connHash, ours, summariseSas, tunnelConns, type SaSummary } from './conns.ts';
+import { describeAction, endsStepsOnFailure, peerProblem, planViciActions, type TsBackoff, type ViciAction, type WantedTunnel } from './vici-actions.ts';
 import type { SecretReader } from './secrets.ts';
 import type { Logger } from '../shell/log.ts';
 
@@ -60,6 +60,8 @@ export interface ReconcileResult {
   viciChecked: boolean;
   /** True when the WireGuard peers were read back (the plan has WireGuard links). */
   wireguardChecked: boolean;
+  /** Reconcile again within this many ms: a step waits on time (ViciSteps.recheckMs). */
+  recheckMs?: number;
 }
 
 export interface ReconcilerOptions {
@@ -133,12 +135,11 @@ function byConn(a: TunnelState, b: TunnelState): number {
   return a.conn < b.conn ? -1 : a.conn > b.conn ? 1 : 0;
 }
 
-interface Wanted {
-  tunnel: TunnelPlan;
-  conn: ConnConfig;
-  hash: string;
+interface Wanted extends WantedTunnel {
+  configs: Map<string, ConnConfig>;
   secret: Buffer;
-  fingerprint: string;
+  /** The PSK's owners: this node's identity and every candidate's of the peer pool. */
+  owners: string[];
 }
 
 export class DatapathReconciler {
@@ -148,7 +149,7 @@ export class DatapathReconciler {
   /** Shared-key id -> fingerprint of the key this process loaded. */
   private readonly loadedKeys = new Map<string, string>();
 
-  /** Connection name -> backoff of replacing SAs with the wrong traffic selectors (planViciActions). */
+  /** Tunnel name -> backoff of replacing SAs with the wrong traffic selectors (planViciActions). */
   private readonly tsBackoff = new Map<string, TsBackoff>();
 
   constructor(opts: ReconcilerOptions) {
@@ -157,9 +158,10 @@ export class DatapathReconciler {
 
   /**
    * Make the node hold the plan. `holdInitiate`: load the connections but start none yet (a hand-over's successor
-   * waits until its predecessor has let go: see Agent).
+   * waits until its predecessor has let go: see Agent). `awaitPeerChild`: a hand-over's successor, whose peers create
+   * its CHILD_SAs (planViciActions).
    */
-  async reconcile(plan: NodePlan, opts: { holdInitiate?: boolean } = {}): Promise<ReconcileResult> {
+  async reconcile(plan: NodePlan, opts: { holdInitiate?: boolean; awaitPeerChild?: boolean } = {}): Promise<ReconcileResult> {
     const res = emptyResult();
     // The device and its new next hops before the routes that use them; stale entries only after the routes moved.
     await this.applyVxlan(plan.vxlan, 'add', res);
@@ -168,7 +170,7 @@ export class DatapathReconciler {
     // (on a failover every command before the first VICI call is time the pool has no path).
     await Promise.all([this.applyRoutes(plan, res), this.applyNft(plan.packet, res)]);
     await this.applyVxlan(plan.vxlan, 'prune', res);
-    await this.applyVici(plan, res, opts.holdInitiate === true);
+    await this.applyVici(plan, res, opts.holdInitiate === true, opts.awaitPeerChild === true);
     // An interface no longer wanted goes after the tunnels: its routes are gone already, and a node taking over as an
     // IPsec gateway should not wait for one more command before it loads its connections.
     if (plan.wireguard === undefined) await this.applyWireguard(undefined, res);
@@ -290,7 +292,7 @@ export class DatapathReconciler {
           ...(x.mtu !== undefined ? { mtu: x.mtu } : {}),
           ...(x.dev !== undefined ? { dev: x.dev } : {}),
         })),
-        rules: plan.rules.map((x) => ({ family: x.family, priority: x.priority, table: x.table })),
+        rules: plan.rules.map((x) => ({ family: x.family, priority: x.priority, table: x.table, ...(x.iif === undefined ? {} : { iif: x.iif }) })),
       });
       res.ipChanges.push(...r.changes.map((c) => c.line));
       res.errors.push(...r.errors.map((e) => `route: ${e}`));
@@ -308,13 +310,16 @@ export class DatapathReconciler {
         res.errors.push(`tunnel ${t.name}: ${s.reason}`);
         continue;
       }
-      const conn = tunnelToConn(t);
-      out.set(t.name, { tunnel: t, conn, hash: connHash(conn), secret: s.data, fingerprint: s.fingerprint });
+      const configs = new Map(tunnelConns(t).map((c) => [c.name, c.conn]));
+      const conns = t.peers.map((peer) => ({ peer, hash: connHash(configs.get(peer.conn)!) }));
+      const owners = [t.localId, ...t.peers.map((p) => p.id)];
+      const fingerprint = `${s.fingerprint}:${connHash({ owners } as unknown as ConnConfig)}`;
+      out.set(t.name, { tunnel: t, conns, configs, secret: s.data, owners, fingerprint });
     }
     return out;
   }
 
-  private async applyVici(plan: NodePlan, res: ReconcileResult, holdInitiate: boolean): Promise<void> {
+  private async applyVici(plan: NodePlan, res: ReconcileResult, holdInitiate: boolean, awaitPeerChild: boolean): Promise<void> {
     const want = await this.wanted(plan, res);
     const vici = this.o.vici;
     const present = this.o.viciPresent?.() ?? true;
@@ -338,9 +343,13 @@ export class DatapathReconciler {
     const steps = planViciActions(want, { conns, keys, sas }, { loaded: this.loaded, loadedKeys: this.loadedKeys, tsBackoff: this.tsBackoff }, {
       retiring: plan.retiring ?? [],
       holdInitiate,
+      awaitPeerChild,
       nowMs: Date.now(),
     });
+    if (steps.recheckMs !== undefined) res.recheckMs = steps.recheckMs;
     const terminateTimeoutMs = this.o.terminateTimeoutMs ?? 3000;
+    const configs = new Map([...want.values()].flatMap((w) => [...w.configs]));
+    const configOf = (name: string): ConnConfig => configs.get(name)!;
     const execute = async (a: ViciAction): Promise<boolean> => {
       const action = describeAction(a);
       try {
@@ -360,16 +369,14 @@ export class DatapathReconciler {
             break;
           case 'load-shared': {
             const w = want.get(a.id)!;
-            await vici.loadShared({ id: a.id, type: 'IKE', data: w.secret, owners: [w.tunnel.localId, w.tunnel.remoteId] });
+            await vici.loadShared({ id: a.id, type: 'IKE', data: w.secret, owners: w.owners });
             break;
           }
           case 'load-conn':
-            await vici.loadConn(a.name, want.get(a.name)!.conn);
+            await vici.loadConn(a.name, configOf(a.name));
             break;
           case 'initiate':
-            await vici.initiate({ child: a.name, ike: a.name, timeoutMs: this.o.initiateTimeoutMs ?? 5000 });
-            // Ours to the new gateway is up: the ones to the previous gateway go now, not at the next reconcile.
-            if (a.replacing !== undefined) await terminateIds(vici, a.replacing);
+            await vici.initiate({ ike: a.name, ...(a.child === undefined ? {} : { child: a.child }), timeoutMs: this.o.initiateTimeoutMs ?? 5000 });
             break;
         }
         res.viciActions.push(action);
@@ -385,11 +392,9 @@ export class DatapathReconciler {
     for (const a of steps.remove) {
       await execute(a);
       if (a.op === 'unload-shared') this.loadedKeys.delete(a.id);
-      else if (a.op === 'terminate' || a.op === 'unload-conn') {
-        this.loaded.delete(a.name);
-        this.tsBackoff.delete(a.name);
-      }
+      else if (a.op === 'terminate' || a.op === 'unload-conn') this.loaded.delete(a.name);
     }
+    for (const name of [...this.tsBackoff.keys()]) if (!want.has(name)) this.tsBackoff.delete(name);
     // 2. Keys, then connections, then initiation; what this process loaded is remembered as it succeeds.
     for (const { name, steps: connSteps, clearBackoff } of steps.connections) {
       const w = want.get(name)!;
@@ -398,7 +403,7 @@ export class DatapathReconciler {
         if (a.op === 'terminate' && a.why === 'traffic selectors differ from the plan') this.tsBackoff.set(name, a.backoff);
         const ok = await execute(a);
         if (ok && a.op === 'load-shared') this.loadedKeys.set(name, w.fingerprint);
-        if (ok && a.op === 'load-conn') this.loaded.set(name, w.hash);
+        if (ok && a.op === 'load-conn') this.loaded.set(a.name, connHash(configOf(a.name)));
         if (!ok && endsStepsOnFailure(a)) {
           ended = true;
           break;
@@ -430,7 +435,8 @@ export class DatapathReconciler {
     if (vici === undefined || plan.tunnels.length === 0) return [];
     const after = (await vici.listSas()).filter((s) => ours(s.name));
     return plan.tunnels.map((t) => {
-      const s = summariseSas(after, t.name);
+      const active = t.peers.find((p) => p.node === t.peerNode)?.conn ?? '';
+      const s = summariseSas(after, active, t.name);
       const state: TunnelState = { peer: t.peerPool, conn: t.name, up: s.up, pending: s.pending, bytesIn: s.bytesIn, bytesOut: s.bytesOut, children: s.children };
       if (s.remoteHost !== undefined) state.remoteAddress = s.remoteHost;
       return state;

@@ -42,6 +42,7 @@ import {
   CONN_PREFIX,
   DEFAULT_ROUTE_TABLE,
   DEFAULT_RULE_PRIORITY,
+  HANDOVER_RULE_PRIORITY,
   IPSEC_OVERHEAD,
   mssFor,
   VXLAN_DEVICE,
@@ -63,6 +64,7 @@ import {
   type Reach,
   type RoutePlan,
   type RulePlan,
+  type IkePeerPlan,
   type TunnelPlan,
 } from './types.ts';
 
@@ -115,13 +117,18 @@ export function connName(peerPool: string): string {
   return `${CONN_PREFIX}${peerPool}`;
 }
 
+/** The IKE connection for one candidate of a peer pool: `corvid-<peerPool>@<node>` (TunnelPlan.peers). */
+export function ikeConnName(tunnel: string, node: string): string {
+  return `${tunnel}@${node}`;
+}
+
 /**
- * The IKE identity of a pool's gateway: the pool's, whichever candidate is active. The link's PSK is the pool pair's,
- * so a node name would authenticate nothing more; and with the pool's name a peer's connection does not change when
- * the pool fails over, so the successor's first handshake is accepted instead of racing the peer's reload.
+ * The IKE identity of a gateway candidate: its node's, within its pool. A peer keeps one connection per candidate of
+ * our pool (TunnelPlan.peers), so during a hand-over it can tell the successor's IKE_SA from the predecessor's, keep
+ * both, and create the new CHILD_SA on the successor's itself (docs/datapath.md, "A planned hand-over").
  */
-export function ikeIdentity(pool: string): string {
-  return `${pool}.pool.corvid`;
+export function ikeIdentity(pool: string, node: string): string {
+  return `${node}.${pool}.node.corvid`;
 }
 
 function readPools(gateways: Gateway[], f: Findings): Map<string, PoolInfo> {
@@ -549,13 +556,14 @@ export function nodePlan(input: NodePlanInput): NodePlan {
       continue;
     }
     const role = me.nat ? 'initiator' : peer.nat ? 'responder' : me.name < peer.name ? 'initiator' : 'responder';
+    const pa = peer.active as Active;
     const t: TunnelPlan = {
       name: connName(peer.name),
       peerPool: peer.name,
-      peerNode: (peer.active as Active).node,
+      peerNode: pa.node,
       role,
-      localId: ikeIdentity(me.name),
-      remoteId: ikeIdentity(peer.name),
+      localId: ikeIdentity(me.name, me.active.node),
+      remoteId: ikeIdentity(peer.name, pa.node),
       localAddr: me.active.privateIP,
       remoteAddr: peer.nat ? '%any' : remoteAddress(peer),
       localTs,
@@ -564,14 +572,17 @@ export function nodePlan(input: NodePlanInput): NodePlan {
       espProposals: [...link.policy.espProposals],
       pskSecretRef: { ...(link.policy.pskSecretRef as { name: string; key: string }) },
       relayed,
+      peers: [],
     };
-    const port = peer.nat ? undefined : (peer.active as Active).publicIP !== undefined ? (peer.active as Active).publicPort : undefined;
+    const port = peer.nat ? undefined : pa.publicIP !== undefined ? pa.publicPort : undefined;
     if (port !== undefined) t.remotePort = port;
+    t.peers = ikePeers(peer, t);
     tunnels.push(t);
   }
 
   // Every remote prefix this pool reaches, with the MTU of its path and the backend of its first hop.
-  const remote: Array<{ dst: CanonicalPrefix; pool: string; mtu?: number; backend: Backend }> = [];
+  // `hop`: the pool of the first tunnel (the relay's, for a relayed pool).
+  const remote: Array<{ dst: CanonicalPrefix; pool: string; hop: string; mtu?: number; backend: Backend }> = [];
   for (const r of reach) {
     const peer = pools.get(r.pool) as PoolInfo;
     let hops = [{ pool: peer, backend: r.backend }];
@@ -580,10 +591,12 @@ export function nodePlan(input: NodePlanInput): NodePlan {
       hops = [{ pool: relay, backend: r.backend }, { pool: peer, backend: (directLink(relay, peer) as { backend: Backend }).backend }];
     }
     const mtu = pathMtu(me, hops, input.uplinkMtu);
-    for (const dst of peer.subnets) remote.push(mtu === undefined ? { dst, pool: r.pool, backend: r.backend } : { dst, pool: r.pool, mtu, backend: r.backend });
+    const hop = r.path === 'relay' ? (r.via as string) : r.pool;
+    for (const dst of peer.subnets) remote.push(mtu === undefined ? { dst, pool: r.pool, hop, backend: r.backend } : { dst, pool: r.pool, hop, mtu, backend: r.backend });
   }
 
   let parsedRoutes: ParsedRoute[] = [];
+  let holdFamilies: Family[] = [];
   if (plan.role === 'member') {
     parsedRoutes = routesVia(remote, privateHop(me.active), f, me.name);
     if (device !== undefined && overVxlan(me, device, input.uplinkPrefixes, f)) {
@@ -611,13 +624,22 @@ export function nodePlan(input: NodePlanInput): NodePlan {
     // Make before break: the members send here from the moment the Gateway names us. Until our own tunnels are up,
     // their IPsec traffic goes on through the previous active gateway, which still holds its tunnels; charon's table
     // is looked up before ours, so each of our tunnels takes over its traffic as it comes up.
+    // The hold (NodePlanInput.handoverReleased): until a peer has installed our new CHILD_SA, its traffic goes on
+    // through the previous gateway ahead of charon's table, whose route to the new CHILD_SA is there from the moment
+    // we installed it, a moment before the peer.
     const previous = handoverHop(me, input, device);
-    if (previous !== undefined) parsedRoutes.push(...routesVia(remote.filter((r) => r.backend === 'ipsec'), previous, f, me.name));
+    const released = new Set(input.handoverReleased ?? []);
+    const handedOver = remote.filter((r) => r.backend === 'ipsec' && !released.has(r.hop));
+    if (previous !== undefined) parsedRoutes.push(...routesVia(handedOver, previous, f, me.name));
+    // Only what the members send (it comes in on the uplink): a packet from a peer on the new CHILD_SA must still
+    // find its reverse path through charon's table, or reverse-path filtering drops it.
+    if (previous !== undefined && input.handoverReleased !== undefined && input.uplinkDevice !== undefined) holdFamilies = [...new Set(handedOver.map((r) => r.dst.prefix.family))];
   }
   const routes = dedupeRoutes(parsedRoutes, f, me.name);
 
   const families = [...new Set(routes.map((r) => r.family))].sort() as Family[];
   const rules: RulePlan[] = families.map((family) => ({ family, priority: rulePriority, table: routeTable }));
+  if (rulePriority !== HANDOVER_RULE_PRIORITY) for (const family of holdFamilies.sort()) rules.push({ family, priority: HANDOVER_RULE_PRIORITY, table: routeTable, iif: input.uplinkDevice as string });
   const packet: PacketPolicy =
     remote.length === 0
       ? base.packet
@@ -690,6 +712,23 @@ function standbyPeers(peer: PoolInfo, active: WireguardPeerPlan): WireguardPeerP
     out.push(wp);
   }
   return out;
+}
+
+/**
+ * One IKE connection per candidate of the peer pool, the active's first by name order as any other: a successor's
+ * handshake is accepted before this node has seen the Gateway move, and the predecessor's IKE_SA stays on its own
+ * connection until the successor's CHILD_SA has replaced it.
+ */
+function ikePeers(peer: PoolInfo, t: TunnelPlan): IkePeerPlan[] {
+  const out: IkePeerPlan[] = [{ node: t.peerNode, conn: ikeConnName(t.name, t.peerNode), id: t.remoteId, addr: t.remoteAddr, ...(t.remotePort === undefined ? {} : { port: t.remotePort }) }];
+  for (const e of candidateEndpoints(peer.gw)) {
+    if (out.some((p) => p.node === e.nodeName)) continue;
+    const address = peer.nat ? undefined : ((e.publicIP ? canonicalAddress(e.publicIP) : undefined) ?? peer.ipOf.get(e.nodeName));
+    const p: IkePeerPlan = { node: e.nodeName, conn: ikeConnName(t.name, e.nodeName), id: ikeIdentity(peer.name, e.nodeName), addr: address ?? '%any' };
+    if (address !== undefined && e.publicIP && e.publicPort !== undefined && e.publicPort > 0) p.port = e.publicPort;
+    out.push(p);
+  }
+  return out.sort((a, b) => cmp(a.node, b.node));
 }
 
 /** The WireGuard peers that are this node's tunnels (health, metrics): an active gateway's, not its warm sessions. */

@@ -10,6 +10,11 @@ export const CHARON_ROUTE_TABLE = 220;
 export const DEFAULT_ROUTE_TABLE = 9027;
 /** Default priority of the one rule per family that sends lookups to our table. */
 export const DEFAULT_RULE_PRIORITY = 9027;
+/**
+ * The rule that looks our table up ahead of charon's during a hand-over's hold (NodePlanInput.handoverReleased):
+ * charon's routes for its CHILD_SAs are in table 220, looked up at 220 (its default routing_table_prio).
+ */
+export const HANDOVER_RULE_PRIORITY = 219;
 /** Every IKE connection, CHILD_SA and shared-secret id the agent loads starts with this prefix. */
 export const CONN_PREFIX = 'corvid-';
 
@@ -47,6 +52,13 @@ export interface NodePlanInput {
    * peers replace them with the successor's (NodePlan.retiring).
    */
   handoverFrom?: string;
+  /**
+   * On a hand-over's successor whose predecessor is alive: the hold. Its members' IPsec traffic keeps going through the
+   * predecessor, ahead of charon's table (a rule at HANDOVER_RULE_PRIORITY), for every peer pool but these: the ones
+   * whose gateway has been seen sending on the successor's new CHILD_SA, so has installed it. The peer creates that
+   * CHILD_SA and installs it last; until then a packet sent on it would be dropped there. Undefined: no hold.
+   */
+  handoverReleased?: string[];
 }
 
 /** Corvid's VXLAN device between a pool's members and its gateway. */
@@ -173,15 +185,30 @@ export type TunnelRole =
   /** We only answer (the peer is behind NAT, or both are public and the peer's pool name sorts first). */
   | 'responder';
 
-/** One IKE connection with exactly one CHILD_SA, from this node (an active gateway) to a peer pool's active gateway. */
+/** The IKE connection for one gateway candidate of a peer pool. */
+export interface IkePeerPlan {
+  node: string;
+  /** `corvid-<peerPool>@<node>` (ikeConnName). */
+  conn: string;
+  /** The candidate's IKE identity (ikeIdentity). */
+  id: string;
+  /** Its publicIP, else its privateIP; `%any` when its pool is behind NAT (or no address is known). */
+  addr: string;
+  port?: number;
+}
+
+/**
+ * The tunnel to a peer pool: one CHILD_SA, from this node (an active gateway) to the peer pool's active gateway, on
+ * the IKE connection of that gateway (one of `peers`).
+ */
 export interface TunnelPlan {
-  /** IKE connection name, also the CHILD_SA name and the shared-secret id: `corvid-<peerPool>`. */
+  /** The CHILD_SA name and the shared-secret id: `corvid-<peerPool>`. */
   name: string;
   peerPool: string;
   /** The peer pool's active gateway node. */
   peerNode: string;
   role: TunnelRole;
-  /** IKE identities: the pools' (ikeIdentity), the same whichever candidate is active. */
+  /** IKE identities (ikeIdentity): this node's, and the peer pool's active gateway's. */
   localId: string;
   remoteId: string;
   /** Our privateIP (informational: IKE binds to any local address; the kernel picks the source towards the peer). */
@@ -198,6 +225,11 @@ export interface TunnelPlan {
   pskSecretRef: SecretKeyRef;
   /** Pools whose subnets this tunnel carries besides the two ends' own (relay traffic), sorted. */
   relayed: string[];
+  /**
+   * One IKE connection per gateway candidate of the peer pool, by node name; the active gateway's (peerNode) carries
+   * the tunnel, the others accept a successor's handshake or hold a predecessor's IKE_SA during a hand-over.
+   */
+  peers: IkePeerPlan[];
 }
 
 /** A route in our table. */
@@ -254,6 +286,8 @@ export interface RulePlan {
   family: Family;
   priority: number;
   table: number;
+  /** Only packets that came in on this device (a hand-over's hold: the members' traffic, not the peers'). */
+  iif?: string;
 }
 
 export type FindingSeverity = 'warning' | 'error';

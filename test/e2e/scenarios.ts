@@ -174,19 +174,19 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
     // The relay: edge-a's gateway has exactly one tunnel, to cloud, NAT-traversed, carrying edge-b's subnets too;
     // the cloud gateway forwards between its two tunnels (its counters move by the pings sent edge-a -> edge-b).
     const edgeSas = await sys.sas('edge-a-gw-1');
-    assert.deepEqual(edgeSas.map((s) => s.name), ['corvid-cloud']);
+    assert.deepEqual(edgeSas.map((s) => s.name), ['corvid-cloud@cloud-gw-1']);
     const child = edgeSas[0].children[0];
     assert.equal(child.encap, true, 'ESP in UDP (NAT-T) from behind the router');
     for (const n of f.pool('edge-b').nodes) assert.ok(child.remoteTs.includes(n.podCIDR), `edge-a's tunnel carries ${n.podCIDR}: ${child.remoteTs}`);
     const cloudSas = await sys.sas('cloud-gw-1');
     assert.deepEqual(cloudSas.map((s) => [s.name, s.remoteHost]).sort(), [
-      ['corvid-edge-a', f.pool('edge-a').router!.wanIP],
-      ['corvid-edge-b', f.pool('edge-b').router!.wanIP],
+      ['corvid-edge-a@edge-a-gw-1', f.pool('edge-a').router!.wanIP],
+      ['corvid-edge-b@edge-b-gw-1', f.pool('edge-b').router!.wanIP],
     ]);
     const counters = async () => {
       const sas = await sys.sas('cloud-gw-1');
       const of = (name: string) => (sas.find((s) => s.name === name) ?? fail(`cloud-gw-1 has no IKE_SA ${name}: ${sas.map((s) => s.name)}`)).children.reduce((acc, c) => ({ in: acc.in + c.packetsIn, out: acc.out + c.packetsOut }), { in: 0, out: 0 });
-      return { a: of('corvid-edge-a'), b: of('corvid-edge-b') };
+      return { a: of('corvid-edge-a@edge-a-gw-1'), b: of('corvid-edge-b@edge-b-gw-1') };
     };
     const c0 = await counters();
     const N = 20;

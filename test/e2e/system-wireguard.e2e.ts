@@ -272,10 +272,10 @@ describe('e2e (flannel, backend wireguard): git push to packets', { skip, timeou
     const cloud = actives(gws).cloud!;
     // edge-a: one IKE_SA to cloud carrying edge-b's subnets too, and no WireGuard interface; cloud: both kinds.
     const sas = await sys.sas(edgeA);
-    assert.deepEqual(sas.map((x) => x.name), ['corvid-cloud']);
+    assert.deepEqual(sas.map((x) => x.name), [`corvid-cloud@${cloud}`]);
     for (const n of f.pool('edge-b').nodes) assert.ok(sas[0].children[0].remoteTs.includes(n.podCIDR), `${n.podCIDR} in edge-a's CHILD_SA`);
     for (const c of f.candidates('edge-a')) assert.equal(await sys.wireguardPeers(c.name), undefined, `${c.name} has no corvid.wg`);
-    assert.deepEqual((await sys.sas(cloud)).map((x) => x.name), ['corvid-edge-a']);
+    assert.deepEqual((await sys.sas(cloud)).map((x) => x.name), [`corvid-edge-a@${edgeA}`]);
     const peers = carrying((await sys.wireguardPeers(cloud)) ?? fail(`${cloud} has no corvid.wg`));
     assert.equal(peers.length, 1, 'cloud peers over WireGuard with edge-b only');
     // edge-b's gateway takes edge-a's subnets from its one peer, cloud (which decrypts them from IPsec first).

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { weakPskReason, MIN_PSK_BYTES, SecretReader } from '../../src/agent/secrets.ts';
-import { connHash, saMatchesTunnel, summariseSas, tunnelToConn } from '../../src/agent/conns.ts';
+import { connHash, saMatchesTunnel, summariseSas, tunnelConns } from '../../src/agent/conns.ts';
 import { AgentMetrics } from '../../src/agent/metrics.ts';
 import { parseAddress } from '../../src/adapters/http/server.ts';
 import { run as runAgent } from '../../src/cli/commands/agent.ts';
@@ -30,8 +30,8 @@ const T: TunnelPlan = {
   peerPool: 'b',
   peerNode: 'b-gw',
   role: 'initiator',
-  localId: 'a-gw',
-  remoteId: 'b-gw',
+  localId: 'a-gw.a.node.corvid',
+  remoteId: 'b-gw.b.node.corvid',
   localAddr: '10.1.0.10',
   remoteAddr: '192.0.2.2',
   remotePort: 4500,
@@ -41,10 +41,25 @@ const T: TunnelPlan = {
   espProposals: ['aes256-sha256'],
   pskSecretRef: { name: 'corvid-psk', key: 'psk' },
   relayed: [],
+  peers: [
+    { node: 'b-gw', conn: 'corvid-b@b-gw', id: 'b-gw.b.node.corvid', addr: '192.0.2.2', port: 4500 },
+    { node: 'b-gw2', conn: 'corvid-b@b-gw2', id: 'b-gw2.b.node.corvid', addr: '192.0.2.3' },
+  ],
 };
 
-test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, only the agent starts it, a successor replaces its predecessor, NAT-T port from the first packet', () => {
-  const c = tunnelToConn(T);
+/** The connection of the tunnel's one peer candidate, alone. */
+function connOf(t: TunnelPlan): ReturnType<typeof tunnelConns>[number]['conn'] {
+  const [only] = tunnelConns({ ...t, peers: [{ node: t.peerNode, conn: `${t.name}@${t.peerNode}`, id: t.remoteId, addr: t.remoteAddr, ...(t.remotePort === undefined ? {} : { port: t.remotePort }) }] });
+  return only.conn;
+}
+
+test('tunnelConns: one IKEv2 conn per peer candidate, one CHILD_SA with TS lists, only the agent starts it, childless IKE_SAs allowed, NAT-T port from the first packet', () => {
+  const all = tunnelConns(T);
+  assert.deepEqual(all.map((c) => [c.name, c.conn.remote.id, c.conn.remote_addrs, c.conn.remote_port]), [
+    ['corvid-b@b-gw', 'b-gw.b.node.corvid', ['192.0.2.2'], 4500],
+    ['corvid-b@b-gw2', 'b-gw2.b.node.corvid', ['192.0.2.3'], undefined],
+  ]);
+  const c = all[0].conn;
   assert.deepEqual(c, {
     version: 2,
     remote_addrs: ['192.0.2.2'],
@@ -52,9 +67,10 @@ test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, only the agent s
     local_port: 4500,
     proposals: ['aes256-sha256-modp2048'],
     dpd_delay: '5s',
-    local: { auth: 'psk', id: 'a-gw' },
-    remote: { auth: 'psk', id: 'b-gw' },
+    local: { auth: 'psk', id: 'a-gw.a.node.corvid' },
+    remote: { auth: 'psk', id: 'b-gw.b.node.corvid' },
     unique: 'replace',
+    childless: 'allow',
     children: {
       'corvid-b': {
         local_ts: ['10.101.0.0/24', '10.101.1.0/24'],
@@ -67,24 +83,24 @@ test('tunnelToConn: one IKEv2 conn, one CHILD_SA with TS lists, only the agent s
       },
     },
   });
-  const r = tunnelToConn({ ...T, role: 'responder', remoteAddr: '%any', remotePort: undefined });
+  const r = connOf({ ...T, role: 'responder', remoteAddr: '%any', remotePort: undefined });
   assert.deepEqual(r.remote_addrs, ['%any']);
   assert.equal(r.remote_port, undefined);
   assert.equal(r.local_port, undefined);
   // IKE to port 500 floats to 4500 as usual; to any other port it leaves from 4500 with the non-ESP marker.
-  assert.equal(tunnelToConn({ ...T, remotePort: 500 }).local_port, undefined);
-  assert.equal(tunnelToConn({ ...T, remotePort: 4501 }).local_port, 4500);
-  assert.equal(tunnelToConn({ ...T, role: 'responder', remotePort: 4500 }).local_port, 4500);
+  assert.equal(connOf({ ...T, remotePort: 500 }).local_port, undefined);
+  assert.equal(connOf({ ...T, remotePort: 4501 }).local_port, 4500);
+  assert.equal(connOf({ ...T, role: 'responder', remotePort: 4500 }).local_port, 4500);
   assert.equal(r.children['corvid-b'].dpd_action, 'clear');
   assert.equal(r.children['corvid-b'].close_action, 'none');
   assert.equal(r.children['corvid-b'].start_action, 'none');
-  assert.equal(connHash(tunnelToConn(T)), connHash(tunnelToConn({ ...T })));
-  assert.notEqual(connHash(tunnelToConn(T)), connHash(tunnelToConn({ ...T, remoteTs: ['10.102.0.0/24'] })));
+  assert.equal(connHash(connOf(T)), connHash(connOf({ ...T })));
+  assert.notEqual(connHash(connOf(T)), connHash(connOf({ ...T, remoteTs: ['10.102.0.0/24'] })));
 });
 
 function sa(state: string, childState: string, localTs = T.localTs, remoteTs = T.remoteTs): IkeSaInfo {
   return {
-    name: 'corvid-b',
+    name: 'corvid-b@b-gw',
     uniqueId: '1',
     state,
     initiator: true,
@@ -96,13 +112,13 @@ function sa(state: string, childState: string, localTs = T.localTs, remoteTs = T
 }
 
 test('SA summaries: up, pending, TS match', () => {
-  assert.equal(summariseSas([sa('ESTABLISHED', 'INSTALLED')], 'corvid-b').up, true);
-  assert.equal(summariseSas([sa('ESTABLISHED', 'INSTALLED')], 'corvid-c').up, false);
-  assert.equal(summariseSas([sa('CONNECTING', 'CREATED')], 'corvid-b').pending, true);
-  assert.equal(summariseSas([sa('ESTABLISHED', 'INSTALLING')], 'corvid-b').up, false);
-  assert.equal(saMatchesTunnel(summariseSas([sa('ESTABLISHED', 'INSTALLED')], 'corvid-b'), T), true);
-  assert.equal(saMatchesTunnel(summariseSas([sa('ESTABLISHED', 'INSTALLED', ['10.101.1.0/24', '10.101.0.0/24'])], 'corvid-b'), T), true);
-  assert.equal(saMatchesTunnel(summariseSas([sa('ESTABLISHED', 'INSTALLED', ['10.101.0.0/24'])], 'corvid-b'), T), false);
+  assert.equal(summariseSas([sa('ESTABLISHED', 'INSTALLED')], 'corvid-b@b-gw', 'corvid-b').up, true);
+  assert.equal(summariseSas([sa('ESTABLISHED', 'INSTALLED')], 'corvid-b@b-gw2', 'corvid-b').up, false);
+  assert.equal(summariseSas([sa('CONNECTING', 'CREATED')], 'corvid-b@b-gw', 'corvid-b').pending, true);
+  assert.equal(summariseSas([sa('ESTABLISHED', 'INSTALLING')], 'corvid-b@b-gw', 'corvid-b').up, false);
+  assert.equal(saMatchesTunnel(summariseSas([sa('ESTABLISHED', 'INSTALLED')], 'corvid-b@b-gw', 'corvid-b'), T), true);
+  assert.equal(saMatchesTunnel(summariseSas([sa('ESTABLISHED', 'INSTALLED', ['10.101.1.0/24', '10.101.0.0/24'])], 'corvid-b@b-gw', 'corvid-b'), T), true);
+  assert.equal(saMatchesTunnel(summariseSas([sa('ESTABLISHED', 'INSTALLED', ['10.101.0.0/24'])], 'corvid-b@b-gw', 'corvid-b'), T), false);
 });
 
 test('metrics: byte counters stay monotonic across SA replacements; gone peers disappear', async () => {

@@ -12,7 +12,7 @@ import { DatapathReconciler } from '../../src/agent/reconciler.ts';
 import { SecretReader } from '../../src/agent/secrets.ts';
 import { silentLogger } from '../../src/shell/log.ts';
 import { nodePlan } from '../../src/nodeplan/index.ts';
-import { tunnelToConn } from '../../src/agent/conns.ts';
+import { tunnelConns } from '../../src/agent/conns.ts';
 import { buildTwoPools, gatewayFor, makeSecretDir, waitFor, type PoolLab } from './agent-lab.ts';
 
 const skip = netnsSkipReason() ?? charonSkipReason();
@@ -69,10 +69,10 @@ test('reconciler: tunnel up from the plan, pods ping across, drift and charon re
   // Responder first, so the initiator's first attempt succeeds.
   const rb = await B.gw.reconcile(plan(b.gwNode));
   assert.deepEqual(rb.errors, []);
-  assert.deepEqual(rb.viciActions, ['load-shared corvid-a', 'load-conn corvid-a']);
+  assert.deepEqual(rb.viciActions, ['load-shared corvid-a', 'load-conn corvid-a@a-gw']);
   const ra = await A.gw.reconcile(plan(a.gwNode));
   assert.deepEqual(ra.errors, []);
-  assert.deepEqual(ra.viciActions, ['load-shared corvid-b', 'load-conn corvid-b', 'initiate corvid-b']);
+  assert.deepEqual(ra.viciActions, ['load-shared corvid-b', 'load-conn corvid-b@b-gw', 'initiate corvid-b@b-gw child corvid-b']);
   assert.equal(ra.tunnels[0].up, true);
   for (const [node, r] of [[a.memberNode, A.member], [b.memberNode, B.member]] as const) {
     const res = await r.reconcile(plan(node));
@@ -99,10 +99,10 @@ test('reconciler: tunnel up from the plan, pods ping across, drift and charon re
   assert.deepEqual([again.viciActions, again.ipChanges, again.errors], [[], [], []]);
 
   // Drift: the conn unloaded by hand (its SA stays up) and a member route deleted.
-  await A.vici.unloadConn('corvid-b');
+  await A.vici.unloadConn('corvid-b@b-gw');
   await lab.exec(a.memberNs, ['ip', 'route', 'del', b.memberSubnet, 'table', '9027']);
   const fixed = await A.gw.reconcile(plan(a.gwNode));
-  assert.deepEqual(fixed.viciActions, ['load-conn corvid-b']);
+  assert.deepEqual(fixed.viciActions, ['load-conn corvid-b@b-gw']);
   assert.deepEqual((await A.member.reconcile(plan(a.memberNode))).ipChanges, [`route replace ${b.memberSubnet} via ${a.gwLan} table 9027`]);
   assert.ok(await ping(a.memberNs, a.memberPod, b.memberPod));
 
@@ -110,14 +110,14 @@ test('reconciler: tunnel up from the plan, pods ping across, drift and charon re
   await charonA!.restart();
   const afterRestart = await A.gw.reconcile(plan(a.gwNode));
   assert.deepEqual(afterRestart.errors, []);
-  assert.deepEqual(afterRestart.viciActions, ['load-shared corvid-b', 'load-conn corvid-b', 'initiate corvid-b']);
+  assert.deepEqual(afterRestart.viciActions, ['load-shared corvid-b', 'load-conn corvid-b@b-gw', 'initiate corvid-b@b-gw child corvid-b']);
   assert.ok(await waitFor('ping after charon restart', () => ping(a.memberNs, a.memberPod, b.memberPod), 10_000));
 
   // A new DatapathReconciler (agent restart) with the same plan leaves the working SA alone.
   const fresh = side(a, charonA!).gw;
   const r2 = await fresh.reconcile(plan(a.gwNode));
   assert.deepEqual(r2.errors, []);
-  assert.deepEqual(r2.viciActions, ['load-shared corvid-b', 'load-conn corvid-b']);
+  assert.deepEqual(r2.viciActions, ['load-shared corvid-b', 'load-conn corvid-b@b-gw']);
   assert.equal((await A.vici.listSas()).length, 1);
 
   // Foreign state that must survive teardown: a conn and a key not named corvid-*, a route in another table.
@@ -127,7 +127,7 @@ test('reconciler: tunnel up from the plan, pods ping across, drift and charon re
 
   const down = await fresh.teardown();
   assert.deepEqual(down.errors, []);
-  assert.deepEqual(down.viciActions, ['terminate corvid-b', 'unload-conn corvid-b', 'unload-shared corvid-b']);
+  assert.deepEqual(down.viciActions, ['terminate corvid-b@b-gw', 'unload-conn corvid-b@b-gw', 'unload-shared corvid-b']);
   const m = await A.member.teardown();
   assert.deepEqual(m.errors, []);
   assert.deepEqual(await A.vici.getConns(), ['other-conn']);
@@ -178,7 +178,7 @@ test('reconciler: a gateway that loses the election becomes an ordinary node (co
   assert.equal(lost.role, 'member');
   const res = await A.gw.reconcile(lost);
   assert.deepEqual(res.errors, []);
-  assert.deepEqual(res.viciActions, ['terminate corvid-b', 'unload-conn corvid-b', 'unload-shared corvid-b']);
+  assert.deepEqual(res.viciActions, ['terminate corvid-b@b-gw', 'unload-conn corvid-b@b-gw', 'unload-shared corvid-b']);
   assert.deepEqual(res.ipChanges.sort(), [
     `route replace ${b.gwSubnet} via ${a.memberLan} table 9027`,
     `route replace ${b.memberSubnet} via ${a.memberLan} table 9027`,
@@ -212,10 +212,10 @@ test('reconciler: an SA negotiated against the peer\'s old config (fewer traffic
   assert.deepEqual(narrowed.localTs, [a.gwSubnet], 'b narrowed the CHILD_SA to its old config');
 
   // b's agent loads its new config while the SA stays (the reload raced the negotiation): nothing tears it down.
-  await B.vici.loadConn('corvid-a', tunnelToConn(planBNew.tunnels[0]));
+  for (const c of tunnelConns(planBNew.tunnels[0])) await B.vici.loadConn(c.name, c.conn);
   const fixed = await A.gw.reconcile(planA);
   assert.deepEqual(fixed.errors, []);
-  assert.deepEqual(fixed.viciActions, ['terminate corvid-b (traffic selectors differ from the plan)', 'initiate corvid-b']);
+  assert.deepEqual(fixed.viciActions, ['terminate corvid-b@b-gw (traffic selectors differ from the plan)', 'initiate corvid-b@b-gw child corvid-b']);
   const sas = await A.vici.listSas();
   assert.equal(sas.length, 1);
   assert.deepEqual(sas[0].children.map((c) => [c.localTs, c.remoteTs]), [[[a.gwSubnet, a.memberSubnet], [b.gwSubnet, b.memberSubnet]]]);

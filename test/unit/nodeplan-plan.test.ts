@@ -47,6 +47,8 @@ interface PoolSpec {
   mtu?: number;
   /** corvid.dev/wireguard-keys: node -> public key (defaults to a key per node for every pool). */
   wgKeys?: Record<string, string>;
+  /** spec.endpoints: the gateway candidates (the active one alone by default). */
+  candidates?: string[];
 }
 
 function encryptionAnnotations(pool: string, s: PoolSpec): Record<string, string> {
@@ -88,7 +90,7 @@ function gw(pool: string, s: PoolSpec): Gateway {
       labels: { [POOL_LABEL]: pool },
       annotations: encryptionAnnotations(pool, s),
     },
-    spec: { endpoints: s.active ? [endpoint(s.active)] : [], tunnelConfig: { Replicas: 1 } },
+    spec: { endpoints: (s.candidates ?? (s.active ? [s.active] : [])).map(endpoint), tunnelConfig: { Replicas: 1 } },
     status: {
       nodes: s.nodes.map(([nodeName, privateIP, ...subnets]) => ({ nodeName, privateIP, subnets })),
       activeEndpoints: s.active
@@ -110,7 +112,7 @@ function tunnel(p: NodePlan, peer: string): TunnelPlan {
   return t;
 }
 
-test('active gateway: one IKE connection per peer pool, one CHILD_SA with all subnets as TS lists', () => {
+test('active gateway: one tunnel per peer pool, one CHILD_SA with all subnets as TS lists, an IKE connection per candidate of the peer pool', () => {
   const p = nodePlan({ gateways: [A(), B()], nodeName: 'a-gw' });
   assert.equal(p.role, 'gateway');
   assert.equal(p.pool, 'a');
@@ -121,8 +123,8 @@ test('active gateway: one IKE connection per peer pool, one CHILD_SA with all su
       peerPool: 'b',
       peerNode: 'b-gw',
       role: 'initiator', // both public: the smaller pool name initiates
-      localId: 'a.pool.corvid',
-      remoteId: 'b.pool.corvid',
+      localId: 'a-gw.a.node.corvid',
+      remoteId: 'b-gw.b.node.corvid',
       localAddr: '10.1.0.10',
       remoteAddr: '192.0.2.2',
       localTs: ['10.101.0.0/24', '10.101.1.0/24'],
@@ -131,6 +133,7 @@ test('active gateway: one IKE connection per peer pool, one CHILD_SA with all su
       espProposals: ['aes256-sha256'],
       pskSecretRef: { name: 'corvid-psk', key: 'psk' },
       relayed: [],
+      peers: [{ node: 'b-gw', conn: 'corvid-b@b-gw', id: 'b-gw.b.node.corvid', addr: '192.0.2.2' }],
     },
   ]);
   // A gateway's ipsec traffic is routed by charon (table 220); no routes or rules of ours.
@@ -367,13 +370,20 @@ test('role change: a gateway that loses the election becomes an ordinary node', 
   assert.equal(newGw.role, 'gateway');
   assert.equal(tunnel(newGw, 'b').localAddr, '10.1.0.11');
   // The peer follows: its tunnel now points at the new gateway.
-  const peer = nodePlan({ gateways: [A({ active: 'a-n1', publicIP: undefined }), B()], nodeName: 'b-gw' });
+  const peer = nodePlan({ gateways: [A({ active: 'a-n1', publicIP: undefined, candidates: ['a-gw', 'a-n1'] }), B()], nodeName: 'b-gw' });
   assert.equal(tunnel(peer, 'a').peerNode, 'a-n1');
   assert.equal(tunnel(peer, 'a').remoteAddr, '10.1.0.11');
-  // The IKE identities are the pools': the same before and after, so the peer's first handshake with the successor
-  // is accepted (only the address, where it is reachable, changes).
-  assert.equal(tunnel(peer, 'a').remoteId, tunnel(nodePlan({ gateways: [A({ publicIP: undefined }), B()], nodeName: 'b-gw' }), 'a').remoteId);
-  assert.equal(tunnel(newGw, 'b').localId, tunnel(before, 'b').localId);
+  // The IKE identities are the nodes'. The peer holds a connection for each candidate of the pool before and after,
+  // so its first handshake with the successor is accepted whether or not it has seen the Gateway move yet.
+  const peerBefore = nodePlan({ gateways: [A({ publicIP: undefined, candidates: ['a-gw', 'a-n1'] }), B()], nodeName: 'b-gw' });
+  assert.equal(tunnel(peer, 'a').remoteId, 'a-n1.a.node.corvid');
+  assert.equal(tunnel(peerBefore, 'a').remoteId, 'a-gw.a.node.corvid');
+  assert.equal(tunnel(newGw, 'b').localId, 'a-n1.a.node.corvid');
+  assert.deepEqual(tunnel(peer, 'a').peers, tunnel(peerBefore, 'a').peers);
+  assert.deepEqual(tunnel(peer, 'a').peers, [
+    { node: 'a-gw', conn: 'corvid-a@a-gw', id: 'a-gw.a.node.corvid', addr: '10.1.0.10' },
+    { node: 'a-n1', conn: 'corvid-a@a-n1', id: 'a-n1.a.node.corvid', addr: '10.1.0.11' },
+  ]);
 });
 
 test('no active gateway in the local pool: no routes, a finding', () => {

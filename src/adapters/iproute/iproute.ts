@@ -33,11 +33,12 @@ export interface RouteEntry {
   dev?: string;
 }
 
-/** A plain rule `from all lookup <table> pref <priority>`. */
+/** A plain rule `from all lookup <table> pref <priority>`, or `from all iif <dev> lookup ...`. */
 export interface RuleEntry {
   family: Family;
   priority: number;
   table: number;
+  iif?: string;
 }
 
 export interface IpState {
@@ -65,7 +66,8 @@ export interface ActualRule {
   family: Family;
   priority: number;
   table: number;
-  /** True when the rule is exactly `from all lookup table pref priority`. */
+  iif?: string;
+  /** True when the rule is exactly `from all [iif dev] lookup table pref priority`. */
   plain: boolean;
 }
 
@@ -178,8 +180,10 @@ export function parseRules(json: string, family: Family, table: number): ActualR
   for (const r of rows) {
     if (String(r.table) !== String(table)) continue;
     const priority = typeof r.priority === 'number' ? r.priority : Number(r.priority);
-    const plain = r.src === 'all' && Object.keys(r).every((k) => k === 'priority' || k === 'src' || k === 'table');
-    out.push({ family, priority, table, plain });
+    const plain = r.src === 'all' && Object.keys(r).every((k) => k === 'priority' || k === 'src' || k === 'table' || k === 'iif');
+    const rule: ActualRule = { family, priority, table, plain };
+    if (typeof r.iif === 'string') rule.iif = r.iif;
+    out.push(rule);
   }
   return out;
 }
@@ -242,8 +246,12 @@ function sameRoute(a: ActualRoute, w: RouteEntry): boolean {
   return a.advmss === (w.mtu === undefined ? undefined : mssFor(w.mtu, w.family));
 }
 
-function ruleLine(op: 'add' | 'del', r: { priority: number }, table: number): string {
-  return `rule ${op} pref ${r.priority} lookup ${table}`;
+function ruleLine(op: 'add' | 'del', r: { priority: number; iif?: string }, table: number): string {
+  return `rule ${op} pref ${r.priority}${r.iif === undefined ? '' : ` iif ${r.iif}`} lookup ${table}`;
+}
+
+function ruleKey(r: { family: Family; priority: number; iif?: string }): string {
+  return `${r.family} ${r.priority} ${r.iif ?? ''}`;
 }
 
 /**
@@ -280,9 +288,9 @@ export function diffIpState(actual: ActualState, desired: IpState, table: number
   for (const w of want.values()) adds.push({ family: w.family, kind: 'route', op: 'replace', line: routeLine('replace', w, table) });
 
   const wantRules = new Map<string, RuleEntry>();
-  for (const r of desired.rules) wantRules.set(`${r.family} ${r.priority}`, r);
+  for (const r of desired.rules) wantRules.set(ruleKey(r), r);
   for (const r of actual.rules) {
-    const k = `${r.family} ${r.priority}`;
+    const k = ruleKey(r);
     if (r.plain && wantRules.has(k)) {
       wantRules.delete(k);
       continue;

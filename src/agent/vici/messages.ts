@@ -90,6 +90,8 @@ export interface ConnConfig {
   dpd_delay?: number | string;
   /** Uniqueness policy for IKE_SAs with the same identities (swanctl's `unique`). */
   unique?: 'no' | 'never' | 'keep' | 'replace';
+  /** Childless IKE_SAs (RFC 6023, swanctl's `childless`): `allow` accepts them, and creates one on an initiate without a child. */
+  childless?: 'allow' | 'force' | 'never';
   local: AuthConfig;
   remote: AuthConfig;
   children: Record<string, ChildConfig>;
@@ -150,7 +152,8 @@ export interface SaFilter {
 }
 
 export interface InitiateOptions {
-  child: string;
+  /** Without it, the IKE_SA of `ike` alone (childless with `childless: allow`). */
+  child?: string;
   ike?: string;
   timeoutMs?: number;
 }
@@ -201,6 +204,7 @@ export function connToMessage(conn: ConnConfig): ViciMessage {
     encap: conn.encap === undefined ? undefined : yesNo(conn.encap),
     dpd_delay: conn.dpd_delay === undefined ? undefined : String(conn.dpd_delay),
     unique: conn.unique,
+    childless: conn.childless,
     local: auth(conn.local),
     remote: auth(conn.remote),
     children,
