@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { renderTable } from '../../src/adapters/nft/nft.ts';
 import { rpFilterActions } from '../../src/adapters/sysctl/rpfilter.ts';
 import { devicesToward, looseRpFilterDevices } from '../../src/nodeplan/index.ts';
-import { diffIpState, mtuOfAddress, parseRoutes, routedDestinations } from '../../src/adapters/iproute/iproute.ts';
+import { diffIpState, mtuOfAddress, parseRoutes, parseRules, routedDestinations } from '../../src/adapters/iproute/iproute.ts';
 
 test('nft: no cross-pool traffic, no table', () => {
   assert.equal(renderTable({ local: [], remote: [], mss: [] }), '');
@@ -159,4 +159,24 @@ test('iproute: the MTU of the link that holds an address', () => {
   assert.equal(mtuOfAddress(json, '10.10.0.11'), 1450);
   assert.equal(mtuOfAddress(json, '10.10.0.99'), undefined);
   assert.equal(mtuOfAddress('', '10.10.0.11'), undefined);
+});
+
+test('iproute: a rule limited to an input device (a hand-over hold) is read, kept, added and removed as its own', () => {
+  const json = JSON.stringify([
+    { priority: 219, src: 'all', iif: 'eth0', table: '9027' },
+    { priority: 220, src: 'all', table: '220' },
+    { priority: 9027, src: 'all', table: '9027' },
+  ]);
+  const rules = parseRules(json, 4, 9027);
+  assert.deepEqual(rules, [
+    { family: 4, priority: 219, table: 9027, plain: true, iif: 'eth0' },
+    { family: 4, priority: 9027, table: 9027, plain: true },
+  ]);
+  const base = { family: 4 as const, priority: 9027, table: 9027 };
+  const hold = { family: 4 as const, priority: 219, table: 9027, iif: 'eth0' };
+  assert.deepEqual(diffIpState({ routes: [], rules }, { routes: [], rules: [base, hold] }, 9027), []);
+  assert.deepEqual(diffIpState({ routes: [], rules }, { routes: [], rules: [base] }, 9027).map((c) => c.line), ['rule del pref 219 iif eth0 lookup 9027']);
+  assert.deepEqual(diffIpState({ routes: [], rules: rules.slice(1) }, { routes: [], rules: [base, hold] }, 9027).map((c) => c.line), ['rule add pref 219 iif eth0 lookup 9027']);
+  // Another device: the old rule goes, the new one comes.
+  assert.deepEqual(diffIpState({ routes: [], rules }, { routes: [], rules: [base, { ...hold, iif: 'ens5' }] }, 9027).map((c) => c.line), ['rule del pref 219 iif eth0 lookup 9027', 'rule add pref 219 iif ens5 lookup 9027']);
 });

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nodePlan } from '../../src/nodeplan/plan.ts';
+import { DEFAULT_ROUTE_TABLE, DEFAULT_RULE_PRIORITY, HANDOVER_RULE_PRIORITY } from '../../src/nodeplan/types.ts';
 import { encodeGatewayAnnotations } from '../../src/gateway/annotations.ts';
 import type { Gateway } from '../../src/gateway/types.ts';
 import { DEFAULT_ENCRYPTION } from '../../src/topology/normalise.ts';
@@ -76,4 +77,59 @@ test('no bridge through the predecessor for WireGuard links (their routes go int
     const gws = [edge('e-gw2', { routing }), cloud()];
     assert.deepEqual(nodePlan({ gateways: gws, nodeName: 'e-gw2', handoverFrom: 'e-gw1' }).routes, nodePlan({ gateways: gws, nodeName: 'e-gw2' }).routes, routing);
   }
+});
+
+test("the hold: the members' traffic (in on the uplink) goes through the predecessor ahead of charon's table, per peer until the peer has installed our CHILD_SA", () => {
+  const gws = [edge('e-gw2'), cloud()];
+  const held = nodePlan({ gateways: gws, nodeName: 'e-gw2', handoverFrom: 'e-gw1', handoverReleased: [], uplinkDevice: 'eth0' });
+  assert.deepEqual(held.routes.map((r) => [r.dst, r.via]), [
+    ['10.102.0.0/24', '10.1.0.10'],
+    ['10.102.1.0/24', '10.1.0.10'],
+  ]);
+  assert.deepEqual(held.rules, [
+    { family: 4, priority: DEFAULT_RULE_PRIORITY, table: DEFAULT_ROUTE_TABLE },
+    { family: 4, priority: HANDOVER_RULE_PRIORITY, table: DEFAULT_ROUTE_TABLE, iif: 'eth0' },
+  ]);
+  assert.ok(HANDOVER_RULE_PRIORITY < 220, "ahead of charon's table (220)");
+  // Released: its traffic takes the new CHILD_SA (charon's table); nothing of ours is left for it.
+  const released = nodePlan({ gateways: gws, nodeName: 'e-gw2', handoverFrom: 'e-gw1', handoverReleased: ['cloud'], uplinkDevice: 'eth0' });
+  assert.deepEqual([released.routes, released.rules], [[], []]);
+  // Without a hold (a dead predecessor) or an uplink known, the bridge stays behind charon's table, as before.
+  const unheld = nodePlan({ gateways: gws, nodeName: 'e-gw2', handoverFrom: 'e-gw1', uplinkDevice: 'eth0' });
+  assert.deepEqual(unheld.rules.map((r) => r.priority), [DEFAULT_RULE_PRIORITY]);
+  assert.deepEqual(unheld.routes, held.routes);
+  const noUplink = nodePlan({ gateways: gws, nodeName: 'e-gw2', handoverFrom: 'e-gw1', handoverReleased: [] });
+  assert.deepEqual(noUplink.rules.map((r) => r.priority), [DEFAULT_RULE_PRIORITY]);
+  // Only the successor holds: the predecessor and everyone else ignore it.
+  for (const node of ['e-gw1', 'e-n1', 'c-gw']) {
+    const o = { gateways: gws, nodeName: node, handoverFrom: 'e-gw1', uplinkDevice: 'eth0' };
+    assert.deepEqual(nodePlan({ ...o, handoverReleased: [] }), nodePlan(o), node);
+  }
+});
+
+test('the hold of a relayed pool is released with the tunnel that carries it (its relay)', () => {
+  // A third pool reached through cloud: its subnets ride on our tunnel to cloud.
+  const hub = gw('cloud', [['c-gw', '10.2.0.10', '10.102.0.0/24']], 'c-gw');
+  const far = gw('far', [['f-gw', '10.3.0.10', '10.103.0.0/24']], 'f-gw');
+  // Behind NAT (no public address), edge and far reach each other only through cloud.
+  const relayed = (g: Gateway, o: { relay?: string; relaysFor?: string[] }): Gateway => {
+    const behindNat = o.relay !== undefined;
+    const endpoints = g.spec.endpoints!.map((e) => (behindNat ? { nodeName: e.nodeName, type: e.type, port: e.port, underNAT: true } : e));
+    const actives = g.status!.activeEndpoints!.map((e) => (behindNat ? { nodeName: e.nodeName, type: e.type, port: e.port, underNAT: true } : e));
+    return {
+      ...g,
+      metadata: { ...g.metadata, annotations: encodeGatewayAnnotations({ peers: ['*'], encryption: IPSEC, encryptionDefaults: IPSEC, ...o }) },
+      spec: { ...g.spec, endpoints },
+      status: { ...g.status, activeEndpoints: actives },
+    };
+  };
+  const gws = [relayed(edge('e-gw2'), { relay: 'cloud' }), relayed(hub, { relaysFor: ['edge', 'far'] }), relayed(far, { relay: 'cloud' })];
+  const plan = (released: string[]) => nodePlan({ gateways: gws, nodeName: 'e-gw2', handoverFrom: 'e-gw1', handoverReleased: released, uplinkDevice: 'eth0' });
+  const held = plan([]);
+  assert.deepEqual(held.tunnels.map((t) => t.peerPool), ['cloud'], `one tunnel, to the relay: ${JSON.stringify(held.findings)}`);
+  assert.deepEqual(held.routes.map((r) => [r.dst, r.pool]), [
+    ['10.102.0.0/24', 'cloud'],
+    ['10.103.0.0/24', 'far'],
+  ]);
+  assert.deepEqual([plan(['cloud']).routes, plan(['cloud']).rules], [[], []]);
 });
