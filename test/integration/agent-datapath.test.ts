@@ -203,7 +203,7 @@ describe('agent datapath', { skip }, () => {
 
       // list-sas: one CHILD_SA carrying every subnet of both pools, with bytes both ways.
       const [sa] = await vici(a.gwNode).listSas();
-      assert.equal(sa.name, 'corvid-b');
+      assert.equal(sa.name, 'corvid-b@b-gw');
       assert.deepEqual(sa.children.map((c) => [c.name, c.localTs, c.remoteTs]), [
         ['corvid-b', [a.gwSubnet, a.memberSubnet], [b.gwSubnet, b.memberSubnet]],
       ]);
@@ -267,7 +267,7 @@ describe('agent datapath', { skip }, () => {
       await applyPool(withDeny);
       await waitFor('the agents saw the Corvid change', async () => (await ping(a.memberNs, a.memberPod, b.memberPod)) && (await vici(a.gwNode).getConns()).length > 0, 10_000, 200);
       await new Promise((r) => setTimeout(r, 1500));
-      assert.deepEqual(await vici(a.gwNode).getConns(), ['corvid-b'], 'our tunnel stays, and none for the Raven Gateway');
+      assert.deepEqual(await vici(a.gwNode).getConns(), ['corvid-b@b-gw'], 'our tunnel stays, and none for the Raven Gateway');
       assert.ok(await ping(a.memberNs, a.memberPod, b.memberPod), 'pods still reach each other');
       for (const ns of [a.gwNs, a.memberNs]) {
         const routes = (await new Iproute({ table: TABLE, netns: ns }).read()).routes.map((r) => r.dst);
@@ -281,13 +281,13 @@ describe('agent datapath', { skip }, () => {
 
   test('repair: a route deleted and a conn unloaded by hand come back within the repair interval', { skip, timeout: 30_000 }, async () => {
     const va = vici(a.gwNode);
-    assert.deepEqual(await va.getConns(), ['corvid-b']);
+    assert.deepEqual(await va.getConns(), ['corvid-b@b-gw']);
     await lab.exec(a.memberNs, ['ip', 'route', 'del', b.memberSubnet, 'table', String(TABLE)]);
-    await va.unloadConn('corvid-b');
+    await va.unloadConn('corvid-b@b-gw');
     const t0 = Date.now();
     await waitFor('route and conn restored', async () => {
       const routes = (await new Iproute({ table: TABLE, netns: a.memberNs }).read()).routes.map((r) => r.dst);
-      return routes.includes(b.memberSubnet) && (await va.getConns()).includes('corvid-b');
+      return routes.includes(b.memberSubnet) && (await va.getConns()).includes('corvid-b@b-gw');
     }, REPAIR_MS * 3 + 2000, 100);
     const took = Date.now() - t0;
     assert.ok(took <= REPAIR_MS * 2 + 1000, `repaired after ${took} ms`);

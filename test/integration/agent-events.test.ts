@@ -108,14 +108,14 @@ describe('agent tunnel state from VICI events', { skip }, () => {
   test('a tunnel closed by the peer is reported down/up and repaired at once; since changes only with the state', { skip, timeout: 60_000 }, async () => {
     // Responder first, so the initiator's first initiate succeeds (its next repair tick is 60 s away).
     const agentB = await startAgent(b);
-    await waitFor('b-gw loaded corvid-a', async () => (await vici(b.gwNode).getConns()).includes('corvid-a'), 10_000);
+    await waitFor('b-gw loaded corvid-a', async () => (await vici(b.gwNode).getConns()).includes('corvid-a@a-gw'), 10_000);
     const agentA = await startAgent(a);
     const t1 = await waitFor('tunnel up in a-gw\'s Lease', async () => ((await tunnels(a.gwNode))?.b?.up === true ? tunnels(a.gwNode) : undefined), 10_000, 100);
     const reconciles = agentA.reconciles;
 
     // The peer closes the tunnel. Without events nothing would notice before the next repair tick (60 s).
     await new Promise((r) => setTimeout(r, 1100)); // `since` has a one-second resolution
-    await vici(b.gwNode).terminate({ ike: 'corvid-a', timeoutMs: 3000 });
+    await vici(b.gwNode).terminate({ ike: 'corvid-a@a-gw', timeoutMs: 3000 });
     const t2 = await waitFor('tunnel up again with a new since', async () => {
       const t = await tunnels(a.gwNode);
       return t?.b?.up === true && t.b.since !== t1!.b.since ? t : undefined;
@@ -138,7 +138,7 @@ describe('agent tunnel state from VICI events', { skip }, () => {
   test('a charon crash (no event tells of it) is repaired as soon as the events are re-registered', { skip, timeout: 60_000 }, async () => {
     // The peer is back; a-gw's last initiate failed and its next repair tick is a minute away.
     agentB2 = await startAgent(b);
-    await waitFor('b-gw loaded corvid-a', async () => (await vici(b.gwNode).getConns()).includes('corvid-a'), 10_000);
+    await waitFor('b-gw loaded corvid-a', async () => (await vici(b.gwNode).getConns()).includes('corvid-a@a-gw'), 10_000);
     await new Promise((r) => setTimeout(r, 1000)); // let the repair the last test's down event triggered pass
     // A crash (SIGKILL): charon says nothing on the way out, and comes back with no conn, key or SA.
     const charon = charons.get(a.gwNode)!;
@@ -146,9 +146,9 @@ describe('agent tunnel state from VICI events', { skip }, () => {
     await charon.restart();
     await waitFor('a-gw\'s charon has the tunnel again', async () => {
       const sas = await vici(a.gwNode).listSas();
-      return sas.some((sa) => sa.name === 'corvid-b' && sa.state === 'ESTABLISHED' && sa.children.length > 0);
+      return sas.some((sa) => sa.name === 'corvid-b@b-gw' && sa.state === 'ESTABLISHED' && sa.children.length > 0);
     }, 10_000, 100);
-    assert.deepEqual(await vici(a.gwNode).getConns(), ['corvid-b']);
+    assert.deepEqual(await vici(a.gwNode).getConns(), ['corvid-b@b-gw']);
     await waitFor('tunnel up in a-gw\'s Lease', async () => (await tunnels(a.gwNode))?.b?.up === true, 5_000, 100);
   });
 
@@ -158,18 +158,18 @@ describe('agent tunnel state from VICI events', { skip }, () => {
     // schedule, about 20 s) must clear the stale SA, and the down event makes the agent initiate again. With
     // charon's default timers this takes minutes.
     await waitFor('tunnel up before', async () => (await tunnels(a.gwNode))?.b?.up === true, 10_000, 100);
-    const before = (await vici(a.gwNode).listSas()).find((sa) => sa.name === 'corvid-b')!;
+    const before = (await vici(a.gwNode).listSas()).find((sa) => sa.name === 'corvid-b@b-gw')!;
     const charon = charons.get(b.gwNode)!;
     const crashedAt = Date.now();
     process.kill(charon.pid, 'SIGKILL');
     await charon.restart();
-    await waitFor('b-gw\'s agent loaded corvid-a into the new charon', async () => (await vici(b.gwNode).getConns()).includes('corvid-a'), 10_000, 100);
+    await waitFor('b-gw\'s agent loaded corvid-a into the new charon', async () => (await vici(b.gwNode).getConns()).includes('corvid-a@a-gw'), 10_000, 100);
     assert.equal((await vici(b.gwNode).listSas()).length, 0, 'the responder does not initiate');
     await waitFor('a-gw has a new tunnel to b-gw, established with the restarted charon', async () => {
       const sas = await vici(b.gwNode).listSas();
-      return sas.some((sa) => sa.name === 'corvid-a' && sa.state === 'ESTABLISHED' && sa.children.length > 0);
+      return sas.some((sa) => sa.name === 'corvid-a@a-gw' && sa.state === 'ESTABLISHED' && sa.children.length > 0);
     }, 40_000, 200);
-    const after = (await vici(a.gwNode).listSas()).filter((sa) => sa.name === 'corvid-b');
+    const after = (await vici(a.gwNode).listSas()).filter((sa) => sa.name === 'corvid-b@b-gw');
     assert.equal(after.length, 1, 'one IKE_SA: the stale one is gone');
     assert.notEqual(after[0].uniqueId, before.uniqueId, 'a new IKE_SA');
     await waitFor('tunnel up in a-gw\'s Lease', async () => (await tunnels(a.gwNode))?.b?.up === true, 5_000, 100);
@@ -181,7 +181,7 @@ describe('agent tunnel state from VICI events', { skip }, () => {
     // The peer's agent goes (removing its conn): a-gw's initiates fail until it is back.
     await agentB2!.stop();
     // Meanwhile b-gw's charon holds a conn for someone else (the peer's old config): a-gw's IKE_AUTH fails outright.
-    await vici(b.gwNode).loadConn('corvid-a', { version: 2, remote_addrs: [a.publicIP], local: { auth: 'psk', id: b.gwNode }, remote: { auth: 'psk', id: 'someone-else' }, children: { 'corvid-a': { local_ts: [b.gwSubnet], remote_ts: [a.gwSubnet] } } });
+    await vici(b.gwNode).loadConn('corvid-a@a-gw', { version: 2, remote_addrs: [a.publicIP], local: { auth: 'psk', id: b.gwNode }, remote: { auth: 'psk', id: 'someone-else' }, children: { 'corvid-a': { local_ts: [b.gwSubnet], remote_ts: [a.gwSubnet] } } });
     await waitFor('tunnel down in a-gw\'s Lease', async () => (await tunnels(a.gwNode))?.b?.up === false, 8_000, 100);
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal((await vici(a.gwNode).listSas()).length, 0, 'the failed attempt left nothing pending');
@@ -189,7 +189,7 @@ describe('agent tunnel state from VICI events', { skip }, () => {
     await startAgent(b);
     await waitFor('a-gw re-initiated without waiting for its repair tick (60 s)', async () => {
       const sas = await vici(a.gwNode).listSas();
-      return sas.some((sa) => sa.name === 'corvid-b' && sa.state === 'ESTABLISHED' && sa.children.length > 0);
+      return sas.some((sa) => sa.name === 'corvid-b@b-gw' && sa.state === 'ESTABLISHED' && sa.children.length > 0);
     }, 10_000, 100);
     assert.ok(Date.now() - back < 10_000);
   });

@@ -124,7 +124,7 @@ test('relay: NAT\'d lyon and oslo talk through the cloud gateway; a denied pair 
 
   // Both NAT'd gateways initiated to the relay; the relay answered from %any and saw the routers' addresses.
   const cloudSas = await r.cloud.vici.listSas();
-  assert.deepEqual(cloudSas.map((s) => [s.name, s.remoteHost]).sort(), [['corvid-lyon', '192.0.2.20'], ['corvid-oslo', '192.0.2.30']]);
+  assert.deepEqual(cloudSas.map((s) => [s.name, s.remoteHost]).sort(), [['corvid-lyon@l-gw', '192.0.2.20'], ['corvid-oslo@o-gw', '192.0.2.30']]);
   const lyonSa = (await r.lyon.vici.listSas())[0];
   assert.deepEqual(lyonSa.children[0].remoteTs, ['10.100.0.0/24', '10.120.0.0/24']);
   assert.equal(lyonSa.children[0].encap, true, 'NAT-T: ESP in UDP 4500');
@@ -132,7 +132,7 @@ test('relay: NAT\'d lyon and oslo talk through the cloud gateway; a denied pair 
   assert.ok(await waitFor('lyon pod -> cloud pod', () => ping('lyon', '10.110.0.5', '10.100.0.5'), 10_000));
   assert.ok(await waitFor('lyon pod -> oslo pod through the relay', () => ping('lyon', '10.110.0.5', '10.120.0.5'), 10_000));
   assert.ok(await ping('oslo', '10.120.0.5', '10.110.0.5'));
-  const relayed = (await r.cloud.vici.listSas()).find((s) => s.name === 'corvid-oslo')!.children[0];
+  const relayed = (await r.cloud.vici.listSas()).find((s) => s.name === 'corvid-oslo@o-gw')!.children[0];
   assert.ok(relayed.bytesOut > 0 && relayed.bytesIn > 0);
 
   // lyon now denies oslo: the relay stops carrying the pair (both CHILD_SAs are replaced), cloud stays reachable.
