@@ -952,8 +952,8 @@ export class Agent {
       await new Promise((r) => setTimeout(r, WIREGUARD_HANDOVER_GRACE_MS));
       return;
     }
-    // Our SAs go when the successor's replace them at the peers (the pool's one IKE identity, unique=replace): until
-    // then they carry the traffic the members and the successor still send us.
+    // Our SAs go when the peers retire them, PREDECESSOR_GRACE_S after the successor's are up: until then they carry
+    // the traffic the members and the successor (its hold) still send us.
     this.log.info('a successor is named; forwarding until its tunnels replace ours', { atMostMs: HANDOVER_GRACE_MS });
     const graceEnd = this.now().getTime() + HANDOVER_GRACE_MS;
     const oursUp = async (): Promise<boolean> => {

@@ -48,8 +48,8 @@ export interface NodePlanInput {
   /**
    * A hand-over in progress: the node that was this pool's active gateway until a moment ago (the agent names it for
    * HANDOVER_WINDOW_MS after it saw the change). Make before break: the new active gateway routes the pool's IPsec
-   * traffic through it until its own tunnels are up, and it keeps its tunnels, never initiating them again, until the
-   * peers replace them with the successor's (NodePlan.retiring).
+   * traffic through it until its own tunnels are up (and held: handoverReleased), and it keeps its tunnels, never
+   * initiating them again, until the peers retire them (NodePlan.retiring).
    */
   handoverFrom?: string;
   /**
@@ -341,9 +341,9 @@ export interface NodePlan {
   /** The WireGuard interface of an active gateway with WireGuard links; absent: none. */
   wireguard?: WireguardPlan;
   /**
-   * The pool's previous active gateway during a hand-over (NodePlanInput.handoverFrom is this node): the IPsec
-   * connections it held, by name, sorted. They and their SAs are left as they are (never initiated, never
-   * terminated) while the successor's replace them at the peers. Absent: none.
+   * The pool's previous active gateway during a hand-over (NodePlanInput.handoverFrom is this node): the tunnels it
+   * held, by name, sorted. Their IKE connections and SAs are left as they are (never initiated, never terminated)
+   * while the successor's replace them at the peers, which then retire them. Absent: none.
    */
   retiring?: string[];
 }

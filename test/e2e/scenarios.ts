@@ -26,11 +26,15 @@ import { failoverPaths, formatFailover, runFailover } from './failover.ts';
  */
 export const SUITE_BUDGET_MS = 6 * 60_000;
 /**
- * Scenarios 5 and 7 (a planned hand-over, make before break): pings (100 ms apart) one may lose per path. Most runs
- * lose none. What remains is IKE's own: the peer sends on the successor's new SA as soon as it has installed it, and
- * the successor installs it only when the IKE_AUTH response arrives, a few milliseconds later.
+ * Scenarios 5 and 7 (a planned hand-over, make before break): pings (100 ms apart) one may lose per path. None: the
+ * peer that keeps sending creates the successor's CHILD_SA and so installs it last, the successor holds its members'
+ * traffic on the predecessor until the peer has sent on it, and the peer keeps the predecessor's SAs for a grace
+ * (docs/datapath.md, "A planned hand-over"). CORVID_E2E_HANDOVER_PING_MS samples more often (5 ms: about 1,400 pings
+ * per path and hand-over lost none in the runs of 2026-12-07).
  */
-export const HANDOVER_LOSS_BOUND = 1;
+export const HANDOVER_LOSS_BOUND = 0;
+/** The interval of the pings that judge a hand-over (scenarios 5 and 7). */
+const HANDOVER_PING_MS = Number(process.env.CORVID_E2E_HANDOVER_PING_MS ?? 100);
 /**
  * Scenario 4: kill -> every path answers again, for each of two failovers in a row. The goal is 1 s as a median
  * (bench/failover.ts measures it: 0.75-0.85 s here); this bound, with room for a loaded machine, catches a failover
@@ -108,12 +112,12 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
   const { fail, whole, traffic } = scenarioChecks(() => ({ f, sys }));
 
   /**
-   * What a hand-over of `pool` is judged by: a ping every 100 ms on every path through it and a TCP stream, begun
+   * What a hand-over of `pool` is judged by: a ping every HANDOVER_PING_MS (100 ms) on every path through it and a TCP stream, begun
    * before it, and every node's drop counters (where a lost packet died: an SA missing, a TTL spent in a loop, no
    * route). Resolves once the pings answer and the stream has run a second.
    */
   async function watchHandover(pool: PoolName): Promise<{ count(at: number): Promise<HandoverCount>; stop(): Promise<void> }> {
-    const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP));
+    const pingers = failoverPaths(f, pool).map(([a, b]) => new Pinger(f, a, f.node(b).podIP, HANDOVER_PING_MS));
     const t0 = Date.now();
     for (const p of pingers) assert.ok(await p.waitForReply(t0, 10_000), `steady pings ${p.from} -> ${p.to}`);
     await new Promise((r) => setTimeout(r, 1000));
@@ -310,7 +314,7 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
       assert.deepEqual(tcp.problems, [], `a TCP stream runs through the drain of ${old}: ${tcp.line}`);
       // Make before break: the successor starts its tunnels once its predecessor has let go, and routes through it
       // until they are up; the predecessor keeps its tunnels until the successor's replace them.
-      assert.ok(worst <= HANDOVER_LOSS_BOUND, `a drain loses at most ${HANDOVER_LOSS_BOUND} ping (100 ms apart) per path; worst ${worst}: ${lines.join('; ')}\n${sys.logTail([old, successor, 'cloud-gw-1', 'cloud-gw-2'])}`);
+      assert.ok(worst <= HANDOVER_LOSS_BOUND, `a drain loses at most ${HANDOVER_LOSS_BOUND} ping (${HANDOVER_PING_MS} ms apart) per path; worst ${worst}: ${lines.join('; ')}\n${sys.logTail([old, successor, 'cloud-gw-1', 'cloud-gw-2'])}`);
 
       // Undrained: the election is sticky, the successor stays.
       await new Promise((r) => setTimeout(r, 1500));
@@ -519,7 +523,7 @@ describe(`e2e (${cni}): git push to packets`, { skip, timeout: SUITE_BUDGET_MS +
       console.log(`# scenario 7: SIGTERM to ${old}'s agent -> ${successor} elected after ${electedMs} ms; ${lines.join('; ')}; ${tcp.line}; drop counters grown: ${grown}`);
       assert.deepEqual(tcp.problems, [], `a TCP stream runs through the agent's restart: ${tcp.line}`);
       assert.ok(electedMs < RELEASE_HANDOVER_BOUND_MS, `handed over ${electedMs} ms after the SIGTERM, not within ${RELEASE_HANDOVER_BOUND_MS} ms: the released Lease must not wait for the heartbeat to expire`);
-      assert.ok(worst <= HANDOVER_LOSS_BOUND, `a clean agent restart loses at most ${HANDOVER_LOSS_BOUND} ping (100 ms apart) per path; worst ${worst}: ${lines.join('; ')}\n${sys.logTail([old, successor, 'cloud-gw-1', 'cloud-gw-2'])}`);
+      assert.ok(worst <= HANDOVER_LOSS_BOUND, `a clean agent restart loses at most ${HANDOVER_LOSS_BOUND} ping (${HANDOVER_PING_MS} ms apart) per path; worst ${worst}: ${lines.join('; ')}\n${sys.logTail([old, successor, 'cloud-gw-1', 'cloud-gw-2'])}`);
       assert.equal(await sys.activeOf(pool), successor, 'the restarted agent does not take the pool back (sticky)');
     } finally {
       await watch.stop();
