@@ -12,6 +12,7 @@
 // The reconciler keeps only a memory of the config fingerprints it loaded; everything else is read back each time,
 // so a charon restart (nothing loaded) or a hand-made change (a conn unloaded, a route deleted) is simply drift.
 
+import { createHash } from 'node:crypto';
 import type { ViciCommands, IkeSaInfo } from './vici/index.ts';
 import type { Iproute } from '../adapters/iproute/iproute.ts';
 import type { Nft } from '../adapters/nft/nft.ts';
@@ -313,7 +314,8 @@ export class DatapathReconciler {
       const configs = new Map(tunnelConns(t).map((c) => [c.name, c.conn]));
       const conns = t.peers.map((peer) => ({ peer, hash: connHash(configs.get(peer.conn)!) }));
       const owners = [t.localId, ...t.peers.map((p) => p.id)];
-      const fingerprint = `${s.fingerprint}:${connHash({ owners } as unknown as ConnConfig)}`;
+      // The key is loaded again when a candidate comes or goes: its owners are part of what was loaded.
+      const fingerprint = `${s.fingerprint}:${createHash('sha256').update(owners.join('\n')).digest('hex').slice(0, 16)}`;
       out.set(t.name, { tunnel: t, conns, configs, secret: s.data, owners, fingerprint });
     }
     return out;
