@@ -518,6 +518,12 @@ export class Agent {
     return true;
   }
 
+  /** This node is the new active gateway of a hand-over in progress (its tunnels' CHILD_SAs are the peers' to create). */
+  private handoverSuccessor(plan: NodePlan): boolean {
+    const h = this.handover;
+    return plan.role === 'gateway' && h !== undefined && h.from !== this.o.nodeName && this.now().getTime() < h.untilMs;
+  }
+
   /**
    * A hand-over's successor starts its tunnels only once its predecessor has let go: the predecessor's answers to our
    * liveness probes say whether its datapath still holds the role. Its tunnels carry the pool's traffic until ours
@@ -525,11 +531,6 @@ export class Agent {
    * Not waited for: a predecessor not heard within the liveness verdict's time (dead, or liveness off), and any
    * predecessor after HANDOVER_HOLD_MS (one stopping on SIGTERM lets go only once it sees us named).
    */
-  private handoverSuccessor(plan: NodePlan): boolean {
-    const h = this.handover;
-    return plan.role === 'gateway' && h !== undefined && h.from !== this.o.nodeName && this.now().getTime() < h.untilMs;
-  }
-
   private predecessorHolds(plan: NodePlan): boolean {
     const h = this.handover;
     if (plan.role !== 'gateway' || h === undefined || this.now().getTime() >= h.startMs + HANDOVER_HOLD_MS) return false;
