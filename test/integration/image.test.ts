@@ -372,7 +372,8 @@ secrets {
         for (const p of [a, b]) {
           const sas = await imageSwanctl(lab, p.gwNs, runs.get(p.gwNode)!, '--list-sas');
           const peer = p === a ? b : a;
-          assert.match(sas.stdout, new RegExp(`corvid-${peer.pool}: #\\d+, ESTABLISHED, IKEv2`), `${p.gwNode}: ${sas.stdout}`);
+          // The IKE connection of the peer's gateway, carrying the tunnel's one CHILD_SA.
+          assert.match(sas.stdout, new RegExp(`corvid-${peer.pool}@${peer.gwNode}: #\\d+, ESTABLISHED, IKEv2`), `${p.gwNode}: ${sas.stdout}`);
           assert.match(sas.stdout, new RegExp(`corvid-${peer.pool}: #\\d+, reqid \\d+, INSTALLED, TUNNEL`), `${p.gwNode}: ${sas.stdout}`);
         }
         // SIGTERM: each agent unloads its connection and exits 0.
