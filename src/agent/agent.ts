@@ -218,7 +218,7 @@ export class Agent {
   /** This pool's active gateway as the last reconcile saw it, to notice a hand-over. */
   private poolActive: { pool: string; node: string } | undefined;
   /** The hold of a hand-over's successor (updateHold), for the hand-over that started at startMs. */
-  private heldPools: { startMs: number; released: string[]; upAt: Map<string, number> } | undefined;
+  private heldPools: { startMs: number; released: string[]; upAt: Map<string, number>; off: boolean } | undefined;
   /** A hand-over in progress (NodePlanInput.handoverFrom): when it started and ends (this.now() ms). */
   private handover: { from: string; startMs: number; untilMs: number } | undefined;
   /** The last reconcile held its initiations back for the predecessor (predecessorHolds). */
@@ -464,26 +464,31 @@ export class Agent {
       ...(this.uplinkDevice === undefined ? {} : { uplinkDevice: this.uplinkDevice }),
       ...(this.wireguardKey === undefined ? {} : { wireguardPublicKey: this.wireguardKey.publicKey }),
       ...(this.handover === undefined || this.now().getTime() >= this.handover.untilMs ? {} : { handoverFrom: this.handover.from }),
-      ...(this.heldPools === undefined ? {} : { handoverReleased: this.heldPools.released }),
+      ...(this.heldPools === undefined || this.heldPools.off ? {} : { handoverReleased: this.heldPools.released }),
     });
   }
 
   /**
    * The hold of a hand-over's successor (NodePlanInput.handoverReleased), from the tunnels the last reconcile read: a
    * peer pool is released once its gateway has sent on our new CHILD_SA, or HANDOVER_HOLD_MAX_MS after it came up (a
-   * peer with nothing to send). No hold with a dead predecessor: it would forward nothing.
+   * peer with nothing to send). No hold with a dead predecessor: it would forward nothing. None after
+   * HANDOVER_HOLD_MS + HANDOVER_HOLD_MAX_MS in any case.
    */
   private updateHold(plan: NodePlan): void {
     const h = this.handover;
-    const t = h === undefined ? undefined : this.livenessTargets.find((x) => x.node === h.from);
-    const alive = t !== undefined && this.probeBook.saysActive(t.address, this.livenessSettings().downAfterMs) !== undefined;
-    if (!this.handoverSuccessor(plan) || !alive || h === undefined) {
+    const nowMs = this.now().getTime();
+    if (!this.handoverSuccessor(plan) || h === undefined || nowMs >= h.startMs + HANDOVER_HOLD_MS + HANDOVER_HOLD_MAX_MS) {
       this.heldPools = undefined;
       return;
     }
-    if (this.heldPools?.startMs !== h.startMs) this.heldPools = { startMs: h.startMs, released: [], upAt: new Map() };
+    const t = this.livenessTargets.find((x) => x.node === h.from);
+    const alive = t !== undefined && this.probeBook.saysActive(t.address, this.livenessSettings().downAfterMs) !== undefined;
+    // Decided when the hand-over starts: a predecessor dead then (a failover) gets no hold, even once its restarted
+    // agent answers again (it is a member by then, and would send the traffic back); one that dies ends it.
+    if (this.heldPools?.startMs !== h.startMs) this.heldPools = { startMs: h.startMs, released: [], upAt: new Map(), off: !alive };
     const held = this.heldPools;
-    const nowMs = this.now().getTime();
+    if (!alive) held.off = true;
+    if (held.off) return;
     for (const x of this.lastResult?.tunnels ?? []) {
       if (!x.up || held.released.includes(x.peer) || !plan.tunnels.some((y) => y.peerPool === x.peer)) continue;
       const upAt = held.upAt.get(x.peer) ?? nowMs;
@@ -558,9 +563,10 @@ export class Agent {
     this.uplinkDevice = uplink.device;
     let plan = this.currentPlan();
     if (this.noteActive(plan)) plan = this.currentPlan();
-    const heldBefore = JSON.stringify(this.heldPools?.released);
+    const holdOf = (): string => JSON.stringify(this.heldPools === undefined || this.heldPools.off ? null : this.heldPools.released);
+    const heldBefore = holdOf();
     this.updateHold(plan);
-    if (JSON.stringify(this.heldPools?.released) !== heldBefore) plan = this.currentPlan();
+    if (holdOf() !== heldBefore) plan = this.currentPlan();
     const s = summary(plan);
     if (s !== this.lastPlanSummary) {
       this.log.info('plan', JSON.parse(s) as Record<string, unknown>);
