@@ -22,10 +22,6 @@
 //   for it). With no other healthy candidate and no other active endpoint it is kept, with a finding. A candidate
 //   whose agent asks to hand over (handoverWanted: its charon restarted) is treated the same, with no finding.
 // - more kept endpoints than replicas: the most preferred survive (upstream picks at random).
-// - an active endpoint reported unreachable by another candidate of its pool (over their LAN), and unhealthy for no
-//   other reason, is lost only to a successor: with no other candidate to elect, it is kept (REASONS.keptUnreachable).
-//   The report may be a stall of the reporter's or of the reported node's agent; keeping costs nothing if the node
-//   is dead (no one else could serve), and its heartbeat still expires.
 
 import type { ElectionSettings } from '../topology/types.ts';
 import type { CandidateHealth, Decision, DecisionKind, Finding, InventoryNode } from './types.ts';
@@ -69,7 +65,6 @@ export const REASONS = {
   keptCutOff: 'kept: the pool is cut off from the API server, and its peers still reach it',
   keptDrained: 'kept: drained, but no other healthy candidate',
   keptAsked: 'kept: its agent asks to hand over (charon restarted), but no other healthy candidate',
-  keptUnreachable: 'kept: reported unreachable in its pool, but no other candidate can take over',
   lost: (why: Unhealth | 'drained') => `lost: ${why}`,
   lostNotCandidate: 'lost: no longer a candidate',
   lostOverReplicas: (r: number) => `lost: more active endpoints than replicas (${r})`,
@@ -231,8 +226,6 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
   const failStatic = cutOffButReached(candidates, input.previousActive, input.reachedByPeers === true, settings.heartbeatTimeoutSeconds);
   let kept: CandidateState[] = [];
   const drainedActive: CandidateState[] = [];
-  // Lost to a successor only (step 4): reported unreachable over the LAN, and nothing else wrong with it.
-  const reported: CandidateState[] = [];
   const seen = new Set<string>();
   for (const name of input.previousActive) {
     if (seen.has(name)) continue;
@@ -242,8 +235,7 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
     else if (c.unhealthy && failStatic) {
       kept.push(c);
       decide(name, 'kept', REASONS.keptCutOff);
-    } else if (c.unhealthy === 'unreachable in its pool') reported.push(c);
-    else if (c.unhealthy) decide(name, 'lost', REASONS.lost(c.unhealthy));
+    } else if (c.unhealthy) decide(name, 'lost', REASONS.lost(c.unhealthy));
     else if (yields(c)) drainedActive.push(c);
     else kept.push(c);
   }
@@ -309,18 +301,9 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
     });
   }
 
-  // 5. Reported unreachable: kept when no one else serves the pool; otherwise lost.
-  reported.sort(byRank);
-  let holdout: CandidateState | undefined;
-  if (kept.length + replacements === 0 && retained === undefined && reported.length > 0) {
-    holdout = reported[0];
-    reasons[holdout.node] = REASONS.keptUnreachable;
-  }
-  for (const r of reported) if (r !== holdout) decide(r.node, 'lost', REASONS.lost('unreachable in its pool'));
-
   for (const k of kept) {
     const prev = input.previousReasons[k.node];
-    reasons[k.node] = prev === undefined || prev === REASONS.keptDrained || prev === REASONS.keptAsked || prev === REASONS.keptUnreachable ? REASONS.kept : prev;
+    reasons[k.node] = prev === undefined || prev === REASONS.keptDrained || prev === REASONS.keptAsked ? REASONS.kept : prev;
   }
   for (const p of picks) {
     reasons[p.node] = REASONS.elected;
@@ -332,7 +315,7 @@ export function electPool(input: PoolElectionInput): PoolElectionResult {
     decide(r.node, 'elected', why);
   }
 
-  const active = [...kept, ...picks, ...recent, ...(retained ? [retained] : []), ...(holdout ? [holdout] : [])].sort(byRank).map((c) => c.node);
+  const active = [...kept, ...picks, ...recent, ...(retained ? [retained] : [])].sort(byRank).map((c) => c.node);
   if (active.length === 0) {
     for (const c of awaited) reasons[c.node] = REASONS.awaited;
     if (candidates.length === 0) {

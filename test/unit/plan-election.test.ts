@@ -435,27 +435,3 @@ test('first start: a candidate that has just shown itself waits briefly for a mo
   // Not a first start: a dead preferred candidate (its heartbeat expired) makes nobody wait.
   assert.deepEqual(active({ a: { heartbeatAgeSeconds: 100, heartbeatSince: since(200) }, b: b(2) }, ['a']), ['b']);
 });
-
-test('an active gateway reported unreachable in its pool is lost to a successor only: with no other candidate to elect it is kept', () => {
-  // b (drained: the operator's maintenance) reports a unreachable over the LAN, as a stall of either agent can make it.
-  const reported = { a: { heartbeatAgeSeconds: 0.2, unreachableFrom: ['b'] }, b: { heartbeatAgeSeconds: 0.2 } };
-  const alone = run({ nodes: [n('a'), n('b', { drained: true })], gateways: ['a', 'b'], previous: ['a'], health: reported });
-  assert.deepEqual(alone.active, ['a']);
-  assert.deepEqual(alone.decisions, []);
-  assert.deepEqual(alone.election, { a: REASONS.keptUnreachable });
-  // With a candidate to take over, the report moves the role as before.
-  const healthy = run({ nodes: [n('a'), n('b')], gateways: ['a', 'b'], previous: ['a'], health: reported });
-  assert.deepEqual(healthy.active, ['b']);
-  assert.equal(healthy.decisions[0], 'a lost: unreachable in its pool');
-  // A dead node is not kept by it: its heartbeat expires, and then it goes, successor or not.
-  const dead = { ...reported, a: { heartbeatAgeSeconds: 41, unreachableFrom: ['b'] } };
-  const expired = run({ nodes: [n('a'), n('b', { drained: true })], gateways: ['a', 'b'], previous: ['a'], health: dead });
-  assert.deepEqual(expired.active, []);
-  assert.deepEqual(expired.decisions, ['a lost: heartbeat expired']);
-  // Healthy again: kept as any healthy gateway, and the reason says so.
-  const again = run({ nodes: [n('a'), n('b', { drained: true })], gateways: ['a', 'b'], previous: ['a'], previousElection: alone.election, health: { a: { heartbeatAgeSeconds: 0.2 } } });
-  assert.deepEqual([again.active, again.election], [['a'], { a: REASONS.kept }]);
-  // Not newly elected on the strength of it: only a previous active endpoint is kept.
-  const fresh = run({ nodes: [n('a'), n('b', { drained: true })], gateways: ['a', 'b'], health: reported });
-  assert.deepEqual(fresh.active, []);
-});
