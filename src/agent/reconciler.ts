@@ -20,7 +20,7 @@ import type { RpFilter } from '../adapters/sysctl/rpfilter.ts';
 import type { VxlanLinks } from '../adapters/iproute/vxlan.ts';
 import { wireguardPsk, type ActualPeer, type WireguardConfig, type WireguardLinks } from '../adapters/wireguard/wireguard.ts';
 import type { WireguardKeyPair } from '../adapters/wireguard/keyfile.ts';
-import { endpointHost, looseRpFilterDevices, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, wireguardTunnels, type NodePlan, type WireguardPeerPlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
+import { activeConn, endpointHost, looseRpFilterDevices, NO_PACKET_POLICY, WIREGUARD_SESSION_SECONDS, wireguardTunnels, type NodePlan, type WireguardPeerPlan, type WireguardPlan, type PacketPolicy, type TunnelPlan, type VxlanPlan } from '../nodeplan/index.ts';
 import type { ConnConfig } from './vici/index.ts';
 import { connHash, ours, summariseSas, tunnelConns, type SaSummary } from './conns.ts';
 import { describeAction, endsStepsOnFailure, peerProblem, planViciActions, type TsBackoff, type ViciAction, type WantedTunnel } from './vici-actions.ts';
@@ -352,6 +352,7 @@ export class DatapathReconciler {
     const terminateTimeoutMs = this.o.terminateTimeoutMs ?? 3000;
     const configs = new Map([...want.values()].flatMap((w) => [...w.configs]));
     const configOf = (name: string): ConnConfig => configs.get(name)!;
+    const hashes = new Map([...want.values()].flatMap((w) => w.conns.map((c) => [c.peer.conn, c.hash] as const)));
     const execute = async (a: ViciAction): Promise<boolean> => {
       const action = describeAction(a);
       try {
@@ -405,7 +406,7 @@ export class DatapathReconciler {
         if (a.op === 'terminate' && a.why === 'traffic selectors differ from the plan') this.tsBackoff.set(name, a.backoff);
         const ok = await execute(a);
         if (ok && a.op === 'load-shared') this.loadedKeys.set(name, w.fingerprint);
-        if (ok && a.op === 'load-conn') this.loaded.set(a.name, connHash(configOf(a.name)));
+        if (ok && a.op === 'load-conn') this.loaded.set(a.name, hashes.get(a.name)!);
         if (!ok && endsStepsOnFailure(a)) {
           ended = true;
           break;
@@ -437,8 +438,7 @@ export class DatapathReconciler {
     if (vici === undefined || plan.tunnels.length === 0) return [];
     const after = (await vici.listSas()).filter((s) => ours(s.name));
     return plan.tunnels.map((t) => {
-      const active = t.peers.find((p) => p.node === t.peerNode)?.conn ?? '';
-      const s = summariseSas(after, active, t.name);
+      const s = summariseSas(after, activeConn(t), t.name);
       const state: TunnelState = { peer: t.peerPool, conn: t.name, up: s.up, pending: s.pending, bytesIn: s.bytesIn, bytesOut: s.bytesOut, children: s.children };
       if (s.remoteHost !== undefined) state.remoteAddress = s.remoteHost;
       return state;

@@ -6,7 +6,7 @@
 // per wanted connection its PSK, its config, and its initiation.
 
 import type { IkeSaInfo } from './vici/index.ts';
-import type { IkePeerPlan, TunnelPlan } from '../nodeplan/index.ts';
+import { activeConn, type IkePeerPlan, type TunnelPlan } from '../nodeplan/index.ts';
 import { saMatchesTunnel, summariseSas } from './conns.ts';
 
 /** One IKE connection the plan wants (one per candidate of the peer pool), with the fingerprint of its config. */
@@ -186,11 +186,7 @@ export function planViciActions(
         terminated.add(conn);
       }
     }
-    const active = t.peers.find((p) => p.node === t.peerNode)?.conn;
-    if (active === undefined) {
-      connections.push({ name, steps, clearBackoff });
-      continue;
-    }
+    const active = activeConn(t);
     const current = terminated.has(active) ? [] : (sasByName.get(active) ?? []);
     let summary = summariseSas(current, active, name);
     // The peer pool's previous gateway: its SAs carry the traffic its successor still sends through it, until the

@@ -122,6 +122,11 @@ export function ikeConnName(tunnel: string, node: string): string {
   return `${tunnel}@${node}`;
 }
 
+/** The IKE connection that carries a tunnel: its peer pool's active gateway's (one of TunnelPlan.peers). */
+export function activeConn(t: TunnelPlan): string {
+  return ikeConnName(t.name, t.peerNode);
+}
+
 /**
  * The IKE identity of a gateway candidate: its node's, within its pool. A peer keeps one connection per candidate of
  * our pool (TunnelPlan.peers), so during a hand-over it can tell the successor's IKE_SA from the predecessor's, keep
